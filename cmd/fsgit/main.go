@@ -1,0 +1,65 @@
+// Command fsgit is a GitOps, pull-based reconciler for a hybrid ML feature
+// store: it evaluates a CUE site for a node, observes the node, and converges
+// it. See README.md for the subcommands.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// exitError carries a process exit code out of a subcommand. Subcommands
+// return it for Puppet's detailed exit codes (2, 4, 6) and for "invalid"
+// (1) after they have printed their own message.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+// run executes the command line and returns the exit code. It is separate
+// from main so that testscript can call it in-process.
+func run(args []string) int {
+	root := newRootCmd()
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintln(os.Stderr, "fsgit:", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintln(os.Stderr, "fsgit:", err)
+	return 1
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "fsgit",
+		Short:         "GitOps reconciler for a hybrid ML feature store",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(
+		newVersionCmd(),
+		// Each subcommand lives in its own file and is added here.
+	)
+	return root
+}

@@ -1,0 +1,270 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+)
+
+// Kind implements one resource kind. One value serves every resource of its
+// kind and every run; per-run state goes in the [Env]'s cache.
+//
+// The engine calls Validate once per resource when a catalog is loaded, then
+// per run: Plan for each resource (in dependency order, possibly in parallel
+// for independent resources), the returned Plan's Apply when the plan has
+// changes that may run, and Refresh (if the kind implements [Refresher]) when
+// a resource it depends on through a notify edge changed.
+type Kind interface {
+	// Kind returns the kind's name as used in IDs, e.g. "file" or
+	// "mariadb.user".
+	Kind() string
+	// Validate decodes the resource's spec (with [Resource.DecodeSpec]) and
+	// checks what the schema cannot. It does no I/O.
+	Validate(r *Resource) error
+	// Plan observes the real state of r and returns what it would take to
+	// converge it. It never modifies anything, in noop or not. Observation
+	// that can be batched across all resources of the kind (one dpkg-query,
+	// one pass over grants) is done once per run through env.Cache.
+	// A plan with no changes means the resource is converged.
+	Plan(ctx context.Context, env *Env, r *Resource) (*Plan, error)
+}
+
+// Refresher is implemented by kinds that react to a notify edge: a service
+// restarts, a container is recreated, an exec with refreshOnly runs.
+type Refresher interface {
+	// Refresh reacts to a change in a resource that notifies r. The engine
+	// calls it at most once per run for r, after r's own plan was applied,
+	// and not in noop. changed says whether r's own plan had changes (a
+	// service that was just started need not restart).
+	Refresh(ctx context.Context, env *Env, r *Resource, changed bool) error
+}
+
+// Pruner is implemented by kinds that can remove a resource that has left
+// the catalog. The engine passes the resource as it was last applied (from
+// the inventory). The returned plan's changes carry their class: a
+// destructive one runs only if the last applied resource allowed destroy.
+type Pruner interface {
+	// PlanDelete observes r and returns the plan that removes it, or a plan
+	// with no changes when it is already gone.
+	PlanDelete(ctx context.Context, env *Env, r *Resource) (*Plan, error)
+}
+
+// Class says how much a change disturbs the system.
+type Class int
+
+const (
+	// Safe changes create or adjust without interrupting anything.
+	Safe Class = iota
+	// Disruptive changes interrupt a service (restart, recreate).
+	Disruptive
+	// Destructive changes can lose data (DROP DATABASE, REVOKE, deleting a
+	// volume). They run only where the resource allows destroy.
+	Destructive
+)
+
+// String returns "safe", "disruptive" or "destructive".
+func (c Class) String() string {
+	switch c {
+	case Safe:
+		return "safe"
+	case Disruptive:
+		return "disruptive"
+	case Destructive:
+		return "destructive"
+	}
+	return fmt.Sprintf("class(%d)", int(c))
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (c Class) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
+
+// Change is one field-level difference between observed and desired state.
+// Before and After are display values: a secret-derived field shows
+// "(secret mariadb/fs_user)" or "(changed)", never a value.
+type Change struct {
+	Field  string `json:"field"`
+	Before string `json:"before,omitempty"`
+	After  string `json:"after,omitempty"`
+	Class  Class  `json:"class"`
+}
+
+// Action is what a plan does to the resource as a whole.
+type Action string
+
+const (
+	// ActionNone: converged.
+	ActionNone Action = ""
+	// ActionCreate: the resource does not exist and will be created.
+	ActionCreate Action = "create"
+	// ActionUpdate: the resource exists and some fields change.
+	ActionUpdate Action = "update"
+	// ActionDelete: the resource will be removed.
+	ActionDelete Action = "delete"
+)
+
+// Plan is what a kind found and what it would do. Apply converges the
+// resource in one call; it is nil when there is nothing to do.
+type Plan struct {
+	Action  Action   `json:"action,omitempty"`
+	Changes []Change `json:"changes,omitempty"`
+	// Observed is a normalized, secret-free summary of the observed state,
+	// kept in the node's state and hashed to notice drift. Keys are field
+	// names.
+	Observed map[string]string `json:"observed,omitempty"`
+	// Apply performs the changes. It must be idempotent and must honour ctx.
+	Apply func(ctx context.Context) error `json:"-"`
+}
+
+// HasChanges reports whether the plan changes anything.
+func (p *Plan) HasChanges() bool { return p != nil && (len(p.Changes) > 0 || p.Action != ActionNone) }
+
+// MaxClass returns the most disturbing class among the plan's changes.
+func (p *Plan) MaxClass() Class {
+	c := Safe
+	if p == nil {
+		return c
+	}
+	for _, ch := range p.Changes {
+		if ch.Class > c {
+			c = ch.Class
+		}
+	}
+	return c
+}
+
+// Env is what a kind may use during a run.
+type Env struct {
+	// Root prefixes every managed path ("" means the host's /). Kinds that
+	// cannot honour a root (packages, services, accounts) return a
+	// [SkipError] when it is set.
+	Root string
+	// Noop is true when nothing may be changed. Kinds need not check it: the
+	// engine never calls Apply or Refresh in noop. It is here for kinds
+	// whose observation would otherwise have side effects.
+	Noop bool
+	// Secrets resolves secret references at apply time.
+	Secrets SecretResolver
+	// Log is the run's logger.
+	Log *slog.Logger
+	// Cache memoizes per-run, per-kind batched observations.
+	Cache *Cache
+	// Progress, when set, receives progress of long steps (downloads).
+	Progress func(id ID, done, total int64)
+}
+
+// Path maps an absolute managed path into the root. It refuses relative
+// paths and paths that would escape the root.
+func (e *Env) Path(p string) (string, error) {
+	if !filepath.IsAbs(p) {
+		return "", fmt.Errorf("path %q is not absolute", p)
+	}
+	clean := filepath.Clean(p)
+	if clean != p && clean+"/" != p {
+		return "", fmt.Errorf("path %q is not clean (would be %q)", p, clean)
+	}
+	if e.Root == "" {
+		return clean, nil
+	}
+	joined := filepath.Join(e.Root, clean)
+	root := filepath.Clean(e.Root)
+	if joined != root && !strings.HasPrefix(joined, root+string(filepath.Separator)) {
+		return "", fmt.Errorf("path %q escapes root %q", p, e.Root)
+	}
+	return joined, nil
+}
+
+// Cache memoizes values for the length of one run. It is safe for
+// concurrent use; a value is computed once even when asked for at once.
+type Cache struct {
+	mu sync.Mutex
+	m  map[string]*cacheEntry
+}
+
+type cacheEntry struct {
+	once sync.Once
+	v    any
+	err  error
+}
+
+// NewCache returns an empty cache.
+func NewCache() *Cache { return &Cache{m: map[string]*cacheEntry{}} }
+
+// Once returns the value stored under key, computing it with f the first
+// time. An error is cached too: every resource asking in this run sees it.
+func (c *Cache) Once(key string, f func() (any, error)) (any, error) {
+	c.mu.Lock()
+	e, ok := c.m[key]
+	if !ok {
+		e = &cacheEntry{}
+		c.m[key] = e
+	}
+	c.mu.Unlock()
+	e.once.Do(func() { e.v, e.err = f() })
+	return e.v, e.err
+}
+
+// Forget drops key, so that the next Once recomputes it (after an apply
+// changed what was observed).
+func (c *Cache) Forget(key string) {
+	c.mu.Lock()
+	delete(c.m, key)
+	c.mu.Unlock()
+}
+
+// SkipError says that a resource cannot be handled here and is skipped, not
+// failed: a package under --root, a service with no systemd.
+type SkipError struct{ Reason string }
+
+// Error returns the reason.
+func (e *SkipError) Error() string { return e.Reason }
+
+// Skip returns a *SkipError with the given reason.
+func Skip(reason string) error { return &SkipError{Reason: reason} }
+
+// IsSkip reports whether err is or wraps a *SkipError.
+func IsSkip(err error) bool {
+	var s *SkipError
+	return errors.As(err, &s)
+}
+
+// Registry maps kind names to their implementations. cmd/fsgit builds one
+// with every kind; tests build their own.
+type Registry struct{ kinds map[string]Kind }
+
+// NewRegistry returns a registry holding the given kinds. It panics on a
+// duplicate kind name, which is a programming error.
+func NewRegistry(kinds ...Kind) *Registry {
+	r := &Registry{kinds: map[string]Kind{}}
+	for _, k := range kinds {
+		r.Add(k)
+	}
+	return r
+}
+
+// Add registers k. It panics on a duplicate kind name.
+func (r *Registry) Add(k Kind) {
+	if _, dup := r.kinds[k.Kind()]; dup {
+		panic("reconciler: kind registered twice: " + k.Kind())
+	}
+	r.kinds[k.Kind()] = k
+}
+
+// Lookup returns the kind with the given name.
+func (r *Registry) Lookup(name string) (Kind, bool) {
+	k, ok := r.kinds[name]
+	return k, ok
+}
+
+// Kinds returns the registered kind names, sorted.
+func (r *Registry) Kinds() []string {
+	out := make([]string, 0, len(r.kinds))
+	for k := range r.kinds {
+		out = append(out, k)
+	}
+	sortStrings(out)
+	return out
+}

@@ -1,0 +1,118 @@
+package reconciler
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// ID names a resource: its kind, a colon, and a name unique within the kind,
+// as in "file:/etc/my.cnf.d/server.cnf" or "mariadb.user:fs_user@localhost".
+type ID string
+
+// NewID joins a kind and a name into an ID.
+func NewID(kind, name string) ID { return ID(kind + ":" + name) }
+
+// Kind returns the part of the ID before the first colon.
+func (id ID) Kind() string {
+	k, _, _ := strings.Cut(string(id), ":")
+	return k
+}
+
+// Name returns the part of the ID after the first colon.
+func (id ID) Name() string {
+	_, n, _ := strings.Cut(string(id), ":")
+	return n
+}
+
+// Valid reports whether the ID has a non-empty kind and name.
+func (id ID) Valid() bool {
+	k, n, ok := strings.Cut(string(id), ":")
+	return ok && k != "" && n != ""
+}
+
+// Mode says what the engine does about drift on a resource.
+type Mode string
+
+const (
+	// ModeEnforce corrects drift (the default).
+	ModeEnforce Mode = "enforce"
+	// ModeDetect reports drift and changes nothing.
+	ModeDetect Mode = "detect"
+)
+
+// Resource is one entry of a catalog: the desired state of one thing on the
+// node. It is produced by internal/desired from the CUE site and is
+// immutable once the catalog is built.
+type Resource struct {
+	// ID is "kind:name".
+	ID ID `json:"id"`
+	// Require lists resources that must be applied successfully before this
+	// one.
+	Require []ID `json:"require,omitempty"`
+	// Notify lists resources that run after this one and are refreshed
+	// (restarted, reloaded, recreated) when this one changed.
+	Notify []ID `json:"notify,omitempty"`
+	// Mode is enforce (correct drift) or detect (only report it).
+	Mode Mode `json:"mode,omitempty"`
+	// AllowDestroy opts this resource in to destructive changes (dropping a
+	// database, deleting a data volume). Without it such changes are held as
+	// pending destroys and nothing is lost.
+	AllowDestroy bool `json:"allowDestroy,omitempty"`
+	// Spec holds the kind-specific fields as JSON. Secret values never
+	// appear here, only secret references.
+	Spec json.RawMessage `json:"spec"`
+}
+
+// Kind returns the resource's kind, from its ID.
+func (r *Resource) Kind() string { return r.ID.Kind() }
+
+// Name returns the resource's name, from its ID.
+func (r *Resource) Name() string { return r.ID.Name() }
+
+// DecodeSpec decodes the resource's spec into v, refusing fields that v does
+// not declare, so that a field the schema knows but the Go side does not is
+// an error rather than silently dropped.
+func (r *Resource) DecodeSpec(v any) error {
+	dec := json.NewDecoder(bytes.NewReader(r.Spec))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("decode spec of %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// Catalog is the desired state of one node at one revision.
+type Catalog struct {
+	// Site is the site's name, Node the node's and Role its role's.
+	Site string `json:"site"`
+	Node string `json:"node"`
+	Role string `json:"role"`
+	// Revision identifies what the catalog was built from: a commit hash, or
+	// "sha256:<hex>" of the site's files for a directory.
+	Revision string `json:"revision,omitempty"`
+	// Resources are sorted by ID.
+	Resources []Resource `json:"resources"`
+}
+
+// Sort orders the resources by ID, which makes every output built from the
+// catalog stable.
+func (c *Catalog) Sort() {
+	sort.Slice(c.Resources, func(i, j int) bool { return c.Resources[i].ID < c.Resources[j].ID })
+}
+
+// Lookup returns the resource with the given ID, or nil.
+func (c *Catalog) Lookup(id ID) *Resource {
+	i := sort.Search(len(c.Resources), func(i int) bool { return c.Resources[i].ID >= id })
+	if i < len(c.Resources) && c.Resources[i].ID == id {
+		return &c.Resources[i]
+	}
+	for k := range c.Resources { // not sorted
+		if c.Resources[k].ID == id {
+			return &c.Resources[k]
+		}
+	}
+	return nil
+}
