@@ -268,3 +268,16 @@ func (r *Registry) Kinds() []string {
 	sortStrings(out)
 	return out
 }
+
+// Previewer is implemented by kinds that can say, from two versions of a
+// resource alone and without observing anything, what applying the change
+// would do to the running system. fsgit plan uses it to flag restarts,
+// recreates and destroys in a pull request. Kinds that do not implement it
+// are previewed conservatively: creates and updates are Safe, removals
+// Destructive (held as pending destroys unless the resource allows destroy).
+type Previewer interface {
+	// Preview classes the change from old to new; old is nil for a create
+	// and new is nil for a removal. Effect is a short phrase for a reviewer
+	// ("recreate container", "drop database"), or "" for a plain change.
+	Preview(old, new *Resource) (class Class, effect string)
+}

@@ -1,0 +1,75 @@
+package plan
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/fsgit/fsgit/reconciler"
+)
+
+func res(id string, spec any, notify ...reconciler.ID) reconciler.Resource {
+	b, _ := json.Marshal(spec)
+	return reconciler.Resource{ID: reconciler.ID(id), Spec: b, Notify: notify}
+}
+
+func TestCompute(t *testing.T) {
+	cnf := "[mysqld]\ninnodb_buffer_pool_size = 1G\nmax_connections = 100\n"
+	base := map[string]*reconciler.Catalog{
+		"online-1": {Node: "online-1", Role: "feature_store_online", Resources: []reconciler.Resource{
+			res("file:/etc/my.cnf.d/server.cnf", map[string]any{"content": cnf, "mode": "0644"}, "service:mariadb"),
+			res("service:mariadb", map[string]any{"name": "mariadb"}),
+			res("mariadb.database:old_db", map[string]any{"name": "old_db"}),
+			res("mariadb.user:fs_user@localhost", map[string]any{"password": map[string]any{"secret": "mariadb/fs_user"}}),
+		}},
+		"vector-1": {Node: "vector-1", Resources: []reconciler.Resource{res("file:/a", map[string]any{"content": "x"})}},
+	}
+	head := map[string]*reconciler.Catalog{
+		"online-1": {Node: "online-1", Role: "feature_store_online", Resources: []reconciler.Resource{
+			res("file:/etc/my.cnf.d/server.cnf", map[string]any{"content": strings.Replace(cnf, "1G", "2G", 1), "mode": "0644"}, "service:mariadb"),
+			res("service:mariadb", map[string]any{"name": "mariadb"}),
+			res("mariadb.user:fs_user@localhost", map[string]any{"password": map[string]any{"secret": "mariadb/fs_user_v2"}}),
+		}},
+		"vector-1": {Node: "vector-1", Resources: []reconciler.Resource{res("file:/a", map[string]any{"content": "x"})}},
+		"extra-1":  {Node: "extra-1", Resources: []reconciler.Resource{res("file:/b", map[string]any{"content": "y"})}},
+	}
+	p := Compute(base, head, nil)
+	if len(p.Nodes) != 2 || p.Nodes[0].Node != "extra-1" || p.Nodes[0].Status != NodeAdded || p.Nodes[1].Node != "online-1" {
+		t.Fatalf("nodes: %+v", p.Nodes)
+	}
+	on := p.Nodes[1]
+	byID := map[reconciler.ID]ResourcePlan{}
+	for _, r := range on.Resources {
+		byID[r.ID] = r
+	}
+	svc := byID["service:mariadb"]
+	if len(svc.RefreshedBy) != 1 || svc.RefreshedBy[0] != "file:/etc/my.cnf.d/server.cnf" {
+		t.Errorf("mariadb not restarted by server.cnf: %+v", svc)
+	}
+	db := byID["mariadb.database:old_db"]
+	if db.Action != reconciler.ActionDelete || db.Class != reconciler.Destructive || !db.PendingDestroy {
+		t.Errorf("removed database not a pending destroy: %+v", db)
+	}
+	u := byID["mariadb.user:fs_user@localhost"]
+	if len(u.Fields) != 1 || !u.Fields[0].Secret || u.Fields[0].After != "secret mariadb/fs_user_v2" {
+		t.Errorf("secret reference change: %+v", u.Fields)
+	}
+	cnfPlan := byID["file:/etc/my.cnf.d/server.cnf"]
+	if len(cnfPlan.Fields) != 1 || !strings.Contains(strings.Join(cnfPlan.Fields[0].Lines, "\n"), "+ innodb_buffer_pool_size = 2G") {
+		t.Errorf("content line diff: %+v", cnfPlan.Fields)
+	}
+	if got := p.Summarize().Line(); got != "2 nodes change: 1 restart, 1 destroy (1 held as pending destroy)" {
+		t.Errorf("summary %q", got)
+	}
+	var a, b bytes.Buffer
+	if err := p.WriteMarkdown(&a); err != nil {
+		t.Fatal(err)
+	}
+	if err := Compute(base, head, nil).WriteMarkdown(&b); err != nil {
+		t.Fatal(err)
+	}
+	if a.String() != b.String() {
+		t.Error("markdown not stable across runs")
+	}
+}

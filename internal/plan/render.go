@@ -1,0 +1,210 @@
+package plan
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/fsgit/fsgit/reconciler"
+)
+
+// Summary counts what a plan does across nodes.
+type Summary struct {
+	Nodes    int `json:"nodes"`
+	Changes  int `json:"changes"`
+	Restarts int `json:"restarts"`
+	Destroys int `json:"destroys"`
+	Pending  int `json:"pendingDestroys"`
+}
+
+// Summarize counts the plan's nodes, changes, restarts or recreates, and
+// destructive changes (and of those, the ones held as pending destroys).
+func (p *Plan) Summarize() Summary {
+	var s Summary
+	for _, n := range p.Nodes {
+		s.Nodes++
+		for _, r := range n.Resources {
+			s.Changes++
+			if r.Refresh() || (r.Class == reconciler.Disruptive && r.Action == reconciler.ActionUpdate) {
+				s.Restarts++
+			}
+			if r.Class == reconciler.Destructive {
+				s.Destroys++
+				if r.PendingDestroy {
+					s.Pending++
+				}
+			}
+		}
+	}
+	return s
+}
+
+// Line returns the summary as one line: "3 nodes change: 1 restart, 0
+// destroys".
+func (s Summary) Line() string {
+	if s.Nodes == 0 {
+		return "no node changes"
+	}
+	line := fmt.Sprintf("%s change: %s, %s", plural(s.Nodes, "node"), plural(s.Restarts, "restart"), plural(s.Destroys, "destroy"))
+	if s.Pending > 0 {
+		line += fmt.Sprintf(" (%d held as pending destroy)", s.Pending)
+	}
+	return line
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	if strings.HasSuffix(word, "y") && !strings.HasSuffix(word, "oy") {
+		return fmt.Sprintf("%d %sies", n, strings.TrimSuffix(word, "y"))
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+// WriteJSON writes the plan, with its summary, as indented JSON.
+func (p *Plan) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(struct {
+		Summary Summary `json:"summary"`
+		*Plan
+	}{p.Summarize(), p})
+}
+
+// WriteText writes the plan for a terminal.
+func (p *Plan) WriteText(w io.Writer) error {
+	b := &strings.Builder{}
+	fmt.Fprintf(b, "plan %s..%s: %s\n", short(p.Base), short(p.Head), p.Summarize().Line())
+	for _, n := range p.Nodes {
+		fmt.Fprintf(b, "\nnode %s (%s): %s\n", n.Node, n.Role, n.Status)
+		writeObserved(b, n.Observed, "  ")
+		for _, r := range n.Resources {
+			fmt.Fprintf(b, "  %s %s%s\n", symbol(r), r.ID, tags(r))
+			for _, f := range r.Fields {
+				writeField(b, f, "      ")
+			}
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// WriteMarkdown writes the plan as a pull-request comment: a summary line,
+// then one collapsible section per node.
+func (p *Plan) WriteMarkdown(w io.Writer) error {
+	b := &strings.Builder{}
+	s := p.Summarize()
+	fmt.Fprintf(b, "### fsgit plan `%s..%s`\n\n**%s**\n", short(p.Base), short(p.Head), s.Line())
+	if s.Pending > 0 {
+		fmt.Fprintf(b, "\n> [!WARNING]\n> %d destructive change(s) will be held as pending destroy: set `allowDestroy: true` on the resource to let them run.\n", s.Pending)
+	}
+	for _, n := range p.Nodes {
+		ns := (&Plan{Nodes: []NodePlan{n}}).Summarize()
+		fmt.Fprintf(b, "\n<details><summary><b>%s</b> (%s): %s, %s, %s</summary>\n\n", n.Node, n.Role, n.Status,
+			plural(ns.Changes, "change"), plural(ns.Restarts, "restart"))
+		if n.Observed != nil {
+			b.WriteString("```\n")
+			writeObserved(b, n.Observed, "")
+			b.WriteString("```\n\n")
+		}
+		b.WriteString("| | resource | effect |\n|---|---|---|\n")
+		for _, r := range n.Resources {
+			fmt.Fprintf(b, "| %s | `%s` | %s |\n", symbol(r), r.ID, strings.TrimSpace(tags(r)))
+		}
+		var fields strings.Builder
+		for _, r := range n.Resources {
+			if len(r.Fields) == 0 {
+				continue
+			}
+			fmt.Fprintf(&fields, "%s %s\n", symbol(r), r.ID)
+			for _, f := range r.Fields {
+				writeField(&fields, f, "    ")
+			}
+		}
+		if fields.Len() > 0 {
+			b.WriteString("\n```diff\n" + fields.String() + "```\n")
+		}
+		b.WriteString("\n</details>\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func writeObserved(b *strings.Builder, o *Observed, indent string) {
+	if o == nil {
+		return
+	}
+	if o.HasHead {
+		fmt.Fprintf(b, "%snode already runs %s\n", indent, short(o.AppliedRevision))
+	} else {
+		fmt.Fprintf(b, "%snode runs %s now\n", indent, short(o.AppliedRevision))
+	}
+	for _, l := range []struct {
+		name string
+		ids  []reconciler.ID
+	}{{"drifted there now", o.Drifted}, {"failing there now", o.Failed}, {"pending destroy there now", o.PendingDestroy}} {
+		if len(l.ids) > 0 {
+			fmt.Fprintf(b, "%s%s: %s\n", indent, l.name, joinIDs(l.ids))
+		}
+	}
+}
+
+func writeField(b *strings.Builder, f FieldDiff, indent string) {
+	switch {
+	case f.Secret && f.Before != "" && f.After != "":
+		fmt.Fprintf(b, "%s%s: reference changed: %s → %s\n", indent, f.Path, f.Before, f.After)
+	case len(f.Lines) > 0:
+		fmt.Fprintf(b, "%s%s: %s → %s\n", indent, f.Path, f.Before, f.After)
+		for _, l := range f.Lines {
+			fmt.Fprintf(b, "%s  %s\n", indent, l)
+		}
+	case f.Before == "":
+		fmt.Fprintf(b, "%s%s: %s\n", indent, f.Path, f.After)
+	case f.After == "":
+		fmt.Fprintf(b, "%s%s: %s → (unset)\n", indent, f.Path, f.Before)
+	default:
+		fmt.Fprintf(b, "%s%s: %s → %s\n", indent, f.Path, f.Before, f.After)
+	}
+}
+
+func symbol(r ResourcePlan) string {
+	switch r.Action {
+	case reconciler.ActionCreate:
+		return "+"
+	case reconciler.ActionDelete:
+		return "-"
+	case reconciler.ActionUpdate:
+		return "~"
+	}
+	return "↻"
+}
+
+func tags(r ResourcePlan) string {
+	var t []string
+	if r.Effect != "" {
+		t = append(t, r.Effect)
+	}
+	if r.Refresh() {
+		t = append(t, "restart (notified by "+joinIDs(r.RefreshedBy)+")")
+	}
+	if r.Class == reconciler.Destructive {
+		if r.PendingDestroy {
+			t = append(t, "DESTRUCTIVE: held as pending destroy")
+		} else {
+			t = append(t, "DESTRUCTIVE: allowed by allowDestroy")
+		}
+	}
+	if len(t) == 0 {
+		return ""
+	}
+	return "  [" + strings.Join(t, "; ") + "]"
+}
+
+func short(rev string) string {
+	if len(rev) == 40 {
+		return rev[:12]
+	}
+	return rev
+}
