@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Kind implements one resource kind. One value serves every resource of its
@@ -51,6 +53,14 @@ type Pruner interface {
 	// PlanDelete observes r and returns the plan that removes it, or a plan
 	// with no changes when it is already gone.
 	PlanDelete(ctx context.Context, env *Env, r *Resource) (*Plan, error)
+}
+
+// Timeouter is implemented by kinds whose resources need a time limit other
+// than the engine's default (a large download, a long migration). The limit
+// covers the whole handling of one resource: plan, apply and refresh.
+type Timeouter interface {
+	// Timeout returns the limit for r; zero means the engine's default.
+	Timeout(r *Resource) time.Duration
 }
 
 // Class says how much a change disturbs the system.
@@ -179,15 +189,23 @@ func (e *Env) Path(p string) (string, error) {
 
 // Cache memoizes values for the length of one run. It is safe for
 // concurrent use; a value is computed once even when asked for at once.
+// The engine closes the cache at the end of the run: every cached value
+// that implements io.Closer (a database handle, a Docker client) is closed
+// then, so a kind may keep a per-run client here.
 type Cache struct {
-	mu sync.Mutex
-	m  map[string]*cacheEntry
+	mu        sync.Mutex
+	m         map[string]*cacheEntry
+	forgotten []*cacheEntry
 }
 
 type cacheEntry struct {
 	once sync.Once
+	// mu guards v, err and done for Close, which must not wait for a
+	// computation that a timed-out resource abandoned.
+	mu   sync.Mutex
 	v    any
 	err  error
+	done bool
 }
 
 // NewCache returns an empty cache.
@@ -203,16 +221,55 @@ func (c *Cache) Once(key string, f func() (any, error)) (any, error) {
 		c.m[key] = e
 	}
 	c.mu.Unlock()
-	e.once.Do(func() { e.v, e.err = f() })
+	e.once.Do(func() {
+		v, err := f()
+		e.mu.Lock()
+		e.v, e.err, e.done = v, err, true
+		e.mu.Unlock()
+	})
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	return e.v, e.err
 }
 
 // Forget drops key, so that the next Once recomputes it (after an apply
-// changed what was observed).
+// changed what was observed). A forgotten value that implements io.Closer is
+// not closed: a resource may still be using it.
 func (c *Cache) Forget(key string) {
 	c.mu.Lock()
+	if e, ok := c.m[key]; ok {
+		c.forgotten = append(c.forgotten, e)
+	}
 	delete(c.m, key)
 	c.mu.Unlock()
+}
+
+// Close closes every value cached in the run, forgotten ones included, that
+// implements io.Closer, and empties the cache. It returns the closing
+// errors joined.
+func (c *Cache) Close() error {
+	c.mu.Lock()
+	entries := c.forgotten
+	for _, e := range c.m {
+		entries = append(entries, e)
+	}
+	c.m = map[string]*cacheEntry{}
+	c.forgotten = nil
+	c.mu.Unlock()
+	var errs []error
+	for _, e := range entries {
+		// A value still being computed (by a resource that timed out and
+		// was abandoned) is not done and is left alone.
+		e.mu.Lock()
+		v, done := e.v, e.done
+		e.mu.Unlock()
+		if cl, ok := v.(io.Closer); ok && done {
+			if err := cl.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // SkipError says that a resource cannot be handled here and is skipped, not

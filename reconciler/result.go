@@ -44,19 +44,40 @@ type Result struct {
 	Reason string `json:"reason,omitempty"`
 	Error  string `json:"error,omitempty"`
 	// Pruned is set for resources that left the catalog.
-	Pruned   bool              `json:"pruned,omitempty"`
+	Pruned bool `json:"pruned,omitempty"`
+	// Corrective is set when the changes correct drift: the desired state
+	// is the one last applied, and the observed state moved since fsgit
+	// last saw it converged (Puppet's corrective change).
+	Corrective bool `json:"corrective,omitempty"`
+	// Warning notes something that did not fail the resource, such as an
+	// apply after which the resource still differs.
+	Warning string `json:"warning,omitempty"`
+	// Observed is the observed state after the run: after the apply when
+	// the resource was changed, as planned otherwise.
 	Observed map[string]string `json:"observed,omitempty"`
 	Duration time.Duration     `json:"duration"`
 }
 
 // Report is the outcome of one run over a catalog.
 type Report struct {
+	Site     string        `json:"site,omitempty"`
 	Node     string        `json:"node"`
+	Role     string        `json:"role,omitempty"`
 	Revision string        `json:"revision,omitempty"`
 	Noop     bool          `json:"noop,omitempty"`
 	Started  time.Time     `json:"started"`
 	Duration time.Duration `json:"duration"`
-	Results  []Result      `json:"results"`
+	// Only is set when the run covered only these resources and the
+	// resources that depend on them; such a run prunes nothing.
+	Only []ID `json:"only,omitempty"`
+	// Stopped says why the run ended before every resource was handled
+	// (cancelled, or asked to stop); the rest are skipped.
+	Stopped string   `json:"stopped,omitempty"`
+	Results []Result `json:"results"`
+	// Next is what the node should remember after this run (inventory and
+	// last observed states), for internal/state to persist. It is nil in
+	// noop, where nothing is remembered.
+	Next *Memory `json:"-"`
 }
 
 // Count returns how many results have the given outcome.

@@ -23,20 +23,34 @@ func (r SecretRef) IsZero() bool { return r.Secret == "" }
 // Secret is a resolved secret value. It cannot be printed, logged or
 // marshalled by accident: every formatting path yields "[redacted]". The
 // value is reached only through Reveal, at the point of use.
+//
+// The value sits behind a pointer on purpose: when a Secret is a field that
+// fmt cannot call methods on (an unexported field of a struct printed with
+// %v), fmt prints the pointer's address, never the bytes behind it.
 type Secret struct {
 	name  string
-	value []byte
+	value *secretValue
 }
 
+// secretValue holds the plaintext; see Secret for why it is a pointer.
+type secretValue struct{ b []byte }
+
 // NewSecret wraps a resolved value. Only secret providers call it.
-func NewSecret(name string, value []byte) Secret { return Secret{name: name, value: value} }
+func NewSecret(name string, value []byte) Secret {
+	return Secret{name: name, value: &secretValue{b: value}}
+}
 
 // Name returns the secret's name, which is not secret.
 func (s Secret) Name() string { return s.name }
 
 // Reveal returns the plaintext. Call it only where the value is handed to
 // the system that needs it (a SQL placeholder, a file being written).
-func (s Secret) Reveal() []byte { return s.value }
+func (s Secret) Reveal() []byte {
+	if s.value == nil {
+		return nil
+	}
+	return s.value.b
+}
 
 // String implements fmt.Stringer without revealing the value.
 func (s Secret) String() string { return "[redacted]" }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/binary"
 	"hash/fnv"
 	"math"
 	"strings"
@@ -51,9 +50,7 @@ func (e Embedder) Embed(text string) []float32 {
 func (e Embedder) add(v []float64, feature string, weight float64) {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(feature))
-	var buf [8]byte
-	binary.LittleEndian.PutUint64(buf[:], h.Sum64())
-	sum := binary.LittleEndian.Uint64(buf[:])
+	sum := h.Sum64()
 	idx := int(sum % uint64(e.Dims))
 	if sum>>63 == 1 {
 		weight = -weight

@@ -16,6 +16,9 @@
 //	                          -> {"text": "...", "vector": [...], "dims": N}
 //	POST /vectors/            same
 //
+// With -probe URL it GETs the URL and exits 0 on a 2xx answer: images
+// built FROM scratch have no shell or curl for a health check.
+//
 // Flags: -addr (default ":8080", or $T2V_ADDR) and -dims (default 384, the
 // size of all-MiniLM-L6-v2's vectors).
 package main
@@ -51,8 +54,12 @@ func run(args []string) error {
 	}
 	addr := fs.String("addr", defAddr, "listen address")
 	dims := fs.Int("dims", 384, "vector dimensions")
+	probe := fs.String("probe", "", "GET this URL, exit 0 on a 2xx answer and 1 otherwise (a health check for images without a shell)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *probe != "" {
+		return probeURL(*probe)
 	}
 	if *dims < 8 || *dims > 4096 {
 		return fmt.Errorf("dims %d out of range 8..4096", *dims)
@@ -77,6 +84,20 @@ func run(args []string) error {
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("shutting down: %w", err)
+	}
+	return nil
+}
+
+// probeURL GETs url and fails unless the answer is 2xx.
+func probeURL(url string) error {
+	c := &http.Client{Timeout: 5 * time.Second}
+	res, err := c.Get(url)
+	if err != nil {
+		return fmt.Errorf("probing %s: %w", url, err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode/100 != 2 {
+		return fmt.Errorf("probing %s: status %d", url, res.StatusCode)
 	}
 	return nil
 }

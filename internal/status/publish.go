@@ -1,0 +1,325 @@
+package status
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/storer"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/storage/memory"
+)
+
+// DefaultBranch is the status branch's default name.
+const DefaultBranch = "fsgit/status"
+
+// dir is the status branch's directory of node documents.
+const dir = "nodes"
+
+// Publisher commits node documents to a status branch. Each node touches
+// only its own file, so a push that lost a race is redone by rebuilding
+// the commit on the branch's new tip (a rebase without conflicts) and
+// pushing again, after a jittered, exponentially growing wait.
+type Publisher struct {
+	// URL is the repository; Branch the status branch (DefaultBranch if
+	// empty).
+	URL    string
+	Branch string
+	// Auth authenticates to the remote; nil for none.
+	Auth transport.AuthMethod
+	// Name and Email sign the commits ("fsgit agent", "fsgit@<node>").
+	Name, Email string
+	// MaxAttempts bounds the attempts of one Publish (default 30);
+	// BaseDelay and MaxDelay shape the wait between attempts (default
+	// 100 ms and 5 s): a random wait up to min(MaxDelay, BaseDelay·2^n).
+	MaxAttempts         int
+	BaseDelay, MaxDelay time.Duration
+	// Log receives one line per publish and per failed attempt.
+	Log *slog.Logger
+}
+
+// ErrPublishGaveUp is wrapped when every attempt failed.
+var ErrPublishGaveUp = errors.New("status not published")
+
+// Publish commits n as nodes/<n.Node>.json on the status branch and pushes
+// it. It returns when the push landed, the document was already there, ctx
+// ended, or the attempts ran out (an error wrapping ErrPublishGaveUp and
+// the last attempt's error).
+func (p *Publisher) Publish(ctx context.Context, n *Node) error {
+	if n.Node == "" || strings.ContainsAny(n.Node, "/\\") || strings.HasPrefix(n.Node, ".") {
+		return fmt.Errorf("publish status: bad node name %q", n.Node)
+	}
+	doc, err := n.Marshal()
+	if err != nil {
+		return err
+	}
+	attempts := p.MaxAttempts
+	if attempts <= 0 {
+		attempts = 30
+	}
+	base, maxDelay := p.BaseDelay, p.MaxDelay
+	if base <= 0 {
+		base = 100 * time.Millisecond
+	}
+	if maxDelay <= 0 {
+		maxDelay = 5 * time.Second
+	}
+	log := p.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var last error
+	for i := range attempts {
+		if i > 0 {
+			d := min(maxDelay, base<<min(i-1, 20))
+			wait := time.Duration(rand.Int64N(int64(d)) + 1)
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("publish status of %s: %w", n.Node, errors.Join(ctx.Err(), last))
+			case <-time.After(wait):
+			}
+		}
+		commit, err := p.attempt(ctx, n.Node, doc)
+		if err == nil {
+			log.Debug("status published", "node", n.Node, "commit", commit, "attempts", i+1)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("publish status of %s: %w", n.Node, errors.Join(ctx.Err(), err))
+		}
+		last = err
+		log.Debug("status push lost a race or failed; retrying", "node", n.Node, "attempt", i+1, "err", err)
+	}
+	return fmt.Errorf("publish status of %s after %d attempts: %w: %w", n.Node, attempts, ErrPublishGaveUp, last)
+}
+
+func (p *Publisher) branch() string {
+	if p.Branch == "" {
+		return DefaultBranch
+	}
+	return p.Branch
+}
+
+// attempt fetches the branch tip (shallow, into memory), commits doc on
+// top of it and pushes. It returns the pushed commit, or the tip when doc
+// was already there.
+func (p *Publisher) attempt(ctx context.Context, node string, doc []byte) (string, error) {
+	repo, tip, err := fetchBranch(ctx, p.URL, p.branch(), p.Auth)
+	if err != nil {
+		return "", err
+	}
+	var root *object.Tree
+	if tip != nil {
+		if root, err = tip.Tree(); err != nil {
+			return "", fmt.Errorf("read status tree: %w", err)
+		}
+	}
+	s := repo.Storer
+	blob, err := putBlob(s, doc)
+	if err != nil {
+		return "", err
+	}
+	name := node + ".json"
+	var nodes *object.Tree
+	if root != nil {
+		if nodes, err = root.Tree(dir); err != nil && !errors.Is(err, object.ErrDirectoryNotFound) {
+			return "", fmt.Errorf("read status tree: %w", err)
+		}
+		if nodes != nil {
+			if e, err := nodes.FindEntry(name); err == nil && e.Hash == blob {
+				return tip.Hash.String(), nil
+			}
+		}
+	}
+	nodesHash, err := putTree(s, nodes, object.TreeEntry{Name: name, Mode: filemode.Regular, Hash: blob})
+	if err != nil {
+		return "", err
+	}
+	rootHash, err := putTree(s, root, object.TreeEntry{Name: dir, Mode: filemode.Dir, Hash: nodesHash})
+	if err != nil {
+		return "", err
+	}
+	now := time.Now()
+	sig := object.Signature{Name: p.Name, Email: p.Email, When: now}
+	if sig.Name == "" {
+		sig.Name = "fsgit agent"
+	}
+	if sig.Email == "" {
+		sig.Email = "fsgit@" + node
+	}
+	c := &object.Commit{
+		Author:    sig,
+		Committer: sig,
+		Message:   "status: " + node + "\n",
+		TreeHash:  rootHash,
+	}
+	if tip != nil {
+		c.ParentHashes = []plumbing.Hash{tip.Hash}
+	}
+	obj := s.NewEncodedObject()
+	if err := c.Encode(obj); err != nil {
+		return "", fmt.Errorf("encode status commit: %w", err)
+	}
+	h, err := s.SetEncodedObject(obj)
+	if err != nil {
+		return "", fmt.Errorf("store status commit: %w", err)
+	}
+	local := plumbing.NewBranchReferenceName(p.branch())
+	if err := s.SetReference(plumbing.NewHashReference(local, h)); err != nil {
+		return "", fmt.Errorf("set status ref: %w", err)
+	}
+	err = repo.PushContext(ctx, &git.PushOptions{
+		RemoteName: "origin",
+		RefSpecs:   []config.RefSpec{config.RefSpec(local + ":" + local)},
+		Auth:       p.Auth,
+	})
+	if err != nil {
+		return "", fmt.Errorf("push status: %w", err)
+	}
+	return h.String(), nil
+}
+
+// fetchBranch fetches branch from url, shallow, into a memory repository.
+// The tip is nil when the branch does not exist yet.
+func fetchBranch(ctx context.Context, url, branch string, auth transport.AuthMethod) (*git.Repository, *object.Commit, error) {
+	repo, err := git.Init(memory.NewStorage(), nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("make status repository: %w", err)
+	}
+	if _, err := repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{url}}); err != nil {
+		return nil, nil, fmt.Errorf("make status remote: %w", err)
+	}
+	tracking := plumbing.NewRemoteReferenceName("origin", branch)
+	err = repo.FetchContext(ctx, &git.FetchOptions{
+		RefSpecs: []config.RefSpec{config.RefSpec("+" + plumbing.NewBranchReferenceName(branch) + ":" + tracking)},
+		Depth:    1,
+		Tags:     git.NoTags,
+		Auth:     auth,
+	})
+	var noMatch git.NoMatchingRefSpecError
+	switch {
+	case errors.As(err, &noMatch), errors.Is(err, transport.ErrEmptyRemoteRepository):
+		return repo, nil, nil
+	case err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate):
+		return nil, nil, fmt.Errorf("fetch %s from %s: %w", branch, url, err)
+	}
+	ref, err := repo.Reference(tracking, true)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read fetched %s: %w", branch, err)
+	}
+	tip, err := repo.CommitObject(ref.Hash())
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %s tip: %w", branch, err)
+	}
+	return repo, tip, nil
+}
+
+func putBlob(s storer.EncodedObjectStorer, b []byte) (plumbing.Hash, error) {
+	obj := s.NewEncodedObject()
+	obj.SetType(plumbing.BlobObject)
+	w, err := obj.Writer()
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("store status blob: %w", err)
+	}
+	if _, err := w.Write(b); err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("store status blob: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("store status blob: %w", err)
+	}
+	return s.SetEncodedObject(obj)
+}
+
+// putTree stores a copy of base (nil for empty) with e added or replaced,
+// and returns its hash.
+func putTree(s storer.EncodedObjectStorer, base *object.Tree, e object.TreeEntry) (plumbing.Hash, error) {
+	var entries []object.TreeEntry
+	if base != nil {
+		for _, old := range base.Entries {
+			if old.Name != e.Name {
+				entries = append(entries, old)
+			}
+		}
+	}
+	entries = append(entries, e)
+	// Git orders tree entries by name, a directory's name as if it ended
+	// in "/".
+	key := func(e object.TreeEntry) string {
+		if e.Mode == filemode.Dir {
+			return e.Name + "/"
+		}
+		return e.Name
+	}
+	sort.Slice(entries, func(i, j int) bool { return key(entries[i]) < key(entries[j]) })
+	t := &object.Tree{Entries: entries}
+	obj := s.NewEncodedObject()
+	if err := t.Encode(obj); err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("encode status tree: %w", err)
+	}
+	h, err := s.SetEncodedObject(obj)
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("store status tree: %w", err)
+	}
+	return h, nil
+}
+
+// ReadFleet reads every node document on the status branch, sorted by
+// node name, and the branch's tip. A branch that does not exist yet gives
+// no nodes and no error.
+func ReadFleet(ctx context.Context, url, branch string, auth transport.AuthMethod) ([]Node, string, error) {
+	if branch == "" {
+		branch = DefaultBranch
+	}
+	_, tip, err := fetchBranch(ctx, url, branch, auth)
+	if err != nil || tip == nil {
+		return nil, "", err
+	}
+	tree, err := tip.Tree()
+	if err != nil {
+		return nil, "", fmt.Errorf("read status tree: %w", err)
+	}
+	nodes, err := tree.Tree(dir)
+	if errors.Is(err, object.ErrDirectoryNotFound) {
+		return nil, tip.Hash.String(), nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("read status tree: %w", err)
+	}
+	var out []Node
+	var errs []error
+	for _, e := range nodes.Entries {
+		if e.Mode != filemode.Regular || path.Ext(e.Name) != ".json" {
+			continue
+		}
+		f, err := nodes.TreeEntryFile(&e)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("read %s: %w", e.Name, err))
+			continue
+		}
+		content, err := f.Contents()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("read %s: %w", e.Name, err))
+			continue
+		}
+		var n Node
+		if err := json.Unmarshal([]byte(content), &n); err != nil {
+			errs = append(errs, fmt.Errorf("decode %s: %w", e.Name, err))
+			continue
+		}
+		out = append(out, n)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
+	return out, tip.Hash.String(), errors.Join(errs...)
+}

@@ -1,0 +1,197 @@
+// Package status is what a node says about itself: the [Node] document
+// that fsgit status prints and that the agent publishes as
+// nodes/<node>.json on the status branch, the [Publisher] that commits it
+// there (fetch, rebuild on the new tip, push, retry with jittered backoff:
+// many nodes converge at once after a deploy), and [ReadFleet], which reads
+// every node's document back.
+//
+// A Node holds resource IDs, outcomes, revisions, error messages and
+// secret-free change summaries, never a secret value.
+package status
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/fsgit/fsgit/reconciler"
+)
+
+// Node is one node's status.
+type Node struct {
+	// Node, Site and Role name the node.
+	Node string `json:"node"`
+	Site string `json:"site,omitempty"`
+	Role string `json:"role,omitempty"`
+	// AppliedRevision is the last commit whose catalog was run;
+	// DesiredRevision the newest commit seen on the branch (they differ
+	// while a run is in flight, or when the newest was refused).
+	AppliedRevision string `json:"appliedRevision,omitempty"`
+	DesiredRevision string `json:"desiredRevision,omitempty"`
+	// Converged is true when the last run left nothing drifted, failed or
+	// pending and the applied revision is the desired one.
+	Converged bool `json:"converged"`
+	// Since is when Converged took its current value.
+	Since time.Time `json:"since"`
+	// LastRun summarizes the last run.
+	LastRun *Run `json:"lastRun,omitempty"`
+	// Drifted, Failed and PendingDestroy list the resources in those
+	// states after the last run.
+	Drifted        []Item `json:"drifted,omitempty"`
+	Failed         []Item `json:"failed,omitempty"`
+	PendingDestroy []Item `json:"pendingDestroy,omitempty"`
+	// Refused lists commits that were not applied (bad signature, invalid
+	// CUE), newest first.
+	Refused []Refusal `json:"refused,omitempty"`
+	// Source is the health of the git source.
+	Source Source `json:"source"`
+	// Updated is when the document was made.
+	Updated time.Time `json:"updated"`
+}
+
+// Run summarizes one run.
+type Run struct {
+	Revision string        `json:"revision,omitempty"`
+	Started  time.Time     `json:"started"`
+	Duration time.Duration `json:"duration"`
+	// Trigger is what started the run: "commit", "poll", "watch",
+	// "start" or "reload".
+	Trigger string `json:"trigger,omitempty"`
+	// Counts maps each outcome to how many resources had it.
+	Counts   map[reconciler.Outcome]int `json:"counts"`
+	ExitCode int                        `json:"exitCode"`
+	// Error is set when the run could not happen at all.
+	Error string `json:"error,omitempty"`
+}
+
+// Item is one resource that needs attention.
+type Item struct {
+	ID      reconciler.ID       `json:"id"`
+	Reason  string              `json:"reason,omitempty"`
+	Changes []reconciler.Change `json:"changes,omitempty"`
+}
+
+// Refusal is a commit that was not applied.
+type Refusal struct {
+	Commit string    `json:"commit"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+}
+
+// Source is the health of the git source.
+type Source struct {
+	// URL is the repository, without credentials; Branch the branch.
+	URL    string `json:"url,omitempty"`
+	Branch string `json:"branch,omitempty"`
+	// Reachable says whether the last poll worked.
+	Reachable bool `json:"reachable"`
+	// LastSuccess is the time of the last poll that worked.
+	LastSuccess time.Time `json:"lastSuccess"`
+	// Error is the last poll's error, and UnreachableSince when polls
+	// started failing, while they fail.
+	Error            string     `json:"error,omitempty"`
+	UnreachableSince *time.Time `json:"unreachableSince,omitempty"`
+}
+
+// maxItemReason bounds an error message kept in a status document.
+const maxItemReason = 512
+
+// FromReport fills the node's revision, convergence, last run and
+// resource lists from a run's report. now is used for Since when
+// convergence changes.
+func (n *Node) FromReport(rep *reconciler.Report, trigger string, now time.Time) {
+	counts := map[reconciler.Outcome]int{}
+	n.Drifted, n.Failed, n.PendingDestroy = nil, nil, nil
+	for _, r := range rep.Results {
+		counts[r.Outcome]++
+		switch r.Outcome {
+		case reconciler.Drifted:
+			n.Drifted = append(n.Drifted, Item{ID: r.ID, Changes: r.Changes})
+		case reconciler.Failed:
+			n.Failed = append(n.Failed, Item{ID: r.ID, Reason: clip(r.Error)})
+		case reconciler.PendingDestroy:
+			n.PendingDestroy = append(n.PendingDestroy, Item{ID: r.ID, Reason: clip(r.Reason), Changes: r.Changes})
+		}
+	}
+	n.LastRun = &Run{
+		Revision: rep.Revision,
+		Started:  rep.Started,
+		Duration: rep.Duration,
+		Trigger:  trigger,
+		Counts:   counts,
+		ExitCode: rep.ExitCode(),
+	}
+	n.AppliedRevision = rep.Revision
+	n.SetConverged(len(n.Drifted)+len(n.Failed)+len(n.PendingDestroy) == 0 &&
+		(n.DesiredRevision == "" || n.DesiredRevision == n.AppliedRevision), now)
+}
+
+// SetConverged sets Converged, and Since when it changes.
+func (n *Node) SetConverged(c bool, now time.Time) {
+	if c != n.Converged || n.Since.IsZero() {
+		n.Since = now
+	}
+	n.Converged = c
+}
+
+// Refuse records a refused commit, newest first, keeping the last few.
+func (n *Node) Refuse(commit, reason string, now time.Time) {
+	const keep = 5
+	for _, r := range n.Refused {
+		if r.Commit == commit {
+			return
+		}
+	}
+	n.Refused = append([]Refusal{{Commit: commit, Reason: clip(reason), At: now}}, n.Refused...)
+	if len(n.Refused) > keep {
+		n.Refused = n.Refused[:keep]
+	}
+}
+
+// Fingerprint hashes what an operator cares about, leaving out times and
+// durations: two documents with the same fingerprint describe the same
+// outcome, and the agent publishes only when it changes.
+func (n *Node) Fingerprint() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s|%s|%s|%s|%v|%v\n", n.Node, n.Role, n.AppliedRevision, n.DesiredRevision, n.Converged, n.Source.Reachable)
+	for _, l := range []struct {
+		tag   string
+		items []Item
+	}{{"drifted", n.Drifted}, {"failed", n.Failed}, {"pending", n.PendingDestroy}} {
+		ids := make([]string, 0, len(l.items))
+		for _, it := range l.items {
+			ids = append(ids, string(it.ID)+"="+it.Reason)
+		}
+		sort.Strings(ids)
+		fmt.Fprintf(&b, "%s %s\n", l.tag, strings.Join(ids, ","))
+	}
+	for _, r := range n.Refused {
+		fmt.Fprintf(&b, "refused %s\n", r.Commit)
+	}
+	if n.LastRun != nil && n.LastRun.Error != "" {
+		fmt.Fprintf(&b, "run error %s\n", n.LastRun.Error)
+	}
+	sum := sha256.Sum256([]byte(b.String()))
+	return hex.EncodeToString(sum[:])
+}
+
+// Marshal returns the document as indented JSON with a final newline,
+// the form published on the status branch.
+func (n *Node) Marshal() ([]byte, error) {
+	b, err := json.MarshalIndent(n, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode status of %s: %w", n.Node, err)
+	}
+	return append(b, '\n'), nil
+}
+
+func clip(s string) string {
+	if len(s) <= maxItemReason {
+		return s
+	}
+	return s[:maxItemReason] + "…"
+}

@@ -1,0 +1,93 @@
+package status
+
+import (
+	"testing"
+	"time"
+
+	"github.com/fsgit/fsgit/reconciler"
+)
+
+func TestNode_FromReport(t *testing.T) {
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	rep := &reconciler.Report{Node: "db1", Revision: "abc", Started: t0, Duration: time.Second, Results: []reconciler.Result{
+		{ID: "file:/a", Outcome: reconciler.Unchanged},
+		{ID: "file:/b", Outcome: reconciler.Drifted, Changes: []reconciler.Change{{Field: "content", Before: "sha256:1", After: "sha256:2"}}},
+		{ID: "mariadb.user:x@localhost", Outcome: reconciler.Failed, Error: "connect: refused"},
+		{ID: "mariadb.database:old", Outcome: reconciler.PendingDestroy, Reason: "allowDestroy is false"},
+	}}
+	n := &Node{Node: "db1", DesiredRevision: "abc"}
+	n.FromReport(rep, "commit", t0)
+	if n.Converged || n.AppliedRevision != "abc" || len(n.Drifted) != 1 || len(n.Failed) != 1 || len(n.PendingDestroy) != 1 {
+		t.Fatalf("node = %+v", n)
+	}
+	if n.LastRun.Counts[reconciler.Unchanged] != 1 || n.LastRun.ExitCode != 6 || n.Failed[0].Reason != "connect: refused" {
+		t.Fatalf("last run = %+v, failed = %+v", n.LastRun, n.Failed)
+	}
+	if !n.Since.Equal(t0) {
+		t.Fatalf("since = %v", n.Since)
+	}
+
+	clean := &reconciler.Report{Node: "db1", Revision: "abc", Results: []reconciler.Result{{ID: "file:/a", Outcome: reconciler.Unchanged}}}
+	t1 := t0.Add(time.Hour)
+	n.FromReport(clean, "poll", t1)
+	if !n.Converged || !n.Since.Equal(t1) || n.Drifted != nil || n.Failed != nil {
+		t.Fatalf("after a clean run: %+v", n)
+	}
+	n.FromReport(clean, "poll", t1.Add(time.Hour))
+	if !n.Since.Equal(t1) {
+		t.Fatalf("since moved on a run that did not change convergence: %v", n.Since)
+	}
+
+	n.DesiredRevision = "def"
+	n.FromReport(clean, "poll", t1)
+	if n.Converged {
+		t.Fatal("converged while the applied revision is not the desired one")
+	}
+}
+
+func TestNode_Fingerprint(t *testing.T) {
+	base := func() *Node {
+		return &Node{Node: "n", AppliedRevision: "a", DesiredRevision: "a", Converged: true, Source: Source{Reachable: true},
+			LastRun: &Run{Started: time.Unix(1, 0), Duration: time.Second, Counts: map[reconciler.Outcome]int{reconciler.Unchanged: 3}}}
+	}
+	fp := base().Fingerprint()
+	cases := []struct {
+		name   string
+		mutate func(*Node)
+		same   bool
+	}{
+		{"times and durations", func(n *Node) {
+			n.Updated = time.Now()
+			n.LastRun.Started = time.Now()
+			n.LastRun.Duration = time.Minute
+			n.Since = time.Now()
+			n.Source.LastSuccess = time.Now()
+		}, true},
+		{"drift", func(n *Node) { n.Drifted = []Item{{ID: "file:/x"}} }, false},
+		{"failure reason", func(n *Node) { n.Failed = []Item{{ID: "file:/x", Reason: "boom"}} }, false},
+		{"source down", func(n *Node) { n.Source.Reachable = false }, false},
+		{"new revision", func(n *Node) { n.DesiredRevision = "b" }, false},
+		{"refusal", func(n *Node) { n.Refuse("c", "unsigned", time.Now()) }, false},
+		{"run error", func(n *Node) { n.LastRun.Error = "load: bad cue" }, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			n := base()
+			tc.mutate(n)
+			if got := n.Fingerprint() == fp; got != tc.same {
+				t.Fatalf("same fingerprint = %v, want %v", got, tc.same)
+			}
+		})
+	}
+}
+
+func TestNode_Refuse(t *testing.T) {
+	n := &Node{}
+	for i := range 8 {
+		n.Refuse(string(rune('a'+i)), "unsigned", time.Now())
+	}
+	n.Refuse("h", "again", time.Now())
+	if len(n.Refused) != 5 || n.Refused[0].Commit != "h" || n.Refused[4].Commit != "d" {
+		t.Fatalf("refused = %+v", n.Refused)
+	}
+}

@@ -1,0 +1,214 @@
+// Package account implements the "user" and "group" resource kinds: local
+// accounts managed through the shadow utilities (useradd, usermod, userdel,
+// groupadd, groupmod, groupdel), and a user's SSH authorized_keys.
+//
+// Observation parses /etc/passwd and /etc/group once per run (shared by
+// every user and group resource through the run's cache, and read again
+// after an apply changed them). Account commands run one at a time: the
+// shadow utilities lock the account files and fail rather than wait.
+//
+// Accounts cannot be managed under a --root: there both kinds skip, never
+// fake. Removing an account (ensure absent, or pruning one that left the
+// catalog) is destructive: it runs only where the resource allows destroy.
+package account
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/fsgit/fsgit/reconciler"
+)
+
+const (
+	ensurePresent = "present"
+	ensureAbsent  = "absent"
+)
+
+// Cache keys of the run's account snapshot and of the run's command lock.
+const (
+	cacheDB   = "account/db"
+	cacheLock = "account/lock"
+)
+
+// nameRE is the schema's #Name: what fsgit accepts as a user or group name.
+var nameRE = regexp.MustCompile(`^[a-z_][a-z0-9_.@+-]*$`)
+
+// maxName is the longest name the shadow utilities accept on Linux.
+const maxName = 32
+
+func checkName(id reconciler.ID, name string) error {
+	if !nameRE.MatchString(name) || len(name) > maxName {
+		return fmt.Errorf("validate %s: %q is not a valid account name", id, name)
+	}
+	return nil
+}
+
+func checkEnsure(id reconciler.ID, ensure string) (string, error) {
+	switch ensure {
+	case "":
+		return ensurePresent, nil
+	case ensurePresent, ensureAbsent:
+		return ensure, nil
+	}
+	return "", fmt.Errorf("validate %s: ensure %q is neither present nor absent", id, ensure)
+}
+
+// passwdEntry is one line of /etc/passwd.
+type passwdEntry struct {
+	name    string
+	uid     int
+	gid     int
+	comment string
+	home    string
+	shell   string
+}
+
+// groupEntry is one line of /etc/group.
+type groupEntry struct {
+	name    string
+	gid     int
+	members []string
+}
+
+// db is one snapshot of the account files.
+type db struct {
+	users      map[string]passwdEntry
+	groups     map[string]groupEntry
+	groupByGID map[int]string
+}
+
+// groupName returns the name of a gid, or the number when no group has it.
+func (d *db) groupName(gid int) string {
+	if n, ok := d.groupByGID[gid]; ok {
+		return n
+	}
+	return strconv.Itoa(gid)
+}
+
+// memberOf returns the sorted names of the groups that list user as a
+// member: its supplementary groups.
+func (d *db) memberOf(user string) []string {
+	var out []string
+	for _, g := range d.groups {
+		if slices.Contains(g.members, user) {
+			out = append(out, g.name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// files says where the account files are; tests of parsing use others.
+type files struct {
+	passwd, group string
+}
+
+var hostFiles = files{passwd: "/etc/passwd", group: "/etc/group"}
+
+// read parses both account files.
+func (f files) read() (*db, error) {
+	d := &db{users: map[string]passwdEntry{}, groups: map[string]groupEntry{}, groupByGID: map[int]string{}}
+	if err := scan(f.passwd, 7, func(fl []string) error {
+		uid, err1 := strconv.Atoi(fl[2])
+		gid, err2 := strconv.Atoi(fl[3])
+		if err1 != nil || err2 != nil {
+			return fmt.Errorf("bad uid or gid for %s", fl[0])
+		}
+		d.users[fl[0]] = passwdEntry{name: fl[0], uid: uid, gid: gid, comment: fl[4], home: fl[5], shell: fl[6]}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if err := scan(f.group, 4, func(fl []string) error {
+		gid, err := strconv.Atoi(fl[2])
+		if err != nil {
+			return fmt.Errorf("bad gid for %s", fl[0])
+		}
+		var members []string
+		if fl[3] != "" {
+			members = strings.Split(fl[3], ",")
+		}
+		d.groups[fl[0]] = groupEntry{name: fl[0], gid: gid, members: members}
+		if _, dup := d.groupByGID[gid]; !dup {
+			d.groupByGID[gid] = fl[0]
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// scan calls f with the fields of each line of a colon-separated file,
+// skipping blank lines, comments and NIS "+"/"-" entries.
+func scan(path string, n int, f func([]string) error) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
+	for line := 1; sc.Scan(); line++ {
+		text := sc.Text()
+		if text == "" || text[0] == '#' || text[0] == '+' || text[0] == '-' {
+			continue
+		}
+		fl := strings.Split(text, ":")
+		if len(fl) != n {
+			return fmt.Errorf("parse %s:%d: want %d fields, got %d", path, line, n, len(fl))
+		}
+		if err := f(fl); err != nil {
+			return fmt.Errorf("parse %s:%d: %w", path, line, err)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	return nil
+}
+
+// observe returns the run's snapshot of the account files.
+func observe(env *reconciler.Env) (*db, error) {
+	v, err := env.Cache.Once(cacheDB, func() (any, error) { return hostFiles.read() })
+	if err != nil {
+		return nil, fmt.Errorf("observe accounts: %w", err)
+	}
+	return v.(*db), nil
+}
+
+// runLocked runs one account command under the run's account lock and
+// drops the run's snapshot, which it has made stale.
+func runLocked(ctx context.Context, env *reconciler.Env, argv ...string) error {
+	v, _ := env.Cache.Once(cacheLock, func() (any, error) { return &sync.Mutex{}, nil })
+	mu := v.(*sync.Mutex)
+	mu.Lock()
+	defer mu.Unlock()
+	defer env.Cache.Forget(cacheDB)
+	out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("run %s: %w: %s", strings.Join(argv, " "), err, clip(out, 2048))
+	}
+	return nil
+}
+
+func clip(b []byte, n int) string {
+	b = bytes.TrimSpace(b)
+	if len(b) > n {
+		return string(b[:n]) + "…"
+	}
+	return string(b)
+}
+
+// skipUnderRoot is the skip reason for both kinds under --root.
+func skipUnderRoot(env *reconciler.Env) error {
+	return reconciler.Skip(fmt.Sprintf("accounts cannot be managed under --root %s: the shadow utilities act on the host", env.Root))
+}

@@ -1,0 +1,154 @@
+package account
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/fsgit/fsgit/reconciler"
+)
+
+// GroupKindName is the group kind's name in resource IDs: "group:mysql".
+const GroupKindName = "group"
+
+// GroupSpec is the group resource's spec, as written in CUE.
+type GroupSpec struct {
+	// Name is the group's name; empty means the resource's name.
+	Name string `json:"name,omitempty"`
+	// Ensure is "present" (default) or "absent".
+	Ensure string `json:"ensure,omitempty"`
+	// GID pins the group's id; nil leaves it to groupadd.
+	GID *int `json:"gid,omitempty"`
+	// System makes groupadd pick a system gid. It matters at creation only.
+	System bool `json:"system,omitempty"`
+}
+
+// Group is the group kind.
+type Group struct{}
+
+var (
+	_ reconciler.Kind   = (*Group)(nil)
+	_ reconciler.Pruner = (*Group)(nil)
+)
+
+// NewGroup returns the group kind.
+func NewGroup() *Group { return &Group{} }
+
+// Kind returns "group".
+func (g *Group) Kind() string { return GroupKindName }
+
+// Validate decodes the spec and checks the name and the gid.
+func (g *Group) Validate(r *reconciler.Resource) error {
+	_, err := decodeGroup(r)
+	return err
+}
+
+func decodeGroup(r *reconciler.Resource) (*GroupSpec, error) {
+	var s GroupSpec
+	if err := r.DecodeSpec(&s); err != nil {
+		return nil, err
+	}
+	if s.Name == "" {
+		s.Name = r.Name()
+	}
+	if err := checkName(r.ID, s.Name); err != nil {
+		return nil, err
+	}
+	var err error
+	if s.Ensure, err = checkEnsure(r.ID, s.Ensure); err != nil {
+		return nil, err
+	}
+	if s.GID != nil && (*s.GID < 0 || *s.GID > maxID) {
+		return nil, fmt.Errorf("validate %s: gid %d is out of range", r.ID, *s.GID)
+	}
+	return &s, nil
+}
+
+// maxID is the largest uid or gid the schema accepts ((uid_t)-1 is "none").
+const maxID = 4294967294
+
+// Plan compares the group with the run's /etc/group snapshot.
+func (g *Group) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
+	s, err := decodeGroup(r)
+	if err != nil {
+		return nil, err
+	}
+	if env.Root != "" {
+		return nil, skipUnderRoot(env)
+	}
+	d, err := observe(env)
+	if err != nil {
+		return nil, err
+	}
+	cur, exists := d.groups[s.Name]
+	p := &reconciler.Plan{Observed: map[string]string{"ensure": ensureAbsent}}
+	if exists {
+		p.Observed = map[string]string{"ensure": ensurePresent, "gid": strconv.Itoa(cur.gid)}
+	}
+
+	var argv []string
+	switch {
+	case s.Ensure == ensureAbsent && !exists:
+		return p, nil
+	case s.Ensure == ensureAbsent:
+		return deleteGroupPlan(env, r, p, s.Name), nil
+	case !exists:
+		argv = []string{"groupadd"}
+		if s.GID != nil {
+			argv = append(argv, "-g", strconv.Itoa(*s.GID))
+		}
+		if s.System {
+			argv = append(argv, "-r")
+		}
+		p.Action = reconciler.ActionCreate
+		p.Changes = []reconciler.Change{{Field: "ensure", Before: ensureAbsent, After: ensurePresent, Class: reconciler.Safe}}
+	case s.GID != nil && *s.GID != cur.gid:
+		// Files keep the old gid: access changes until they are chowned.
+		argv = []string{"groupmod", "-g", strconv.Itoa(*s.GID)}
+		p.Action = reconciler.ActionUpdate
+		p.Changes = []reconciler.Change{{Field: "gid", Before: strconv.Itoa(cur.gid), After: strconv.Itoa(*s.GID), Class: reconciler.Disruptive}}
+	default:
+		return p, nil
+	}
+	argv = append(argv, "--", s.Name)
+	p.Apply = func(ctx context.Context) error {
+		if err := runLocked(ctx, env, argv...); err != nil {
+			return fmt.Errorf("apply %s: %w", r.ID, err)
+		}
+		return nil
+	}
+	return p, nil
+}
+
+// PlanDelete plans to remove a group that left the catalog.
+func (g *Group) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
+	name := r.Name()
+	if s, err := decodeGroup(r); err == nil {
+		name = s.Name
+	}
+	if env.Root != "" {
+		return nil, skipUnderRoot(env)
+	}
+	d, err := observe(env)
+	if err != nil {
+		return nil, err
+	}
+	cur, exists := d.groups[name]
+	if !exists {
+		return &reconciler.Plan{Observed: map[string]string{"ensure": ensureAbsent}}, nil
+	}
+	p := &reconciler.Plan{Observed: map[string]string{"ensure": ensurePresent, "gid": strconv.Itoa(cur.gid)}}
+	return deleteGroupPlan(env, r, p, name), nil
+}
+
+func deleteGroupPlan(env *reconciler.Env, r *reconciler.Resource, p *reconciler.Plan, name string) *reconciler.Plan {
+	p.Action = reconciler.ActionDelete
+	p.Changes = []reconciler.Change{{Field: "ensure", Before: ensurePresent, After: ensureAbsent, Class: reconciler.Destructive}}
+	p.Apply = func(ctx context.Context) error {
+		if err := runLocked(ctx, env, "groupdel", "--", name); err != nil {
+			return fmt.Errorf("delete %s: %w", r.ID, err)
+		}
+		return nil
+	}
+	return p
+}

@@ -1,0 +1,512 @@
+package docker
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
+
+	"github.com/fsgit/fsgit/reconciler"
+)
+
+// ContainerSpec is the spec of a docker.container resource.
+type ContainerSpec struct {
+	// Name is the container's name.
+	Name string `json:"name"`
+	// Ensure is "running" (default), "stopped" or "absent".
+	Ensure string `json:"ensure"`
+	// Image is the image reference the container runs.
+	Image string `json:"image"`
+	// Command is the arguments after the entrypoint; empty = the image's.
+	Command []string `json:"command"`
+	// Entrypoint replaces the image's entrypoint when not empty.
+	Entrypoint []string `json:"entrypoint,omitempty"`
+	// Env is the plain environment.
+	Env map[string]string `json:"env"`
+	// SecretEnv is environment whose values come from secrets, resolved at
+	// apply time and compared by a salted hash.
+	SecretEnv map[string]reconciler.SecretRef `json:"secretEnv"`
+	// Ports are published ports.
+	Ports []PortSpec `json:"ports"`
+	// Mounts are bind mounts (source is a host path, mapped under the
+	// run's root) and named volumes.
+	Mounts []MountSpec `json:"mounts"`
+	// Networks are the networks the container joins, with its aliases on
+	// each. Empty = Docker's default bridge.
+	Networks []NetworkAttachment `json:"networks"`
+	// Hostname, when set, is the container's host name.
+	Hostname string `json:"hostname,omitempty"`
+	// User, when set, runs the container as this user.
+	User string `json:"user,omitempty"`
+	// Restart is the restart policy: no, always, unless-stopped,
+	// on-failure or on-failure:N.
+	Restart string `json:"restart"`
+	// Labels are the container's labels; fsgit adds its own.
+	Labels map[string]string `json:"labels"`
+	// Healthcheck, when set, replaces the image's health check.
+	Healthcheck *HealthcheckSpec `json:"healthcheck,omitempty"`
+	// DockerHost is the daemon address.
+	DockerHost string `json:"dockerHost"`
+}
+
+// PortSpec publishes a container port on the host.
+type PortSpec struct {
+	Host      int    `json:"host"`
+	Container int    `json:"container"`
+	Proto     string `json:"proto"`
+	HostIP    string `json:"hostIP"`
+}
+
+// MountSpec mounts a host path ("bind") or a named volume ("volume").
+type MountSpec struct {
+	Type     string `json:"type"`
+	Source   string `json:"source"`
+	Target   string `json:"target"`
+	ReadOnly bool   `json:"readOnly"`
+}
+
+// NetworkAttachment joins a network with aliases.
+type NetworkAttachment struct {
+	Name    string   `json:"name"`
+	Aliases []string `json:"aliases"`
+}
+
+// HealthcheckSpec is a container health check. Durations are Go duration
+// strings ("30s").
+type HealthcheckSpec struct {
+	Test        []string `json:"test"`
+	Interval    string   `json:"interval"`
+	Timeout     string   `json:"timeout"`
+	Retries     int      `json:"retries"`
+	StartPeriod string   `json:"startPeriod"`
+}
+
+// Container is the docker.container kind.
+//
+// Plan compares the real container (inspected every run, never trusted
+// from a record) with the spec: image ID, command, entrypoint, environment,
+// ports, mounts, user, hostname, labels and health check differences
+// recreate the container (disruptive), and only they do. The restart policy
+// and network attachments are corrected in place. A stopped container is
+// started, a paused one unpaused, a removed one created again.
+type Container struct {
+	clients clients
+
+	// EventBurst and EventEvery rate-limit [Container.Watch] per container:
+	// at most EventBurst notifications at once, then one per EventEvery.
+	// Zero means 3 and 10s.
+	EventBurst int
+	EventEvery time.Duration
+
+	mu    sync.Mutex
+	busy  map[reconciler.ID]time.Time // applying, or until this time
+	hosts map[string]bool             // daemons of planned containers
+	ids   map[reconciler.ID]bool      // planned container resources
+	watch *watchState                 // set while Watch runs
+}
+
+var (
+	_ reconciler.Kind      = (*Container)(nil)
+	_ reconciler.Refresher = (*Container)(nil)
+	_ reconciler.Pruner    = (*Container)(nil)
+)
+
+// NewContainer returns the docker.container kind.
+func NewContainer() *Container { return &Container{} }
+
+// Kind returns "docker.container".
+func (*Container) Kind() string { return "docker.container" }
+
+// Close closes the kind's Engine API clients.
+func (k *Container) Close() error { return k.clients.close() }
+
+// Validate checks the spec.
+func (*Container) Validate(r *reconciler.Resource) error {
+	_, err := decodeContainer(r)
+	return err
+}
+
+var (
+	envKeyRe   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]*$`)
+	restartRe  = regexp.MustCompile(`^(no|always|unless-stopped|on-failure(:[0-9]+)?)$`)
+	nameRe     = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+	durationRe = regexp.MustCompile(`^[0-9]+(ms|s|m|h)$`)
+)
+
+func decodeContainer(r *reconciler.Resource) (*ContainerSpec, error) {
+	var s ContainerSpec
+	if err := r.DecodeSpec(&s); err != nil {
+		return nil, err
+	}
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("validating %s: %s", r.ID, fmt.Sprintf(format, args...))
+	}
+	if s.Name == "" {
+		s.Name = r.Name()
+	}
+	if !nameRe.MatchString(s.Name) {
+		return nil, bad("container name %q is not valid", s.Name)
+	}
+	switch s.Ensure {
+	case "":
+		s.Ensure = "running"
+	case "running", "stopped", "absent":
+	default:
+		return nil, bad("ensure %q is not running, stopped or absent", s.Ensure)
+	}
+	if s.Image == "" && s.Ensure != "absent" {
+		return nil, bad("image is empty")
+	}
+	if s.Restart == "" {
+		s.Restart = "unless-stopped"
+	}
+	if !restartRe.MatchString(s.Restart) {
+		return nil, bad("restart %q is not no, always, unless-stopped, on-failure or on-failure:N", s.Restart)
+	}
+	for k := range s.Env {
+		if !envKeyRe.MatchString(k) {
+			return nil, bad("env key %q is not valid", k)
+		}
+	}
+	for k, ref := range s.SecretEnv {
+		if !envKeyRe.MatchString(k) {
+			return nil, bad("secretEnv key %q is not valid", k)
+		}
+		if _, dup := s.Env[k]; dup {
+			return nil, bad("%s is in both env and secretEnv", k)
+		}
+		if ref.IsZero() {
+			return nil, bad("secretEnv %s names no secret", k)
+		}
+	}
+	for i := range s.Ports {
+		p := &s.Ports[i]
+		if p.Proto == "" {
+			p.Proto = "tcp"
+		}
+		if p.HostIP == "" {
+			p.HostIP = "0.0.0.0"
+		}
+		if p.Proto != "tcp" && p.Proto != "udp" {
+			return nil, bad("port proto %q is not tcp or udp", p.Proto)
+		}
+		if p.Host < 1 || p.Host > 65535 || p.Container < 1 || p.Container > 65535 {
+			return nil, bad("port %d:%d out of range", p.Host, p.Container)
+		}
+	}
+	for _, m := range s.Mounts {
+		switch m.Type {
+		case "bind":
+			if !strings.HasPrefix(m.Source, "/") {
+				return nil, bad("bind mount source %q is not absolute", m.Source)
+			}
+		case "volume":
+			if m.Source == "" {
+				return nil, bad("volume mount of %s names no volume", m.Target)
+			}
+		default:
+			return nil, bad("mount type %q is not bind or volume", m.Type)
+		}
+		if !strings.HasPrefix(m.Target, "/") {
+			return nil, bad("mount target %q is not absolute", m.Target)
+		}
+	}
+	for _, n := range s.Networks {
+		if n.Name == "" {
+			return nil, bad("a network attachment names no network")
+		}
+	}
+	if h := s.Healthcheck; h != nil {
+		if len(h.Test) == 0 {
+			return nil, bad("healthcheck test is empty")
+		}
+		for _, d := range []*string{&h.Interval, &h.Timeout, &h.StartPeriod} {
+			if *d == "" {
+				continue
+			}
+			if !durationRe.MatchString(*d) {
+				return nil, bad("healthcheck duration %q is not like 30s", *d)
+			}
+		}
+	}
+	if s.Env == nil {
+		s.Env = map[string]string{}
+	}
+	return &s, nil
+}
+
+// desiredContainer is a spec normalized for comparison and hashing: bind
+// sources mapped under the root, defaults filled in, lists sorted.
+type desiredContainer struct {
+	Image       string                          `json:"image"`
+	Command     []string                        `json:"command,omitempty"`
+	Entrypoint  []string                        `json:"entrypoint,omitempty"`
+	Env         map[string]string               `json:"env,omitempty"`
+	SecretEnv   map[string]reconciler.SecretRef `json:"secretEnv,omitempty"`
+	Ports       []PortSpec                      `json:"ports,omitempty"`
+	Mounts      []MountSpec                     `json:"mounts,omitempty"`
+	Hostname    string                          `json:"hostname,omitempty"`
+	User        string                          `json:"user,omitempty"`
+	Labels      map[string]string               `json:"labels,omitempty"`
+	Healthcheck *container.HealthConfig         `json:"healthcheck,omitempty"`
+
+	// Corrected in place, so not part of the hash.
+	Restart  container.RestartPolicy `json:"-"`
+	Networks []NetworkAttachment     `json:"-"`
+}
+
+func normalize(env *reconciler.Env, s *ContainerSpec) (*desiredContainer, error) {
+	d := &desiredContainer{
+		Image:      s.Image,
+		Command:    s.Command,
+		Entrypoint: s.Entrypoint,
+		Env:        s.Env,
+		SecretEnv:  s.SecretEnv,
+		Hostname:   s.Hostname,
+		User:       s.User,
+		Labels:     userLabels(s.Labels),
+	}
+	d.Ports = slices.Clone(s.Ports)
+	slices.SortFunc(d.Ports, func(a, b PortSpec) int {
+		return strings.Compare(portKey(a), portKey(b))
+	})
+	for _, m := range s.Mounts {
+		if m.Type == "bind" {
+			p, err := env.Path(m.Source)
+			if err != nil {
+				return nil, fmt.Errorf("mapping bind mount source: %w", err)
+			}
+			m.Source = p
+		}
+		d.Mounts = append(d.Mounts, m)
+	}
+	slices.SortFunc(d.Mounts, func(a, b MountSpec) int { return strings.Compare(a.Target, b.Target) })
+	for _, n := range s.Networks {
+		al := slices.Clone(n.Aliases)
+		slices.Sort(al)
+		d.Networks = append(d.Networks, NetworkAttachment{Name: n.Name, Aliases: slices.Compact(al)})
+	}
+	slices.SortFunc(d.Networks, func(a, b NetworkAttachment) int { return strings.Compare(a.Name, b.Name) })
+	name, n, _ := strings.Cut(s.Restart, ":")
+	d.Restart.Name = container.RestartPolicyMode(name)
+	if n != "" {
+		d.Restart.MaximumRetryCount, _ = strconv.Atoi(n)
+	}
+	if h := s.Healthcheck; h != nil {
+		d.Healthcheck = &container.HealthConfig{
+			Test:        h.Test,
+			Interval:    parseDur(h.Interval, 30*time.Second),
+			Timeout:     parseDur(h.Timeout, 30*time.Second),
+			StartPeriod: parseDur(h.StartPeriod, 0),
+			Retries:     h.Retries,
+		}
+		if d.Healthcheck.Retries == 0 {
+			d.Healthcheck.Retries = 3
+		}
+	}
+	return d, nil
+}
+
+func parseDur(s string, def time.Duration) time.Duration {
+	if s == "" {
+		return def
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return def
+	}
+	return d
+}
+
+func portKey(p PortSpec) string {
+	return fmt.Sprintf("%s:%d->%d/%s", p.HostIP, p.Host, p.Container, p.Proto)
+}
+
+// hash returns the spec hash stored in LabelSpecHash. It covers every field
+// that a recreate changes, with secret references, never secret values.
+func (d *desiredContainer) hash() string {
+	b, err := json.Marshal(d)
+	if err != nil {
+		panic("docker: marshalling a normalized spec: " + err.Error()) // plain data, cannot fail
+	}
+	sum := sha256.Sum256(b)
+	return "v1-" + hex.EncodeToString(sum[:16])
+}
+
+// listContainers maps container names to IDs, once per run.
+func listContainers(ctx context.Context, env *reconciler.Env, cl *client.Client, host string) (map[string]string, error) {
+	v, err := env.Cache.Once("docker.container/list/"+host, func() (any, error) {
+		octx, cancel := observeCtx(ctx)
+		defer cancel()
+		list, err := cl.ContainerList(octx, container.ListOptions{All: true})
+		if err != nil {
+			return nil, fmt.Errorf("listing containers: %w", daemonErr(host, err))
+		}
+		m := map[string]string{}
+		for _, c := range list {
+			for _, n := range c.Names {
+				m[strings.TrimPrefix(n, "/")] = c.ID
+			}
+		}
+		return m, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(map[string]string), nil
+}
+
+// Plan observes the container and diffs it against the spec.
+func (k *Container) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
+	s, err := decodeContainer(r)
+	if err != nil {
+		return nil, err
+	}
+	k.remember(r.ID, s.DockerHost)
+	cl, err := k.clients.get(s.DockerHost)
+	if err != nil {
+		return nil, err
+	}
+	names, err := listContainers(ctx, env, cl, s.DockerHost)
+	if err != nil {
+		return nil, err
+	}
+	var cur *container.InspectResponse
+	if id, ok := names[s.Name]; ok {
+		octx, cancel := observeCtx(ctx)
+		c, err := cl.ContainerInspect(octx, id)
+		cancel()
+		switch {
+		case err == nil:
+			cur = &c
+		case !isNotFound(err):
+			return nil, fmt.Errorf("inspecting container %s: %w", s.Name, daemonErr(s.DockerHost, err))
+		}
+	}
+	op := &containerOp{k: k, env: env, cl: cl, r: r, s: s}
+	return op.plan(ctx, cur)
+}
+
+// remember notes a planned container for Watch.
+func (k *Container) remember(id reconciler.ID, host string) {
+	if host == "" {
+		host = DefaultHost
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.ids == nil {
+		k.ids = map[reconciler.ID]bool{}
+		k.hosts = map[string]bool{}
+	}
+	k.ids[id] = true
+	if !k.hosts[host] {
+		k.hosts[host] = true
+		if k.watch != nil {
+			k.watch.addHost(host)
+		}
+	}
+}
+
+// markBusy suppresses events about id while fsgit itself changes the
+// container, and for a short while after (events arrive late).
+func (k *Container) markBusy(id reconciler.ID) func() {
+	k.mu.Lock()
+	if k.busy == nil {
+		k.busy = map[reconciler.ID]time.Time{}
+	}
+	k.busy[id] = time.Time{} // zero: in progress
+	k.mu.Unlock()
+	return func() {
+		k.mu.Lock()
+		k.busy[id] = time.Now().Add(busyGrace)
+		k.mu.Unlock()
+	}
+}
+
+// busyGrace is how long after an apply events about the container are
+// taken to be its own echo.
+const busyGrace = 500 * time.Millisecond
+
+func (k *Container) isBusy(id reconciler.ID) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	until, ok := k.busy[id]
+	if !ok {
+		return false
+	}
+	if until.IsZero() || time.Now().Before(until) {
+		return true
+	}
+	delete(k.busy, id)
+	return false
+}
+
+// Refresh restarts the container when something it depends on through a
+// notify edge changed, unless it was just created or recreated.
+func (k *Container) Refresh(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, changed bool) error {
+	s, err := decodeContainer(r)
+	if err != nil {
+		return err
+	}
+	if changed || s.Ensure != "running" {
+		return nil
+	}
+	cl, err := k.clients.get(s.DockerHost)
+	if err != nil {
+		return err
+	}
+	defer k.markBusy(r.ID)()
+	if err := cl.ContainerRestart(ctx, s.Name, container.StopOptions{}); err != nil {
+		return fmt.Errorf("restarting container %s: %w", s.Name, daemonErr(s.DockerHost, err))
+	}
+	env.Cache.Forget("docker.container/list/" + s.DockerHost)
+	return nil
+}
+
+// PlanDelete stops and removes a container that left the catalog, if fsgit
+// created it. Its volumes and bind-mounted data are kept.
+func (k *Container) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
+	s, err := decodeContainer(r)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := k.clients.get(s.DockerHost)
+	if err != nil {
+		return nil, err
+	}
+	octx, cancel := observeCtx(ctx)
+	defer cancel()
+	list, err := cl.ContainerList(octx, container.ListOptions{All: true, Filters: filters.NewArgs(
+		filters.Arg("label", LabelID+"="+string(r.ID)))})
+	if err != nil {
+		return nil, fmt.Errorf("listing containers: %w", daemonErr(s.DockerHost, err))
+	}
+	if len(list) == 0 {
+		return &reconciler.Plan{}, nil
+	}
+	return &reconciler.Plan{
+		Action:  reconciler.ActionDelete,
+		Changes: []reconciler.Change{{Field: "container", Before: s.Name, Class: reconciler.Disruptive}},
+		Apply: func(ctx context.Context) error {
+			defer k.markBusy(r.ID)()
+			defer env.Cache.Forget("docker.container/list/" + s.DockerHost)
+			for _, c := range list {
+				if err := cl.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil && !isNotFound(err) {
+					return fmt.Errorf("removing container %s: %w", s.Name, daemonErr(s.DockerHost, err))
+				}
+			}
+			return nil
+		},
+	}, nil
+}

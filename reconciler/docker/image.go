@@ -1,0 +1,251 @@
+package docker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
+
+	"github.com/fsgit/fsgit/reconciler"
+)
+
+// pullStall aborts a pull that has printed nothing for this long: an
+// unreachable registry must be an error, not a hang.
+const pullStall = 2 * time.Minute
+
+// Pull policies.
+const (
+	PullMissing = "missing"
+	PullAlways  = "always"
+	PullNever   = "never"
+)
+
+var digestRe = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
+// ImageSpec is the spec of a docker.image resource.
+type ImageSpec struct {
+	// Ref is the image reference, [registry/]repo[:tag][@sha256:hex].
+	Ref string `json:"ref"`
+	// Digest, when set, is the local image ID (sha256:...) the image must
+	// have, or one of its repository digests.
+	Digest string `json:"digest,omitempty"`
+	// Pull is "missing" (pull when absent), "always" (pull when the
+	// registry has another digest) or "never" (must be present locally).
+	Pull string `json:"pull"`
+	// DockerHost is the daemon address.
+	DockerHost string `json:"dockerHost"`
+}
+
+// Image is the docker.image kind: an image present on the daemon.
+type Image struct {
+	clients clients
+}
+
+var (
+	_ reconciler.Kind   = (*Image)(nil)
+	_ reconciler.Pruner = (*Image)(nil)
+)
+
+// NewImage returns the docker.image kind.
+func NewImage() *Image { return &Image{} }
+
+// Kind returns "docker.image".
+func (*Image) Kind() string { return "docker.image" }
+
+// Close closes the kind's Engine API clients.
+func (k *Image) Close() error { return k.clients.close() }
+
+// Validate checks the spec.
+func (*Image) Validate(r *reconciler.Resource) error {
+	_, err := decodeImage(r)
+	return err
+}
+
+func decodeImage(r *reconciler.Resource) (*ImageSpec, error) {
+	var s ImageSpec
+	if err := r.DecodeSpec(&s); err != nil {
+		return nil, err
+	}
+	if s.Ref == "" {
+		return nil, fmt.Errorf("validating %s: ref is empty", r.ID)
+	}
+	switch s.Pull {
+	case "":
+		s.Pull = PullMissing
+	case PullMissing, PullAlways, PullNever:
+	default:
+		return nil, fmt.Errorf("validating %s: pull %q is not missing, always or never", r.ID, s.Pull)
+	}
+	if s.Digest != "" && !digestRe.MatchString(s.Digest) {
+		return nil, fmt.Errorf("validating %s: digest %q is not sha256:<64 hex>", r.ID, s.Digest)
+	}
+	return &s, nil
+}
+
+// imageMatches reports whether the local image is the one the digest pins.
+func imageMatches(img image.InspectResponse, digest string) bool {
+	if digest == "" || img.ID == digest {
+		return true
+	}
+	for _, rd := range img.RepoDigests {
+		if strings.HasSuffix(rd, "@"+digest) {
+			return true
+		}
+	}
+	return false
+}
+
+// Plan inspects the image locally (and, for pull "always", asks the
+// registry for its current digest).
+func (k *Image) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
+	s, err := decodeImage(r)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := k.clients.get(s.DockerHost)
+	if err != nil {
+		return nil, err
+	}
+	octx, cancel := observeCtx(ctx)
+	defer cancel()
+	img, err := cl.ImageInspect(octx, s.Ref)
+	present := err == nil
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		return nil, fmt.Errorf("inspecting image %s: %w", s.Ref, daemonErr(s.DockerHost, err))
+	}
+	plan := &reconciler.Plan{Observed: map[string]string{"present": fmt.Sprint(present)}}
+	if present {
+		plan.Observed["id"] = img.ID
+	}
+	pull := func(ctx context.Context) error {
+		if err := pullImage(ctx, cl, s.Ref); err != nil {
+			return fmt.Errorf("pulling image %s: %w", s.Ref, daemonErr(s.DockerHost, err))
+		}
+		return checkDigest(ctx, cl, s)
+	}
+	switch {
+	case !present && s.Pull == PullNever:
+		return nil, fmt.Errorf("image %s is not present on the daemon and pull is \"never\": build or load it on this node first", s.Ref)
+	case !present:
+		plan.Action = reconciler.ActionCreate
+		plan.Changes = []reconciler.Change{{Field: "image", After: "pull " + s.Ref, Class: reconciler.Safe}}
+		plan.Apply = pull
+	case !imageMatches(img, s.Digest) && s.Pull == PullNever:
+		return nil, fmt.Errorf("image %s is %s, not the pinned %s, and pull is \"never\"", s.Ref, img.ID, s.Digest)
+	case !imageMatches(img, s.Digest):
+		plan.Action = reconciler.ActionUpdate
+		plan.Changes = []reconciler.Change{{Field: "digest", Before: img.ID, After: s.Digest, Class: reconciler.Safe}}
+		plan.Apply = pull
+	case s.Pull == PullAlways:
+		remote, err := cl.DistributionInspect(octx, s.Ref, "")
+		if err != nil {
+			return nil, fmt.Errorf("asking the registry for the digest of %s (pull \"always\"): %w", s.Ref, daemonErr(s.DockerHost, err))
+		}
+		if !imageMatches(img, string(remote.Descriptor.Digest)) {
+			plan.Action = reconciler.ActionUpdate
+			plan.Changes = []reconciler.Change{{Field: "digest", Before: img.ID, After: string(remote.Descriptor.Digest), Class: reconciler.Safe}}
+			plan.Apply = pull
+		}
+	}
+	return plan, nil
+}
+
+// checkDigest verifies a pulled image against the pin.
+func checkDigest(ctx context.Context, cl *client.Client, s *ImageSpec) error {
+	if s.Digest == "" {
+		return nil
+	}
+	img, err := cl.ImageInspect(ctx, s.Ref)
+	if err != nil {
+		return fmt.Errorf("inspecting pulled image %s: %w", s.Ref, err)
+	}
+	if !imageMatches(img, s.Digest) {
+		return fmt.Errorf("pulled image %s is %s, not the pinned %s", s.Ref, img.ID, s.Digest)
+	}
+	return nil
+}
+
+// pullMessage is one line of the daemon's pull progress stream.
+type pullMessage struct {
+	Status      string `json:"status"`
+	ErrorDetail *struct {
+		Message string `json:"message"`
+	} `json:"errorDetail"`
+	Error string `json:"error"`
+}
+
+// pullImage pulls ref and reads the progress stream to its end. The
+// daemon reports a failed pull inside the stream, not as a status code; a
+// stream that stalls for pullStall is abandoned.
+func pullImage(ctx context.Context, cl *client.Client, ref string) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	rc, err := cl.ImagePull(ctx, ref, image.PullOptions{})
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	stall := time.AfterFunc(pullStall, func() {
+		cancel(fmt.Errorf("no progress from the registry for %s", pullStall))
+	})
+	defer stall.Stop()
+	dec := json.NewDecoder(rc)
+	for {
+		var m pullMessage
+		if err := dec.Decode(&m); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if cause := context.Cause(ctx); cause != nil {
+				return cause
+			}
+			return fmt.Errorf("reading pull progress: %w", err)
+		}
+		stall.Reset(pullStall)
+		if m.ErrorDetail != nil && m.ErrorDetail.Message != "" {
+			return errors.New(m.ErrorDetail.Message)
+		}
+		if m.Error != "" {
+			return errors.New(m.Error)
+		}
+	}
+}
+
+// PlanDelete removes the image's tag when the resource left the catalog.
+// An image that a container still uses is not removed: that is an error.
+func (k *Image) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
+	s, err := decodeImage(r)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := k.clients.get(s.DockerHost)
+	if err != nil {
+		return nil, err
+	}
+	octx, cancel := observeCtx(ctx)
+	defer cancel()
+	if _, err := cl.ImageInspect(octx, s.Ref); err != nil {
+		if cerrdefs.IsNotFound(err) {
+			return &reconciler.Plan{}, nil
+		}
+		return nil, fmt.Errorf("inspecting image %s: %w", s.Ref, daemonErr(s.DockerHost, err))
+	}
+	return &reconciler.Plan{
+		Action:  reconciler.ActionDelete,
+		Changes: []reconciler.Change{{Field: "image", Before: s.Ref, Class: reconciler.Safe}},
+		Apply: func(ctx context.Context) error {
+			if _, err := cl.ImageRemove(ctx, s.Ref, image.RemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+				return fmt.Errorf("removing image %s: %w", s.Ref, daemonErr(s.DockerHost, err))
+			}
+			return nil
+		},
+	}, nil
+}

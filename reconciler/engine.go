@@ -1,0 +1,316 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Default engine settings.
+const (
+	// DefaultParallel is how many resources run at once by default.
+	DefaultParallel = 4
+	// DefaultTimeout bounds the handling of one resource by default.
+	DefaultTimeout = 10 * time.Minute
+)
+
+// Config configures an [Engine].
+type Config struct {
+	// Registry holds the kinds the engine knows. A resource of a kind not
+	// in it fails, with its dependents skipped.
+	Registry *Registry
+	// Log receives one line per resource that did something, and errors.
+	// Nil discards.
+	Log *slog.Logger
+	// Parallel bounds how many independent resources are handled at once
+	// (zero: DefaultParallel).
+	Parallel int
+	// Timeout bounds the handling (plan, apply, verify, refresh) of one
+	// resource, unless its kind says otherwise through [Timeouter] (zero:
+	// DefaultTimeout).
+	Timeout time.Duration
+}
+
+// Engine reconciles catalogs. One engine serves many runs, one after
+// another or at once; it keeps nothing between runs (see [Memory]).
+//
+// A run handles each resource in dependency order, independent resources
+// in parallel up to a bound:
+//
+//  1. a resource whose dependency failed (or was skipped because one did)
+//     is skipped, naming the failure;
+//  2. Plan observes and diffs (bounded in time, its panics contained);
+//  3. in detect mode, or in noop, changes are reported as drifted;
+//  4. a destructive change on a resource that does not allow destroy is
+//     held: the resource is reported as pending-destroy and nothing runs;
+//  5. otherwise the plan's Apply runs, and a fresh Plan checks that the
+//     resource converged (its observed state is what the node remembers);
+//  6. if a resource it notifies changed (or was refreshed), the resource
+//     is refreshed once, after its own apply; in noop it is reported as
+//     what would be refreshed.
+//
+// After the catalog, resources of the prior inventory that left it are
+// pruned under the same rules.
+type Engine struct {
+	reg      *Registry
+	log      *slog.Logger
+	parallel int
+	timeout  time.Duration
+}
+
+// NewEngine returns an engine with the given configuration.
+func NewEngine(cfg Config) *Engine {
+	e := &Engine{reg: cfg.Registry, log: cfg.Log, parallel: cfg.Parallel, timeout: cfg.Timeout}
+	if e.reg == nil {
+		e.reg = NewRegistry()
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if e.parallel <= 0 {
+		e.parallel = DefaultParallel
+	}
+	if e.timeout <= 0 {
+		e.timeout = DefaultTimeout
+	}
+	return e
+}
+
+// RunOptions are the inputs of one run besides the catalog.
+type RunOptions struct {
+	// Noop runs everything but Apply and Refresh, and reports what would
+	// change and what would be refreshed.
+	Noop bool
+	// Root prefixes every managed path (see [Env.Root]).
+	Root string
+	// Secrets resolves secret references. Nil: every secret is missing.
+	Secrets SecretResolver
+	// Progress receives the progress of long steps (downloads).
+	Progress func(id ID, done, total int64)
+	// Prior is what the node remembered after its last run (nil: nothing,
+	// as on a new node). It drives pruning and the marking of corrective
+	// changes.
+	Prior *Memory
+	// Only, when not empty, restricts the run to these resources and every
+	// resource that depends on them, directly or not (a file changed on
+	// disk: re-run it and what it notifies). Their own dependencies are
+	// taken as done. Such a run prunes nothing.
+	Only []ID
+	// NoPrune turns pruning off.
+	NoPrune bool
+	// Stop, when closed, lets the resources in hand finish and starts no
+	// other: the rest are skipped. Cancelling the run's context instead
+	// also cancels the resources in hand.
+	Stop <-chan struct{}
+}
+
+// CatalogError holds the problems with a catalog's IDs and edges that keep
+// it from the engine: duplicates, dangling edges, a cycle.
+type CatalogError struct {
+	// Errs are the *EdgeError values found.
+	Errs []error
+}
+
+// Error lists the problems, one per line after the first.
+func (e *CatalogError) Error() string {
+	parts := make([]string, len(e.Errs))
+	for i, err := range e.Errs {
+		parts[i] = err.Error()
+	}
+	return "invalid catalog: " + strings.Join(parts, "; ")
+}
+
+// Unwrap returns the problems, for errors.As.
+func (e *CatalogError) Unwrap() []error { return e.Errs }
+
+// Prepared is a catalog checked and ordered for the engine. Preparing is
+// done once per catalog; the daemon runs a prepared catalog many times.
+type Prepared struct {
+	// Catalog is the catalog as given; it must not be modified.
+	Catalog *Catalog
+	// Graph is its dependency graph.
+	Graph *Graph
+
+	res     map[ID]*Resource
+	kinds   map[ID]Kind
+	invalid map[ID]error
+	index   map[ID]int
+}
+
+// Prepare checks the catalog's edges and each resource's spec. Problems
+// with edges (a dangling edge, a duplicate, a cycle) are returned as a
+// *CatalogError and the catalog never runs. A resource of an unknown kind
+// or with an invalid spec does not stop the catalog: it fails in every run,
+// and its dependents are skipped (see [Prepared.Invalid]).
+func (e *Engine) Prepare(cat *Catalog) (*Prepared, error) {
+	g, errs := BuildGraph(cat)
+	if len(errs) > 0 {
+		return nil, &CatalogError{Errs: errs}
+	}
+	p := &Prepared{
+		Catalog: cat,
+		Graph:   g,
+		res:     make(map[ID]*Resource, len(cat.Resources)),
+		kinds:   make(map[ID]Kind, len(cat.Resources)),
+		invalid: map[ID]error{},
+		index:   make(map[ID]int, len(g.Order)),
+	}
+	for i, id := range g.Order {
+		p.index[id] = i
+	}
+	for i := range cat.Resources {
+		r := &cat.Resources[i]
+		p.res[r.ID] = r
+		if !r.ID.Valid() {
+			p.invalid[r.ID] = fmt.Errorf("malformed ID %q: want kind:name", r.ID)
+			continue
+		}
+		k, ok := e.reg.Lookup(r.Kind())
+		if !ok {
+			p.invalid[r.ID] = fmt.Errorf("unknown kind %q: this fsgit has no such resource kind (it knows %s)",
+				r.Kind(), strings.Join(e.reg.Kinds(), ", "))
+			continue
+		}
+		p.kinds[r.ID] = k
+		if err := validate(k, r); err != nil {
+			p.invalid[r.ID] = fmt.Errorf("invalid spec: %w", err)
+		}
+	}
+	return p, nil
+}
+
+// validate calls k.Validate, turning a panic into an error.
+func validate(k Kind, r *Resource) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("panic in validate: %v", v)
+		}
+	}()
+	return k.Validate(r)
+}
+
+// Invalid returns the resources that fail before any observation, and why:
+// unknown kinds, malformed IDs, invalid specs.
+func (p *Prepared) Invalid() map[ID]error {
+	out := make(map[ID]error, len(p.invalid))
+	for id, err := range p.invalid {
+		out[id] = err
+	}
+	return out
+}
+
+// Apply prepares the catalog and runs it once.
+func (e *Engine) Apply(ctx context.Context, cat *Catalog, opts RunOptions) (*Report, error) {
+	p, err := e.Prepare(cat)
+	if err != nil {
+		return nil, err
+	}
+	return e.Run(ctx, p, opts)
+}
+
+// Run reconciles a prepared catalog once and reports every resource. The
+// error is non-nil only when the run could not start (an unknown ID in
+// opts.Only); failures of resources are in the report. A cancelled context
+// or a closed opts.Stop ends the run early: the report says so in Stopped.
+func (e *Engine) Run(ctx context.Context, p *Prepared, opts RunOptions) (*Report, error) {
+	sel, err := p.selection(opts.Only)
+	if err != nil {
+		return nil, err
+	}
+	r := &run{
+		e:     e,
+		p:     p,
+		opts:  opts,
+		cache: NewCache(),
+		prior: opts.Prior,
+		out:   map[ID]*outcome{},
+	}
+	if r.prior == nil {
+		r.prior = NewMemory()
+	}
+	if r.opts.Secrets == nil {
+		r.opts.Secrets = noSecrets{}
+	}
+	defer func() {
+		if err := r.cache.Close(); err != nil {
+			e.log.Warn("closing the run's cached clients", "err", err)
+		}
+	}()
+
+	rep := &Report{
+		Site:     p.Catalog.Site,
+		Node:     p.Catalog.Node,
+		Role:     p.Catalog.Role,
+		Revision: p.Catalog.Revision,
+		Noop:     opts.Noop,
+		Started:  time.Now(),
+		Only:     append([]ID(nil), opts.Only...),
+	}
+	r.schedule(ctx, sel)
+	for _, id := range p.Graph.Order {
+		if o, ok := r.out[id]; ok {
+			rep.Results = append(rep.Results, o.res)
+		}
+	}
+	if len(opts.Only) == 0 && !opts.NoPrune && r.stopReason(ctx) == "" {
+		for _, o := range r.prune(ctx) {
+			rep.Results = append(rep.Results, o.res)
+		}
+	}
+	rep.Stopped = r.stopped
+	if !opts.Noop {
+		rep.Next = r.next(len(opts.Only) == 0)
+	}
+	rep.Duration = time.Since(rep.Started)
+	return rep, nil
+}
+
+// selection returns the resources a run covers: all, or the given ones and
+// everything downstream of them.
+func (p *Prepared) selection(only []ID) (map[ID]bool, error) {
+	sel := make(map[ID]bool, len(p.Graph.Order))
+	if len(only) == 0 {
+		for _, id := range p.Graph.Order {
+			sel[id] = true
+		}
+		return sel, nil
+	}
+	var walk func(id ID)
+	walk = func(id ID) {
+		if sel[id] {
+			return
+		}
+		sel[id] = true
+		for _, next := range p.Graph.After[id] {
+			walk(next)
+		}
+	}
+	for _, id := range only {
+		if _, ok := p.res[id]; !ok {
+			return nil, fmt.Errorf("run %s: not in the catalog", id)
+		}
+		walk(id)
+	}
+	return sel, nil
+}
+
+// noSecrets is the resolver of a run that was given none.
+type noSecrets struct{}
+
+func (noSecrets) Resolve(_ context.Context, ref SecretRef) (Secret, error) {
+	return Secret{}, fmt.Errorf("resolve %s: no secret provider configured: %w", ref, ErrSecretNotFound)
+}
+
+// orderedIDs sorts ids by their position in the graph order.
+func (p *Prepared) orderedIDs(ids []ID) []ID {
+	out := append([]ID(nil), ids...)
+	sort.Slice(out, func(i, j int) bool { return p.index[out[i]] < p.index[out[j]] })
+	return out
+}
+
+// ErrTimeout is wrapped by the error of a resource that ran out of time.
+var ErrTimeout = errors.New("timed out")

@@ -1,0 +1,110 @@
+package reconciler
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+)
+
+// Memory is what a node remembers between runs: what fsgit manages (to
+// prune what leaves the catalog) and how each resource looked when fsgit
+// last saw it converged (to tell drift from a change of the desired state).
+// internal/state keeps it in bbolt; the engine reads it before a run
+// ([RunOptions.Prior]) and says what it should become ([Report.Next]).
+type Memory struct {
+	// Inventory holds every resource fsgit applied and may have to remove,
+	// as it was last applied. Specs hold secret references, never values.
+	Inventory map[ID]Resource
+	// Observed holds the last converged observed state of each resource.
+	Observed map[ID]ObservedState
+}
+
+// NewMemory returns an empty memory.
+func NewMemory() *Memory {
+	return &Memory{Inventory: map[ID]Resource{}, Observed: map[ID]ObservedState{}}
+}
+
+// Clone returns a copy whose maps can be changed without touching m. The
+// resources and observed fields themselves are shared: they are never
+// modified in place.
+func (m *Memory) Clone() *Memory {
+	c := NewMemory()
+	if m == nil {
+		return c
+	}
+	for id, r := range m.Inventory {
+		c.Inventory[id] = r
+	}
+	for id, o := range m.Observed {
+		c.Observed[id] = o
+	}
+	return c
+}
+
+// ObservedState is a resource's normalized, secret-free observed summary
+// ([Plan.Observed]) and its hash.
+type ObservedState struct {
+	Hash   string            `json:"hash"`
+	Fields map[string]string `json:"fields,omitempty"`
+}
+
+// NewObservedState hashes fields into an ObservedState.
+func NewObservedState(fields map[string]string) ObservedState {
+	return ObservedState{Hash: HashObserved(fields), Fields: fields}
+}
+
+// HashObserved returns "sha256:<hex>" of the fields in a canonical form
+// (JSON with sorted keys), so that equal summaries hash equally whatever
+// the order in which a kind filled them.
+func HashObserved(fields map[string]string) string {
+	if fields == nil {
+		fields = map[string]string{}
+	}
+	// Marshalling a map[string]string cannot fail, and sorts its keys.
+	b, _ := json.Marshal(fields)
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// SameDesired reports whether two resources describe the same desired
+// state: same ID, edges, mode, destroy switch and spec (compared as compact
+// JSON, so that formatting does not count).
+func SameDesired(a, b *Resource) bool {
+	if a.ID != b.ID || effectiveMode(a.Mode) != effectiveMode(b.Mode) || a.AllowDestroy != b.AllowDestroy ||
+		!sameIDs(a.Require, b.Require) || !sameIDs(a.Notify, b.Notify) {
+		return false
+	}
+	return sameJSON(a.Spec, b.Spec)
+}
+
+// effectiveMode maps the zero mode to its default, enforce.
+func effectiveMode(m Mode) Mode {
+	if m == "" {
+		return ModeEnforce
+	}
+	return m
+}
+
+func sameIDs(a, b []ID) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func sameJSON(a, b json.RawMessage) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	var ca, cb bytes.Buffer
+	if json.Compact(&ca, a) != nil || json.Compact(&cb, b) != nil {
+		return false
+	}
+	return bytes.Equal(ca.Bytes(), cb.Bytes())
+}

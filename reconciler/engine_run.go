@@ -1,0 +1,267 @@
+package reconciler
+
+import (
+	"container/heap"
+	"context"
+	"fmt"
+	"log/slog"
+)
+
+// run is the state of one Engine.Run. The scheduling goroutine owns every
+// field; workers only read their own resource and the inputs given to
+// them, and hand back an *outcome.
+type run struct {
+	e       *Engine
+	p       *Prepared
+	opts    RunOptions
+	cache   *Cache
+	prior   *Memory
+	out     map[ID]*outcome
+	pruned  []*outcome
+	stopped string
+}
+
+// outcome is a resource's result plus what the scheduler and the memory
+// need to know about it.
+type outcome struct {
+	res Result
+	// changed: the resource changed, or was refreshed (in noop: would be),
+	// so resources it notifies are refreshed.
+	changed bool
+	// blocked: the resource failed, or was skipped because a dependency
+	// failed; its dependents are skipped. cause names the failed resource.
+	blocked bool
+	cause   ID
+	// pending: in noop, the resource has changes that were not applied, so
+	// what depends on it may not be observable yet.
+	pending bool
+	// remember is the converged observed state to keep; forget drops the
+	// one kept. Neither: keep what was there.
+	remember *ObservedState
+	forget   bool
+	// inventory says how the run changes the resource's inventory entry.
+	inventory inventoryAction
+}
+
+type inventoryAction int
+
+const (
+	invKeep       inventoryAction = iota
+	invUpsert                     // fsgit manages it as it is now
+	invAddMissing                 // an apply was attempted: it may exist in part
+	invRemove                     // pruned, gone, or no longer manageable
+)
+
+// input is what a worker needs from the resources handled before it.
+type input struct {
+	// refreshBy lists the notifiers that changed.
+	refreshBy []ID
+	// pendingDeps lists dependencies with unapplied changes (noop).
+	pendingDeps []ID
+}
+
+// schedule handles the selected resources in dependency order, up to
+// e.parallel at once, and fills r.out.
+func (r *run) schedule(ctx context.Context, sel map[ID]bool) {
+	g := r.p.Graph
+	waiting := make(map[ID]int, len(sel))
+	ready := &idHeap{index: r.p.index}
+	for id := range sel {
+		n := 0
+		for _, dep := range g.Before[id] {
+			if sel[dep] {
+				n++
+			}
+		}
+		waiting[id] = n
+		if n == 0 {
+			heap.Push(ready, id)
+		}
+	}
+	results := make(chan *outcome)
+	running := 0
+	finish := func(o *outcome) {
+		id := o.res.ID
+		r.out[id] = o
+		r.log(o)
+		for _, next := range g.After[id] {
+			if !sel[next] {
+				continue
+			}
+			waiting[next]--
+			if waiting[next] == 0 {
+				heap.Push(ready, next)
+			}
+		}
+	}
+	for len(r.out) < len(sel) {
+		for ready.Len() > 0 && running < r.e.parallel {
+			if reason := r.stopReason(ctx); reason != "" {
+				r.stopped = reason
+				break
+			}
+			id := heap.Pop(ready).(ID)
+			if o := r.blocked(id); o != nil {
+				finish(o)
+				continue
+			}
+			in := r.inputs(id)
+			running++
+			go func() { results <- r.handle(ctx, id, in) }()
+		}
+		if running == 0 {
+			break
+		}
+		o := <-results
+		running--
+		finish(o)
+	}
+	if r.stopped == "" {
+		r.stopped = r.stopReason(ctx)
+	}
+	for id := range sel {
+		if _, done := r.out[id]; !done {
+			r.out[id] = &outcome{res: Result{ID: id, Outcome: Skipped, Reason: "not run: " + r.stopped}, blocked: true}
+		}
+	}
+}
+
+// stopReason says why no more resources may start, or "" if they may.
+func (r *run) stopReason(ctx context.Context) string {
+	if ctx.Err() != nil {
+		return fmt.Sprintf("run cancelled (%v)", context.Cause(ctx))
+	}
+	select {
+	case <-r.opts.Stop:
+		return "run stopped on request"
+	default:
+		return ""
+	}
+}
+
+// blocked returns a skip outcome when one of id's dependencies failed or
+// was skipped because of a failure, and nil when id may run.
+func (r *run) blocked(id ID) *outcome {
+	for _, dep := range r.p.orderedIDs(r.p.Graph.Before[id]) {
+		o, ok := r.out[dep]
+		if !ok || !o.blocked {
+			continue
+		}
+		reason := fmt.Sprintf("dependency %s failed", dep)
+		if o.cause != dep {
+			reason = fmt.Sprintf("dependency %s was skipped because %s failed", dep, o.cause)
+		}
+		if o.res.Outcome == Skipped && o.cause == "" {
+			reason = fmt.Sprintf("dependency %s was not run", dep)
+		}
+		return &outcome{res: Result{ID: id, Outcome: Skipped, Reason: reason}, blocked: true, cause: o.cause}
+	}
+	return nil
+}
+
+// inputs collects what id needs from its finished dependencies.
+func (r *run) inputs(id ID) input {
+	var in input
+	for _, n := range r.p.orderedIDs(r.p.Graph.NotifiedBy[id]) {
+		if o, ok := r.out[n]; ok && o.changed {
+			in.refreshBy = append(in.refreshBy, n)
+		}
+	}
+	for _, dep := range r.p.orderedIDs(r.p.Graph.Before[id]) {
+		if o, ok := r.out[dep]; ok && o.pending {
+			in.pendingDeps = append(in.pendingDeps, dep)
+		}
+	}
+	return in
+}
+
+// log writes one line for a resource's outcome.
+func (r *run) log(o *outcome) {
+	res := &o.res
+	level := slog.LevelInfo
+	switch {
+	case res.Outcome == Failed:
+		level = slog.LevelWarn
+	case res.Outcome == Unchanged && !res.Refreshed, res.Outcome == Skipped:
+		level = slog.LevelDebug
+	}
+	attrs := []any{"id", string(res.ID), "outcome", string(res.Outcome)}
+	if res.Refreshed {
+		attrs = append(attrs, "refreshed", true)
+	}
+	if res.Corrective {
+		attrs = append(attrs, "corrective", true)
+	}
+	if res.Reason != "" {
+		attrs = append(attrs, "reason", res.Reason)
+	}
+	if res.Error != "" {
+		attrs = append(attrs, "err", res.Error)
+	}
+	if res.Warning != "" {
+		attrs = append(attrs, "warning", res.Warning)
+		if level < slog.LevelWarn {
+			level = slog.LevelWarn
+		}
+	}
+	r.e.log.Log(context.Background(), level, "resource", attrs...)
+}
+
+// next computes what the node remembers after this run: the prior memory
+// updated with every outcome. After a full run, observed states of
+// resources that are neither in the catalog nor in the inventory go.
+func (r *run) next(full bool) *Memory {
+	m := r.prior.Clone()
+	apply := func(o *outcome, res *Resource) {
+		id := o.res.ID
+		switch o.inventory {
+		case invUpsert:
+			m.Inventory[id] = *res
+		case invAddMissing:
+			if _, ok := m.Inventory[id]; !ok {
+				m.Inventory[id] = *res
+			}
+		case invRemove:
+			delete(m.Inventory, id)
+		}
+		switch {
+		case o.remember != nil:
+			m.Observed[id] = *o.remember
+		case o.forget:
+			delete(m.Observed, id)
+		}
+	}
+	for id, o := range r.out {
+		apply(o, r.p.res[id])
+	}
+	for _, o := range r.pruned {
+		apply(o, nil)
+	}
+	if full {
+		for id := range m.Observed {
+			_, inCatalog := r.p.res[id]
+			_, inInventory := m.Inventory[id]
+			if !inCatalog && !inInventory {
+				delete(m.Observed, id)
+			}
+		}
+	}
+	return m
+}
+
+// idHeap is a min-heap of IDs by their position in the graph order, so
+// that ready resources start in a stable order.
+type idHeap struct {
+	ids   []ID
+	index map[ID]int
+}
+
+func (h *idHeap) Len() int           { return len(h.ids) }
+func (h *idHeap) Less(i, j int) bool { return h.index[h.ids[i]] < h.index[h.ids[j]] }
+func (h *idHeap) Swap(i, j int)      { h.ids[i], h.ids[j] = h.ids[j], h.ids[i] }
+func (h *idHeap) Push(x any)         { h.ids = append(h.ids, x.(ID)) }
+func (h *idHeap) Pop() any {
+	x := h.ids[len(h.ids)-1]
+	h.ids = h.ids[:len(h.ids)-1]
+	return x
+}

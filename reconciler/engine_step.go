@@ -1,0 +1,309 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strings"
+	"time"
+)
+
+// handle runs one resource through plan, apply, verify and refresh, and
+// returns its outcome. It runs on a worker goroutine.
+func (r *run) handle(ctx context.Context, id ID, in input) *outcome {
+	start := time.Now()
+	o := r.step(ctx, id, in)
+	o.res.Duration = time.Since(start)
+	return o
+}
+
+func (r *run) step(ctx context.Context, id ID, in input) *outcome {
+	res := r.p.res[id]
+	o := &outcome{res: Result{ID: id}}
+	fail := func(err error) *outcome {
+		var pe *PanicError
+		if errors.As(err, &pe) {
+			r.e.log.Error("resource panicked", "id", string(id), "step", pe.Step, "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
+		}
+		o.res.Outcome = Failed
+		o.res.Error = err.Error()
+		o.blocked, o.cause = true, id
+		return o
+	}
+	if err := r.p.invalid[id]; err != nil {
+		return fail(err)
+	}
+	k := r.p.kinds[id]
+	limit := r.e.timeout
+	if t, ok := k.(Timeouter); ok {
+		if d := t.Timeout(res); d > 0 {
+			limit = d
+		}
+	}
+	rctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	env := r.env(id, r.cache)
+
+	plan, err := contain(rctx, limit, "plan", func(ctx context.Context) (*Plan, error) { return k.Plan(ctx, env, res) })
+	switch {
+	case IsSkip(err):
+		o.res.Outcome, o.res.Reason = Skipped, skipReason(err)
+		return o
+	case err != nil && r.opts.Noop && len(in.pendingDeps) > 0:
+		// A dependency would change first (a package not yet installed):
+		// this resource cannot be observed honestly before that.
+		o.res.Outcome = Skipped
+		o.res.Reason = fmt.Sprintf("cannot be observed before %s is applied: %v", joinIDs(in.pendingDeps), err)
+		o.pending = true
+		return o
+	case err != nil:
+		return fail(err)
+	}
+	if plan == nil {
+		plan = &Plan{}
+	}
+	o.res.Action = plan.Action
+	o.res.Changes = plan.Changes
+	o.res.Observed = plan.Observed
+	observed := NewObservedState(plan.Observed)
+	detect := res.Mode == ModeDetect
+	if plan.HasChanges() {
+		o.res.Corrective = r.corrective(res, observed)
+	}
+
+	switch {
+	case !plan.HasChanges():
+		o.res.Outcome, o.res.Action = Unchanged, ActionNone
+		if !r.opts.Noop {
+			o.remember = &observed
+			if !detect {
+				o.inventory = invUpsert
+			}
+		}
+	case detect:
+		o.res.Outcome = Drifted
+		o.res.Reason = reasonDetect
+	case plan.MaxClass() == Destructive && !res.AllowDestroy:
+		o.res.Outcome = PendingDestroy
+		o.res.Reason = "destructive change held (" + destructiveFields(plan) +
+			"): set allowDestroy: true on this resource to let it run"
+	case r.opts.Noop:
+		o.res.Outcome = Drifted
+		o.changed, o.pending = true, true
+	default:
+		if plan.Apply == nil {
+			return fail(fmt.Errorf("plan has changes but no apply function (a bug in kind %s)", k.Kind()))
+		}
+		o.inventory = invAddMissing
+		o.forget = true
+		if _, err := contain(rctx, limit, "apply", func(ctx context.Context) (struct{}, error) {
+			return struct{}{}, plan.Apply(ctx)
+		}); err != nil {
+			if IsSkip(err) {
+				o.res.Outcome, o.res.Reason = Skipped, skipReason(err)
+				return o
+			}
+			return fail(err)
+		}
+		switch plan.Action {
+		case ActionCreate:
+			o.res.Outcome = Created
+		case ActionDelete:
+			o.res.Outcome = Deleted
+		default:
+			o.res.Outcome = Changed
+		}
+		o.changed = true
+		o.inventory = invUpsert
+		r.verify(rctx, limit, k, res, o)
+	}
+
+	if len(in.refreshBy) > 0 {
+		r.refresh(rctx, limit, k, res, env, in.refreshBy, o)
+	}
+	return o
+}
+
+// reasonDetect is the reason of a drifted resource in detect mode; reports
+// tell it from a noop's drift by it.
+const reasonDetect = "drift is detect on this resource: reported, not corrected"
+
+// verify plans the resource again after its apply, with a fresh cache (the
+// run's holds what was observed before the apply), to learn the observed
+// state to remember and to notice an apply that did not converge.
+func (r *run) verify(ctx context.Context, limit time.Duration, k Kind, res *Resource, o *outcome) {
+	cache := NewCache()
+	defer func() {
+		if err := cache.Close(); err != nil {
+			r.e.log.Warn("closing cached clients after verify", "id", string(res.ID), "err", err)
+		}
+	}()
+	env := r.env(res.ID, cache)
+	plan, err := contain(ctx, limit, "verify", func(ctx context.Context) (*Plan, error) { return k.Plan(ctx, env, res) })
+	switch {
+	case err != nil:
+		o.res.Warning = fmt.Sprintf("applied, but observing it again failed: %v", err)
+	case plan.HasChanges():
+		var fields []string
+		for _, c := range plan.Changes {
+			fields = append(fields, c.Field)
+		}
+		if len(fields) == 0 {
+			fields = append(fields, string(plan.Action))
+		}
+		o.res.Warning = "applied, but still differs: " + strings.Join(fields, ", ")
+		o.res.Observed = plan.Observed
+	default:
+		o.res.Observed = plan.Observed
+		st := NewObservedState(plan.Observed)
+		o.remember, o.forget = &st, false
+	}
+}
+
+// refresh sends the refresh of a notify edge to a resource, once, after its
+// own plan: in noop it records what would happen.
+func (r *run) refresh(ctx context.Context, limit time.Duration, k Kind, res *Resource, env *Env, by []ID, o *outcome) {
+	rf, ok := k.(Refresher)
+	if !ok {
+		// Notify on a kind that cannot refresh is only an ordering edge.
+		return
+	}
+	switch o.res.Outcome {
+	case Failed, Skipped:
+		return
+	}
+	o.res.RefreshedBy = by
+	if res.Mode == ModeDetect {
+		note := "not refreshed (drift is detect): notified by " + joinIDs(by)
+		if o.res.Reason == "" {
+			o.res.Reason = note
+		} else {
+			o.res.Reason += "; " + note
+		}
+		return
+	}
+	if r.opts.Noop {
+		o.res.Refreshed, o.changed = true, true
+		return
+	}
+	ownChange := o.res.Outcome == Created || o.res.Outcome == Changed
+	if _, err := contain(ctx, limit, "refresh", func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, rf.Refresh(ctx, env, res, ownChange)
+	}); err != nil {
+		if IsSkip(err) {
+			o.res.Reason = "refresh skipped: " + skipReason(err)
+			return
+		}
+		o.res.Outcome = Failed
+		o.res.Error = fmt.Sprintf("refresh (notified by %s): %v", joinIDs(by), err)
+		o.blocked, o.cause = true, res.ID
+		o.remember, o.forget = nil, true
+		return
+	}
+	o.res.Refreshed, o.changed = true, true
+}
+
+// corrective reports whether changes on res correct drift: the desired
+// state is the one last applied, and the observed state differs from the
+// one remembered when it last converged.
+func (r *run) corrective(res *Resource, now ObservedState) bool {
+	last, ok := r.prior.Observed[res.ID]
+	if !ok || last.Hash == now.Hash {
+		return false
+	}
+	inv, ok := r.prior.Inventory[res.ID]
+	return ok && SameDesired(&inv, res)
+}
+
+// env returns the Env a kind sees for one resource.
+func (r *run) env(id ID, cache *Cache) *Env {
+	return &Env{
+		Root:     r.opts.Root,
+		Noop:     r.opts.Noop,
+		Secrets:  r.opts.Secrets,
+		Log:      r.e.log.With("resource", string(id)),
+		Cache:    cache,
+		Progress: r.opts.Progress,
+	}
+}
+
+// contain runs one step of a resource on its own goroutine, so that a step
+// that ignores its context cannot hold the run past its time limit, and
+// turns a panic into an error. The goroutine of a step that timed out is
+// abandoned; it may finish later, and its result is dropped.
+func contain[T any](ctx context.Context, limit time.Duration, step string, f func(context.Context) (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				ch <- result{err: &PanicError{Step: step, Value: p, Stack: debug.Stack()}}
+			}
+		}()
+		v, err := f(ctx)
+		ch <- result{v: v, err: err}
+	}()
+	var out result
+	select {
+	case out = <-ch:
+	case <-ctx.Done():
+		select {
+		case out = <-ch: // finished at the deadline: keep its answer
+		default:
+			out.err = ctx.Err()
+		}
+	}
+	if out.err != nil && ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		if cause := context.Cause(ctx); errors.Is(cause, context.DeadlineExceeded) {
+			out.err = fmt.Errorf("%s %w after %s: %w", step, ErrTimeout, limit, out.err)
+		}
+	}
+	return out.v, out.err
+}
+
+// PanicError is the error of a resource whose kind panicked. The run goes
+// on; the resource fails and its dependents are skipped.
+type PanicError struct {
+	// Step is "plan", "apply", "verify" or "refresh".
+	Step string
+	// Value is what was passed to panic.
+	Value any
+	// Stack is the panicking goroutine's stack.
+	Stack []byte
+}
+
+// Error describes the panic without its stack.
+func (e *PanicError) Error() string { return fmt.Sprintf("panic in %s: %v", e.Step, e.Value) }
+
+func skipReason(err error) string {
+	var s *SkipError
+	if errors.As(err, &s) {
+		return s.Reason
+	}
+	return err.Error()
+}
+
+func destructiveFields(p *Plan) string {
+	var parts []string
+	for _, c := range p.Changes {
+		if c.Class == Destructive {
+			parts = append(parts, c.Field)
+		}
+	}
+	if len(parts) == 0 {
+		return string(p.Action)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func joinIDs(ids []ID) string {
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = string(id)
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,399 @@
+package file
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/fsgit/fsgit/reconciler"
+)
+
+// File is the "file" kind: a regular file with optional content (with
+// secret placeholders), owner, group and mode.
+type File struct{}
+
+var (
+	_ reconciler.Kind   = (*File)(nil)
+	_ reconciler.Pruner = (*File)(nil)
+)
+
+// NewFile returns the file kind.
+func NewFile() *File { return &File{} }
+
+// Kinds returns the file, directory and symlink kinds.
+func Kinds() []reconciler.Kind {
+	return []reconciler.Kind{NewFile(), NewDirectory(), NewSymlink()}
+}
+
+// fileSpec is the spec of a file resource; see docs/kinds.md.
+type fileSpec struct {
+	Path   string `json:"path"`
+	Ensure string `json:"ensure"`
+	// Content is nil when the content is not managed.
+	Content *string `json:"content,omitempty"`
+	// Secrets maps placeholder keys ({{secret:KEY}} in Content) to secrets.
+	Secrets map[string]reconciler.SecretRef `json:"secrets,omitempty"`
+	Owner   string                          `json:"owner"`
+	Group   string                          `json:"group"`
+	Mode    string                          `json:"mode"`
+}
+
+// placeholderRE matches a secret placeholder in file content.
+var placeholderRE = regexp.MustCompile(`\{\{secret:([A-Za-z_][A-Za-z0-9_]*)\}\}`)
+
+// secretKeyRE is what a secrets key must look like.
+var secretKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// Kind returns "file".
+func (*File) Kind() string { return "file" }
+
+// Validate decodes the spec and checks the path, ensure, mode, and that
+// every placeholder in the content names a declared secret.
+func (*File) Validate(r *reconciler.Resource) error {
+	_, err := decodeFileSpec(r)
+	return err
+}
+
+func decodeFileSpec(r *reconciler.Resource) (*fileSpec, error) {
+	var s fileSpec
+	if err := r.DecodeSpec(&s); err != nil {
+		return nil, err
+	}
+	if err := checkCommon(r, &s.Path, &s.Ensure); err != nil {
+		return nil, err
+	}
+	if s.Mode != "" {
+		if _, err := ParseMode(s.Mode); err != nil {
+			return nil, fmt.Errorf("validate %s: %w", r.ID, err)
+		}
+	}
+	if len(s.Secrets) > 0 && s.Content == nil {
+		return nil, fmt.Errorf("validate %s: secrets given without content", r.ID)
+	}
+	for k, ref := range s.Secrets {
+		if !secretKeyRE.MatchString(k) {
+			return nil, fmt.Errorf("validate %s: secret key %q is not an identifier", r.ID, k)
+		}
+		if ref.IsZero() {
+			return nil, fmt.Errorf("validate %s: secret key %q names no secret", r.ID, k)
+		}
+	}
+	if s.Content != nil && strings.Contains(*s.Content, "{{secret:") {
+		for _, m := range placeholderRE.FindAllStringSubmatch(*s.Content, -1) {
+			if _, ok := s.Secrets[m[1]]; !ok {
+				return nil, fmt.Errorf("validate %s: content uses {{secret:%s}}, which secrets does not declare", r.ID, m[1])
+			}
+		}
+	}
+	return &s, nil
+}
+
+// checkCommon checks the path (absolute, clean, the ID's name) and ensure
+// of a spec, defaulting them from the ID and to "present".
+func checkCommon(r *reconciler.Resource, path, ensure *string) error {
+	if *path == "" {
+		*path = r.Name()
+	}
+	if *path != r.Name() {
+		return fmt.Errorf("validate %s: path %q differs from the ID's name", r.ID, *path)
+	}
+	if _, err := (&reconciler.Env{}).Path(*path); err != nil {
+		return fmt.Errorf("validate %s: %w", r.ID, err)
+	}
+	switch *ensure {
+	case "":
+		*ensure = "present"
+	case "present", "absent":
+	default:
+		return fmt.Errorf("validate %s: ensure %q is neither present nor absent", r.ID, *ensure)
+	}
+	return nil
+}
+
+// Plan observes the file and returns the changes that converge it.
+func (k *File) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
+	s, err := decodeFileSpec(r)
+	if err != nil {
+		return nil, err
+	}
+	return k.plan(ctx, env, r, s, s.Ensure == "absent")
+}
+
+// PlanDelete returns the plan that removes a file that left the catalog:
+// safe when its content was managed and is found intact, destructive
+// otherwise.
+func (k *File) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
+	s, err := decodeFileSpec(r)
+	if err != nil {
+		return nil, err
+	}
+	return k.plan(ctx, env, r, s, true)
+}
+
+func (k *File) plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *fileSpec, absent bool) (*reconciler.Plan, error) {
+	path, err := env.Path(s.Path)
+	if err != nil {
+		return nil, fmt.Errorf("plan %s: %w", r.ID, err)
+	}
+	fi, err := lstat(path)
+	if err != nil {
+		return nil, fmt.Errorf("plan %s: %w", r.ID, err)
+	}
+	if absent {
+		return k.planAbsent(ctx, env, r, s, path, fi)
+	}
+	perms, err := ResolvePerms(env, s.Owner, s.Group, s.Mode)
+	if err != nil {
+		return nil, fmt.Errorf("plan %s: %w", r.ID, err)
+	}
+	var want []byte
+	if s.Content != nil {
+		if want, err = render(ctx, env, s); err != nil {
+			return nil, fmt.Errorf("plan %s: %w", r.ID, err)
+		}
+	}
+	plan := &reconciler.Plan{Observed: map[string]string{"ensure": typeName(fi)}}
+	write := func(ctx context.Context, fi fs.FileInfo) error {
+		data := want
+		if len(s.Secrets) > 0 {
+			// Resolved again at apply time: the value is the provider's now.
+			var err error
+			if data, err = render(ctx, env, s); err != nil {
+				return err
+			}
+		}
+		if err := MkdirParents(path); err != nil {
+			return err
+		}
+		if fi != nil && !fi.Mode().IsRegular() {
+			// A symlink or a special file is replaced by the rename; a
+			// directory must go first. Neither lends its owner or mode.
+			if fi.IsDir() {
+				if err := removeAny(path, fi); err != nil {
+					return err
+				}
+			}
+			fi = nil
+		}
+		return WriteAtomic(path, perms.Merge(fi), func(w io.Writer) error {
+			if _, err := w.Write(data); err != nil {
+				return fmt.Errorf("write content: %w", err)
+			}
+			return nil
+		})
+	}
+
+	if fi == nil || !fi.Mode().IsRegular() {
+		plan.Action = reconciler.ActionCreate
+		ch := reconciler.Change{Field: "ensure", Before: typeName(fi), After: "file"}
+		if fi != nil {
+			plan.Action = reconciler.ActionUpdate
+			if ch.Class, err = replaceClass(path, fi); err != nil {
+				return nil, fmt.Errorf("plan %s: %w", r.ID, err)
+			}
+		}
+		plan.Changes = append(plan.Changes, ch)
+		if fi == nil {
+			missing, err := MissingParents(path)
+			if err != nil {
+				return nil, fmt.Errorf("plan %s: %w", r.ID, err)
+			}
+			if len(missing) > 0 {
+				plan.Changes = append(plan.Changes, reconciler.Change{Field: "parents", Before: "absent", After: strings.Join(missing, " ")})
+			}
+		}
+		if s.Content != nil {
+			plan.Changes = append(plan.Changes, contentChange(s, "", want))
+		}
+		plan.Apply = func(ctx context.Context) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := write(ctx, fi); err != nil {
+				return fmt.Errorf("apply %s: %w", r.ID, err)
+			}
+			return nil
+		}
+		return plan, nil
+	}
+
+	if err := perms.Observe(env, fi, plan.Observed); err != nil {
+		return nil, fmt.Errorf("plan %s: %w", r.ID, err)
+	}
+	rewrite := false
+	if s.Content != nil {
+		sum, err := hashFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("plan %s: %w", r.ID, err)
+		}
+		plan.Observed["sha256"] = observedDigest(s, sum)
+		if fi.Size() != int64(len(want)) || !bytes.Equal(sum, digest(want)) {
+			rewrite = true
+			plan.Changes = append(plan.Changes, contentChange(s, hex.EncodeToString(sum), want))
+		}
+	}
+	attrs, err := perms.Diff(env, fi)
+	if err != nil {
+		return nil, fmt.Errorf("plan %s: %w", r.ID, err)
+	}
+	plan.Changes = append(plan.Changes, attrs...)
+	if len(plan.Changes) == 0 {
+		return plan, nil
+	}
+	plan.Action = reconciler.ActionUpdate
+	plan.Apply = func(ctx context.Context) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var err error
+		if rewrite {
+			// The new file gets every managed attribute at once.
+			err = write(ctx, fi)
+		} else {
+			err = perms.Fix(path, fi)
+		}
+		if err != nil {
+			return fmt.Errorf("apply %s: %w", r.ID, err)
+		}
+		return nil
+	}
+	return plan, nil
+}
+
+// planAbsent plans the removal of whatever is at path.
+func (k *File) planAbsent(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *fileSpec, path string, fi fs.FileInfo) (*reconciler.Plan, error) {
+	plan := &reconciler.Plan{Observed: map[string]string{"ensure": typeName(fi)}}
+	if fi == nil {
+		return plan, nil
+	}
+	class := reconciler.Destructive
+	var err error
+	if fi.Mode().IsRegular() {
+		// Deleting loses nothing only when the content is ours and intact.
+		if s.Content != nil {
+			want, err := render(ctx, env, s)
+			if err != nil {
+				return nil, fmt.Errorf("plan %s: %w", r.ID, err)
+			}
+			sum, err := hashFile(path)
+			if err != nil {
+				return nil, fmt.Errorf("plan %s: %w", r.ID, err)
+			}
+			plan.Observed["sha256"] = observedDigest(s, sum)
+			if bytes.Equal(sum, digest(want)) {
+				class = reconciler.Safe
+			}
+		}
+	} else if class, err = replaceClass(path, fi); err != nil {
+		return nil, fmt.Errorf("plan %s: %w", r.ID, err)
+	}
+	plan.Action = reconciler.ActionDelete
+	plan.Changes = []reconciler.Change{{Field: "ensure", Before: typeName(fi), After: "absent", Class: class}}
+	plan.Apply = func(ctx context.Context) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := removeAny(path, fi); err != nil {
+			return fmt.Errorf("apply %s: %w", r.ID, err)
+		}
+		return nil
+	}
+	return plan, nil
+}
+
+// render returns the content with every secret placeholder replaced by the
+// secret's value, resolved now.
+func render(ctx context.Context, env *reconciler.Env, s *fileSpec) ([]byte, error) {
+	content := *s.Content
+	if len(s.Secrets) == 0 {
+		return []byte(content), nil
+	}
+	if env.Secrets == nil {
+		return nil, fmt.Errorf("render content: no secret provider for %s", secretNames(s))
+	}
+	idx := placeholderRE.FindAllStringSubmatchIndex(content, -1)
+	values := map[string][]byte{}
+	var out bytes.Buffer
+	last := 0
+	for _, m := range idx {
+		key := content[m[2]:m[3]]
+		v, ok := values[key]
+		if !ok {
+			sec, err := env.Secrets.Resolve(ctx, s.Secrets[key])
+			if err != nil {
+				return nil, fmt.Errorf("render content: %w", err)
+			}
+			v = sec.Reveal()
+			values[key] = v
+		}
+		out.WriteString(content[last:m[0]])
+		out.Write(v)
+		last = m[1]
+	}
+	out.WriteString(content[last:])
+	return out.Bytes(), nil
+}
+
+// secretNames lists the secrets a spec's content uses, sorted.
+func secretNames(s *fileSpec) string {
+	names := make([]string, 0, len(s.Secrets))
+	for _, ref := range s.Secrets {
+		names = append(names, ref.Secret)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// contentChange describes a content change for display. Content with
+// secrets shows which secrets it holds, never a digest of it.
+func contentChange(s *fileSpec, before string, want []byte) reconciler.Change {
+	if len(s.Secrets) > 0 {
+		after := "(contains secret " + secretNames(s) + ")"
+		if before == "" {
+			return reconciler.Change{Field: "content", After: after}
+		}
+		return reconciler.Change{Field: "content", Before: "(hidden)", After: after + ": changed"}
+	}
+	ch := reconciler.Change{Field: "content", After: "sha256:" + hex.EncodeToString(digest(want))[:12]}
+	if before != "" {
+		ch.Before = "sha256:" + before[:12]
+	}
+	return ch
+}
+
+// observedDigest is the content digest recorded in Observed. For content
+// with secrets it is a digest of the digest, marked as such, so that drift
+// is still noticed while the recorded value is not the content's hash.
+func observedDigest(s *fileSpec, sum []byte) string {
+	if len(s.Secrets) > 0 {
+		return "secret:" + hex.EncodeToString(digest(sum))
+	}
+	return hex.EncodeToString(sum)
+}
+
+func digest(b []byte) []byte {
+	sum := sha256.Sum256(b)
+	return sum[:]
+}
+
+// hashFile returns the sha256 of the file at path.
+func hashFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open to hash: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return nil, fmt.Errorf("hash %s: %w", path, err)
+	}
+	return h.Sum(nil), nil
+}

@@ -1,0 +1,151 @@
+package file
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/fsgit/fsgit/reconciler"
+)
+
+// Symlink is the "symlink" kind: a symbolic link with a literal target
+// (absolute or relative; under a root, the target is written as given).
+type Symlink struct{}
+
+var (
+	_ reconciler.Kind   = (*Symlink)(nil)
+	_ reconciler.Pruner = (*Symlink)(nil)
+)
+
+// NewSymlink returns the symlink kind.
+func NewSymlink() *Symlink { return &Symlink{} }
+
+// linkSpec is the spec of a symlink resource; see docs/kinds.md.
+type linkSpec struct {
+	Path   string `json:"path"`
+	Target string `json:"target"`
+	Ensure string `json:"ensure"`
+}
+
+// Kind returns "symlink".
+func (*Symlink) Kind() string { return "symlink" }
+
+// Validate decodes the spec and checks path, ensure and target.
+func (*Symlink) Validate(r *reconciler.Resource) error {
+	_, err := decodeLinkSpec(r)
+	return err
+}
+
+func decodeLinkSpec(r *reconciler.Resource) (*linkSpec, error) {
+	var s linkSpec
+	if err := r.DecodeSpec(&s); err != nil {
+		return nil, err
+	}
+	if err := checkCommon(r, &s.Path, &s.Ensure); err != nil {
+		return nil, err
+	}
+	if s.Ensure == "present" && s.Target == "" {
+		return nil, fmt.Errorf("validate %s: target is empty", r.ID)
+	}
+	if strings.IndexByte(s.Target, 0) >= 0 {
+		return nil, fmt.Errorf("validate %s: target holds a NUL byte", r.ID)
+	}
+	return &s, nil
+}
+
+// Plan observes the link and returns the changes that converge it.
+func (k *Symlink) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
+	s, err := decodeLinkSpec(r)
+	if err != nil {
+		return nil, err
+	}
+	return k.plan(env, r, s, s.Ensure == "absent")
+}
+
+// PlanDelete returns the plan that removes a symlink that left the catalog
+// (safe: a link holds no data).
+func (k *Symlink) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
+	s, err := decodeLinkSpec(r)
+	if err != nil {
+		return nil, err
+	}
+	return k.plan(env, r, s, true)
+}
+
+func (k *Symlink) plan(env *reconciler.Env, r *reconciler.Resource, s *linkSpec, absent bool) (*reconciler.Plan, error) {
+	path, err := env.Path(s.Path)
+	if err != nil {
+		return nil, fmt.Errorf("plan %s: %w", r.ID, err)
+	}
+	fi, err := lstat(path)
+	if err != nil {
+		return nil, fmt.Errorf("plan %s: %w", r.ID, err)
+	}
+	if absent {
+		return planRemove(r, path, fi)
+	}
+	plan := &reconciler.Plan{Observed: map[string]string{"ensure": typeName(fi)}}
+	var ch reconciler.Change
+	switch {
+	case fi == nil:
+		plan.Action = reconciler.ActionCreate
+		ch = reconciler.Change{Field: "ensure", Before: "absent", After: "symlink"}
+	case fi.Mode()&fs.ModeSymlink != 0:
+		cur, err := os.Readlink(path)
+		if err != nil {
+			return nil, fmt.Errorf("plan %s: read link: %w", r.ID, err)
+		}
+		plan.Observed["target"] = cur
+		if cur == s.Target {
+			return plan, nil
+		}
+		plan.Action = reconciler.ActionUpdate
+		ch = reconciler.Change{Field: "target", Before: cur, After: s.Target}
+	default:
+		plan.Action = reconciler.ActionUpdate
+		ch = reconciler.Change{Field: "ensure", Before: typeName(fi), After: "symlink"}
+		if ch.Class, err = replaceClass(path, fi); err != nil {
+			return nil, fmt.Errorf("plan %s: %w", r.ID, err)
+		}
+	}
+	plan.Changes = []reconciler.Change{ch}
+	plan.Apply = func(ctx context.Context) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := link(path, s.Target, fi); err != nil {
+			return fmt.Errorf("apply %s: %w", r.ID, err)
+		}
+		return nil
+	}
+	return plan, nil
+}
+
+// link points path at target atomically: a new link under a temporary name
+// renamed over path. A directory in the way is removed first.
+func link(path, target string, fi fs.FileInfo) error {
+	if fi != nil && fi.IsDir() {
+		if err := removeAny(path, fi); err != nil {
+			return err
+		}
+	}
+	if err := MkdirParents(path); err != nil {
+		return err
+	}
+	tmp := TempName(path)
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove stale temporary link: %w", err)
+	}
+	if err := os.Symlink(target, tmp); err != nil {
+		return fmt.Errorf("create link: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("rename link into place: %w", err)
+	}
+	return SyncDir(filepath.Dir(path))
+}

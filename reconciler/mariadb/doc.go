@@ -1,0 +1,70 @@
+// Package mariadb implements fsgit's MariaDB kinds: mariadb.database,
+// mariadb.user, mariadb.grant and mariadb.migration. They read the server
+// itself on every run (never a sentinel file or their own status) and
+// converge it with the fewest statements.
+//
+// # Connection
+//
+// Every resource names its server ([Server]: a unix socket by default, or
+// host and port; root with unix_socket authentication by default, or an
+// admin account whose password is a secret). One *sql.DB per endpoint is
+// opened on first use and reused across runs. A server that cannot be
+// reached makes the resources that need it fail with an
+// [*UnavailableError]; the engine skips their dependents and the next run
+// tries again.
+//
+// # Observation
+//
+// Observation is batched per server and run (see observe.go): one read of
+// mysql.global_priv for all accounts, one UNION over information_schema's
+// privilege views for all grants, one of information_schema.SCHEMATA, one of
+// fsgit's declared-grants table; per migration resource, two reads. A quiet
+// run over 50 users with 4 grants each sends 4 queries and writes nothing.
+//
+// Both sides are normalized before the diff: privilege names upper case
+// with aliases resolved (REPLICATION CLIENT is BINLOG MONITOR), ALL
+// PRIVILEGES expanded to MariaDB 10.11's list for the level (global,
+// database, table) on the desired side and compared as sets, host names
+// lower case, utf8 read as utf8mb3.
+//
+// # Passwords
+//
+// The password is resolved from the node's secrets and hashed locally into
+// the authentication string the plugin stores (see [authString]):
+// mysql_native_password and ed25519 are computed and compared with
+// mysql.global_priv, and the server is sent only that string (IDENTIFIED VIA
+// plugin USING '...'), so the plaintext never leaves fsgit's memory; it is
+// never logged, stored or put in a plan. Another plugin cannot be compared
+// and the schema does not accept one.
+//
+// # Grants
+//
+// A mariadb.grant is exact at its level: privileges held there and not
+// declared are revoked. A revoke that removes access the CUE declared on
+// that resource before (a reviewed narrowing, or the resource leaving the
+// catalog) is safe; one that removes access the CUE never declared there
+// (granted by hand) is destructive: held as a pending destroy unless the
+// resource allows destroy, and only reported in detect mode. fsgit tells
+// them apart with the union of privileges it ever declared on each grant,
+// kept in `fsgit`.`declared_grants` on the server and written only when a
+// grant is applied. Privileges of a managed user at levels no grant
+// resource declares are not managed.
+//
+// Database names in grants are written as given: as in MariaDB itself, an
+// underscore in `feature_store_online`.* also matches any one character.
+//
+// # Migrations
+//
+// See [MigrationSpec] for the bookkeeping table, checksums and how a
+// dropped table is noticed and re-created.
+//
+// # Safety
+//
+// Values go in placeholders. Account statements (CREATE USER, GRANT, ALTER
+// USER) take none, so user, host, database and table names are validated
+// against the schema's patterns and quoted with backticks (a backtick
+// doubled), which no sql_mode changes (ANSI_QUOTES, NO_BACKSLASH_ESCAPES);
+// authentication strings are computed here as hex or base64 and checked as
+// such before they are inlined; limits are integers. Only migration scripts
+// run with multiStatements, on a short-lived connection of their own.
+package mariadb

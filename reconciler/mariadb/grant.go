@@ -1,0 +1,290 @@
+package mariadb
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/fsgit/fsgit/reconciler"
+)
+
+// GrantSpec is the spec of a mariadb.grant resource (ID
+// mariadb.grant:<user>@<host>/<database>.<table>): exactly these
+// privileges on one object.
+type GrantSpec struct {
+	User string `json:"user"`
+	Host string `json:"host,omitempty"`
+	// Database is a database name, or "*" for global privileges.
+	Database string `json:"database"`
+	// Table is a table name, or "*" (default) for the whole database.
+	Table string `json:"table,omitempty"`
+	// Privileges are MariaDB privilege names for the level; ALL
+	// PRIVILEGES means every privilege of the level.
+	Privileges []string `json:"privileges"`
+	// GrantOption adds WITH GRANT OPTION.
+	GrantOption bool `json:"grantOption,omitempty"`
+	// Ensure is present (default) or absent (revoke everything there).
+	Ensure string `json:"ensure,omitempty"`
+	Server Server `json:"server"`
+
+	privs privSet
+	all   bool
+}
+
+// GrantKind implements mariadb.grant.
+type GrantKind struct{ k *Kinds }
+
+var (
+	_ reconciler.Kind      = (*GrantKind)(nil)
+	_ reconciler.Pruner    = (*GrantKind)(nil)
+	_ reconciler.Previewer = (*GrantKind)(nil)
+)
+
+// Kind returns "mariadb.grant".
+func (*GrantKind) Kind() string { return "mariadb.grant" }
+
+func decodeGrant(r *reconciler.Resource) (*GrantSpec, error) {
+	var s GrantSpec
+	if err := r.DecodeSpec(&s); err != nil {
+		return nil, err
+	}
+	if s.Host == "" {
+		s.Host = "localhost"
+	}
+	s.Host = strings.ToLower(s.Host)
+	if s.Table == "" {
+		s.Table = "*"
+	}
+	if err := s.check(r); err != nil {
+		return nil, fmt.Errorf("%s: %w", r.ID, err)
+	}
+	return &s, nil
+}
+
+func (s *GrantSpec) check(r *reconciler.Resource) error {
+	if err := checkUser(s.User); err != nil {
+		return err
+	}
+	if err := checkHost(s.Host); err != nil {
+		return err
+	}
+	if s.Database != "*" {
+		if err := checkIdent("database", s.Database); err != nil {
+			return err
+		}
+	} else if s.Table != "*" {
+		return fmt.Errorf("table %q with database \"*\": a global grant has no table", s.Table)
+	}
+	if s.Table != "*" {
+		if err := checkIdent("table", s.Table); err != nil {
+			return err
+		}
+	}
+	if want := s.User + "@" + s.Host + "/" + s.Database + "." + s.Table; !sameGrantID(r.Name(), want) {
+		return fmt.Errorf("ID name %q differs from %q", r.Name(), want)
+	}
+	if err := checkEnsure(s.Ensure); err != nil {
+		return err
+	}
+	if len(s.Privileges) == 0 && s.Ensure != ensureAbsent {
+		return fmt.Errorf("privileges: empty (use USAGE for none)")
+	}
+	var err error
+	if s.privs, s.all, err = normalizePrivileges(s.Privileges, s.Database, s.Table); err != nil {
+		return err
+	}
+	return s.Server.validate()
+}
+
+// sameGrantID compares an ID name with user@host/db.table, the host part
+// without case.
+func sameGrantID(name, want string) bool {
+	i, j := strings.LastIndex(name, "@"), strings.LastIndex(want, "@")
+	if i < 0 || j < 0 || name[:i] != want[:j] {
+		return false
+	}
+	hn, on, _ := strings.Cut(name[i+1:], "/")
+	hw, ow, _ := strings.Cut(want[j+1:], "/")
+	return strings.EqualFold(hn, hw) && on == ow
+}
+
+// Validate decodes and checks the spec, privilege names included; no I/O.
+func (*GrantKind) Validate(r *reconciler.Resource) error {
+	_, err := decodeGrant(r)
+	return err
+}
+
+// Preview: from two versions alone, a grant that loses privileges or goes
+// away revokes what the CUE declared, which is safe; only hand-granted
+// privileges make a revoke destructive, and that needs observation.
+func (*GrantKind) Preview(old, new *reconciler.Resource) (reconciler.Class, string) {
+	if new == nil || ensureOf(new) == ensureAbsent {
+		return reconciler.Safe, "revoke"
+	}
+	return reconciler.Safe, ""
+}
+
+func (s *GrantSpec) key() grantKey { return grantKey{s.User, s.Host, s.Database, s.Table} }
+
+// Plan observes the account's privileges at this level (one pass over all
+// grants, shared by the run) and diffs them as sets.
+func (k *GrantKind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
+	s, err := decodeGrant(r)
+	if err != nil {
+		return nil, err
+	}
+	if s.Ensure == ensureAbsent {
+		return k.plan(ctx, env, r, s, privSet{}, false)
+	}
+	return k.plan(ctx, env, r, s, s.privs, s.GrantOption)
+}
+
+// PlanDelete revokes what a grant that left the catalog holds: safe for
+// what the CUE declared on it, destructive for anything granted by hand.
+func (k *GrantKind) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
+	s, err := decodeGrant(r)
+	if err != nil {
+		return nil, err
+	}
+	return k.plan(ctx, env, r, s, privSet{}, false)
+}
+
+func (k *GrantKind) plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *GrantSpec, want privSet, wantOpt bool) (*reconciler.Plan, error) {
+	c, err := k.k.pools.get(s.Server, env)
+	if err != nil {
+		return nil, err
+	}
+	all, err := c.privileges(ctx, env)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", r.ID, err)
+	}
+	hist, err := c.history(ctx, env)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", r.ID, err)
+	}
+	key := s.key()
+	got := grantState{Privs: privSet{}}
+	if g := all[key]; g != nil {
+		got = *g
+	}
+	declared := hist.m[key]
+
+	p := &reconciler.Plan{Observed: map[string]string{
+		"privileges":  got.Privs.display(s.Database, s.Table),
+		"grantOption": fmt.Sprint(got.GrantOption),
+	}}
+	add := want.minus(got.Privs)
+	var revokeSafe, revokeHand []string
+	for _, x := range got.Privs.minus(want) {
+		if declared.Privs[x] {
+			revokeSafe = append(revokeSafe, x)
+		} else {
+			revokeHand = append(revokeHand, x)
+		}
+	}
+	addOpt := wantOpt && !got.GrantOption
+	dropOpt := !wantOpt && got.GrantOption
+	if len(add) > 0 {
+		after := strings.Join(add, ", ")
+		if s.all && len(add) == len(levelPrivileges(s.Database, s.Table)) {
+			after = "ALL PRIVILEGES"
+		}
+		p.Changes = append(p.Changes, reconciler.Change{Field: "grant", After: after})
+	}
+	if addOpt {
+		p.Changes = append(p.Changes, reconciler.Change{Field: "grantOption", Before: "false", After: "true"})
+	}
+	if len(revokeSafe) > 0 {
+		p.Changes = append(p.Changes, reconciler.Change{Field: "revoke", Before: strings.Join(revokeSafe, ", ")})
+	}
+	if len(revokeHand) > 0 {
+		p.Changes = append(p.Changes, reconciler.Change{Field: "revoke (never declared)", Before: strings.Join(revokeHand, ", "), Class: reconciler.Destructive})
+	}
+	if dropOpt {
+		cl := reconciler.Destructive
+		if declared.GrantOption {
+			cl = reconciler.Safe
+		}
+		p.Changes = append(p.Changes, reconciler.Change{Field: "grantOption", Before: "true", After: "false", Class: cl})
+	}
+	if len(p.Changes) == 0 {
+		return p, nil
+	}
+	switch {
+	case len(want) == 0 && !wantOpt:
+		p.Action = reconciler.ActionDelete
+	case len(got.Privs) == 0 && !got.GrantOption:
+		p.Action = reconciler.ActionCreate
+	default:
+		p.Action = reconciler.ActionUpdate
+	}
+
+	acct, lvl := account(s.User, s.Host), level(s.Database, s.Table)
+	var stmts []string
+	if len(add) > 0 || addOpt {
+		privs := "USAGE"
+		switch {
+		case s.all && len(want) > 0:
+			privs = "ALL PRIVILEGES"
+		case len(add) > 0:
+			privs = strings.Join(add, ", ")
+		}
+		st := "GRANT " + privs + " ON " + lvl + " TO " + acct
+		if addOpt {
+			st += " WITH GRANT OPTION"
+		}
+		stmts = append(stmts, st)
+	}
+	revoke := revokeSafe
+	if r.AllowDestroy {
+		revoke = append(append([]string{}, revokeSafe...), revokeHand...)
+		sortPrivileges(revoke)
+	}
+	if len(revoke) > 0 {
+		stmts = append(stmts, "REVOKE "+strings.Join(revoke, ", ")+" ON "+lvl+" FROM "+acct)
+	}
+	if dropOpt && (declared.GrantOption || r.AllowDestroy) {
+		stmts = append(stmts, "REVOKE GRANT OPTION ON "+lvl+" FROM "+acct)
+	}
+	// What the CUE has ever declared on this grant, to class later revokes.
+	newDeclared := privSet{}
+	for x := range declared.Privs {
+		newDeclared[x] = true
+	}
+	for x := range want {
+		newDeclared[x] = true
+	}
+	recordHistory := len(newDeclared) != len(declared.Privs) || (wantOpt && !declared.GrantOption)
+	p.Apply = func(ctx context.Context) error {
+		defer c.forget(env)
+		for _, st := range stmts {
+			if err := c.exec(ctx, r.ID, st); err != nil {
+				return err
+			}
+		}
+		if recordHistory {
+			return c.recordDeclared(ctx, r.ID, key, newDeclared, declared.GrantOption || wantOpt, hist.exists)
+		}
+		return nil
+	}
+	return p, nil
+}
+
+// recordDeclared upserts the privileges ever declared on a grant.
+func (c *conn) recordDeclared(ctx context.Context, id reconciler.ID, k grantKey, privs privSet, opt, exists bool) error {
+	if !exists {
+		if err := c.exec(ctx, id, "CREATE DATABASE IF NOT EXISTS "+quoteIdent(historyDatabase)); err != nil {
+			return fmt.Errorf("record declared grant: %w", err)
+		}
+		if err := c.exec(ctx, id, historyDDL); err != nil {
+			return fmt.Errorf("record declared grant: %w", err)
+		}
+	}
+	err := c.exec(ctx, id, "INSERT INTO `fsgit`.`declared_grants` (`user`, `host`, `db`, `tbl`, `privileges`, `grant_option`) VALUES (?, ?, ?, ?, ?, ?)"+
+		" ON DUPLICATE KEY UPDATE `privileges` = VALUES(`privileges`), `grant_option` = VALUES(`grant_option`)",
+		k.User, k.Host, k.Database, k.Table, strings.Join(privs.list(), ","), opt)
+	if err != nil {
+		return fmt.Errorf("record declared grant: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,63 @@
+package mariadb
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/fsgit/fsgit/reconciler"
+)
+
+// Kinds holds the MariaDB kinds and the connection pools they share.
+type Kinds struct {
+	pools pools
+}
+
+// New returns the MariaDB kinds, with no connection open yet.
+func New() *Kinds { return &Kinds{} }
+
+// All returns the kinds to register: mariadb.database, mariadb.user,
+// mariadb.grant and mariadb.migration.
+func (k *Kinds) All() []reconciler.Kind {
+	return []reconciler.Kind{&DatabaseKind{k}, &UserKind{k}, &GrantKind{k}, &MigrationKind{k}}
+}
+
+// Close closes every connection pool.
+func (k *Kinds) Close() error { return k.pools.closeAll() }
+
+// Ensure values.
+const (
+	ensurePresent = "present"
+	ensureAbsent  = "absent"
+)
+
+func checkEnsure(e string) error {
+	switch e {
+	case "", ensurePresent, ensureAbsent:
+		return nil
+	}
+	return fmt.Errorf("ensure %q: want present or absent", e)
+}
+
+// exec runs one statement on the server, wrapping its error with the
+// statement's verb and the resource. Statements carry no secret value.
+func (c *conn) exec(ctx context.Context, id reconciler.ID, stmt string, args ...any) error {
+	if _, err := c.db.ExecContext(ctx, stmt, args...); err != nil {
+		return c.wrap(fmt.Sprintf("%s: %s", id, verb(stmt)), err)
+	}
+	return nil
+}
+
+// verb returns the first two words of a statement, for error messages.
+func verb(stmt string) string {
+	n, words := 0, 0
+	for i, r := range stmt {
+		if r == ' ' {
+			words++
+			if words == 2 {
+				return stmt[:i]
+			}
+		}
+		n = i
+	}
+	return stmt[:n+1]
+}

@@ -1,0 +1,257 @@
+package mariadb
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/fsgit/fsgit/reconciler"
+	"github.com/go-sql-driver/mysql"
+)
+
+// Server is the #MariaDBServer endpoint of every mariadb.* resource: how
+// fsgit reaches the server and as whom.
+type Server struct {
+	// Socket is the unix socket, used unless Host is set.
+	Socket string `json:"socket,omitempty"`
+	// Host, when set, makes fsgit connect over TCP to Host:Port.
+	Host string `json:"host,omitempty"`
+	// Port is the TCP port (the schema defaults it to 3306).
+	Port int `json:"port,omitempty"`
+	// AdminUser is the account fsgit connects as (default root).
+	AdminUser string `json:"adminUser,omitempty"`
+	// AdminPassword is the admin account's password. Absent: unix_socket
+	// authentication, which works for root when fsgit runs as OS root.
+	AdminPassword *reconciler.SecretRef `json:"adminPassword,omitempty"`
+}
+
+const defaultSocket = "/run/mysqld/mysqld.sock"
+
+func (s Server) withDefaults() Server {
+	if s.Socket == "" && s.Host == "" {
+		s.Socket = defaultSocket
+	}
+	if s.Port == 0 {
+		s.Port = 3306
+	}
+	if s.AdminUser == "" {
+		s.AdminUser = "root"
+	}
+	return s
+}
+
+// key identifies a pool: one per endpoint and admin identity. It holds no
+// secret, only the secret's name.
+func (s Server) key() string {
+	s = s.withDefaults()
+	k := "unix:" + s.Socket
+	if s.Host != "" {
+		k = "tcp:" + net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
+	}
+	k += " as " + s.AdminUser
+	if s.AdminPassword != nil {
+		k += " (" + s.AdminPassword.String() + ")"
+	}
+	return k
+}
+
+func (s Server) validate() error {
+	s = s.withDefaults()
+	if s.Host == "" && (len(s.Socket) == 0 || s.Socket[0] != '/') {
+		return fmt.Errorf("server: socket %q is not an absolute path", s.Socket)
+	}
+	if s.Port < 1 || s.Port > 65535 {
+		return fmt.Errorf("server: port %d out of range", s.Port)
+	}
+	if !userRE.MatchString(s.AdminUser) {
+		return fmt.Errorf("server: adminUser %q is not a valid user name", s.AdminUser)
+	}
+	return nil
+}
+
+// UnavailableError says that the server could not be reached: it is down,
+// restarting, or its socket is missing. The resources that need it fail and
+// their dependents are skipped; the next run tries again.
+type UnavailableError struct {
+	// Server names the endpoint (no secret).
+	Server string
+	Err    error
+}
+
+// Error says which server and why.
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("mariadb server %s unavailable (will retry next run): %v", e.Server, e.Err)
+}
+
+// Unwrap returns the connection error.
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// Retryable reports true: an unavailable server is worth another try later.
+func (e *UnavailableError) Retryable() bool { return true }
+
+// isUnavailable tells connection failures from SQL errors.
+func isUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		switch me.Number {
+		case 1053, // ER_SERVER_SHUTDOWN
+			1927, // ER_CONNECTION_KILLED
+			1040: // ER_CON_COUNT_ERROR
+			return true
+		}
+		return false
+	}
+	var ne net.Error
+	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, io.EOF) || errors.As(err, &ne)
+}
+
+// pools holds one *sql.DB per server endpoint, opened on first use and kept
+// for every later run, so that a quiet run costs no connection set-up.
+type pools struct {
+	mu sync.Mutex
+	m  map[string]*conn
+}
+
+// conn is one server's pool and what it needs to (re)connect.
+type conn struct {
+	key  string
+	spec Server
+	db   *sql.DB
+	// secrets is the resolver of the latest run, used when the pool opens a
+	// new connection and needs the admin password.
+	secrets atomic.Pointer[resolverBox]
+}
+
+type resolverBox struct{ r reconciler.SecretResolver }
+
+func (p *pools) get(spec Server, env *reconciler.Env) (*conn, error) {
+	spec = spec.withDefaults()
+	key := spec.key()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil {
+		p.m = map[string]*conn{}
+	}
+	c, ok := p.m[key]
+	if !ok {
+		c = &conn{key: key, spec: spec}
+		cfg := c.config("")
+		if spec.AdminPassword != nil {
+			ref := *spec.AdminPassword
+			if err := cfg.Apply(mysql.BeforeConnect(func(ctx context.Context, cfg *mysql.Config) error {
+				return c.password(ctx, ref, cfg)
+			})); err != nil {
+				return nil, fmt.Errorf("configure connection to %s: %w", key, err)
+			}
+		}
+		connector, err := mysql.NewConnector(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("configure connection to %s: %w", key, err)
+		}
+		c.db = sql.OpenDB(connector)
+		c.db.SetMaxOpenConns(4)
+		c.db.SetMaxIdleConns(2)
+		c.db.SetConnMaxIdleTime(10 * time.Minute)
+		p.m[key] = c
+	}
+	if env != nil && env.Secrets != nil {
+		c.secrets.Store(&resolverBox{r: env.Secrets})
+	}
+	return c, nil
+}
+
+// closeAll closes every pool.
+func (p *pools) closeAll() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var errs []error
+	for k, c := range p.m {
+		errs = append(errs, c.db.Close())
+		delete(p.m, k)
+	}
+	return errors.Join(errs...)
+}
+
+// config returns the driver configuration for this server (database db,
+// "" for none). The admin password is not in it: it is resolved when a
+// connection is opened (see password).
+func (c *conn) config(db string) *mysql.Config {
+	cfg := mysql.NewConfig()
+	cfg.User = c.spec.AdminUser
+	cfg.DBName = db
+	if c.spec.Host != "" {
+		cfg.Net, cfg.Addr = "tcp", net.JoinHostPort(c.spec.Host, strconv.Itoa(c.spec.Port))
+	} else {
+		cfg.Net, cfg.Addr = "unix", c.spec.Socket
+	}
+	cfg.Timeout = 5 * time.Second
+	cfg.ReadTimeout = 5 * time.Minute
+	cfg.WriteTimeout = 30 * time.Second
+	cfg.AllowNativePasswords = true
+	// A dead pooled connection is noticed before use, not by the query.
+	cfg.CheckConnLiveness = true
+	return cfg
+}
+
+func (c *conn) password(ctx context.Context, ref reconciler.SecretRef, cfg *mysql.Config) error {
+	box := c.secrets.Load()
+	if box == nil {
+		return fmt.Errorf("resolve admin password (%s): no secret resolver", ref)
+	}
+	s, err := box.r.Resolve(ctx, ref)
+	if err != nil {
+		return fmt.Errorf("resolve admin password: %w", err)
+	}
+	cfg.Passwd = string(s.Reveal())
+	return nil
+}
+
+// wrap turns a connection failure into an *UnavailableError and prefixes
+// other errors with what was being done.
+func (c *conn) wrap(doing string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if isUnavailable(err) {
+		return fmt.Errorf("%s: %w", doing, &UnavailableError{Server: c.key, Err: err})
+	}
+	return fmt.Errorf("%s: %w", doing, err)
+}
+
+// scriptDB opens a short-lived pool with multiStatements on, for running
+// migration scripts (trusted CUE content, never built from values) in the
+// given database. The caller closes it.
+func (c *conn) scriptDB(database string) (*sql.DB, error) {
+	cfg := c.config(database)
+	cfg.MultiStatements = true
+	if c.spec.AdminPassword != nil {
+		ref := *c.spec.AdminPassword
+		if err := cfg.Apply(mysql.BeforeConnect(func(ctx context.Context, cfg *mysql.Config) error {
+			return c.password(ctx, ref, cfg)
+		})); err != nil {
+			return nil, err
+		}
+	}
+	connector, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, err
+	}
+	db := sql.OpenDB(connector)
+	db.SetMaxOpenConns(1)
+	return db, nil
+}

@@ -1,0 +1,343 @@
+package mariadb
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/fsgit/fsgit/reconciler"
+)
+
+// UserSpec is the spec of a mariadb.user resource (ID
+// mariadb.user:<user>@<host>).
+type UserSpec struct {
+	User string `json:"user"`
+	// Host is the account's host part (default localhost); stored and
+	// compared lower case.
+	Host string `json:"host,omitempty"`
+	// Ensure is present (default) or absent (DROP USER: destructive).
+	Ensure string `json:"ensure,omitempty"`
+	// Plugin is mysql_native_password (default), ed25519 or unix_socket.
+	Plugin string `json:"plugin,omitempty"`
+	// Password is required unless Plugin is unix_socket.
+	Password *reconciler.SecretRef `json:"password,omitempty"`
+	// Limits are the account's resource limits; a limit left out is 0,
+	// no limit, and is enforced as such.
+	Limits Limits `json:"limits"`
+	Server Server `json:"server"`
+}
+
+// Limits are MariaDB's per-account resource limits (0 = none).
+type Limits struct {
+	MaxConnectionsPerHour int64 `json:"maxConnectionsPerHour,omitempty"`
+	MaxQueriesPerHour     int64 `json:"maxQueriesPerHour,omitempty"`
+	MaxUpdatesPerHour     int64 `json:"maxUpdatesPerHour,omitempty"`
+	MaxUserConnections    int64 `json:"maxUserConnections,omitempty"`
+}
+
+// fields lists the limits in a fixed order: CUE field name, the ALTER USER
+// ... WITH option, and the value.
+func (l Limits) fields() []struct {
+	field, option string
+	v             int64
+} {
+	return []struct {
+		field, option string
+		v             int64
+	}{
+		{"limits.maxQueriesPerHour", "MAX_QUERIES_PER_HOUR", l.MaxQueriesPerHour},
+		{"limits.maxUpdatesPerHour", "MAX_UPDATES_PER_HOUR", l.MaxUpdatesPerHour},
+		{"limits.maxConnectionsPerHour", "MAX_CONNECTIONS_PER_HOUR", l.MaxConnectionsPerHour},
+		{"limits.maxUserConnections", "MAX_USER_CONNECTIONS", l.MaxUserConnections},
+	}
+}
+
+// with renders the WITH clause for all limits (integers, no placeholder
+// needed or possible).
+func (l Limits) with() string {
+	var b strings.Builder
+	b.WriteString(" WITH")
+	for _, f := range l.fields() {
+		b.WriteString(" " + f.option + " " + strconv.FormatInt(f.v, 10))
+	}
+	return b.String()
+}
+
+// UserKind implements mariadb.user.
+type UserKind struct{ k *Kinds }
+
+var (
+	_ reconciler.Kind      = (*UserKind)(nil)
+	_ reconciler.Pruner    = (*UserKind)(nil)
+	_ reconciler.Previewer = (*UserKind)(nil)
+)
+
+// Kind returns "mariadb.user".
+func (*UserKind) Kind() string { return "mariadb.user" }
+
+func decodeUser(r *reconciler.Resource) (*UserSpec, error) {
+	var s UserSpec
+	if err := r.DecodeSpec(&s); err != nil {
+		return nil, err
+	}
+	if s.Host == "" {
+		s.Host = "localhost"
+	}
+	s.Host = strings.ToLower(s.Host)
+	if s.Plugin == "" {
+		s.Plugin = pluginNative
+	}
+	if err := s.check(r); err != nil {
+		return nil, fmt.Errorf("%s: %w", r.ID, err)
+	}
+	return &s, nil
+}
+
+func (s *UserSpec) check(r *reconciler.Resource) error {
+	if err := checkUser(s.User); err != nil {
+		return err
+	}
+	if err := checkHost(s.Host); err != nil {
+		return err
+	}
+	if !sameAccount(r.Name(), s.User, s.Host) {
+		return fmt.Errorf("ID name %q differs from user@host %q", r.Name(), s.User+"@"+s.Host)
+	}
+	if err := checkEnsure(s.Ensure); err != nil {
+		return err
+	}
+	switch s.Plugin {
+	case pluginNative, pluginEd:
+		if s.Ensure != ensureAbsent && (s.Password == nil || s.Password.IsZero()) {
+			return fmt.Errorf("plugin %s needs a password secret", s.Plugin)
+		}
+	case pluginSocket:
+		if s.Password != nil {
+			return fmt.Errorf("plugin unix_socket takes no password")
+		}
+	default:
+		return fmt.Errorf("plugin %q: want mysql_native_password, ed25519 or unix_socket", s.Plugin)
+	}
+	for _, f := range s.Limits.fields() {
+		if f.v < 0 {
+			return fmt.Errorf("%s is negative", f.field)
+		}
+	}
+	return s.Server.validate()
+}
+
+// Validate decodes and checks the spec; no I/O.
+func (*UserKind) Validate(r *reconciler.Resource) error {
+	_, err := decodeUser(r)
+	return err
+}
+
+// Preview: dropping an account is destructive, anything else safe.
+func (*UserKind) Preview(old, new *reconciler.Resource) (reconciler.Class, string) {
+	if new == nil || ensureOf(new) == ensureAbsent {
+		return reconciler.Destructive, "drop user"
+	}
+	return reconciler.Safe, ""
+}
+
+// desiredAuth resolves the password and hashes it locally. known is false
+// when there is no resolver (a plan made away from the node): the password
+// cannot be compared then and is left alone.
+func desiredAuth(ctx context.Context, env *reconciler.Env, s *UserSpec) (auth string, known bool, err error) {
+	if s.Plugin == pluginSocket {
+		return "", true, nil
+	}
+	if env == nil || env.Secrets == nil {
+		return "", false, nil
+	}
+	sec, err := env.Secrets.Resolve(ctx, *s.Password)
+	if err != nil {
+		return "", false, fmt.Errorf("resolve password: %w", err)
+	}
+	a, ok := authString(s.Plugin, sec.Reveal())
+	if !ok {
+		return "", false, nil
+	}
+	return a, true, nil
+}
+
+// identified renders IDENTIFIED VIA plugin [USING 'auth'].
+func identified(plugin, auth string) (string, error) {
+	if plugin == pluginSocket {
+		return " IDENTIFIED VIA unix_socket", nil
+	}
+	lit, err := authLiteral(auth)
+	if err != nil {
+		return "", err
+	}
+	return " IDENTIFIED VIA " + plugin + " USING " + lit, nil
+}
+
+// Plan observes the account (one mysql.global_priv read shared by the run)
+// and diffs plugin, password (by locally computed hash) and limits.
+func (k *UserKind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
+	s, err := decodeUser(r)
+	if err != nil {
+		return nil, err
+	}
+	c, err := k.k.pools.get(s.Server, env)
+	if err != nil {
+		return nil, err
+	}
+	accts, err := c.accounts(ctx, env)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", r.ID, err)
+	}
+	acct := account(s.User, s.Host)
+	got, exists := accts[accountKey{s.User, s.Host}]
+	p := &reconciler.Plan{Observed: map[string]string{"exists": fmt.Sprint(exists)}}
+	if exists {
+		p.Observed["plugin"] = got.Plugin
+		for _, f := range got.Limits.fields() {
+			p.Observed[f.field] = strconv.FormatInt(f.v, 10)
+		}
+	}
+	if s.Ensure == ensureAbsent {
+		return dropUserPlan(c, env, r, acct, exists, p), nil
+	}
+	auth, known, err := desiredAuth(ctx, env, s)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", r.ID, err)
+	}
+	secretShown := "(none)"
+	if s.Password != nil {
+		secretShown = "(" + s.Password.String() + ")"
+	}
+	// The statements are built at apply time: the password may only be
+	// known then (a plan made with no resolver).
+	resolve := func(ctx context.Context) (string, error) {
+		if known {
+			return auth, nil
+		}
+		a, ok, err := desiredAuth(ctx, env, s)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", r.ID, err)
+		}
+		if !ok {
+			return "", fmt.Errorf("%s: no secret resolver to set the password", r.ID)
+		}
+		return a, nil
+	}
+	if !exists {
+		p.Action = reconciler.ActionCreate
+		p.Changes = append(p.Changes,
+			reconciler.Change{Field: "ensure", Before: "absent", After: "present"},
+			reconciler.Change{Field: "plugin", After: s.Plugin},
+			reconciler.Change{Field: "password", After: secretShown})
+		p.Apply = func(ctx context.Context) error {
+			a, err := resolve(ctx)
+			if err != nil {
+				return err
+			}
+			id, err := identified(s.Plugin, a)
+			if err != nil {
+				return fmt.Errorf("%s: %w", r.ID, err)
+			}
+			defer c.forget(env)
+			return c.exec(ctx, r.ID, "CREATE USER "+acct+id+s.Limits.with())
+		}
+		return p, nil
+	}
+
+	var stmts []string
+	authChanged := false
+	if got.Plugin != s.Plugin {
+		p.Changes = append(p.Changes, reconciler.Change{Field: "plugin", Before: got.Plugin, After: s.Plugin})
+		authChanged = true
+	}
+	switch {
+	case got.AuthOr:
+		p.Changes = append(p.Changes, reconciler.Change{Field: "authentication", Before: "several methods", After: s.Plugin})
+		authChanged = true
+	case known && got.Auth != auth && got.Plugin == s.Plugin:
+		p.Changes = append(p.Changes, reconciler.Change{Field: "password", Before: "(differs)", After: secretShown})
+		authChanged = true
+	case !known && s.Plugin != pluginSocket:
+		p.Observed["password"] = "cannot compare"
+	}
+	limitsChanged := false
+	for i, f := range s.Limits.fields() {
+		if cur := got.Limits.fields()[i].v; cur != f.v {
+			p.Changes = append(p.Changes, reconciler.Change{Field: f.field, Before: strconv.FormatInt(cur, 10), After: strconv.FormatInt(f.v, 10)})
+			limitsChanged = true
+		}
+	}
+	if !authChanged && !limitsChanged {
+		return p, nil
+	}
+	p.Action = reconciler.ActionUpdate
+	if limitsChanged {
+		stmts = append(stmts, "ALTER USER "+acct+s.Limits.with())
+	}
+	p.Apply = func(ctx context.Context) error {
+		defer c.forget(env)
+		if authChanged {
+			a, err := resolve(ctx)
+			if err != nil {
+				return err
+			}
+			id, err := identified(s.Plugin, a)
+			if err != nil {
+				return fmt.Errorf("%s: %w", r.ID, err)
+			}
+			if err := c.exec(ctx, r.ID, "ALTER USER "+acct+id); err != nil {
+				return err
+			}
+		}
+		for _, st := range stmts {
+			if err := c.exec(ctx, r.ID, st); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return p, nil
+}
+
+func dropUserPlan(c *conn, env *reconciler.Env, r *reconciler.Resource, acct string, exists bool, p *reconciler.Plan) *reconciler.Plan {
+	if !exists {
+		return p
+	}
+	p.Action = reconciler.ActionDelete
+	p.Changes = append(p.Changes, reconciler.Change{Field: "ensure", Before: "present", After: "absent", Class: reconciler.Destructive})
+	p.Apply = func(ctx context.Context) error {
+		if !r.AllowDestroy {
+			return fmt.Errorf("%s: drop user: destroy not allowed on this resource", r.ID)
+		}
+		defer c.forget(env)
+		return c.exec(ctx, r.ID, "DROP USER "+acct)
+	}
+	return p
+}
+
+// PlanDelete plans DROP USER for an account that left the catalog:
+// destructive, so held unless the last applied resource allowed destroy.
+func (k *UserKind) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
+	s, err := decodeUser(r)
+	if err != nil {
+		return nil, err
+	}
+	c, err := k.k.pools.get(s.Server, env)
+	if err != nil {
+		return nil, err
+	}
+	accts, err := c.accounts(ctx, env)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", r.ID, err)
+	}
+	_, exists := accts[accountKey{s.User, s.Host}]
+	return dropUserPlan(c, env, r, account(s.User, s.Host), exists, &reconciler.Plan{Observed: map[string]string{"exists": fmt.Sprint(exists)}}), nil
+}
+
+// sameAccount reports whether name is user@host (host compared without
+// case).
+func sameAccount(name, user, host string) bool {
+	i := strings.LastIndex(name, "@")
+	return i >= 0 && name[:i] == user && strings.EqualFold(name[i+1:], host)
+}

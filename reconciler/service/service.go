@@ -1,0 +1,476 @@
+// Package service implements the "service" resource kind: a systemd unit
+// that is running or stopped, enabled at boot or not, restarted (or
+// reloaded) when a resource that notifies it changed.
+//
+// It talks to systemd over D-Bus (the system bus, or systemd's private
+// socket when the bus is down), one connection per run kept in the run's
+// cache. A unit file is managed by a separate file resource that notifies
+// the service; when systemd reports that a unit's file changed on disk
+// (its NeedDaemonReload property), the plan says so and apply or refresh
+// runs a daemon-reload first.
+//
+// On a host where systemd is not PID 1 (a container, a chroot) and under
+// --root, every service resource is skipped with the reason, never faked.
+//
+// A service that leaves the catalog is left as it is: the kind does not
+// implement [reconciler.Pruner]. Stopping software because a line
+// disappeared from a catalog is rarely what was meant; say ensure
+// "stopped" and enable false.
+package service
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/coreos/go-systemd/v22/dbus"
+
+	"github.com/fsgit/fsgit/reconciler"
+)
+
+// KindName is the kind's name in resource IDs: "service:mariadb".
+const KindName = "service"
+
+const (
+	ensureRunning = "running"
+	ensureStopped = "stopped"
+
+	refreshRestart    = "restart"
+	refreshReload     = "reload"
+	refreshTryRestart = "try-restart"
+)
+
+// Cache keys: the run's connection, and the units this run started.
+const (
+	cacheConn    = "service/systemd"
+	cacheStarted = "service/started"
+)
+
+// unitRE matches what systemd accepts as a unit name (before the suffix).
+var unitRE = regexp.MustCompile(`^[A-Za-z0-9:_.\\@-]+$`)
+
+// unitSuffixes are the unit types a name may already carry; other names
+// get ".service".
+var unitSuffixes = []string{".service", ".socket", ".timer", ".target", ".path", ".mount"}
+
+// Spec is the service resource's spec, as written in CUE.
+type Spec struct {
+	// Name is the unit's name without ".service"; empty means the
+	// resource's name.
+	Name string `json:"name,omitempty"`
+	// Ensure is "running" (default) or "stopped".
+	Ensure string `json:"ensure,omitempty"`
+	// Enable starts the unit at boot (default true).
+	Enable *bool `json:"enable,omitempty"`
+	// Refresh is what a notify edge does: "restart" (default), "reload"
+	// or "try-restart" (restart only if running).
+	Refresh string `json:"refresh,omitempty"`
+}
+
+// manager is the part of systemd's D-Bus API that the kind uses. It is
+// satisfied by *dbus.Conn; it exists so that the tests can show the calls
+// the kind makes, since systemd cannot run where they run.
+type manager interface {
+	GetUnitPropertiesContext(ctx context.Context, unit string) (map[string]any, error)
+	StartUnitContext(ctx context.Context, name, mode string, ch chan<- string) (int, error)
+	StopUnitContext(ctx context.Context, name, mode string, ch chan<- string) (int, error)
+	RestartUnitContext(ctx context.Context, name, mode string, ch chan<- string) (int, error)
+	TryRestartUnitContext(ctx context.Context, name, mode string, ch chan<- string) (int, error)
+	ReloadUnitContext(ctx context.Context, name, mode string, ch chan<- string) (int, error)
+	EnableUnitFilesContext(ctx context.Context, files []string, runtime, force bool) (bool, []dbus.EnableUnitFileChange, error)
+	DisableUnitFilesContext(ctx context.Context, files []string, runtime bool) ([]dbus.DisableUnitFileChange, error)
+	ReloadContext(ctx context.Context) error
+	Close()
+}
+
+var _ manager = (*dbus.Conn)(nil)
+
+// Kind is the service kind. Its zero value is not usable; call New.
+type Kind struct {
+	// booted reports whether systemd manages this host, with a reason
+	// when it does not.
+	booted func() error
+	// dial connects to systemd.
+	dial func(ctx context.Context) (manager, error)
+}
+
+var (
+	_ reconciler.Kind      = (*Kind)(nil)
+	_ reconciler.Refresher = (*Kind)(nil)
+)
+
+// New returns the service kind, talking to the host's systemd.
+func New() *Kind {
+	return &Kind{
+		booted: systemdBooted,
+		dial: func(ctx context.Context) (manager, error) {
+			c, err := dbus.NewWithContext(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return c, nil
+		},
+	}
+}
+
+// systemdBooted is sd_booted(): systemd creates /run/systemd/system when
+// it runs as PID 1.
+func systemdBooted() error {
+	if fi, err := os.Lstat("/run/systemd/system"); err == nil && fi.IsDir() {
+		return nil
+	}
+	pid1 := "unknown"
+	if b, err := os.ReadFile("/proc/1/comm"); err == nil {
+		pid1 = strings.TrimSpace(string(b))
+	}
+	return fmt.Errorf("/run/systemd/system does not exist and PID 1 is %q", pid1)
+}
+
+// Kind returns "service".
+func (k *Kind) Kind() string { return KindName }
+
+// Validate decodes the spec and checks the unit name.
+func (k *Kind) Validate(r *reconciler.Resource) error {
+	_, err := decode(r)
+	return err
+}
+
+// spec is a decoded Spec with its defaults and the full unit name.
+type spec struct {
+	Spec
+	unit   string
+	enable bool
+}
+
+func decode(r *reconciler.Resource) (*spec, error) {
+	var s spec
+	if err := r.DecodeSpec(&s.Spec); err != nil {
+		return nil, err
+	}
+	if s.Name == "" {
+		s.Name = r.Name()
+	}
+	if !unitRE.MatchString(s.Name) || len(s.Name) > 240 {
+		return nil, fmt.Errorf("validate %s: %q is not a systemd unit name", r.ID, s.Name)
+	}
+	s.unit = s.Name + ".service"
+	for _, suffix := range unitSuffixes {
+		if strings.HasSuffix(s.Name, suffix) {
+			s.unit = s.Name
+		}
+	}
+	switch s.Ensure {
+	case "":
+		s.Ensure = ensureRunning
+	case ensureRunning, ensureStopped:
+	default:
+		return nil, fmt.Errorf("validate %s: ensure %q is neither running nor stopped", r.ID, s.Ensure)
+	}
+	s.enable = s.Enable == nil || *s.Enable
+	switch s.Refresh {
+	case "":
+		s.Refresh = refreshRestart
+	case refreshRestart, refreshReload, refreshTryRestart:
+	default:
+		return nil, fmt.Errorf("validate %s: refresh %q is not restart, reload or try-restart", r.ID, s.Refresh)
+	}
+	return &s, nil
+}
+
+// conn is the run's connection to systemd, closed with the run's cache.
+type conn struct{ manager }
+
+// Close implements io.Closer for the run's cache.
+func (c conn) Close() error { c.manager.Close(); return nil }
+
+// connect returns the run's connection, or a skip when systemd does not
+// manage this host.
+func (k *Kind) connect(ctx context.Context, env *reconciler.Env) (manager, error) {
+	if env.Root != "" {
+		return nil, reconciler.Skip(fmt.Sprintf("services cannot be managed under --root %s: systemd acts on the host", env.Root))
+	}
+	v, err := env.Cache.Once(cacheConn, func() (any, error) {
+		if err := k.booted(); err != nil {
+			return nil, reconciler.Skip("systemd is not running on this host: " + err.Error())
+		}
+		m, err := k.dial(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("connect to systemd over D-Bus: %w", err)
+		}
+		return conn{m}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(conn).manager, nil
+}
+
+// unitState is what systemd says about a unit, reduced to what the kind
+// compares.
+type unitState struct {
+	// load is LoadState: loaded, not-found, masked, error, ...
+	load string
+	// active is ActiveState: active, inactive, failed, activating, ...
+	active string
+	// fileState is UnitFileState: enabled, disabled, static, masked, ...
+	fileState string
+	// needReload is NeedDaemonReload: the unit's file changed on disk
+	// since systemd loaded it.
+	needReload bool
+}
+
+func stateOf(props map[string]any) unitState {
+	str := func(k string) string { s, _ := props[k].(string); return s }
+	reload, _ := props["NeedDaemonReload"].(bool)
+	return unitState{load: str("LoadState"), active: str("ActiveState"), fileState: str("UnitFileState"), needReload: reload}
+}
+
+// running reports whether the unit counts as running: up, or on its way.
+func (u unitState) running() bool {
+	switch u.active {
+	case "active", "reloading", "activating", "refreshing":
+		return true
+	}
+	return false
+}
+
+// enabled reports whether the unit starts at boot, and whether that can
+// be changed at all: static, generated, transient and indirect units have
+// no [Install] section of their own to enable.
+func (u unitState) enabled() (on, settable bool) {
+	switch u.fileState {
+	case "enabled", "enabled-runtime":
+		return true, true
+	case "disabled", "linked", "linked-runtime", "":
+		return false, true
+	}
+	return false, false
+}
+
+func (u unitState) describeActive() string {
+	if u.load == "not-found" {
+		return "not-found"
+	}
+	if u.running() {
+		return ensureRunning
+	}
+	return ensureStopped + " (" + u.active + ")"
+}
+
+func (u unitState) observed() map[string]string {
+	return map[string]string{"load": u.load, "active": u.active, "unitFileState": u.fileState}
+}
+
+// actions is what an apply does, in this order.
+type actions struct {
+	daemonReload bool
+	enable       bool
+	disable      bool
+	start        bool
+	stop         bool
+}
+
+// diff compares the desired service with the unit's state.
+func diff(s *spec, u unitState) ([]reconciler.Change, actions, error) {
+	var (
+		changes []reconciler.Change
+		a       actions
+	)
+	if strings.HasPrefix(u.load, "masked") || strings.HasPrefix(u.fileState, "masked") {
+		if s.Ensure == ensureRunning || s.enable {
+			return nil, a, fmt.Errorf("unit %s is masked: unmask it (fsgit does not) or want it stopped and disabled", s.unit)
+		}
+		return nil, a, nil
+	}
+	switch {
+	case u.load == "not-found":
+		if s.Ensure == ensureStopped && !s.enable {
+			return nil, a, nil // nothing to stop, nothing to disable
+		}
+		// Its file may have been written by this run: reload, then look.
+		a.daemonReload = true
+		changes = append(changes, reconciler.Change{Field: "unitFile", Before: "not loaded", After: "loaded", Class: reconciler.Safe})
+	case u.needReload:
+		a.daemonReload = true
+		changes = append(changes, reconciler.Change{Field: "unitFile", Before: "changed on disk", After: "reloaded", Class: reconciler.Safe})
+	case u.load == "error" || u.load == "bad-setting":
+		return nil, a, fmt.Errorf("unit %s failed to load (LoadState %s): see systemctl status %s", s.unit, u.load, s.unit)
+	}
+	if on, settable := u.enabled(); settable && on != s.enable {
+		a.enable, a.disable = s.enable, !s.enable
+		changes = append(changes, reconciler.Change{Field: "enable", Before: fmt.Sprint(on), After: fmt.Sprint(s.enable), Class: reconciler.Safe})
+	}
+	switch {
+	case s.Ensure == ensureRunning && !u.running():
+		a.start = true
+		changes = append(changes, reconciler.Change{Field: "ensure", Before: u.describeActive(), After: ensureRunning, Class: reconciler.Safe})
+	case s.Ensure == ensureStopped && u.running():
+		a.stop = true
+		changes = append(changes, reconciler.Change{Field: "ensure", Before: u.describeActive(), After: ensureStopped, Class: reconciler.Disruptive})
+	}
+	return changes, a, nil
+}
+
+// Plan reads the unit's properties and compares them with the spec.
+func (k *Kind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
+	s, err := decode(r)
+	if err != nil {
+		return nil, err
+	}
+	m, err := k.connect(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	props, err := m.GetUnitPropertiesContext(ctx, s.unit)
+	if err != nil {
+		return nil, fmt.Errorf("observe %s: read properties of %s: %w", r.ID, s.unit, err)
+	}
+	u := stateOf(props)
+	changes, a, err := diff(s, u)
+	if err != nil {
+		return nil, fmt.Errorf("plan %s: %w", r.ID, err)
+	}
+	p := &reconciler.Plan{Changes: changes, Observed: u.observed()}
+	if len(changes) == 0 {
+		return p, nil
+	}
+	p.Action = reconciler.ActionUpdate
+	if u.load == "not-found" {
+		p.Action = reconciler.ActionCreate
+	}
+	p.Apply = func(ctx context.Context) error {
+		if err := k.apply(ctx, env, m, s, a); err != nil {
+			return fmt.Errorf("apply %s: %w", r.ID, err)
+		}
+		return nil
+	}
+	return p, nil
+}
+
+// apply performs a plan's actions: daemon-reload first (the unit's new
+// file must be what is enabled and started), then enablement, then the
+// state.
+func (k *Kind) apply(ctx context.Context, env *reconciler.Env, m manager, s *spec, a actions) error {
+	if a.daemonReload {
+		if err := m.ReloadContext(ctx); err != nil {
+			return fmt.Errorf("daemon-reload: %w", err)
+		}
+		props, err := m.GetUnitPropertiesContext(ctx, s.unit)
+		if err != nil {
+			return fmt.Errorf("read properties of %s: %w", s.unit, err)
+		}
+		if u := stateOf(props); u.load != "loaded" {
+			return fmt.Errorf("unit %s is %s after daemon-reload: is its unit file in place?", s.unit, u.load)
+		}
+	}
+	switch {
+	case a.enable:
+		if _, _, err := m.EnableUnitFilesContext(ctx, []string{s.unit}, false, false); err != nil {
+			return fmt.Errorf("enable %s: %w", s.unit, err)
+		}
+	case a.disable:
+		if _, err := m.DisableUnitFilesContext(ctx, []string{s.unit}, false); err != nil {
+			return fmt.Errorf("disable %s: %w", s.unit, err)
+		}
+	}
+	switch {
+	case a.start:
+		if err := job(ctx, "start", s.unit, m.StartUnitContext); err != nil {
+			return err
+		}
+		// A refresh later in this run must not restart what just started.
+		startedSet(env).add(s.unit)
+	case a.stop:
+		if err := job(ctx, "stop", s.unit, m.StopUnitContext); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// job queues a systemd job in "replace" mode and waits for its result.
+func job(ctx context.Context, verb, unit string, queue func(context.Context, string, string, chan<- string) (int, error)) error {
+	// Buffered: systemd's answer must not block the connection if we stop
+	// waiting (go-systemd's rule).
+	ch := make(chan string, 1)
+	if _, err := queue(ctx, unit, "replace", ch); err != nil {
+		return fmt.Errorf("%s %s: %w", verb, unit, err)
+	}
+	select {
+	case res := <-ch:
+		if res != "done" {
+			return fmt.Errorf("%s %s: job %s (see journalctl -u %s)", verb, unit, res, unit)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%s %s: waiting for the job: %w", verb, unit, ctx.Err())
+	}
+}
+
+// Refresh restarts the unit (or reloads it, per the spec's refresh) after
+// a resource that notifies it changed, with a daemon-reload first when its
+// unit file changed. It does nothing for a unit this run has just started
+// (its own plan had changes: changed is true and it started) and for a
+// service that is meant to be stopped.
+func (k *Kind) Refresh(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, changed bool) error {
+	s, err := decode(r)
+	if err != nil {
+		return err
+	}
+	if s.Ensure == ensureStopped {
+		return nil
+	}
+	m, err := k.connect(ctx, env)
+	if err != nil {
+		return err
+	}
+	if changed && startedSet(env).has(s.unit) {
+		return nil
+	}
+	props, err := m.GetUnitPropertiesContext(ctx, s.unit)
+	if err != nil {
+		return fmt.Errorf("refresh %s: read properties of %s: %w", r.ID, s.unit, err)
+	}
+	if stateOf(props).needReload {
+		if err := m.ReloadContext(ctx); err != nil {
+			return fmt.Errorf("refresh %s: daemon-reload: %w", r.ID, err)
+		}
+	}
+	queue, verb := m.RestartUnitContext, "restart"
+	switch s.Refresh {
+	case refreshReload:
+		queue, verb = m.ReloadUnitContext, "reload"
+	case refreshTryRestart:
+		queue, verb = m.TryRestartUnitContext, "try-restart"
+	}
+	if err := job(ctx, verb, s.unit, queue); err != nil {
+		return fmt.Errorf("refresh %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// started is the set of units this run's applies started.
+type started struct {
+	mu    sync.Mutex
+	units map[string]bool
+}
+
+func startedSet(env *reconciler.Env) *started {
+	v, _ := env.Cache.Once(cacheStarted, func() (any, error) { return &started{units: map[string]bool{}}, nil })
+	return v.(*started)
+}
+
+func (s *started) add(unit string) {
+	s.mu.Lock()
+	s.units[unit] = true
+	s.mu.Unlock()
+}
+
+func (s *started) has(unit string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.units[unit]
+}

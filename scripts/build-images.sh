@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# build-images.sh builds, and caches by version, the local Docker images that
+# the docker and weaviate kinds' tests and the example site's weaviate_node
+# profile use. No registry is reachable here, so nothing is pulled: each
+# image is a static Go binary packed with `docker import` from a tiny root
+# file system (no base image).
+#
+#   fsgit.local/weaviate:$WEAVIATE_VERSION
+#       the real Weaviate server, built with
+#       go install github.com/weaviate/weaviate/cmd/weaviate-server@v$WEAVIATE_VERSION
+#   fsgit.local/weaviate:$WEAVIATE_VERSION-r2
+#       the SAME server binary imported a second time with another label, so
+#       that it has another image ID. It stands in for an image upgrade in the
+#       "image bumped -> recreated with data kept" test (building a second
+#       Weaviate release costs another ~10 minutes of compile here).
+#   fsgit.local/t2v-transformers:standin-$STANDIN_VERSION
+#       cmd/t2v-standin: a STAND-IN for semitechnologies/transformers-inference
+#       (same HTTP contract, deterministic hashing embedder, no model weights).
+#
+# An image whose tag exists (and, for the stand-in, whose source hash label
+# matches) is not rebuilt. The weaviate-server binary is cached under
+# $FSGIT_CACHE (default ~/.cache/fsgit). Set FORCE=1 to rebuild everything.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+WEAVIATE_VERSION="${WEAVIATE_VERSION:-1.35.2}"
+STANDIN_VERSION=1
+CACHE="${FSGIT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fsgit}"
+FORCE="${FORCE:-0}"
+
+WEAVIATE_IMAGE="fsgit.local/weaviate:${WEAVIATE_VERSION}"
+WEAVIATE_BUMP_IMAGE="fsgit.local/weaviate:${WEAVIATE_VERSION}-r2"
+STANDIN_IMAGE="fsgit.local/t2v-transformers:standin-${STANDIN_VERSION}"
+
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+
+log() { printf 'build-images: %s\n' "$*" >&2; }
+
+have_image() { docker image inspect "$1" >/dev/null 2>&1; }
+
+image_label() {
+	docker image inspect -f "{{ index .Config.Labels \"$2\" }}" "$1" 2>/dev/null || true
+}
+
+# rootfs_skeleton DIR: the few files a static Go server needs besides itself.
+rootfs_skeleton() {
+	local d="$1"
+	mkdir -p "$d/bin" "$d/etc/ssl/certs" "$d/tmp"
+	chmod 1777 "$d/tmp"
+	if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+		cp /etc/ssl/certs/ca-certificates.crt "$d/etc/ssl/certs/"
+	fi
+	printf 'root:x:0:0:root:/:/bin/nologin\nnobody:x:65534:65534:nobody:/:/bin/nologin\n' >"$d/etc/passwd"
+	printf 'root:x:0:\nnogroup:x:65534:\n' >"$d/etc/group"
+	printf 'hosts: files dns\n' >"$d/etc/nsswitch.conf"
+}
+
+# import_rootfs DIR TAG CHANGE...: pack DIR as a one-layer image.
+import_rootfs() {
+	local d="$1" tag="$2"
+	shift 2
+	local args=()
+	for c in "$@"; do args+=(--change "$c"); done
+	tar -C "$d" --owner=0 --group=0 --numeric-owner --sort=name --mtime='2000-01-01 00:00Z' -cf - . |
+		docker import "${args[@]}" - "$tag" >/dev/null
+	log "built $tag ($(docker image inspect -f '{{.Size}}' "$tag") bytes)"
+}
+
+build_weaviate() {
+	if [ "$FORCE" != 1 ] && have_image "$WEAVIATE_IMAGE"; then
+		log "$WEAVIATE_IMAGE exists, skipped"
+	else
+		local bindir="$CACHE/bin/weaviate-$WEAVIATE_VERSION"
+		if [ "$FORCE" = 1 ] || [ ! -x "$bindir/weaviate-server" ]; then
+			log "compiling weaviate-server v$WEAVIATE_VERSION (takes 10+ minutes on 2 cores)"
+			mkdir -p "$bindir"
+			(cd "$CACHE" && CGO_ENABLED=0 GOBIN="$bindir" GOFLAGS=-buildvcs=false \
+				go install -trimpath -ldflags='-s -w' \
+				"github.com/weaviate/weaviate/cmd/weaviate-server@v$WEAVIATE_VERSION")
+		fi
+		local root="$WORK/weaviate"
+		rootfs_skeleton "$root"
+		cp "$bindir/weaviate-server" "$root/bin/weaviate"
+		mkdir -p "$root/var/lib/weaviate"
+		import_rootfs "$root" "$WEAVIATE_IMAGE" \
+			'ENTRYPOINT ["/bin/weaviate"]' \
+			'CMD ["--host", "0.0.0.0", "--port", "8080", "--scheme", "http"]' \
+			'EXPOSE 8080/tcp' \
+			'ENV PERSISTENCE_DATA_PATH=/var/lib/weaviate' \
+			"LABEL org.opencontainers.image.title=weaviate org.opencontainers.image.version=$WEAVIATE_VERSION fsgit.image.source=github.com/weaviate/weaviate/cmd/weaviate-server@v$WEAVIATE_VERSION"
+	fi
+	if [ "$FORCE" != 1 ] && have_image "$WEAVIATE_BUMP_IMAGE"; then
+		log "$WEAVIATE_BUMP_IMAGE exists, skipped"
+		return
+	fi
+	# A second image ID with the same binary (see the header).
+	local root="$WORK/weaviate-r2" cid
+	mkdir -p "$root"
+	cid="$(docker create "$WEAVIATE_IMAGE")"
+	docker export "$cid" | tar -C "$root" -xf -
+	docker rm "$cid" >/dev/null
+	import_rootfs "$root" "$WEAVIATE_BUMP_IMAGE" \
+		'ENTRYPOINT ["/bin/weaviate"]' \
+		'CMD ["--host", "0.0.0.0", "--port", "8080", "--scheme", "http"]' \
+		'EXPOSE 8080/tcp' \
+		'ENV PERSISTENCE_DATA_PATH=/var/lib/weaviate' \
+		"LABEL org.opencontainers.image.title=weaviate org.opencontainers.image.version=$WEAVIATE_VERSION-r2 fsgit.image.note=same-binary-as-$WEAVIATE_VERSION-second-image-id-for-upgrade-tests"
+}
+
+build_standin() {
+	local sum
+	sum="$(cat cmd/t2v-standin/*.go | sha256sum | cut -c1-16)"
+	if [ "$FORCE" != 1 ] && have_image "$STANDIN_IMAGE" &&
+		[ "$(image_label "$STANDIN_IMAGE" fsgit.source-sha256)" = "$sum" ]; then
+		log "$STANDIN_IMAGE exists, skipped"
+		return
+	fi
+	local root="$WORK/standin"
+	rootfs_skeleton "$root"
+	CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=standin-$STANDIN_VERSION" \
+		-o "$root/bin/t2v-standin" ./cmd/t2v-standin
+	import_rootfs "$root" "$STANDIN_IMAGE" \
+		'ENTRYPOINT ["/bin/t2v-standin"]' \
+		'EXPOSE 8080/tcp' \
+		"LABEL org.opencontainers.image.title=t2v-transformers-standin org.opencontainers.image.version=standin-$STANDIN_VERSION fsgit.source-sha256=$sum fsgit.image.note=stand-in-for-semitechnologies/transformers-inference-hashing-embedder-no-model"
+}
+
+what="${1:-all}"
+case "$what" in
+all)
+	build_standin
+	build_weaviate
+	;;
+standin) build_standin ;;
+weaviate) build_weaviate ;;
+*)
+	echo "usage: $0 [all|standin|weaviate]" >&2
+	exit 2
+	;;
+esac
