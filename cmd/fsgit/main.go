@@ -59,6 +59,8 @@ func newRootCmd() *cobra.Command {
 	}
 	root.AddCommand(
 		newVersionCmd(),
+		newApplyCmd(),
+		newPlanCmd(),
 		// Each subcommand lives in its own file and is added here.
 	)
 	return root

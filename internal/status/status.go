@@ -100,22 +100,15 @@ type Source struct {
 // maxItemReason bounds an error message kept in a status document.
 const maxItemReason = 512
 
-// FromReport fills the node's revision, convergence, last run and
-// resource lists from a run's report. now is used for Since when
-// convergence changes.
-func (n *Node) FromReport(rep *reconciler.Report, trigger string, now time.Time) {
+// Update records a run: LastRun summarizes rep; the resource lists and
+// convergence come from view, the last known result of every resource
+// (a run over a few resources, after a file event, updates only theirs).
+// A full run without failures moves AppliedRevision to its revision. now is
+// used for Since when convergence changes.
+func (n *Node) Update(rep *reconciler.Report, view []reconciler.Result, trigger string, now time.Time) {
 	counts := map[reconciler.Outcome]int{}
-	n.Drifted, n.Failed, n.PendingDestroy = nil, nil, nil
 	for _, r := range rep.Results {
 		counts[r.Outcome]++
-		switch r.Outcome {
-		case reconciler.Drifted:
-			n.Drifted = append(n.Drifted, Item{ID: r.ID, Changes: r.Changes})
-		case reconciler.Failed:
-			n.Failed = append(n.Failed, Item{ID: r.ID, Reason: clip(r.Error)})
-		case reconciler.PendingDestroy:
-			n.PendingDestroy = append(n.PendingDestroy, Item{ID: r.ID, Reason: clip(r.Reason), Changes: r.Changes})
-		}
 	}
 	n.LastRun = &Run{
 		Revision: rep.Revision,
@@ -125,9 +118,26 @@ func (n *Node) FromReport(rep *reconciler.Report, trigger string, now time.Time)
 		Counts:   counts,
 		ExitCode: rep.ExitCode(),
 	}
-	n.AppliedRevision = rep.Revision
+	if rep.Stopped != "" {
+		n.LastRun.Error = "stopped: " + rep.Stopped
+	}
+	full := len(rep.Only) == 0 && rep.Stopped == "" && !rep.Noop
+	if full && counts[reconciler.Failed] == 0 {
+		n.AppliedRevision = rep.Revision
+	}
+	n.Drifted, n.Failed, n.PendingDestroy = nil, nil, nil
+	for _, r := range view {
+		switch r.Outcome {
+		case reconciler.Drifted:
+			n.Drifted = append(n.Drifted, Item{ID: r.ID, Reason: clip(r.Reason), Changes: r.Changes})
+		case reconciler.Failed:
+			n.Failed = append(n.Failed, Item{ID: r.ID, Reason: clip(r.Error)})
+		case reconciler.PendingDestroy:
+			n.PendingDestroy = append(n.PendingDestroy, Item{ID: r.ID, Reason: clip(r.Reason), Changes: r.Changes})
+		}
+	}
 	n.SetConverged(len(n.Drifted)+len(n.Failed)+len(n.PendingDestroy) == 0 &&
-		(n.DesiredRevision == "" || n.DesiredRevision == n.AppliedRevision), now)
+		n.AppliedRevision != "" && n.AppliedRevision == n.DesiredRevision, now)
 }
 
 // SetConverged sets Converged, and Since when it changes.

@@ -7,7 +7,7 @@ import (
 	"github.com/fsgit/fsgit/reconciler"
 )
 
-func TestNode_FromReport(t *testing.T) {
+func TestNode_Update(t *testing.T) {
 	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	rep := &reconciler.Report{Node: "db1", Revision: "abc", Started: t0, Duration: time.Second, Results: []reconciler.Result{
 		{ID: "file:/a", Outcome: reconciler.Unchanged},
@@ -16,8 +16,8 @@ func TestNode_FromReport(t *testing.T) {
 		{ID: "mariadb.database:old", Outcome: reconciler.PendingDestroy, Reason: "allowDestroy is false"},
 	}}
 	n := &Node{Node: "db1", DesiredRevision: "abc"}
-	n.FromReport(rep, "commit", t0)
-	if n.Converged || n.AppliedRevision != "abc" || len(n.Drifted) != 1 || len(n.Failed) != 1 || len(n.PendingDestroy) != 1 {
+	n.Update(rep, rep.Results, "commit", t0)
+	if n.Converged || n.AppliedRevision != "" || len(n.Drifted) != 1 || len(n.Failed) != 1 || len(n.PendingDestroy) != 1 {
 		t.Fatalf("node = %+v", n)
 	}
 	if n.LastRun.Counts[reconciler.Unchanged] != 1 || n.LastRun.ExitCode != 6 || n.Failed[0].Reason != "connect: refused" {
@@ -29,17 +29,26 @@ func TestNode_FromReport(t *testing.T) {
 
 	clean := &reconciler.Report{Node: "db1", Revision: "abc", Results: []reconciler.Result{{ID: "file:/a", Outcome: reconciler.Unchanged}}}
 	t1 := t0.Add(time.Hour)
-	n.FromReport(clean, "poll", t1)
-	if !n.Converged || !n.Since.Equal(t1) || n.Drifted != nil || n.Failed != nil {
+	n.Update(clean, clean.Results, "poll", t1)
+	if !n.Converged || n.AppliedRevision != "abc" || !n.Since.Equal(t1) || n.Drifted != nil || n.Failed != nil {
 		t.Fatalf("after a clean run: %+v", n)
 	}
-	n.FromReport(clean, "poll", t1.Add(time.Hour))
+	n.Update(clean, clean.Results, "poll", t1.Add(time.Hour))
 	if !n.Since.Equal(t1) {
 		t.Fatalf("since moved on a run that did not change convergence: %v", n.Since)
 	}
 
+	// A run over one resource updates the view, not the applied revision.
+	one := &reconciler.Report{Node: "db1", Revision: "abc", Only: []reconciler.ID{"file:/b"},
+		Results: []reconciler.Result{{ID: "file:/b", Outcome: reconciler.Drifted}}}
+	view := []reconciler.Result{{ID: "file:/a", Outcome: reconciler.Unchanged}, one.Results[0]}
+	n.Update(one, view, "watch", t1)
+	if n.Converged || len(n.Drifted) != 1 || n.LastRun.Counts[reconciler.Drifted] != 1 || n.LastRun.Counts[reconciler.Unchanged] != 0 {
+		t.Fatalf("after a drift report: %+v %+v", n, n.LastRun)
+	}
+
 	n.DesiredRevision = "def"
-	n.FromReport(clean, "poll", t1)
+	n.Update(clean, clean.Results, "poll", t1)
 	if n.Converged {
 		t.Fatal("converged while the applied revision is not the desired one")
 	}

@@ -434,3 +434,31 @@ func mapsEqual(a, b map[string]string) bool {
 	}
 	return true
 }
+
+func TestKinds_Preview(t *testing.T) {
+	u := func(spec map[string]any) *reconciler.Resource { return resource(t, UserKindName, "deploy", spec) }
+	g := func(spec map[string]any) *reconciler.Resource { return resource(t, GroupKindName, "deploy", spec) }
+	cases := []struct {
+		name     string
+		kind     reconciler.Previewer
+		old, new *reconciler.Resource
+		class    reconciler.Class
+	}{
+		{"new user", NewUser(), nil, u(map[string]any{}), reconciler.Safe},
+		{"shell change", NewUser(), u(map[string]any{"shell": "/bin/sh"}), u(map[string]any{}), reconciler.Safe},
+		{"uid change", NewUser(), u(map[string]any{"uid": 1000}), u(map[string]any{"uid": 1001}), reconciler.Disruptive},
+		{"user absent", NewUser(), u(map[string]any{}), u(map[string]any{"ensure": "absent"}), reconciler.Destructive},
+		{"still absent", NewUser(), u(map[string]any{"ensure": "absent", "shell": "/bin/sh"}), u(map[string]any{"ensure": "absent"}), reconciler.Safe},
+		{"user pruned", NewUser(), u(map[string]any{}), nil, reconciler.Destructive},
+		{"gid change", NewGroup(), g(map[string]any{"gid": 10}), g(map[string]any{"gid": 11}), reconciler.Disruptive},
+		{"group absent", NewGroup(), g(map[string]any{}), g(map[string]any{"ensure": "absent"}), reconciler.Destructive},
+		{"group pruned", NewGroup(), g(map[string]any{}), nil, reconciler.Destructive},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got, _ := c.kind.Preview(c.old, c.new); got != c.class {
+				t.Fatalf("Preview = %s, want %s", got, c.class)
+			}
+		})
+	}
+}

@@ -152,3 +152,31 @@ func deleteGroupPlan(env *reconciler.Env, r *reconciler.Resource, p *reconciler.
 	}
 	return p
 }
+
+var _ reconciler.Previewer = (*Group)(nil)
+
+// Preview classes a catalog change without observing: deleting a group is
+// destructive, changing its gid disruptive, anything else safe.
+func (g *Group) Preview(old, new *reconciler.Resource) (reconciler.Class, string) {
+	if new == nil {
+		return reconciler.Destructive, "delete group"
+	}
+	s, err := decodeGroup(new)
+	if err != nil {
+		return reconciler.Safe, ""
+	}
+	if s.Ensure == ensureAbsent {
+		if old != nil {
+			if o, err := decodeGroup(old); err == nil && o.Ensure == ensureAbsent {
+				return reconciler.Safe, ""
+			}
+		}
+		return reconciler.Destructive, "delete group"
+	}
+	if old != nil {
+		if o, err := decodeGroup(old); err == nil && o.Ensure == ensurePresent && o.GID != nil && s.GID != nil && *o.GID != *s.GID {
+			return reconciler.Disruptive, "change gid"
+		}
+	}
+	return reconciler.Safe, ""
+}

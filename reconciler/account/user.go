@@ -320,3 +320,31 @@ func observedUser(d *db, cur passwdEntry, keys *keyState) map[string]string {
 	}
 	return m
 }
+
+var _ reconciler.Previewer = (*User)(nil)
+
+// Preview classes a catalog change without observing: deleting a user is
+// destructive, changing its uid disruptive, anything else safe.
+func (u *User) Preview(old, new *reconciler.Resource) (reconciler.Class, string) {
+	if new == nil {
+		return reconciler.Destructive, "delete user"
+	}
+	s, err := decodeUser(new)
+	if err != nil {
+		return reconciler.Safe, ""
+	}
+	if s.Ensure == ensureAbsent {
+		if old != nil {
+			if o, err := decodeUser(old); err == nil && o.Ensure == ensureAbsent {
+				return reconciler.Safe, ""
+			}
+		}
+		return reconciler.Destructive, "delete user"
+	}
+	if old != nil {
+		if o, err := decodeUser(old); err == nil && o.Ensure == ensurePresent && o.UID != nil && s.UID != nil && *o.UID != *s.UID {
+			return reconciler.Disruptive, "change uid"
+		}
+	}
+	return reconciler.Safe, ""
+}

@@ -75,7 +75,7 @@ func daemonErr(host string, err error) error {
 		host = DefaultHost
 	}
 	if client.IsErrConnectionFailed(err) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%w at %s (is dockerd running and is the socket reachable?): %w", ErrDaemonUnreachable, host, err)
+		return fmt.Errorf("%w at %s: %w", ErrDaemonUnreachable, host, err)
 	}
 	return err
 }

@@ -240,6 +240,9 @@ func decodeContainer(r *reconciler.Resource) (*ContainerSpec, error) {
 			}
 		}
 	}
+	if err := checkLabels(r, s.Labels); err != nil {
+		return nil, err
+	}
 	if s.Env == nil {
 		s.Env = map[string]string{}
 	}
@@ -419,37 +422,39 @@ func (k *Container) remember(id reconciler.ID, host string) {
 }
 
 // markBusy suppresses events about id while fsgit itself changes the
-// container, and for a short while after (events arrive late).
-func (k *Container) markBusy(id reconciler.ID) func() {
+// container: events that happened before the returned func is called are
+// fsgit's own echo. When the change failed, nothing is suppressed and a
+// running Watch reports id again (rate-limited), since an event that came
+// meanwhile may be what made it fail.
+func (k *Container) markBusy(id reconciler.ID) func(err error) {
 	k.mu.Lock()
 	if k.busy == nil {
 		k.busy = map[reconciler.ID]time.Time{}
 	}
 	k.busy[id] = time.Time{} // zero: in progress
 	k.mu.Unlock()
-	return func() {
+	return func(err error) {
 		k.mu.Lock()
-		k.busy[id] = time.Now().Add(busyGrace)
-		k.mu.Unlock()
+		defer k.mu.Unlock()
+		if err == nil {
+			k.busy[id] = time.Now()
+			return
+		}
+		delete(k.busy, id)
+		if w := k.watch; w != nil {
+			// Not from this goroutine: it may be inside onChange.
+			go w.lim.notify(id)
+		}
 	}
 }
 
-// busyGrace is how long after an apply events about the container are
-// taken to be its own echo.
-const busyGrace = 500 * time.Millisecond
-
-func (k *Container) isBusy(id reconciler.ID) bool {
+// isEcho reports whether an event about id at time at was caused by fsgit:
+// an apply was in progress, or finished after the event happened.
+func (k *Container) isEcho(id reconciler.ID, at time.Time) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	until, ok := k.busy[id]
-	if !ok {
-		return false
-	}
-	if until.IsZero() || time.Now().Before(until) {
-		return true
-	}
-	delete(k.busy, id)
-	return false
+	end, ok := k.busy[id]
+	return ok && (end.IsZero() || !at.After(end))
 }
 
 // Refresh restarts the container when something it depends on through a
@@ -466,11 +471,13 @@ func (k *Container) Refresh(ctx context.Context, env *reconciler.Env, r *reconci
 	if err != nil {
 		return err
 	}
-	defer k.markBusy(r.ID)()
-	if err := cl.ContainerRestart(ctx, s.Name, container.StopOptions{}); err != nil {
+	done := k.markBusy(r.ID)
+	err = cl.ContainerRestart(ctx, s.Name, container.StopOptions{})
+	done(err)
+	env.Cache.Forget("docker.container/list/" + s.DockerHost)
+	if err != nil {
 		return fmt.Errorf("restarting container %s: %w", s.Name, daemonErr(s.DockerHost, err))
 	}
-	env.Cache.Forget("docker.container/list/" + s.DockerHost)
 	return nil
 }
 
@@ -498,8 +505,9 @@ func (k *Container) PlanDelete(ctx context.Context, env *reconciler.Env, r *reco
 	return &reconciler.Plan{
 		Action:  reconciler.ActionDelete,
 		Changes: []reconciler.Change{{Field: "container", Before: s.Name, Class: reconciler.Disruptive}},
-		Apply: func(ctx context.Context) error {
-			defer k.markBusy(r.ID)()
+		Apply: func(ctx context.Context) (err error) {
+			done := k.markBusy(r.ID)
+			defer func() { done(err) }()
 			defer env.Cache.Forget("docker.container/list/" + s.DockerHost)
 			for _, c := range list {
 				if err := cl.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil && !isNotFound(err) {

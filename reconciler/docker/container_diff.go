@@ -108,9 +108,11 @@ func (op *containerOp) plan(ctx context.Context, cur *container.InspectResponse)
 // container list after an apply.
 func (op *containerOp) wrap(f func(context.Context) error) func(context.Context) error {
 	return func(ctx context.Context) error {
-		defer op.k.markBusy(op.r.ID)()
-		defer op.env.Cache.Forget("docker.container/list/" + op.s.DockerHost)
-		return f(ctx)
+		done := op.k.markBusy(op.r.ID)
+		err := f(ctx)
+		op.env.Cache.Forget("docker.container/list/" + op.s.DockerHost)
+		done(err)
+		return err
 	}
 }
 

@@ -183,7 +183,7 @@ func (w *watchState) stream(subscribe eventsFunc, connected func()) error {
 
 func (w *watchState) handle(m events.Message) {
 	id := reconciler.ID(m.Actor.Attributes[LabelID])
-	if !id.Valid() || w.k.isBusy(id) {
+	if !id.Valid() || w.k.isEcho(id, time.Unix(0, m.TimeNano)) {
 		return
 	}
 	// A container renamed aside by a recreate is not the resource.

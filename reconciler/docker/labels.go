@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -27,6 +28,16 @@ const (
 )
 
 const fsgitPrefix = "fsgit."
+
+// checkLabels refuses labels in fsgit's own namespace.
+func checkLabels(r *reconciler.Resource, l map[string]string) error {
+	for k := range l {
+		if strings.HasPrefix(k, fsgitPrefix) {
+			return fmt.Errorf("validating %s: label %q: keys starting with %q are fsgit's own", r.ID, k, fsgitPrefix)
+		}
+	}
+	return nil
+}
 
 // userLabels returns labels without fsgit's own.
 func userLabels(l map[string]string) map[string]string {

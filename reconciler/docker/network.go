@@ -69,6 +69,9 @@ func decodeNetwork(r *reconciler.Resource) (*NetworkSpec, error) {
 	if err := checkEnsure(r, s.Ensure); err != nil {
 		return nil, err
 	}
+	if err := checkLabels(r, s.Labels); err != nil {
+		return nil, err
+	}
 	return &s, nil
 }
 

@@ -66,6 +66,9 @@ func decodeVolume(r *reconciler.Resource) (*VolumeSpec, error) {
 	if err := checkEnsure(r, s.Ensure); err != nil {
 		return nil, err
 	}
+	if err := checkLabels(r, s.Labels); err != nil {
+		return nil, err
+	}
 	return &s, nil
 }
 

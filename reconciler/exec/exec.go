@@ -185,7 +185,9 @@ func (k *Kind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Reso
 
 // Refresh runs a refreshOnly command when its guards agree. An exec that
 // is not refreshOnly runs again on refresh only if it did not just run and
-// its guards now say it should (as in Puppet).
+// its guards now say it should (as in Puppet). When it does not run, it
+// returns a skip saying why, so that the run reports no refresh and sends
+// none further along notify edges.
 func (k *Kind) Refresh(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, changed bool) error {
 	s, err := decode(r)
 	if err != nil {
@@ -195,14 +197,14 @@ func (k *Kind) Refresh(ctx context.Context, env *reconciler.Env, r *reconciler.R
 		return reconciler.Skip(fmt.Sprintf("exec runs host commands and cannot honour --root %s", env.Root))
 	}
 	if changed && !s.RefreshOnly {
-		return nil
+		return reconciler.Skip("the command already ran in this run")
 	}
-	run, _, err := k.guards(ctx, env, s)
+	run, why, err := k.guards(ctx, env, s)
 	if err != nil {
 		return fmt.Errorf("check guards of %s: %w", r.ID, err)
 	}
 	if !run {
-		return nil
+		return reconciler.Skip("guard: " + why)
 	}
 	if err := k.run(ctx, env, r, s); err != nil {
 		return fmt.Errorf("refresh %s: %w", r.ID, err)
@@ -411,4 +413,19 @@ func quote(argv []string) string {
 		}
 	}
 	return "[" + strings.Join(q, " ") + "]"
+}
+
+var _ reconciler.Previewer = (*Kind)(nil)
+
+// Preview classes a catalog change without observing: an exec may run
+// (when its guards say so), which is safe as far as fsgit can tell; one
+// that leaves the catalog leaves nothing behind to remove.
+func (k *Kind) Preview(old, new *reconciler.Resource) (reconciler.Class, string) {
+	if new == nil {
+		return reconciler.Safe, "nothing (an exec leaves no state to remove)"
+	}
+	if s, err := decode(new); err == nil && !s.RefreshOnly {
+		return reconciler.Safe, "run command if its guards say so"
+	}
+	return reconciler.Safe, ""
 }

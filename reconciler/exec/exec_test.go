@@ -114,9 +114,13 @@ func TestKind_ApplyTwice(t *testing.T) {
 				t.Fatalf("second plan has changes: %+v", p.Changes)
 			}
 			// Refresh after an unchanged run checks the guards again: still
-			// nothing to do.
-			if err := k.Refresh(ctx, newEnv(), r, false); err != nil {
-				t.Fatal(err)
+			// nothing to do, and it says so with a skip (no refresh is
+			// reported or sent further).
+			if err := k.Refresh(ctx, newEnv(), r, false); !reconciler.IsSkip(err) || !strings.Contains(err.Error(), "guard: ") {
+				t.Fatalf("Refresh = %v, want a skip naming the guard", err)
+			}
+			if err := k.Refresh(ctx, newEnv(), r, true); !reconciler.IsSkip(err) {
+				t.Fatalf("Refresh after the command ran = %v, want a skip", err)
 			}
 			if got, _ := os.ReadFile(count); string(got) != "ran\n" {
 				t.Fatalf("command ran %q times, want once", got)
@@ -161,8 +165,8 @@ func TestKind_RefreshOnly(t *testing.T) {
 		"refreshOnly": true,
 		"onlyIf":      []string{"/bin/false"},
 	})
-	if err := k.Refresh(ctx, newEnv(), guarded, false); err != nil {
-		t.Fatal(err)
+	if err := k.Refresh(ctx, newEnv(), guarded, false); !reconciler.IsSkip(err) {
+		t.Fatalf("guarded Refresh = %v, want a skip", err)
 	}
 	if got, _ := os.ReadFile(count); string(got) != "ran\nran\n" {
 		t.Fatalf("guarded refresh ran the command: %q", got)
@@ -291,5 +295,16 @@ func TestKind_User(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(out); string(got) != "nobody\n" {
 		t.Fatalf("command ran as %q, want nobody", got)
+	}
+}
+
+func TestKind_Preview(t *testing.T) {
+	r := resource(t, map[string]any{"command": sh("true"), "creates": "/x"})
+	for name, c := range map[string]struct{ old, new *reconciler.Resource }{
+		"new": {nil, r}, "changed": {r, r}, "left the catalog": {r, nil},
+	} {
+		if got, _ := New().Preview(c.old, c.new); got != reconciler.Safe {
+			t.Errorf("%s: Preview = %s, want safe", name, got)
+		}
 	}
 }

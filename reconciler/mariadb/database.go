@@ -27,9 +27,9 @@ type DatabaseSpec struct {
 type DatabaseKind struct{ k *Kinds }
 
 var (
-	_ reconciler.Kind       = (*DatabaseKind)(nil)
-	_ reconciler.Pruner     = (*DatabaseKind)(nil)
-	_ reconciler.Previewer  = (*DatabaseKind)(nil)
+	_ reconciler.Kind      = (*DatabaseKind)(nil)
+	_ reconciler.Pruner    = (*DatabaseKind)(nil)
+	_ reconciler.Previewer = (*DatabaseKind)(nil)
 )
 
 // Kind returns "mariadb.database".

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -132,6 +134,7 @@ type conn struct {
 	key  string
 	spec Server
 	db   *sql.DB
+	log  driverLogger
 	// secrets is the resolver of the latest run, used when the pool opens a
 	// new connection and needs the admin password.
 	secrets atomic.Pointer[resolverBox]
@@ -149,7 +152,10 @@ func (p *pools) get(spec Server, env *reconciler.Env) (*conn, error) {
 	}
 	c, ok := p.m[key]
 	if !ok {
-		c = &conn{key: key, spec: spec}
+		c = &conn{key: key, spec: spec, log: driverLogger{discard}}
+		if env != nil && env.Log != nil {
+			c.log = driverLogger{env.Log.With("mariadb", key)}
+		}
 		cfg := c.config("")
 		if spec.AdminPassword != nil {
 			ref := *spec.AdminPassword
@@ -205,6 +211,7 @@ func (c *conn) config(db string) *mysql.Config {
 	cfg.AllowNativePasswords = true
 	// A dead pooled connection is noticed before use, not by the query.
 	cfg.CheckConnLiveness = true
+	cfg.Logger = c.log
 	return cfg
 }
 
@@ -254,4 +261,16 @@ func (c *conn) scriptDB(database string) (*sql.DB, error) {
 	db := sql.OpenDB(connector)
 	db.SetMaxOpenConns(1)
 	return db, nil
+}
+
+var discard = slog.New(slog.DiscardHandler)
+
+// driverLogger sends the driver's own messages (a dead idle connection
+// closed) to the run's logger at debug level instead of the process's
+// stderr. They never hold a password: the driver does not log its config.
+type driverLogger struct{ l *slog.Logger }
+
+// Print implements mysql.Logger.
+func (d driverLogger) Print(v ...any) {
+	d.l.Debug(strings.TrimSpace(fmt.Sprint(v...)), "component", "mysql driver")
 }

@@ -308,3 +308,36 @@ func tail(b []byte, n int) string {
 	}
 	return "…" + string(b[len(b)-n:])
 }
+
+var _ reconciler.Previewer = (*Kind)(nil)
+
+// Preview classes a catalog change without observing: removing a package
+// interrupts what runs from it, purging also loses its configuration, and
+// moving a pinned version replaces a running program. A package that leaves
+// the catalog is not pruned, so that is safe.
+func (k *Kind) Preview(old, new *reconciler.Resource) (reconciler.Class, string) {
+	if new == nil {
+		return reconciler.Safe, "leave installed (packages are not pruned)"
+	}
+	s, err := decode(new)
+	if err != nil {
+		return reconciler.Safe, ""
+	}
+	var was string
+	if old != nil {
+		if o, err := decode(old); err == nil {
+			was = o.Ensure
+		}
+	}
+	switch {
+	case s.Ensure == ensurePurged && was != ensurePurged:
+		return reconciler.Destructive, "purge package"
+	case s.Ensure == ensureAbsent && was != ensureAbsent:
+		return reconciler.Disruptive, "remove package"
+	case versionRE.MatchString(s.Ensure) && was != s.Ensure && was != "":
+		return reconciler.Disruptive, "install version " + s.Ensure
+	case old == nil || was != s.Ensure:
+		return reconciler.Safe, "install package"
+	}
+	return reconciler.Safe, ""
+}

@@ -241,3 +241,29 @@ func unreachable(err error) bool {
 	}
 	return false
 }
+
+func TestKind_Preview(t *testing.T) {
+	r := func(ensure string) *reconciler.Resource {
+		return resource(t, "tree", map[string]any{"ensure": ensure})
+	}
+	cases := []struct {
+		name     string
+		old, new *reconciler.Resource
+		class    reconciler.Class
+	}{
+		{"new", nil, r("installed"), reconciler.Safe},
+		{"new pinned", nil, r("2.1.0-1"), reconciler.Safe},
+		{"remove", r("installed"), r("absent"), reconciler.Disruptive},
+		{"purge", r("absent"), r("purged"), reconciler.Destructive},
+		{"repin", r("2.1.0-1"), r("2.1.1-1"), reconciler.Disruptive},
+		{"reinstall", r("absent"), r("installed"), reconciler.Safe},
+		{"left the catalog", r("installed"), nil, reconciler.Safe},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got, _ := New().Preview(c.old, c.new); got != c.class {
+				t.Fatalf("Preview = %s, want %s", got, c.class)
+			}
+		})
+	}
+}

@@ -412,23 +412,24 @@ func job(ctx context.Context, verb, unit string, queue func(context.Context, str
 
 // Refresh restarts the unit (or reloads it, per the spec's refresh) after
 // a resource that notifies it changed, with a daemon-reload first when its
-// unit file changed. It does nothing for a unit this run has just started
-// (its own plan had changes: changed is true and it started) and for a
-// service that is meant to be stopped.
+// unit file changed. It restarts nothing, and returns a skip saying why, for
+// a unit this run has just started (its own plan had changes: changed is
+// true, and the apply started it; a change of enablement alone still
+// restarts) and for a service that is meant to be stopped.
 func (k *Kind) Refresh(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, changed bool) error {
 	s, err := decode(r)
 	if err != nil {
 		return err
 	}
-	if s.Ensure == ensureStopped {
-		return nil
-	}
 	m, err := k.connect(ctx, env)
 	if err != nil {
 		return err
 	}
+	if s.Ensure == ensureStopped {
+		return reconciler.Skip("the service is meant to be stopped: not restarted")
+	}
 	if changed && startedSet(env).has(s.unit) {
-		return nil
+		return reconciler.Skip("started by this run: not restarted")
 	}
 	props, err := m.GetUnitPropertiesContext(ctx, s.unit)
 	if err != nil {
@@ -473,4 +474,32 @@ func (s *started) has(unit string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.units[unit]
+}
+
+var _ reconciler.Previewer = (*Kind)(nil)
+
+// Preview classes a catalog change without observing: stopping a service
+// is disruptive; starting, enabling or changing how it refreshes is safe. A
+// service that leaves the catalog is not touched.
+func (k *Kind) Preview(old, new *reconciler.Resource) (reconciler.Class, string) {
+	if new == nil {
+		return reconciler.Safe, "leave as is (services are not pruned)"
+	}
+	s, err := decode(new)
+	if err != nil {
+		return reconciler.Safe, ""
+	}
+	was := ""
+	if old != nil {
+		if o, err := decode(old); err == nil {
+			was = o.Ensure
+		}
+	}
+	switch {
+	case s.Ensure == ensureStopped && was != ensureStopped:
+		return reconciler.Disruptive, "stop service"
+	case s.Ensure == ensureRunning && was != ensureRunning:
+		return reconciler.Safe, "start service"
+	}
+	return reconciler.Safe, ""
 }

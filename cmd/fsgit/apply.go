@@ -1,0 +1,432 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fsgit/fsgit/internal/desired"
+	"github.com/fsgit/fsgit/internal/secrets"
+	"github.com/fsgit/fsgit/internal/state"
+	"github.com/fsgit/fsgit/reconciler"
+)
+
+// applyFlags are the flags of fsgit apply.
+type applyFlags struct {
+	once        bool
+	site        string
+	node        string
+	noop        bool
+	root        string
+	statePath   string
+	summaryPath string
+	secretsDir  string
+	ageIdentity string
+	parallel    int
+	timeout     time.Duration
+	lockTimeout time.Duration
+	output      string
+	verbose     bool
+	noPrune     bool
+}
+
+func newApplyCmd() *cobra.Command {
+	var f applyFlags
+	cmd := &cobra.Command{
+		Use:   "apply --once --site DIR --node NAME [--noop] [--root DIR]",
+		Short: "Evaluate the site for a node and converge the node once",
+		Long: `apply evaluates the CUE site in DIR for one node, observes the node, applies what
+differs in dependency order, restarts what the changes notify, and prints a report.
+
+With --noop nothing is changed and nothing is written (not even the state): the
+report says what would change and what would restart. With --root every managed path
+is placed under DIR, so that a site can be applied in a sandbox; kinds that cannot
+honour a root (packages, services, accounts) are reported as skipped.
+
+Exit codes (Puppet's detailed codes): 0 nothing changed, 2 changes (or, in noop,
+changes found), 4 failures, 6 changes and failures, 1 the run could not start.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runApply(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.BoolVar(&f.once, "once", false, "run once and exit (the daemon is fsgit agent)")
+	fl.StringVar(&f.site, "site", "", "the site's directory (sites/<name> of the repository)")
+	fl.StringVar(&f.node, "node", "", "the node to converge (default: the host name)")
+	fl.BoolVar(&f.noop, "noop", false, "change nothing; report what would change and restart")
+	fl.StringVar(&f.root, "root", "", "prefix every managed path with this directory (a sandbox)")
+	fl.StringVar(&f.statePath, "state", "", "the state file (default "+state.DefaultPath+", under --root if set)")
+	fl.StringVar(&f.summaryPath, "summary", "", "the last-run summary file (default "+state.DefaultSummaryPath+", under --root if set)")
+	fl.StringVar(&f.secretsDir, "secrets-dir", secrets.DefaultDir, "directory of secret files (root only)")
+	fl.StringVar(&f.ageIdentity, "age-identity", "", "the node's age identity, to decrypt <site>/secrets/<name>.age")
+	fl.IntVar(&f.parallel, "parallel", reconciler.DefaultParallel, "how many independent resources to handle at once")
+	fl.DurationVar(&f.timeout, "timeout", reconciler.DefaultTimeout, "time limit for one resource")
+	fl.DurationVar(&f.lockTimeout, "lock-timeout", state.DefaultTimeout, "how long to wait for the state file's lock")
+	fl.StringVarP(&f.output, "output", "o", "text", "report format: text or json")
+	fl.BoolVarP(&f.verbose, "verbose", "v", false, "list unchanged resources and log each resource")
+	fl.BoolVar(&f.noPrune, "no-prune", false, "do not remove resources that left the catalog")
+	return cmd
+}
+
+// couldNotRun wraps an error that kept the run from starting: exit code 1.
+func couldNotRun(err error) error { return &exitError{code: 1, err: err} }
+
+func runApply(ctx context.Context, stdout, stderr io.Writer, f applyFlags) error {
+	if !f.once {
+		return couldNotRun(errors.New("apply runs once and needs --once; the daemon is fsgit agent"))
+	}
+	if f.site == "" {
+		return couldNotRun(errors.New("apply needs --site DIR"))
+	}
+	if f.output != "text" && f.output != "json" {
+		return couldNotRun(fmt.Errorf("unknown output format %q: want text or json", f.output))
+	}
+	if f.node == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return couldNotRun(fmt.Errorf("find the node's name: %w (pass --node)", err))
+		}
+		f.node = h
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	level := slog.LevelError
+	if f.verbose {
+		level = slog.LevelInfo
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	root, err := sandboxRoot(f.root, f.noop)
+	if err != nil {
+		return couldNotRun(err)
+	}
+	statePath := underRoot(root, f.statePath, state.DefaultPath)
+	summaryPath := underRoot(root, f.summaryPath, state.DefaultSummaryPath)
+
+	site, err := desired.LoadDir(ctx, f.site)
+	if err != nil {
+		return couldNotRun(fmt.Errorf("load site %s:\n%w", f.site, err))
+	}
+	cat, err := site.Catalog(f.node)
+	if err != nil {
+		return couldNotRun(fmt.Errorf("build the catalog of node %s:\n%w", f.node, err))
+	}
+	if cat.Revision == "" {
+		cat.Revision = site.Revision()
+	}
+
+	resolver, err := secretResolver(f)
+	if err != nil {
+		return couldNotRun(err)
+	}
+	eng := reconciler.NewEngine(reconciler.Config{
+		Registry: newRegistry(),
+		Log:      log,
+		Parallel: f.parallel,
+		Timeout:  f.timeout,
+	})
+	prepared, err := eng.Prepare(cat)
+	if err != nil {
+		return couldNotRun(err)
+	}
+
+	// Noop writes nothing: the state is opened read-only (a node that has
+	// none yet starts from an empty memory) and never recorded.
+	st, err := state.Open(statePath, state.Options{ReadOnly: f.noop, Timeout: f.lockTimeout})
+	var prior *reconciler.Memory
+	switch {
+	case err == nil:
+		defer st.Close()
+		if prior, err = st.Memory(); err != nil {
+			return couldNotRun(err)
+		}
+	case f.noop && state.IsNotExist(err):
+		st = nil
+	default:
+		return couldNotRun(err)
+	}
+
+	// The first SIGINT or SIGTERM lets the resources in hand finish; the
+	// second cancels them.
+	stop := make(chan struct{})
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		select {
+		case <-sigs:
+			fmt.Fprintln(stderr, "fsgit: stopping after the resources in hand (signal again to cancel them)")
+			close(stop)
+		case <-ctx.Done():
+			return
+		}
+		select {
+		case <-sigs:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+
+	progress := newProgress(stderr)
+	rep, err := eng.Run(ctx, prepared, reconciler.RunOptions{
+		Noop:     f.noop,
+		Root:     root,
+		Secrets:  resolver,
+		Progress: progress.update,
+		Prior:    prior,
+		NoPrune:  f.noPrune,
+		Stop:     stop,
+	})
+	progress.done()
+	if err != nil {
+		return couldNotRun(err)
+	}
+
+	var recordErr error
+	if !f.noop {
+		if _, err := st.Record(rep); err != nil {
+			recordErr = err
+		}
+		if err := writeSummary(summaryPath, rep); err != nil {
+			recordErr = errors.Join(recordErr, err)
+		}
+	}
+
+	if f.output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return couldNotRun(fmt.Errorf("write report: %w", err))
+		}
+	} else if err := rep.WriteText(stdout, reconciler.TextOptions{Verbose: f.verbose, Times: true}); err != nil {
+		return couldNotRun(fmt.Errorf("write report: %w", err))
+	}
+
+	code := rep.ExitCode()
+	if recordErr != nil {
+		// The node changed but its memory did not: say so, and count it as
+		// a failure.
+		return &exitError{code: code | 4, err: fmt.Errorf("the run is not recorded: %w", recordErr)}
+	}
+	if code != 0 {
+		return &exitError{code: code}
+	}
+	return nil
+}
+
+// sandboxRoot returns the absolute --root ("" for none), creating it unless
+// in noop, where a missing root is left missing.
+func sandboxRoot(root string, noop bool) (string, error) {
+	if root == "" {
+		return "", nil
+	}
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return "", fmt.Errorf("resolve --root %s: %w", root, err)
+	}
+	_, err = os.Stat(abs)
+	switch {
+	case errors.Is(err, os.ErrNotExist) && noop:
+		// Nothing under it exists yet: every path is observed as absent.
+	case errors.Is(err, os.ErrNotExist):
+		if err := os.MkdirAll(abs, 0o755); err != nil {
+			return "", fmt.Errorf("create --root: %w", err)
+		}
+	case err != nil:
+		return "", fmt.Errorf("use --root: %w", err)
+	}
+	return abs, nil
+}
+
+// underRoot returns the flag's value if set, else def placed under root.
+func underRoot(root, flag, def string) string {
+	if flag != "" {
+		return flag
+	}
+	if root == "" {
+		return def
+	}
+	return filepath.Join(root, def)
+}
+
+// secretResolver builds the node's secret providers: age files in the site
+// first when an identity is given, then the secrets directory.
+func secretResolver(f applyFlags) (reconciler.SecretResolver, error) {
+	files := secrets.NewFiles(f.secretsDir)
+	if f.ageIdentity == "" {
+		return secrets.Chain{files}, nil
+	}
+	ids, err := secrets.LoadIdentities(f.ageIdentity)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(f.site, "secrets")
+	return secrets.Chain{secrets.NewAge(os.DirFS(dir), dir, ids...), files}, nil
+}
+
+// runSummary is the last-run summary file, after Puppet's
+// last_run_summary.yaml: what ran, when, how long, and counts per outcome.
+type runSummary struct {
+	Version struct {
+		Fsgit  string `json:"fsgit"`
+		Config string `json:"config"`
+	} `json:"version"`
+	Site string `json:"site,omitempty"`
+	Node string `json:"node"`
+	Role string `json:"role,omitempty"`
+	Time struct {
+		Started         time.Time `json:"started"`
+		LastRun         int64     `json:"lastRun"`
+		DurationSeconds float64   `json:"durationSeconds"`
+	} `json:"time"`
+	Resources reconciler.Summary `json:"resources"`
+	Noop      bool               `json:"noop"`
+	Stopped   string             `json:"stopped,omitempty"`
+	ExitCode  int                `json:"exitCode"`
+}
+
+// writeSummary writes the last-run summary atomically: a temporary file in
+// the same directory, synced, renamed over the old one, and the directory
+// synced.
+func writeSummary(path string, rep *reconciler.Report) error {
+	var s runSummary
+	s.Version.Fsgit = fsgitVersion()
+	s.Version.Config = rep.Revision
+	s.Site, s.Node, s.Role = rep.Site, rep.Node, rep.Role
+	s.Time.Started = rep.Started.UTC()
+	s.Time.LastRun = rep.Started.Add(rep.Duration).Unix()
+	s.Time.DurationSeconds = rep.Duration.Seconds()
+	s.Resources = rep.Summary()
+	s.Noop, s.Stopped, s.ExitCode = rep.Noop, rep.Stopped, rep.ExitCode()
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode run summary: %w", err)
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("write run summary: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, ".last_run_summary-*")
+	if err != nil {
+		return fmt.Errorf("write run summary: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write run summary: %w", err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write run summary: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write run summary: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write run summary: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write run summary: %w", err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync run summary directory: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync run summary directory: %w", err)
+	}
+	return nil
+}
+
+// fsgitVersion returns the module version the binary was built from.
+func fsgitVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
+// progress shows the progress of long steps (downloads) on a terminal, one
+// line rewritten in place; elsewhere it shows nothing, so that logs and
+// pipes stay clean.
+type progress struct {
+	mu    sync.Mutex
+	w     io.Writer
+	tty   bool
+	last  time.Time
+	shown bool
+}
+
+func newProgress(w io.Writer) *progress {
+	p := &progress{w: w}
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			p.tty = true
+		}
+	}
+	return p
+}
+
+// update is a reconciler.Env Progress function.
+func (p *progress) update(id reconciler.ID, done, total int64) {
+	if !p.tty {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	finished := total > 0 && done >= total
+	if !finished && time.Since(p.last) < 100*time.Millisecond {
+		return
+	}
+	p.last = time.Now()
+	line := fmt.Sprintf("%s: %s", id, byteSize(done))
+	if total > 0 {
+		line += fmt.Sprintf(" / %s (%d%%)", byteSize(total), done*100/total)
+	}
+	fmt.Fprintf(p.w, "\r\033[K%s", line)
+	p.shown = !finished
+	if finished {
+		fmt.Fprintln(p.w)
+	}
+}
+
+// done clears a progress line left unfinished.
+func (p *progress) done() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.shown {
+		fmt.Fprint(p.w, "\r\033[K")
+		p.shown = false
+	}
+}
+
+func byteSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"sort"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fsgit/fsgit/internal/desired"
+	"github.com/fsgit/fsgit/internal/gitsource"
+	"github.com/fsgit/fsgit/internal/plan"
+	"github.com/fsgit/fsgit/internal/status"
+	"github.com/fsgit/fsgit/reconciler"
+)
+
+type planFlags struct {
+	repo      string
+	base      string
+	head      string
+	mergeBase bool
+	site      string
+	nodes     []string
+	output    string
+	statusRef string
+}
+
+func newPlanCmd() *cobra.Command {
+	f := &planFlags{}
+	cmd := &cobra.Command{
+		Use:   "plan --base REV [--head REV]",
+		Short: "Show what a change to the site would do on each node, from git alone",
+		Long: `plan evaluates the site at two revisions of the repository, from its objects (no
+checkout), and prints for every node whose catalog changes: resources created, changed
+(field by field) or removed, what would restart or be recreated, and destructive changes,
+flagged, with the ones held as pending destroys. Where the status branch holds a node's
+status, the plan also says whether the node already runs the head revision and what is
+drifted or failing there now.
+
+Exit codes: 0 no change, 2 changes, 1 error (an invalid head revision included).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runPlan(cmd.Context(), cmd.OutOrStdout(), f)
+		},
+	}
+	cmd.Flags().StringVar(&f.repo, "repo", ".", "repository (any directory inside it)")
+	cmd.Flags().StringVar(&f.base, "base", "", "base revision (required)")
+	cmd.Flags().StringVar(&f.head, "head", "HEAD", "head revision")
+	cmd.Flags().BoolVar(&f.mergeBase, "merge-base", false, "plan against the merge base of --base and --head, as a pull request would merge")
+	cmd.Flags().StringVar(&f.site, "site", "sites/example", "site directory, relative to the repository root")
+	cmd.Flags().StringSliceVar(&f.nodes, "node", nil, "only these nodes (repeatable)")
+	cmd.Flags().StringVarP(&f.output, "output", "o", "text", "output format: text, markdown or json")
+	cmd.Flags().StringVar(&f.statusRef, "status-ref", "fsgit/status", "status branch to read the nodes' observed state from (skipped when missing)")
+	_ = cmd.MarkFlagRequired("base")
+	return cmd
+}
+
+func runPlan(ctx context.Context, out io.Writer, f *planFlags) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	switch f.output {
+	case "text", "markdown", "json":
+	default:
+		return fmt.Errorf("plan: unknown output format %q (want text, markdown or json)", f.output)
+	}
+	repo, err := gitsource.OpenLocal(f.repo)
+	if err != nil {
+		return fmt.Errorf("plan: %w", err)
+	}
+	baseRev := f.base
+	if f.mergeBase {
+		if baseRev, err = repo.MergeBase(f.base, f.head); err != nil {
+			return fmt.Errorf("plan: %w", err)
+		}
+	}
+	siteDir := path.Clean(f.site)
+
+	headCats, headHash, err := catalogsAt(ctx, repo, f.head, siteDir, f.nodes)
+	if err != nil {
+		var inv *desired.InvalidError
+		if errors.As(err, &inv) {
+			return &exitError{code: 1, err: fmt.Errorf("head revision %s does not validate:\n%w", f.head, err)}
+		}
+		return fmt.Errorf("plan: %w", err)
+	}
+	baseCats, baseHash, err := catalogsAt(ctx, repo, baseRev, siteDir, f.nodes)
+	if err != nil {
+		// A base that does not validate (or has no site yet) is planned
+		// against as empty: the head is what gets applied.
+		var inv *desired.InvalidError
+		if !errors.As(err, &inv) && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("plan: %w", err)
+		}
+		baseCats = map[string]*reconciler.Catalog{}
+	}
+
+	p := plan.Compute(baseCats, headCats, newRegistry())
+	p.Base, p.Head = baseHash, headHash
+	addObserved(repo, f.statusRef, headHash, p)
+
+	switch f.output {
+	case "json":
+		err = p.WriteJSON(out)
+	case "markdown":
+		err = p.WriteMarkdown(out)
+	default:
+		err = p.WriteText(out)
+	}
+	if err != nil {
+		return fmt.Errorf("plan: write: %w", err)
+	}
+	if len(p.Nodes) > 0 {
+		return &exitError{code: 2}
+	}
+	return nil
+}
+
+// catalogsAt evaluates the site at rev and returns the catalog of every node
+// (or of the named ones), and the revision's full hash.
+func catalogsAt(ctx context.Context, repo *gitsource.Local, rev, siteDir string, only []string) (map[string]*reconciler.Catalog, string, error) {
+	fsys, hash, err := repo.Tree(rev)
+	if err != nil {
+		return nil, "", err
+	}
+	if _, err := fs.Stat(fsys, siteDir); err != nil {
+		return nil, hash, fmt.Errorf("site %s at %s: %w", siteDir, rev, err)
+	}
+	site, err := desired.Load(ctx, desired.Source{FS: fsys, SiteDir: siteDir, Revision: hash})
+	if err != nil {
+		return nil, hash, err
+	}
+	want := map[string]bool{}
+	for _, n := range only {
+		want[n] = true
+	}
+	cats := map[string]*reconciler.Catalog{}
+	var problems []desired.Problem
+	for _, n := range site.Nodes() {
+		if len(want) > 0 && !want[n] {
+			continue
+		}
+		cat, err := site.Catalog(n)
+		if err != nil {
+			var inv *desired.InvalidError
+			if errors.As(err, &inv) {
+				problems = append(problems, inv.Problems...)
+				continue
+			}
+			return nil, hash, err
+		}
+		cats[n] = cat
+	}
+	if len(problems) > 0 {
+		return nil, hash, &desired.InvalidError{Problems: problems}
+	}
+	return cats, hash, nil
+}
+
+// addObserved fills in, for each planned node, what the status branch says
+// the node has now. A missing branch or node file is not an error: the plan
+// is then the configuration diff alone.
+func addObserved(repo *gitsource.Local, ref, head string, p *plan.Plan) {
+	if ref == "" {
+		return
+	}
+	var fsys fs.FS
+	for _, r := range []string{ref, "refs/remotes/origin/" + ref} {
+		if t, _, err := repo.Tree(r); err == nil {
+			fsys = t
+			break
+		}
+	}
+	if fsys == nil {
+		return
+	}
+	for i := range p.Nodes {
+		b, err := fs.ReadFile(fsys, "nodes/"+p.Nodes[i].Node+".json")
+		if err != nil {
+			continue
+		}
+		var st status.Node
+		if json.Unmarshal(b, &st) != nil {
+			continue
+		}
+		p.Nodes[i].Observed = &plan.Observed{
+			AppliedRevision: st.AppliedRevision,
+			HasHead:         st.AppliedRevision == head,
+			Drifted:         itemIDs(st.Drifted),
+			Failed:          itemIDs(st.Failed),
+			PendingDestroy:  itemIDs(st.PendingDestroy),
+		}
+	}
+}
+
+func itemIDs(items []status.Item) []reconciler.ID {
+	ids := make([]reconciler.ID, len(items))
+	for i, it := range items {
+		ids[i] = it.ID
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids
+}

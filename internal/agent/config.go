@@ -1,0 +1,222 @@
+package agent
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+	"time"
+
+	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/build"
+	"cuelang.org/go/cue/cuecontext"
+	cueerrors "cuelang.org/go/cue/errors"
+
+	"github.com/fsgit/fsgit/internal/gitsource"
+)
+
+// DefaultConfigFile is where fsgit agent reads its configuration.
+const DefaultConfigFile = "/etc/fsgit/agent.cue"
+
+// Config is the agent's node-local configuration, decoded from a CUE file
+// validated by the schema's #AgentConfig (schema/agent.cue, which holds the
+// defaults and documents every field).
+type Config struct {
+	Node       string        `json:"node"`
+	Source     SourceConfig  `json:"source"`
+	Status     StatusConfig  `json:"status"`
+	Secrets    SecretsConfig `json:"secrets"`
+	Root       string        `json:"root,omitempty"`
+	StateFile  string        `json:"stateFile"`
+	CacheDir   string        `json:"cacheDir"`
+	Socket     string        `json:"socket"`
+	Metrics    MetricsConfig `json:"metrics"`
+	Watch      WatchConfig   `json:"watch"`
+	Drift      DriftConfig   `json:"drift"`
+	RunTimeout Duration      `json:"runTimeout"`
+	Log        LogConfig     `json:"log"`
+}
+
+// SourceConfig says where the site comes from.
+type SourceConfig struct {
+	URL           string       `json:"url"`
+	Branch        string       `json:"branch"`
+	Site          string       `json:"site"`
+	Credentials   *Credentials `json:"credentials,omitempty"`
+	PollInterval  Duration     `json:"pollInterval"`
+	Jitter        Duration     `json:"jitter"`
+	MaxBackoff    Duration     `json:"maxBackoff"`
+	TrustedKeys   []string     `json:"trustedKeys"`
+	CacheMaxBytes int64        `json:"cacheMaxBytes"`
+}
+
+// StatusConfig says where the node publishes its status.
+type StatusConfig struct {
+	Enabled     bool         `json:"enabled"`
+	URL         string       `json:"url,omitempty"`
+	Branch      string       `json:"branch"`
+	Credentials *Credentials `json:"credentials,omitempty"`
+}
+
+// Credentials name the files that authenticate to a repository.
+type Credentials struct {
+	Username       string `json:"username,omitempty"`
+	PasswordFile   string `json:"passwordFile,omitempty"`
+	SSHKeyFile     string `json:"sshKeyFile,omitempty"`
+	KnownHostsFile string `json:"knownHostsFile,omitempty"`
+}
+
+// SecretsConfig says where secret values come from.
+type SecretsConfig struct {
+	Provider     string `json:"provider"`
+	Dir          string `json:"dir"`
+	IdentityFile string `json:"identityFile,omitempty"`
+}
+
+// MetricsConfig adds a TCP listener for /metrics.
+type MetricsConfig struct {
+	Listen string `json:"listen,omitempty"`
+}
+
+// WatchConfig tunes the watch on managed files.
+type WatchConfig struct {
+	Enabled    bool     `json:"enabled"`
+	MaxWatches int      `json:"maxWatches"`
+	Debounce   Duration `json:"debounce"`
+}
+
+// DriftConfig limits drift corrections per resource.
+type DriftConfig struct {
+	MaxCorrections int      `json:"maxCorrections"`
+	Window         Duration `json:"window"`
+}
+
+// LogConfig chooses the log level and format.
+type LogConfig struct {
+	Level  string `json:"level"`
+	Format string `json:"format"`
+}
+
+// Duration is a time.Duration written as "30s" in the configuration.
+type Duration time.Duration
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("parse duration: %w", err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// gitCredentials converts to gitsource's credentials.
+func (c *Credentials) gitCredentials() gitsource.Credentials {
+	if c == nil {
+		return gitsource.Credentials{}
+	}
+	return gitsource.Credentials{Username: c.Username, PasswordFile: c.PasswordFile, SSHKeyFile: c.SSHKeyFile, KnownHostsFile: c.KnownHostsFile}
+}
+
+// StatusURL is where the status branch lives: status.url, or the source.
+func (c *Config) StatusURL() string {
+	if c.Status.URL != "" {
+		return c.Status.URL
+	}
+	return c.Source.URL
+}
+
+// StatusCredentials are status.credentials, or the source's when the
+// status branch lives in the source repository.
+func (c *Config) StatusCredentials() *Credentials {
+	if c.Status.Credentials != nil || c.Status.URL != "" {
+		return c.Status.Credentials
+	}
+	return c.Source.Credentials
+}
+
+// LoadConfig reads and validates the configuration file at name against
+// #AgentConfig from schemaFS (the schema package's files).
+func LoadConfig(schemaFS fs.FS, name string) (*Config, error) {
+	src, err := os.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("read agent configuration: %w", err)
+	}
+	return ParseConfig(schemaFS, name, src)
+}
+
+// ParseConfig validates src (CUE or JSON, named name in messages) against
+// #AgentConfig and decodes it with the schema's defaults filled in. A CUE
+// error is returned with every position, as cue/errors renders it.
+func ParseConfig(schemaFS fs.FS, name string, src []byte) (*Config, error) {
+	ctx := cuecontext.New()
+	def, err := agentSchema(ctx, schemaFS)
+	if err != nil {
+		return nil, err
+	}
+	user := ctx.CompileBytes(src, cue.Filename(name))
+	if err := user.Err(); err != nil {
+		return nil, fmt.Errorf("agent configuration %s:\n%s", name, details(err))
+	}
+	v := def.Unify(user)
+	if err := v.Validate(cue.Concrete(true)); err != nil {
+		return nil, fmt.Errorf("agent configuration %s:\n%s", name, details(err))
+	}
+	var c Config
+	if err := v.Decode(&c); err != nil {
+		return nil, fmt.Errorf("agent configuration %s:\n%s", name, details(err))
+	}
+	return &c, nil
+}
+
+// agentSchema builds the schema package's top-level files and returns
+// #AgentConfig.
+func agentSchema(ctx *cue.Context, schemaFS fs.FS) (cue.Value, error) {
+	inst := build.NewContext().NewInstance("schema", nil)
+	entries, err := fs.ReadDir(schemaFS, ".")
+	if err != nil {
+		return cue.Value{}, fmt.Errorf("read schema: %w", err)
+	}
+	for _, e := range entries {
+		if e.IsDir() || path.Ext(e.Name()) != ".cue" {
+			continue
+		}
+		b, err := fs.ReadFile(schemaFS, e.Name())
+		if err != nil {
+			return cue.Value{}, fmt.Errorf("read schema: %w", err)
+		}
+		if err := inst.AddFile("schema/"+e.Name(), b); err != nil {
+			return cue.Value{}, fmt.Errorf("parse schema/%s: %w", e.Name(), err)
+		}
+	}
+	v := ctx.BuildInstance(inst)
+	def := v.LookupPath(cue.ParsePath("#AgentConfig"))
+	if err := def.Err(); err != nil {
+		return cue.Value{}, fmt.Errorf("schema has no valid #AgentConfig:\n%s", details(err))
+	}
+	return def, nil
+}
+
+// details renders a CUE error with its positions, dropping the noise of
+// the disjunctions behind defaults ("2 errors in empty disjunction").
+func details(err error) string {
+	var lines []string
+	for _, e := range cueerrors.Errors(err) {
+		msg := strings.TrimSpace(cueerrors.Details(e, nil))
+		if strings.Contains(msg, "errors in empty disjunction") && len(cueerrors.Errors(err)) > 1 {
+			continue
+		}
+		lines = append(lines, msg)
+	}
+	if len(lines) == 0 {
+		return strings.TrimSpace(cueerrors.Details(err, nil))
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,107 @@
+package agent
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/fsgit/fsgit/reconciler"
+)
+
+// metrics are the agent's Prometheus metrics, in a registry of its own.
+type metrics struct {
+	reg *prometheus.Registry
+
+	runs             *prometheus.CounterVec
+	runDuration      *prometheus.HistogramVec
+	changes          *prometheus.CounterVec
+	driftCorrections prometheus.Counter
+	driftLimited     prometheus.Counter
+	resources        *prometheus.GaugeVec
+	converged        prometheus.Gauge
+	lastSuccess      prometheus.Gauge
+	polls            *prometheus.CounterVec
+	sourceUp         prometheus.Gauge
+	refused          prometheus.Counter
+	publishes        *prometheus.CounterVec
+	watches          prometheus.Gauge
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fsgit_runs_total", Help: "Runs, by what triggered them (commit, poll, watch, start) and result (ok, changes, failures).",
+		}, []string{"trigger", "result"}),
+		runDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "fsgit_run_duration_seconds", Help: "Duration of runs, by trigger.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
+		}, []string{"trigger"}),
+		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fsgit_resource_changes_total", Help: "Resources created, changed or deleted, by kind and outcome.",
+		}, []string{"kind", "outcome"}),
+		driftCorrections: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fsgit_drift_corrections_total", Help: "Drift corrected on a file event.",
+		}),
+		driftLimited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fsgit_drift_rate_limited_total", Help: "File events left to the next poll because the resource was corrected too often.",
+		}),
+		resources: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "fsgit_resources", Help: "Resources by outcome of their last run (drifted, failed, pending-destroy, ...).",
+		}, []string{"outcome"}),
+		converged: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "fsgit_converged", Help: "1 when the node is converged on its desired revision.",
+		}),
+		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "fsgit_last_success_timestamp_seconds", Help: "Time of the last full run without failures.",
+		}),
+		polls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fsgit_polls_total", Help: "Polls of the git source, by result (unchanged, new, error).",
+		}, []string{"result"}),
+		sourceUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "fsgit_source_up", Help: "1 when the last poll of the git source worked.",
+		}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fsgit_refused_commits_total", Help: "Commits refused (bad signature, invalid CUE).",
+		}),
+		publishes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fsgit_status_publishes_total", Help: "Status branch publishes, by result (ok, error).",
+		}, []string{"result"}),
+		watches: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "fsgit_watched_directories", Help: "Directories watched for drift.",
+		}),
+	}
+	m.reg.MustRegister(m.runs, m.runDuration, m.changes, m.driftCorrections, m.driftLimited, m.resources,
+		m.converged, m.lastSuccess, m.polls, m.sourceUp, m.refused, m.publishes, m.watches,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// observeRun counts a run's result and its changes.
+func (m *metrics) observeRun(rep *reconciler.Report, trigger string) {
+	result := "ok"
+	switch code := rep.ExitCode(); {
+	case code&4 != 0:
+		result = "failures"
+	case code&2 != 0:
+		result = "changes"
+	}
+	m.runs.WithLabelValues(trigger, result).Inc()
+	m.runDuration.WithLabelValues(trigger).Observe(rep.Duration.Seconds())
+	for _, r := range rep.Results {
+		switch r.Outcome {
+		case reconciler.Created, reconciler.Changed, reconciler.Deleted:
+			m.changes.WithLabelValues(r.ID.Kind(), string(r.Outcome)).Inc()
+		}
+	}
+}
+
+// observeView sets the per-outcome gauges from the current view.
+func (m *metrics) observeView(view []reconciler.Result) {
+	counts := map[reconciler.Outcome]int{}
+	for _, r := range view {
+		counts[r.Outcome]++
+	}
+	for _, o := range reconciler.Outcomes {
+		m.resources.WithLabelValues(string(o)).Set(float64(counts[o]))
+	}
+}

@@ -1,0 +1,149 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// API paths served on the local socket.
+const (
+	// StatusPath returns the node's status.Node as JSON.
+	StatusPath = "/v1/status"
+	// MetricsPath serves Prometheus metrics.
+	MetricsPath = "/metrics"
+)
+
+// server is the agent's local API: a unix socket (status and metrics),
+// and optionally a TCP listener for metrics alone.
+type server struct {
+	log  *slog.Logger
+	sock *http.Server
+	tcp  *http.Server
+	path string
+}
+
+// listenUnix makes the socket's directory, removes a stale socket (the
+// state lock is already held, so no other agent is serving it) and listens.
+func listenUnix(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("make socket directory: %w", err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale socket: %w", err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	// Root and the socket's group may ask; the status holds no secret,
+	// but it is nobody else's business.
+	if err := os.Chmod(path, 0o660); err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("chmod socket: %w", err)
+	}
+	return ln, nil
+}
+
+func startServer(log *slog.Logger, sockPath, metricsAddr string, status func() any, m *metrics) (*server, error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+StatusPath, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(status())
+	})
+	metricsHandler := promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+	mux.Handle("GET "+MetricsPath, metricsHandler)
+
+	ln, err := listenUnix(sockPath)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{log: log, path: sockPath, sock: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
+	go s.serve(s.sock, ln)
+	if metricsAddr != "" {
+		tl, err := net.Listen("tcp", metricsAddr)
+		if err != nil {
+			_ = s.close(context.Background())
+			return nil, fmt.Errorf("listen for metrics on %s: %w", metricsAddr, err)
+		}
+		tmux := http.NewServeMux()
+		tmux.Handle("GET "+MetricsPath, metricsHandler)
+		s.tcp = &http.Server{Handler: tmux, ReadHeaderTimeout: 5 * time.Second}
+		go s.serve(s.tcp, tl)
+	}
+	return s, nil
+}
+
+func (s *server) serve(h *http.Server, ln net.Listener) {
+	if err := h.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		s.log.Error("local API", "err", err)
+	}
+}
+
+func (s *server) close(ctx context.Context) error {
+	var errs []error
+	errs = append(errs, s.sock.Shutdown(ctx))
+	if s.tcp != nil {
+		errs = append(errs, s.tcp.Shutdown(ctx))
+	}
+	if err := os.Remove(s.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Client asks a running agent over its socket.
+type Client struct {
+	http *http.Client
+}
+
+// NewClient returns a client for the agent listening on sockPath.
+func NewClient(sockPath string) *Client {
+	return &Client{http: &http.Client{
+		Timeout: 5 * time.Second,
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sockPath)
+		}},
+	}}
+}
+
+// Get fetches path (StatusPath, MetricsPath) and decodes JSON into v, or
+// returns the raw body when v is nil.
+func (c *Client) Get(ctx context.Context, path string, v any) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://fsgit"+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("ask the agent: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("ask the agent: %s", resp.Status)
+	}
+	if v == nil {
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return nil, fmt.Errorf("read the agent's answer: %w", err)
+		}
+		return b, nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return nil, fmt.Errorf("decode the agent's answer: %w", err)
+	}
+	return nil, nil
+}

@@ -1,0 +1,293 @@
+package desired
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"cuelang.org/go/cue"
+
+	"github.com/fsgit/fsgit/reconciler"
+)
+
+// commonFields are the fields every resource has; they leave the spec for
+// reconciler.Resource's own fields.
+var commonFields = []string{"require", "notify", "drift", "allowDestroy"}
+
+// part is one source of resources in a node's catalog: a profile, the
+// role's own resources or the node's.
+type part struct {
+	name  string    // "profile base", "role feature_store_online", "node online-1"
+	value cue.Value // struct keyed by resource ID
+}
+
+// Catalog returns the node's catalog: every resource of its profiles, role
+// and node, sorted by ID, with edges checked by reconciler.BuildGraph. An
+// invalid catalog returns an *InvalidError listing every problem.
+func (s *Site) Catalog(node string) (*reconciler.Catalog, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cat, probs := s.catalogFor(node)
+	var errs []Problem
+	for _, p := range probs {
+		if !p.Warning {
+			errs = append(errs, p)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, &InvalidError{Problems: errs}
+	}
+	return cat, nil
+}
+
+// catalogFor computes the node's catalog and every problem with it.
+// Warnings do not prevent a catalog; any other problem does.
+func (s *Site) catalogFor(node string) (*reconciler.Catalog, []Problem) {
+	n := s.nodes[node]
+	if n == nil {
+		return nil, []Problem{{Msg: fmt.Sprintf("node %q is not in site %s (nodes: %s)", node, s.name, strings.Join(s.order, ", "))}}
+	}
+	var probs []Problem
+	for _, p := range s.siteProblems {
+		if p.Node == node || (p.Node == "" && s.roleHasProblem(n.role, p)) {
+			probs = append(probs, p)
+		}
+	}
+	if s.roles[n.role] == nil || len(probs) > 0 {
+		return nil, probs
+	}
+	role := s.roles[n.role]
+
+	c := s.catalog.FillPath(cue.ParsePath("site"), s.site).FillPath(cue.ParsePath("node"), node)
+	if err := c.LookupPath(cue.ParsePath("data")).Validate(); err != nil {
+		return nil, s.problemsFromError(err, node, "")
+	}
+
+	parts := make([]part, 0, len(role.profiles)+2)
+	for _, p := range role.profiles {
+		parts = append(parts, part{name: "profile " + p, value: c.LookupPath(cue.MakePath(cue.Str("profiles"), cue.Str(p)))})
+	}
+	parts = append(parts,
+		part{name: "role " + role.name, value: c.LookupPath(cue.ParsePath("role"))},
+		part{name: "node " + node, value: c.LookupPath(cue.ParsePath("local"))},
+	)
+
+	cat := &reconciler.Catalog{Site: s.name, Node: node, Role: n.role, Revision: s.revision}
+	from := map[reconciler.ID]part{}
+	for _, pt := range parts {
+		if err := pt.value.Validate(cue.Concrete(true)); err != nil {
+			probs = append(probs, s.problemsFromError(err, node, "")...)
+			continue
+		}
+		res, err := decodePart(pt.value)
+		if err != nil {
+			probs = append(probs, Problem{Pos: s.pos(pt.value), Node: node, Msg: fmt.Sprintf("%s: %v", pt.name, err)})
+			continue
+		}
+		for _, r := range res {
+			if prev, dup := from[r.ID]; dup {
+				probs = append(probs, Problem{
+					Pos:      s.resourcePos(pt.value, r.ID),
+					Node:     node,
+					Resource: r.ID,
+					Msg: fmt.Sprintf("is declared by %s (%s) and by %s: an ID names one resource; remove one, or give them different IDs",
+						prev.name, s.resourcePos(prev.value, r.ID), pt.name),
+				})
+				continue
+			}
+			from[r.ID] = pt
+			cat.Resources = append(cat.Resources, r)
+		}
+	}
+	if len(probs) > 0 {
+		return nil, probs
+	}
+	cat.Sort()
+	if _, errs := reconciler.BuildGraph(cat); len(errs) > 0 {
+		for _, err := range errs {
+			probs = append(probs, s.edgeProblem(err, node, from))
+		}
+		return nil, probs
+	}
+	return cat, s.warnings(cat, node, from)
+}
+
+func (s *Site) roleHasProblem(role string, p Problem) bool {
+	r := s.roles[role]
+	if r == nil {
+		return false
+	}
+	for _, pos := range r.profPos {
+		if pos == p.Pos {
+			return true
+		}
+	}
+	return false
+}
+
+// decodePart decodes a concrete struct of resources keyed by ID.
+func decodePart(v cue.Value) ([]reconciler.Resource, error) {
+	b, err := v.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("encode resources: %w", err)
+	}
+	var byID map[string]map[string]json.RawMessage
+	if err := json.Unmarshal(b, &byID); err != nil {
+		return nil, fmt.Errorf("decode resources: %w", err)
+	}
+	out := make([]reconciler.Resource, 0, len(byID))
+	for id, fields := range byID {
+		r := reconciler.Resource{ID: reconciler.ID(id), Mode: reconciler.ModeEnforce}
+		if raw, ok := fields["require"]; ok {
+			if err := json.Unmarshal(raw, &r.Require); err != nil {
+				return nil, fmt.Errorf("decode %s require: %w", id, err)
+			}
+		}
+		if raw, ok := fields["notify"]; ok {
+			if err := json.Unmarshal(raw, &r.Notify); err != nil {
+				return nil, fmt.Errorf("decode %s notify: %w", id, err)
+			}
+		}
+		if raw, ok := fields["drift"]; ok {
+			if err := json.Unmarshal(raw, &r.Mode); err != nil {
+				return nil, fmt.Errorf("decode %s drift: %w", id, err)
+			}
+		}
+		if raw, ok := fields["allowDestroy"]; ok {
+			if err := json.Unmarshal(raw, &r.AllowDestroy); err != nil {
+				return nil, fmt.Errorf("decode %s allowDestroy: %w", id, err)
+			}
+		}
+		for _, f := range commonFields {
+			delete(fields, f)
+		}
+		spec, err := canonicalJSON(fields)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s spec: %w", id, err)
+		}
+		r.Spec = spec
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// canonicalJSON encodes v with the keys of every object sorted and numbers
+// kept as written, so that the same resource always has the same spec
+// bytes (stable renders, stable hashes).
+func canonicalJSON(fields map[string]json.RawMessage) (json.RawMessage, error) {
+	obj := make(map[string]any, len(fields))
+	for k, raw := range fields {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		var x any
+		if err := dec.Decode(&x); err != nil {
+			return nil, err
+		}
+		obj[k] = x
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(obj); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// resourcePos is where a resource is declared in a part.
+func (s *Site) resourcePos(part cue.Value, id reconciler.ID) string {
+	return s.pos(part.LookupPath(cue.MakePath(cue.Str(string(id)))))
+}
+
+// edgeProblem maps an edge error of BuildGraph back to the CUE position of
+// the edge (the require or notify entry) or of the resource.
+func (s *Site) edgeProblem(err error, node string, from map[reconciler.ID]part) Problem {
+	var ee *reconciler.EdgeError
+	if !errors.As(err, &ee) {
+		return Problem{Node: node, Msg: err.Error()}
+	}
+	p := Problem{Node: node, Resource: ee.ID}
+	switch {
+	case len(ee.Cycle) > 0:
+		p.Resource = ""
+		parts := make([]string, len(ee.Cycle))
+		for i, id := range ee.Cycle {
+			parts[i] = string(id)
+		}
+		p.Pos = s.edgePos(from, ee.Cycle[0], "", ee.Cycle[1])
+		p.Msg = "dependency cycle: " + strings.Join(parts, " -> ") + " (an arrow means \"runs before\": each require or notify on this path must go)"
+	case ee.Field != "":
+		p.Pos = s.edgePos(from, ee.ID, ee.Field, ee.Target)
+		p.Msg = fmt.Sprintf("%s names %s, which is not in the catalog of node %s (a typo, or a profile missing from role %s?)", ee.Field, ee.Target, node, s.nodes[node].role)
+	default:
+		p.Pos = s.resourcePos(from[ee.ID].value, ee.ID)
+		p.Msg = "is declared more than once"
+	}
+	return p
+}
+
+// edgePos finds the require or notify entry of id that names target (any
+// edge field when field is ""), or the resource itself. For a cycle the
+// edge from a to b is "b requires a" or "a notifies b".
+func (s *Site) edgePos(from map[reconciler.ID]part, id reconciler.ID, field string, target reconciler.ID) string {
+	find := func(owner reconciler.ID, field string, target reconciler.ID) string {
+		pt, ok := from[owner]
+		if !ok {
+			return ""
+		}
+		l, err := pt.value.LookupPath(cue.MakePath(cue.Str(string(owner)), cue.Str(field))).List()
+		if err != nil {
+			return ""
+		}
+		for l.Next() {
+			if str, _ := l.Value().String(); str == string(target) {
+				return s.pos(l.Value())
+			}
+		}
+		return ""
+	}
+	if field != "" {
+		if p := find(id, field, target); p != "" {
+			return p
+		}
+	} else {
+		if p := find(target, "require", id); p != "" {
+			return p
+		}
+		if p := find(id, "notify", target); p != "" {
+			return p
+		}
+	}
+	if pt, ok := from[id]; ok {
+		return s.resourcePos(pt.value, id)
+	}
+	return ""
+}
+
+// warnings are findings that do not make a catalog invalid.
+func (s *Site) warnings(cat *reconciler.Catalog, node string, from map[reconciler.ID]part) []Problem {
+	var out []Problem
+	zero := strings.Repeat("0", 64)
+	for _, r := range cat.Resources {
+		if r.Kind() != "artifact" {
+			continue
+		}
+		var spec struct {
+			SHA256 string `json:"sha256"`
+		}
+		if json.Unmarshal(r.Spec, &spec) == nil && spec.SHA256 == zero {
+			out = append(out, Problem{
+				Pos:      s.resourcePos(from[r.ID].value, r.ID),
+				Node:     node,
+				Resource: r.ID,
+				Warning:  true,
+				Msg:      "sha256 is the all-zero placeholder: no download can match it, so this artifact fails until the real digest is filled in",
+			})
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Resource < out[j].Resource })
+	return out
+}

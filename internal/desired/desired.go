@@ -1,0 +1,503 @@
+// Package desired evaluates a CUE site and produces each node's catalog.
+//
+// A site is loaded from a repository tree (a commit's files, or a
+// directory) together with the schema embedded in the binary, which is
+// authoritative: the embedded schema/*.cue files replace whatever the tree
+// has at schema/. The profiles (schema/profile/) come from the tree when it
+// has them, from the binary otherwise. Nothing is read from the host
+// filesystem beyond what the [Source] provides, and no CUE registry is ever
+// contacted.
+//
+// One node's catalog is computed by filling the node's name into the
+// profile package's #Catalog definition, so that its cost does not grow with
+// the size of the fleet. [Site.Vet] does it for every node and reports every
+// problem with a file:line:col position.
+package desired
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/build"
+	"cuelang.org/go/cue/cuecontext"
+	"cuelang.org/go/cue/load"
+
+	"github.com/fsgit/fsgit/schema"
+)
+
+// Source is where a site is loaded from.
+type Source struct {
+	// FS is the repository tree's root: it has sites/, maybe cue.mod/ and
+	// schema/profile/.
+	FS fs.FS
+	// SiteDir is the site's directory within FS, e.g. "sites/example".
+	SiteDir string
+	// Revision identifies the tree (a commit hash). When empty, Load sets
+	// it to "sha256:<hex>" of the site's files.
+	Revision string
+	// Display, when set, maps a slash path within FS to the name printed
+	// in positions. By default positions name files by their path within
+	// FS.
+	Display func(name string) string
+}
+
+// Site is a loaded, evaluated site. Its methods are safe for concurrent
+// use; CUE evaluation is serialized.
+type Site struct {
+	mu       sync.Mutex
+	src      Source
+	revision string
+	files    map[string]fileOrigin // memFS path -> where it came from
+	display  func(string) string
+
+	ctx     *cue.Context
+	site    cue.Value // the site package
+	catalog cue.Value // profile.#Catalog
+
+	name     string
+	profiles map[string]bool
+	roles    map[string]*roleInfo
+	nodes    map[string]*nodeInfo
+	order    []string // node names, sorted
+
+	// problems found while loading that do not stop evaluation: an unknown
+	// role or profile. Vet reports them; Catalog refuses the nodes they
+	// concern.
+	siteProblems []Problem
+}
+
+type roleInfo struct {
+	name     string
+	pos      string
+	profiles []string
+	profPos  []string
+}
+
+type nodeInfo struct {
+	name    string
+	pos     string
+	role    string
+	rolePos string
+}
+
+// fileOrigin says where a file of the load tree came from, which decides
+// how positions in it are shown and which position of an error is the most
+// useful one (the site's, then a profile's, then the schema's).
+type fileOrigin int
+
+const (
+	originSite fileOrigin = iota
+	originProfile
+	originSchema
+)
+
+// InvalidError is returned when a site, or one node's catalog, is invalid:
+// by Load when the site cannot be evaluated at all (a syntax error, an
+// import that does not resolve, a schema version the binary does not
+// speak, a value that conflicts at the site level), by Catalog when the
+// node's catalog is not valid.
+type InvalidError struct {
+	Problems []Problem
+}
+
+// Error renders every problem, one per line.
+func (e *InvalidError) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Load evaluates the site of src. CUE errors are rendered with file:line:col
+// in the error's text; the error is a *InvalidError listing every problem.
+func Load(ctx context.Context, src Source) (*Site, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("load site: %w", err)
+	}
+	siteDir := path.Clean(filepath.ToSlash(src.SiteDir))
+	if !fs.ValidPath(siteDir) || siteDir == "." || strings.HasPrefix(siteDir, "schema") || strings.HasPrefix(siteDir, "cue.mod") {
+		return nil, fmt.Errorf("load site: site directory %q must be a directory of the repository outside schema/ and cue.mod/", src.SiteDir)
+	}
+	src.SiteDir = siteDir
+	files, origins, repoHash, err := collect(src.FS, siteDir)
+	if err != nil {
+		return nil, fmt.Errorf("load site %s: %w", siteDir, err)
+	}
+	s := &Site{src: src, files: origins, revision: src.Revision}
+	if s.revision == "" {
+		s.revision = "sha256:" + repoHash
+	}
+	s.display = func(name string) string {
+		if origins[name] == originSite && src.Display != nil {
+			return src.Display(name)
+		}
+		return name
+	}
+
+	mfs := newMemFS(files)
+	cfg := &load.Config{
+		FS:         mfs,
+		Dir:        "/",
+		ModuleRoot: "/",
+		Env:        []string{"CUE_REGISTRY=none"},
+		FromFSPath: func(p string) string { return s.display(strings.TrimPrefix(p, "/")) },
+	}
+	insts := load.Instances([]string{"./" + siteDir, schema.ProfileImportPath}, cfg)
+	var probs []Problem
+	for _, inst := range insts {
+		if inst.Err != nil {
+			probs = append(probs, s.problemsFromError(inst.Err, "", "")...)
+		}
+	}
+	if len(probs) > 0 {
+		return nil, &InvalidError{Problems: probs}
+	}
+	s.ctx = cuecontext.New()
+	vals, err := s.ctx.BuildInstances([]*build.Instance{insts[0], insts[1]})
+	if err != nil {
+		return nil, &InvalidError{Problems: s.problemsFromError(err, "", "")}
+	}
+	s.site, s.catalog = vals[0], vals[1].LookupPath(cue.MakePath(cue.Def("Catalog")))
+	if err := s.catalog.Err(); err != nil {
+		return nil, &InvalidError{Problems: s.problemsFromError(err, "", "")}
+	}
+	if err := s.checkVersion(); err != nil {
+		return nil, err
+	}
+	if err := s.site.Validate(); err != nil {
+		return nil, &InvalidError{Problems: s.problemsFromError(err, "", "")}
+	}
+	if err := s.readStructure(vals[1]); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// LoadDir loads the site in a directory. The repository root is the
+// nearest directory above it that has a cue.mod/; without one, the site's
+// directory is loaded alone with the embedded module. Positions name files
+// relative to the current directory. The revision is "sha256:<hex>" of the
+// site's files.
+func LoadDir(ctx context.Context, siteDir string) (*Site, error) {
+	abs, err := filepath.Abs(siteDir)
+	if err != nil {
+		return nil, fmt.Errorf("load site %s: %w", siteDir, err)
+	}
+	if fi, err := os.Stat(abs); err != nil {
+		return nil, fmt.Errorf("load site: %w", err)
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("load site: %s is not a directory", siteDir)
+	}
+	cwd, _ := os.Getwd()
+	rel := func(p string) string {
+		if cwd == "" {
+			return p
+		}
+		if r, err := filepath.Rel(cwd, p); err == nil {
+			return filepath.ToSlash(r)
+		}
+		return p
+	}
+	root := findModuleRoot(abs)
+	if root == "" {
+		// No repository around the site: load its directory alone, as
+		// sites/<name> of a repository that has nothing else.
+		inner := "sites/" + filepath.Base(abs)
+		fsys, err := dirAsSite(abs, inner)
+		if err != nil {
+			return nil, fmt.Errorf("load site %s: %w", siteDir, err)
+		}
+		return Load(ctx, Source{
+			FS:      fsys,
+			SiteDir: inner,
+			Display: func(name string) string {
+				return path.Join(rel(abs), strings.TrimPrefix(strings.TrimPrefix(name, inner), "/"))
+			},
+		})
+	}
+	r, err := filepath.Rel(root, abs)
+	if err != nil {
+		return nil, fmt.Errorf("load site %s: %w", siteDir, err)
+	}
+	return Load(ctx, Source{
+		FS:      os.DirFS(root),
+		SiteDir: filepath.ToSlash(r),
+		Display: func(name string) string { return path.Join(rel(root), name) },
+	})
+}
+
+func findModuleRoot(dir string) string {
+	for {
+		if fi, err := os.Stat(filepath.Join(dir, "cue.mod")); err == nil && fi.IsDir() {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return ""
+		}
+		dir = parent
+	}
+}
+
+// dirAsSite reads the .cue files of dir into a tree where they sit under
+// inner, as a site of a repository that has nothing else.
+func dirAsSite(dir, inner string) (fs.FS, error) {
+	files := map[string][]byte{}
+	fsys := os.DirFS(dir)
+	err := fs.WalkDir(fsys, ".", func(name string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if name != "." && (strings.HasPrefix(d.Name(), ".") || d.Name() == "cue.mod") {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(name, ".cue") {
+			return nil
+		}
+		b, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return err
+		}
+		files[path.Join(inner, name)] = b
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return newMemFS(files), nil
+}
+
+// collect builds the load tree: the embedded module file and schema, the
+// profiles (the tree's, or the embedded ones), and the tree's .cue files
+// under the site directory's top-level directory (so that a site may import
+// a package shared by sites) and in the site directory's ancestors (CUE
+// reads a package's files from its parents too). It returns the files, the
+// origin of each, and the hash of the files that came from the tree.
+func collect(fsys fs.FS, siteDir string) (map[string][]byte, map[string]fileOrigin, string, error) {
+	files := map[string][]byte{"cue.mod/module.cue": schema.ModuleFile()}
+	origins := map[string]fileOrigin{"cue.mod/module.cue": originSchema}
+	for _, name := range schema.SchemaFiles() {
+		b, err := fs.ReadFile(schema.Files(), name)
+		if err != nil {
+			return nil, nil, "", fmt.Errorf("read embedded schema: %w", err)
+		}
+		files["schema/"+name] = b
+		origins["schema/"+name] = originSchema
+	}
+	var fromTree []string
+	add := func(name string) error {
+		if _, dup := files[name]; dup {
+			return nil
+		}
+		b, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return err
+		}
+		files[name] = b
+		fromTree = append(fromTree, name)
+		return nil
+	}
+	walk := func(top string, origin fileOrigin) (bool, error) {
+		found := false
+		err := fs.WalkDir(fsys, top, func(name string, d fs.DirEntry, err error) error {
+			if err != nil {
+				if name == top && errors.Is(err, fs.ErrNotExist) {
+					return fs.SkipAll
+				}
+				return err
+			}
+			base := d.Name()
+			if d.IsDir() {
+				if name != top && (strings.HasPrefix(base, ".") || base == "cue.mod" || base == "node_modules") {
+					return fs.SkipDir
+				}
+				return nil
+			}
+			if !strings.HasSuffix(base, ".cue") || strings.HasPrefix(base, ".") {
+				return nil
+			}
+			found = true
+			origins[name] = origin
+			return add(name)
+		})
+		return found, err
+	}
+
+	if ok, err := walk("schema/profile", originProfile); err != nil {
+		return nil, nil, "", fmt.Errorf("read profiles: %w", err)
+	} else if !ok {
+		for _, name := range schema.ProfileFiles() {
+			b, err := fs.ReadFile(schema.Files(), name)
+			if err != nil {
+				return nil, nil, "", fmt.Errorf("read embedded profiles: %w", err)
+			}
+			files["schema/"+name] = b
+			origins["schema/"+name] = originProfile
+		}
+	}
+	top, _, _ := strings.Cut(siteDir, "/")
+	if _, err := fs.Stat(fsys, siteDir); err != nil {
+		return nil, nil, "", fmt.Errorf("site directory: %w", err)
+	}
+	if _, err := walk(top, originSite); err != nil {
+		return nil, nil, "", fmt.Errorf("read site files: %w", err)
+	}
+	// Files directly in the repository root belong to the root package,
+	// which a site in sites/x shares only if it has the same package name.
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("read repository root: %w", err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() && strings.HasSuffix(e.Name(), ".cue") && !strings.HasPrefix(e.Name(), ".") {
+			origins[e.Name()] = originSite
+			if err := add(e.Name()); err != nil {
+				return nil, nil, "", fmt.Errorf("read %s: %w", e.Name(), err)
+			}
+		}
+	}
+
+	sort.Strings(fromTree)
+	h := sha256.New()
+	for _, name := range fromTree {
+		fmt.Fprintf(h, "%s\x00%d\x00", name, len(files[name]))
+		h.Write(files[name])
+	}
+	return files, origins, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// checkVersion refuses a site written for another schema version.
+func (s *Site) checkVersion() error {
+	want := schema.Version()
+	v := s.site.LookupPath(cue.ParsePath("schemaVersion"))
+	got, err := v.String()
+	if err != nil {
+		return &InvalidError{Problems: []Problem{{
+			Pos: s.firstSitePos(s.site),
+			Msg: fmt.Sprintf("the site does not declare schemaVersion: add schemaVersion: %q (the schema version this fsgit speaks)", want),
+		}}}
+	}
+	if got != want {
+		return &InvalidError{Problems: []Problem{{
+			Pos: s.pos(v),
+			Msg: fmt.Sprintf("the site was written for schema version %q, but this fsgit speaks schema version %q: use an fsgit that speaks %q, or port the site to %q", got, want, got, want),
+		}}}
+	}
+	return nil
+}
+
+// readStructure reads the site's name, roles and nodes, and checks that
+// every node's role and every role's profiles exist.
+func (s *Site) readStructure(profilePkg cue.Value) error {
+	name, err := s.site.LookupPath(cue.ParsePath("name")).String()
+	if err != nil {
+		return &InvalidError{Problems: s.problemsFromError(err, "", "")}
+	}
+	s.name = name
+	s.profiles = map[string]bool{}
+	it, err := profilePkg.LookupPath(cue.MakePath(cue.Def("Profiles"))).Fields()
+	if err != nil {
+		return &InvalidError{Problems: s.problemsFromError(err, "", "")}
+	}
+	for it.Next() {
+		s.profiles[it.Selector().Unquoted()] = true
+	}
+
+	s.roles = map[string]*roleInfo{}
+	if it, err = s.site.LookupPath(cue.ParsePath("roles")).Fields(); err != nil {
+		return &InvalidError{Problems: s.problemsFromError(err, "", "")}
+	}
+	for it.Next() {
+		r := &roleInfo{name: it.Selector().Unquoted(), pos: s.pos(it.Value())}
+		var list []cue.Value
+		profs := it.Value().LookupPath(cue.ParsePath("profiles"))
+		if l, err := profs.List(); err == nil {
+			for l.Next() {
+				list = append(list, l.Value())
+			}
+		}
+		for _, pv := range list {
+			p, err := pv.String()
+			if err != nil {
+				return &InvalidError{Problems: s.problemsFromError(err, "", "")}
+			}
+			r.profiles = append(r.profiles, p)
+			r.profPos = append(r.profPos, s.pos(pv))
+			if !s.profiles[p] {
+				s.siteProblems = append(s.siteProblems, Problem{
+					Pos: s.pos(pv),
+					Msg: fmt.Sprintf("role %s lists profile %q, which does not exist (known profiles: %s)", r.name, p, strings.Join(sortedKeys(s.profiles), ", ")),
+				})
+			}
+		}
+		s.roles[r.name] = r
+	}
+
+	s.nodes = map[string]*nodeInfo{}
+	if it, err = s.site.LookupPath(cue.ParsePath("nodes")).Fields(); err != nil {
+		return &InvalidError{Problems: s.problemsFromError(err, "", "")}
+	}
+	for it.Next() {
+		n := &nodeInfo{name: it.Selector().Unquoted(), pos: s.pos(it.Value())}
+		rv := it.Value().LookupPath(cue.ParsePath("role"))
+		role, err := rv.String()
+		if err != nil {
+			s.siteProblems = append(s.siteProblems, Problem{Pos: n.pos, Node: n.name, Msg: fmt.Sprintf("node %s has no role: set role to one of the site's roles (%s)", n.name, strings.Join(sortedKeys(s.roles), ", "))})
+		} else {
+			n.role, n.rolePos = role, s.pos(rv)
+			if s.roles[role] == nil {
+				s.siteProblems = append(s.siteProblems, Problem{
+					Pos:  n.rolePos,
+					Node: n.name,
+					Msg:  fmt.Sprintf("node %s has role %q, which is not one of the site's roles (%s)", n.name, role, strings.Join(sortedKeys(s.roles), ", ")),
+				})
+			}
+		}
+		s.nodes[n.name] = n
+		s.order = append(s.order, n.name)
+	}
+	sort.Strings(s.order)
+	return nil
+}
+
+// Name returns the site's name.
+func (s *Site) Name() string { return s.name }
+
+// Revision returns what the site was loaded from: the source's revision,
+// or "sha256:<hex>" of the site's files.
+func (s *Site) Revision() string { return s.revision }
+
+// Nodes returns the names of the site's nodes, sorted.
+func (s *Site) Nodes() []string { return append([]string(nil), s.order...) }
+
+// Role returns the role of a node, or "" for an unknown node.
+func (s *Site) Role(node string) string {
+	if n := s.nodes[node]; n != nil {
+		return n.role
+	}
+	return ""
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,68 @@
+package desired
+
+import (
+	"context"
+	"sort"
+	"strings"
+)
+
+// Vet evaluates every node's catalog and returns every problem found, the
+// site's own first, then by position. A problem shared by several nodes (a
+// mistake in site or role data) is reported once, naming them all. The
+// site is valid when no returned problem is an error (Warning false).
+func (s *Site) Vet(ctx context.Context) []Problem {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var all []Problem
+	index := map[string]int{}
+	add := func(p Problem) {
+		key := p.Pos + "\x00" + string(p.Resource) + "\x00" + p.Msg
+		if i, ok := index[key]; ok {
+			if p.Node != "" && !containsNode(all[i].Node, p.Node) {
+				all[i].Node += ", " + p.Node
+			}
+			return
+		}
+		index[key] = len(all)
+		all = append(all, p)
+	}
+	for _, p := range s.siteProblems {
+		add(p)
+	}
+	for _, node := range s.order {
+		if ctx.Err() != nil {
+			add(Problem{Msg: "vet interrupted: " + ctx.Err().Error()})
+			break
+		}
+		_, probs := s.catalogFor(node)
+		for _, p := range probs {
+			add(p)
+		}
+	}
+	sort.SliceStable(all, func(i, j int) bool {
+		if all[i].Warning != all[j].Warning {
+			return !all[i].Warning
+		}
+		return false
+	})
+	return all
+}
+
+func containsNode(list, node string) bool {
+	for _, n := range strings.Split(list, ", ") {
+		if n == node {
+			return true
+		}
+	}
+	return false
+}
+
+// HasErrors reports whether any problem is an error, not a warning.
+func HasErrors(probs []Problem) bool {
+	for _, p := range probs {
+		if !p.Warning {
+			return true
+		}
+	}
+	return false
+}

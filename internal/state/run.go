@@ -1,0 +1,70 @@
+package state
+
+import (
+	"time"
+
+	"github.com/fsgit/fsgit/reconciler"
+)
+
+// maxRunProblems caps how many failed or held resources a history entry
+// names, and maxErrorLen the length of each error kept.
+const (
+	maxRunProblems = 20
+	maxErrorLen    = 400
+)
+
+// Run is one entry of the run history: when, what revision, how it went.
+type Run struct {
+	Seq      uint64             `json:"seq"`
+	Started  time.Time          `json:"started"`
+	Duration time.Duration      `json:"duration"`
+	Revision string             `json:"revision,omitempty"`
+	Noop     bool               `json:"noop,omitempty"`
+	Only     []reconciler.ID    `json:"only,omitempty"`
+	Stopped  string             `json:"stopped,omitempty"`
+	ExitCode int                `json:"exitCode"`
+	Summary  reconciler.Summary `json:"summary"`
+	// Problems names the failed and pending-destroy resources (at most
+	// maxRunProblems), with the reason.
+	Problems []Problem `json:"problems,omitempty"`
+}
+
+// Problem is a failed or held resource in a run.
+type Problem struct {
+	ID      reconciler.ID      `json:"id"`
+	Outcome reconciler.Outcome `json:"outcome"`
+	Message string             `json:"message"`
+}
+
+// newRun summarizes a report for the history.
+func newRun(rep *reconciler.Report) Run {
+	r := Run{
+		Started:  rep.Started,
+		Duration: rep.Duration,
+		Revision: rep.Revision,
+		Noop:     rep.Noop,
+		Only:     rep.Only,
+		Stopped:  rep.Stopped,
+		ExitCode: rep.ExitCode(),
+		Summary:  rep.Summary(),
+	}
+	for _, res := range rep.Results {
+		if len(r.Problems) == maxRunProblems {
+			break
+		}
+		var msg string
+		switch res.Outcome {
+		case reconciler.Failed:
+			msg = res.Error
+		case reconciler.PendingDestroy:
+			msg = res.Reason
+		default:
+			continue
+		}
+		if len(msg) > maxErrorLen {
+			msg = msg[:maxErrorLen] + "…"
+		}
+		r.Problems = append(r.Problems, Problem{ID: res.ID, Outcome: res.Outcome, Message: msg})
+	}
+	return r
+}

@@ -1,0 +1,415 @@
+// Package artifact implements the "artifact" kind: a file downloaded over
+// HTTP(S) (or copied from a file:// URL), verified against a mandatory
+// sha256 before it reaches its final path.
+//
+// Downloads land in a content-addressed cache, <cache>/sha256/<hex>, and
+// the managed path is a verified copy of a cache entry. Switching back to a
+// version used before, or restoring a file changed on disk, needs no
+// download and works offline; a URL that changes while the sha256 stays the
+// same downloads nothing. A download is capped in size, retried with
+// jittered exponential backoff on transient failures (connection errors,
+// 5xx, truncated bodies, stalls), and never written to its final path before
+// its digest matches.
+//
+// Observing a large artifact does not re-hash it every run: the cache keeps
+// a small verification record per managed path (device, inode, size, mtime,
+// ctime and the digest found) under <cache>/verified/, and a file whose stat
+// still matches its record is known without reading it.
+package artifact
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"github.com/fsgit/fsgit/reconciler"
+	"github.com/fsgit/fsgit/reconciler/file"
+)
+
+// DefaultCacheDir is where the cache lives, under the run's root, when
+// Options.CacheDir is empty.
+const DefaultCacheDir = "/var/lib/fsgit/artifacts"
+
+// DefaultMaxSize caps a download whose spec gives no maxSize.
+const DefaultMaxSize = 2 << 30
+
+// Options configures the artifact kind.
+type Options struct {
+	// CacheDir holds the content-addressed cache (CacheDir/sha256/<hex>)
+	// and the verification records (CacheDir/verified/). Empty means
+	// DefaultCacheDir under the run's root.
+	CacheDir string
+	// Client downloads; nil means a client with connect and header
+	// timeouts and the environment's proxy settings.
+	Client *http.Client
+	// MaxRetries is how many times a failed download is retried: 0 means
+	// 3, negative means never.
+	MaxRetries int
+	// RetryDelay is the first backoff; it doubles per retry up to
+	// MaxRetryDelay, with jitter. Zero means 1s and 30s.
+	RetryDelay, MaxRetryDelay time.Duration
+	// StallTimeout aborts (and retries) a download that receives nothing
+	// for this long. Zero means 60s.
+	StallTimeout time.Duration
+}
+
+// Artifact is the "artifact" kind.
+type Artifact struct {
+	opts   Options
+	client *http.Client
+}
+
+var (
+	_ reconciler.Kind      = (*Artifact)(nil)
+	_ reconciler.Pruner    = (*Artifact)(nil)
+	_ reconciler.Timeouter = (*Artifact)(nil)
+)
+
+// New returns the artifact kind with the given options.
+func New(o Options) *Artifact {
+	if o.MaxRetries == 0 {
+		o.MaxRetries = 3
+	}
+	if o.MaxRetries < 0 {
+		o.MaxRetries = 0
+	}
+	if o.RetryDelay == 0 {
+		o.RetryDelay = time.Second
+	}
+	if o.MaxRetryDelay == 0 {
+		o.MaxRetryDelay = 30 * time.Second
+	}
+	if o.StallTimeout == 0 {
+		o.StallTimeout = 60 * time.Second
+	}
+	c := o.Client
+	if c == nil {
+		c = &http.Client{Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ResponseHeaderTimeout: 60 * time.Second,
+			IdleConnTimeout:       90 * time.Second,
+			ForceAttemptHTTP2:     true,
+		}}
+	}
+	return &Artifact{opts: o, client: c}
+}
+
+// spec is the spec of an artifact resource; see docs/kinds.md.
+type spec struct {
+	Path   string `json:"path"`
+	URL    string `json:"url"`
+	SHA256 string `json:"sha256"`
+	// MaxSize caps the download, in bytes; 0 means DefaultMaxSize.
+	MaxSize int64  `json:"maxSize,omitempty"`
+	Owner   string `json:"owner"`
+	Group   string `json:"group"`
+	Mode    string `json:"mode"`
+	Ensure  string `json:"ensure"`
+}
+
+var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// Kind returns "artifact".
+func (*Artifact) Kind() string { return "artifact" }
+
+// Validate decodes the spec and checks path, URL, digest, size and mode.
+func (*Artifact) Validate(r *reconciler.Resource) error {
+	_, err := decodeSpec(r)
+	return err
+}
+
+func decodeSpec(r *reconciler.Resource) (*spec, error) {
+	var s spec
+	if err := r.DecodeSpec(&s); err != nil {
+		return nil, err
+	}
+	if s.Path == "" {
+		s.Path = r.Name()
+	}
+	if s.Path != r.Name() {
+		return nil, fmt.Errorf("validate %s: path %q differs from the ID's name", r.ID, s.Path)
+	}
+	if _, err := (&reconciler.Env{}).Path(s.Path); err != nil {
+		return nil, fmt.Errorf("validate %s: %w", r.ID, err)
+	}
+	switch s.Ensure {
+	case "":
+		s.Ensure = "present"
+	case "present", "absent":
+	default:
+		return nil, fmt.Errorf("validate %s: ensure %q is neither present nor absent", r.ID, s.Ensure)
+	}
+	if !sha256RE.MatchString(s.SHA256) {
+		return nil, fmt.Errorf("validate %s: sha256 %q is not 64 lower-case hex digits", r.ID, s.SHA256)
+	}
+	u, err := url.Parse(s.URL)
+	if err != nil {
+		return nil, fmt.Errorf("validate %s: url: %w", r.ID, err)
+	}
+	switch u.Scheme {
+	case "http", "https":
+		if u.Host == "" {
+			return nil, fmt.Errorf("validate %s: url %q has no host", r.ID, s.URL)
+		}
+	case "file":
+		if !filepath.IsAbs(u.Path) {
+			return nil, fmt.Errorf("validate %s: file url %q has no absolute path", r.ID, s.URL)
+		}
+	default:
+		return nil, fmt.Errorf("validate %s: url %q: scheme must be http, https or file", r.ID, s.URL)
+	}
+	if s.MaxSize < 0 {
+		return nil, fmt.Errorf("validate %s: maxSize %d is negative", r.ID, s.MaxSize)
+	}
+	if s.MaxSize == 0 {
+		s.MaxSize = DefaultMaxSize
+	}
+	if s.Mode != "" {
+		if _, err := file.ParseMode(s.Mode); err != nil {
+			return nil, fmt.Errorf("validate %s: %w", r.ID, err)
+		}
+	}
+	return &s, nil
+}
+
+// Timeout gives an artifact time for its download: ten minutes plus a
+// second per MiB of its size cap.
+func (*Artifact) Timeout(r *reconciler.Resource) time.Duration {
+	max := int64(DefaultMaxSize)
+	if s, err := decodeSpec(r); err == nil {
+		max = s.MaxSize
+	}
+	return 10*time.Minute + time.Duration(max>>20)*time.Second
+}
+
+// cacheDir returns the cache directory for a run.
+func (k *Artifact) cacheDir(env *reconciler.Env) (string, error) {
+	if k.opts.CacheDir != "" {
+		return k.opts.CacheDir, nil
+	}
+	return env.Path(DefaultCacheDir)
+}
+
+// entryPath is the cache entry of a digest.
+func entryPath(cacheDir, sum string) string { return filepath.Join(cacheDir, "sha256", sum) }
+
+// Plan observes the artifact and returns the changes that converge it.
+func (k *Artifact) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
+	s, err := decodeSpec(r)
+	if err != nil {
+		return nil, err
+	}
+	return k.plan(ctx, env, r, s, s.Ensure == "absent")
+}
+
+// PlanDelete returns the plan that removes an artifact that left the
+// catalog: safe when the file is the verified artifact (it can be had
+// again), destructive when it holds something else.
+func (k *Artifact) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
+	s, err := decodeSpec(r)
+	if err != nil {
+		return nil, err
+	}
+	return k.plan(ctx, env, r, s, true)
+}
+
+func (k *Artifact) plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *spec, absent bool) (*reconciler.Plan, error) {
+	path, err := env.Path(s.Path)
+	if err != nil {
+		return nil, fmt.Errorf("plan %s: %w", r.ID, err)
+	}
+	cacheDir, err := k.cacheDir(env)
+	if err != nil {
+		return nil, fmt.Errorf("plan %s: cache directory: %w", r.ID, err)
+	}
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		fi = nil
+	} else if err != nil {
+		return nil, fmt.Errorf("plan %s: stat: %w", r.ID, err)
+	}
+	plan := &reconciler.Plan{Observed: map[string]string{"ensure": kindOf(fi)}}
+	have := ""
+	if fi != nil && fi.Mode().IsRegular() {
+		if have, err = k.verify(env, r.ID, cacheDir, path, fi); err != nil {
+			return nil, fmt.Errorf("plan %s: %w", r.ID, err)
+		}
+		plan.Observed["sha256"] = have
+	}
+
+	if absent {
+		if fi == nil {
+			return plan, nil
+		}
+		class := reconciler.Destructive
+		if have == s.SHA256 || fi.Mode()&fs.ModeSymlink != 0 {
+			class = reconciler.Safe
+		}
+		plan.Action = reconciler.ActionDelete
+		plan.Changes = []reconciler.Change{{Field: "ensure", Before: kindOf(fi), After: "absent", Class: class}}
+		plan.Apply = func(ctx context.Context) error {
+			if err := remove(path, fi); err != nil {
+				return fmt.Errorf("apply %s: %w", r.ID, err)
+			}
+			return nil
+		}
+		return plan, nil
+	}
+
+	perms, err := file.ResolvePerms(env, s.Owner, s.Group, s.Mode)
+	if err != nil {
+		return nil, fmt.Errorf("plan %s: %w", r.ID, err)
+	}
+	regular := fi != nil && fi.Mode().IsRegular()
+	if regular {
+		if err := perms.Observe(env, fi, plan.Observed); err != nil {
+			return nil, fmt.Errorf("plan %s: %w", r.ID, err)
+		}
+	}
+	if regular && have == s.SHA256 {
+		if plan.Changes, err = perms.Diff(env, fi); err != nil {
+			return nil, fmt.Errorf("plan %s: %w", r.ID, err)
+		}
+		if len(plan.Changes) == 0 {
+			return plan, nil
+		}
+		plan.Action = reconciler.ActionUpdate
+		plan.Apply = func(ctx context.Context) error {
+			if err := perms.Fix(path, fi); err != nil {
+				return fmt.Errorf("apply %s: %w", r.ID, err)
+			}
+			k.remember(env, cacheDir, path, s.SHA256)
+			return nil
+		}
+		return plan, nil
+	}
+
+	// The content must change: from the cache, or downloaded into it.
+	plan.Action = reconciler.ActionCreate
+	if fi != nil {
+		plan.Action = reconciler.ActionUpdate
+	}
+	source := "(download " + redactURL(s.URL) + ")"
+	if _, err := os.Stat(entryPath(cacheDir, s.SHA256)); err == nil {
+		source = "(from cache)"
+	}
+	ch := reconciler.Change{Field: "content", After: "sha256:" + s.SHA256[:12] + " " + source}
+	if have != "" {
+		ch.Before = "sha256:" + have[:12]
+	}
+	if fi != nil && !regular {
+		ch.Before = kindOf(fi)
+		if fi.IsDir() {
+			// A directory in the way may hold anything.
+			ch.Class = reconciler.Destructive
+		}
+	}
+	plan.Changes = []reconciler.Change{ch}
+	base := fi
+	if !regular {
+		base = nil
+	}
+	plan.Apply = func(ctx context.Context) error {
+		if err := k.install(ctx, env, r.ID, s, cacheDir, path, fi, perms.Merge(base)); err != nil {
+			return fmt.Errorf("apply %s: %w", r.ID, err)
+		}
+		return nil
+	}
+	return plan, nil
+}
+
+// install puts the artifact at path: the cache entry (downloaded first
+// when missing) copied and verified on the way.
+func (k *Artifact) install(ctx context.Context, env *reconciler.Env, id reconciler.ID, s *spec, cacheDir, path string, fi fs.FileInfo, perms file.Perms) error {
+	if fi != nil && fi.IsDir() {
+		if err := remove(path, fi); err != nil {
+			return err
+		}
+	}
+	if err := file.MkdirParents(path); err != nil {
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		if err := k.fetch(ctx, env, id, s, cacheDir); err != nil {
+			return err
+		}
+		err := place(entryPath(cacheDir, s.SHA256), path, s.SHA256, perms)
+		var ce *ChecksumError
+		if errors.As(err, &ce) && attempt == 0 {
+			// The cache entry rotted on disk: drop it and fetch it again.
+			env.Log.Warn("artifact cache entry corrupt; fetching again", "id", id, "entry", entryPath(cacheDir, s.SHA256))
+			if err := os.Remove(entryPath(cacheDir, s.SHA256)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("remove corrupt cache entry: %w", err)
+			}
+			if env.Cache != nil {
+				env.Cache.Forget(fetchKey(cacheDir, s.SHA256))
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		k.remember(env, cacheDir, path, s.SHA256)
+		return nil
+	}
+}
+
+// remove removes what is at path and fsyncs its directory.
+func remove(path string, fi fs.FileInfo) error {
+	var err error
+	if fi.IsDir() {
+		err = os.RemoveAll(path)
+	} else {
+		err = os.Remove(path)
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove %s: %w", path, err)
+	}
+	return file.SyncDir(filepath.Dir(path))
+}
+
+// kindOf names what fi is, for display.
+func kindOf(fi fs.FileInfo) string {
+	switch {
+	case fi == nil:
+		return "absent"
+	case fi.Mode().IsRegular():
+		return "file"
+	case fi.IsDir():
+		return "directory"
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return "symlink"
+	}
+	return "other"
+}
+
+// redactURL drops a URL's user info and query, which may hold tokens.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable url)"
+	}
+	u.User = nil
+	if u.RawQuery != "" {
+		u.RawQuery = "…"
+	}
+	return u.String()
+}
+
+// sha256Hex returns the hex sha256 of b.
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}

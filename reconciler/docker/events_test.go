@@ -1,0 +1,148 @@
+package docker
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+
+	"github.com/fsgit/fsgit/reconciler"
+)
+
+func TestLimiter(t *testing.T) {
+	var mu sync.Mutex
+	var got []time.Time
+	l := newLimiter(2, 100*time.Millisecond, func(reconciler.ID) {
+		mu.Lock()
+		got = append(got, time.Now())
+		mu.Unlock()
+	})
+	defer l.stop()
+	start := time.Now()
+	for range 10 {
+		l.notify("docker.container:x")
+	}
+	l.notify("docker.container:other") // its own bucket
+	time.Sleep(350 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	// 2 at once for x, 1 for other, then exactly one deferred delivery for
+	// the 8 dropped ones (not 8).
+	if len(got) != 4 {
+		t.Fatalf("%d deliveries, want 4 (burst 2 + other 1 + one deferred)", len(got))
+	}
+	if d := got[3].Sub(start); d < 50*time.Millisecond {
+		t.Errorf("deferred delivery after %s, want after the refill", d)
+	}
+}
+
+// watchAndCorrect runs Watch with an onChange that plans and applies the
+// resource, as the agent does.
+func watchAndCorrect(tb testing.TB, k *Container, r *reconciler.Resource) (corrections *atomic.Int64, stop func()) {
+	tb.Helper()
+	corrections = &atomic.Int64{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = k.Watch(ctx, slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: slog.LevelDebug})), func(id reconciler.ID) {
+			if id != r.ID {
+				return
+			}
+			env := newEnv(nil, nil)
+			p, err := k.Plan(ctx, env, r)
+			if err != nil || !p.HasChanges() {
+				return
+			}
+			if err := p.Apply(ctx); err == nil {
+				corrections.Add(1)
+			}
+		})
+	}()
+	time.Sleep(300 * time.Millisecond) // let the stream connect
+	return corrections, func() { cancel(); <-done }
+}
+
+// waitRunning polls the engine until the container runs with a new start
+// time; it returns how long that took.
+func waitRunning(tb testing.TB, k *kinds, st *stack, oldStarted string, limit time.Duration) time.Duration {
+	tb.Helper()
+	cl := dockerClient(tb)
+	start := time.Now()
+	for time.Since(start) < limit {
+		c, err := cl.ContainerInspect(context.Background(), st.ctrName)
+		if err == nil && c.State.Running && c.State.StartedAt != oldStarted {
+			return time.Since(start)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	tb.Fatalf("container %s not running again within %s", st.ctrName, limit)
+	return 0
+}
+
+func TestContainer_WatchCorrectsKilledAndRemoved(t *testing.T) {
+	cl := dockerClient(t)
+	st := newStack(t, cl)
+	k := newKinds(t)
+	// restart "no": Docker itself must not be the one that restarts it.
+	r := st.with(t, "restart", "no", "healthcheck", nil)
+	st.converge(t, k, nil, r)
+	corrections, stop := watchAndCorrect(t, k.container, r)
+	defer stop()
+
+	_, started, _ := inspect(t, cl, st.ctrName)
+	if err := cl.ContainerKill(context.Background(), st.ctrName, "KILL"); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("killed container running again after %s", waitRunning(t, k, st, started, 30*time.Second))
+
+	_, started, _ = inspect(t, cl, st.ctrName)
+	if err := cl.ContainerRemove(context.Background(), st.ctrName, container.RemoveOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("removed container running again after %s", waitRunning(t, k, st, started, 30*time.Second))
+	// Apply returns a little after the container runs; then give echoes
+	// of fsgit's own changes time to arrive: none may cause a correction.
+	time.Sleep(time.Second)
+	if n := corrections.Load(); n != 2 {
+		t.Errorf("%d corrections, want 2 (its own applies must not echo)", n)
+	}
+}
+
+// BenchmarkWatch_CorrectKilled measures from `docker kill` to the container
+// running again, corrected through the events path (no poll).
+func BenchmarkWatch_CorrectKilled(b *testing.B) {
+	cl := dockerClient(b)
+	st := newBenchStack(b)
+	k := newKinds(b)
+	k.container.EventBurst, k.container.EventEvery = 1000, time.Millisecond
+	r := st.ctr
+	env := newEnv(nil, nil)
+	apply(b, k.network, env, st.net)
+	apply(b, k.container, env, r)
+	_, stop := watchAndCorrect(b, k.container, r)
+	defer stop()
+	var total time.Duration
+	b.ResetTimer()
+	for range b.N {
+		_, started, _ := inspect(b, cl, st.ctrName)
+		if err := cl.ContainerKill(context.Background(), st.ctrName, "KILL"); err != nil {
+			b.Fatal(err)
+		}
+		total += waitRunning(b, k, st, started, 30*time.Second)
+		time.Sleep(600 * time.Millisecond) // past the busy grace period
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms/correction")
+}
+
+type tbWriter struct{ tb testing.TB }
+
+func (w tbWriter) Write(p []byte) (int, error) {
+	w.tb.Log(string(p))
+	return len(p), nil
+}
