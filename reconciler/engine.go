@@ -53,8 +53,18 @@ type Config struct {
 //     is refreshed once, after its own apply; in noop it is reported as
 //     what would be refreshed.
 //
+// Only a failure holds back dependents: a resource that is held
+// (pending-destroy), drifted in detect mode, or skipped because its kind
+// cannot run here (a package under --root) does not.
+//
 // After the catalog, resources of the prior inventory that left it are
 // pruned under the same rules.
+//
+// A daemon prepares a catalog once per revision ([Engine.Prepare]) and runs
+// it as often as it needs ([Engine.Run]), passing each run the memory the
+// previous one left ([Report.Next]) and cancelling the context when a newer
+// revision arrives. Runs over the same node must not overlap: the engine
+// does not serialize them.
 type Engine struct {
 	reg      *Registry
 	log      *slog.Logger

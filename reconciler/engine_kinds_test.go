@@ -158,8 +158,13 @@ func (k *fileKind) PlanDelete(_ context.Context, env *Env, r *Resource) (*Plan, 
 	}, nil
 }
 
-// serviceKind stands for a service: always converged, refreshable.
-type serviceKind struct{ rec *recorder }
+// serviceKind stands for a service: always converged, refreshable. The
+// refresh of a service whose name starts with "broken" fails, and so does
+// that of a service in fail.
+type serviceKind struct {
+	rec  *recorder
+	fail sync.Map // ID -> true
+}
 
 var _ Refresher = (*serviceKind)(nil)
 
@@ -171,7 +176,7 @@ func (k *serviceKind) Plan(context.Context, *Env, *Resource) (*Plan, error) {
 
 func (k *serviceKind) Refresh(_ context.Context, _ *Env, r *Resource, changed bool) error {
 	k.rec.add("refresh %s", r.ID)
-	if strings.HasPrefix(r.Name(), "broken") {
+	if _, failing := k.fail.Load(r.ID); failing || strings.HasPrefix(r.Name(), "broken") {
 		return errors.New("restart failed")
 	}
 	return nil
@@ -269,6 +274,7 @@ func (m mapSecrets) Resolve(_ context.Context, ref SecretRef) (Secret, error) {
 type harness struct {
 	t    testing.TB
 	rec  *recorder
+	svc  *serviceKind
 	reg  *Registry
 	root string
 }
@@ -276,8 +282,9 @@ type harness struct {
 func newHarness(t testing.TB, extra ...Kind) *harness {
 	t.Helper()
 	rec := &recorder{}
-	kinds := append([]Kind{&fileKind{rec}, &serviceKind{rec}, &badKind{rec}}, extra...)
-	return &harness{t: t, rec: rec, reg: NewRegistry(kinds...), root: t.TempDir()}
+	svc := &serviceKind{rec: rec}
+	kinds := append([]Kind{&fileKind{rec}, svc, &badKind{rec}}, extra...)
+	return &harness{t: t, rec: rec, svc: svc, reg: NewRegistry(kinds...), root: t.TempDir()}
 }
 
 func (h *harness) engine(cfg Config) *Engine {

@@ -18,11 +18,17 @@ type Memory struct {
 	Inventory map[ID]Resource
 	// Observed holds the last converged observed state of each resource.
 	Observed map[ID]ObservedState
+	// Refresh holds refreshes owed: a resource notified by a change whose
+	// refresh failed or did not run (its run stopped, a dependency
+	// failed), with the notifiers. The next run refreshes it even though
+	// the notifiers are quiet by then, so that a config change is never
+	// left without its restart.
+	Refresh map[ID][]ID
 }
 
 // NewMemory returns an empty memory.
 func NewMemory() *Memory {
-	return &Memory{Inventory: map[ID]Resource{}, Observed: map[ID]ObservedState{}}
+	return &Memory{Inventory: map[ID]Resource{}, Observed: map[ID]ObservedState{}, Refresh: map[ID][]ID{}}
 }
 
 // Clone returns a copy whose maps can be changed without touching m. The
@@ -38,6 +44,9 @@ func (m *Memory) Clone() *Memory {
 	}
 	for id, o := range m.Observed {
 		c.Observed[id] = o
+	}
+	for id, by := range m.Refresh {
+		c.Refresh[id] = by
 	}
 	return c
 }

@@ -41,6 +41,9 @@ type outcome struct {
 	forget   bool
 	// inventory says how the run changes the resource's inventory entry.
 	inventory inventoryAction
+	// refreshDone: the refresh owed to the resource ran, or cannot run
+	// here; nothing is owed any more.
+	refreshDone bool
 }
 
 type inventoryAction int
@@ -54,7 +57,8 @@ const (
 
 // input is what a worker needs from the resources handled before it.
 type input struct {
-	// refreshBy lists the notifiers that changed.
+	// refreshBy lists the notifiers that changed, and those of a refresh
+	// owed from an earlier run.
 	refreshBy []ID
 	// pendingDeps lists dependencies with unapplied changes (noop).
 	pendingDeps []ID
@@ -161,18 +165,48 @@ func (r *run) blocked(id ID) *outcome {
 
 // inputs collects what id needs from its finished dependencies.
 func (r *run) inputs(id ID) input {
-	var in input
-	for _, n := range r.p.orderedIDs(r.p.Graph.NotifiedBy[id]) {
-		if o, ok := r.out[n]; ok && o.changed {
-			in.refreshBy = append(in.refreshBy, n)
-		}
-	}
+	in := input{refreshBy: r.notifiers(id)}
 	for _, dep := range r.p.orderedIDs(r.p.Graph.Before[id]) {
 		if o, ok := r.out[dep]; ok && o.pending {
 			in.pendingDeps = append(in.pendingDeps, dep)
 		}
 	}
 	return in
+}
+
+// notifiers returns the resources whose change owes id a refresh: its
+// notifiers that changed in this run, then those of a refresh owed from an
+// earlier one.
+func (r *run) notifiers(id ID) []ID {
+	var by []ID
+	seen := map[ID]bool{}
+	for _, n := range r.p.orderedIDs(r.p.Graph.NotifiedBy[id]) {
+		if o, ok := r.out[n]; ok && o.changed {
+			by = append(by, n)
+			seen[n] = true
+		}
+	}
+	for _, n := range r.prior.Refresh[id] {
+		if !seen[n] {
+			by = append(by, n)
+			seen[n] = true
+		}
+	}
+	return by
+}
+
+// owesRefresh reports whether a refresh that id was owed and did not get
+// must be kept for the next run.
+func (r *run) owesRefresh(id ID, o *outcome) bool {
+	if o.refreshDone || o.res.Refreshed {
+		return false
+	}
+	if o.res.Outcome == Skipped && !o.blocked {
+		return false // its kind cannot run here
+	}
+	res := r.p.res[id]
+	_, ok := r.p.kinds[id].(Refresher)
+	return ok && res.Mode != ModeDetect
 }
 
 // log writes one line for a resource's outcome.
@@ -233,6 +267,11 @@ func (r *run) next(full bool) *Memory {
 	}
 	for id, o := range r.out {
 		apply(o, r.p.res[id])
+		if by := r.notifiers(id); len(by) > 0 && r.owesRefresh(id, o) {
+			m.Refresh[id] = by
+		} else {
+			delete(m.Refresh, id)
+		}
 	}
 	for _, o := range r.pruned {
 		apply(o, nil)
@@ -243,6 +282,11 @@ func (r *run) next(full bool) *Memory {
 			_, inInventory := m.Inventory[id]
 			if !inCatalog && !inInventory {
 				delete(m.Observed, id)
+			}
+		}
+		for id := range m.Refresh {
+			if _, inCatalog := r.p.res[id]; !inCatalog {
+				delete(m.Refresh, id)
 			}
 		}
 	}

@@ -102,6 +102,7 @@ func (r *run) step(ctx context.Context, id ID, in input) *outcome {
 		}); err != nil {
 			if IsSkip(err) {
 				o.res.Outcome, o.res.Reason = Skipped, skipReason(err)
+				o.inventory, o.forget = invKeep, false
 				return o
 			}
 			return fail(err)
@@ -193,6 +194,7 @@ func (r *run) refresh(ctx context.Context, limit time.Duration, k Kind, res *Res
 	}); err != nil {
 		if IsSkip(err) {
 			o.res.Reason = "refresh skipped: " + skipReason(err)
+			o.refreshDone = true
 			return
 		}
 		o.res.Outcome = Failed
@@ -201,7 +203,7 @@ func (r *run) refresh(ctx context.Context, limit time.Duration, k Kind, res *Res
 		o.remember, o.forget = nil, true
 		return
 	}
-	o.res.Refreshed, o.changed = true, true
+	o.res.Refreshed, o.changed, o.refreshDone = true, true, true
 }
 
 // corrective reports whether changes on res correct drift: the desired

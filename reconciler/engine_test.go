@@ -540,6 +540,54 @@ func TestEngine_RefreshFailure(t *testing.T) {
 	}
 }
 
+func TestEngine_OwedRefreshIsKept(t *testing.T) {
+	h := newHarness(t)
+	e := h.engine(Config{})
+	svc := ID("tservice:mariadb")
+	cat := catalog(
+		res("tfile:/server.cnf", spec{"content": "a"}, notifies(svc)),
+		res(string(svc), nil),
+	)
+	h.svc.fail.Store(svc, true)
+	first := mustRun(t, e, cat, RunOptions{Root: h.root})
+	if r := result(t, first, svc); r.Outcome != Failed {
+		t.Fatalf("failing restart: %+v", r)
+	}
+	if got := first.Next.Refresh[svc]; !reflect.DeepEqual(got, []ID{"tfile:/server.cnf"}) {
+		t.Fatalf("owed refresh %v, want the config file", got)
+	}
+
+	// The file is quiet now, but the restart is still owed: it runs.
+	h.svc.fail.Delete(svc)
+	noop := mustRun(t, e, cat, RunOptions{Root: h.root, Prior: first.Next, Noop: true})
+	if r := result(t, noop, svc); !r.Refreshed || noop.ExitCode() != 2 {
+		t.Fatalf("noop does not show the owed restart: %+v", r)
+	}
+	second := mustRun(t, e, cat, RunOptions{Root: h.root, Prior: first.Next})
+	if r := result(t, second, svc); r.Outcome != Unchanged || !r.Refreshed || !reflect.DeepEqual(r.RefreshedBy, []ID{"tfile:/server.cnf"}) {
+		t.Fatalf("owed restart: %+v", r)
+	}
+	if len(second.Next.Refresh) != 0 {
+		t.Fatalf("refresh still owed after it ran: %v", second.Next.Refresh)
+	}
+	third := mustRun(t, e, cat, RunOptions{Root: h.root, Prior: second.Next})
+	if r := result(t, third, svc); r.Refreshed {
+		t.Fatal("refreshed again on a quiet run")
+	}
+
+	// A refresh that did not run because a dependency failed is owed too.
+	h2 := newHarness(t)
+	cat2 := catalog(
+		res("tfile:/server.cnf", spec{"content": "a"}, notifies(svc)),
+		res("tbad:fail", nil),
+		res(string(svc), nil, requires("tbad:fail")),
+	)
+	rep := mustRun(t, h2.engine(Config{}), cat2, RunOptions{Root: h2.root})
+	if r := result(t, rep, svc); r.Outcome != Skipped || len(rep.Next.Refresh[svc]) != 1 {
+		t.Fatalf("skipped service: %+v, owed %v", r, rep.Next.Refresh)
+	}
+}
+
 // closer counts Close calls.
 type closer struct{ n *int }
 

@@ -162,7 +162,7 @@ func (r *Report) writeResult(w io.Writer, res *Result, opts TextOptions) {
 		}
 	}
 	if opts.Times && res.Duration >= time.Second {
-		notes = append(notes, res.Duration.Round(10*time.Millisecond).String())
+		notes = append(notes, roundDuration(res.Duration))
 	}
 	line := fmt.Sprintf("  %-*s %s", labelWidth, label, res.ID)
 	if len(notes) > 0 {
@@ -233,9 +233,21 @@ func (r *Report) writeSummary(w io.Writer, opts TextOptions) {
 	}
 	line := "summary: " + strings.Join(parts, ", ")
 	if opts.Times {
-		line += fmt.Sprintf(" in %s", r.Duration.Round(time.Millisecond))
+		line += " in " + roundDuration(r.Duration)
 	}
 	fmt.Fprintln(w, line)
+}
+
+// roundDuration keeps two or three significant digits.
+func roundDuration(d time.Duration) string {
+	switch {
+	case d >= time.Second:
+		return d.Round(10 * time.Millisecond).String()
+	case d >= time.Millisecond:
+		return d.Round(100 * time.Microsecond).String()
+	default:
+		return d.Round(time.Microsecond).String()
+	}
 }
 
 // display shows an empty display value as "(none)".

@@ -168,29 +168,39 @@ report() {
 	printf '%s %s: %s s (median of %d)\n' "$tool" "$what" "$(seconds "$(median "$WORK/t.$label")")" "$RUNS"
 }
 
-# bench_tool TOOL FILESDIR APPLY...: first, no-op and drift runs.
-bench_tool() {
-	local tool=$1 files=$2 reset=$3
-	shift 3
-	local i victim
-	victim=$files/$(file_name $((FILES / 2)))
+# Each tool is described by three variables: <tool>_files (its files
+# directory), <tool>_reset (a function that removes its files and state) and
+# the array <tool>_cmd (its apply command).
+
+# first_runs TOOL: RUNS first runs, each from nothing.
+first_runs() {
+	local tool=$1 i reset cmd
+	reset=${tool}_reset
+	cmd="${tool}_cmd[@]"
 	for ((i = 0; i < RUNS; i++)); do
 		$reset
-		timed "$tool.first" "$@"
-		[ "$LAST_RC" = 2 ] || die "$tool first run changed nothing (exit $LAST_RC)"
+		timed "$tool.first" "${!cmd}"
+		[ "$LAST_RC" = 2 ] || die "$tool first run changed nothing (exit $LAST_RC): $(head -c 2000 "$WORK/out.last")"
 	done
-	check_tree "$tool" "$files"
-	for ((i = 0; i < RUNS; i++)); do
-		timed "$tool.noop" "$@"
-		[ "$LAST_RC" = 0 ] || die "$tool no-op run reported changes (exit $LAST_RC): $(head -c 2000 "$WORK/out.last")"
-	done
-	for ((i = 0; i < RUNS; i++)); do
-		echo "drifted" >"$victim"
-		timed "$tool.drift" "$@"
-		[ "$LAST_RC" = 2 ] || die "$tool drift run changed nothing (exit $LAST_RC)"
-		grep -q '^id = ' "$victim" || die "$tool did not correct the drifted file"
-	done
-	check_tree "$tool" "$files"
+	local files=${tool}_files
+	check_tree "$tool" "${!files}"
+}
+
+# noop_run TOOL: one run with nothing to change.
+noop_run() {
+	local tool=$1 cmd="${1}_cmd[@]"
+	timed "$tool.noop" "${!cmd}"
+	[ "$LAST_RC" = 0 ] || die "$tool no-op run reported changes (exit $LAST_RC): $(head -c 2000 "$WORK/out.last")"
+}
+
+# drift_run TOOL: change one file behind the tool's back; one run fixes it.
+drift_run() {
+	local tool=$1 cmd="${1}_cmd[@]" files=${1}_files victim
+	victim=${!files}/$(file_name $((FILES / 2)))
+	echo "drifted" >"$victim"
+	timed "$tool.drift" "${!cmd}"
+	[ "$LAST_RC" = 2 ] || die "$tool drift run changed nothing (exit $LAST_RC): $(head -c 2000 "$WORK/out.last")"
+	grep -q '^id = ' "$victim" || die "$tool did not correct the drifted file"
 }
 
 # check_tree TOOL DIR: the tree holds FILES files with the right modes and
@@ -206,37 +216,51 @@ check_tree() {
 
 # --- Puppet -----------------------------------------------------------------
 
-PUPPET_FILES=$WORK/puppet-root/bench/files
+puppet_files=$WORK/puppet-root/bench/files
 puppet_reset() { rm -rf "$WORK/puppet-root" "$WORK/puppet-home/var"; mkdir -p "$WORK/puppet-root/bench"; }
-run_puppet() {
+setup_puppet() {
 	local h=$WORK/puppet-home
 	mkdir -p "$h/conf" "$h/code"
 	ensure_puppet
-	gen_manifest "$PUPPET_FILES"
+	gen_manifest "$puppet_files"
+	puppet_cmd=(puppet apply --detailed-exitcodes --color=false
+		--confdir "$h/conf" --codedir "$h/code" --vardir "$h/var" --logdir "$h/log" --rundir "$h/run"
+		"$WORK/site.pp")
 	note "puppet $(puppet --version), $FILES files, $RUNS runs per figure"
-	bench_tool puppet "$PUPPET_FILES" puppet_reset \
-		puppet apply --detailed-exitcodes --color=false \
-		--confdir "$h/conf" --codedir "$h/code" --vardir "$h/var" --logdir "$h/log" --rundir "$h/run" \
-		"$WORK/site.pp"
 }
 
 # --- fsgit ------------------------------------------------------------------
 
-FSGIT_ROOT=$WORK/fsgit-root
-fsgit_reset() { rm -rf "$FSGIT_ROOT"; mkdir -p "$FSGIT_ROOT"; }
-run_fsgit() {
+fsgit_root=$WORK/fsgit-root
+fsgit_files=$fsgit_root/bench/files
+fsgit_reset() { rm -rf "$fsgit_root"; mkdir -p "$fsgit_root"; }
+setup_fsgit() {
 	ensure_fsgit
 	gen_site
-	note "fsgit $("$FSGIT" version 2>/dev/null | head -n1), $FILES files, $RUNS runs per figure"
-	# shellcheck disable=SC2086
-	bench_tool fsgit "$FSGIT_ROOT/bench/files" fsgit_reset \
-		"$FSGIT" apply --once --site "$WORK/site" --node bench --root "$FSGIT_ROOT" ${FSGIT_APPLY_ARGS:-}
+	# shellcheck disable=SC2206
+	fsgit_cmd=("$FSGIT" apply --once --site "$WORK/site" --node bench --root "$fsgit_root" ${FSGIT_APPLY_ARGS:-})
+	note "$("$FSGIT" version 2>/dev/null | head -n1), $FILES files, $RUNS runs per figure"
 }
 
 # --- main -------------------------------------------------------------------
 
-[ "$DO_PUPPET" = 1 ] && run_puppet
-[ "$DO_FSGIT" = 1 ] && run_fsgit
+TOOLS=()
+[ "$DO_PUPPET" = 1 ] && TOOLS+=(puppet)
+[ "$DO_FSGIT" = 1 ] && TOOLS+=(fsgit)
+for t in "${TOOLS[@]}"; do "setup_$t"; done
+for t in "${TOOLS[@]}"; do first_runs "$t"; done
+# No-op and drift runs alternate between the tools, so that a change in the
+# machine's load weighs on both alike.
+for ((i = 0; i < RUNS; i++)); do
+	for t in "${TOOLS[@]}"; do noop_run "$t"; done
+done
+for ((i = 0; i < RUNS; i++)); do
+	for t in "${TOOLS[@]}"; do drift_run "$t"; done
+done
+for t in "${TOOLS[@]}"; do
+	files_var=${t}_files
+	check_tree "$t" "${!files_var}"
+done
 
 if [ "$DO_PUPPET" = 1 ]; then
 	report puppet "first run" puppet.first

@@ -61,6 +61,11 @@ func newRootCmd() *cobra.Command {
 		newVersionCmd(),
 		newApplyCmd(),
 		newPlanCmd(),
+		newVetCmd(),
+		newRenderCmd(),
+		newVerifyCmd(),
+		newAgentCmd(),
+		newStatusCmd(),
 		// Each subcommand lives in its own file and is added here.
 	)
 	return root

@@ -79,7 +79,7 @@ func (s *Site) catalogFor(node string) (*reconciler.Catalog, []Problem) {
 	from := map[reconciler.ID]part{}
 	for _, pt := range parts {
 		if err := pt.value.Validate(cue.Concrete(true)); err != nil {
-			probs = append(probs, s.problemsFromError(err, node, "")...)
+			probs = append(probs, s.problemsFromError(err, node, "", pt.value)...)
 			continue
 		}
 		res, err := decodePart(pt.value)
@@ -218,7 +218,7 @@ func (s *Site) edgeProblem(err error, node string, from map[reconciler.ID]part) 
 			parts[i] = string(id)
 		}
 		p.Pos = s.edgePos(from, ee.Cycle[0], "", ee.Cycle[1])
-		p.Msg = "dependency cycle: " + strings.Join(parts, " -> ") + " (an arrow means \"runs before\": each require or notify on this path must go)"
+		p.Msg = "dependency cycle: " + strings.Join(parts, " -> ") + " (an arrow means \"runs before\"; remove one require or notify on this path)"
 	case ee.Field != "":
 		p.Pos = s.edgePos(from, ee.ID, ee.Field, ee.Target)
 		p.Msg = fmt.Sprintf("%s names %s, which is not in the catalog of node %s (a typo, or a profile missing from role %s?)", ee.Field, ee.Target, node, s.nodes[node].role)
@@ -279,8 +279,12 @@ func (s *Site) warnings(cat *reconciler.Catalog, node string, from map[reconcile
 			SHA256 string `json:"sha256"`
 		}
 		if json.Unmarshal(r.Spec, &spec) == nil && spec.SHA256 == zero {
+			pos := s.pos(from[r.ID].value.LookupPath(cue.MakePath(cue.Str(string(r.ID)), cue.Str("sha256"))))
+			if pos == "" {
+				pos = s.resourcePos(from[r.ID].value, r.ID)
+			}
 			out = append(out, Problem{
-				Pos:      s.resourcePos(from[r.ID].value, r.ID),
+				Pos:      pos,
 				Node:     node,
 				Resource: r.ID,
 				Warning:  true,

@@ -71,6 +71,8 @@ type Site struct {
 	nodes    map[string]*nodeInfo
 	order    []string // node names, sorted
 
+	docs docIndex
+
 	// problems found while loading that do not stop evaluation: an unknown
 	// role or profile. Vet reports them; Catalog refuses the nodes they
 	// concern.
@@ -136,6 +138,12 @@ func Load(ctx context.Context, src Source) (*Site, error) {
 		return nil, fmt.Errorf("load site %s: %w", siteDir, err)
 	}
 	s := &Site{src: src, files: origins, revision: src.Revision}
+	s.docs.src = map[string][]byte{}
+	for name, o := range origins {
+		if o != originSite {
+			s.docs.src[name] = files[name]
+		}
+	}
 	if s.revision == "" {
 		s.revision = "sha256:" + repoHash
 	}

@@ -2,6 +2,7 @@ package desired
 
 import (
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -52,9 +53,27 @@ func (p Problem) String() string {
 	return b.String()
 }
 
-// pos renders a value's position, "" when it has none.
+// pos renders the most useful position of a value, "" when it has none:
+// of the places that make up the value, one in a site file, else one in a
+// profile, else the first.
 func (s *Site) pos(v cue.Value) string {
-	return fmtPos(v.Pos())
+	best := v.Pos()
+	var walk func(v cue.Value, depth int)
+	walk = func(v cue.Value, depth int) {
+		if p := v.Pos(); p.IsValid() && (!best.IsValid() || s.originOf(p) < s.originOf(best)) {
+			best = p
+		}
+		if depth > 3 {
+			return
+		}
+		if op, args := v.Expr(); op == cue.AndOp {
+			for _, a := range args {
+				walk(a, depth+1)
+			}
+		}
+	}
+	walk(v, 0)
+	return fmtPos(best)
 }
 
 func fmtPos(p token.Pos) string {
@@ -112,6 +131,7 @@ func errRank(msg string) int {
 		strings.Contains(msg, "out of bound"),
 		strings.Contains(msg, "does not satisfy"),
 		strings.HasPrefix(msg, "field is required"),
+		strings.HasPrefix(msg, "required field missing"),
 		strings.HasPrefix(msg, "field not allowed"),
 		strings.HasPrefix(msg, "incomplete value"),
 		strings.HasPrefix(msg, "non-concrete value"),
@@ -138,7 +158,10 @@ type cueErr struct {
 // problemsFromError turns a CUE error into problems: one per field, the
 // real cause first, positioned in the site when the site is involved.
 // node and res are used when the error's path does not say.
-func (s *Site) problemsFromError(err error, node string, res reconciler.ID) []Problem {
+// within, when given, is the value the error's paths are relative to (a
+// catalog part): when an error has no position in the site, the position
+// of the failing value in it is used, or of its resource.
+func (s *Site) problemsFromError(err error, node string, res reconciler.ID, within ...cue.Value) []Problem {
 	var flat []cueErr
 	for _, e := range cueerrors.Errors(err) {
 		format, args := e.Msg()
@@ -152,29 +175,174 @@ func (s *Site) problemsFromError(err error, node string, res reconciler.ID) []Pr
 		}
 		flat = append(flat, ce)
 	}
-	best := map[string]int{}
+	// matchN reports each alternative it tried as a missing required
+	// field, at the matchN's own position: that is noise once matchN's
+	// own failure is reported.
+	matchLines := map[string]bool{}
 	for _, ce := range flat {
-		k := strings.Join(ce.path, "\x00")
-		if r := errRank(ce.msg); r > best[k] {
-			best[k] = r
+		if strings.Contains(ce.msg, "does not satisfy matchN") {
+			for _, p := range ce.pos {
+				if s.originOf(p) != originSite {
+					matchLines[fmt.Sprintf("%s:%d", p.Filename(), p.Line())] = true
+				}
+			}
 		}
+	}
+	noise := func(ce cueErr) bool {
+		if len(matchLines) == 0 || !strings.HasPrefix(ce.msg, "field is required") {
+			return false
+		}
+		for _, p := range ce.pos {
+			if !matchLines[fmt.Sprintf("%s:%d", p.Filename(), p.Line())] {
+				return false
+			}
+		}
+		return true
+	}
+
+	// Group by field, keep the group's best rank; a group of conflicts
+	// becomes one problem.
+	var keys []string
+	groups := map[string][]cueErr{}
+	for _, ce := range flat {
+		if noise(ce) {
+			continue
+		}
+		k := strings.Join(ce.path, "\x00")
+		if _, ok := groups[k]; !ok {
+			keys = append(keys, k)
+		}
+		groups[k] = append(groups[k], ce)
 	}
 	var out []Problem
 	seen := map[string]bool{}
-	for _, ce := range flat {
-		k := strings.Join(ce.path, "\x00")
-		r := errRank(ce.msg)
-		if r == 0 || r < best[k] {
-			continue
-		}
+	emit := func(ce cueErr) {
 		p := s.problemFrom(ce, node, res)
+		if p.Resource != "" && !ce.inSite(s) {
+			rp := s.declaredResourcePos(ce.path)
+			if rp == "" && len(within) > 0 {
+				rp = s.valuePos(within[0], ce.path, p.Resource)
+			}
+			if rp != "" {
+				p.Pos = rp
+			}
+		}
 		if key := p.String(); !seen[key] {
 			seen[key] = true
 			out = append(out, p)
 		}
 	}
+	for _, k := range keys {
+		g := groups[k]
+		best := 0
+		for _, ce := range g {
+			best = max(best, errRank(ce.msg))
+		}
+		if best == 0 {
+			continue
+		}
+		if best > 2 {
+			for _, ce := range g {
+				if errRank(ce.msg) == best {
+					emit(ce)
+				}
+			}
+			continue
+		}
+		emit(pickConflict(s, g))
+	}
 	return out
 }
+
+// declaredResourcePos is the position of a resource that a site declares
+// outside profiles (nodes.N.resources.ID, roles.R.resources.ID), for an
+// error path inside it; "" for any other path.
+func (s *Site) declaredResourcePos(path []string) string {
+	if len(path) >= 4 && (path[0] == "nodes" || path[0] == "roles") && path[2] == "resources" {
+		sel := make([]cue.Selector, 4)
+		for i, name := range path[:4] {
+			sel[i] = cue.Str(unquote(name))
+		}
+		return s.pos(s.site.LookupPath(cue.MakePath(sel...)))
+	}
+	return ""
+}
+
+// valuePos finds the failing value in part by the error's path (which
+// ends with the resource ID and the field) and returns its most useful
+// position, or the resource's when that is no better.
+func (s *Site) valuePos(part cue.Value, path []string, id reconciler.ID) string {
+	for i, name := range path {
+		if unquote(name) != string(id) {
+			continue
+		}
+		sel := []cue.Selector{cue.Str(string(id))}
+		for _, f := range path[i+1:] {
+			sel = append(sel, cue.Str(unquote(f)))
+		}
+		v := part.LookupPath(cue.MakePath(sel...))
+		if v.Exists() {
+			if p := v.Pos(); p.IsValid() && s.originOf(p) == originSite {
+				return fmtPos(p)
+			}
+			if p := s.pos(v); p != "" && strings.HasPrefix(p, s.siteDisplayPrefix()) {
+				return p
+			}
+		}
+		break
+	}
+	return s.resourcePos(part, id)
+}
+
+// siteDisplayPrefix is how the site's files are named in positions.
+func (s *Site) siteDisplayPrefix() string {
+	return s.display(s.src.SiteDir) + "/"
+}
+
+// inSite reports whether one of the error's positions is in a site file.
+func (ce cueErr) inSite(s *Site) bool {
+	for _, p := range ce.pos {
+		if s.originOf(p) == originSite {
+			return true
+		}
+	}
+	return false
+}
+
+// pickConflict chooses, of the conflicts on one field, the one that says
+// most: the one that names two places of the site (two layers setting the
+// field), else a type mismatch against a type rather than against a
+// default value, else the first. The chosen error carries every site
+// position of the group.
+func pickConflict(s *Site, g []cueErr) cueErr {
+	siteCount := func(ce cueErr) int {
+		n := 0
+		for _, p := range ce.pos {
+			if s.originOf(p) == originSite {
+				n++
+			}
+		}
+		return n
+	}
+	bestIdx, bestScore := 0, -1
+	for i, ce := range g {
+		if errRank(ce.msg) != 2 {
+			continue
+		}
+		score := 2 * siteCount(ce)
+		if strings.Contains(ce.msg, "mismatched types") && typeOperand.MatchString(ce.msg) {
+			score++
+		}
+		if score > bestScore {
+			bestIdx, bestScore = i, score
+		}
+	}
+	return g[bestIdx]
+}
+
+// typeOperand matches a conflict whose second operand is a type, as in
+// `conflicting values "3306" and int`.
+var typeOperand = regexp.MustCompile(` and (int|string|bool|number|float|bytes|struct|list|null)( |$)`)
 
 // problemFrom renders one flattened error.
 func (s *Site) problemFrom(ce cueErr, node string, res reconciler.ID) Problem {
@@ -200,6 +368,31 @@ func (s *Site) problemFrom(ce cueErr, node string, res reconciler.ID) Problem {
 	}
 
 	msg := explain(ce.msg, sitePos)
+	if strings.HasPrefix(ce.msg, "incomplete value") || strings.HasPrefix(ce.msg, "non-concrete value") {
+		if sp, ok := s.docs.lookup(ce.pos); ok {
+			msg = fmt.Sprintf("has no concrete value: set it, in one layer of the site, role or node data, to a %s: %s", sp.label, sp.doc)
+		} else {
+			msg = fmt.Sprintf("has no concrete value (%s): set it in one layer of the site, role or node data", strings.TrimPrefix(ce.msg, "incomplete value "))
+		}
+	}
+	if strings.Contains(ce.msg, "does not satisfy matchN") {
+		// The sentence is the comment on the matchN in the schema.
+		if sp, ok := s.docs.lookup(ce.pos); ok {
+			msg = sp.doc
+		}
+	} else if v, ok := invalidValue(ce.msg); ok {
+		if sp, ok := s.docs.lookup(ce.pos); ok {
+			msg = fmt.Sprintf("%s is not a valid %s: %s", v, sp.label, sp.doc)
+		}
+	}
+	if field == "" && p.Resource != "" && strings.HasPrefix(ce.msg, "field not allowed") {
+		kind := p.Resource.Kind()
+		if !p.Resource.Valid() {
+			kind = string(p.Resource)
+		}
+		p.Msg = fmt.Sprintf("%q is not a resource kind fsgit knows; an ID is kind:name with kind one of %s", kind, strings.Join(s.docs.kinds(), ", "))
+		return p
+	}
 	switch {
 	case field != "" && where != "":
 		p.Msg = fmt.Sprintf("%s %s: %s", where, field, msg)
@@ -218,6 +411,9 @@ func (s *Site) locate(path []string, p *Problem) (field, where string) {
 	if len(path) > 0 && path[0] == "#Catalog" {
 		path = path[1:]
 	}
+	if len(path) > 0 && path[0] == "site" {
+		path = path[1:]
+	}
 	switch {
 	case len(path) >= 3 && path[0] == "profiles":
 		p.Resource = reconciler.ID(unquote(path[2]))
@@ -231,13 +427,13 @@ func (s *Site) locate(path []string, p *Problem) (field, where string) {
 		if p.Node == "" {
 			p.Node = unquote(path[1])
 		}
-		if len(path) >= 5 && path[2] == "resources" {
+		if len(path) >= 4 && path[2] == "resources" {
 			p.Resource = reconciler.ID(unquote(path[3]))
 			return strings.Join(path[4:], "."), "field"
 		}
 		return strings.Join(path[2:], "."), "node field"
 	case len(path) >= 2 && path[0] == "roles":
-		if len(path) >= 5 && path[2] == "resources" {
+		if len(path) >= 4 && path[2] == "resources" {
 			p.Resource = reconciler.ID(unquote(path[3]))
 			return strings.Join(path[4:], "."), "field"
 		}
@@ -253,12 +449,25 @@ func explain(msg string, sitePos []string) string {
 		return fmt.Sprintf("%s: the value is set in more than one place (%s); a field is set by exactly one layer (site, role or node), so remove all but one", msg, strings.Join(sitePos, ", "))
 	case strings.HasPrefix(msg, "field not allowed"):
 		return "field not allowed: the schema has no such field (a typo, or a field of another kind?)"
-	case strings.HasPrefix(msg, "incomplete value"), strings.HasPrefix(msg, "non-concrete value"):
-		return msg + ": the value is not concrete: set it in the site, role or node data"
-	case strings.HasPrefix(msg, "field is required but not present"):
+	case strings.HasPrefix(msg, "field is required but not present"),
+		strings.HasPrefix(msg, "required field missing"):
 		return "is required but not set"
 	}
 	return msg
+}
+
+// invalidValue returns the value of an "invalid value V (out of bound B)"
+// or "invalid value V (does not satisfy F)" message.
+func invalidValue(msg string) (string, bool) {
+	rest, ok := strings.CutPrefix(msg, "invalid value ")
+	if !ok {
+		return "", false
+	}
+	i := strings.LastIndex(rest, " (")
+	if i < 0 || !(strings.Contains(rest[i:], "out of bound") || strings.Contains(rest[i:], "does not satisfy")) {
+		return "", false
+	}
+	return rest[:i], true
 }
 
 func unquote(s string) string {

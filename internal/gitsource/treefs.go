@@ -22,8 +22,8 @@ import (
 type treeFS struct {
 	root  *object.Tree
 	store storer.EncodedObjectStorer
-	when time.Time
-	mu   *sync.Mutex
+	when  time.Time
+	mu    *sync.Mutex
 }
 
 var (

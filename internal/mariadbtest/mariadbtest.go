@@ -53,6 +53,11 @@ type Options struct {
 	TCP bool
 	// Args are extra mariadbd options, e.g. "--general-log=1".
 	Args []string
+	// DefaultsFile, when set, is read by mariadbd at every start (instead
+	// of --no-defaults), as a packaged server reads its server.cnf. The
+	// harness's own options (datadir, socket, networking, sizes) are given
+	// on the command line and win over the file's.
+	DefaultsFile string
 }
 
 // Server is a running (or stopped) throwaway mariadbd.
@@ -209,8 +214,12 @@ func (s *Server) start() error {
 	if s.cmd != nil {
 		return errors.New("mariadbd already running")
 	}
+	first := "--no-defaults"
+	if s.opts.DefaultsFile != "" {
+		first = "--defaults-file=" + s.opts.DefaultsFile
+	}
 	args := []string{
-		"--no-defaults",
+		first,
 		"--datadir=" + s.datadir(),
 		"--socket=" + s.Socket(),
 		"--pid-file=" + filepath.Join(s.dir, "mariadbd.pid"),
@@ -329,13 +338,20 @@ func (s *Server) DSN(user, pass, db string) string {
 }
 
 // RootDB opens a pool as root over the socket (unix_socket auth) and closes
-// it in tb's cleanup.
+// it in tb's cleanup. The driver's log lines about connections that died
+// with a stopped server are dropped.
 func (s *Server) RootDB(tb testing.TB) *sql.DB {
 	tb.Helper()
-	db, err := sql.Open("mysql", s.DSN("root", "", ""))
+	cfg, err := mysql.ParseDSN(s.DSN("root", "", ""))
 	if err != nil {
 		tb.Fatalf("open root connection: %v", err)
 	}
+	cfg.Logger = quiet{}
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		tb.Fatalf("open root connection: %v", err)
+	}
+	db := sql.OpenDB(conn)
 	tb.Cleanup(func() { _ = db.Close() })
 	if err := db.Ping(); err != nil {
 		tb.Fatalf("connect as root over %s: %v\n%s", s.Socket(), err, s.ErrorLog())
@@ -405,6 +421,11 @@ func WriteCounters(before, after map[string]int64) map[string]int64 {
 
 // Delta returns after[key] - before[key], e.g. for "Questions".
 func Delta(before, after map[string]int64, key string) int64 { return after[key] - before[key] }
+
+// quiet is a mysql.Logger that drops everything.
+type quiet struct{}
+
+func (quiet) Print(...any) {}
 
 func tail(b []byte, n int) []byte {
 	if len(b) > n {

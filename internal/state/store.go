@@ -17,6 +17,9 @@
 //	├── observed                  (bucket) last converged observed state
 //	│   └── <resource ID>         reconciler.ObservedState, JSON: a hash and
 //	│                             the kind's normalized, secret-free summary
+//	├── refresh                   (bucket) refreshes owed (a restart that
+//	│   │                         failed or did not run), retried next run
+//	│   └── <resource ID>         the notifiers' IDs, JSON list
 //	└── runs                      (bucket) bounded run history
 //	    └── <seq, 8 bytes BE>     Run, JSON; the oldest go past the bound
 //
@@ -67,7 +70,10 @@ var (
 	bucketMeta      = []byte("meta")
 	bucketInventory = []byte("inventory")
 	bucketObserved  = []byte("observed")
+	bucketRefresh   = []byte("refresh")
 	bucketRuns      = []byte("runs")
+
+	allBuckets = [][]byte{bucketMeta, bucketInventory, bucketObserved, bucketRefresh, bucketRuns}
 
 	keyVersion         = []byte("version")
 	keySite            = []byte("site")
@@ -139,7 +145,7 @@ func (s *Store) init() error {
 	var version int
 	complete := true
 	err := s.db.View(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketInventory, bucketObserved, bucketRuns} {
+		for _, b := range allBuckets {
 			if tx.Bucket(b) == nil {
 				complete = false
 			}
@@ -166,7 +172,7 @@ func (s *Store) init() error {
 		return nil
 	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketInventory, bucketObserved, bucketRuns} {
+		for _, b := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -190,8 +196,9 @@ func (s *Store) Close() error {
 // Path returns the file's path.
 func (s *Store) Path() string { return s.path }
 
-// Memory returns what the node remembers: the inventory and the last
-// converged observed states, for [reconciler.RunOptions.Prior].
+// Memory returns what the node remembers: the inventory, the last
+// converged observed states and the refreshes owed, for
+// [reconciler.RunOptions.Prior].
 func (s *Store) Memory() (*reconciler.Memory, error) {
 	m := reconciler.NewMemory()
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -211,12 +218,25 @@ func (s *Store) Memory() (*reconciler.Memory, error) {
 			}
 		}
 		if b := tx.Bucket(bucketObserved); b != nil {
-			return b.ForEach(func(k, v []byte) error {
+			err := b.ForEach(func(k, v []byte) error {
 				var o reconciler.ObservedState
 				if err := json.Unmarshal(v, &o); err != nil {
 					return fmt.Errorf("decode observed state of %s: %w", k, err)
 				}
 				m.Observed[reconciler.ID(k)] = o
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		if b := tx.Bucket(bucketRefresh); b != nil {
+			return b.ForEach(func(k, v []byte) error {
+				var by []reconciler.ID
+				if err := json.Unmarshal(v, &by); err != nil {
+					return fmt.Errorf("decode refresh owed to %s: %w", k, err)
+				}
+				m.Refresh[reconciler.ID(k)] = by
 				return nil
 			})
 		}
@@ -262,8 +282,8 @@ func (s *Store) Meta() (Meta, error) {
 type Writes struct {
 	// Meta counts writes to the meta bucket (revisions, node).
 	Meta int `json:"meta"`
-	// Resources counts writes and deletes of inventory entries and
-	// observed states.
+	// Resources counts writes and deletes of inventory entries, observed
+	// states and refreshes owed.
 	Resources int `json:"resources"`
 	// History counts runs added and dropped.
 	History int `json:"history"`
@@ -313,6 +333,9 @@ func (s *Store) Record(rep *reconciler.Report) (Writes, error) {
 			}
 			if err := syncBucket(obs, rep.Next.Observed, &w.Resources); err != nil {
 				return fmt.Errorf("write observed states: %w", err)
+			}
+			if err := syncBucket(tx.Bucket(bucketRefresh), rep.Next.Refresh, &w.Resources); err != nil {
+				return fmt.Errorf("write refreshes owed: %w", err)
 			}
 		}
 		return s.appendRun(runs, run, &w.History)

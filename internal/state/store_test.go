@@ -44,11 +44,12 @@ func TestStore_RecordAndMemory(t *testing.T) {
 	s := openTemp(t, Options{})
 	rep := report("rev1", "file:/a", "file:/b")
 	rep.Results[0].Outcome = reconciler.Created
+	rep.Next.Refresh["service:mariadb"] = []reconciler.ID{"file:/a"}
 	w, err := s.Record(rep)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w.Resources != 4 || w.History != 1 {
+	if w.Resources != 5 || w.History != 1 {
 		t.Fatalf("first record wrote %+v", w)
 	}
 	m, err := s.Memory()
@@ -57,6 +58,9 @@ func TestStore_RecordAndMemory(t *testing.T) {
 	}
 	if !reflect.DeepEqual(m.Observed, rep.Next.Observed) {
 		t.Fatalf("observed round trip:\n%v\n%v", m.Observed, rep.Next.Observed)
+	}
+	if !reflect.DeepEqual(m.Refresh, rep.Next.Refresh) {
+		t.Fatalf("refresh round trip:\n%v\n%v", m.Refresh, rep.Next.Refresh)
 	}
 	if len(m.Inventory) != 2 || !reconciler.SameDesired(ptr(m.Inventory["file:/a"]), ptr(rep.Next.Inventory["file:/a"])) {
 		t.Fatalf("inventory round trip: %v", m.Inventory)
@@ -71,7 +75,9 @@ func TestStore_RecordAndMemory(t *testing.T) {
 	}
 
 	// The same memory again: a quiet run writes the history entry alone.
-	w, err = s.Record(report("rev1", "file:/a", "file:/b"))
+	quiet := report("rev1", "file:/a", "file:/b")
+	quiet.Next.Refresh["service:mariadb"] = []reconciler.ID{"file:/a"}
+	w, err = s.Record(quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,8 +93,8 @@ func TestStore_RecordAndMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w.Resources != 3 {
-		t.Fatalf("wrote %d resource keys, want 3 (two deletes, one put)", w.Resources)
+	if w.Resources != 4 {
+		t.Fatalf("wrote %d resource keys, want 4 (three deletes, one put)", w.Resources)
 	}
 	meta, _ = s.Meta()
 	if meta.DesiredRevision != "rev2" || meta.AppliedRevision != "rev1" {

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -349,7 +350,7 @@ func (k *Artifact) install(ctx context.Context, env *reconciler.Env, id reconcil
 		var ce *ChecksumError
 		if errors.As(err, &ce) && attempt == 0 {
 			// The cache entry rotted on disk: drop it and fetch it again.
-			env.Log.Warn("artifact cache entry corrupt; fetching again", "id", id, "entry", entryPath(cacheDir, s.SHA256))
+			logger(env).Warn("artifact cache entry corrupt; fetching again", "id", id, "entry", entryPath(cacheDir, s.SHA256))
 			if err := os.Remove(entryPath(cacheDir, s.SHA256)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("remove corrupt cache entry: %w", err)
 			}
@@ -412,4 +413,12 @@ func redactURL(raw string) string {
 func sha256Hex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// logger returns the run's logger, or one that discards when there is none.
+func logger(env *reconciler.Env) *slog.Logger {
+	if env.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return env.Log
 }

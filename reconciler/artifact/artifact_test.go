@@ -281,10 +281,14 @@ func TestArtifact_ApplyTwice(t *testing.T) {
 		t.Fatal("content is not v1")
 	}
 	before := stampOf(t, f.target())
+	recBefore := stampOf(t, recordPath(f.cache, f.target()))
 	f.hashed()
 	p = f.mustRun(r)
 	if p.HasChanges() {
 		t.Fatalf("second run plans %v", changeFields(p))
+	}
+	if after := stampOf(t, recordPath(f.cache, f.target())); after != recBefore {
+		t.Fatal("second run rewrote the verification record")
 	}
 	if f.hashed() {
 		t.Fatal("second run re-hashed a file whose stat had not moved")

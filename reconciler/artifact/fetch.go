@@ -95,7 +95,7 @@ func (k *Artifact) download(ctx context.Context, env *reconciler.Env, id reconci
 		}
 		// Full jitter over the upper half keeps a fleet from retrying in step.
 		wait := delay/2 + rand.N(delay/2+1)
-		env.Log.Warn("artifact download failed; retrying", "id", id, "attempt", attempt+1, "wait", wait, "err", err)
+		logger(env).Warn("artifact download failed; retrying", "id", id, "attempt", attempt+1, "wait", wait, "err", err)
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("download %s: %w", redactURL(s.URL), ctx.Err())
@@ -164,7 +164,7 @@ func (k *Artifact) downloadOnce(ctx context.Context, env *reconciler.Env, id rec
 	if err := os.Rename(tmp.Name(), entry); err != nil {
 		return permanent(fmt.Errorf("move download into the cache: %w", err))
 	}
-	env.Log.Info("artifact downloaded", "id", id, "url", src, "bytes", n)
+	logger(env).Info("artifact downloaded", "id", id, "url", src, "bytes", n)
 	return file.SyncDir(filepath.Dir(entry))
 }
 

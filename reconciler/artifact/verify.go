@@ -62,7 +62,7 @@ func (k *Artifact) verify(env *reconciler.Env, id reconciler.ID, cacheDir, path 
 			}
 		}
 	}
-	env.Log.Debug("artifact: hashing file", "id", id, "path", path, "bytes", fi.Size())
+	logger(env).Debug("artifact: hashing file", "id", id, "path", path, "bytes", fi.Size())
 	f, err := os.Open(path)
 	if err != nil {
 		return "", fmt.Errorf("open to hash: %w", err)
@@ -78,7 +78,7 @@ func (k *Artifact) verify(env *reconciler.Env, id reconciler.ID, cacheDir, path 
 	if after, err := os.Lstat(path); err == nil && recordOf(path, after) == cur && !env.Noop {
 		cur.SHA256 = sum
 		if err := writeRecord(cacheDir, cur); err != nil {
-			env.Log.Warn("artifact: cannot record verification", "id", id, "err", err)
+			logger(env).Warn("artifact: cannot record verification", "id", id, "err", err)
 		}
 	}
 	return sum, nil
@@ -94,7 +94,7 @@ func (k *Artifact) remember(env *reconciler.Env, cacheDir, path, sum string) {
 		err = writeRecord(cacheDir, rec)
 	}
 	if err != nil {
-		env.Log.Warn("artifact: cannot record verification", "path", path, "err", err)
+		logger(env).Warn("artifact: cannot record verification", "path", path, "err", err)
 	}
 }
 

@@ -62,34 +62,50 @@ type ContainerSpec struct {
 
 // PortSpec publishes a container port on the host.
 type PortSpec struct {
-	Host      int    `json:"host"`
-	Container int    `json:"container"`
-	Proto     string `json:"proto"`
-	HostIP    string `json:"hostIP"`
+	// Host is the port on the host.
+	Host int `json:"host"`
+	// Container is the port inside the container.
+	Container int `json:"container"`
+	// Proto is "tcp" (default) or "udp".
+	Proto string `json:"proto"`
+	// HostIP is the host address to bind, "0.0.0.0" by default.
+	HostIP string `json:"hostIP"`
 }
 
 // MountSpec mounts a host path ("bind") or a named volume ("volume").
 type MountSpec struct {
-	Type     string `json:"type"`
-	Source   string `json:"source"`
-	Target   string `json:"target"`
-	ReadOnly bool   `json:"readOnly"`
+	// Type is "bind" or "volume".
+	Type string `json:"type"`
+	// Source is an absolute host path (bind) or a volume name.
+	Source string `json:"source"`
+	// Target is the absolute path inside the container.
+	Target string `json:"target"`
+	// ReadOnly mounts it read-only.
+	ReadOnly bool `json:"readOnly"`
 }
 
 // NetworkAttachment joins a network with aliases.
 type NetworkAttachment struct {
-	Name    string   `json:"name"`
+	// Name is the network's name.
+	Name string `json:"name"`
+	// Aliases are the container's extra DNS names on that network.
 	Aliases []string `json:"aliases"`
 }
 
 // HealthcheckSpec is a container health check. Durations are Go duration
 // strings ("30s").
 type HealthcheckSpec struct {
-	Test        []string `json:"test"`
-	Interval    string   `json:"interval"`
-	Timeout     string   `json:"timeout"`
-	Retries     int      `json:"retries"`
-	StartPeriod string   `json:"startPeriod"`
+	// Test is the check, as Docker takes it: ["CMD", argv...] or
+	// ["CMD-SHELL", "command"].
+	Test []string `json:"test"`
+	// Interval is the time between checks (default 30s).
+	Interval string `json:"interval"`
+	// Timeout bounds one check (default 30s).
+	Timeout string `json:"timeout"`
+	// Retries is how many failures in a row make it unhealthy (default 3).
+	Retries int `json:"retries"`
+	// StartPeriod is the grace period after start (default 0s).
+	StartPeriod string `json:"startPeriod"`
 }
 
 // Container is the docker.container kind.

@@ -134,22 +134,17 @@ func (op *containerOp) recreateChanges(ctx context.Context, cur *container.Inspe
 	if cur.State.Dead || cur.State.Status == "dead" || cur.State.Status == "removing" {
 		add("state", cur.State.Status, "running")
 	}
-	// Image defaults fill what the spec leaves out; when the desired image
-	// is not present yet (noop before the image's pull) compare with the
-	// container's own image.
-	var imgCfg *image.InspectResponse
-	if op.img != nil {
-		imgCfg = op.img
-		if op.img.ID != cur.Image {
-			add("image", cur.Config.Image+" ("+shortID(cur.Image)+")", s.Image+" ("+shortID(op.img.ID)+")")
-		}
-	} else {
+	if op.img == nil {
 		add("image", cur.Config.Image+" ("+shortID(cur.Image)+")", s.Image+" (not present yet)")
-		old, err := inspectImage(ctx, op.env, op.cl, s.DockerHost, cur.Image)
-		if err != nil {
-			return nil, err
-		}
-		imgCfg = old
+	} else if op.img.ID != cur.Image {
+		add("image", cur.Config.Image+" ("+shortID(cur.Image)+")", s.Image+" ("+shortID(op.img.ID)+")")
+	}
+	// What the spec leaves out comes from the image the container was made
+	// from: a change of image is the one change above, not also every
+	// ENV, LABEL or CMD the new image declares differently.
+	imgCfg, err := inspectImage(ctx, op.env, op.cl, s.DockerHost, cur.Image)
+	if err != nil {
+		return nil, err
 	}
 	var ic imageDefaults
 	if imgCfg != nil && imgCfg.Config != nil {

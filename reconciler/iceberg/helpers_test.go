@@ -59,7 +59,7 @@ type fixture struct {
 
 // newFixture creates a catalog database and its user (with the grants the
 // spark_thrift_server profile gives it) and a warehouse directory.
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	n := dbSeq.Add(1)
 	dbName := fmt.Sprintf("iceberg_catalog_%d", n)
@@ -122,7 +122,7 @@ func mustJSON(v any) json.RawMessage {
 
 // converge plans r in a fresh run and applies the plan when it has
 // changes, as the engine would. It returns the plan.
-func (f *fixture) converge(t *testing.T, k reconciler.Kind, r *reconciler.Resource) *reconciler.Plan {
+func (f *fixture) converge(t testing.TB, k reconciler.Kind, r *reconciler.Resource) *reconciler.Plan {
 	t.Helper()
 	if err := k.Validate(r); err != nil {
 		t.Fatalf("validate %s: %v", r.ID, err)

@@ -203,8 +203,10 @@ func TestTable_Evolution(t *testing.T) {
 			},
 		},
 		{
-			name:    "partition by hour instead of day",
-			change:  func(s *iceberg.TableSpec) { s.PartitionSpec[0] = iceberg.PartitionFieldSpec{SourceID: 4, Transform: "hour", Name: "event_hour"} },
+			name: "partition by hour instead of day",
+			change: func(s *iceberg.TableSpec) {
+				s.PartitionSpec[0] = iceberg.PartitionFieldSpec{SourceID: 4, Transform: "hour", Name: "event_hour"}
+			},
 			changes: []string{"partitionSpec:safe"},
 			check: func(t *testing.T, p *reconciler.Plan) {
 				if p.Observed["partitionSpec"] != "hour(4) event_hour" {
@@ -469,5 +471,26 @@ func TestTable_AppendReadBack(t *testing.T) {
 	p, err := f.plan(t, tk, r)
 	if err != nil || p.HasChanges() {
 		t.Fatalf("plan after an append: %v %v", changeFields(p), err)
+	}
+}
+
+// BenchmarkTable_PlanQuiet measures a quiet run's plan of a converged
+// table: one catalog row read and one metadata file read, the connection
+// kept by the kind.
+func BenchmarkTable_PlanQuiet(b *testing.B) {
+	f := newFixture(b)
+	ns, tk := iceberg.NewNamespace(), iceberg.NewTable()
+	defer ns.Close()
+	defer tk.Close()
+	f.converge(b, ns, f.namespace("feature_logs", nil))
+	r := f.table(historical())
+	f.converge(b, tk, r)
+	ctx := context.Background()
+	b.ResetTimer()
+	for range b.N {
+		p, err := tk.Plan(ctx, f.env(), r)
+		if err != nil || p.HasChanges() {
+			b.Fatal(err, p)
+		}
 	}
 }

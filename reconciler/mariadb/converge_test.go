@@ -41,6 +41,7 @@ func TestOnlineStore_CreateFromEmptyThenQuiet(t *testing.T) {
 	h := newHarness(t, srv)
 	h.secrets["mariadb/fs_user"] = "s3cret-1"
 	root := srv.RootDB(t)
+	clean(t, root, "feature_store_online", "fs_user@localhost")
 	cat := onlineStore(h, "feature_store_online", "fs_user")
 
 	rep := h.run(cat...)
@@ -105,6 +106,7 @@ func TestOnlineStore_Noop(t *testing.T) {
 	h := newHarness(t, srv)
 	h.secrets["mariadb/noop_user"] = "pw"
 	root := srv.RootDB(t)
+	clean(t, root, "noop_db", "noop_user@localhost")
 	var rep *reconciler.Report
 	quietly(t, root, func() {
 		rep = h.runOpts(true, onlineStore(h, "noop_db", "noop_user")...)
@@ -124,6 +126,7 @@ func TestOnlineStore_Noop(t *testing.T) {
 func TestDatabase_Charset(t *testing.T) {
 	h := newHarness(t, srv)
 	root := srv.RootDB(t)
+	clean(t, root, "charset_db")
 	db := h.res("mariadb.database:charset_db", map[string]any{"name": "charset_db", "charset": "utf8", "collation": "utf8_general_ci"})
 	allOutcome(t, h.run(db), reconciler.Created)
 	quietly(t, root, func() { allOutcome(t, h.run(db), reconciler.Unchanged) })
@@ -144,6 +147,7 @@ func TestDatabase_Charset(t *testing.T) {
 func TestUser_PasswordRotation(t *testing.T) {
 	h := newHarness(t, srv)
 	root := srv.RootDB(t)
+	clean(t, root, "rot@localhost")
 	h.secrets["mariadb/rot"] = "first"
 	u := h.res("mariadb.user:rot@localhost", map[string]any{"user": "rot", "password": map[string]any{"secret": "mariadb/rot"}})
 	allOutcome(t, h.run(u), reconciler.Created)
@@ -178,6 +182,7 @@ func TestUser_PasswordRotation(t *testing.T) {
 func TestUser_PluginsAndLimits(t *testing.T) {
 	h := newHarness(t, srv)
 	root := srv.RootDB(t)
+	clean(t, root, "ed@%", "sock@localhost")
 	mustExec(t, root, "INSTALL SONAME 'auth_ed25519'")
 	t.Cleanup(func() { _, _ = root.Exec("UNINSTALL SONAME 'auth_ed25519'") })
 	h.secrets["mariadb/ed"] = "ed-pass"
@@ -278,6 +283,7 @@ func TestPrivilegeLists(t *testing.T) {
 func TestGrant_Levels(t *testing.T) {
 	h := newHarness(t, srv)
 	root := srv.RootDB(t)
+	clean(t, root, "lv_db", "lv@%")
 	mustExec(t, root, "CREATE DATABASE lv_db")
 	mustExec(t, root, "CREATE TABLE lv_db.t (a INT)")
 	h.secrets["mariadb/lv"] = "pw"
@@ -316,6 +322,7 @@ func TestGrant_Levels(t *testing.T) {
 func TestGrant_Drift(t *testing.T) {
 	h := newHarness(t, srv)
 	root := srv.RootDB(t)
+	clean(t, root, "drift_db", "dr_user@localhost")
 	h.secrets["mariadb/dr_user"] = "pw"
 	cat := onlineStore(h, "drift_db", "dr_user")
 	gid := "mariadb.grant:dr_user@localhost/drift_db.*"

@@ -19,7 +19,9 @@
 // mysql.global_priv for all accounts, one UNION over information_schema's
 // privilege views for all grants, one of information_schema.SCHEMATA, one of
 // fsgit's declared-grants table; per migration resource, two reads. A quiet
-// run over 50 users with 4 grants each sends 4 queries and writes nothing.
+// run over 50 users with 4 grants each sends 3 queries (over connections
+// kept from the last run) and writes nothing; the number does not grow
+// with the number of users (BenchmarkNoopRun_50Users4Grants).
 //
 // Both sides are normalized before the diff: privilege names upper case
 // with aliases resolved (REPLICATION CLIENT is BINLOG MONITOR), ALL
@@ -30,12 +32,16 @@
 // # Passwords
 //
 // The password is resolved from the node's secrets and hashed locally into
-// the authentication string the plugin stores (see [authString]):
+// the authentication string the plugin stores (see authString in password.go):
 // mysql_native_password and ed25519 are computed and compared with
 // mysql.global_priv, and the server is sent only that string (IDENTIFIED VIA
 // plugin USING '...'), so the plaintext never leaves fsgit's memory; it is
 // never logged, stored or put in a plan. Another plugin cannot be compared
 // and the schema does not accept one.
+//
+// The admin account must see every account's privileges (root, or an
+// account with SELECT on mysql.* and ALL PRIVILEGES WITH GRANT OPTION):
+// information_schema shows a lesser account only its own.
 //
 // # Grants
 //

@@ -2,6 +2,7 @@ package mariadb
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 func TestPrune_DestroyOnlyWhereAllowed(t *testing.T) {
 	h := newHarness(t, srv)
 	root := srv.RootDB(t)
+	clean(t, root, "prune_db", "pr_user@localhost")
 	h.secrets["mariadb/pr_user"] = "pw"
 	cat := onlineStore(h, "prune_db", "pr_user")
 	allOutcome(t, h.run(cat...), reconciler.Created)
@@ -55,6 +57,7 @@ func TestPrune_DestroyOnlyWhereAllowed(t *testing.T) {
 func TestEnsureAbsent(t *testing.T) {
 	h := newHarness(t, srv)
 	root := srv.RootDB(t)
+	clean(t, root, "gone_db", "gone@localhost")
 	mustExec(t, root, "CREATE DATABASE gone_db")
 	mustExec(t, root, "CREATE USER gone@localhost")
 	cat := []reconciler.Resource{
@@ -198,13 +201,17 @@ func TestBadIdentifier_NoSQLSent(t *testing.T) {
 // ANSI (ANSI_QUOTES, PIPES_AS_CONCAT, ...) and NO_BACKSLASH_ESCAPES.
 func TestSQLModes(t *testing.T) {
 	root := srv.RootDB(t)
+	clean(t, root, "ansi_db", "ansi_user@localhost")
 	var old string
 	if err := root.QueryRow("SELECT @@GLOBAL.sql_mode").Scan(&old); err != nil {
 		t.Fatal(err)
 	}
 	mustExec(t, root, "SET GLOBAL sql_mode = 'ANSI,NO_BACKSLASH_ESCAPES,STRICT_ALL_TABLES,NO_AUTO_CREATE_USER'")
-	t.Cleanup(func() { _, _ = root.Exec("SET GLOBAL sql_mode = ?", old) })
-	root = srv.RootDB(t) // new pool: new sessions take the global mode
+	reset := root
+	// old holds mode names only: no quote to escape.
+	t.Cleanup(func() { mustExec(t, reset, "SET GLOBAL sql_mode = '"+old+"'") })
+	// A new pool: new sessions take the global mode.
+	root = srv.RootDB(t)
 	var mode string
 	if err := root.QueryRow("SELECT @@SESSION.sql_mode").Scan(&mode); err != nil || !strings.Contains(mode, "ANSI_QUOTES") {
 		t.Fatalf("session sql_mode %q %v", mode, err)
@@ -225,4 +232,45 @@ func TestSQLModes(t *testing.T) {
 		"mariadb.migration:ansi_db":                   reconciler.Changed,
 		"mariadb.grant:ansi_user@localhost/ansi_db.*": reconciler.Changed,
 	})
+}
+
+// TestAdminFromSecret_TCP: fsgit connects over TCP as an admin account
+// whose password is a secret, instead of root over the socket.
+func TestAdminFromSecret_TCP(t *testing.T) {
+	own := mariadbtest.StartWith(t, mariadbtest.Options{TCP: true})
+	root := own.RootDB(t)
+	mustExec(t, root, "CREATE USER fsgit_admin@'%' IDENTIFIED BY 'admin-pw'")
+	mustExec(t, root, "GRANT ALL PRIVILEGES ON *.* TO fsgit_admin@'%' WITH GRANT OPTION")
+	h := newHarness(t, own)
+	h.secrets["mariadb/admin"] = "admin-pw"
+	h.secrets["mariadb/app"] = "app-pw"
+	host, port, _ := strings.Cut(own.Addr(), ":")
+	server := map[string]any{"host": host, "port": json.Number(port), "adminUser": "fsgit_admin", "adminPassword": map[string]any{"secret": "mariadb/admin"}}
+	cat := []reconciler.Resource{
+		h.res("mariadb.database:tcp_db", map[string]any{"name": "tcp_db", "server": server}),
+		h.res("mariadb.user:app@%", map[string]any{"user": "app", "host": "%", "password": map[string]any{"secret": "mariadb/app"}, "server": server}),
+		h.res("mariadb.grant:app@%/tcp_db.*", map[string]any{"user": "app", "host": "%", "database": "tcp_db", "privileges": []string{"SELECT"}, "server": server},
+			requires("mariadb.user:app@%", "mariadb.database:tcp_db")),
+	}
+	allOutcome(t, h.run(cat...), reconciler.Created)
+	quietly(t, root, func() { allOutcome(t, h.run(cat...), reconciler.Unchanged) })
+	var n int
+	if err := root.QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = 'fsgit_admin'").Scan(&n); err != nil || n == 0 {
+		t.Fatalf("no connection as fsgit_admin (%d, %v)", n, err)
+	}
+
+	// A wrong admin password fails the resources, as a SQL error (1045),
+	// not as an unavailable server; it never shows the password.
+	h2 := newHarness(t, own)
+	h2.secrets["mariadb/admin"] = "wrong-pw"
+	h2.secrets["mariadb/app"] = "app-pw"
+	rep := h2.run(cat...)
+	for _, r := range rep.Results {
+		if r.Outcome != reconciler.Failed && r.Outcome != reconciler.Skipped {
+			t.Errorf("%s: %s with a wrong admin password", r.ID, r.Outcome)
+		}
+		if strings.Contains(r.Error, "wrong-pw") || strings.Contains(r.Error, "unavailable") {
+			t.Errorf("%s: error %q", r.ID, r.Error)
+		}
+	}
 }

@@ -47,6 +47,7 @@ type harness struct {
 	prior   *reconciler.Memory
 	server  *mariadbtest.Server
 	extra   []reconciler.Kind
+	root    string // RunOptions.Root
 }
 
 func newHarness(t testing.TB, s *mariadbtest.Server, extra ...reconciler.Kind) *harness {
@@ -95,7 +96,7 @@ func (h *harness) runOpts(noop bool, rs ...reconciler.Resource) *reconciler.Repo
 	h.t.Helper()
 	cat := &reconciler.Catalog{Node: "test", Resources: append([]reconciler.Resource(nil), rs...)}
 	cat.Sort()
-	rep, err := h.engine.Apply(context.Background(), cat, reconciler.RunOptions{Noop: noop, Secrets: h.secrets, Prior: h.prior})
+	rep, err := h.engine.Apply(context.Background(), cat, reconciler.RunOptions{Noop: noop, Secrets: h.secrets, Prior: h.prior, Root: h.root})
 	if err != nil {
 		h.t.Fatalf("run: %v", err)
 	}
@@ -177,4 +178,20 @@ func connectAs(t testing.TB, s *mariadbtest.Server, user, pass, db string) *sql.
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+// clean drops what a test is about to create, so that it starts from empty
+// on a shared server (and under -count=N): "db" names a database,
+// "user@host" an account.
+func clean(t testing.TB, db *sql.DB, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		if u, h, ok := strings.Cut(n, "@"); ok {
+			mustExec(t, db, "DROP USER IF EXISTS "+account(u, h))
+			// The history table exists once some grant was applied.
+			_, _ = db.Exec("DELETE FROM fsgit.declared_grants WHERE user = ? AND host = ?", u, h)
+			continue
+		}
+		mustExec(t, db, "DROP DATABASE IF EXISTS "+quoteIdent(n))
+	}
 }

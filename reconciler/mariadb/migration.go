@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/fsgit/fsgit/reconciler"
 )
@@ -107,9 +108,17 @@ func migrationsDDL(database string) string {
 type MigrationKind struct{ k *Kinds }
 
 var (
-	_ reconciler.Kind   = (*MigrationKind)(nil)
-	_ reconciler.Pruner = (*MigrationKind)(nil)
+	_ reconciler.Kind      = (*MigrationKind)(nil)
+	_ reconciler.Pruner    = (*MigrationKind)(nil)
+	_ reconciler.Timeouter = (*MigrationKind)(nil)
 )
+
+// migrationTimeout bounds one migration resource: an ALTER TABLE on a big
+// table takes long, and cutting it off half way is worse than waiting.
+const migrationTimeout = 2 * time.Hour
+
+// Timeout gives migrations longer than the engine's default.
+func (*MigrationKind) Timeout(*reconciler.Resource) time.Duration { return migrationTimeout }
 
 // Kind returns "mariadb.migration".
 func (*MigrationKind) Kind() string { return "mariadb.migration" }

@@ -28,6 +28,7 @@ func tableExists(t testing.TB, h *harness, db, table string) bool {
 func TestMigration_ApplyInOrderThenQuiet(t *testing.T) {
 	h := newHarness(t, srv)
 	root := srv.RootDB(t)
+	clean(t, root, "mig_a")
 	db := h.res("mariadb.database:mig_a", map[string]any{"name": "mig_a"})
 	m1 := mig(1, "features", seedSQL)
 	m2 := mig(2, "entities", "CREATE TABLE entities (id BIGINT PRIMARY KEY, name VARCHAR(64));\nINSERT INTO entities VALUES (1, 'a'), (2, 'b');\n-- a comment; with a semicolon\nCREATE INDEX entities_name ON entities (name);")
@@ -53,6 +54,7 @@ func TestMigration_ApplyInOrderThenQuiet(t *testing.T) {
 func TestMigration_TableDroppedByHand(t *testing.T) {
 	h := newHarness(t, srv)
 	root := srv.RootDB(t)
+	clean(t, root, "mig_b")
 	db := h.res("mariadb.database:mig_b", map[string]any{"name": "mig_b"})
 	m := migrations(h, "mig_b",
 		mig(1, "features", seedSQL),
@@ -90,6 +92,7 @@ func TestMigration_TableDroppedByHand(t *testing.T) {
 func TestMigration_PartlyUndone(t *testing.T) {
 	h := newHarness(t, srv)
 	root := srv.RootDB(t)
+	clean(t, root, "mig_c")
 	db := h.res("mariadb.database:mig_c", map[string]any{"name": "mig_c"})
 	m := migrations(h, "mig_c", mig(1, "two tables", "CREATE TABLE a (x INT); CREATE TABLE b (y INT);"))
 	allOutcome(t, h.run(db, m), reconciler.Created)
@@ -104,6 +107,7 @@ func TestMigration_PartlyUndone(t *testing.T) {
 func TestMigration_ChecksumMismatch(t *testing.T) {
 	h := newHarness(t, srv)
 	root := srv.RootDB(t)
+	clean(t, root, "mig_d")
 	db := h.res("mariadb.database:mig_d", map[string]any{"name": "mig_d"})
 	allOutcome(t, h.run(db, migrations(h, "mig_d", mig(1, "t", "CREATE TABLE t (a INT)"))), reconciler.Created)
 
@@ -146,6 +150,7 @@ func TestMigration_ChecksumMismatch(t *testing.T) {
 func TestMigration_FailingScriptIsNotRecorded(t *testing.T) {
 	h := newHarness(t, srv)
 	root := srv.RootDB(t)
+	clean(t, root, "mig_e")
 	db := h.res("mariadb.database:mig_e", map[string]any{"name": "mig_e"})
 	bad := migrations(h, "mig_e", mig(1, "broken", "CREATE TABLE ok1 (a INT); CREATE TABLE broken (a NOSUCHTYPE);"))
 	rep := h.run(db, bad)

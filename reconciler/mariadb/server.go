@@ -246,6 +246,7 @@ func (c *conn) wrap(doing string, err error) error {
 func (c *conn) scriptDB(database string) (*sql.DB, error) {
 	cfg := c.config(database)
 	cfg.MultiStatements = true
+	cfg.ReadTimeout = 0 // a long ALTER TABLE is bounded by the context, not by a socket timeout
 	if c.spec.AdminPassword != nil {
 		ref := *c.spec.AdminPassword
 		if err := cfg.Apply(mysql.BeforeConnect(func(ctx context.Context, cfg *mysql.Config) error {

@@ -240,7 +240,7 @@ func (k *UserKind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.
 				return fmt.Errorf("%s: %w", r.ID, err)
 			}
 			defer c.forget(env)
-			return c.exec(ctx, r.ID, "CREATE USER "+acct+id+s.Limits.with())
+			return redact(c.exec(ctx, r.ID, "CREATE USER "+acct+id+s.Limits.with()), a)
 		}
 		return p, nil
 	}
@@ -287,7 +287,7 @@ func (k *UserKind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.
 				return fmt.Errorf("%s: %w", r.ID, err)
 			}
 			if err := c.exec(ctx, r.ID, "ALTER USER "+acct+id); err != nil {
-				return err
+				return redact(err, a)
 			}
 		}
 		for _, st := range stmts {
@@ -340,4 +340,21 @@ func (k *UserKind) PlanDelete(ctx context.Context, env *reconciler.Env, r *recon
 func sameAccount(name, user, host string) bool {
 	i := strings.LastIndex(name, "@")
 	return i >= 0 && name[:i] == user && strings.EqualFold(name[i+1:], host)
+}
+
+// redactedError hides a secret-derived string (an authentication hash)
+// that a server message might quote back.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+func redact(err error, auth string) error {
+	if err == nil || auth == "" || !strings.Contains(err.Error(), auth) {
+		return err
+	}
+	return &redactedError{msg: strings.ReplaceAll(err.Error(), auth, "[redacted]"), err: err}
 }

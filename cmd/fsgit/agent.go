@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fsgit/fsgit/internal/agent"
+	"github.com/fsgit/fsgit/internal/desired"
+	"github.com/fsgit/fsgit/internal/secrets"
+	"github.com/fsgit/fsgit/reconciler"
+	"github.com/fsgit/fsgit/schema"
+)
+
+func newAgentCmd() *cobra.Command {
+	var configFile string
+	cmd := &cobra.Command{
+		Use:   "agent [--config FILE]",
+		Short: "Run the daemon: follow the git branch, converge, correct drift, report",
+		Long: `agent is the daemon that runs on every node. It polls the configured branch
+(a ref listing; a fetch only when the branch moved), verifies each new commit's
+signature against the trusted keys, builds this node's catalog from the site and
+applies it. Between commits it re-observes the node on every poll and corrects drift
+on managed files as soon as they change. It publishes the node's status to the
+status branch when the outcome changes, and answers fsgit status on a local socket.
+
+The configuration is a CUE file validated by the schema's #AgentConfig
+(schema/agent.cue documents every field and default).
+
+Signals: SIGTERM or SIGINT finishes the resources in hand and stops (a second one
+cancels them); SIGHUP reloads the configuration file.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runAgent(cmd.Context(), cmd.ErrOrStderr(), configFile)
+		},
+	}
+	cmd.Flags().StringVarP(&configFile, "config", "c", agent.DefaultConfigFile, "the agent's configuration file (CUE)")
+	return cmd
+}
+
+func runAgent(ctx context.Context, stderr io.Writer, configFile string) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	cfg, err := agent.LoadConfig(schema.Files(), configFile)
+	if err != nil {
+		return couldNotRun(err)
+	}
+	level := new(slog.LevelVar)
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(stderr, opts)
+	if cfg.Log.Format == "json" {
+		h = slog.NewJSONHandler(stderr, opts)
+	}
+	log := slog.New(h)
+	a, err := agent.New(agent.Options{
+		Config:     cfg,
+		ConfigFile: configFile,
+		SchemaFS:   schema.Files(),
+		Registry:   newRegistry(),
+		Load:       loadCatalog,
+		Secrets:    agentSecrets,
+		Log:        log,
+		LogLevel:   level,
+	})
+	if err != nil {
+		return couldNotRun(err)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	go func() {
+		stopping := false
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case s := <-sigs:
+				switch {
+				case s == syscall.SIGHUP:
+					a.Reload()
+				case !stopping:
+					stopping = true
+					log.Info("signal: finishing the resources in hand (signal again to cancel them)", "signal", s.String())
+					a.Stop()
+				default:
+					cancel()
+				}
+			}
+		}
+	}()
+	if err := a.Run(ctx); err != nil {
+		return couldNotRun(err)
+	}
+	return nil
+}
+
+// loadCatalog builds a node's catalog from a commit's tree with the CUE
+// loader.
+func loadCatalog(ctx context.Context, fsys fs.FS, siteDir, revision, node string) (*reconciler.Catalog, error) {
+	site, err := desired.Load(ctx, desired.Source{FS: fsys, SiteDir: siteDir, Revision: revision})
+	if err != nil {
+		return nil, err
+	}
+	return site.Catalog(node)
+}
+
+// agentSecrets makes the node's secret providers: the secrets directory,
+// and with the age provider the site's encrypted files first.
+func agentSecrets(cfg agent.SecretsConfig, siteSecrets fs.FS) (reconciler.SecretResolver, error) {
+	files := secrets.NewFiles(cfg.Dir)
+	if cfg.Provider != "age" {
+		return secrets.Chain{files}, nil
+	}
+	if cfg.IdentityFile == "" {
+		return nil, errors.New("the age secret provider needs secrets.identityFile")
+	}
+	ids, err := secrets.LoadIdentities(cfg.IdentityFile)
+	if err != nil {
+		return nil, err
+	}
+	return secrets.Chain{secrets.NewAge(siteSecrets, "secrets", ids...), files}, nil
+}

@@ -1,0 +1,328 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fsgit/fsgit/internal/agent"
+	"github.com/fsgit/fsgit/internal/gitsource"
+	"github.com/fsgit/fsgit/internal/state"
+	"github.com/fsgit/fsgit/internal/status"
+	"github.com/fsgit/fsgit/reconciler"
+	"github.com/fsgit/fsgit/schema"
+)
+
+type statusFlags struct {
+	config string
+	socket string
+	state  string
+	fleet  bool
+	repo   string
+	branch string
+	output string
+}
+
+func newStatusCmd() *cobra.Command {
+	var f statusFlags
+	cmd := &cobra.Command{
+		Use:   "status [--fleet] [-o table|json]",
+		Short: "Show this node's status, or every node's with --fleet",
+		Long: `status shows the node: its role, the applied and desired revisions, whether it is
+converged and since when, the last run, drifted, failed and pending-destroy resources,
+refused commits and the git source's health. It asks the running agent over its local
+socket; when the agent is not running it reads the state file (read-only), which knows
+less (drift is only counted).
+
+With --fleet it reads the status branch (nodes/<node>.json) of the status repository
+and shows every node in one table.
+
+The socket, state file and status repository come from the agent's configuration
+file when it can be read; flags override them.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runStatus(cmd.Context(), cmd.OutOrStdout(), f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&f.config, "config", "c", agent.DefaultConfigFile, "the agent's configuration file")
+	fl.StringVar(&f.socket, "socket", "", "the agent's socket (default: from the configuration)")
+	fl.StringVar(&f.state, "state", "", "the state file read when the agent is down (default: from the configuration)")
+	fl.BoolVar(&f.fleet, "fleet", false, "show every node, from the status branch")
+	fl.StringVar(&f.repo, "repo", "", "the status repository's URL, for --fleet (default: from the configuration)")
+	fl.StringVar(&f.branch, "branch", "", "the status branch, for --fleet (default: from the configuration, else "+status.DefaultBranch+")")
+	fl.StringVarP(&f.output, "output", "o", "table", "output format: table or json")
+	return cmd
+}
+
+func runStatus(ctx context.Context, w io.Writer, f statusFlags) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if f.output != "table" && f.output != "json" {
+		return couldNotRun(fmt.Errorf("unknown output format %q: want table or json", f.output))
+	}
+	cfg, err := agent.LoadConfig(schema.Files(), f.config)
+	if err != nil {
+		// Without a configuration, the flags (or the defaults) must do.
+		if !errors.Is(err, fs.ErrNotExist) {
+			return couldNotRun(err)
+		}
+		cfg = nil
+	}
+	if f.fleet {
+		return fleetStatus(ctx, w, f, cfg)
+	}
+	sock, statePath := "/run/fsgit/fsgit.sock", state.DefaultPath
+	if cfg != nil {
+		sock, statePath = cfg.Socket, cfg.StateFile
+	}
+	if f.socket != "" {
+		sock = f.socket
+	}
+	if f.state != "" {
+		statePath = f.state
+	}
+	var n *status.Node
+	source := "agent"
+	var live status.Node
+	if _, err := agent.NewClient(sock).Get(ctx, agent.StatusPath, &live); err == nil {
+		n = &live
+	} else {
+		n, err = agent.StatusFromState(statePath, 2*time.Second)
+		if err != nil {
+			return couldNotRun(fmt.Errorf("the agent does not answer on %s, and the state file cannot be read: %w", sock, err))
+		}
+		source = "state"
+	}
+	if f.output == "json" {
+		return writeJSON(w, n)
+	}
+	return writeNode(w, n, source, statePath, time.Now())
+}
+
+func fleetStatus(ctx context.Context, w io.Writer, f statusFlags, cfg *agent.Config) error {
+	url, branch := f.repo, f.branch
+	var cred gitsource.Credentials
+	if cfg != nil {
+		if url == "" {
+			url = cfg.StatusURL()
+			if c := cfg.StatusCredentials(); c != nil {
+				cred = gitsource.Credentials{Username: c.Username, PasswordFile: c.PasswordFile, SSHKeyFile: c.SSHKeyFile, KnownHostsFile: c.KnownHostsFile}
+			}
+		}
+		if branch == "" {
+			branch = cfg.Status.Branch
+		}
+	}
+	if url == "" {
+		return couldNotRun(errors.New("status --fleet needs --repo URL (or a configuration file naming the status repository)"))
+	}
+	auth, err := cred.AuthMethod(url)
+	if err != nil {
+		return couldNotRun(err)
+	}
+	nodes, tip, err := status.ReadFleet(ctx, url, branch, auth)
+	if err != nil && len(nodes) == 0 {
+		return couldNotRun(err)
+	}
+	if f.output == "json" {
+		if nodes == nil {
+			nodes = []status.Node{}
+		}
+		return writeJSON(w, nodes)
+	}
+	if werr := writeFleet(w, nodes, tip, time.Now()); werr != nil {
+		return couldNotRun(werr)
+	}
+	if err != nil {
+		// Some documents could not be read: the table shows the others.
+		return &exitError{code: 1, err: err}
+	}
+	return nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return couldNotRun(fmt.Errorf("write status: %w", err))
+	}
+	return nil
+}
+
+// writeNode prints one node's status as a two-column table.
+func writeNode(w io.Writer, n *status.Node, source, statePath string, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
+	node := n.Node
+	if n.Role != "" || n.Site != "" {
+		node += fmt.Sprintf(" (role %s, site %s)", orDash(n.Role), orDash(n.Site))
+	}
+	row("node", node)
+	if source == "agent" {
+		row("agent", "running")
+	} else {
+		row("agent", "not running: read from "+statePath)
+	}
+	row("applied", shortRev(n.AppliedRevision))
+	row("desired", shortRev(n.DesiredRevision))
+	conv := "no"
+	if n.Converged {
+		conv = "yes"
+	}
+	if !n.Since.IsZero() {
+		conv += ", since " + when(n.Since, now)
+	}
+	row("converged", conv)
+	if r := n.LastRun; r != nil {
+		trigger := r.Trigger
+		if trigger == "" {
+			trigger = "run"
+		}
+		line := fmt.Sprintf("%s %s, %s: %s (exit %d)", trigger, when(r.Started, now), r.Duration.Round(time.Millisecond),
+			counts(r.Counts), r.ExitCode)
+		if r.Error != "" {
+			line += "; " + r.Error
+		}
+		row("last run", line)
+	} else {
+		row("last run", "-")
+	}
+	if source == "agent" {
+		src := fmt.Sprintf("%s %s: ", n.Source.URL, n.Source.Branch)
+		switch {
+		case n.Source.Reachable:
+			src += "reachable, last poll " + when(n.Source.LastSuccess, now)
+		case n.Source.UnreachableSince != nil:
+			src += "UNREACHABLE since " + when(*n.Source.UnreachableSince, now) + ": " + n.Source.Error
+		default:
+			src += "not polled yet"
+		}
+		row("source", src)
+	}
+	items := func(k string, list []status.Item) {
+		if len(list) == 0 {
+			row(k, "none")
+			return
+		}
+		for i, it := range list {
+			v := string(it.ID)
+			if it.Reason != "" {
+				v += ": " + it.Reason
+			} else if len(it.Changes) > 0 {
+				fields := make([]string, len(it.Changes))
+				for j, c := range it.Changes {
+					fields[j] = c.Field
+				}
+				v += " (" + strings.Join(fields, ", ") + ")"
+			}
+			if i > 0 {
+				k = ""
+			}
+			row(k, v)
+		}
+	}
+	if source == "agent" {
+		items("drift", n.Drifted)
+	} else if r := n.LastRun; r != nil {
+		row("drift", fmt.Sprintf("%d resources (names are known to the running agent)", r.Counts[reconciler.Drifted]))
+	}
+	items("failures", n.Failed)
+	items("pending destroy", n.PendingDestroy)
+	for i, r := range n.Refused {
+		k := "refused"
+		if i > 0 {
+			k = ""
+		}
+		row(k, fmt.Sprintf("%s %s: %s", shortRev(r.Commit), when(r.At, now), firstLine(r.Reason)))
+	}
+	return tw.Flush()
+}
+
+// writeFleet prints one line per node.
+func writeFleet(w io.Writer, nodes []status.Node, tip string, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tROLE\tCONVERGED\tSINCE\tAPPLIED\tDESIRED\tDRIFTED\tFAILED\tPENDING\tREFUSED\tSOURCE\tUPDATED")
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Node < nodes[j].Node })
+	converged := 0
+	for _, n := range nodes {
+		conv := "no"
+		if n.Converged {
+			conv = "yes"
+			converged++
+		}
+		src := "ok"
+		if !n.Source.Reachable {
+			src = "DOWN"
+		}
+		refused := "-"
+		if len(n.Refused) > 0 {
+			refused = shortRev(n.Refused[0].Commit)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", n.Node, orDash(n.Role), conv, when(n.Since, now),
+			shortRev(n.AppliedRevision), shortRev(n.DesiredRevision), len(n.Drifted), len(n.Failed), len(n.PendingDestroy),
+			refused, src, when(n.Updated, now))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "%d nodes, %d converged (status branch at %s)\n", len(nodes), converged, shortRev(tip))
+	return err
+}
+
+func counts(c map[reconciler.Outcome]int) string {
+	var parts []string
+	for _, o := range reconciler.Outcomes {
+		if c[o] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", c[o], o))
+		}
+	}
+	if len(parts) == 0 {
+		return "nothing"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func shortRev(r string) string {
+	if r == "" {
+		return "-"
+	}
+	if len(r) > 12 {
+		return r[:12]
+	}
+	return r
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
+
+// when prints a time with how long ago it was.
+func when(t, now time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	ago := now.Sub(t).Round(time.Second)
+	if ago < 0 {
+		ago = 0
+	}
+	return fmt.Sprintf("%s (%s ago)", t.Local().Format("2006-01-02 15:04:05"), ago)
+}

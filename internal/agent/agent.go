@@ -1,0 +1,583 @@
+// Package agent is fsgit's daemon: it follows a branch of a git repository,
+// converges the node on each new commit, keeps it converged between
+// commits, and reports back.
+//
+// Two loops share the work. The source loop polls the repository (a ref
+// listing; a fetch only when the branch moved), verifies a new commit's
+// signature, builds the node's catalog from it and prepares it for the
+// engine; a commit that fails any of that is refused and the node stays on
+// the last good catalog. When a new catalog is ready, the run in flight is
+// cancelled: the newest commit wins. The apply loop runs the catalog on
+// every poll, whether git moved or not (drift is corrected even while git
+// is unreachable), runs the few resources whose files changed on disk
+// (fsnotify on their directories, rate limited per resource), records each
+// run in the state file, and publishes the node's status to the status
+// branch when the outcome changes. A local unix socket serves the status
+// and Prometheus metrics.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/fsgit/fsgit/internal/gitsource"
+	"github.com/fsgit/fsgit/internal/state"
+	"github.com/fsgit/fsgit/internal/status"
+	"github.com/fsgit/fsgit/reconciler"
+)
+
+// CatalogLoader builds the catalog of node from the site at siteDir in a
+// commit's files. An error means the commit is invalid and is refused;
+// it should carry the CUE positions.
+type CatalogLoader func(ctx context.Context, fsys fs.FS, siteDir, revision, node string) (*reconciler.Catalog, error)
+
+// SecretsFactory makes the secret resolver for a commit's catalog, from the
+// configuration and the site's secrets/ directory in that commit (for
+// secrets kept encrypted in the repository), held in memory.
+type SecretsFactory func(cfg SecretsConfig, siteSecrets fs.FS) (reconciler.SecretResolver, error)
+
+// Options are what an agent is made of.
+type Options struct {
+	// Config is the configuration to start with.
+	Config *Config
+	// ConfigFile is re-read, against SchemaFS, on Reload; empty disables
+	// reloading.
+	ConfigFile string
+	SchemaFS   fs.FS
+	// Registry holds the resource kinds.
+	Registry *reconciler.Registry
+	// Load builds catalogs.
+	Load CatalogLoader
+	// Secrets makes the secret resolver; nil runs without secrets.
+	Secrets SecretsFactory
+	// Log is the agent's logger; LogLevel, when set, follows log.level.
+	Log      *slog.Logger
+	LogLevel *slog.LevelVar
+	// Notify sends a state to systemd; nil uses sd_notify (a no-op outside
+	// systemd).
+	Notify func(state string)
+	// StateTimeout bounds the wait for the state file's lock (zero: 2s).
+	StateTimeout time.Duration
+}
+
+// RefusedError is a commit that was not applied: its signature did not
+// verify, its CUE did not validate, or its catalog's edges are broken.
+type RefusedError struct {
+	Commit string
+	Err    error
+}
+
+// Error describes the refusal.
+func (e *RefusedError) Error() string { return fmt.Sprintf("commit %s refused: %v", e.Commit, e.Err) }
+
+// Unwrap returns the reason.
+func (e *RefusedError) Unwrap() error { return e.Err }
+
+// Agent is the daemon. Make one with New, then Run it.
+type Agent struct {
+	opts    Options
+	log     *slog.Logger
+	engine  *reconciler.Engine
+	metrics *metrics
+	notify  func(string)
+
+	stopOnce sync.Once
+	stopCh   chan struct{}
+	reloadCh chan struct{}
+
+	// Shared between the loops and the API, under mu.
+	mu        sync.Mutex
+	cfg       *Config
+	src       *gitsource.Source
+	node      status.Node
+	runCancel context.CancelFunc
+	runRev    string
+	pending   *pollEvent
+	pollReady chan struct{}
+	pollPoke  chan struct{}
+	resetPoll bool
+
+	// Owned by the apply loop.
+	store     *state.Store
+	prepared  *reconciler.Prepared
+	memory    *reconciler.Memory
+	view      map[reconciler.ID]reconciler.Result
+	secrets   reconciler.SecretResolver
+	watch     *watcher
+	limiter   *corrections
+	limitLogs map[reconciler.ID]bool
+	pub       *publisher
+}
+
+// New checks the options and returns an agent ready to Run.
+func New(opts Options) (*Agent, error) {
+	if opts.Config == nil || opts.Load == nil || opts.Registry == nil {
+		return nil, errors.New("make agent: a configuration, a catalog loader and a registry are required")
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.StateTimeout <= 0 {
+		opts.StateTimeout = 2 * time.Second
+	}
+	a := &Agent{
+		opts:      opts,
+		log:       opts.Log,
+		metrics:   newMetrics(),
+		notify:    opts.Notify,
+		stopCh:    make(chan struct{}),
+		reloadCh:  make(chan struct{}, 1),
+		pollReady: make(chan struct{}, 1),
+		pollPoke:  make(chan struct{}, 1),
+		cfg:       opts.Config,
+		view:      map[reconciler.ID]reconciler.Result{},
+		limitLogs: map[reconciler.ID]bool{},
+	}
+	if a.notify == nil {
+		a.notify = func(s string) { _, _ = daemon.SdNotify(false, s) }
+	}
+	a.engine = reconciler.NewEngine(reconciler.Config{Registry: opts.Registry, Log: opts.Log})
+	a.applyLogLevel(opts.Config)
+	return a, nil
+}
+
+// Stop asks the agent to stop: the resources in hand finish, no other
+// starts, and Run returns. Cancelling Run's context stops at once instead.
+func (a *Agent) Stop() { a.stopOnce.Do(func() { close(a.stopCh) }) }
+
+// Reload asks the agent to re-read its configuration file.
+func (a *Agent) Reload() {
+	select {
+	case a.reloadCh <- struct{}{}:
+	default:
+	}
+}
+
+// Status returns a copy of the node's current status.
+func (a *Agent) Status() status.Node {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := a.node
+	return n
+}
+
+func (a *Agent) config() *Config {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cfg
+}
+
+func (a *Agent) source() *gitsource.Source {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.src
+}
+
+// Run runs the agent until Stop or ctx ends. It returns an error when it
+// cannot start (the state file is held by another fsgit, the socket cannot
+// be bound, the source cannot be opened).
+func (a *Agent) Run(ctx context.Context) error {
+	cfg := a.config()
+	store, err := state.Open(cfg.StateFile, state.Options{Timeout: a.opts.StateTimeout})
+	if err != nil {
+		return fmt.Errorf("start agent: %w", err)
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			a.log.Error("close state", "err", err)
+		}
+	}()
+	a.store = store
+	if a.memory, err = store.Memory(); err != nil {
+		return fmt.Errorf("start agent: %w", err)
+	}
+	meta, err := store.Meta()
+	if err != nil {
+		return fmt.Errorf("start agent: %w", err)
+	}
+	src, err := openSource(cfg, a.log)
+	if err != nil {
+		return fmt.Errorf("start agent: %w", err)
+	}
+	a.pub, err = newPublisher(cfg, a.log, a.metrics)
+	if err != nil {
+		return fmt.Errorf("start agent: %w", err)
+	}
+	a.limiter = newCorrections(cfg.Drift.MaxCorrections, cfg.Drift.Window.D())
+	now := time.Now()
+	a.mu.Lock()
+	a.src = src
+	a.node = status.Node{
+		Node:            cfg.Node,
+		AppliedRevision: meta.AppliedRevision,
+		Site:            meta.Site,
+		Since:           now,
+		Source:          status.Source{URL: redactURL(cfg.Source.URL), Branch: cfg.Source.Branch},
+	}
+	a.mu.Unlock()
+
+	if cfg.Watch.Enabled {
+		if a.watch, err = newWatcher(a.log, cfg.Watch.MaxWatches, cfg.Watch.Debounce.D()); err != nil {
+			return fmt.Errorf("start agent: %w", err)
+		}
+		defer func() { _ = a.watch.close() }()
+	}
+	srv, err := startServer(a.log, cfg.Socket, cfg.Metrics.Listen, func() any { return a.Status() }, a.metrics)
+	if err != nil {
+		return fmt.Errorf("start agent: %w", err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := srv.close(sctx); err != nil {
+			a.log.Warn("close local API", "err", err)
+		}
+	}()
+
+	loopCtx, stopLoops := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); a.sourceLoop(loopCtx, meta.DesiredRevision) }()
+	go func() { defer wg.Done(); a.pub.loop(loopCtx) }()
+
+	a.log.Info("agent started", "node", cfg.Node, "url", redactURL(cfg.Source.URL), "branch", cfg.Source.Branch,
+		"site", cfg.Source.Site, "interval", cfg.Source.PollInterval.D(), "root", cfg.Root, "signed", len(cfg.Source.TrustedKeys) > 0)
+	a.notify(daemon.SdNotifyReady)
+	a.notify("STATUS=waiting for the first poll")
+
+	a.applyLoop(ctx)
+
+	a.notify(daemon.SdNotifyStopping)
+	a.log.Info("agent stopping")
+	// Let the last status reach the branch, within reason.
+	a.pub.flush(5 * time.Second)
+	stopLoops()
+	wg.Wait()
+	return nil
+}
+
+// applyLoop handles polls, file events and reloads until Stop or ctx.
+func (a *Agent) applyLoop(ctx context.Context) {
+	var watchReady <-chan struct{}
+	if a.watch != nil {
+		watchReady = a.watch.ready
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.stopCh:
+			return
+		case <-a.pollReady:
+			if ev := a.takePoll(); ev != nil {
+				a.handlePoll(ctx, ev)
+			}
+		case <-watchReady:
+			a.handleWatch(ctx)
+		case <-a.reloadCh:
+			a.reload()
+		}
+	}
+}
+
+// handlePoll records what the source loop found and runs the catalog:
+// a new one if a commit was accepted, the current one otherwise.
+func (a *Agent) handlePoll(ctx context.Context, ev *pollEvent) {
+	now := time.Now()
+	a.recordSource(ev, now)
+	for _, r := range ev.refused {
+		a.log.Warn("commit refused: staying on the last good commit", "commit", r.Commit, "err", r.Err)
+		a.metrics.refused.Inc()
+		a.mu.Lock()
+		a.node.Refuse(r.Commit, r.Err.Error(), now)
+		a.mu.Unlock()
+	}
+	trigger := "poll"
+	if ev.prepared != nil {
+		cat := ev.prepared.Catalog
+		trigger = "commit"
+		if ev.resumed {
+			trigger = "start"
+		} else {
+			a.log.Info("commit accepted", "commit", cat.Revision, "signer", ev.signer, "resources", len(cat.Resources))
+		}
+		a.prepared, a.secrets = ev.prepared, ev.secrets
+		a.mu.Lock()
+		a.node.DesiredRevision = cat.Revision
+		a.node.Site, a.node.Role = cat.Site, cat.Role
+		a.mu.Unlock()
+		a.syncWatch()
+	}
+	if a.prepared != nil {
+		rep := a.run(ctx, trigger, nil, false)
+		if rep != nil && len(rep.Only) == 0 && rep.Stopped == "" && rep.Count(reconciler.Failed) == 0 {
+			if err := a.source().Keep(rep.Revision); err != nil {
+				a.log.Warn("pin applied commit in the git cache", "err", err)
+			}
+		}
+		// A run creates directories that could not be watched before.
+		a.syncWatch()
+	}
+	a.afterChange()
+}
+
+// recordSource updates the source's health, logging transitions only.
+func (a *Agent) recordSource(ev *pollEvent, now time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s := &a.node.Source
+	cfg := a.cfg
+	s.URL, s.Branch = redactURL(cfg.Source.URL), cfg.Source.Branch
+	if ev.err != nil {
+		a.metrics.polls.WithLabelValues("error").Inc()
+		a.metrics.sourceUp.Set(0)
+		if s.Reachable || s.UnreachableSince == nil {
+			since := ev.at
+			s.UnreachableSince = &since
+			a.log.Warn("git source unreachable: keeping the last good commit", "url", s.URL, "err", ev.err)
+		}
+		s.Reachable = false
+		s.Error = ev.err.Error()
+		return
+	}
+	if ev.prepared != nil && !ev.resumed || len(ev.refused) > 0 {
+		a.metrics.polls.WithLabelValues("new").Inc()
+	} else {
+		a.metrics.polls.WithLabelValues("unchanged").Inc()
+	}
+	a.metrics.sourceUp.Set(1)
+	if !ev.resumed {
+		if s.UnreachableSince != nil {
+			a.log.Info("git source reachable again", "url", s.URL, "down", now.Sub(*s.UnreachableSince).Round(time.Second))
+		}
+		s.Reachable, s.Error, s.UnreachableSince, s.LastSuccess = true, "", nil, ev.at
+	}
+}
+
+// handleWatch re-runs the resources whose files changed. A resource
+// corrected too often in the window is only observed (noop), and reported
+// as drifted.
+func (a *Agent) handleWatch(ctx context.Context) {
+	batch := a.watch.take()
+	if a.prepared == nil || len(batch) == 0 {
+		return
+	}
+	now := time.Now()
+	var ids, limited []reconciler.ID
+	for id := range batch {
+		if a.prepared.Catalog.Lookup(id) == nil {
+			continue
+		}
+		if a.limiter.allow(id, now) {
+			ids = append(ids, id)
+			delete(a.limitLogs, id)
+			continue
+		}
+		limited = append(limited, id)
+		a.metrics.driftLimited.Inc()
+		if !a.limitLogs[id] {
+			a.limitLogs[id] = true
+			cfg := a.config()
+			a.log.Warn("drift corrected too often: reporting it until the window passes (another writer?)",
+				"id", id, "corrections", cfg.Drift.MaxCorrections, "window", cfg.Drift.Window.D())
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	if len(ids) > 0 {
+		if rep := a.run(ctx, "watch", ids, false); rep != nil {
+			done := time.Now()
+			for _, r := range rep.Results {
+				switch r.Outcome {
+				case reconciler.Created, reconciler.Changed, reconciler.Deleted:
+				default:
+					continue
+				}
+				a.limiter.record(r.ID, done)
+				a.metrics.driftCorrections.Inc()
+				attrs := []any{"id", r.ID, "changes", len(r.Changes)}
+				if first, ok := batch[r.ID]; ok {
+					attrs = append(attrs, "latency", done.Sub(first))
+				}
+				a.log.Info("drift corrected", attrs...)
+			}
+		}
+	}
+	if len(limited) > 0 {
+		sort.Slice(limited, func(i, j int) bool { return limited[i] < limited[j] })
+		a.run(ctx, "watch", limited, true)
+	}
+	a.syncWatch()
+	a.afterChange()
+}
+
+// run runs the current catalog (or only the given resources), records it
+// and updates the status. It returns nil when the run could not start.
+func (a *Agent) run(ctx context.Context, trigger string, only []reconciler.ID, noop bool) *reconciler.Report {
+	cfg := a.config()
+	runCtx, cancel := context.WithTimeout(ctx, cfg.RunTimeout.D())
+	defer cancel()
+	a.mu.Lock()
+	a.runCancel, a.runRev = cancel, a.prepared.Catalog.Revision
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		a.runCancel, a.runRev = nil, ""
+		a.mu.Unlock()
+	}()
+
+	rep, err := a.engine.Run(runCtx, a.prepared, reconciler.RunOptions{
+		Root:    cfg.Root,
+		Secrets: a.secrets,
+		Prior:   a.memory,
+		Only:    only,
+		Noop:    noop,
+		Stop:    a.stopCh,
+	})
+	if err != nil {
+		a.log.Error("run", "trigger", trigger, "err", err)
+		return nil
+	}
+	if _, err := a.store.Record(rep); err != nil {
+		a.log.Error("record run", "err", err)
+	}
+	if rep.Next != nil {
+		a.memory = rep.Next
+	}
+	if len(rep.Only) == 0 {
+		clear(a.view)
+	}
+	for _, r := range rep.Results {
+		if r.Pruned && r.Outcome == reconciler.Deleted {
+			delete(a.view, r.ID)
+			continue
+		}
+		a.view[r.ID] = r
+	}
+	view := a.viewList()
+	a.metrics.observeRun(rep, trigger)
+	a.metrics.observeView(view)
+
+	a.mu.Lock()
+	wasConverged := a.node.Converged
+	a.node.Update(rep, view, trigger, time.Now())
+	n := a.node
+	a.mu.Unlock()
+	if n.Converged {
+		a.metrics.converged.Set(1)
+	} else {
+		a.metrics.converged.Set(0)
+	}
+	if len(rep.Only) == 0 && rep.Stopped == "" && rep.Count(reconciler.Failed) == 0 {
+		a.metrics.lastSuccess.Set(float64(time.Now().Unix()))
+	}
+	switch {
+	case n.Converged && !wasConverged:
+		a.log.Info("converged", "revision", n.AppliedRevision, "resources", len(view), "duration", rep.Duration)
+	case !n.Converged && wasConverged:
+		a.log.Warn("no longer converged", "revision", n.DesiredRevision, "drifted", len(n.Drifted),
+			"failed", len(n.Failed), "pendingDestroy", len(n.PendingDestroy))
+	}
+	if rep.Stopped != "" {
+		a.log.Info("run stopped early", "trigger", trigger, "reason", rep.Stopped)
+	}
+	return rep
+}
+
+func (a *Agent) viewList() []reconciler.Result {
+	out := make([]reconciler.Result, 0, len(a.view))
+	for _, r := range a.view {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// afterChange publishes the status if its outcome changed, and tells
+// systemd.
+func (a *Agent) afterChange() {
+	a.mu.Lock()
+	n := a.node
+	n.Updated = time.Now()
+	a.mu.Unlock()
+	a.pub.offer(&n)
+	a.notify("STATUS=" + statusLine(&n))
+}
+
+// statusLine is the one line systemctl status shows.
+func statusLine(n *status.Node) string {
+	var s string
+	switch {
+	case n.DesiredRevision == "":
+		s = "no catalog yet"
+	case n.Converged:
+		s = "converged at " + short(n.AppliedRevision)
+	default:
+		s = fmt.Sprintf("not converged at %s: %d drifted, %d failed, %d pending destroy",
+			short(n.DesiredRevision), len(n.Drifted), len(n.Failed), len(n.PendingDestroy))
+	}
+	if !n.Source.Reachable && n.Source.UnreachableSince != nil {
+		s += "; git unreachable since " + n.Source.UnreachableSince.Format(time.RFC3339)
+	}
+	if len(n.Refused) > 0 {
+		s += "; refused " + short(n.Refused[0].Commit)
+	}
+	return s
+}
+
+func short(rev string) string {
+	if len(rev) > 12 {
+		return rev[:12]
+	}
+	return rev
+}
+
+// syncWatch points the file watch at the current catalog.
+func (a *Agent) syncWatch() {
+	if a.watch == nil || a.prepared == nil {
+		return
+	}
+	a.watch.sync(a.prepared.Catalog, a.config().Root)
+	a.metrics.watches.Set(float64(a.watch.count()))
+}
+
+// cancelRunUnless cancels the run in flight unless it runs rev: a newer
+// catalog is ready.
+func (a *Agent) cancelRunUnless(rev string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.runCancel != nil && a.runRev != rev {
+		a.log.Info("newer commit ready: cancelling the run in flight", "running", short(a.runRev), "newer", short(rev))
+		a.runCancel()
+	}
+}
+
+func (a *Agent) applyLogLevel(cfg *Config) {
+	if a.opts.LogLevel == nil {
+		return
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(cfg.Log.Level)); err == nil {
+		a.opts.LogLevel.Set(l)
+	}
+}
+
+// redactURL drops credentials from a URL before it is logged or published.
+func redactURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil || p.User == nil {
+		return u
+	}
+	if _, has := p.User.Password(); has {
+		p.User = url.User(p.User.Username())
+	}
+	return p.String()
+}

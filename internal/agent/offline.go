@@ -1,0 +1,82 @@
+package agent
+
+import (
+	"time"
+
+	"github.com/fsgit/fsgit/internal/state"
+	"github.com/fsgit/fsgit/internal/status"
+	"github.com/fsgit/fsgit/reconciler"
+)
+
+// StatusFromState builds what the state file knows of the node, for fsgit
+// status when the agent is not running: the revisions and the last run
+// (failures and pending destroys by name; drift only as a count, in
+// LastRun). It opens the
+// file read-only; while an agent holds it, the wait ends after timeout.
+func StatusFromState(path string, timeout time.Duration) (*status.Node, error) {
+	st, err := state.Open(path, state.Options{ReadOnly: true, Timeout: timeout})
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	meta, err := st.Meta()
+	if err != nil {
+		return nil, err
+	}
+	runs, err := st.History(0)
+	if err != nil {
+		return nil, err
+	}
+	n := &status.Node{
+		Node:            meta.Node,
+		Site:            meta.Site,
+		AppliedRevision: meta.AppliedRevision,
+		DesiredRevision: meta.DesiredRevision,
+	}
+	if len(runs) == 0 {
+		return n, nil
+	}
+	last := runs[0]
+	n.LastRun = runFromHistory(last)
+	// The lists come from the last full run, as the agent's would.
+	for _, r := range runs {
+		if len(r.Only) > 0 || r.Noop || r.Stopped != "" {
+			continue
+		}
+		for _, p := range r.Problems {
+			it := status.Item{ID: p.ID, Reason: p.Message}
+			switch p.Outcome {
+			case reconciler.Failed:
+				n.Failed = append(n.Failed, it)
+			case reconciler.PendingDestroy:
+				n.PendingDestroy = append(n.PendingDestroy, it)
+			}
+		}
+		// The history counts drifted resources without naming them.
+		drifted := r.Summary.Outcomes[reconciler.Drifted]
+		n.Converged = len(n.Failed)+len(n.PendingDestroy)+drifted == 0 && n.AppliedRevision != "" && n.AppliedRevision == n.DesiredRevision
+		n.Since = r.Started
+		break
+	}
+	return n, nil
+}
+
+func runFromHistory(r state.Run) *status.Run {
+	counts := map[reconciler.Outcome]int{}
+	for o, c := range r.Summary.Outcomes {
+		if c > 0 {
+			counts[o] = c
+		}
+	}
+	run := &status.Run{Revision: r.Revision, Started: r.Started, Duration: r.Duration, Counts: counts, ExitCode: r.ExitCode}
+	switch {
+	case len(r.Only) > 0:
+		run.Trigger = "watch"
+	case r.Noop:
+		run.Trigger = "noop"
+	}
+	if r.Stopped != "" {
+		run.Error = "stopped: " + r.Stopped
+	}
+	return run
+}

@@ -1,0 +1,237 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"path"
+	"time"
+
+	"github.com/fsgit/fsgit/internal/gitsource"
+	"github.com/fsgit/fsgit/reconciler"
+)
+
+// pollEvent is what the source loop hands the apply loop. Events that
+// pile up while a run is in flight are merged (see merge).
+type pollEvent struct {
+	at  time.Time
+	tip string
+	// err is set when the poll failed (the remote is unreachable).
+	err error
+	// prepared is a newly accepted catalog; signer the key that signed
+	// its commit. resumed marks the catalog of the last applied commit,
+	// read from the cache at start.
+	prepared *reconciler.Prepared
+	secrets  reconciler.SecretResolver
+	signer   string
+	resumed  bool
+	// refused lists the commits refused since the last event.
+	refused []*RefusedError
+}
+
+// merge folds an older pending event into e: refusals accumulate, and a
+// catalog accepted earlier is kept unless e brings a newer one.
+func (e *pollEvent) merge(old *pollEvent) {
+	if old == nil {
+		return
+	}
+	e.refused = append(old.refused, e.refused...)
+	if e.prepared == nil && old.prepared != nil {
+		e.prepared, e.secrets, e.signer, e.resumed = old.prepared, old.secrets, old.signer, old.resumed
+	}
+}
+
+func (a *Agent) sendPoll(ev *pollEvent) {
+	a.mu.Lock()
+	ev.merge(a.pending)
+	a.pending = ev
+	a.mu.Unlock()
+	select {
+	case a.pollReady <- struct{}{}:
+	default:
+	}
+}
+
+func (a *Agent) takePoll() *pollEvent {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ev := a.pending
+	a.pending = nil
+	return ev
+}
+
+// takeReset reports (once) that the configuration changed and the source
+// loop must forget what it knows of the branch.
+func (a *Agent) takeReset() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r := a.resetPoll
+	a.resetPoll = false
+	return r
+}
+
+// sourceLoop polls the repository: immediately, then every interval plus
+// jitter, or with capped exponential backoff while the remote fails. A new
+// tip is verified, loaded and prepared here, so that the run in flight is
+// cancelled only for a catalog that is ready to replace it.
+func (a *Agent) sourceLoop(ctx context.Context, resume string) {
+	known := ""
+	if resume != "" {
+		ev := &pollEvent{at: time.Now(), tip: resume, resumed: true}
+		refused, err := a.loadCommit(ctx, resume, ev)
+		switch {
+		case ev.prepared != nil:
+			known = resume
+			a.sendPoll(ev)
+		case refused != nil:
+			ev.refused = []*RefusedError{refused}
+			known = resume
+			a.sendPoll(ev)
+		default:
+			// Not in the cache: the first poll fetches what there is.
+			a.log.Debug("last applied commit not in the git cache", "commit", resume, "err", err)
+		}
+	}
+	failures := 0
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case <-a.pollPoke:
+		}
+		if a.takeReset() {
+			known = ""
+		}
+		cfg := a.config()
+		ev := a.pollOnce(ctx, cfg, &known)
+		if ctx.Err() != nil {
+			return
+		}
+		a.sendPoll(ev)
+		if ev.err != nil {
+			failures++
+		} else {
+			failures = 0
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(nextPoll(cfg.Source, failures))
+	}
+}
+
+// pollOnce polls, and loads a new tip. known is the tip last handled.
+func (a *Agent) pollOnce(ctx context.Context, cfg *Config, known *string) *pollEvent {
+	pctx, cancel := context.WithTimeout(ctx, max(30*time.Second, cfg.Source.PollInterval.D()))
+	defer cancel()
+	tip, changed, err := a.source().Poll(pctx, *known)
+	ev := &pollEvent{at: time.Now(), tip: tip, err: err}
+	if err != nil || !changed {
+		return ev
+	}
+	refused, err := a.loadCommit(ctx, tip, ev)
+	switch {
+	case ev.prepared != nil:
+		*known = tip
+		a.cancelRunUnless(tip)
+	case refused != nil:
+		ev.refused = []*RefusedError{refused}
+		*known = tip
+	default:
+		// Reading the cache failed: not the commit's fault. Try again on
+		// the next poll.
+		ev.err = err
+	}
+	return ev
+}
+
+// nextPoll is the wait before the next poll: the interval plus up to the
+// jitter, doubled for each failure in a row up to maxBackoff.
+func nextPoll(s SourceConfig, failures int) time.Duration {
+	d := s.PollInterval.D()
+	if failures > 0 {
+		d <<= min(failures, 20)
+		if d > s.MaxBackoff.D() || d <= 0 {
+			d = s.MaxBackoff.D()
+		}
+	}
+	if j := s.Jitter.D(); j > 0 {
+		d += rand.N(j)
+	}
+	return d
+}
+
+// loadCommit reads rev from the cache, checks its signature, builds and
+// prepares its catalog and its secret resolver, and sets them in ev. A
+// commit at fault is refused; err is for a failure that is not the
+// commit's (the cache, a cancelled context).
+func (a *Agent) loadCommit(ctx context.Context, rev string, ev *pollEvent) (refused *RefusedError, err error) {
+	cfg := a.config()
+	c, err := a.source().Commit(rev)
+	var se *gitsource.SignatureError
+	if errors.As(err, &se) {
+		return &RefusedError{Commit: rev, Err: err}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	cat, err := a.opts.Load(ctx, c.FS, cfg.Source.Site, rev, cfg.Node)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		return &RefusedError{Commit: rev, Err: fmt.Errorf("load site %s: %w", cfg.Source.Site, err)}, nil
+	}
+	if cat.Revision == "" {
+		cat.Revision = rev
+	}
+	p, err := a.engine.Prepare(cat)
+	if err != nil {
+		return &RefusedError{Commit: rev, Err: err}, nil
+	}
+	var resolver reconciler.SecretResolver
+	if a.opts.Secrets != nil {
+		// The tree is read from the cache, which a later fetch may
+		// compact: the secrets the catalog needs are kept in memory.
+		snap, err := snapshotDir(c.FS, path.Join(cfg.Source.Site, "secrets"))
+		if err != nil {
+			return nil, err
+		}
+		if resolver, err = a.opts.Secrets(cfg.Secrets, snap); err != nil {
+			return &RefusedError{Commit: rev, Err: fmt.Errorf("make secret provider: %w", err)}, nil
+		}
+	}
+	ev.prepared, ev.secrets, ev.signer = p, resolver, c.Signer
+	return nil, nil
+}
+
+// openSource opens the git source the configuration describes.
+func openSource(cfg *Config, log *slog.Logger) (*gitsource.Source, error) {
+	auth, err := cfg.Source.Credentials.gitCredentials().AuthMethod(cfg.Source.URL)
+	if err != nil {
+		return nil, err
+	}
+	var v *gitsource.Verifier
+	if len(cfg.Source.TrustedKeys) > 0 {
+		if v, err = gitsource.LoadVerifier(cfg.Source.TrustedKeys...); err != nil {
+			return nil, err
+		}
+	}
+	return gitsource.Open(gitsource.Config{
+		URL:           cfg.Source.URL,
+		Branch:        cfg.Source.Branch,
+		Auth:          auth,
+		CacheDir:      cfg.CacheDir,
+		CacheMaxBytes: cfg.Source.CacheMaxBytes,
+		Verifier:      v,
+		Log:           log,
+	})
+}

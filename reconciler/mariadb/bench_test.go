@@ -1,0 +1,61 @@
+package mariadb
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/fsgit/fsgit/internal/mariadbtest"
+	"github.com/fsgit/fsgit/reconciler"
+)
+
+// BenchmarkNoopRun_50Users4Grants times a quiet run (through the real
+// engine, against the real server) over 50 users with 4 grants each, and
+// reports how many statements it sends: queries/run (the server's
+// Questions counter) and connections/run (new connections). Both must not
+// grow with the number of users.
+//
+// Run: go test ./reconciler/mariadb -run '^$' -bench NoopRun -benchtime 50x
+func BenchmarkNoopRun_50Users4Grants(b *testing.B) {
+	for _, users := range []int{50, 10} {
+		b.Run(fmt.Sprintf("users=%d", users), func(b *testing.B) {
+			h := newHarness(b, srv)
+			root := srv.RootDB(b)
+			var cat []reconciler.Resource
+			for i := range users {
+				user := fmt.Sprintf("bench%d_u%d", users, i)
+				h.secrets["mariadb/"+user] = "pw-" + user
+				uid := "mariadb.user:" + user + "@%"
+				cat = append(cat, h.res(uid, map[string]any{"user": user, "host": "%", "password": map[string]any{"secret": "mariadb/" + user}}))
+				for g, privs := range [][]string{{"SELECT"}, {"SELECT", "INSERT", "UPDATE", "DELETE"}, {"ALL PRIVILEGES"}, {"SELECT", "SHOW VIEW"}} {
+					db := fmt.Sprintf("bench_db%d", g)
+					cat = append(cat, h.res("mariadb.grant:"+user+"@%/"+db+".*",
+						map[string]any{"user": user, "host": "%", "database": db, "privileges": privs}, requires(uid)))
+				}
+			}
+			rep := h.run(cat...)
+			if n := rep.Count(reconciler.Created) + rep.Count(reconciler.Unchanged); n != len(cat) {
+				b.Fatalf("first run: %d of %d converged:\n%s", n, len(cat), outcomes(rep))
+			}
+			h.run(cat...) // warm: pools open
+
+			s0 := mariadbtest.Status(b, root)
+			s1 := mariadbtest.Status(b, root)
+			b.ResetTimer()
+			for range b.N {
+				rep = h.run(cat...)
+			}
+			b.StopTimer()
+			s2 := mariadbtest.Status(b, root)
+			if n := rep.Count(reconciler.Unchanged); n != len(cat) {
+				b.Fatalf("%d of %d unchanged:\n%s", n, len(cat), outcomes(rep))
+			}
+			if w := mariadbtest.WriteCounters(s1, s2); len(w) != 0 {
+				b.Fatalf("quiet runs wrote: %v", w)
+			}
+			statusCost := mariadbtest.Delta(s0, s1, "Questions")
+			b.ReportMetric(float64(mariadbtest.Delta(s1, s2, "Questions")-statusCost)/float64(b.N), "queries/run")
+			b.ReportMetric(float64(mariadbtest.Delta(s1, s2, "Connections"))/float64(b.N), "connections/run")
+			b.ReportMetric(float64(len(cat)), "resources")
+		})
+	}
+}
