@@ -26,6 +26,10 @@ func (r *run) step(ctx context.Context, id ID, in input) *outcome {
 		if errors.As(err, &pe) {
 			r.e.log.Error("resource panicked", "id", string(id), "step", pe.Step, "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
 		}
+		if ctx.Err() != nil {
+			// The run was cancelled under the resource: it may be half done.
+			err = fmt.Errorf("interrupted, the run was cancelled (%v): %w", context.Cause(ctx), err)
+		}
 		o.res.Outcome = Failed
 		o.res.Error = err.Error()
 		o.blocked, o.cause = true, id

@@ -513,6 +513,38 @@ func TestEngine_Stop(t *testing.T) {
 	}
 }
 
+// blockKind waits in Plan until its context ends, after saying it started.
+type blockKind struct{ started chan struct{} }
+
+func (k *blockKind) Kind() string               { return "tblock" }
+func (k *blockKind) Validate(r *Resource) error { return nil }
+func (k *blockKind) Plan(ctx context.Context, _ *Env, r *Resource) (*Plan, error) {
+	close(k.started)
+	<-ctx.Done()
+	return nil, fmt.Errorf("observe %s: %w", r.ID, ctx.Err())
+}
+
+func TestEngine_CancelInHand(t *testing.T) {
+	b := &blockKind{started: make(chan struct{})}
+	h := newHarness(t, b)
+	cat := catalog(res("tblock:x", nil), res("tfile:/after", spec{"content": "a"}, requires("tblock:x")))
+	ctx, cancel := context.WithCancelCause(context.Background())
+	go func() { <-b.started; cancel(errors.New("a newer commit arrived")) }()
+	rep, err := h.engine(Config{}).Apply(ctx, cat, RunOptions{Root: h.root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := result(t, rep, "tblock:x"); r.Outcome != Failed || !strings.Contains(r.Error, "interrupted, the run was cancelled (a newer commit arrived)") {
+		t.Fatalf("resource in hand: %+v", r)
+	}
+	if r := result(t, rep, "tfile:/after"); r.Outcome != Skipped {
+		t.Fatalf("resource after: %+v", r)
+	}
+	if !strings.Contains(rep.Stopped, "a newer commit arrived") {
+		t.Fatalf("stopped %q", rep.Stopped)
+	}
+}
+
 // stopKind closes its channel when planned: the run is asked to stop while
 // the resource is in hand.
 type stopKind struct{ stop chan struct{} }

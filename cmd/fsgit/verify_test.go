@@ -9,8 +9,10 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -195,6 +197,11 @@ func TestSparkDefaults_UnderRoot(t *testing.T) {
 	}
 	if perm := fi.Mode().Perm(); perm&^0o640 != 0 {
 		t.Errorf("spark-defaults.conf mode %o, want 0640 or tighter", perm)
+	}
+	if u, err := user.Lookup("nobody"); err == nil {
+		if st := fi.Sys().(*syscall.Stat_t); fmt.Sprint(st.Uid) != u.Uid {
+			t.Errorf("spark-defaults.conf owned by uid %d, want %s (nobody)", st.Uid, u.Uid)
+		}
 	}
 
 	// A second apply rewrites nothing.

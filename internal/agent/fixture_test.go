@@ -94,6 +94,8 @@ type node struct {
 	agent    *Agent
 	done     chan error
 	kinds    []reconciler.Kind
+	load     CatalogLoader
+	notify   func(string)
 }
 
 // newNode writes a configuration for an agent named name following url,
@@ -117,6 +119,8 @@ func newNode(tb testing.TB, name, url, interval, extra string) *node {
 		sock:     filepath.Join(sockDir, "fsgit.sock"),
 		logs:     &syncBuffer{},
 		kinds:    file.Kinds(),
+		load:     jsonLoader,
+		notify:   func(string) {},
 	}
 	n.writeConfig(url, extra)
 	return n
@@ -136,7 +140,6 @@ root: %q
 stateFile: %q
 cacheDir: %q
 socket: %q
-watch: debounce: "5ms"
 log: level: "debug"
 %s
 `, n.name, url, n.interval, jitterMS(n.tb, n.interval), n.root, filepath.Join(n.dir, "state.db"), filepath.Join(n.dir, "cache"), n.sock, extra)
@@ -156,9 +159,9 @@ func (n *node) start() {
 		ConfigFile: n.cfgFile,
 		SchemaFS:   schema.Files(),
 		Registry:   reconciler.NewRegistry(n.kinds...),
-		Load:       jsonLoader,
+		Load:       n.load,
 		Log:        slog.New(slog.NewTextHandler(n.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Notify:     func(string) {},
+		Notify:     n.notify,
 	})
 	if err != nil {
 		n.tb.Fatal(err)

@@ -40,12 +40,12 @@ func lineDiff(a, b string) []string {
 			ops = append(ops, op{' ', al[i]})
 			i++
 			j++
-		case j < len(bl) && (i == len(al) || lcs[i][j+1] >= lcs[i+1][j]):
-			ops = append(ops, op{'+', bl[j]})
-			j++
-		default:
+		case i < len(al) && (j == len(bl) || lcs[i+1][j] >= lcs[i][j+1]):
 			ops = append(ops, op{'-', al[i]})
 			i++
+		default:
+			ops = append(ops, op{'+', bl[j]})
+			j++
 		}
 	}
 	const context = 2

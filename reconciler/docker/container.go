@@ -437,6 +437,13 @@ func (k *Container) remember(id reconciler.ID, host string) {
 	}
 }
 
+// known reports whether id is a container resource this kind planned.
+func (k *Container) known(id reconciler.ID) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.ids[id]
+}
+
 // markBusy suppresses events about id while fsgit itself changes the
 // container: events that happened before the returned func is called are
 // fsgit's own echo. When the change failed, nothing is suppressed and a

@@ -201,6 +201,27 @@ func (op *containerOp) recreate(ctx context.Context, cur *container.InspectRespo
 	return nil
 }
 
+// waitGone waits (at most a minute) for a container that is being removed
+// to be gone.
+func (op *containerOp) waitGone(ctx context.Context, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		_, err := op.cl.ContainerInspect(ctx, id)
+		if isNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("waiting for container %s to be removed: %w", op.s.Name, daemonErr(op.s.DockerHost, err))
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for container %s to be removed: %w", op.s.Name, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // remove stops and removes the container (ensure absent).
 func (op *containerOp) remove(ctx context.Context, id string) error {
 	if err := op.cl.ContainerRemove(ctx, id, container.RemoveOptions{Force: true}); err != nil && !isNotFound(err) {

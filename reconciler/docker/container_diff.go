@@ -33,9 +33,11 @@ type containerOp struct {
 	img *image.InspectResponse // nil: the image is not present yet
 }
 
+func imageCacheKey(host, ref string) string { return "docker.image/inspect/" + host + "/" + ref }
+
 // inspectImage inspects ref once per run.
 func inspectImage(ctx context.Context, env *reconciler.Env, cl *client.Client, host, ref string) (*image.InspectResponse, error) {
-	v, err := env.Cache.Once("docker.image/inspect/"+host+"/"+ref, func() (any, error) {
+	v, err := env.Cache.Once(imageCacheKey(host, ref), func() (any, error) {
 		octx, cancel := observeCtx(ctx)
 		defer cancel()
 		img, err := cl.ImageInspect(octx, ref)
@@ -85,6 +87,19 @@ func (op *containerOp) plan(ctx context.Context, cur *container.InspectResponse)
 		plan.Apply = op.wrap(op.create)
 		return plan, nil
 	}
+	if cur.State.Status == "removing" {
+		// Someone is removing it (docker rm -f): let that finish, then
+		// create it again.
+		plan.Action = reconciler.ActionCreate
+		plan.Changes = []reconciler.Change{{Field: "container", Before: "removing", After: s.Name + " (" + s.Image + ")", Class: reconciler.Safe}}
+		plan.Apply = op.wrap(func(ctx context.Context) error {
+			if err := op.waitGone(ctx, cur.ID); err != nil {
+				return err
+			}
+			return op.create(ctx)
+		})
+		return plan, nil
+	}
 	recreate, err := op.recreateChanges(ctx, cur)
 	if err != nil {
 		return nil, err
@@ -131,7 +146,7 @@ func (op *containerOp) recreateChanges(ctx context.Context, cur *container.Inspe
 	add := func(field, before, after string) {
 		out = append(out, reconciler.Change{Field: field, Before: before, After: after, Class: reconciler.Disruptive})
 	}
-	if cur.State.Dead || cur.State.Status == "dead" || cur.State.Status == "removing" {
+	if cur.State.Dead || cur.State.Status == "dead" {
 		add("state", cur.State.Status, "running")
 	}
 	if op.img == nil {

@@ -22,7 +22,10 @@ var watchedActions = []string{"die", "destroy", "pause", "oom", "rename"}
 // planned container (the default daemon when nothing was planned yet) and
 // calls onChange with the resource ID of a managed container
 // (label fsgit.managed=true) that died, was removed, paused or renamed.
-// Events that fsgit's own applies cause are not reported.
+// Only containers this kind value has planned are reported (another fsgit,
+// or a test, may manage containers on the same daemon), once their events
+// have settled for a moment. Events that fsgit's own applies cause are not
+// reported.
 //
 // Notifications are rate-limited per resource with a token bucket
 // (EventBurst at once, then one per EventEvery): a crash loop gets one
@@ -50,6 +53,7 @@ func (k *Container) Watch(ctx context.Context, log *slog.Logger, onChange func(r
 		k: k, ctx: ctx, log: log,
 		lim:    newLimiter(burst, every, onChange),
 		active: map[string]bool{},
+		timers: map[reconciler.ID]*time.Timer{},
 	}
 	k.mu.Lock()
 	hosts := make([]string, 0, len(k.hosts))
@@ -71,6 +75,11 @@ func (k *Container) Watch(ctx context.Context, log *slog.Logger, onChange func(r
 	}
 	<-ctx.Done()
 	w.wg.Wait()
+	w.mu.Lock()
+	for _, t := range w.timers {
+		t.Stop()
+	}
+	w.mu.Unlock()
 	w.lim.stop()
 	return nil
 }
@@ -84,6 +93,7 @@ type watchState struct {
 
 	mu     sync.Mutex
 	active map[string]bool
+	timers map[reconciler.ID]*time.Timer
 	wg     sync.WaitGroup
 }
 
@@ -183,7 +193,7 @@ func (w *watchState) stream(subscribe eventsFunc, connected func()) error {
 
 func (w *watchState) handle(m events.Message) {
 	id := reconciler.ID(m.Actor.Attributes[LabelID])
-	if !id.Valid() || w.k.isEcho(id, time.Unix(0, m.TimeNano)) {
+	if !id.Valid() || !w.k.known(id) || w.k.isEcho(id, time.Unix(0, m.TimeNano)) {
 		return
 	}
 	// A container renamed aside by a recreate is not the resource.
@@ -191,7 +201,34 @@ func (w *watchState) handle(m events.Message) {
 		return
 	}
 	w.log.Debug("docker events: managed container changed", "id", id, "action", string(m.Action))
-	w.lim.notify(id)
+	w.settle(id)
+}
+
+// eventSettle is how long Watch waits after a container's last event
+// before reporting it: `docker rm -f` is a kill (die) and then a removal
+// (destroy), and reacting to the die alone would restart a container that
+// is being removed.
+const eventSettle = 150 * time.Millisecond
+
+// settle reports id once no event about it came for eventSettle.
+func (w *watchState) settle(id reconciler.ID) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ctx.Err() != nil {
+		return
+	}
+	if t, ok := w.timers[id]; ok {
+		t.Reset(eventSettle)
+		return
+	}
+	w.timers[id] = time.AfterFunc(eventSettle, func() {
+		w.mu.Lock()
+		delete(w.timers, id)
+		w.mu.Unlock()
+		if w.ctx.Err() == nil {
+			w.lim.notify(id)
+		}
+	})
 }
 
 // resync reports every known container of host after missed events.

@@ -126,6 +126,8 @@ func (k *Image) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Res
 		plan.Observed["id"] = img.ID
 	}
 	pull := func(ctx context.Context) error {
+		// The container kind caches what this ref resolves to in the run.
+		defer env.Cache.Forget(imageCacheKey(s.DockerHost, s.Ref))
 		if err := pullImage(ctx, cl, s.Ref); err != nil {
 			return fmt.Errorf("pulling image %s: %w", s.Ref, daemonErr(s.DockerHost, err))
 		}

@@ -35,10 +35,14 @@ func Kinds() []reconciler.Kind { return []reconciler.Kind{NewNamespace(), NewTab
 // NamespaceSpec is the spec of an iceberg.namespace resource; see
 // docs/kinds.md.
 type NamespaceSpec struct {
-	Catalog    CatalogSpec       `json:"catalog"`
-	Namespace  []string          `json:"namespace"`
+	// Catalog is the JDBC catalog holding the namespace.
+	Catalog CatalogSpec `json:"catalog"`
+	// Namespace is its levels ("feature_logs" is one level).
+	Namespace []string `json:"namespace"`
+	// Properties are the namespace properties it must have.
 	Properties map[string]string `json:"properties,omitempty"`
-	Ensure     string            `json:"ensure,omitempty"`
+	// Ensure is present or absent (drop: destructive).
+	Ensure string `json:"ensure,omitempty"`
 }
 
 // Kind returns "iceberg.namespace".

@@ -17,7 +17,9 @@ import (
 )
 
 // Table is the "iceberg.table" kind: an Iceberg table of a JDBC catalog,
-// with its schema, partition spec and declared properties.
+// with its schema, partition spec and declared properties. Properties not
+// declared are left alone (Iceberg and Spark set their own), and data
+// appends are not drift: only what the spec declares is compared.
 type Table struct{ pools pools }
 
 var (
@@ -31,13 +33,19 @@ func NewTable() *Table { return &Table{} }
 
 // TableSpec is the spec of an iceberg.table resource; see docs/kinds.md.
 type TableSpec struct {
-	Catalog       CatalogSpec          `json:"catalog"`
-	Namespace     []string             `json:"namespace"`
-	Name          string               `json:"name"`
-	Schema        SchemaSpec           `json:"schema"`
+	// Catalog is the JDBC catalog holding the table.
+	Catalog CatalogSpec `json:"catalog"`
+	// Namespace and Name identify the table.
+	Namespace []string `json:"namespace"`
+	Name      string   `json:"name"`
+	// Schema is the table's columns, by field ID.
+	Schema SchemaSpec `json:"schema"`
+	// PartitionSpec is the default partition spec (none: unpartitioned).
 	PartitionSpec []PartitionFieldSpec `json:"partitionSpec,omitempty"`
-	Properties    map[string]string    `json:"properties,omitempty"`
-	Ensure        string               `json:"ensure,omitempty"`
+	// Properties are table properties; format-version upgrades the table.
+	Properties map[string]string `json:"properties,omitempty"`
+	// Ensure is present or absent (drop: destructive).
+	Ensure string `json:"ensure,omitempty"`
 }
 
 // Ident returns the table's identifier: its namespace levels, then its name.

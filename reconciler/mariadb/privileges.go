@@ -80,10 +80,7 @@ type privSet map[string]bool
 // rejects names that do not exist at the level.
 func normalizePrivileges(list []string, database, table string) (privSet, bool, error) {
 	valid := levelPrivileges(database, table)
-	known := make(map[string]bool, len(valid))
-	for _, p := range valid {
-		known[p] = true
-	}
+	known := levelSets[levelName(database, table)]
 	set := privSet{}
 	all := false
 	for _, raw := range list {
@@ -151,6 +148,21 @@ func (s privSet) display(database, table string) string {
 		return "ALL PRIVILEGES"
 	}
 	return strings.Join(s.list(), ", ")
+}
+
+// levelSets holds each level's privileges as a set, by level name.
+var levelSets = map[string]privSet{
+	"global":   setOf(globalPrivileges),
+	"database": setOf(databasePrivileges),
+	"table":    setOf(tablePrivileges),
+}
+
+func setOf(l []string) privSet {
+	s := make(privSet, len(l))
+	for _, p := range l {
+		s[p] = true
+	}
+	return s
 }
 
 // privilegeRank orders privileges as MariaDB lists them.

@@ -1,0 +1,259 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// planRepo builds a real git repository from sites/example and the
+// embedded profiles (so that a commit may change a profile), committed as
+// the base, and returns its directory.
+func planRepo(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, tree := range []string{"../../sites/example", "../../schema/profile", "../../cue.mod"} {
+		rel := strings.TrimPrefix(tree, "../../")
+		err := filepath.WalkDir(tree, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			dst := filepath.Join(dir, rel, strings.TrimPrefix(p, tree))
+			if d.IsDir() {
+				return os.MkdirAll(dst, 0o755)
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(dst, b, 0o644)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	git(t, dir, "init", "-q", "-b", "main")
+	git(t, dir, "add", "-A")
+	git(t, dir, "commit", "-q", "-m", "example site")
+	return dir
+}
+
+func git(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com",
+		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com",
+		"GIT_AUTHOR_DATE=2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE=2026-01-01T00:00:00Z",
+		"GIT_CONFIG_NOSYSTEM=1", "HOME="+dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// edit replaces old by new in a file of the repository, failing when old is
+// not there (so a changed example cannot make a scenario silently empty).
+func edit(t *testing.T, dir, file, old, new string) {
+	t.Helper()
+	p := filepath.Join(dir, file)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b, []byte(old)) {
+		t.Fatalf("%s does not contain %q", file, old)
+	}
+	if err := os.WriteFile(p, bytes.Replace(b, []byte(old), []byte(new), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func runCLI(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	root := newRootCmd()
+	var out, errb bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	root.SetArgs(args)
+	err := root.Execute()
+	code := 0
+	if err != nil {
+		code = 1
+		var ee *exitError
+		if errors.As(err, &ee) {
+			code = ee.code
+		}
+		if ee == nil || ee.err != nil {
+			errb.WriteString(err.Error())
+		}
+	}
+	return out.String(), errb.String(), code
+}
+
+// TestPlan_Golden plans one commit per scenario against the example site
+// and compares the markdown with testdata/golden/plan-<scenario>.md
+// (go test -run TestPlan_Golden -update to rewrite them).
+func TestPlan_Golden(t *testing.T) {
+	type change struct{ file, old, new string }
+	cases := []struct {
+		name     string
+		changes  []change
+		reverse  bool // plan head -> base: the change taken back
+		nodes    []string
+		wantCode int
+		want     []string // phrases the plan must hold, beyond the golden file
+	}{
+		{
+			name:     "weaviate-bump",
+			changes:  []change{{"sites/example/roles.cue", `version: "1.23.7"`, `version: "1.24.1"`}},
+			wantCode: 2,
+			want:     []string{"vector-1", "docker.container:weaviate", "semitechnologies/weaviate:1.24.1"},
+		},
+		{
+			name:     "buffer-pool",
+			changes:  []change{{"sites/example/roles.cue", `innodbBufferPoolSize: "2G"`, `innodbBufferPoolSize: "4G"`}},
+			wantCode: 2,
+			want:     []string{"online-1", "innodb_buffer_pool_size", "service:mariadb", "restart (notified by file:/etc/mysql/"},
+		},
+		{
+			name: "add-grant",
+			changes: []change{{"sites/example/roles.cue", `privileges: ["SELECT", "INSERT", "UPDATE", "DELETE"]
+				}]`, `privileges: ["SELECT", "INSERT", "UPDATE", "DELETE"]
+				}, {
+					database: "iceberg_catalog_db"
+					privileges: ["SELECT"]
+				}]`}},
+			wantCode: 2,
+			want:     []string{"mariadb.grant:", "iceberg_catalog_db"},
+		},
+		{
+			name:     "remove-database",
+			changes:  []change{{"sites/example/roles.cue", `databases: feature_store_online: {}`, "databases: feature_store_online: {}\n\t\t\tdatabases: scratch: {}"}},
+			reverse:  true,
+			wantCode: 2,
+			want:     []string{"mariadb.database:scratch", "pending destroy"},
+		},
+		{
+			name:     "secret-reference",
+			changes:  []change{{"sites/example/roles.cue", `password: {secret: "mariadb/fs_user"}`, `password: {secret: "mariadb/fs_user_2026"}`}},
+			wantCode: 2,
+			want:     []string{"reference changed: secret mariadb/fs_user → secret mariadb/fs_user_2026"},
+		},
+		{
+			name: "add-node",
+			changes: []change{{"sites/example/nodes.cue", `"online-1": {`, `"online-2": {
+		role: "feature_store_online"
+		fqdn: "feature-store-online-2.internal"
+	}
+	"online-1": {`}},
+			nodes:    nil,
+			wantCode: 2,
+			want:     []string{"online-2", "added"},
+		},
+		{
+			name:     "profile-all-nodes",
+			changes:  []change{{"schema/profile/base.cue", `"MaxAuthTries \(S.maxAuthTries)",`, `"MaxAuthTries \(S.maxAuthTries)",
+					"LoginGraceTime 30",`}},
+			wantCode: 2,
+			want:     []string{"3 nodes change", "online-1", "offline-1", "vector-1", "+ LoginGraceTime 30"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := planRepo(t)
+			for _, c := range tc.changes {
+				edit(t, dir, c.file, c.old, c.new)
+			}
+			git(t, dir, "commit", "-q", "-am", tc.name)
+			base, head := "HEAD~1", "HEAD"
+			if tc.reverse {
+				base, head = head, base
+			}
+			args := []string{"plan", "--repo", dir, "--base", base, "--head", head, "-o", "markdown"}
+			out, stderr, code := runCLI(t, args...)
+			if code != tc.wantCode {
+				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.wantCode, out, stderr)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("plan lacks %q:\n%s", w, out)
+				}
+			}
+			golden := filepath.Join("testdata", "golden", "plan-"+tc.name+".md")
+			// Hashes differ per repository; the golden file holds them masked.
+			masked := maskHashes(out)
+			if *update {
+				if err := os.WriteFile(golden, []byte(masked), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if masked != string(want) {
+				t.Errorf("plan differs from %s (run with -update after a deliberate change):\n%s", golden, firstDiff(masked, string(want)))
+			}
+			// Same inputs, same text.
+			again, _, _ := runCLI(t, args...)
+			if again != out {
+				t.Error("plan output is not stable across runs")
+			}
+		})
+	}
+}
+
+// TestPlan_InvalidHead: a head revision that does not validate makes the
+// plan fail with the position of the error.
+func TestPlan_InvalidHead(t *testing.T) {
+	dir := planRepo(t)
+	edit(t, dir, "sites/example/roles.cue", "maxConnections:       500", `maxConnections:       "many"`)
+	git(t, dir, "commit", "-q", "-am", "break")
+	out, stderr, code := runCLI(t, "plan", "--repo", dir, "--base", "HEAD~1", "--head", "HEAD")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s%s", code, out, stderr)
+	}
+	if !strings.Contains(stderr, "sites/example/roles.cue:") || !strings.Contains(stderr, "does not validate") {
+		t.Errorf("error lacks the position in roles.cue:\n%s", stderr)
+	}
+}
+
+// TestPlan_NoChange: the same revision on both sides is exit 0.
+func TestPlan_NoChange(t *testing.T) {
+	dir := planRepo(t)
+	out, stderr, code := runCLI(t, "plan", "--repo", dir, "--base", "HEAD", "--head", "HEAD", "-o", "json")
+	if code != 0 || !strings.Contains(out, `"nodes": 0`) {
+		t.Fatalf("exit %d\n%s%s", code, out, stderr)
+	}
+}
+
+func maskHashes(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		j := i
+		for j < len(s) && strings.IndexByte("0123456789abcdef", s[j]) >= 0 {
+			j++
+		}
+		if j-i == 12 || j-i == 40 {
+			b.WriteString("<rev>")
+			i = j
+			continue
+		}
+		if j > i {
+			b.WriteString(s[i:j])
+			i = j
+			continue
+		}
+		b.WriteByte(s[i])
+		i++
+	}
+	return b.String()
+}
