@@ -3,6 +3,9 @@ package agent
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -20,7 +23,8 @@ import (
 func TestAgent_PushConvergePublish(t *testing.T) {
 	s := newSite(t)
 	c1 := s.push("v1", map[string]string{"n1": catalogJSON(t, fileRes("/etc/app/app.conf", "v1\n"))})
-	n := newNode(t, "n1", s.url, "100ms", "")
+	metricsAddr := freeAddr(t)
+	n := newNode(t, "n1", s.url, "100ms", `metrics: listen: "`+metricsAddr+`"`)
 	n.start()
 
 	waitFor(t, "v1 on disk", func() bool { return n.read("/etc/app/app.conf") == "v1\n" })
@@ -66,6 +70,15 @@ func TestAgent_PushConvergePublish(t *testing.T) {
 		if !strings.Contains(string(m), want) {
 			t.Errorf("metrics lack %q", want)
 		}
+	}
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "fsgit_converged 1") {
+		t.Fatalf("metrics over TCP:\n%s", body)
 	}
 
 	// A second agent on the same state file does not start.
@@ -329,4 +342,15 @@ func TestAgent_NewestCommitWins(t *testing.T) {
 	if !contains(n.logs.String(), "newer commit ready: cancelling the run in flight") {
 		t.Fatal("no cancellation logged")
 	}
+}
+
+// freeAddr returns a loopback address with a port free right now.
+func freeAddr(tb testing.TB) string {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }

@@ -50,29 +50,44 @@ func (s *Site) catalogFor(node string) (*reconciler.Catalog, []Problem) {
 	if n == nil {
 		return nil, []Problem{{Msg: fmt.Sprintf("node %q is not in site %s (nodes: %s)", node, s.name, strings.Join(s.order, ", "))}}
 	}
+	// Problems found at load time that concern this node, its role or the
+	// whole site make the catalog invalid; the catalog is still evaluated
+	// (when the role exists) to find the others.
 	var probs []Problem
-	for _, p := range s.siteProblems {
-		if p.Node == node || (p.Node == "" && s.roleHasProblem(n.role, p)) {
-			probs = append(probs, p)
+	for _, sp := range s.siteProblems {
+		if sp.Node == node || (sp.Node == "" && (sp.role == n.role || sp.role == "")) {
+			probs = append(probs, sp.Problem)
 		}
 	}
-	if s.roles[n.role] == nil || len(probs) > 0 {
+	role := s.roles[n.role]
+	if role == nil {
 		return nil, probs
 	}
-	role := s.roles[n.role]
 
-	c := s.catalog.FillPath(cue.ParsePath("site"), s.site).FillPath(cue.ParsePath("node"), node)
-	if err := c.LookupPath(cue.ParsePath("data")).Validate(); err != nil {
-		return nil, s.problemsFromError(err, node, "")
+	c := s.catalog.
+		FillPath(cue.ParsePath("siteName"), s.name).
+		FillPath(cue.ParsePath("siteData"), s.site.LookupPath(cue.ParsePath("data"))).
+		FillPath(cue.ParsePath("node"), s.site.LookupPath(cue.MakePath(cue.Str("nodes"), cue.Str(node)))).
+		FillPath(cue.ParsePath("role"), s.site.LookupPath(cue.MakePath(cue.Str("roles"), cue.Str(n.role)))).
+		FillPath(cue.ParsePath("topology"), s.topology)
+	// Invalid data would fail every profile that reads it, each with the
+	// same message: report it once, and check only the resources the role
+	// and the node declare themselves.
+	dataErr := c.LookupPath(cue.ParsePath("data")).Validate()
+	if dataErr != nil {
+		probs = append(probs, s.problemsFromError(dataErr, node, "")...)
 	}
 
 	parts := make([]part, 0, len(role.profiles)+2)
 	for _, p := range role.profiles {
+		if !s.profiles[p] || dataErr != nil {
+			continue
+		}
 		parts = append(parts, part{name: "profile " + p, value: c.LookupPath(cue.MakePath(cue.Str("profiles"), cue.Str(p)))})
 	}
 	parts = append(parts,
-		part{name: "role " + role.name, value: c.LookupPath(cue.ParsePath("role"))},
-		part{name: "node " + node, value: c.LookupPath(cue.ParsePath("local"))},
+		part{name: "role " + role.name, value: c.LookupPath(cue.ParsePath("roleResources"))},
+		part{name: "node " + node, value: c.LookupPath(cue.ParsePath("nodeResources"))},
 	)
 
 	cat := &reconciler.Catalog{Site: s.name, Node: node, Role: n.role, Revision: s.revision}
@@ -103,7 +118,7 @@ func (s *Site) catalogFor(node string) (*reconciler.Catalog, []Problem) {
 		}
 	}
 	if len(probs) > 0 {
-		return nil, probs
+		return nil, dedupe(probs)
 	}
 	cat.Sort()
 	if _, errs := reconciler.BuildGraph(cat); len(errs) > 0 {
@@ -115,17 +130,19 @@ func (s *Site) catalogFor(node string) (*reconciler.Catalog, []Problem) {
 	return cat, s.warnings(cat, node, from)
 }
 
-func (s *Site) roleHasProblem(role string, p Problem) bool {
-	r := s.roles[role]
-	if r == nil {
-		return false
-	}
-	for _, pos := range r.profPos {
-		if pos == p.Pos {
-			return true
+// dedupe drops problems that read the same (a load-time problem found
+// again while evaluating the catalog).
+func dedupe(probs []Problem) []Problem {
+	seen := map[string]bool{}
+	out := probs[:0]
+	for _, p := range probs {
+		k := p.Pos + "\x00" + string(p.Resource) + "\x00" + p.Msg
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, p)
 		}
 	}
-	return false
+	return out
 }
 
 // decodePart decodes a concrete struct of resources keyed by ID.

@@ -31,6 +31,7 @@ import (
 	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/build"
 	"cuelang.org/go/cue/cuecontext"
+	cueerrors "cuelang.org/go/cue/errors"
 	"cuelang.org/go/cue/load"
 
 	"github.com/fsgit/fsgit/schema"
@@ -61,9 +62,10 @@ type Site struct {
 	files    map[string]fileOrigin // memFS path -> where it came from
 	display  func(string) string
 
-	ctx     *cue.Context
-	site    cue.Value // the site package
-	catalog cue.Value // profile.#Catalog
+	ctx      *cue.Context
+	site     cue.Value // the site package
+	catalog  cue.Value // profile.#Catalog
+	topology cue.Value // profile.#Topology's out, for this site
 
 	name     string
 	profiles map[string]bool
@@ -74,9 +76,16 @@ type Site struct {
 	docs docIndex
 
 	// problems found while loading that do not stop evaluation: an unknown
-	// role or profile. Vet reports them; Catalog refuses the nodes they
-	// concern.
-	siteProblems []Problem
+	// role or profile, an invalid value in the site's own structure. Vet
+	// reports them; Catalog refuses the nodes they concern.
+	siteProblems []siteProblem
+}
+
+// siteProblem is a problem found while loading, with the role it concerns
+// ("" with no node: the whole site).
+type siteProblem struct {
+	Problem
+	role string
 }
 
 type roleInfo struct {
@@ -184,11 +193,26 @@ func Load(ctx context.Context, src Source) (*Site, error) {
 	if err := s.checkVersion(); err != nil {
 		return nil, err
 	}
-	if err := s.site.Validate(); err != nil {
-		return nil, &InvalidError{Problems: s.problemsFromError(err, "", "")}
-	}
+	// An invalid value in the site's structure (a resource declared by a
+	// node or a role) concerns that node or role: the other nodes are
+	// still evaluated.
+	siteErr := s.site.Validate()
 	if err := s.readStructure(vals[1]); err != nil {
 		return nil, err
+	}
+	s.topology = vals[1].LookupPath(cue.MakePath(cue.Def("Topology"))).
+		FillPath(cue.ParsePath("site"), s.site).
+		LookupPath(cue.ParsePath("out"))
+	if siteErr != nil {
+		for _, ce := range cueerrors.Errors(siteErr) {
+			role := ""
+			if path := ce.Path(); len(path) >= 2 && path[0] == "roles" {
+				role = unquote(path[1])
+			}
+			for _, p := range s.problemsFromError(ce, "", "") {
+				s.siteProblems = append(s.siteProblems, siteProblem{Problem: p, role: role})
+			}
+		}
 	}
 	return s, nil
 }
@@ -447,10 +471,10 @@ func (s *Site) readStructure(profilePkg cue.Value) error {
 			r.profiles = append(r.profiles, p)
 			r.profPos = append(r.profPos, s.pos(pv))
 			if !s.profiles[p] {
-				s.siteProblems = append(s.siteProblems, Problem{
+				s.siteProblems = append(s.siteProblems, siteProblem{role: r.name, Problem: Problem{
 					Pos: s.pos(pv),
 					Msg: fmt.Sprintf("role %s lists profile %q, which does not exist (known profiles: %s)", r.name, p, strings.Join(sortedKeys(s.profiles), ", ")),
-				})
+				}})
 			}
 		}
 		s.roles[r.name] = r
@@ -465,15 +489,15 @@ func (s *Site) readStructure(profilePkg cue.Value) error {
 		rv := it.Value().LookupPath(cue.ParsePath("role"))
 		role, err := rv.String()
 		if err != nil {
-			s.siteProblems = append(s.siteProblems, Problem{Pos: n.pos, Node: n.name, Msg: fmt.Sprintf("node %s has no role: set role to one of the site's roles (%s)", n.name, strings.Join(sortedKeys(s.roles), ", "))})
+			s.siteProblems = append(s.siteProblems, siteProblem{Problem: Problem{Pos: n.pos, Node: n.name, Msg: fmt.Sprintf("node %s has no role: set role to one of the site's roles (%s)", n.name, strings.Join(sortedKeys(s.roles), ", "))}})
 		} else {
 			n.role, n.rolePos = role, s.pos(rv)
 			if s.roles[role] == nil {
-				s.siteProblems = append(s.siteProblems, Problem{
+				s.siteProblems = append(s.siteProblems, siteProblem{Problem: Problem{
 					Pos:  n.rolePos,
 					Node: n.name,
 					Msg:  fmt.Sprintf("node %s has role %q, which is not one of the site's roles (%s)", n.name, role, strings.Join(sortedKeys(s.roles), ", ")),
-				})
+				}})
 			}
 		}
 		s.nodes[n.name] = n

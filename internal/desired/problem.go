@@ -165,7 +165,14 @@ func (s *Site) problemsFromError(err error, node string, res reconciler.ID, with
 	var flat []cueErr
 	for _, e := range cueerrors.Errors(err) {
 		format, args := e.Msg()
-		ce := cueErr{path: e.Path(), msg: fmt.Sprintf(format, args...)}
+		path := e.Path()
+		if len(path) > 0 && path[0] == "#Catalog" {
+			path = path[1:]
+		}
+		if len(path) > 0 && path[0] == "site" {
+			path = path[1:]
+		}
+		ce := cueErr{path: path, msg: fmt.Sprintf(format, args...)}
 		seen := map[token.Pos]bool{}
 		for _, p := range append([]token.Pos{e.Position()}, e.InputPositions()...) {
 			if p.IsValid() && !seen[p] {
@@ -418,7 +425,7 @@ func (s *Site) locate(path []string, p *Problem) (field, where string) {
 	case len(path) >= 3 && path[0] == "profiles":
 		p.Resource = reconciler.ID(unquote(path[2]))
 		return strings.Join(path[3:], "."), "field"
-	case len(path) >= 2 && (path[0] == "role" || path[0] == "local"):
+	case len(path) >= 2 && (path[0] == "roleResources" || path[0] == "nodeResources"):
 		p.Resource = reconciler.ID(unquote(path[1]))
 		return strings.Join(path[2:], "."), "field"
 	case len(path) >= 1 && path[0] == "data":
@@ -448,7 +455,7 @@ func explain(msg string, sitePos []string) string {
 	case strings.HasPrefix(msg, "conflicting values") && len(sitePos) >= 2:
 		return fmt.Sprintf("%s: the value is set in more than one place (%s); a field is set by exactly one layer (site, role or node), so remove all but one", msg, strings.Join(sitePos, ", "))
 	case strings.HasPrefix(msg, "field not allowed"):
-		return "field not allowed: the schema has no such field (a typo, or a field of another kind?)"
+		return "field not allowed: the schema has no such field here, or no such name (a typo, a field of another kind, or a name that breaks the naming rule?)"
 	case strings.HasPrefix(msg, "field is required but not present"),
 		strings.HasPrefix(msg, "required field missing"):
 		return "is required but not set"

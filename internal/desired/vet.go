@@ -26,8 +26,8 @@ func (s *Site) Vet(ctx context.Context) []Problem {
 		index[key] = len(all)
 		all = append(all, p)
 	}
-	for _, p := range s.siteProblems {
-		add(p)
+	for _, sp := range s.siteProblems {
+		add(sp.Problem)
 	}
 	for _, node := range s.order {
 		if ctx.Err() != nil {

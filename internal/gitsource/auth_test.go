@@ -1,8 +1,10 @@
 package gitsource
 
 import (
+	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/fsgit/fsgit/internal/gittest"
@@ -47,5 +49,54 @@ func TestCredentials_AuthMethod(t *testing.T) {
 		if _, err := c.cred.AuthMethod(c.url); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// TestSource_PollSSH fetches over SSH with a key file and a known_hosts
+// file, and refuses a server whose host key is not the known one.
+func TestSource_PollSSH(t *testing.T) {
+	srv := gittest.NewServer(t)
+	srv.NewRepo("site.git")
+	w := gittest.NewWork(t, srv.FileURL("site.git"))
+	h := w.CommitAndPush("one", map[string]string{"f": "over ssh\n"})
+
+	client := gittest.NewSSHKey(t)
+	sshd := gittest.NewSSHServer(t, srv.Root, client)
+	dir := t.TempDir()
+	kh := filepath.Join(dir, "known_hosts")
+	if err := os.WriteFile(kh, []byte(sshd.KnownHosts+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	auth, err := Credentials{SSHKeyFile: client.PrivateFile, KnownHostsFile: kh}.AuthMethod(sshd.URL("site.git"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(Config{URL: sshd.URL("site.git"), Branch: "main", CacheDir: filepath.Join(dir, "cache"), Auth: auth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tip, changed, err := s.Poll(context.Background(), "")
+	if err != nil || tip != h || !changed {
+		t.Fatalf("poll over ssh = %s %v %v", tip, changed, err)
+	}
+	if got := readFile(t, s, tip, "f"); got != "over ssh\n" {
+		t.Fatalf("f = %q", got)
+	}
+
+	// Another host key under the same name: refused.
+	other := gittest.NewSSHServer(t, srv.Root, client)
+	if err := os.WriteFile(kh, []byte(sshd.KnownHostsName()+" "+other.HostKey+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	auth, err = Credentials{SSHKeyFile: client.PrivateFile, KnownHostsFile: kh}.AuthMethod(sshd.URL("site.git"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(Config{URL: sshd.URL("site.git"), Branch: "main", CacheDir: filepath.Join(dir, "cache2"), Auth: auth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s2.Poll(context.Background(), ""); err == nil || !strings.Contains(err.Error(), "key") {
+		t.Fatalf("poll with a wrong host key: %v", err)
 	}
 }

@@ -43,7 +43,10 @@ type Publisher struct {
 	Name, Email string
 	// MaxAttempts bounds the attempts of one Publish (default 30);
 	// BaseDelay and MaxDelay shape the wait between attempts (default
-	// 100 ms and 5 s): a random wait up to min(MaxDelay, BaseDelay·2^n).
+	// 250 ms and 8 s): a random wait up to min(MaxDelay, BaseDelay·2^n).
+	// A small base makes the losers of a crowded moment collide again;
+	// measured with 50 publishers at once, 250 ms lands them sooner than
+	// 100 ms.
 	MaxAttempts         int
 	BaseDelay, MaxDelay time.Duration
 	// Log receives one line per publish and per failed attempt.
@@ -71,10 +74,10 @@ func (p *Publisher) Publish(ctx context.Context, n *Node) error {
 	}
 	base, maxDelay := p.BaseDelay, p.MaxDelay
 	if base <= 0 {
-		base = 100 * time.Millisecond
+		base = 250 * time.Millisecond
 	}
 	if maxDelay <= 0 {
-		maxDelay = 5 * time.Second
+		maxDelay = 8 * time.Second
 	}
 	log := p.Log
 	if log == nil {

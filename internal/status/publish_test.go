@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/fsgit/fsgit/internal/gitsource"
 	"github.com/fsgit/fsgit/internal/gittest"
 )
 
@@ -90,7 +93,7 @@ func publishFleet(tb testing.TB, url string, n int, round int) time.Duration {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p := &Publisher{URL: url, MaxAttempts: 100, MaxDelay: 2 * time.Second}
+			p := &Publisher{URL: url, MaxAttempts: 100}
 			node := &Node{Node: fmt.Sprintf("node%02d", i), AppliedRevision: strconv.Itoa(round), Converged: true}
 			if err := p.Publish(context.Background(), node); err != nil {
 				errs <- err
@@ -148,4 +151,28 @@ func BenchmarkPublisher_FiftyAtOnce(b *testing.B) {
 	}
 	b.ReportMetric(float64(srv.Stats().ReceivePacks)/float64(round)/50, "pushes/node")
 	b.ReportMetric(total.Seconds()/float64(round), "s-all-landed")
+}
+
+// TestPublisher_SSH publishes and reads the fleet over SSH.
+func TestPublisher_SSH(t *testing.T) {
+	srv := gittest.NewServer(t)
+	srv.NewRepo("status.git")
+	key := gittest.NewSSHKey(t)
+	sshd := gittest.NewSSHServer(t, srv.Root, key)
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(kh, []byte(sshd.KnownHosts+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	auth, err := gitsource.Credentials{SSHKeyFile: key.PrivateFile, KnownHostsFile: kh}.AuthMethod(sshd.URL("status.git"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Publisher{URL: sshd.URL("status.git"), Auth: auth, MaxAttempts: 1}
+	if err := p.Publish(context.Background(), &Node{Node: "n1", Converged: true}); err != nil {
+		t.Fatal(err)
+	}
+	nodes, _, err := ReadFleet(context.Background(), sshd.URL("status.git"), "", auth)
+	if err != nil || len(nodes) != 1 || !nodes[0].Converged {
+		t.Fatalf("fleet over ssh = %+v %v", nodes, err)
+	}
 }

@@ -1,0 +1,63 @@
+package agent
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fsgit/fsgit/schema"
+)
+
+func TestParseConfig(t *testing.T) {
+	cfg, err := ParseConfig(schema.Files(), "/etc/fsgit/agent.cue", []byte(`
+node: "online-1"
+source: {
+	url:  "https://git.example.com/site.git"
+	site: "sites/example"
+	credentials: {username: "bot", passwordFile: "/etc/fsgit/token"}
+	trustedKeys: ["/etc/fsgit/keys/release.asc"]
+}
+status: url: "ssh://git@git.example.com/status.git"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Source.Branch != "main" || cfg.Source.PollInterval.D() != 30*time.Second || cfg.Source.Jitter.D() != 5*time.Second ||
+		cfg.Source.MaxBackoff.D() != 5*time.Minute || cfg.Status.Branch != "fsgit/status" || !cfg.Status.Enabled ||
+		cfg.StateFile != "/var/lib/fsgit/state.db" || cfg.Socket != "/run/fsgit/fsgit.sock" || cfg.Secrets.Provider != "files" ||
+		!cfg.Watch.Enabled || cfg.Watch.MaxWatches != 512 || cfg.Drift.MaxCorrections != 5 || cfg.Log.Level != "info" {
+		t.Fatalf("defaults not filled: %+v", cfg)
+	}
+	if cfg.StatusURL() != "ssh://git@git.example.com/status.git" || cfg.StatusCredentials() != nil {
+		t.Fatalf("status target: %s %+v", cfg.StatusURL(), cfg.StatusCredentials())
+	}
+
+	same, err := ParseConfig(schema.Files(), "a.cue", []byte(`node: "n", source: {url: "file:///srv/site.git", site: "sites/x"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if same.StatusURL() != "file:///srv/site.git" {
+		t.Fatalf("status url defaults to the source: %s", same.StatusURL())
+	}
+
+	for _, tc := range []struct {
+		name, src, want string
+	}{
+		{"unknown field", `node: "n", source: {url: "file:///r", site: "s"}, pollInterval: "1s"`, "agent.cue:1:46"},
+		{"bad duration", `node: "n", source: {url: "file:///r", site: "s", pollInterval: "soon"}`, "must be a duration"},
+		{"relative path", `node: "n", source: {url: "file:///r", site: "s"}, stateFile: "state.db"`, "must be an absolute, clean path"},
+		{"not a url", `node: "n", source: {url: "/srv/site", site: "s"}`, "must be a git URL"},
+		{"missing site", `node: "n", source: url: "file:///r"`, "site"},
+		{"syntax", `node: "n`, "agent.cue:1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig(schema.Files(), "/etc/fsgit/agent.cue", []byte(tc.src))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "empty disjunction") {
+				t.Errorf("noise in the error: %v", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,80 @@
+package desired
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// fleetFS is sites/example with its three nodes replaced by n nodes, a
+// third of them per role.
+func fleetFS(tb testing.TB, n int) map[string]string {
+	tb.Helper()
+	roles := []string{"feature_store_online", "feature_store_offline", "feature_store_vector"}
+	var b strings.Builder
+	b.WriteString("package example\n\nnodes: {\n")
+	for i := range n {
+		fmt.Fprintf(&b, "\t\"node-%03d\": {role: %q, fqdn: \"node-%03d.internal\"}\n", i, roles[i%3], i)
+	}
+	b.WriteString("}\n")
+	return map[string]string{"sites/example/nodes.cue": b.String()}
+}
+
+func benchLoad(b *testing.B, extra map[string]string) {
+	fsys := exampleFS(b, extra)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Load(context.Background(), Source{FS: fsys, SiteDir: "sites/example"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func benchVet(b *testing.B, extra map[string]string) {
+	fsys := exampleFS(b, extra)
+	b.ReportAllocs()
+	for b.Loop() {
+		s, err := Load(context.Background(), Source{FS: fsys, SiteDir: "sites/example"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if probs := s.Vet(context.Background()); HasErrors(probs) {
+			b.Fatal(probs)
+		}
+	}
+}
+
+func benchCatalog(b *testing.B, extra map[string]string, node string) {
+	s, err := Load(context.Background(), Source{FS: exampleFS(b, extra), SiteDir: "sites/example"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Catalog(node); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkLoad_Example is the fixed cost of a site: load and build.
+func BenchmarkLoad_Example(b *testing.B) { benchLoad(b, nil) }
+
+// BenchmarkVet_Example is what fsgit vet does on sites/example (without
+// process start-up): load, then every node's catalog.
+func BenchmarkVet_Example(b *testing.B) { benchVet(b, nil) }
+
+// BenchmarkCatalog_Example is one node's catalog once the site is loaded.
+func BenchmarkCatalog_Example(b *testing.B) { benchCatalog(b, nil, "offline-1") }
+
+// BenchmarkLoad_300Nodes, BenchmarkCatalog_300Nodes and BenchmarkVet_300Nodes
+// are the same on a generated fleet of 300 nodes: the cost of one node's
+// catalog must not grow with the fleet.
+func BenchmarkLoad_300Nodes(b *testing.B) { benchLoad(b, fleetFS(b, 300)) }
+
+// BenchmarkCatalog_300Nodes is one node's catalog in a 300-node site.
+func BenchmarkCatalog_300Nodes(b *testing.B) { benchCatalog(b, fleetFS(b, 300), "node-151") }
+
+// BenchmarkVet_300Nodes is fsgit vet on a 300-node site.
+func BenchmarkVet_300Nodes(b *testing.B) { benchVet(b, fleetFS(b, 300)) }
