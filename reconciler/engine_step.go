@@ -70,6 +70,7 @@ func (r *run) step(ctx context.Context, id ID, in input) *outcome {
 	o.res.Action = plan.Action
 	o.res.Changes = plan.Changes
 	o.res.Observed = plan.Observed
+	o.res.Warning = plan.Warning
 	observed := NewObservedState(plan.Observed)
 	detect := res.Mode == ModeDetect
 	if plan.HasChanges() {

@@ -127,6 +127,9 @@ type Plan struct {
 	Observed map[string]string `json:"observed,omitempty"`
 	// Apply performs the changes. It must be idempotent and must honour ctx.
 	Apply func(ctx context.Context) error `json:"-"`
+	// Warning notes something the plan left alone that the report should
+	// show (a field that cannot be managed here), without failing.
+	Warning string `json:"warning,omitempty"`
 }
 
 // HasChanges reports whether the plan changes anything.

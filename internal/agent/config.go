@@ -153,8 +153,9 @@ func LoadConfig(schemaFS fs.FS, name string) (*Config, error) {
 }
 
 // ParseConfig validates src (CUE or JSON, named name in messages) against
-// #AgentConfig and decodes it with the schema's defaults filled in. A CUE
-// error is returned with every position, as cue/errors renders it.
+// #AgentConfig and decodes it with the schema's defaults filled in. A
+// problem is reported once per field, with its position in src and what
+// the field's type expects.
 func ParseConfig(schemaFS fs.FS, name string, src []byte) (*Config, error) {
 	ctx := cuecontext.New()
 	def, err := agentSchema(ctx, schemaFS)
@@ -163,15 +164,15 @@ func ParseConfig(schemaFS fs.FS, name string, src []byte) (*Config, error) {
 	}
 	user := ctx.CompileBytes(src, cue.Filename(name))
 	if err := user.Err(); err != nil {
-		return nil, fmt.Errorf("agent configuration %s:\n%s", name, details(err))
+		return nil, fmt.Errorf("agent configuration %s:\n%s", name, explain(def, name, err))
 	}
 	v := def.Unify(user)
 	if err := v.Validate(cue.Concrete(true)); err != nil {
-		return nil, fmt.Errorf("agent configuration %s:\n%s", name, details(err))
+		return nil, fmt.Errorf("agent configuration %s:\n%s", name, explain(def, name, err))
 	}
 	var c Config
 	if err := v.Decode(&c); err != nil {
-		return nil, fmt.Errorf("agent configuration %s:\n%s", name, details(err))
+		return nil, fmt.Errorf("agent configuration %s:\n%s", name, explain(def, name, err))
 	}
 	return &c, nil
 }
@@ -204,19 +205,83 @@ func agentSchema(ctx *cue.Context, schemaFS fs.FS) (cue.Value, error) {
 	return def, nil
 }
 
-// details renders a CUE error with its positions, dropping the noise of
-// the disjunctions behind defaults ("2 errors in empty disjunction").
-func details(err error) string {
-	var lines []string
-	for _, e := range cueerrors.Errors(err) {
-		msg := strings.TrimSpace(cueerrors.Details(e, nil))
-		if strings.Contains(msg, "errors in empty disjunction") && len(cueerrors.Errors(err)) > 1 {
-			continue
-		}
-		lines = append(lines, msg)
+// details renders a CUE error with its positions.
+func details(err error) string { return strings.TrimSpace(cueerrors.Details(err, nil)) }
+
+// explain renders a validation error one line per field: the position in
+// the configuration file, the field, the most telling message (a default's
+// "conflicting values" and "empty disjunction" are the noise of the
+// schema's defaults), and the doc of the schema type the field has.
+func explain(def cue.Value, name string, err error) string {
+	type field struct {
+		path string
+		msgs []string
+		pos  string
 	}
-	if len(lines) == 0 {
-		return strings.TrimSpace(cueerrors.Details(err, nil))
+	var order []*field
+	byPath := map[string]*field{}
+	for _, e := range cueerrors.Errors(err) {
+		path := strings.TrimPrefix(strings.Join(e.Path(), "."), "#AgentConfig.")
+		f := byPath[path]
+		if f == nil {
+			f = &field{path: path}
+			byPath[path] = f
+			order = append(order, f)
+		}
+		format, args := e.Msg()
+		f.msgs = append(f.msgs, fmt.Sprintf(format, args...))
+		for _, p := range append(e.InputPositions(), e.Position()) {
+			if p.IsValid() && p.Filename() == name && f.pos == "" {
+				f.pos = fmt.Sprintf("%s:%d:%d", name, p.Line(), p.Column())
+			}
+		}
+	}
+	var lines []string
+	for _, f := range order {
+		msg := f.msgs[0]
+		for _, m := range f.msgs {
+			if !strings.Contains(m, "conflicting values") && !strings.Contains(m, "empty disjunction") {
+				msg = m
+				break
+			}
+		}
+		pos := f.pos
+		if pos == "" {
+			pos = name
+		}
+		line := fmt.Sprintf("%s: %s: %s", pos, f.path, msg)
+		if f.path == "" {
+			line = fmt.Sprintf("%s: %s", pos, msg)
+		}
+		if doc := typeDoc(def, f.path); doc != "" {
+			line += "\n\t" + doc
+		}
+		lines = append(lines, line)
 	}
 	return strings.Join(lines, "\n")
+}
+
+// typeDoc returns the first paragraph of the doc of the schema definition
+// that the field at path is declared with (#AbsPath, #Duration, ...), on
+// one line, or "".
+func typeDoc(def cue.Value, path string) string {
+	if path == "" {
+		return ""
+	}
+	f := def.LookupPath(cue.ParsePath(path))
+	if !f.Exists() {
+		return ""
+	}
+	_, args := f.Expr()
+	for _, a := range append([]cue.Value{f}, args...) {
+		root, ref := a.ReferencePath()
+		if len(ref.Selectors()) == 0 {
+			continue
+		}
+		for _, d := range root.LookupPath(ref).Doc() {
+			para, _, _ := strings.Cut(strings.TrimSpace(d.Text()), "\n\n")
+			return strings.Join(strings.Fields(para), " ")
+		}
+	}
+	return ""
 }

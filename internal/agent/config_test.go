@@ -43,11 +43,12 @@ status: url: "ssh://git@git.example.com/status.git"
 	for _, tc := range []struct {
 		name, src, want string
 	}{
-		{"unknown field", `node: "n", source: {url: "file:///r", site: "s"}, pollInterval: "1s"`, "agent.cue:1:46"},
-		{"bad duration", `node: "n", source: {url: "file:///r", site: "s", pollInterval: "soon"}`, "must be a duration"},
-		{"relative path", `node: "n", source: {url: "file:///r", site: "s"}, stateFile: "state.db"`, "must be an absolute, clean path"},
-		{"not a url", `node: "n", source: {url: "/srv/site", site: "s"}`, "must be a git URL"},
-		{"missing site", `node: "n", source: url: "file:///r"`, "site"},
+		{"unknown field", `node: "n", source: {url: "file:///r", site: "s"}, pollInterval: "1s"`, "agent.cue:1:51: pollInterval: field not allowed"},
+		{"bad duration", `node: "n", source: {url: "file:///r", site: "s", pollInterval: "soon"}`, "agent.cue:1:64: source.pollInterval: invalid value \"soon\"" +
+			" (out of bound =~\"^[0-9]+(ms|s|m|h)$\")\n\t#Duration is a duration with one unit"},
+		{"relative path", `node: "n", source: {url: "file:///r", site: "s"}, stateFile: "state.db"`, "#AbsPath is an absolute, clean path"},
+		{"not a url", `node: "n", source: {url: "/srv/site", site: "s"}`, "source.url: invalid value \"/srv/site\""},
+		{"missing site", `node: "n", source: url: "file:///r"`, "source.site: incomplete value"},
 		{"syntax", `node: "n`, "agent.cue:1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -273,6 +273,7 @@ func (k *Artifact) plan(ctx context.Context, env *reconciler.Env, r *reconciler.
 	if err != nil {
 		return nil, fmt.Errorf("plan %s: %w", r.ID, err)
 	}
+	plan.Warning = perms.Warning()
 	regular := fi != nil && fi.Mode().IsRegular()
 	if regular {
 		if err := perms.Observe(env, fi, plan.Observed); err != nil {

@@ -93,7 +93,7 @@ func (k *Directory) plan(env *reconciler.Env, r *reconciler.Resource, s *dirSpec
 	if err != nil {
 		return nil, fmt.Errorf("plan %s: %w", r.ID, err)
 	}
-	plan := &reconciler.Plan{Observed: map[string]string{"ensure": typeName(fi)}}
+	plan := &reconciler.Plan{Observed: map[string]string{"ensure": typeName(fi)}, Warning: perms.Warning()}
 	if fi != nil && fi.IsDir() {
 		if err := perms.Observe(env, fi, plan.Observed); err != nil {
 			return nil, fmt.Errorf("plan %s: %w", r.ID, err)

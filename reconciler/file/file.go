@@ -160,7 +160,7 @@ func (k *File) plan(ctx context.Context, env *reconciler.Env, r *reconciler.Reso
 			return nil, fmt.Errorf("plan %s: %w", r.ID, err)
 		}
 	}
-	plan := &reconciler.Plan{Observed: map[string]string{"ensure": typeName(fi)}}
+	plan := &reconciler.Plan{Observed: map[string]string{"ensure": typeName(fi)}, Warning: perms.Warning()}
 	write := func(ctx context.Context, fi fs.FileInfo) error {
 		data := want
 		if len(s.Secrets) > 0 {

@@ -455,3 +455,41 @@ func TestSymlink_Retarget(t *testing.T) {
 		t.Fatalf("temporary link left behind: %v", err)
 	}
 }
+
+// TestFile_UnknownOwnerUnderRoot: under --root, where accounts are not
+// managed, an owner that exists neither in the root's etc/passwd nor on the
+// host leaves ownership as found, with a warning, and the second run is
+// quiet: the file is converged for everything fsgit can manage there.
+func TestFile_UnknownOwnerUnderRoot(t *testing.T) {
+	root := t.TempDir()
+	env := &reconciler.Env{Root: root, Cache: reconciler.NewCache()}
+	k := NewFile()
+	r := &reconciler.Resource{ID: "file:/etc/spark/spark-defaults.conf",
+		Spec: []byte(`{"path":"/etc/spark/spark-defaults.conf","ensure":"present","content":"a b\n","owner":"fsgt-nobody-here","group":"fsgt-nobody-here","mode":"0640"}`)}
+	p, err := k.Plan(context.Background(), env, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(p.Warning, "owner fsgt-nobody-here") || !strings.Contains(p.Warning, "group fsgt-nobody-here") {
+		t.Fatalf("warning %q", p.Warning)
+	}
+	if err := p.Apply(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(root, "etc/spark/spark-defaults.conf"))
+	if err != nil || fi.Mode().Perm() != 0o640 {
+		t.Fatalf("file not written with its mode: %v %v", fi, err)
+	}
+	p2, err := k.Plan(context.Background(), &reconciler.Env{Root: root, Cache: reconciler.NewCache()}, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p2.HasChanges() {
+		t.Fatalf("second plan has changes: %+v", p2.Changes)
+	}
+	// Without a root the same owner is an error, as it should be on a host.
+	if _, err := k.Plan(context.Background(), &reconciler.Env{Cache: reconciler.NewCache()}, &reconciler.Resource{ID: r.ID,
+		Spec: []byte(`{"path":"` + filepath.Join(root, "x") + `","ensure":"present","content":"","owner":"fsgt-nobody-here","group":"root","mode":"0640"}`)}); err == nil {
+		t.Fatal("unknown owner accepted on the host")
+	}
+}

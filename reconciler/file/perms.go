@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/fsgit/fsgit/reconciler"
@@ -20,6 +21,9 @@ type Perms struct {
 	// bits (07777), when HasMode.
 	Mode    uint32
 	HasMode bool
+	// Unresolved lists "owner NAME" / "group NAME" that could not be
+	// resolved under --root and are therefore not managed.
+	Unresolved []string
 }
 
 // ParseMode parses an octal mode of 3 or 4 digits, as in "0644" or "1777".
@@ -55,15 +59,33 @@ func ResolvePerms(env *reconciler.Env, owner, group, mode string) (Perms, error)
 	}
 	if owner != "" {
 		if p.UID, err = acc.uid(owner); err != nil {
-			return p, err
+			if env.Root == "" {
+				return p, err
+			}
+			p.UID, p.Unresolved = -1, append(p.Unresolved, "owner "+owner)
 		}
 	}
 	if group != "" {
 		if p.GID, err = acc.gid(group); err != nil {
-			return p, err
+			if env.Root == "" {
+				return p, err
+			}
+			p.GID, p.Unresolved = -1, append(p.Unresolved, "group "+group)
 		}
 	}
 	return p, nil
+}
+
+// Warning says which names could not be resolved under --root, where
+// accounts are not managed (the account kinds skip there): ownership by
+// those names is left as found rather than failing the file, and the
+// report says so. It is "" when everything resolved.
+func (p Perms) Warning() string {
+	if len(p.Unresolved) == 0 {
+		return ""
+	}
+	return "under --root, " + strings.Join(p.Unresolved, " and ") +
+		" is unknown (accounts are not managed under a root): ownership left as found"
 }
 
 // statOf returns the raw stat of fi, which must come from os.Lstat or
