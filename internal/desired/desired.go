@@ -65,7 +65,7 @@ type Site struct {
 	ctx      *cue.Context
 	site     cue.Value // the site package
 	catalog  cue.Value // profile.#Catalog
-	topology cue.Value // profile.#Topology's out, for this site
+	topology map[string]any // profile.#Topology's out, for this site, concrete
 
 	name     string
 	profiles map[string]bool
@@ -200,9 +200,15 @@ func Load(ctx context.Context, src Source) (*Site, error) {
 	if err := s.readStructure(vals[1]); err != nil {
 		return nil, err
 	}
-	s.topology = vals[1].LookupPath(cue.MakePath(cue.Def("Topology"))).
+	// The topology is evaluated once and filled into catalogs as plain
+	// data: filling the CUE value would evaluate its comprehension over
+	// every node again for each node.
+	topo := vals[1].LookupPath(cue.MakePath(cue.Def("Topology"))).
 		FillPath(cue.ParsePath("site"), s.site).
 		LookupPath(cue.ParsePath("out"))
+	if err := topo.Decode(&s.topology); err != nil {
+		return nil, &InvalidError{Problems: s.problemsFromError(err, "", "")}
+	}
 	if siteErr != nil {
 		for _, ce := range cueerrors.Errors(siteErr) {
 			role := ""
