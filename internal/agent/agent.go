@@ -116,6 +116,7 @@ type Agent struct {
 	limiter   *corrections
 	limitLogs map[reconciler.ID]bool
 	pub       *publisher
+	kept      string // the commit last pinned in the git cache
 }
 
 // New checks the options and returns an agent ready to Run.
@@ -166,8 +167,7 @@ func (a *Agent) Reload() {
 func (a *Agent) Status() status.Node {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	n := a.node
-	return n
+	return a.node
 }
 
 func (a *Agent) config() *Config {
@@ -319,9 +319,11 @@ func (a *Agent) handlePoll(ctx context.Context, ev *pollEvent) {
 	}
 	if a.prepared != nil {
 		rep := a.run(ctx, trigger, nil, false)
-		if rep != nil && len(rep.Only) == 0 && rep.Stopped == "" && rep.Count(reconciler.Failed) == 0 {
+		if rep != nil && len(rep.Only) == 0 && rep.Stopped == "" && rep.Count(reconciler.Failed) == 0 && rep.Revision != a.kept {
 			if err := a.source().Keep(rep.Revision); err != nil {
 				a.log.Warn("pin applied commit in the git cache", "err", err)
+			} else {
+				a.kept = rep.Revision
 			}
 		}
 		// A run creates directories that could not be watched before.
@@ -349,7 +351,7 @@ func (a *Agent) recordSource(ev *pollEvent, now time.Time) {
 		s.Error = ev.err.Error()
 		return
 	}
-	if ev.prepared != nil && !ev.resumed || len(ev.refused) > 0 {
+	if (ev.prepared != nil && !ev.resumed) || len(ev.refused) > 0 {
 		a.metrics.polls.WithLabelValues("new").Inc()
 	} else {
 		a.metrics.polls.WithLabelValues("unchanged").Inc()
@@ -420,8 +422,15 @@ func (a *Agent) handleWatch(ctx context.Context) {
 }
 
 // run runs the current catalog (or only the given resources), records it
-// and updates the status. It returns nil when the run could not start.
+// and updates the status. It returns nil when the run could not start, or
+// when the agent is stopping (a run that would only skip everything is not
+// worth recording).
 func (a *Agent) run(ctx context.Context, trigger string, only []reconciler.ID, noop bool) *reconciler.Report {
+	select {
+	case <-a.stopCh:
+		return nil
+	default:
+	}
 	cfg := a.config()
 	runCtx, cancel := context.WithTimeout(ctx, cfg.RunTimeout.D())
 	defer cancel()

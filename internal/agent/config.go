@@ -200,13 +200,10 @@ func agentSchema(ctx *cue.Context, schemaFS fs.FS) (cue.Value, error) {
 	v := ctx.BuildInstance(inst)
 	def := v.LookupPath(cue.ParsePath("#AgentConfig"))
 	if err := def.Err(); err != nil {
-		return cue.Value{}, fmt.Errorf("schema has no valid #AgentConfig:\n%s", details(err))
+		return cue.Value{}, fmt.Errorf("schema has no valid #AgentConfig:\n%s", strings.TrimSpace(cueerrors.Details(err, nil)))
 	}
 	return def, nil
 }
-
-// details renders a CUE error with its positions.
-func details(err error) string { return strings.TrimSpace(cueerrors.Details(err, nil)) }
 
 // explain renders a validation error one line per field: the position in
 // the configuration file, the field, the most telling message (a default's

@@ -64,12 +64,15 @@ func (s *Site) catalogFor(node string) (*reconciler.Catalog, []Problem) {
 		return nil, probs
 	}
 
-	c := s.catalog.
-		FillPath(cue.ParsePath("siteName"), s.name).
-		FillPath(cue.ParsePath("siteData"), s.site.LookupPath(cue.ParsePath("data"))).
-		FillPath(cue.ParsePath("node"), s.site.LookupPath(cue.MakePath(cue.Str("nodes"), cue.Str(node)))).
-		FillPath(cue.ParsePath("role"), s.site.LookupPath(cue.MakePath(cue.Str("roles"), cue.Str(n.role)))).
-		FillPath(cue.ParsePath("topology"), s.topology)
+	// One fill with everything: each FillPath evaluates the result, so
+	// filling field by field would evaluate the catalog once per field.
+	c := s.catalog.FillPath(cue.Path{}, map[string]any{
+		"siteName": s.name,
+		"siteData": s.site.LookupPath(cue.ParsePath("data")),
+		"node":     s.site.LookupPath(cue.MakePath(cue.Str("nodes"), cue.Str(node))),
+		"role":     s.site.LookupPath(cue.MakePath(cue.Str("roles"), cue.Str(n.role))),
+		"topology": s.topology,
+	})
 	// Invalid data would fail every profile that reads it, each with the
 	// same message: report it once, and check only the resources the role
 	// and the node declare themselves.

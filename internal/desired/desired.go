@@ -61,10 +61,11 @@ type Site struct {
 	revision string
 	files    map[string]fileOrigin // memFS path -> where it came from
 	display  func(string) string
+	shown    map[string]fileOrigin // displayed file name -> where it came from
 
 	ctx      *cue.Context
-	site     cue.Value // the site package
-	catalog  cue.Value // profile.#Catalog
+	site     cue.Value      // the site package
+	catalog  cue.Value      // profile.#Catalog
 	topology map[string]any // profile.#Topology's out, for this site, concrete
 
 	name     string
@@ -138,11 +139,11 @@ func Load(ctx context.Context, src Source) (*Site, error) {
 		return nil, fmt.Errorf("load site: %w", err)
 	}
 	siteDir := path.Clean(filepath.ToSlash(src.SiteDir))
-	if !fs.ValidPath(siteDir) || siteDir == "." || strings.HasPrefix(siteDir, "schema") || strings.HasPrefix(siteDir, "cue.mod") {
+	if !fs.ValidPath(siteDir) || siteDir == "." || isUnder(siteDir, "schema") || isUnder(siteDir, "cue.mod") {
 		return nil, fmt.Errorf("load site: site directory %q must be a directory of the repository outside schema/ and cue.mod/", src.SiteDir)
 	}
 	src.SiteDir = siteDir
-	files, origins, repoHash, err := collect(src.FS, siteDir)
+	files, origins, tree, repoHash, err := collect(src.FS, siteDir)
 	if err != nil {
 		return nil, fmt.Errorf("load site %s: %w", siteDir, err)
 	}
@@ -157,10 +158,15 @@ func Load(ctx context.Context, src Source) (*Site, error) {
 		s.revision = "sha256:" + repoHash
 	}
 	s.display = func(name string) string {
-		if origins[name] == originSite && src.Display != nil {
+		if tree[name] && src.Display != nil {
 			return src.Display(name)
 		}
 		return name
+	}
+
+	s.shown = make(map[string]fileOrigin, len(origins))
+	for name, o := range origins {
+		s.shown[s.display(name)] = o
 	}
 
 	mfs := newMemFS(files)
@@ -326,13 +332,14 @@ func dirAsSite(dir, inner string) (fs.FS, error) {
 // a package shared by sites) and in the site directory's ancestors (CUE
 // reads a package's files from its parents too). It returns the files, the
 // origin of each, and the hash of the files that came from the tree.
-func collect(fsys fs.FS, siteDir string) (map[string][]byte, map[string]fileOrigin, string, error) {
-	files := map[string][]byte{"cue.mod/module.cue": schema.ModuleFile()}
-	origins := map[string]fileOrigin{"cue.mod/module.cue": originSchema}
+func collect(fsys fs.FS, siteDir string) (files map[string][]byte, origins map[string]fileOrigin, tree map[string]bool, hash string, err error) {
+	files = map[string][]byte{"cue.mod/module.cue": schema.ModuleFile()}
+	origins = map[string]fileOrigin{"cue.mod/module.cue": originSchema}
+	tree = map[string]bool{}
 	for _, name := range schema.SchemaFiles() {
 		b, err := fs.ReadFile(schema.Files(), name)
 		if err != nil {
-			return nil, nil, "", fmt.Errorf("read embedded schema: %w", err)
+			return nil, nil, nil, "", fmt.Errorf("read embedded schema: %w", err)
 		}
 		files["schema/"+name] = b
 		origins["schema/"+name] = originSchema
@@ -377,12 +384,12 @@ func collect(fsys fs.FS, siteDir string) (map[string][]byte, map[string]fileOrig
 	}
 
 	if ok, err := walk("schema/profile", originProfile); err != nil {
-		return nil, nil, "", fmt.Errorf("read profiles: %w", err)
+		return nil, nil, nil, "", fmt.Errorf("read profiles: %w", err)
 	} else if !ok {
 		for _, name := range schema.ProfileFiles() {
 			b, err := fs.ReadFile(schema.Files(), name)
 			if err != nil {
-				return nil, nil, "", fmt.Errorf("read embedded profiles: %w", err)
+				return nil, nil, nil, "", fmt.Errorf("read embedded profiles: %w", err)
 			}
 			files["schema/"+name] = b
 			origins["schema/"+name] = originProfile
@@ -390,22 +397,22 @@ func collect(fsys fs.FS, siteDir string) (map[string][]byte, map[string]fileOrig
 	}
 	top, _, _ := strings.Cut(siteDir, "/")
 	if _, err := fs.Stat(fsys, siteDir); err != nil {
-		return nil, nil, "", fmt.Errorf("site directory: %w", err)
+		return nil, nil, nil, "", fmt.Errorf("site directory: %w", err)
 	}
 	if _, err := walk(top, originSite); err != nil {
-		return nil, nil, "", fmt.Errorf("read site files: %w", err)
+		return nil, nil, nil, "", fmt.Errorf("read site files: %w", err)
 	}
 	// Files directly in the repository root belong to the root package,
 	// which a site in sites/x shares only if it has the same package name.
 	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
-		return nil, nil, "", fmt.Errorf("read repository root: %w", err)
+		return nil, nil, nil, "", fmt.Errorf("read repository root: %w", err)
 	}
 	for _, e := range entries {
 		if !e.IsDir() && strings.HasSuffix(e.Name(), ".cue") && !strings.HasPrefix(e.Name(), ".") {
 			origins[e.Name()] = originSite
 			if err := add(e.Name()); err != nil {
-				return nil, nil, "", fmt.Errorf("read %s: %w", e.Name(), err)
+				return nil, nil, nil, "", fmt.Errorf("read %s: %w", e.Name(), err)
 			}
 		}
 	}
@@ -416,7 +423,10 @@ func collect(fsys fs.FS, siteDir string) (map[string][]byte, map[string]fileOrig
 		fmt.Fprintf(h, "%s\x00%d\x00", name, len(files[name]))
 		h.Write(files[name])
 	}
-	return files, origins, hex.EncodeToString(h.Sum(nil)), nil
+	for _, name := range fromTree {
+		tree[name] = true
+	}
+	return files, origins, tree, hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // checkVersion refuses a site written for another schema version.

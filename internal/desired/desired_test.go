@@ -368,3 +368,49 @@ func TestKindFields_Documented(t *testing.T) {
 		}
 	}
 }
+
+// TestLoad_ProfilesFromTheTree checks that a repository with its own
+// schema/profile/ is loaded with those profiles (a site owner adds one
+// without Go), while schema/*.cue always comes from the binary.
+func TestLoad_ProfilesFromTheTree(t *testing.T) {
+	files := map[string][]byte{}
+	for _, name := range schema.ProfileFiles() {
+		b, err := fs.ReadFile(schema.Files(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files["schema/"+name] = b
+	}
+	files["schema/profile/motd.cue"] = []byte(`package profile
+
+#Data: motd: text: *"Managed by fsgit\n" | string
+
+#Profiles: motd: #Motd
+
+#Motd: #Profile & {
+	data: _
+	resources: "file:/etc/motd": content: "\(data.motd.text)"
+}
+`)
+	// A schema file in the tree is ignored: the embedded schema wins.
+	files["schema/kinds.cue"] = []byte("package schema\n\n#File: {}\n")
+	files["sites/s/site.cue"] = []byte(`package s
+
+import "github.com/fsgit/fsgit/schema"
+
+schema.#Site
+schemaVersion: "v1"
+name:          "s"
+roles: r: profiles: ["motd"]
+nodes: n: {role: "r", data: motd: text: "hello\n"}
+`)
+	s, err := Load(context.Background(), Source{FS: newMemFS(files), SiteDir: "sites/s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := catalog(t, s, "n")
+	f := spec(t, c, "file:/etc/motd")
+	if f["content"] != "hello\n" || f["mode"] != "0644" || f["owner"] != "root" {
+		t.Errorf("file:/etc/motd %v", f)
+	}
+}

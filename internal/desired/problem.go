@@ -57,6 +57,11 @@ func (p Problem) String() string {
 // of the places that make up the value, one in a site file, else one in a
 // profile, else the first.
 func (s *Site) pos(v cue.Value) string {
+	return fmtPos(s.bestPos(v))
+}
+
+// bestPos is the position behind pos.
+func (s *Site) bestPos(v cue.Value) token.Pos {
 	best := v.Pos()
 	var walk func(v cue.Value, depth int)
 	walk = func(v cue.Value, depth int) {
@@ -73,7 +78,7 @@ func (s *Site) pos(v cue.Value) string {
 		}
 	}
 	walk(v, 0)
-	return fmtPos(best)
+	return best
 }
 
 func fmtPos(p token.Pos) string {
@@ -104,15 +109,8 @@ func (s *Site) firstSitePos(v cue.Value) string {
 
 // originOf says where the file a position names came from.
 func (s *Site) originOf(p token.Pos) fileOrigin {
-	name := p.Filename()
-	if strings.HasPrefix(name, "schema/profile/") {
-		if o, ok := s.files[name]; ok {
-			return o
-		}
-		return originProfile
-	}
-	if strings.HasPrefix(name, "schema/") || strings.HasPrefix(name, "cue.mod/") {
-		return originSchema
+	if o, ok := s.shown[p.Filename()]; ok {
+		return o
 	}
 	return originSite
 }
@@ -172,7 +170,16 @@ func (s *Site) problemsFromError(err error, node string, res reconciler.ID, with
 		if len(path) > 0 && path[0] == "site" {
 			path = path[1:]
 		}
-		ce := cueErr{path: path, msg: fmt.Sprintf(format, args...)}
+		msg := fmt.Sprintf(format, args...)
+		// Some errors (a failed import) wrap their cause: keep it.
+		if full := e.Error(); strings.Contains(full, msg+": ") {
+			msg = posInMsg.ReplaceAllString(full[strings.Index(full, msg+": "):], "")
+		}
+		// A load error's path is the package ("module/pkg@v0"), not a field.
+		if len(path) == 1 && strings.Contains(path[0], "@") {
+			path = nil
+		}
+		ce := cueErr{path: path, msg: msg}
 		seen := map[token.Pos]bool{}
 		for _, p := range append([]token.Pos{e.Position()}, e.InputPositions()...) {
 			if p.IsValid() && !seen[p] {
@@ -289,21 +296,13 @@ func (s *Site) valuePos(part cue.Value, path []string, id reconciler.ID) string 
 		}
 		v := part.LookupPath(cue.MakePath(sel...))
 		if v.Exists() {
-			if p := v.Pos(); p.IsValid() && s.originOf(p) == originSite {
+			if p := s.bestPos(v); p.IsValid() && s.originOf(p) == originSite {
 				return fmtPos(p)
-			}
-			if p := s.pos(v); p != "" && strings.HasPrefix(p, s.siteDisplayPrefix()) {
-				return p
 			}
 		}
 		break
 	}
 	return s.resourcePos(part, id)
-}
-
-// siteDisplayPrefix is how the site's files are named in positions.
-func (s *Site) siteDisplayPrefix() string {
-	return s.display(s.src.SiteDir) + "/"
 }
 
 // inSite reports whether one of the error's positions is in a site file.
@@ -346,6 +345,9 @@ func pickConflict(s *Site, g []cueErr) cueErr {
 	}
 	return g[bestIdx]
 }
+
+// posInMsg matches a position that a wrapped error repeats in its text.
+var posInMsg = regexp.MustCompile(`\S+\.cue:\d+:\d+: `)
 
 // typeOperand matches a conflict whose second operand is a type, as in
 // `conflicting values "3306" and int`.

@@ -6,10 +6,11 @@ import (
 	"strings"
 )
 
-// Vet evaluates every node's catalog and returns every problem found, the
-// site's own first, then by position. A problem shared by several nodes (a
-// mistake in site or role data) is reported once, naming them all. The
-// site is valid when no returned problem is an error (Warning false).
+// Vet evaluates every node's catalog and returns every problem found: the
+// site's own first, then each node's in node order, warnings last. A
+// problem shared by several nodes (a mistake in site or role data) is
+// reported once, naming them all. The site is valid when no returned
+// problem is an error (Warning false).
 func (s *Site) Vet(ctx context.Context) []Problem {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -125,8 +125,17 @@ func Open(cfg Config) (*Source, error) {
 	return s, nil
 }
 
-// openCache opens or makes the bare cache and sets its remote's URL.
+// openCache opens or makes the bare cache and sets its remote's URL. A
+// compaction interrupted between its two renames left the old cache at
+// dir.old: it is put back.
 func openCache(dir, url string) (*git.Repository, error) {
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(dir + ".old"); err == nil {
+			if err := os.Rename(dir+".old", dir); err != nil {
+				return nil, fmt.Errorf("restore git cache %s: %w", dir, err)
+			}
+		}
+	}
 	repo, err := git.PlainOpen(dir)
 	if errors.Is(err, git.ErrRepositoryNotExists) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -168,8 +169,18 @@ func computeNode(node string, base, head *reconciler.Catalog, reg *reconciler.Re
 		changed[id] = &rp
 	}
 	// Refreshes along notify edges of the head catalog: a changed resource
-	// refreshes what it notifies, unless that resource is itself created.
-	for id, rp := range changed {
+	// refreshes what it notifies, unless that resource is itself created or
+	// removed, and a refreshed resource passes the refresh on (the sshd
+	// drop-in refreshes its syntax check, which refreshes sshd). A worklist
+	// over sorted IDs keeps the result the same on every run.
+	queue := make([]reconciler.ID, 0, len(changed))
+	for id := range changed {
+		queue = append(queue, id)
+	}
+	sort.Slice(queue, func(i, j int) bool { return queue[i] < queue[j] })
+	for len(queue) > 0 {
+		id := queue[0]
+		queue = queue[1:]
 		src := cur[id]
 		if src == nil {
 			continue
@@ -186,9 +197,17 @@ func computeNode(node string, base, head *reconciler.Catalog, reg *reconciler.Re
 			if t.Action == reconciler.ActionCreate || t.Action == reconciler.ActionDelete {
 				continue
 			}
-			t.RefreshedBy = append(t.RefreshedBy, rp.ID)
+			if slices.Contains(t.RefreshedBy, id) {
+				continue
+			}
+			first := len(t.RefreshedBy) == 0
+			t.RefreshedBy = append(t.RefreshedBy, id)
 			if t.Class < reconciler.Disruptive {
 				t.Class = reconciler.Disruptive
+			}
+			if first && t.Action == reconciler.ActionNone {
+				// Refreshed only: it passes the refresh on once.
+				queue = append(queue, target)
 			}
 		}
 	}
