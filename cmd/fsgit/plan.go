@@ -81,7 +81,21 @@ func runPlan(ctx context.Context, out io.Writer, f *planFlags) error {
 	}
 	siteDir := path.Clean(f.site)
 
+	// The two revisions are evaluated at once: each has its own CUE
+	// context, and evaluation is most of a plan's time.
+	type side struct {
+		cats map[string]*reconciler.Catalog
+		hash string
+		err  error
+	}
+	baseCh := make(chan side, 1)
+	go func() {
+		var s side
+		s.cats, s.hash, s.err = catalogsAt(ctx, repo, baseRev, siteDir, f.nodes)
+		baseCh <- s
+	}()
 	headCats, headHash, err := catalogsAt(ctx, repo, f.head, siteDir, f.nodes)
+	base := <-baseCh
 	if err != nil {
 		var inv *desired.InvalidError
 		if errors.As(err, &inv) {
@@ -89,13 +103,13 @@ func runPlan(ctx context.Context, out io.Writer, f *planFlags) error {
 		}
 		return fmt.Errorf("plan: %w", err)
 	}
-	baseCats, baseHash, err := catalogsAt(ctx, repo, baseRev, siteDir, f.nodes)
-	if err != nil {
+	baseCats, baseHash := base.cats, base.hash
+	if base.err != nil {
 		// A base that does not validate (or has no site yet) is planned
 		// against as empty: the head is what gets applied.
 		var inv *desired.InvalidError
-		if !errors.As(err, &inv) && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("plan: %w", err)
+		if !errors.As(base.err, &inv) && !errors.Is(base.err, fs.ErrNotExist) {
+			return fmt.Errorf("plan: %w", base.err)
 		}
 		baseCats = map[string]*reconciler.Catalog{}
 	}

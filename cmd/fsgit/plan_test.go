@@ -158,8 +158,8 @@ func TestPlan_Golden(t *testing.T) {
 			want:     []string{"online-2", "added"},
 		},
 		{
-			name:     "profile-all-nodes",
-			changes:  []change{{"schema/profile/base.cue", `"MaxAuthTries \(S.maxAuthTries)",`, `"MaxAuthTries \(S.maxAuthTries)",
+			name: "profile-all-nodes",
+			changes: []change{{"schema/profile/base.cue", `"MaxAuthTries \(S.maxAuthTries)",`, `"MaxAuthTries \(S.maxAuthTries)",
 					"LoginGraceTime 30",`}},
 			wantCode: 2,
 			want:     []string{"3 nodes change", "online-1", "offline-1", "vector-1", "+ LoginGraceTime 30"},

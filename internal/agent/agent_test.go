@@ -354,3 +354,65 @@ func freeAddr(tb testing.TB) string {
 	defer l.Close()
 	return l.Addr().String()
 }
+
+// slowKind takes a while to apply, and records that it finished.
+type slowKind struct {
+	started chan struct{}
+	done    chan reconciler.ID
+}
+
+func (k *slowKind) Kind() string                          { return "tslow" }
+func (k *slowKind) Validate(r *reconciler.Resource) error { return nil }
+func (k *slowKind) Plan(_ context.Context, _ *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
+	return &reconciler.Plan{
+		Action:  reconciler.ActionCreate,
+		Changes: []reconciler.Change{{Field: "done", Before: "no", After: "yes"}},
+		Apply: func(ctx context.Context) error {
+			k.started <- struct{}{}
+			select {
+			case <-time.After(300 * time.Millisecond):
+				k.done <- r.ID
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		},
+	}, nil
+}
+
+// TestAgent_StopFinishesResourceInHand: Stop (SIGTERM) lets the resource
+// being applied finish, starts no other, and Run returns.
+func TestAgent_StopFinishesResourceInHand(t *testing.T) {
+	s := newSite(t)
+	first := reconciler.Resource{ID: "tslow:first", Spec: []byte(`{}`)}
+	second := reconciler.Resource{ID: "tslow:second", Spec: []byte(`{}`), Require: []reconciler.ID{"tslow:first"}}
+	s.push("slow", map[string]string{"n1": catalogJSON(t, first, second)})
+	n := newNode(t, "n1", s.url, "100ms", "")
+	k := &slowKind{started: make(chan struct{}, 2), done: make(chan reconciler.ID, 2)}
+	n.kinds = append(n.kinds, k)
+	n.start()
+	select {
+	case <-k.started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("nothing started")
+	}
+	n.stop()
+	select {
+	case id := <-k.done:
+		if id != "tslow:first" {
+			t.Fatalf("finished %s", id)
+		}
+	default:
+		t.Fatal("the resource in hand did not finish")
+	}
+	if len(k.started) != 0 {
+		t.Fatal("a resource started after Stop")
+	}
+	off, err := StatusFromState(n.dir+"/state.db", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if off.LastRun == nil || off.LastRun.Counts[reconciler.Created] != 1 || off.LastRun.Error == "" {
+		t.Fatalf("last run recorded: %+v", off.LastRun)
+	}
+}

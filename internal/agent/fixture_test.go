@@ -96,6 +96,7 @@ type node struct {
 	kinds    []reconciler.Kind
 	load     CatalogLoader
 	notify   func(string)
+	secrets  SecretsFactory
 }
 
 // newNode writes a configuration for an agent named name following url,
@@ -160,6 +161,7 @@ func (n *node) start() {
 		SchemaFS:   schema.Files(),
 		Registry:   reconciler.NewRegistry(n.kinds...),
 		Load:       n.load,
+		Secrets:    n.secrets,
 		Log:        slog.New(slog.NewTextHandler(n.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Notify:     n.notify,
 	})

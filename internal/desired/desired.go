@@ -59,6 +59,7 @@ type Site struct {
 	mu       sync.Mutex
 	src      Source
 	revision string
+	key      string // contentKey of every file the site was evaluated from
 	files    map[string]fileOrigin // memFS path -> where it came from
 	display  func(string) string
 	shown    map[string]fileOrigin // displayed file name -> where it came from
@@ -138,16 +139,16 @@ func Load(ctx context.Context, src Source) (*Site, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("load site: %w", err)
 	}
-	siteDir := path.Clean(filepath.ToSlash(src.SiteDir))
-	if !fs.ValidPath(siteDir) || siteDir == "." || isUnder(siteDir, "schema") || isUnder(siteDir, "cue.mod") {
-		return nil, fmt.Errorf("load site: site directory %q must be a directory of the repository outside schema/ and cue.mod/", src.SiteDir)
+	siteDir, err := cleanSiteDir(src.SiteDir)
+	if err != nil {
+		return nil, fmt.Errorf("load site: %w", err)
 	}
 	src.SiteDir = siteDir
 	files, origins, tree, repoHash, err := collect(src.FS, siteDir)
 	if err != nil {
 		return nil, fmt.Errorf("load site %s: %w", siteDir, err)
 	}
-	s := &Site{src: src, files: origins, revision: src.Revision}
+	s := &Site{src: src, files: origins, revision: src.Revision, key: contentKey(siteDir, files)}
 	s.docs.src = map[string][]byte{}
 	for name, o := range origins {
 		if o != originSite {
@@ -235,14 +236,25 @@ func Load(ctx context.Context, src Source) (*Site, error) {
 // relative to the current directory. The revision is "sha256:<hex>" of the
 // site's files.
 func LoadDir(ctx context.Context, siteDir string) (*Site, error) {
+	src, err := dirSource(siteDir)
+	if err != nil {
+		return nil, err
+	}
+	return Load(ctx, src)
+}
+
+// dirSource returns the Source of the site in a directory, as LoadDir
+// loads it (and KeyDir keys it): the repository around it when there is
+// one, the directory alone otherwise.
+func dirSource(siteDir string) (Source, error) {
 	abs, err := filepath.Abs(siteDir)
 	if err != nil {
-		return nil, fmt.Errorf("load site %s: %w", siteDir, err)
+		return Source{}, fmt.Errorf("load site %s: %w", siteDir, err)
 	}
 	if fi, err := os.Stat(abs); err != nil {
-		return nil, fmt.Errorf("load site: %w", err)
+		return Source{}, fmt.Errorf("load site: %w", err)
 	} else if !fi.IsDir() {
-		return nil, fmt.Errorf("load site: %s is not a directory", siteDir)
+		return Source{}, fmt.Errorf("load site: %s is not a directory", siteDir)
 	}
 	cwd, _ := os.Getwd()
 	rel := func(p string) string {
@@ -261,25 +273,36 @@ func LoadDir(ctx context.Context, siteDir string) (*Site, error) {
 		inner := "sites/" + filepath.Base(abs)
 		fsys, err := dirAsSite(abs, inner)
 		if err != nil {
-			return nil, fmt.Errorf("load site %s: %w", siteDir, err)
+			return Source{}, fmt.Errorf("load site %s: %w", siteDir, err)
 		}
-		return Load(ctx, Source{
+		return Source{
 			FS:      fsys,
 			SiteDir: inner,
 			Display: func(name string) string {
 				return path.Join(rel(abs), strings.TrimPrefix(strings.TrimPrefix(name, inner), "/"))
 			},
-		})
+		}, nil
 	}
 	r, err := filepath.Rel(root, abs)
 	if err != nil {
-		return nil, fmt.Errorf("load site %s: %w", siteDir, err)
+		return Source{}, fmt.Errorf("load site %s: %w", siteDir, err)
 	}
-	return Load(ctx, Source{
+	return Source{
 		FS:      os.DirFS(root),
 		SiteDir: filepath.ToSlash(r),
 		Display: func(name string) string { return path.Join(rel(root), name) },
-	})
+	}, nil
+}
+
+// cleanSiteDir returns the site directory as a clean slash path, or an
+// error if it is not a directory of the repository outside schema/ and
+// cue.mod/.
+func cleanSiteDir(dir string) (string, error) {
+	siteDir := path.Clean(filepath.ToSlash(dir))
+	if !fs.ValidPath(siteDir) || siteDir == "." || isUnder(siteDir, "schema") || isUnder(siteDir, "cue.mod") {
+		return "", fmt.Errorf("site directory %q must be a directory of the repository outside schema/ and cue.mod/", dir)
+	}
+	return siteDir, nil
 }
 
 func findModuleRoot(dir string) string {
