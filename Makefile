@@ -9,8 +9,9 @@ TESTFLAGS ?= -count=1 -timeout 40m
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-build: ## build bin/fsgit
+build: ## build bin/fsgit and its Iceberg helper bin/fsgit-iceberg
 	$(GO) build -o $(BIN) ./cmd/fsgit
+	$(GO) build -o $(dir $(BIN))fsgit-iceberg ./cmd/fsgit-iceberg
 
 test: ## run every test (needs the dependencies that scripts/setup.sh installs)
 	$(GO) test $(TESTFLAGS) $(PKGS)
@@ -28,7 +29,8 @@ vet-sites: build ## fsgit vet on every site under sites/
 images: ## build the local Weaviate and vectorizer images (no registry here)
 	scripts/build-images.sh
 
-demo: ## converge the example stack on this machine with one agent per node
+demo: ## converge the example stack on this machine with one agent per node (installs what it needs first)
+	scripts/setup.sh
 	scripts/demo.sh
 
 demo-down: ## stop the demo and remove what it made

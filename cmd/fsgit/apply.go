@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"debug/elf"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -40,6 +45,7 @@ type applyFlags struct {
 	output      string
 	verbose     bool
 	noPrune     bool
+	noCache     bool
 }
 
 func newApplyCmd() *cobra.Command {
@@ -54,6 +60,12 @@ With --noop nothing is changed and nothing is written (not even the state): the
 report says what would change and what would restart. With --root every managed path
 is placed under DIR, so that a site can be applied in a sandbox; kinds that cannot
 honour a root (packages, services, accounts) are reported as skipped.
+
+The node's compiled catalog is cached next to the state file
+(catalog-<node>.json), keyed by a hash of every file the site is evaluated from
+and by the fsgit build: while neither changes, the next run reads it instead of
+evaluating CUE. Noop reads the cache but never writes it; --no-cache neither
+reads nor writes it. With -v the log says where the catalog came from.
 
 Exit codes (Puppet's detailed codes): 0 nothing changed, 2 changes (or, in noop,
 changes found), 4 failures, 6 changes and failures, 1 the run could not start.`,
@@ -78,6 +90,7 @@ changes found), 4 failures, 6 changes and failures, 1 the run could not start.`,
 	fl.StringVarP(&f.output, "output", "o", "text", "report format: text or json")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "list unchanged resources and log each resource")
 	fl.BoolVar(&f.noPrune, "no-prune", false, "do not remove resources that left the catalog")
+	fl.BoolVar(&f.noCache, "no-cache", false, "evaluate the site even if the compiled catalog is cached, and do not cache it")
 	return cmd
 }
 
@@ -117,16 +130,10 @@ func runApply(ctx context.Context, stdout, stderr io.Writer, f applyFlags) error
 	statePath := underRoot(root, f.statePath, state.DefaultPath)
 	summaryPath := underRoot(root, f.summaryPath, state.DefaultSummaryPath)
 
-	site, err := desired.LoadDir(ctx, f.site)
+	cache := catalogCache{path: catalogCachePath(filepath.Dir(statePath), f.node), node: f.node}
+	cat, fresh, err := nodeCatalog(ctx, log, f, &cache)
 	if err != nil {
-		return couldNotRun(fmt.Errorf("load site %s:\n%w", f.site, err))
-	}
-	cat, err := site.Catalog(f.node)
-	if err != nil {
-		return couldNotRun(fmt.Errorf("build the catalog of node %s:\n%w", f.node, err))
-	}
-	if cat.Revision == "" {
-		cat.Revision = site.Revision()
+		return couldNotRun(err)
 	}
 
 	resolver, err := secretResolver(f)
@@ -158,6 +165,14 @@ func runApply(ctx context.Context, stdout, stderr io.Writer, f applyFlags) error
 		st = nil
 	default:
 		return couldNotRun(err)
+	}
+	// The cache is written once the state is open: its directory exists
+	// and the state's lock keeps another apply of this node from writing
+	// at the same time. Noop writes nothing.
+	if fresh != "" && !f.noop && !f.noCache {
+		if err := cache.write(fresh, cat); err != nil {
+			log.Warn("the compiled catalog is not cached", "err", err)
+		}
 	}
 
 	// The first SIGINT or SIGTERM lets the resources in hand finish; the
@@ -318,40 +333,51 @@ func writeSummary(path string, rep *reconciler.Report) error {
 	if err != nil {
 		return fmt.Errorf("encode run summary: %w", err)
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("write run summary: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, ".last_run_summary-*")
-	if err != nil {
+	if err := writeFileAtomic(path, append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("write run summary: %w", err)
+	}
+	return nil
+}
+
+// writeFileAtomic replaces the file at path with data: a temporary file in
+// the same directory, given perm, synced, renamed over the old one, and
+// the directory synced. A reader sees the old file or the new one, never
+// a part of either.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
+	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
-		return fmt.Errorf("write run summary: %w", err)
+		return err
 	}
-	if err := tmp.Chmod(0o644); err != nil {
+	if err := tmp.Chmod(perm); err != nil {
 		tmp.Close()
-		return fmt.Errorf("write run summary: %w", err)
+		return err
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return fmt.Errorf("write run summary: %w", err)
+		return err
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write run summary: %w", err)
+		return err
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write run summary: %w", err)
+		return err
 	}
 	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("sync run summary directory: %w", err)
+		return fmt.Errorf("sync directory: %w", err)
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync run summary directory: %w", err)
+		return fmt.Errorf("sync directory: %w", err)
 	}
 	return nil
 }
@@ -429,4 +455,209 @@ func byteSize(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// nodeCatalog returns the node's catalog: read from the cache when the
+// cache holds it for the site's current content and this fsgit build,
+// evaluated from the CUE site otherwise. fresh is the site's content key
+// when the catalog was evaluated (what to cache it under), "" when it came
+// from the cache.
+func nodeCatalog(ctx context.Context, log *slog.Logger, f applyFlags, cache *catalogCache) (cat *reconciler.Catalog, fresh string, err error) {
+	start := time.Now()
+	if f.noCache {
+		log.Info("catalog cache not used", "node", f.node, "reason", "--no-cache")
+	} else if key, err := desired.KeyDir(f.site); err != nil {
+		// LoadDir fails alike and says it better.
+		log.Info("catalog cache not used", "node", f.node, "reason", err)
+	} else if cat, why := cache.read(key); cat != nil {
+		log.Info("catalog from cache", "node", f.node, "file", cache.path, "key", key,
+			"resources", len(cat.Resources), "took", time.Since(start).Round(time.Microsecond))
+		return cat, "", nil
+	} else {
+		log.Info("catalog cache not used", "node", f.node, "file", cache.path, "reason", why)
+	}
+
+	site, err := desired.LoadDir(ctx, f.site)
+	if err != nil {
+		return nil, "", fmt.Errorf("load site %s:\n%w", f.site, err)
+	}
+	cat, err = site.Catalog(f.node)
+	if err != nil {
+		return nil, "", fmt.Errorf("build the catalog of node %s:\n%w", f.node, err)
+	}
+	if cat.Revision == "" {
+		cat.Revision = site.Revision()
+	}
+	log.Info("catalog evaluated", "node", f.node, "key", site.Key(),
+		"resources", len(cat.Resources), "took", time.Since(start).Round(time.Microsecond))
+	return cat, site.Key(), nil
+}
+
+// catalogCacheFormat is the layout of the cache file; a file of another
+// layout is not read.
+const catalogCacheFormat = 1
+
+// catalogCache is one node's compiled catalog, cached in a file of the
+// state directory. The catalog holds secret references, never values.
+type catalogCache struct {
+	path string
+	node string
+}
+
+// catalogCacheFile is the cache file's content.
+type catalogCacheFile struct {
+	Format int `json:"format"`
+	// Key is the site's content key (desired.Key) the catalog was
+	// compiled from.
+	Key string `json:"key"`
+	// Build identifies the fsgit build that compiled it: another build may
+	// compile the same site differently.
+	Build   string              `json:"build"`
+	Node    string              `json:"node"`
+	Catalog *reconciler.Catalog `json:"catalog"`
+}
+
+// catalogCachePath is the cache file of a node in the state directory. A
+// node name that is not a plain file name is hashed.
+func catalogCachePath(stateDir, node string) string {
+	name := node
+	if !plainFileName(node) {
+		sum := sha256.Sum256([]byte(node))
+		name = hex.EncodeToString(sum[:12])
+	}
+	return filepath.Join(stateDir, "catalog-"+name+".json")
+}
+
+func plainFileName(s string) bool {
+	if s == "" || len(s) > 200 || s[0] == '.' || s[0] == '-' {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// read returns the cached catalog if the file holds one for key, this
+// node and this build; otherwise nil and why not. A file that anyone but
+// its owner (this user) could have written is not trusted.
+func (c *catalogCache) read(key string) (*reconciler.Catalog, string) {
+	fh, err := os.Open(c.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, "no cache file"
+	}
+	if err != nil {
+		return nil, err.Error()
+	}
+	defer fh.Close()
+	fi, err := fh.Stat()
+	if err != nil {
+		return nil, err.Error()
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !fi.Mode().IsRegular() || fi.Mode().Perm()&0o022 != 0 ||
+		(ok && int(st.Uid) != os.Geteuid()) {
+		return nil, fmt.Sprintf("not trusted (mode %s, not a private file of this user)", fi.Mode())
+	}
+	var cf catalogCacheFile
+	if err := json.NewDecoder(fh).Decode(&cf); err != nil {
+		return nil, fmt.Sprintf("unreadable: %v", err)
+	}
+	switch build, ok := buildIdentity(); {
+	case cf.Format != catalogCacheFormat:
+		return nil, fmt.Sprintf("format %d, want %d", cf.Format, catalogCacheFormat)
+	case !ok:
+		return nil, "this fsgit build cannot be identified"
+	case cf.Build != build:
+		return nil, "compiled by another fsgit build"
+	case cf.Key != key:
+		return nil, "the site changed"
+	case cf.Node != c.node || cf.Catalog == nil || cf.Catalog.Node != c.node:
+		return nil, "not this node's catalog"
+	}
+	return cf.Catalog, ""
+}
+
+// write caches the catalog under key, atomically, readable by the owner
+// only. It does nothing when the build cannot be identified.
+func (c *catalogCache) write(key string, cat *reconciler.Catalog) error {
+	build, ok := buildIdentity()
+	if !ok {
+		return errors.New("this fsgit build cannot be identified")
+	}
+	var buf bytes.Buffer
+	// Compact and without HTML escapes: the specs' raw JSON is kept byte
+	// for byte, as the evaluation produced it.
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(catalogCacheFile{Format: catalogCacheFormat, Key: key, Build: build, Node: c.node, Catalog: cat}); err != nil {
+		return fmt.Errorf("encode the catalog: %w", err)
+	}
+	if err := writeFileAtomic(c.path, buf.Bytes(), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", c.path, err)
+	}
+	return nil
+}
+
+// buildIdentity identifies the running fsgit build: the module's version
+// and VCS revision, and the Go build ID of the executable, which changes
+// with any change of the code (a dirty tree at the same revision too). ok
+// is false when nothing reliable identifies it.
+func buildIdentity() (id string, ok bool) {
+	var b strings.Builder
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		fmt.Fprintf(&b, "%s@%s", bi.Main.Path, bi.Main.Version)
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" || s.Key == "vcs.modified" {
+				fmt.Fprintf(&b, " %s=%s", s.Key, s.Value)
+			}
+		}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "", false
+	}
+	if bid, err := goBuildID(exe); err == nil {
+		fmt.Fprintf(&b, " buildid=%s", bid)
+		return b.String(), true
+	}
+	// No build ID (not ELF): the executable file itself, by size and
+	// modification time.
+	fi, err := os.Stat(exe)
+	if err != nil {
+		return "", false
+	}
+	fmt.Fprintf(&b, " exe=%s size=%d mtime=%d", exe, fi.Size(), fi.ModTime().UnixNano())
+	return b.String(), true
+}
+
+// goBuildID reads the Go build ID from an ELF executable's
+// .note.go.buildid section (the note the go command's own buildid reads).
+func goBuildID(exe string) (string, error) {
+	f, err := elf.Open(exe)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	sec := f.Section(".note.go.buildid")
+	if sec == nil {
+		return "", errors.New("no .note.go.buildid section")
+	}
+	note, err := sec.Data()
+	if err != nil {
+		return "", err
+	}
+	// An ELF note: namesz, descsz, type (4 bytes each), the name "Go\x00"
+	// padded to 4 bytes, then the build ID.
+	if len(note) < 16 {
+		return "", errors.New("short .note.go.buildid")
+	}
+	bo := f.ByteOrder
+	namesz, descsz := bo.Uint32(note[0:]), bo.Uint32(note[4:])
+	off := 12 + (uint64(namesz)+3)&^3
+	if namesz != 4 || string(note[12:15]) != "Go\x00" || off+uint64(descsz) > uint64(len(note)) || descsz == 0 {
+		return "", errors.New("malformed .note.go.buildid")
+	}
+	return string(note[off : off+uint64(descsz)]), nil
 }

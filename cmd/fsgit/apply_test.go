@@ -2,15 +2,19 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/fsgit/fsgit/internal/desired"
 	"github.com/fsgit/fsgit/internal/state"
 )
 
@@ -270,5 +274,230 @@ func TestApply_CouldNotRun(t *testing.T) {
 	code, _, errOut = fsgit(t, "apply", "--once", "--site", site, "--node", "n1", "--root", root, "--lock-timeout", "50ms")
 	if code != 1 || !strings.Contains(errOut, "another fsgit") {
 		t.Fatalf("locked state: exit %d %s", code, errOut)
+	}
+}
+
+// cacheFile reads the catalog cache file of node n1 under root.
+func cacheFile(t *testing.T, root string) (catalogCacheFile, os.FileInfo) {
+	t.Helper()
+	p := filepath.Join(root, "var/lib/fsgit/catalog-n1.json")
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatalf("cache file: %v", err)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cf catalogCacheFile
+	if err := json.Unmarshal(b, &cf); err != nil {
+		t.Fatalf("cache file %s: %v", b, err)
+	}
+	return cf, fi
+}
+
+// catalogFrom returns where the -v log says the catalog came from:
+// "cache" or "evaluated" (and fails on neither or both).
+func catalogFrom(t *testing.T, errOut string) string {
+	t.Helper()
+	cached := strings.Contains(errOut, `msg="catalog from cache"`)
+	evaluated := strings.Contains(errOut, `msg="catalog evaluated"`)
+	switch {
+	case cached && !evaluated:
+		return "cache"
+	case evaluated && !cached:
+		return "evaluated"
+	}
+	t.Fatalf("the log does not say where the catalog came from:\n%s", errOut)
+	return ""
+}
+
+func TestApply_CatalogCache(t *testing.T) {
+	site := sandboxSite(t, "")
+	root := filepath.Join(t.TempDir(), "root")
+	args := []string{"apply", "--once", "--site", site, "--node", "n1", "--root", root, "-v"}
+	cachePath := filepath.Join(root, "var/lib/fsgit/catalog-n1.json")
+
+	code, out, errOut := fsgit(t, args...)
+	if code != 2 || catalogFrom(t, errOut) != "evaluated" {
+		t.Fatalf("first apply: exit %d\n%s%s", code, out, errOut)
+	}
+	cf, fi := cacheFile(t, root)
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("cache file mode %v, want 0600", fi.Mode())
+	}
+	key, err := desired.KeyDir(site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	build, _ := buildIdentity()
+	if cf.Key != key || cf.Build != build || cf.Node != "n1" || cf.Format != catalogCacheFormat {
+		t.Errorf("cache file key %q build %q node %q format %d; want key %q build %q", cf.Key, cf.Build, cf.Node, cf.Format, key, build)
+	}
+	// The cached catalog is the evaluated one, spec bytes included.
+	s, err := desired.LoadDir(context.Background(), site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := s.Catalog("n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want.Revision = s.Revision()
+	if !reflect.DeepEqual(cf.Catalog, want) {
+		t.Errorf("cached catalog differs from the evaluated one:\n%+v\n%+v", cf.Catalog, want)
+	}
+
+	// Second run: from the cache, nothing to do, and the cache is not
+	// rewritten.
+	before := snapshot(t, cachePath)
+	code, out, errOut = fsgit(t, args...)
+	if code != 0 || catalogFrom(t, errOut) != "cache" {
+		t.Fatalf("second apply: exit %d\n%s%s", code, out, errOut)
+	}
+	if after := snapshot(t, cachePath); fmt.Sprint(before) != fmt.Sprint(after) {
+		t.Errorf("a cache hit rewrote the cache: %v -> %v", before, after)
+	}
+
+	// The run really applies the cached catalog: a catalog planted under
+	// the current key is what gets applied.
+	for i := range cf.Catalog.Resources {
+		if r := &cf.Catalog.Resources[i]; r.ID == "file:/etc/app/a.conf" {
+			r.Spec = bytes.Replace(r.Spec, []byte(`a=1\n`), []byte(`a=planted\n`), 1)
+		}
+	}
+	writeCache(t, cachePath, cf, 0o600)
+	code, out, errOut = fsgit(t, args...)
+	if code != 2 || catalogFrom(t, errOut) != "cache" {
+		t.Fatalf("apply of a planted cache: exit %d\n%s%s", code, out, errOut)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "etc/app/a.conf")); string(b) != "a=planted\n" {
+		t.Fatalf("a.conf = %q: the cached catalog was not applied", b)
+	}
+
+	// Touching the site keeps the cache.
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(filepath.Join(site, "site.cue"), later, later); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, errOut = fsgit(t, args...); catalogFrom(t, errOut) != "cache" {
+		t.Fatalf("touching the site invalidated the cache:\n%s", errOut)
+	}
+
+	// Editing the site invalidates it: evaluated, applied, re-cached.
+	b, err := os.ReadFile(filepath.Join(site, "site.cue"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := bytes.Replace(b, []byte(`content: "a=1\n"`), []byte(`content: "a=2\n"`), 1)
+	if bytes.Equal(edited, b) {
+		t.Fatal("the site's text changed: fix the test's edit")
+	}
+	if err := os.WriteFile(filepath.Join(site, "site.cue"), edited, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = fsgit(t, args...)
+	if code != 2 || catalogFrom(t, errOut) != "evaluated" || !strings.Contains(errOut, `reason="the site changed"`) {
+		t.Fatalf("apply after a site edit: exit %d\n%s%s", code, out, errOut)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "etc/app/a.conf")); string(b) != "a=2\n" {
+		t.Fatalf("a.conf = %q after the site edit", b)
+	}
+	newKey, _ := desired.KeyDir(site)
+	if cf, _ := cacheFile(t, root); cf.Key != newKey || newKey == key {
+		t.Errorf("cache key after the edit %q, site key %q (was %q)", cf.Key, newKey, key)
+	}
+
+	// A corrupt cache file is ignored and rewritten.
+	if err := os.WriteFile(cachePath, []byte(`{"format":1,"key":`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = fsgit(t, args...)
+	if code != 0 || catalogFrom(t, errOut) != "evaluated" || !strings.Contains(errOut, "unreadable") {
+		t.Fatalf("apply over a corrupt cache: exit %d\n%s%s", code, out, errOut)
+	}
+	if cf, _ := cacheFile(t, root); cf.Key != newKey || cf.Catalog == nil || len(cf.Catalog.Resources) != 5 {
+		t.Errorf("the corrupt cache was not rewritten: %+v", cf)
+	}
+	if _, _, errOut = fsgit(t, args...); catalogFrom(t, errOut) != "cache" {
+		t.Fatalf("the rewritten cache is not used:\n%s", errOut)
+	}
+
+	// A cache file others could have written is not trusted, and is
+	// replaced by a private one.
+	if err := os.Chmod(cachePath, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, errOut = fsgit(t, args...); catalogFrom(t, errOut) != "evaluated" || !strings.Contains(errOut, "not trusted") {
+		t.Fatalf("a world-writable cache was used:\n%s", errOut)
+	}
+	if _, fi := cacheFile(t, root); fi.Mode().Perm() != 0o600 {
+		t.Errorf("rewritten cache mode %v", fi.Mode())
+	}
+
+	// A cache of another build is not used.
+	cf, _ = cacheFile(t, root)
+	cf.Build = "github.com/fsgit/fsgit@v0.0.1 buildid=other"
+	writeCache(t, cachePath, cf, 0o600)
+	if _, _, errOut = fsgit(t, args...); catalogFrom(t, errOut) != "evaluated" || !strings.Contains(errOut, "another fsgit build") {
+		t.Fatalf("another build's cache was used:\n%s", errOut)
+	}
+
+	// --no-cache evaluates and leaves the cache alone.
+	before = snapshot(t, cachePath)
+	if _, _, errOut = fsgit(t, append(args, "--no-cache")...); catalogFrom(t, errOut) != "evaluated" {
+		t.Fatalf("--no-cache used the cache:\n%s", errOut)
+	}
+	if after := snapshot(t, cachePath); fmt.Sprint(before) != fmt.Sprint(after) {
+		t.Errorf("--no-cache wrote the cache: %v -> %v", before, after)
+	}
+}
+
+func writeCache(t *testing.T, path string, cf catalogCacheFile, perm os.FileMode) {
+	t.Helper()
+	b, err := json.Marshal(cf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, perm); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestApply_NoopReadsCacheWritesNone(t *testing.T) {
+	site := sandboxSite(t, "")
+	root := filepath.Join(t.TempDir(), "root")
+	args := []string{"apply", "--once", "--site", site, "--node", "n1", "--root", root, "-v"}
+	noop := append(append([]string(nil), args...), "--noop")
+	stateDir := filepath.Join(root, "var/lib/fsgit")
+	cachePath := filepath.Join(stateDir, "catalog-n1.json")
+
+	if code, out, errOut := fsgit(t, args...); code != 2 {
+		t.Fatalf("apply: exit %d\n%s%s", code, out, errOut)
+	}
+
+	// A valid cache: noop reads it, and writes nothing.
+	before := snapshot(t, stateDir)
+	code, out, errOut := fsgit(t, noop...)
+	if code != 0 || catalogFrom(t, errOut) != "cache" {
+		t.Fatalf("noop: exit %d\n%s%s", code, out, errOut)
+	}
+	if after := snapshot(t, stateDir); fmt.Sprint(before) != fmt.Sprint(after) {
+		t.Fatalf("noop wrote in the state directory:\n%v\n%v", before, after)
+	}
+
+	// No cache file: noop evaluates and writes none.
+	if err := os.Remove(cachePath); err != nil {
+		t.Fatal(err)
+	}
+	before = snapshot(t, stateDir)
+	if code, out, errOut = fsgit(t, noop...); code != 0 || catalogFrom(t, errOut) != "evaluated" {
+		t.Fatalf("noop without cache: exit %d\n%s%s", code, out, errOut)
+	}
+	if _, err := os.Stat(cachePath); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("noop wrote a cache file: %v", err)
+	}
+	if after := snapshot(t, stateDir); fmt.Sprint(before) != fmt.Sprint(after) {
+		t.Fatalf("noop wrote in the state directory:\n%v\n%v", before, after)
 	}
 }

@@ -59,7 +59,7 @@ type Site struct {
 	mu       sync.Mutex
 	src      Source
 	revision string
-	key      string // contentKey of every file the site was evaluated from
+	key      string                // contentKey of every file the site was evaluated from
 	files    map[string]fileOrigin // memFS path -> where it came from
 	display  func(string) string
 	shown    map[string]fileOrigin // displayed file name -> where it came from

@@ -2,12 +2,16 @@
 // namespaces and tables of an Apache Iceberg JDBC catalog kept in MariaDB,
 // the catalog that Spark's prod_catalog (type jdbc) reads.
 //
-// Both kinds go through github.com/apache/iceberg-go's SQL catalog with the
-// mysql dialect, which reads and writes the same two tables as the Java
-// JdbcCatalog: iceberg_tables and iceberg_namespace_properties. When those
-// tables are missing, the first apply creates them with the Java catalog's
-// own DDL (V1 schema, with iceberg_type), so that Spark and fsgit share one
-// catalog.
+// This package holds what fsgit needs without iceberg-go: the specs, their
+// validation (types and transforms are read with iceberg-go's rules),
+// Preview, and the kinds as proxies. A proxy's Plan runs the fsgit-iceberg
+// helper ([Executable], built next to fsgit; see [LookPath]) with a JSON
+// [Request] on its stdin and reads a JSON [Response]; the plan's Apply runs
+// it again with the apply op, which plans again and applies. The secrets
+// the resource names are resolved here and travel over the pipe only. The
+// implementation on iceberg-go (its SQL catalog, arrow, the S3 FileIO) is
+// in package [github.com/fsgit/fsgit/reconciler/iceberg/jdbc], linked only
+// into fsgit-iceberg, so that fsgit starts without iceberg-go's init cost.
 //
 // A table declares its schema (field IDs, names, types, required), its
 // partition spec and properties. A missing table is created; a declared new
@@ -20,9 +24,7 @@
 // a table is destructive and runs only with allowDestroy.
 //
 // Observing a catalog needs a login to its database, so the catalog
-// password is resolved when planning too; it goes to the driver only, never
-// to a plan, a log or an error. The warehouse is a file:// path (mapped
-// under --root) or an s3:// location, for which the S3 FileIO of iceberg-go
-// is linked in and configured by the catalog's properties (s3.region,
-// s3.endpoint, ...; credentials from the default AWS chain).
+// password is resolved when planning too; it goes to the helper over its
+// stdin and from there to the driver only, never to argv, the environment,
+// a plan, a log or an error.
 package iceberg

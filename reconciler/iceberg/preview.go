@@ -5,8 +5,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/apache/iceberg-go"
-
 	"github.com/fsgit/fsgit/reconciler"
 )
 
@@ -21,7 +19,7 @@ func (*Namespace) Preview(old, new *reconciler.Resource) (reconciler.Class, stri
 	if new == nil {
 		return reconciler.Destructive, "drop namespace"
 	}
-	n, err := decodeNamespace(new)
+	n, err := DecodeNamespaceSpec(new)
 	if err != nil {
 		return reconciler.Safe, ""
 	}
@@ -56,17 +54,19 @@ func (*Table) Preview(old, new *reconciler.Resource) (reconciler.Class, string) 
 	if err != nil {
 		return reconciler.Safe, ""
 	}
-	fields := make([]iceberg.NestedField, 0, len(o.Schema.Fields))
+	// The old spec's columns, as the table it made would show them.
 	last := 0
-	for _, f := range o.Schema.Fields {
+	cur := make([]FieldSpec, len(o.Schema.Fields))
+	for i, f := range o.Schema.Fields {
 		t, err := parseType(f.Type)
 		if err != nil {
 			return reconciler.Safe, ""
 		}
-		fields = append(fields, iceberg.NestedField{ID: f.ID, Name: f.Name, Type: t, Required: f.Required, Doc: f.Doc})
+		f.Type = t.str
+		cur[i] = f
 		last = max(last, f.ID)
 	}
-	d, err := diffSchema(n.FullName(), iceberg.NewSchema(0, fields...), last, n.Schema.Fields)
+	d, err := DiffFields(n.FullName(), cur, last, n.Schema.Fields)
 	var re *RefusedError
 	if errors.As(err, &re) {
 		return reconciler.Safe, "will be refused: " + re.Reason
@@ -75,7 +75,7 @@ func (*Table) Preview(old, new *reconciler.Resource) (reconciler.Class, string) 
 		return reconciler.Safe, ""
 	}
 	var dropped, effects []string
-	for _, c := range d.changes {
+	for _, c := range d.Changes {
 		if c.Class == reconciler.Destructive {
 			dropped = append(dropped, c.Before)
 		}
@@ -83,10 +83,10 @@ func (*Table) Preview(old, new *reconciler.Resource) (reconciler.Class, string) 
 	if len(dropped) > 0 {
 		return reconciler.Destructive, "drop column " + strings.Join(dropped, ", ")
 	}
-	if len(d.changes) > 0 {
+	if len(d.Changes) > 0 {
 		effects = append(effects, "evolve schema")
 	}
-	if !slices.Equal(normalizeSpec(o.PartitionSpec), normalizeSpec(n.PartitionSpec)) {
+	if !slices.Equal(NormalizeSpec(o.PartitionSpec), NormalizeSpec(n.PartitionSpec)) {
 		effects = append(effects, "evolve partition spec")
 	}
 	return reconciler.Safe, strings.Join(effects, ", ")

@@ -1,4 +1,4 @@
-package iceberg_test
+package jdbc_test
 
 import (
 	"context"

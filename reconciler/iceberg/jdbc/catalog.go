@@ -1,4 +1,4 @@
-package iceberg
+package jdbc
 
 import (
 	"context"
@@ -9,99 +9,24 @@ import (
 	"fmt"
 	"maps"
 	"net"
-	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/apache/iceberg-go"
+	icebergo "github.com/apache/iceberg-go"
 	sqlcat "github.com/apache/iceberg-go/catalog/sql"
 	// The S3 FileIO: a production warehouse is an s3:// location.
 	_ "github.com/apache/iceberg-go/io/gocloud/s3"
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/fsgit/fsgit/reconciler"
+	"github.com/fsgit/fsgit/reconciler/iceberg"
 )
-
-// CatalogSpec is #IcebergCatalog: the JDBC catalog that Spark's
-// spark.sql.catalog.<name> points at, kept in a MariaDB database.
-type CatalogSpec struct {
-	// Name is the catalog's name; every row of iceberg_tables carries it.
-	Name string `json:"name"`
-	// Warehouse is the root of new tables: file:///path or s3://bucket/path.
-	Warehouse string `json:"warehouse"`
-	// Properties are extra catalog and FileIO properties (s3.region,
-	// s3.endpoint, ...).
-	Properties map[string]string `json:"properties,omitempty"`
-	// DB is where the catalog tables live.
-	DB DBSpec `json:"db"`
-}
-
-// DBSpec is the catalog's MariaDB connection.
-type DBSpec struct {
-	// Socket is the unix socket, used unless Host is set.
-	Socket string `json:"socket,omitempty"`
-	// Host and Port select TCP.
-	Host string `json:"host,omitempty"`
-	Port int    `json:"port,omitempty"`
-	// Database holds iceberg_tables and iceberg_namespace_properties.
-	Database string `json:"database"`
-	// User and Password are the catalog's login (the same as Spark's
-	// jdbc.user and jdbc.password).
-	User     string               `json:"user"`
-	Password reconciler.SecretRef `json:"password"`
-}
-
-var (
-	sqlIdentRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]{0,63}$`)
-	warehouseRE = regexp.MustCompile(`^(file:///|s3a?://)`)
-)
-
-// Validate checks the catalog spec without I/O.
-func (c *CatalogSpec) Validate() error {
-	if !sqlIdentRE.MatchString(c.Name) {
-		return fmt.Errorf("catalog name %q is not an identifier", c.Name)
-	}
-	if !warehouseRE.MatchString(c.Warehouse) {
-		return fmt.Errorf("catalog warehouse %q is neither file:///... nor s3://...", c.Warehouse)
-	}
-	if _, err := url.Parse(c.Warehouse); err != nil {
-		return fmt.Errorf("catalog warehouse %q: %w", c.Warehouse, err)
-	}
-	if !sqlIdentRE.MatchString(c.DB.Database) {
-		return fmt.Errorf("catalog db.database %q is not an identifier", c.DB.Database)
-	}
-	if c.DB.User == "" {
-		return errors.New("catalog db.user is empty")
-	}
-	if c.DB.Password.IsZero() {
-		return errors.New("catalog db.password names no secret")
-	}
-	if c.DB.Host == "" && !strings.HasPrefix(c.DB.Socket, "/") {
-		return fmt.Errorf("catalog db: socket %q is not absolute and no host is set", c.DB.Socket)
-	}
-	if c.DB.Host != "" && (c.DB.Port < 1 || c.DB.Port > 65535) {
-		return fmt.Errorf("catalog db: port %d out of range", c.DB.Port)
-	}
-	return nil
-}
-
-// where names the catalog's database for messages: "iceberg_catalog_db on
-// /run/mysqld/mysqld.sock as iceberg_catalog_user".
-func (c *CatalogSpec) where() string {
-	addr := c.DB.Socket
-	if c.DB.Host != "" {
-		addr = net.JoinHostPort(c.DB.Host, strconv.Itoa(c.DB.Port))
-	}
-	return fmt.Sprintf("%s on %s as %s", c.DB.Database, addr, c.DB.User)
-}
 
 // mysqlConfig returns the driver configuration. The password is only ever
 // handed to the driver.
-func (c *CatalogSpec) mysqlConfig(password []byte) *mysql.Config {
+func mysqlConfig(c *iceberg.CatalogSpec, password []byte) *mysql.Config {
 	cfg := mysql.NewConfig()
 	cfg.User, cfg.Passwd, cfg.DBName = c.DB.User, string(password), c.DB.Database
 	if c.DB.Host != "" {
@@ -114,28 +39,10 @@ func (c *CatalogSpec) mysqlConfig(password []byte) *mysql.Config {
 	return cfg
 }
 
-// WarehouseUnder returns the warehouse location as seen under root: a
-// file:// warehouse is mapped into the root like every managed path; an
-// s3:// one is returned as is.
-func (c *CatalogSpec) WarehouseUnder(root string) (string, error) {
-	if root == "" || !strings.HasPrefix(c.Warehouse, "file://") {
-		return c.Warehouse, nil
-	}
-	u, err := url.Parse(c.Warehouse)
-	if err != nil {
-		return "", fmt.Errorf("parse warehouse %q: %w", c.Warehouse, err)
-	}
-	p, err := (&reconciler.Env{Root: root}).Path(strings.TrimSuffix(u.Path, "/"))
-	if err != nil {
-		return "", fmt.Errorf("map warehouse under root: %w", err)
-	}
-	return (&url.URL{Scheme: "file", Path: p}).String(), nil
-}
-
 // Catalog is an open connection to a JDBC catalog: a MariaDB pool and
 // iceberg-go's SQL catalog (mysql dialect) on it.
 type Catalog struct {
-	spec CatalogSpec
+	spec iceberg.CatalogSpec
 	key  string
 	db   *sql.DB
 	sql  *sqlcat.Catalog
@@ -144,15 +51,15 @@ type Catalog struct {
 // Open connects to the catalog's database with the given password and opens
 // iceberg-go's SQL catalog on it, without creating anything (the catalog
 // tables are created by [Catalog.EnsureTables]). root maps a file://
-// warehouse as [CatalogSpec.WarehouseUnder] does. The caller closes it.
-func Open(ctx context.Context, spec CatalogSpec, password reconciler.Secret, root string) (*Catalog, error) {
+// warehouse as [iceberg.CatalogSpec.WarehouseUnder] does. The caller closes it.
+func Open(ctx context.Context, spec iceberg.CatalogSpec, password reconciler.Secret, root string) (*Catalog, error) {
 	wh, err := spec.WarehouseUnder(root)
 	if err != nil {
 		return nil, err
 	}
-	conn, err := mysql.NewConnector(spec.mysqlConfig(password.Reveal()))
+	conn, err := mysql.NewConnector(mysqlConfig(&spec, password.Reveal()))
 	if err != nil {
-		return nil, fmt.Errorf("configure catalog connection to %s: %w", spec.where(), err)
+		return nil, fmt.Errorf("configure catalog connection to %s: %w", spec.Where(), err)
 	}
 	db := sql.OpenDB(conn)
 	db.SetMaxOpenConns(4)
@@ -160,9 +67,9 @@ func Open(ctx context.Context, spec CatalogSpec, password reconciler.Secret, roo
 	db.SetConnMaxIdleTime(time.Minute)
 	if err := db.PingContext(ctx); err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("connect to iceberg catalog database %s: %w", spec.where(), err)
+		return nil, fmt.Errorf("connect to iceberg catalog database %s: %w", spec.Where(), err)
 	}
-	props := iceberg.Properties{}
+	props := icebergo.Properties{}
 	maps.Copy(props, spec.Properties)
 	props["warehouse"] = wh
 	// Never CREATE TABLE IF NOT EXISTS on open: observing must not write.
@@ -170,7 +77,7 @@ func Open(ctx context.Context, spec CatalogSpec, password reconciler.Secret, roo
 	cat, err := sqlcat.NewCatalog(spec.Name, db, sqlcat.MySQL, props)
 	if err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("open iceberg sql catalog %s in %s: %w", spec.Name, spec.where(), err)
+		return nil, fmt.Errorf("open iceberg sql catalog %s in %s: %w", spec.Name, spec.Where(), err)
 	}
 	return &Catalog{spec: spec, db: db, sql: cat}, nil
 }
@@ -213,7 +120,7 @@ func (c *Catalog) TablesPresent(ctx context.Context) (bool, error) {
 		"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name IN (?, ?)",
 		"iceberg_tables", "iceberg_namespace_properties").Scan(&n)
 	if err != nil {
-		return false, fmt.Errorf("look for the catalog tables in %s: %w", c.spec.where(), err)
+		return false, fmt.Errorf("look for the catalog tables in %s: %w", c.spec.Where(), err)
 	}
 	return n == 2, nil
 }
@@ -223,7 +130,7 @@ func (c *Catalog) TablesPresent(ctx context.Context) (bool, error) {
 func (c *Catalog) EnsureTables(ctx context.Context) error {
 	for _, ddl := range []string{createTablesTable, createNamespacePropsTable} {
 		if _, err := c.db.ExecContext(ctx, ddl); err != nil {
-			return fmt.Errorf("create the iceberg catalog tables in %s: %w", c.spec.where(), err)
+			return fmt.Errorf("create the iceberg catalog tables in %s: %w", c.spec.Where(), err)
 		}
 	}
 	return nil
@@ -239,7 +146,7 @@ type pools struct {
 // get returns the open catalog for spec, opening it on first use. It
 // resolves the password (observing needs a login), and replaces a catalog
 // opened with an older password or warehouse.
-func (p *pools) get(ctx context.Context, env *reconciler.Env, spec CatalogSpec) (*Catalog, error) {
+func (p *pools) get(ctx context.Context, env *reconciler.Env, spec iceberg.CatalogSpec) (*Catalog, error) {
 	if env.Secrets == nil {
 		return nil, fmt.Errorf("resolve the catalog password (%s): no secret provider", spec.DB.Password)
 	}
@@ -251,7 +158,7 @@ func (p *pools) get(ctx context.Context, env *reconciler.Env, spec CatalogSpec) 
 	if err != nil {
 		return nil, err
 	}
-	ident := spec.mysqlConfig(nil).FormatDSN() + "|" + spec.Name
+	ident := mysqlConfig(&spec, nil).FormatDSN() + "|" + spec.Name
 	h := sha256.New()
 	h.Write([]byte(ident))
 	h.Write([]byte{0})
@@ -277,7 +184,7 @@ func (p *pools) get(ctx context.Context, env *reconciler.Env, spec CatalogSpec) 
 		p.m = map[string]*Catalog{}
 	}
 	for k, old := range p.m {
-		if old.spec.mysqlConfig(nil).FormatDSN()+"|"+old.spec.Name == ident {
+		if mysqlConfig(&old.spec, nil).FormatDSN()+"|"+old.spec.Name == ident {
 			_ = old.Close()
 			delete(p.m, k)
 		}

@@ -1,4 +1,4 @@
-package iceberg
+package jdbc
 
 import (
 	"context"
@@ -9,11 +9,12 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/apache/iceberg-go"
+	icebergo "github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/fsgit/fsgit/reconciler"
+	"github.com/fsgit/fsgit/reconciler/iceberg"
 )
 
 // Table is the "iceberg.table" kind: an Iceberg table of a JDBC catalog,
@@ -31,31 +32,6 @@ var (
 // connections.
 func NewTable() *Table { return &Table{} }
 
-// TableSpec is the spec of an iceberg.table resource; see docs/kinds.md.
-type TableSpec struct {
-	// Catalog is the JDBC catalog holding the table.
-	Catalog CatalogSpec `json:"catalog"`
-	// Namespace and Name identify the table.
-	Namespace []string `json:"namespace"`
-	Name      string   `json:"name"`
-	// Schema is the table's columns, by field ID.
-	Schema SchemaSpec `json:"schema"`
-	// PartitionSpec is the default partition spec (none: unpartitioned).
-	PartitionSpec []PartitionFieldSpec `json:"partitionSpec,omitempty"`
-	// Properties are table properties; format-version upgrades the table.
-	Properties map[string]string `json:"properties,omitempty"`
-	// Ensure is present or absent (drop: destructive).
-	Ensure string `json:"ensure,omitempty"`
-}
-
-// Ident returns the table's identifier: its namespace levels, then its name.
-func (s *TableSpec) Ident() table.Identifier {
-	return append(slices.Clone(s.Namespace), s.Name)
-}
-
-// FullName returns "namespace.name".
-func (s *TableSpec) FullName() string { return strings.Join(s.Ident(), ".") }
-
 // Kind returns "iceberg.table".
 func (*Table) Kind() string { return "iceberg.table" }
 
@@ -65,47 +41,15 @@ func (k *Table) Close() error { return k.pools.close() }
 // Validate decodes the spec and checks the catalog, the identifier, the
 // schema (unique ids and names, known types) and the partition spec.
 func (*Table) Validate(r *reconciler.Resource) error {
-	_, err := DecodeTableSpec(r)
+	_, err := iceberg.DecodeTableSpec(r)
 	return err
-}
-
-// DecodeTableSpec decodes and validates an iceberg.table resource's spec.
-func DecodeTableSpec(r *reconciler.Resource) (*TableSpec, error) {
-	var s TableSpec
-	if err := r.DecodeSpec(&s); err != nil {
-		return nil, err
-	}
-	if err := s.Catalog.Validate(); err != nil {
-		return nil, fmt.Errorf("validate %s: %w", r.ID, err)
-	}
-	if err := validateNamespace(s.Namespace); err != nil {
-		return nil, fmt.Errorf("validate %s: %w", r.ID, err)
-	}
-	if !sqlIdentRE.MatchString(s.Name) {
-		return nil, fmt.Errorf("validate %s: table name %q is not an identifier", r.ID, s.Name)
-	}
-	if r.Name() != s.FullName() {
-		return nil, fmt.Errorf("validate %s: the ID must name the table %q", r.ID, s.FullName())
-	}
-	if err := validateEnsure(s.Ensure); err != nil {
-		return nil, fmt.Errorf("validate %s: %w", r.ID, err)
-	}
-	if err := validateSchema(&s.Schema, s.PartitionSpec); err != nil {
-		return nil, fmt.Errorf("validate %s: %w", r.ID, err)
-	}
-	if v, ok := s.Properties[table.PropertyFormatVersion]; ok {
-		if n, err := strconv.Atoi(v); err != nil || n < 1 || n > 3 {
-			return nil, fmt.Errorf("validate %s: property format-version %q is not 1, 2 or 3", r.ID, v)
-		}
-	}
-	return &s, nil
 }
 
 // Plan loads the table through the catalog and compares it with the spec.
 // It reads only. A change Iceberg cannot make compatibly is returned as a
 // *RefusedError.
 func (k *Table) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := DecodeTableSpec(r)
+	s, err := iceberg.DecodeTableSpec(r)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +78,7 @@ func (k *Table) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Res
 // catalog entry goes; the data files stay in the warehouse, as with Spark's
 // DROP TABLE without PURGE.
 func (k *Table) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := DecodeTableSpec(r)
+	s, err := iceberg.DecodeTableSpec(r)
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +114,7 @@ func loadTable(ctx context.Context, env *reconciler.Env, c *Catalog, ident table
 	return tbl, nil
 }
 
-func planDropTable(plan *reconciler.Plan, c *Catalog, s *TableSpec) {
+func planDropTable(plan *reconciler.Plan, c *Catalog, s *iceberg.TableSpec) {
 	name := s.FullName()
 	ident := s.Ident()
 	plan.Action = reconciler.ActionDelete
@@ -183,7 +127,7 @@ func planDropTable(plan *reconciler.Plan, c *Catalog, s *TableSpec) {
 	}
 }
 
-func planCreateTable(plan *reconciler.Plan, env *reconciler.Env, c *Catalog, s *TableSpec) error {
+func planCreateTable(plan *reconciler.Plan, env *reconciler.Env, c *Catalog, s *iceberg.TableSpec) error {
 	name := s.FullName()
 	sc, err := newSchema(name, &s.Schema)
 	if err != nil {
@@ -197,11 +141,11 @@ func planCreateTable(plan *reconciler.Plan, env *reconciler.Env, c *Catalog, s *
 	plan.Changes = append(plan.Changes,
 		reconciler.Change{Field: "table", After: name, Class: reconciler.Safe},
 		reconciler.Change{Field: "schema", After: schemaString(sc), Class: reconciler.Safe},
-		reconciler.Change{Field: "partitionSpec", After: specString(normalizeSpec(s.PartitionSpec)), Class: reconciler.Safe})
+		reconciler.Change{Field: "partitionSpec", After: iceberg.SpecString(iceberg.NormalizeSpec(s.PartitionSpec)), Class: reconciler.Safe})
 	for _, key := range slices.Sorted(maps.Keys(s.Properties)) {
 		plan.Changes = append(plan.Changes, reconciler.Change{Field: "properties." + key, After: s.Properties[key], Class: reconciler.Safe})
 	}
-	props := iceberg.Properties(maps.Clone(s.Properties))
+	props := icebergo.Properties(maps.Clone(s.Properties))
 	ident := s.Ident()
 	plan.Apply = func(ctx context.Context) error {
 		if err := ensureTables(ctx, env, c); err != nil {
@@ -217,7 +161,7 @@ func planCreateTable(plan *reconciler.Plan, env *reconciler.Env, c *Catalog, s *
 
 // planEvolveTable diffs an existing table and plans one transaction that
 // evolves its schema and partition spec and sets its properties.
-func planEvolveTable(plan *reconciler.Plan, tbl *table.Table, s *TableSpec) error {
+func planEvolveTable(plan *reconciler.Plan, tbl *table.Table, s *iceberg.TableSpec) error {
 	name := s.FullName()
 	md := tbl.Metadata()
 	sd, err := diffSchema(name, tbl.Schema(), md.LastColumnID(), s.Schema.Fields)
@@ -226,23 +170,23 @@ func planEvolveTable(plan *reconciler.Plan, tbl *table.Table, s *TableSpec) erro
 	}
 	plan.Changes = append(plan.Changes, sd.changes...)
 
-	curSpec, wantSpec := currentSpec(md), normalizeSpec(s.PartitionSpec)
+	curSpec, wantSpec := currentSpec(md), iceberg.NormalizeSpec(s.PartitionSpec)
 	specChanged := !slices.Equal(curSpec, wantSpec)
 	if specChanged {
 		// Partition evolution is metadata only: files keep the spec they
 		// were written with, new data gets the new one.
-		plan.Changes = append(plan.Changes, reconciler.Change{Field: "partitionSpec", Before: specString(curSpec), After: specString(wantSpec), Class: reconciler.Safe})
+		plan.Changes = append(plan.Changes, reconciler.Change{Field: "partitionSpec", Before: iceberg.SpecString(curSpec), After: iceberg.SpecString(wantSpec), Class: reconciler.Safe})
 	}
 
-	props := iceberg.Properties{}
+	props := icebergo.Properties{}
 	upgradeTo := 0
 	for _, key := range slices.Sorted(maps.Keys(s.Properties)) {
 		want := s.Properties[key]
-		if key == table.PropertyFormatVersion {
+		if key == iceberg.PropertyFormatVersion {
 			w, _ := strconv.Atoi(want)
 			switch {
 			case w < md.Version():
-				return &RefusedError{Table: name, Field: "properties.format-version",
+				return &iceberg.RefusedError{Table: name, Field: "properties.format-version",
 					Reason: fmt.Sprintf("the table is at format version %d and Iceberg cannot downgrade it to %d", md.Version(), w)}
 			case w > md.Version():
 				upgradeTo = w
@@ -301,7 +245,7 @@ func planEvolveTable(plan *reconciler.Plan, tbl *table.Table, s *TableSpec) erro
 
 // evolveSpec removes the partition fields that are no longer declared and
 // adds the new ones, by (source, transform, name).
-func evolveSpec(txn *table.Transaction, cur, want []PartitionFieldSpec, fields []FieldSpec) error {
+func evolveSpec(txn *table.Transaction, cur, want []iceberg.PartitionFieldSpec, fields []iceberg.FieldSpec) error {
 	names := map[int]string{}
 	for _, f := range fields {
 		names[f.ID] = f.Name
@@ -316,7 +260,7 @@ func evolveSpec(txn *table.Transaction, cur, want []PartitionFieldSpec, fields [
 		if slices.Contains(cur, w) {
 			continue
 		}
-		tr, err := iceberg.ParseTransform(w.Transform)
+		tr, err := icebergo.ParseTransform(w.Transform)
 		if err != nil {
 			return err
 		}
@@ -327,7 +271,7 @@ func evolveSpec(txn *table.Transaction, cur, want []PartitionFieldSpec, fields [
 
 // tableObserved summarizes the table for the node's state: what the spec
 // declares, never snapshots (data appends are not drift).
-func tableObserved(tbl *table.Table, s *TableSpec) map[string]string {
+func tableObserved(tbl *table.Table, s *iceberg.TableSpec) map[string]string {
 	if tbl == nil {
 		return map[string]string{"exists": "false"}
 	}
@@ -335,7 +279,7 @@ func tableObserved(tbl *table.Table, s *TableSpec) map[string]string {
 	o := map[string]string{
 		"exists":        "true",
 		"schema":        schemaString(tbl.Schema()),
-		"partitionSpec": specString(currentSpec(md)),
+		"partitionSpec": iceberg.SpecString(currentSpec(md)),
 		"formatVersion": strconv.Itoa(md.Version()),
 		"location":      md.Location(),
 	}

@@ -1,4 +1,4 @@
-package iceberg
+package jdbc
 
 import (
 	"context"
@@ -8,11 +8,12 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/apache/iceberg-go"
+	icebergo "github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/fsgit/fsgit/reconciler"
+	"github.com/fsgit/fsgit/reconciler/iceberg"
 )
 
 // Namespace is the "iceberg.namespace" kind: a namespace of a JDBC catalog
@@ -29,22 +30,6 @@ var (
 // catalog connections.
 func NewNamespace() *Namespace { return &Namespace{} }
 
-// Kinds returns the iceberg.namespace and iceberg.table kinds.
-func Kinds() []reconciler.Kind { return []reconciler.Kind{NewNamespace(), NewTable()} }
-
-// NamespaceSpec is the spec of an iceberg.namespace resource; see
-// docs/kinds.md.
-type NamespaceSpec struct {
-	// Catalog is the JDBC catalog holding the namespace.
-	Catalog CatalogSpec `json:"catalog"`
-	// Namespace is its levels ("feature_logs" is one level).
-	Namespace []string `json:"namespace"`
-	// Properties are the namespace properties it must have.
-	Properties map[string]string `json:"properties,omitempty"`
-	// Ensure is present or absent (drop: destructive).
-	Ensure string `json:"ensure,omitempty"`
-}
-
 // Kind returns "iceberg.namespace".
 func (*Namespace) Kind() string { return "iceberg.namespace" }
 
@@ -54,58 +39,13 @@ func (k *Namespace) Close() error { return k.pools.close() }
 // Validate decodes the spec and checks the catalog, the namespace levels,
 // and that the ID names the namespace.
 func (*Namespace) Validate(r *reconciler.Resource) error {
-	_, err := decodeNamespace(r)
+	_, err := iceberg.DecodeNamespaceSpec(r)
 	return err
-}
-
-func decodeNamespace(r *reconciler.Resource) (*NamespaceSpec, error) {
-	var s NamespaceSpec
-	if err := r.DecodeSpec(&s); err != nil {
-		return nil, err
-	}
-	if err := s.Catalog.Validate(); err != nil {
-		return nil, fmt.Errorf("validate %s: %w", r.ID, err)
-	}
-	if err := validateNamespace(s.Namespace); err != nil {
-		return nil, fmt.Errorf("validate %s: %w", r.ID, err)
-	}
-	if want := strings.Join(s.Namespace, "."); r.Name() != want {
-		return nil, fmt.Errorf("validate %s: the ID must name the namespace %q", r.ID, want)
-	}
-	if err := validateEnsure(s.Ensure); err != nil {
-		return nil, fmt.Errorf("validate %s: %w", r.ID, err)
-	}
-	for k := range s.Properties {
-		if k == "" || k == "exists" {
-			return nil, fmt.Errorf("validate %s: namespace property %q is reserved", r.ID, k)
-		}
-	}
-	return &s, nil
-}
-
-func validateNamespace(ns []string) error {
-	if len(ns) == 0 {
-		return errors.New("namespace is empty")
-	}
-	for _, l := range ns {
-		if !sqlIdentRE.MatchString(l) {
-			return fmt.Errorf("namespace level %q is not an identifier", l)
-		}
-	}
-	return nil
-}
-
-func validateEnsure(e string) error {
-	switch e {
-	case "", "present", "absent":
-		return nil
-	}
-	return fmt.Errorf("ensure %q is neither present nor absent", e)
 }
 
 // Plan observes the namespace and its declared properties. It reads only.
 func (k *Namespace) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := decodeNamespace(r)
+	s, err := iceberg.DecodeNamespaceSpec(r)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +85,7 @@ func (k *Namespace) Plan(ctx context.Context, env *reconciler.Env, r *reconciler
 		}
 		return plan, nil
 	}
-	updates := iceberg.Properties{}
+	updates := icebergo.Properties{}
 	for _, key := range slices.Sorted(maps.Keys(s.Properties)) {
 		want := s.Properties[key]
 		if have, ok := props[key]; !ok || have != want {
@@ -168,7 +108,7 @@ func (k *Namespace) Plan(ctx context.Context, env *reconciler.Env, r *reconciler
 // PlanDelete plans dropping a namespace that left the catalog. Iceberg
 // refuses to drop a namespace that still holds tables.
 func (k *Namespace) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := decodeNamespace(r)
+	s, err := iceberg.DecodeNamespaceSpec(r)
 	if err != nil {
 		return nil, err
 	}
@@ -200,7 +140,7 @@ func planDropNamespace(plan *reconciler.Plan, c *Catalog, ident table.Identifier
 }
 
 // observeNamespace reads whether the namespace exists and its properties.
-func observeNamespace(ctx context.Context, env *reconciler.Env, c *Catalog, ident table.Identifier) (bool, iceberg.Properties, error) {
+func observeNamespace(ctx context.Context, env *reconciler.Env, c *Catalog, ident table.Identifier) (bool, icebergo.Properties, error) {
 	ok, err := tablesPresent(ctx, env, c)
 	if err != nil || !ok {
 		return false, nil, err
@@ -224,7 +164,7 @@ func observeNamespace(ctx context.Context, env *reconciler.Env, c *Catalog, iden
 
 // namespaceObserved summarizes what was seen: existence and the declared
 // properties' values (others are not ours).
-func namespaceObserved(exists bool, have iceberg.Properties, want map[string]string) map[string]string {
+func namespaceObserved(exists bool, have icebergo.Properties, want map[string]string) map[string]string {
 	o := map[string]string{"exists": fmt.Sprint(exists)}
 	for k := range want {
 		if v, ok := have[k]; ok {

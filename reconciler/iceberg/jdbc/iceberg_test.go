@@ -1,4 +1,4 @@
-package iceberg_test
+package jdbc_test
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/fsgit/fsgit/internal/mariadbtest"
 	"github.com/fsgit/fsgit/reconciler"
 	"github.com/fsgit/fsgit/reconciler/iceberg"
+	"github.com/fsgit/fsgit/reconciler/iceberg/jdbc"
 )
 
 func inode(fi fs.FileInfo) uint64 {
@@ -50,10 +51,10 @@ func (f *fixture) assertQuiet(t *testing.T, k reconciler.Kind, r *reconciler.Res
 	t.Helper()
 	var fresh reconciler.Kind
 	switch k.(type) {
-	case *iceberg.Namespace:
-		fresh = iceberg.NewNamespace()
-	case *iceberg.Table:
-		fresh = iceberg.NewTable()
+	case *jdbc.Namespace:
+		fresh = jdbc.NewNamespace()
+	case *jdbc.Table:
+		fresh = jdbc.NewTable()
 	}
 	defer fresh.(interface{ Close() error }).Close()
 	for _, k := range []reconciler.Kind{k, fresh} {
@@ -75,7 +76,7 @@ func (f *fixture) assertQuiet(t *testing.T, k reconciler.Kind, r *reconciler.Res
 
 func TestNamespace_ApplyTwice(t *testing.T) {
 	f := newFixture(t)
-	k := iceberg.NewNamespace()
+	k := jdbc.NewNamespace()
 	t.Cleanup(func() { _ = k.Close() })
 	r := f.namespace("feature_logs", map[string]string{"owner": "ml-platform"})
 
@@ -102,7 +103,7 @@ func TestNamespace_ApplyTwice(t *testing.T) {
 
 func TestNamespace_Absent(t *testing.T) {
 	f := newFixture(t)
-	k := iceberg.NewNamespace()
+	k := jdbc.NewNamespace()
 	t.Cleanup(func() { _ = k.Close() })
 	f.converge(t, k, f.namespace("scratch", nil))
 
@@ -124,7 +125,7 @@ func TestNamespace_Absent(t *testing.T) {
 
 func TestTable_ApplyTwice(t *testing.T) {
 	f := newFixture(t)
-	ns, tk := iceberg.NewNamespace(), iceberg.NewTable()
+	ns, tk := jdbc.NewNamespace(), jdbc.NewTable()
 	t.Cleanup(func() { _ = ns.Close(); _ = tk.Close() })
 	f.converge(t, ns, f.namespace("feature_logs", nil))
 	r := f.table(historical())
@@ -233,7 +234,7 @@ func TestTable_Evolution(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
-			ns, tk := iceberg.NewNamespace(), iceberg.NewTable()
+			ns, tk := jdbc.NewNamespace(), jdbc.NewTable()
 			t.Cleanup(func() { _ = ns.Close(); _ = tk.Close() })
 			f.converge(t, ns, f.namespace("feature_logs", nil))
 			f.converge(t, tk, f.table(historical()))
@@ -279,7 +280,7 @@ func TestTable_Refused(t *testing.T) {
 		{"format downgrade", func(s *iceberg.TableSpec) { s.Properties["format-version"] = "1" }, "cannot downgrade"},
 	}
 	f := newFixture(t)
-	ns, tk := iceberg.NewNamespace(), iceberg.NewTable()
+	ns, tk := jdbc.NewNamespace(), jdbc.NewTable()
 	t.Cleanup(func() { _ = ns.Close(); _ = tk.Close() })
 	f.converge(t, ns, f.namespace("feature_logs", nil))
 	base := historical()
@@ -317,7 +318,7 @@ func TestTable_Refused(t *testing.T) {
 
 func TestTable_CreateWithUnassignableIDs(t *testing.T) {
 	f := newFixture(t)
-	ns, tk := iceberg.NewNamespace(), iceberg.NewTable()
+	ns, tk := jdbc.NewNamespace(), jdbc.NewTable()
 	t.Cleanup(func() { _ = ns.Close(); _ = tk.Close() })
 	f.converge(t, ns, f.namespace("feature_logs", nil))
 	s := historical()
@@ -331,7 +332,7 @@ func TestTable_CreateWithUnassignableIDs(t *testing.T) {
 
 func TestTable_Drop(t *testing.T) {
 	f := newFixture(t)
-	ns, tk := iceberg.NewNamespace(), iceberg.NewTable()
+	ns, tk := jdbc.NewNamespace(), jdbc.NewTable()
 	t.Cleanup(func() { _ = ns.Close(); _ = tk.Close() })
 	f.converge(t, ns, f.namespace("feature_logs", nil))
 	r := f.table(historical())
@@ -365,7 +366,7 @@ func TestTable_Drop(t *testing.T) {
 
 func TestTable_NoNamespace(t *testing.T) {
 	f := newFixture(t)
-	tk := iceberg.NewTable()
+	tk := jdbc.NewTable()
 	t.Cleanup(func() { _ = tk.Close() })
 	p, err := f.plan(t, tk, f.table(historical()))
 	if err != nil {
@@ -382,7 +383,7 @@ func TestTable_NoNamespace(t *testing.T) {
 
 func TestTable_WrongPassword(t *testing.T) {
 	f := newFixture(t)
-	tk := iceberg.NewTable()
+	tk := jdbc.NewTable()
 	t.Cleanup(func() { _ = tk.Close() })
 	f.secrets["iceberg/catalog"] = "wrong-password"
 	_, err := f.plan(t, tk, f.table(historical()))
@@ -394,68 +395,19 @@ func TestTable_WrongPassword(t *testing.T) {
 	}
 }
 
-func TestTable_Validate(t *testing.T) {
-	cases := []struct {
-		name   string
-		change func(s *iceberg.TableSpec)
-		id     string
-		want   string
-	}{
-		{"duplicate id", func(s *iceberg.TableSpec) { s.Schema.Fields[1].ID = 1 }, "", "declared twice"},
-		{"unknown type", func(s *iceberg.TableSpec) { s.Schema.Fields[1].Type = "varchar" }, "", "varchar"},
-		{"partition source missing", func(s *iceberg.TableSpec) { s.PartitionSpec[0].SourceID = 42 }, "", "source id 42"},
-		{"transform on wrong type", func(s *iceberg.TableSpec) { s.PartitionSpec[0].SourceID = 1 }, "", "does not apply"},
-		{"id disagrees", nil, "iceberg.table:feature_logs.other", "must name the table"},
-		{"warehouse", func(s *iceberg.TableSpec) { s.Catalog.Warehouse = "/var/lib/iceberg" }, "", "neither file"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			s := historical()
-			s.Catalog = iceberg.CatalogSpec{Name: "prod_catalog", Warehouse: "file:///var/lib/iceberg/warehouse",
-				DB: iceberg.DBSpec{Socket: "/run/mysqld/mysqld.sock", Port: 3306, Database: "iceberg_catalog_db", User: "iceberg", Password: reconciler.SecretRef{Secret: "x"}}}
-			if tc.change != nil {
-				tc.change(&s)
-			}
-			id := tc.id
-			if id == "" {
-				id = "iceberg.table:" + s.FullName()
-			}
-			err := iceberg.NewTable().Validate(&reconciler.Resource{ID: reconciler.ID(id), Spec: mustJSON(s)})
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("validate: %v, want %q", err, tc.want)
-			}
-		})
-	}
-}
-
-func TestCatalogSpec_WarehouseUnder(t *testing.T) {
-	cases := []struct{ warehouse, root, want string }{
-		{"file:///var/lib/iceberg/warehouse", "", "file:///var/lib/iceberg/warehouse"},
-		{"file:///var/lib/iceberg/warehouse", "/tmp/r", "file:///tmp/r/var/lib/iceberg/warehouse"},
-		{"s3://bucket/warehouse", "/tmp/r", "s3://bucket/warehouse"},
-	}
-	for _, tc := range cases {
-		c := iceberg.CatalogSpec{Warehouse: tc.warehouse}
-		got, err := c.WarehouseUnder(tc.root)
-		if err != nil || got != tc.want {
-			t.Errorf("%s under %q: %q %v, want %q", tc.warehouse, tc.root, got, err, tc.want)
-		}
-	}
-}
-
 // TestTable_AppendReadBack writes a real data file and snapshot into a
 // table the kind created, through the same JDBC catalog, and scans it back;
 // a later plan still sees no drift.
 func TestTable_AppendReadBack(t *testing.T) {
 	f := newFixture(t)
-	ns, tk := iceberg.NewNamespace(), iceberg.NewTable()
+	ns, tk := jdbc.NewNamespace(), jdbc.NewTable()
 	t.Cleanup(func() { _ = ns.Close(); _ = tk.Close() })
 	f.converge(t, ns, f.namespace("feature_logs", nil))
 	r := f.table(historical())
 	f.converge(t, tk, r)
 
 	ctx := context.Background()
-	c, err := iceberg.Open(ctx, f.cat, reconciler.NewSecret("iceberg/catalog", []byte("catalog-pw")), "")
+	c, err := jdbc.Open(ctx, f.cat, reconciler.NewSecret("iceberg/catalog", []byte("catalog-pw")), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -479,7 +431,7 @@ func TestTable_AppendReadBack(t *testing.T) {
 // kept by the kind.
 func BenchmarkTable_PlanQuiet(b *testing.B) {
 	f := newFixture(b)
-	ns, tk := iceberg.NewNamespace(), iceberg.NewTable()
+	ns, tk := jdbc.NewNamespace(), jdbc.NewTable()
 	defer ns.Close()
 	defer tk.Close()
 	f.converge(b, ns, f.namespace("feature_logs", nil))
@@ -495,44 +447,6 @@ func BenchmarkTable_PlanQuiet(b *testing.B) {
 	}
 }
 
-func TestTable_Preview(t *testing.T) {
-	cat := iceberg.CatalogSpec{Name: "prod_catalog", Warehouse: "file:///var/lib/iceberg/warehouse",
-		DB: iceberg.DBSpec{Socket: "/run/mysqld/mysqld.sock", Port: 3306, Database: "iceberg_catalog_db", User: "iceberg", Password: reconciler.SecretRef{Secret: "x"}}}
-	res := func(change func(s *iceberg.TableSpec)) *reconciler.Resource {
-		s := historical()
-		s.Catalog, s.Ensure = cat, "present"
-		if change != nil {
-			change(&s)
-		}
-		return &reconciler.Resource{ID: reconciler.ID("iceberg.table:" + s.FullName()), Spec: mustJSON(s)}
-	}
-	cases := []struct {
-		name     string
-		old, new *reconciler.Resource
-		class    reconciler.Class
-		effect   string
-	}{
-		{"create", nil, res(nil), reconciler.Safe, "create table"},
-		{"removed", res(nil), nil, reconciler.Destructive, "drop table"},
-		{"absent", res(nil), res(func(s *iceberg.TableSpec) { s.Ensure = "absent" }), reconciler.Destructive, "drop table"},
-		{"same", res(nil), res(nil), reconciler.Safe, ""},
-		{"add column", res(nil), res(func(s *iceberg.TableSpec) {
-			s.Schema.Fields = append(s.Schema.Fields, iceberg.FieldSpec{ID: 6, Name: "source", Type: "string"})
-		}), reconciler.Safe, "evolve schema"},
-		{"drop column", res(nil), res(func(s *iceberg.TableSpec) { s.Schema.Fields = s.Schema.Fields[:4] }), reconciler.Destructive, "drop column batch int optional"},
-		{"narrow", res(nil), res(func(s *iceberg.TableSpec) { s.Schema.Fields[2].Type = "float" }), reconciler.Safe, "will be refused: changing type double to float"},
-		{"repartition", res(nil), res(func(s *iceberg.TableSpec) { s.PartitionSpec[0].Transform = "hour" }), reconciler.Safe, "evolve partition spec"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			class, effect := iceberg.NewTable().Preview(tc.old, tc.new)
-			if class != tc.class || !strings.HasPrefix(effect, tc.effect) || (tc.effect == "" && effect != "") {
-				t.Fatalf("preview: %s %q, want %s %q", class, effect, tc.class, tc.effect)
-			}
-		})
-	}
-}
-
 // TestTable_S3Warehouse: with an s3:// warehouse the table's metadata goes
 // through iceberg-go's S3 FileIO. No S3 is reachable here, so the endpoint
 // is a closed port on loopback: the create fails in the S3 client (not for
@@ -544,7 +458,7 @@ func TestTable_S3Warehouse(t *testing.T) {
 		"s3.endpoint": "http://127.0.0.1:1", "s3.region": "us-east-1",
 		"s3.access-key-id": "test", "s3.secret-access-key": "test", "s3.connect-timeout": "1s",
 	}
-	ns, tk := iceberg.NewNamespace(), iceberg.NewTable()
+	ns, tk := jdbc.NewNamespace(), jdbc.NewTable()
 	t.Cleanup(func() { _ = ns.Close(); _ = tk.Close() })
 	f.converge(t, ns, f.namespace("feature_logs", nil))
 	p, err := f.plan(t, tk, f.table(historical()))
