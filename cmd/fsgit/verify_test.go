@@ -17,7 +17,21 @@ import (
 	"time"
 
 	"github.com/fsgit/fsgit/internal/mariadbtest"
+	"github.com/fsgit/fsgit/reconciler/iceberg"
+	"github.com/fsgit/fsgit/reconciler/iceberg/icebergtest"
 )
+
+// icebergHelper builds fsgit-iceberg into a temp directory of t and points
+// $FSGIT_ICEBERG at it: the iceberg kinds and verify's offline step run
+// in it.
+func icebergHelper(t *testing.T) {
+	t.Helper()
+	bin, err := icebergtest.BuildTo(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(iceberg.EnvExecutable, bin)
+}
 
 // exampleCopy copies sites/example into a temp directory and adds a file
 // of node-level data (the overrides a test needs: endpoints, paths), as
@@ -144,6 +158,7 @@ func parseSparkConf(t *testing.T, path string) map[string]string {
 // host), and the file kind resolves owners on the host, so the test runs
 // Spark as nobody:nogroup, which exist everywhere.
 func TestSparkDefaults_UnderRoot(t *testing.T) {
+	icebergHelper(t)
 	mirror, pins := jarMirror(t)
 	site := exampleCopy(t, fmt.Sprintf(`nodes: "offline-1": data: {
 	iceberg: warehouse: "s3://feature-store-warehouse/prod"
@@ -255,6 +270,7 @@ func e2eImages(t *testing.T) (string, string) {
 // verify on the site: the four steps must pass, twice.
 func TestVerify_ExampleStack(t *testing.T) {
 	wv, t2v := e2eImages(t)
+	icebergHelper(t)
 	db := mariadbtest.Start(t)
 	mirror, pins := jarMirror(t)
 	port := freePort(t)

@@ -19,15 +19,18 @@ import (
 	"github.com/fsgit/fsgit/internal/verify"
 	"github.com/fsgit/fsgit/reconciler"
 	"github.com/fsgit/fsgit/reconciler/iceberg"
+	"github.com/fsgit/fsgit/reconciler/iceberg/icebergtest"
 )
 
 var srv *mariadbtest.Server
 
 func TestMain(m *testing.M) {
+	cleanHelper := icebergtest.Setenv()
 	var stop func()
 	srv, stop = mariadbtest.StartMain()
 	code := m.Run()
 	stop()
+	cleanHelper()
 	os.Exit(code)
 }
 

@@ -13,10 +13,10 @@ import (
 // iceberg-go's own rendering of the type, so that a declared type compares
 // equal to the type of an observed column.
 type ptype struct {
-	base         string // "long", "decimal", "fixed", ...
-	prec, scale  int    // decimal
-	length       int    // fixed
-	str          string // iceberg-go's String()
+	base        string // "long", "decimal", "fixed", ...
+	prec, scale int    // decimal
+	length      int    // fixed
+	str         string // iceberg-go's String()
 }
 
 func (t ptype) String() string { return t.str }

@@ -20,13 +20,22 @@ func Build() (string, func(), error) {
 		return "", nil, fmt.Errorf("make a directory for %s: %w", iceberg.Executable, err)
 	}
 	cleanup := func() { _ = os.RemoveAll(dir) }
+	bin, err := BuildTo(dir)
+	if err != nil {
+		cleanup()
+		return "", nil, err
+	}
+	return bin, cleanup, nil
+}
+
+// BuildTo compiles cmd/fsgit-iceberg into dir and returns its path.
+func BuildTo(dir string) (string, error) {
 	bin := filepath.Join(dir, iceberg.Executable)
 	cmd := exec.Command("go", "build", "-o", bin, "github.com/fsgit/fsgit/cmd/fsgit-iceberg")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		cleanup()
-		return "", nil, fmt.Errorf("build %s: %w\n%s", iceberg.Executable, err, out)
+		return "", fmt.Errorf("build %s: %w\n%s", iceberg.Executable, err, out)
 	}
-	return bin, cleanup, nil
+	return bin, nil
 }
 
 // Setenv builds the helper and sets $FSGIT_ICEBERG to it. It panics when
