@@ -218,6 +218,10 @@ say "fsgit status --fleet (read from the status branch fsgit/status)"
 say "fsgit status on online-1 (asked over its socket)"
 "$FSGIT" status --config "$DEMO/nodes/online-1/agent.cue"
 
+say "fsgit verify: a feature written through all three stores and read back"
+"$FSGIT" verify --site "$WORK/sites/example" --secrets-dir "$SECRETS" --root "$DEMO/nodes/offline-1/root" ||
+	die "fsgit verify failed"
+
 say "committing a change: a new database on online-1"
 demo_cue "demo_features: {}" >"$WORK/sites/example/demo.cue"
 git -C "$WORK" commit --quiet -am "online-1: add database demo_features"
