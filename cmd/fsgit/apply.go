@@ -26,6 +26,7 @@ import (
 	"github.com/fsgit/fsgit/internal/secrets"
 	"github.com/fsgit/fsgit/internal/state"
 	"github.com/fsgit/fsgit/reconciler"
+	"github.com/fsgit/fsgit/reconciler/file"
 )
 
 // applyFlags are the flags of fsgit apply.
@@ -347,39 +348,11 @@ func writeSummary(path string, rep *reconciler.Report) error {
 // the directory synced. A reader sees the old file or the new one, never
 // a part of either.
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*")
-	if err != nil {
+	perms := file.Perms{UID: -1, GID: -1, Mode: uint32(perm.Perm()), HasMode: true}
+	return file.WriteAtomic(path, perms, func(w io.Writer) error {
+		_, err := w.Write(data)
 		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync directory: %w", err)
-	}
-	return nil
+	})
 }
 
 // fsgitVersion returns the module version the binary was built from.
