@@ -257,3 +257,58 @@ func maskHashes(s string) string {
 	}
 	return b.String()
 }
+
+// TestPlan_Observed: with the status branch in the repository, the plan
+// says which revision each changed node runs now and what is drifted,
+// failing or pending destroy there.
+func TestPlan_Observed(t *testing.T) {
+	dir := planRepo(t)
+	base := git(t, dir, "rev-parse", "HEAD")
+	edit(t, dir, "sites/example/roles.cue", `innodbBufferPoolSize: "2G"`, `innodbBufferPoolSize: "4G"`)
+	git(t, dir, "commit", "-q", "-am", "bigger pool")
+	head := git(t, dir, "rev-parse", "HEAD")
+
+	// The status branch as agents write it: an orphan branch of
+	// nodes/<node>.json documents.
+	git(t, dir, "checkout", "-q", "--orphan", "fsgit/status")
+	git(t, dir, "rm", "-q", "-rf", ".")
+	if err := os.MkdirAll(filepath.Join(dir, "nodes"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	online := `{"node": "online-1", "appliedRevision": "` + base + `", "converged": false,
+		"drifted": [{"id": "mariadb.grant:fs_user@localhost/feature_store_online.*"}],
+		"pendingDestroy": [{"id": "mariadb.database:old_db"}]}`
+	if err := os.WriteFile(filepath.Join(dir, "nodes/online-1.json"), []byte(online), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	git(t, dir, "add", "nodes")
+	git(t, dir, "commit", "-q", "-m", "status")
+	git(t, dir, "checkout", "-q", "main")
+
+	out, stderr, code := runCLI(t, "plan", "--repo", dir, "--base", base, "--head", head)
+	if code != 2 {
+		t.Fatalf("exit %d\n%s%s", code, out, stderr)
+	}
+	for _, w := range []string{
+		"node runs " + base[:12] + " now",
+		"drifted there now: mariadb.grant:fs_user@localhost/feature_store_online.*",
+		"pending destroy there now: mariadb.database:old_db",
+	} {
+		if !strings.Contains(out, w) {
+			t.Errorf("plan lacks %q:\n%s", w, out)
+		}
+	}
+
+	// Once the node reports the head revision, the plan says it has it.
+	git(t, dir, "checkout", "-q", "fsgit/status")
+	done := `{"node": "online-1", "appliedRevision": "` + head + `", "converged": true}`
+	if err := os.WriteFile(filepath.Join(dir, "nodes/online-1.json"), []byte(done), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	git(t, dir, "commit", "-q", "-am", "status")
+	git(t, dir, "checkout", "-q", "main")
+	out, _, _ = runCLI(t, "plan", "--repo", dir, "--base", base, "--head", head)
+	if !strings.Contains(out, "node already runs "+head[:12]) {
+		t.Errorf("plan does not say the node has the head:\n%s", out)
+	}
+}
