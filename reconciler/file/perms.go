@@ -84,8 +84,12 @@ func (p Perms) Warning() string {
 	if len(p.Unresolved) == 0 {
 		return ""
 	}
-	return "under --root, " + strings.Join(p.Unresolved, " and ") +
-		" is unknown (accounts are not managed under a root): ownership left as found"
+	verb := " is"
+	if len(p.Unresolved) > 1 {
+		verb = " are"
+	}
+	return "under --root, " + strings.Join(p.Unresolved, " and ") + verb +
+		" unknown (accounts are not managed under a root): ownership left as found"
 }
 
 // statOf returns the raw stat of fi, which must come from os.Lstat or
