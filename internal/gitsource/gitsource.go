@@ -161,7 +161,8 @@ func openCache(dir, url string) (*git.Repository, error) {
 	return repo, nil
 }
 
-// Stats returns the counters.
+// Stats returns a snapshot of the source's counters since it was created;
+// it is safe to call while a poll runs.
 func (s *Source) Stats() Stats {
 	return Stats{Lists: s.lists.Load(), Fetches: s.fetches.Load(), Compactions: s.compactions.Load()}
 }

@@ -151,7 +151,8 @@ func (s *Server) Start() {
 	s.serve(ln)
 }
 
-// Stats returns the counters.
+// Stats returns a snapshot of the server's counters since it started or
+// since the last [Server.ResetStats]; it is safe to call while serving.
 func (s *Server) Stats() Stats {
 	return Stats{
 		Requests:     s.requests.Load(),

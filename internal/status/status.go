@@ -53,7 +53,9 @@ type Node struct {
 	Updated time.Time `json:"updated"`
 }
 
-// Run summarizes one run.
+// Run summarizes one run of the engine on the node: which revision, when and
+// how long, what triggered it, how many resources ended in each outcome and
+// the Puppet-style exit code.
 type Run struct {
 	Revision string        `json:"revision,omitempty"`
 	Started  time.Time     `json:"started"`

@@ -82,7 +82,10 @@ var (
 	propRe  = regexp.MustCompile(`^[_A-Za-z][_0-9A-Za-z]*$`)
 )
 
-// Validate checks the spec.
+// Validate decodes the spec strictly and checks it without I/O: the class
+// name is a Weaviate class name, the url is http(s), ensure is present or
+// absent, and each property has a valid, unique name, a dataType and a known
+// tokenization.
 func (*Class) Validate(r *reconciler.Resource) error {
 	_, err := decodeClass(r)
 	return err
