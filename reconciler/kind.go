@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -170,7 +173,12 @@ type Env struct {
 }
 
 // Path maps an absolute managed path into the root. It refuses relative
-// paths and paths that would escape the root.
+// paths and paths that would escape the root, by their text and, under a
+// root, through a symlink: the path's existing parent directories must
+// resolve inside the root (see [Env.CheckResolved]), so that a symlink
+// <root>/etc -> /etc does not carry writes to the host. Its last element
+// is not followed: the kinds replace a symlink there rather than follow it.
+// The check is a snapshot; a kind calls Path again just before it writes.
 func (e *Env) Path(p string) (string, error) {
 	if !filepath.IsAbs(p) {
 		return "", fmt.Errorf("path %q is not absolute", p)
@@ -187,7 +195,61 @@ func (e *Env) Path(p string) (string, error) {
 	if joined != root && !strings.HasPrefix(joined, root+string(filepath.Separator)) {
 		return "", fmt.Errorf("path %q escapes root %q", p, e.Root)
 	}
+	if joined != root {
+		if err := e.CheckResolved(filepath.Dir(joined)); err != nil {
+			return "", fmt.Errorf("path %q: %w", p, err)
+		}
+	}
 	return joined, nil
+}
+
+// CheckResolved checks, under a root, that hostPath (a path Path returned),
+// or its deepest existing ancestor, resolves through every symlink to a
+// place inside the root. A dangling symlink on the way is refused too: what
+// it would come to point at is not known. It does nothing when Root is "".
+// Path checks a path's parents; a caller whose consumer follows the path
+// itself (a bind mount's source, a cache directory) checks the path too.
+func (e *Env) CheckResolved(hostPath string) error {
+	if e.Root == "" {
+		return nil
+	}
+	root := filepath.Clean(e.Root)
+	resolveRoot := func() (any, error) { return filepath.EvalSymlinks(root) }
+	var v any
+	var err error
+	if e.Cache != nil {
+		v, err = e.Cache.Once("reconciler/root/"+root, resolveRoot)
+	} else {
+		v, err = resolveRoot()
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		if e.Cache != nil {
+			e.Cache.Forget("reconciler/root/" + root)
+		}
+		return nil // nothing exists under it yet
+	}
+	if err != nil {
+		return fmt.Errorf("resolve root %q: %w", e.Root, err)
+	}
+	realRoot := v.(string)
+	for dir := filepath.Clean(hostPath); ; dir = filepath.Dir(dir) {
+		real, err := filepath.EvalSymlinks(dir)
+		if err == nil {
+			if realRoot != "/" && real != realRoot && !strings.HasPrefix(real, realRoot+string(filepath.Separator)) {
+				return fmt.Errorf("%s resolves to %s, outside root %q (a symlink on the way leaves it)", dir, real, e.Root)
+			}
+			return nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+			return fmt.Errorf("resolve %s: %w", dir, err)
+		}
+		if _, lerr := os.Lstat(dir); lerr == nil {
+			return fmt.Errorf("%s is or goes through a dangling symlink; refusing to write under it", dir)
+		}
+		if dir == root || dir == filepath.Dir(dir) {
+			return nil
+		}
+	}
 }
 
 // Cache memoizes values for the length of one run. It is safe for

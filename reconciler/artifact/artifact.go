@@ -200,7 +200,27 @@ func (k *Artifact) cacheDir(env *reconciler.Env) (string, error) {
 	if k.opts.CacheDir != "" {
 		return k.opts.CacheDir, nil
 	}
-	return env.Path(DefaultCacheDir)
+	dir, err := env.Path(DefaultCacheDir)
+	if err != nil {
+		return "", err
+	}
+	// Downloads are written inside it: the directory itself, not only its
+	// parents, must stay in the root.
+	if err := env.CheckResolved(dir); err != nil {
+		return "", err
+	}
+	return dir, nil
+}
+
+// guarded returns a function that passes a plan and its error through,
+// with its Apply checking the path again just before it writes.
+func guarded(env *reconciler.Env, declared string) func(*reconciler.Plan, error) (*reconciler.Plan, error) {
+	return func(p *reconciler.Plan, err error) (*reconciler.Plan, error) {
+		if err != nil {
+			return nil, err
+		}
+		return file.GuardRoot(env, declared, p), nil
+	}
 }
 
 // entryPath is the cache entry of a digest.
@@ -212,7 +232,7 @@ func (k *Artifact) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.
 	if err != nil {
 		return nil, err
 	}
-	return k.plan(ctx, env, r, s, s.Ensure == "absent")
+	return guarded(env, s.Path)(k.plan(ctx, env, r, s, s.Ensure == "absent"))
 }
 
 // PlanDelete returns the plan that removes an artifact that left the
@@ -223,7 +243,7 @@ func (k *Artifact) PlanDelete(ctx context.Context, env *reconciler.Env, r *recon
 	if err != nil {
 		return nil, err
 	}
-	return k.plan(ctx, env, r, s, true)
+	return guarded(env, s.Path)(k.plan(ctx, env, r, s, true))
 }
 
 func (k *Artifact) plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *spec, absent bool) (*reconciler.Plan, error) {
@@ -335,6 +355,9 @@ func (k *Artifact) plan(ctx context.Context, env *reconciler.Env, r *reconciler.
 // install puts the artifact at path: the cache entry (downloaded first
 // when missing) copied and verified on the way.
 func (k *Artifact) install(ctx context.Context, env *reconciler.Env, id reconciler.ID, s *spec, cacheDir, path string, fi fs.FileInfo, perms file.Perms) error {
+	if _, err := k.cacheDir(env); err != nil {
+		return fmt.Errorf("cache directory: %w", err)
+	}
 	if fi != nil && fi.IsDir() {
 		if err := remove(path, fi); err != nil {
 			return err

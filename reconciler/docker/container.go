@@ -306,6 +306,11 @@ func normalize(env *reconciler.Env, s *ContainerSpec) (*desiredContainer, error)
 			if err != nil {
 				return nil, fmt.Errorf("mapping bind mount source: %w", err)
 			}
+			// The daemon follows the source itself: it too must resolve
+			// inside the root.
+			if err := env.CheckResolved(p); err != nil {
+				return nil, fmt.Errorf("mapping bind mount source: %w", err)
+			}
 			m.Source = p
 		}
 		d.Mounts = append(d.Mounts, m)

@@ -189,6 +189,10 @@ func (op *containerOp) recreateChanges(ctx context.Context, cur *container.Inspe
 	want := envMap(ic.env)
 	maps.Copy(want, d.Env)
 	have := envMap(cfg.Env)
+	// A key the container got from a secret (listed in its secret-hash
+	// label) holds a secret value: never shown, even once the spec has
+	// moved the key to env or dropped it.
+	wasSecret := parseSecretHashes(cfg.Labels[LabelSecretHash])
 	for _, key := range slices.Sorted(maps.Keys(mergeKeys(want, have))) {
 		if ref, secret := d.SecretEnv[key]; secret {
 			if _, ok := have[key]; !ok {
@@ -205,6 +209,9 @@ func (op *containerOp) recreateChanges(ctx context.Context, cur *container.Inspe
 		case !wok:
 			add("env."+key, "(set)", "(unset)")
 		default:
+			if _, ok := wasSecret[key]; ok {
+				h = "(hidden: was secret)"
+			}
 			add("env."+key, h, w)
 		}
 	}

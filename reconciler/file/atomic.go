@@ -1,6 +1,7 @@
 package file
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -228,4 +229,33 @@ func replaceClass(path string, fi fs.FileInfo) (reconciler.Class, error) {
 		}
 	}
 	return reconciler.Destructive, nil
+}
+
+// GuardRoot makes p's Apply map declared (the resource's absolute path)
+// through env.Path again just before it runs, so that a symlink planted in
+// the path's parents between plan and apply does not carry the write out of
+// the root. It returns p.
+func GuardRoot(env *reconciler.Env, declared string, p *reconciler.Plan) *reconciler.Plan {
+	if p == nil || p.Apply == nil || env.Root == "" {
+		return p
+	}
+	apply := p.Apply
+	p.Apply = func(ctx context.Context) error {
+		if _, err := env.Path(declared); err != nil {
+			return fmt.Errorf("apply %s: %w", declared, err)
+		}
+		return apply(ctx)
+	}
+	return p
+}
+
+// guard returns a function that passes a plan and its error through,
+// with [GuardRoot] applied to the plan.
+func guard(env *reconciler.Env, declared string) func(*reconciler.Plan, error) (*reconciler.Plan, error) {
+	return func(p *reconciler.Plan, err error) (*reconciler.Plan, error) {
+		if err != nil {
+			return nil, err
+		}
+		return GuardRoot(env, declared, p), nil
+	}
 }

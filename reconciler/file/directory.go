@@ -64,7 +64,7 @@ func (k *Directory) Plan(ctx context.Context, env *reconciler.Env, r *reconciler
 	if err != nil {
 		return nil, err
 	}
-	return k.plan(env, r, s, s.Ensure == "absent")
+	return guard(env, s.Path)(k.plan(env, r, s, s.Ensure == "absent"))
 }
 
 // PlanDelete returns the plan that removes a directory that left the
@@ -74,7 +74,7 @@ func (k *Directory) PlanDelete(ctx context.Context, env *reconciler.Env, r *reco
 	if err != nil {
 		return nil, err
 	}
-	return k.plan(env, r, s, true)
+	return guard(env, s.Path)(k.plan(env, r, s, true))
 }
 
 func (k *Directory) plan(env *reconciler.Env, r *reconciler.Resource, s *dirSpec, absent bool) (*reconciler.Plan, error) {

@@ -124,7 +124,7 @@ func (k *File) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Reso
 	if err != nil {
 		return nil, err
 	}
-	return k.plan(ctx, env, r, s, s.Ensure == "absent")
+	return guard(env, s.Path)(k.plan(ctx, env, r, s, s.Ensure == "absent"))
 }
 
 // PlanDelete returns the plan that removes a file that left the catalog:
@@ -135,7 +135,7 @@ func (k *File) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconcile
 	if err != nil {
 		return nil, err
 	}
-	return k.plan(ctx, env, r, s, true)
+	return guard(env, s.Path)(k.plan(ctx, env, r, s, true))
 }
 
 func (k *File) plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *fileSpec, absent bool) (*reconciler.Plan, error) {

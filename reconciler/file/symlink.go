@@ -63,7 +63,7 @@ func (k *Symlink) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.R
 	if err != nil {
 		return nil, err
 	}
-	return k.plan(env, r, s, s.Ensure == "absent")
+	return guard(env, s.Path)(k.plan(env, r, s, s.Ensure == "absent"))
 }
 
 // PlanDelete returns the plan that removes a symlink that left the catalog
@@ -73,7 +73,7 @@ func (k *Symlink) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconc
 	if err != nil {
 		return nil, err
 	}
-	return k.plan(env, r, s, true)
+	return guard(env, s.Path)(k.plan(env, r, s, true))
 }
 
 func (k *Symlink) plan(env *reconciler.Env, r *reconciler.Resource, s *linkSpec, absent bool) (*reconciler.Plan, error) {
