@@ -234,7 +234,7 @@ func (k *File) plan(ctx context.Context, env *reconciler.Env, r *reconciler.Reso
 		if err != nil {
 			return nil, fmt.Errorf("plan %s: %w", r.ID, err)
 		}
-		plan.Observed["sha256"] = observedDigest(s, sum)
+		plan.Observed["sha256"] = observedDigest(s, sum, want)
 		if fi.Size() != int64(len(want)) || !bytes.Equal(sum, digest(want)) {
 			rewrite = true
 			plan.Changes = append(plan.Changes, contentChange(s, hex.EncodeToString(sum), want))
@@ -287,7 +287,7 @@ func (k *File) planAbsent(ctx context.Context, env *reconciler.Env, r *reconcile
 			if err != nil {
 				return nil, fmt.Errorf("plan %s: %w", r.ID, err)
 			}
-			plan.Observed["sha256"] = observedDigest(s, sum)
+			plan.Observed["sha256"] = observedDigest(s, sum, want)
 			if bytes.Equal(sum, digest(want)) {
 				class = reconciler.Safe
 			}
@@ -369,12 +369,18 @@ func contentChange(s *fileSpec, before string, want []byte) reconciler.Change {
 	return ch
 }
 
-// observedDigest is the content digest recorded in Observed. For content
-// with secrets it is a digest of the digest, marked as such, so that drift
-// is still noticed while the recorded value is not the content's hash.
-func observedDigest(s *fileSpec, sum []byte) string {
+// observedDigest is the content digest recorded in Observed (and so in
+// the node's state). For content with secrets nothing derived from the
+// file's bytes is recorded, since they hold the secret: when the file is
+// what the spec renders, the digest of the template (secret-free, with its
+// placeholders) stands for it; when it is not, a fixed marker does. Drift
+// is noticed either way, because the two differ.
+func observedDigest(s *fileSpec, sum, want []byte) string {
 	if len(s.Secrets) > 0 {
-		return "secret:" + hex.EncodeToString(digest(sum))
+		if bytes.Equal(sum, digest(want)) {
+			return "template:" + hex.EncodeToString(digest([]byte(*s.Content)))
+		}
+		return "secret-content:differs"
 	}
 	return hex.EncodeToString(sum)
 }

@@ -311,8 +311,11 @@ func TestFile_Secrets(t *testing.T) {
 	if p.HasChanges() {
 		t.Fatalf("second plan has changes: %v", fields(p))
 	}
-	if d := p.Observed["sha256"]; !strings.HasPrefix(d, "secret:") {
-		t.Fatalf("observed digest %q is not marked as secret-derived", d)
+	// What the state keeps of a converged secret-bearing file is the
+	// template's digest: nothing computed from the secret.
+	tmpl := sha256.Sum256([]byte(spec["content"].(string)))
+	if d := p.Observed["sha256"]; d != "template:"+hex.EncodeToString(tmpl[:]) {
+		t.Fatalf("observed digest %q, want the template's digest", d)
 	}
 	noLeak(t, p, want)
 
@@ -322,6 +325,9 @@ func TestFile_Secrets(t *testing.T) {
 	p = mustPlan(t, root, NewFile(), r, rotated)
 	if len(p.Changes) != 1 || p.Changes[0].Field != "content" || p.Changes[0].After != "(contains secret mariadb/fs_user): changed" {
 		t.Fatalf("changes %+v, want one content change naming the secret", p.Changes)
+	}
+	if d := p.Observed["sha256"]; d != "secret-content:differs" {
+		t.Fatalf("observed digest of a drifted secret-bearing file %q, want the fixed marker", d)
 	}
 	noLeak(t, p, want)
 
