@@ -437,3 +437,30 @@ func TestTable_Preview(t *testing.T) {
 		})
 	}
 }
+
+// TestWarehouseUnder_SymlinkEscape: a file:// warehouse mapped under
+// --root may not lead out of the root through a symlink, neither by a
+// parent nor by the warehouse directory itself.
+func TestWarehouseUnder_SymlinkEscape(t *testing.T) {
+	root, outside := t.TempDir(), t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "srv"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(root, "srv/warehouse")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(root, "data")); err != nil {
+		t.Fatal(err)
+	}
+	for _, wh := range []string{"file:///srv/warehouse", "file:///data/warehouse"} {
+		c := &iceberg.CatalogSpec{Warehouse: wh}
+		if got, err := c.WarehouseUnder(root); err == nil {
+			t.Errorf("%s mapped to %s, want a refusal", wh, got)
+		}
+	}
+	c := &iceberg.CatalogSpec{Warehouse: "file:///srv/ok"}
+	got, err := c.WarehouseUnder(root)
+	if err != nil || got != "file://"+filepath.Join(root, "srv/ok") {
+		t.Fatalf("got %q, %v", got, err)
+	}
+}

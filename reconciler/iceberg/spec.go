@@ -101,8 +101,14 @@ func (c *CatalogSpec) WarehouseUnder(root string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("parse warehouse %q: %w", c.Warehouse, err)
 	}
-	p, err := (&reconciler.Env{Root: root}).Path(strings.TrimSuffix(u.Path, "/"))
+	env := &reconciler.Env{Root: root}
+	p, err := env.Path(strings.TrimSuffix(u.Path, "/"))
 	if err != nil {
+		return "", fmt.Errorf("map warehouse under root: %w", err)
+	}
+	// Data files are written below it: the warehouse directory itself may
+	// not lead out of the root either.
+	if err := env.CheckResolved(p); err != nil {
 		return "", fmt.Errorf("map warehouse under root: %w", err)
 	}
 	return (&url.URL{Scheme: "file", Path: p}).String(), nil
