@@ -16,6 +16,10 @@
 #   fsgit.local/t2v-transformers:standin-$STANDIN_VERSION
 #       cmd/t2v-standin: a STAND-IN for semitechnologies/transformers-inference
 #       (same HTTP contract, deterministic hashing embedder, no model weights).
+#   fsgit.local/systemd:$SYSTEMD_SUITE
+#       a Debian $SYSTEMD_SUITE root file system (debootstrap --variant=minbase
+#       with systemd, systemd-sysv, dbus, from Debian's mirror) that boots
+#       systemd as PID 1: the service kind's live test runs in it.
 #
 # An image whose tag exists (and, for the stand-in, whose source hash label
 # matches) is not rebuilt. The weaviate-server binary is cached under
@@ -32,6 +36,9 @@ FORCE="${FORCE:-0}"
 WEAVIATE_IMAGE="fsgit.local/weaviate:${WEAVIATE_VERSION}"
 WEAVIATE_BUMP_IMAGE="fsgit.local/weaviate:${WEAVIATE_VERSION}-r2"
 STANDIN_IMAGE="fsgit.local/t2v-transformers:standin-${STANDIN_VERSION}"
+SYSTEMD_SUITE="${SYSTEMD_SUITE:-bookworm}"
+SYSTEMD_IMAGE="fsgit.local/systemd:${SYSTEMD_SUITE}"
+DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
@@ -127,16 +134,51 @@ build_standin() {
 		"LABEL org.opencontainers.image.title=t2v-transformers-standin org.opencontainers.image.version=standin-$STANDIN_VERSION fsgit.source-sha256=$sum fsgit.image.note=stand-in-for-semitechnologies/transformers-inference-hashing-embedder-no-model"
 }
 
+build_systemd() {
+	if [ "$FORCE" != 1 ] && have_image "$SYSTEMD_IMAGE"; then
+		log "$SYSTEMD_IMAGE exists, skipped"
+		return
+	fi
+	local sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo=sudo
+	if ! command -v debootstrap >/dev/null; then
+		log "installing debootstrap"
+		$sudo apt-get update -q
+		DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends debootstrap
+	fi
+	local root="$WORK/systemd" start
+	start=$SECONDS
+	log "debootstrap $SYSTEMD_SUITE from $DEBIAN_MIRROR (about a minute)"
+	$sudo debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus \
+		"$SYSTEMD_SUITE" "$root" "$DEBIAN_MIRROR" >"$WORK/debootstrap.log" 2>&1 || {
+		tail -n 20 "$WORK/debootstrap.log" >&2
+		return 1
+	}
+	log "debootstrap took $((SECONDS - start))s"
+	# No apt caches in the image; no getty on a console a container has not.
+	$sudo rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+	$sudo rm -f "$root"/etc/systemd/system/getty.target.wants/*
+	$sudo tar -C "$root" --numeric-owner --sort=name --mtime='2000-01-01 00:00Z' -cf - . |
+		docker import --change 'CMD ["/lib/systemd/systemd"]' \
+			--change 'ENV container=docker' \
+			--change "LABEL org.opencontainers.image.title=systemd org.opencontainers.image.version=$SYSTEMD_SUITE fsgit.image.source=debootstrap-minbase-$SYSTEMD_SUITE" \
+			- "$SYSTEMD_IMAGE" >/dev/null
+	$sudo rm -rf "$root"
+	log "built $SYSTEMD_IMAGE ($(docker image inspect -f '{{.Size}}' "$SYSTEMD_IMAGE") bytes)"
+}
+
 what="${1:-all}"
 case "$what" in
 all)
 	build_standin
 	build_weaviate
+	build_systemd
 	;;
 standin) build_standin ;;
 weaviate) build_weaviate ;;
+systemd) build_systemd ;;
 *)
-	echo "usage: $0 [all|standin|weaviate]" >&2
+	echo "usage: $0 [all|standin|weaviate|systemd]" >&2
 	exit 2
 	;;
 esac

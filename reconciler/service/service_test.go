@@ -10,7 +10,9 @@ package service
 // systemd's D-Bus manager that keeps unit states the way systemd reports
 // them (LoadState, ActiveState, UnitFileState, NeedDaemonReload) and
 // records every call. On a host with systemd, TestKind_live runs the real
-// thing against a throw-away unit.
+// thing against a throw-away unit; on one without, but with Docker,
+// TestKind_liveSystemdContainer runs TestKind_live in a container that
+// boots systemd (fsgit.local/systemd:bookworm, scripts/build-images.sh).
 
 import (
 	"context"
@@ -430,8 +432,13 @@ func TestKind_Apply_unitFileMissing(t *testing.T) {
 }
 
 // TestKind_live runs against the host's systemd with a throw-away unit. It
-// runs only where systemd is PID 1, as root (never on the machines that
-// run fsgit's CI: see the top of this file).
+// runs only where systemd is PID 1, as root: on the machines that run
+// fsgit's CI, TestKind_liveSystemdContainer runs it in a container that
+// boots systemd. It checks every step against what systemd itself says
+// (systemctl), not what the kind says: a new unit file is loaded and
+// started, a second run changes nothing (same main PID), a refresh in the
+// run that started it restarts nothing, one in a later run restarts it, a
+// changed unit file is a change, and stopping is disruptive.
 func TestKind_live(t *testing.T) {
 	if err := systemdBooted(); err != nil {
 		t.Skipf("systemd is not running on this host (%v): the live path cannot run here", err)
@@ -439,11 +446,36 @@ func TestKind_live(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("managing units needs root")
 	}
+	ctx := context.Background()
 	unit := "fsgt-live-test.service"
 	path := filepath.Join("/run/systemd/system", unit)
-	if err := os.WriteFile(path, []byte("[Service]\nExecStart=/bin/sleep infinity\n"), 0o644); err != nil {
-		t.Fatal(err)
+	writeUnit := func(exe string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte("[Service]\nExecStart="+exe+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
+	// show reads a unit property from systemd, outside the kind.
+	show := func(prop string) string {
+		t.Helper()
+		out, err := exec.Command("systemctl", "show", "--property="+prop, "--value", unit).Output()
+		if err != nil {
+			t.Fatalf("systemctl show %s: %v", prop, err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	mainPID := func() string {
+		t.Helper()
+		if a := show("ActiveState"); a != "active" {
+			t.Fatalf("%s is %s, want active", unit, a)
+		}
+		pid := show("MainPID")
+		if pid == "" || pid == "0" {
+			t.Fatalf("%s is active without a main PID", unit)
+		}
+		return pid
+	}
+	writeUnit("/bin/sleep infinity")
 	t.Cleanup(func() {
 		_ = exec.Command("systemctl", "stop", unit).Run()
 		_ = os.Remove(path)
@@ -452,20 +484,98 @@ func TestKind_live(t *testing.T) {
 	k := New()
 	// A unit in /run has no [Install]: it is static, enable does not apply.
 	r := resource(t, "fsgt-live-test", map[string]any{"ensure": "running"})
+
+	// Run 1: the unit is new to systemd and started in one apply. (systemd
+	// loads a new unit file on demand when its properties are first read,
+	// so the plan sees it loaded and inactive: an update, not a create.)
 	env := newEnv()
-	defer env.Cache.Close()
 	p := mustPlan(t, k, env, r)
-	if !p.HasChanges() {
-		t.Fatalf("first plan has no changes")
+	if !slices.ContainsFunc(p.Changes, func(c reconciler.Change) bool { return c.Field == "ensure" }) {
+		t.Fatalf("first plan = %s %+v, want the ensure change", p.Action, p.Changes)
 	}
-	if err := p.Apply(context.Background()); err != nil {
+	if a := show("ActiveState"); a != "inactive" {
+		t.Fatalf("%s is %s after the plan, want inactive: a plan must not start it", unit, a)
+	}
+	if err := p.Apply(ctx); err != nil {
 		t.Fatal(err)
 	}
-	env2 := newEnv()
-	defer env2.Cache.Close()
-	if p := mustPlan(t, k, env2, r); p.HasChanges() {
+	pid := mainPID()
+	if err := k.Refresh(ctx, env, r, true); !reconciler.IsSkip(err) {
+		t.Fatalf("Refresh in the run that started the unit = %v, want a skip", err)
+	}
+	if got := mainPID(); got != pid {
+		t.Fatalf("main PID %s -> %s: a refresh right after the start restarted the unit", pid, got)
+	}
+	if err := env.Cache.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Run 2: nothing to do, nothing done.
+	env = newEnv()
+	defer env.Cache.Close()
+	p = mustPlan(t, k, env, r)
+	if p.HasChanges() || p.Apply != nil {
 		t.Fatalf("second plan has changes: %+v", p.Changes)
 	}
+	if p.Observed["active"] != "active" {
+		t.Fatalf("second plan observed %v, want active", p.Observed)
+	}
+	if got := mainPID(); got != pid {
+		t.Fatalf("main PID %s -> %s after a quiet run", pid, got)
+	}
+
+	// A notify edge in a run that did not start it restarts the unit.
+	if err := k.Refresh(ctx, env, r, false); err != nil {
+		t.Fatalf("Refresh: %v", err)
+	}
+	restarted := mainPID()
+	if restarted == pid {
+		t.Fatalf("main PID still %s after a refresh: not restarted", pid)
+	}
+
+	// Run 3: the unit file changed on disk: a change, and the apply loads it.
+	writeUnit("/bin/sleep 86400")
+	env3 := newEnv()
+	defer env3.Cache.Close()
+	p = mustPlan(t, k, env3, r)
+	if len(p.Changes) != 1 || p.Changes[0].Field != "unitFile" {
+		t.Fatalf("plan after the unit file changed: %+v, want the unitFile change", p.Changes)
+	}
+	if err := p.Apply(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := show("NeedDaemonReload"); got != "no" {
+		t.Fatalf("NeedDaemonReload = %s after the apply, want no", got)
+	}
+	if got := show("ExecStart"); !strings.Contains(got, "86400") {
+		t.Fatalf("ExecStart = %s: the new unit file is not loaded", got)
+	}
+
+	// Run 4: stopping is disruptive, and done.
+	stopped := resource(t, "fsgt-live-test", map[string]any{"ensure": "stopped"})
+	env4 := newEnv()
+	defer env4.Cache.Close()
+	p = mustPlan(t, k, env4, stopped)
+	if p.MaxClass() != reconciler.Disruptive {
+		t.Fatalf("stop plan = %s %+v, want disruptive", p.MaxClass(), p.Changes)
+	}
+	if err := p.Apply(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if a := show("ActiveState"); a != "inactive" {
+		t.Fatalf("%s is %s after the stop, want inactive", unit, a)
+	}
+	if p := mustPlan(t, k, newEnvClosed(t), stopped); p.HasChanges() {
+		t.Fatalf("plan after the stop has changes: %+v", p.Changes)
+	}
+}
+
+// newEnvClosed is newEnv with its cache (the D-Bus connection) closed when
+// the test ends.
+func newEnvClosed(t testing.TB) *reconciler.Env {
+	env := newEnv()
+	t.Cleanup(func() { _ = env.Cache.Close() })
+	return env
 }
 
 func TestKind_Preview(t *testing.T) {
