@@ -176,8 +176,12 @@ func scan(path string, n int, f func([]string) error) error {
 	return nil
 }
 
-// observe returns the run's snapshot of the account files.
+// observe returns the run's snapshot of the account files, or the skip
+// under --root.
 func observe(env *reconciler.Env) (*db, error) {
+	if env.Root != "" {
+		return nil, skipUnderRoot(env)
+	}
 	v, err := env.Cache.Once(cacheDB, func() (any, error) { return hostFiles.read() })
 	if err != nil {
 		return nil, fmt.Errorf("observe accounts: %w", err)
@@ -211,4 +215,77 @@ func clip(b []byte, n int) string {
 // skipUnderRoot is the skip reason for both kinds under --root.
 func skipUnderRoot(env *reconciler.Env) error {
 	return reconciler.Skip(fmt.Sprintf("accounts cannot be managed under --root %s: the shadow utilities act on the host", env.Root))
+}
+
+// accountSpec is what the user and group specs share for the helpers
+// below: the account's name, its ensure, and the id it pins (nil: none).
+type accountSpec interface {
+	account() (name, ensure string, id *int)
+}
+
+func (s *UserSpec) account() (string, string, *int)  { return s.Name, s.Ensure, s.UID }
+func (s *GroupSpec) account() (string, string, *int) { return s.Name, s.Ensure, s.GID }
+
+// planDelete plans to remove a user or a group that left the catalog. The
+// name comes from the spec when it still decodes, else from the ID; find
+// looks the account up in the run's snapshot and summarizes it; del is
+// userdel or groupdel.
+func planDelete[S accountSpec](env *reconciler.Env, r *reconciler.Resource, decode func(*reconciler.Resource) (S, error), find func(d *db, name string) (map[string]string, bool), del string) (*reconciler.Plan, error) {
+	name := r.Name()
+	if s, err := decode(r); err == nil {
+		name, _, _ = s.account()
+	}
+	d, err := observe(env)
+	if err != nil {
+		return nil, err
+	}
+	observed, exists := find(d, name)
+	if !exists {
+		return &reconciler.Plan{Observed: map[string]string{"ensure": ensureAbsent}}, nil
+	}
+	return deletePlan(env, r, &reconciler.Plan{Observed: observed}, del, name), nil
+}
+
+// deletePlan plans del (userdel or groupdel) of the account name. A
+// user's home directory stays: removing the account is destructive enough.
+func deletePlan(env *reconciler.Env, r *reconciler.Resource, p *reconciler.Plan, del, name string) *reconciler.Plan {
+	p.Action = reconciler.ActionDelete
+	p.Changes = []reconciler.Change{{Field: "ensure", Before: ensurePresent, After: ensureAbsent, Class: reconciler.Destructive}}
+	p.Apply = func(ctx context.Context) error {
+		if err := runLocked(ctx, env, del, "--", name); err != nil {
+			return fmt.Errorf("delete %s: %w", r.ID, err)
+		}
+		return nil
+	}
+	return p
+}
+
+// preview classes a catalog change to a user or a group (noun) without
+// observing: deleting it is destructive, changing the id it pins (idField)
+// disruptive, anything else safe.
+func preview[S accountSpec](old, new *reconciler.Resource, decode func(*reconciler.Resource) (S, error), noun, idField string) (reconciler.Class, string) {
+	if new == nil {
+		return reconciler.Destructive, "delete " + noun
+	}
+	s, err := decode(new)
+	if err != nil {
+		return reconciler.Safe, ""
+	}
+	_, ensure, id := s.account()
+	oldEnsure, oldID := "", (*int)(nil)
+	if old != nil {
+		if o, err := decode(old); err == nil {
+			_, oldEnsure, oldID = o.account()
+		}
+	}
+	if ensure == ensureAbsent {
+		if oldEnsure == ensureAbsent {
+			return reconciler.Safe, ""
+		}
+		return reconciler.Destructive, "delete " + noun
+	}
+	if oldEnsure == ensurePresent && oldID != nil && id != nil && *oldID != *id {
+		return reconciler.Disruptive, "change " + idField
+	}
+	return reconciler.Safe, ""
 }

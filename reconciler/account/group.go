@@ -73,9 +73,6 @@ func (g *Group) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Res
 	if err != nil {
 		return nil, err
 	}
-	if env.Root != "" {
-		return nil, skipUnderRoot(env)
-	}
 	d, err := observe(env)
 	if err != nil {
 		return nil, err
@@ -83,7 +80,7 @@ func (g *Group) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Res
 	cur, exists := d.groups[s.Name]
 	p := &reconciler.Plan{Observed: map[string]string{"ensure": ensureAbsent}}
 	if exists {
-		p.Observed = map[string]string{"ensure": ensurePresent, "gid": strconv.Itoa(cur.gid)}
+		p.Observed = observedGroup(cur)
 	}
 
 	var argv []string
@@ -91,7 +88,7 @@ func (g *Group) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Res
 	case s.Ensure == ensureAbsent && !exists:
 		return p, nil
 	case s.Ensure == ensureAbsent:
-		return deleteGroupPlan(env, r, p, s.Name), nil
+		return deletePlan(env, r, p, "groupdel", s.Name), nil
 	case !exists:
 		argv = []string{"groupadd"}
 		if s.GID != nil {
@@ -122,35 +119,14 @@ func (g *Group) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Res
 
 // PlanDelete plans to remove a group that left the catalog.
 func (g *Group) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	name := r.Name()
-	if s, err := decodeGroup(r); err == nil {
-		name = s.Name
-	}
-	if env.Root != "" {
-		return nil, skipUnderRoot(env)
-	}
-	d, err := observe(env)
-	if err != nil {
-		return nil, err
-	}
-	cur, exists := d.groups[name]
-	if !exists {
-		return &reconciler.Plan{Observed: map[string]string{"ensure": ensureAbsent}}, nil
-	}
-	p := &reconciler.Plan{Observed: map[string]string{"ensure": ensurePresent, "gid": strconv.Itoa(cur.gid)}}
-	return deleteGroupPlan(env, r, p, name), nil
+	return planDelete(env, r, decodeGroup, func(d *db, name string) (map[string]string, bool) {
+		cur, ok := d.groups[name]
+		return observedGroup(cur), ok
+	}, "groupdel")
 }
 
-func deleteGroupPlan(env *reconciler.Env, r *reconciler.Resource, p *reconciler.Plan, name string) *reconciler.Plan {
-	p.Action = reconciler.ActionDelete
-	p.Changes = []reconciler.Change{{Field: "ensure", Before: ensurePresent, After: ensureAbsent, Class: reconciler.Destructive}}
-	p.Apply = func(ctx context.Context) error {
-		if err := runLocked(ctx, env, "groupdel", "--", name); err != nil {
-			return fmt.Errorf("delete %s: %w", r.ID, err)
-		}
-		return nil
-	}
-	return p
+func observedGroup(cur groupEntry) map[string]string {
+	return map[string]string{"ensure": ensurePresent, "gid": strconv.Itoa(cur.gid)}
 }
 
 var _ reconciler.Previewer = (*Group)(nil)
@@ -158,25 +134,5 @@ var _ reconciler.Previewer = (*Group)(nil)
 // Preview classes a catalog change without observing: deleting a group is
 // destructive, changing its gid disruptive, anything else safe.
 func (g *Group) Preview(old, new *reconciler.Resource) (reconciler.Class, string) {
-	if new == nil {
-		return reconciler.Destructive, "delete group"
-	}
-	s, err := decodeGroup(new)
-	if err != nil {
-		return reconciler.Safe, ""
-	}
-	if s.Ensure == ensureAbsent {
-		if old != nil {
-			if o, err := decodeGroup(old); err == nil && o.Ensure == ensureAbsent {
-				return reconciler.Safe, ""
-			}
-		}
-		return reconciler.Destructive, "delete group"
-	}
-	if old != nil {
-		if o, err := decodeGroup(old); err == nil && o.Ensure == ensurePresent && o.GID != nil && s.GID != nil && *o.GID != *s.GID {
-			return reconciler.Disruptive, "change gid"
-		}
-	}
-	return reconciler.Safe, ""
+	return preview(old, new, decodeGroup, "group", "gid")
 }

@@ -131,9 +131,6 @@ func (u *User) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Reso
 	if err != nil {
 		return nil, err
 	}
-	if env.Root != "" {
-		return nil, skipUnderRoot(env)
-	}
 	d, err := observe(env)
 	if err != nil {
 		return nil, err
@@ -146,7 +143,7 @@ func (u *User) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Reso
 		return p, nil
 	case s.Ensure == ensureAbsent:
 		p.Observed = observedUser(d, cur, nil)
-		return deleteUserPlan(env, r, p, s.Name), nil
+		return deletePlan(env, r, p, "userdel", s.Name), nil
 	case !exists:
 		return u.createPlan(env, r, d, s, p), nil
 	}
@@ -273,37 +270,13 @@ func (u *User) createPlan(env *reconciler.Env, r *reconciler.Resource, d *db, s 
 
 // PlanDelete plans to remove a user that left the catalog.
 func (u *User) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	name := r.Name()
-	if s, err := decodeUser(r); err == nil {
-		name = s.Name
-	}
-	if env.Root != "" {
-		return nil, skipUnderRoot(env)
-	}
-	d, err := observe(env)
-	if err != nil {
-		return nil, err
-	}
-	cur, exists := d.users[name]
-	if !exists {
-		return &reconciler.Plan{Observed: map[string]string{"ensure": ensureAbsent}}, nil
-	}
-	p := &reconciler.Plan{Observed: observedUser(d, cur, nil)}
-	return deleteUserPlan(env, r, p, name), nil
-}
-
-// deleteUserPlan plans userdel. The home directory stays: removing the
-// account is destructive enough.
-func deleteUserPlan(env *reconciler.Env, r *reconciler.Resource, p *reconciler.Plan, name string) *reconciler.Plan {
-	p.Action = reconciler.ActionDelete
-	p.Changes = []reconciler.Change{{Field: "ensure", Before: ensurePresent, After: ensureAbsent, Class: reconciler.Destructive}}
-	p.Apply = func(ctx context.Context) error {
-		if err := runLocked(ctx, env, "userdel", "--", name); err != nil {
-			return fmt.Errorf("delete %s: %w", r.ID, err)
+	return planDelete(env, r, decodeUser, func(d *db, name string) (map[string]string, bool) {
+		cur, ok := d.users[name]
+		if !ok {
+			return nil, false
 		}
-		return nil
-	}
-	return p
+		return observedUser(d, cur, nil), true
+	}, "userdel")
 }
 
 func observedUser(d *db, cur passwdEntry, keys *keyState) map[string]string {
@@ -326,25 +299,5 @@ var _ reconciler.Previewer = (*User)(nil)
 // Preview classes a catalog change without observing: deleting a user is
 // destructive, changing its uid disruptive, anything else safe.
 func (u *User) Preview(old, new *reconciler.Resource) (reconciler.Class, string) {
-	if new == nil {
-		return reconciler.Destructive, "delete user"
-	}
-	s, err := decodeUser(new)
-	if err != nil {
-		return reconciler.Safe, ""
-	}
-	if s.Ensure == ensureAbsent {
-		if old != nil {
-			if o, err := decodeUser(old); err == nil && o.Ensure == ensureAbsent {
-				return reconciler.Safe, ""
-			}
-		}
-		return reconciler.Destructive, "delete user"
-	}
-	if old != nil {
-		if o, err := decodeUser(old); err == nil && o.Ensure == ensurePresent && o.UID != nil && s.UID != nil && *o.UID != *s.UID {
-			return reconciler.Disruptive, "change uid"
-		}
-	}
-	return reconciler.Safe, ""
+	return preview(old, new, decodeUser, "user", "uid")
 }

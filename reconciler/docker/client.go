@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/docker/docker/client"
+
+	"github.com/fsgit/fsgit/reconciler"
 )
 
 // DefaultHost is the daemon address used when a spec leaves dockerHost empty.
@@ -84,3 +86,28 @@ func daemonErr(host string, err error) error {
 func observeCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, callTimeout)
 }
+
+// listOnce runs list, bounded by observeCtx, once per run for what
+// ("network", "volume", "container") on host; forgetList drops the result
+// after a change.
+func listOnce[T any](ctx context.Context, env *reconciler.Env, host, what string, list func(ctx context.Context) (T, error)) (T, error) {
+	v, err := env.Cache.Once(listKey(what, host), func() (any, error) {
+		octx, cancel := observeCtx(ctx)
+		defer cancel()
+		m, err := list(octx)
+		if err != nil {
+			return nil, fmt.Errorf("listing %ss: %w", what, daemonErr(host, err))
+		}
+		return m, nil
+	})
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return v.(T), nil
+}
+
+// forgetList drops the run's listing of what on host.
+func forgetList(env *reconciler.Env, what, host string) { env.Cache.Forget(listKey(what, host)) }
+
+func listKey(what, host string) string { return "docker." + what + "/list/" + host }

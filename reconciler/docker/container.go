@@ -370,12 +370,10 @@ func (d *desiredContainer) hash() string {
 
 // listContainers maps container names to IDs, once per run.
 func listContainers(ctx context.Context, env *reconciler.Env, cl *client.Client, host string) (map[string]string, error) {
-	v, err := env.Cache.Once("docker.container/list/"+host, func() (any, error) {
-		octx, cancel := observeCtx(ctx)
-		defer cancel()
-		list, err := cl.ContainerList(octx, container.ListOptions{All: true})
+	return listOnce(ctx, env, host, "container", func(ctx context.Context) (map[string]string, error) {
+		list, err := cl.ContainerList(ctx, container.ListOptions{All: true})
 		if err != nil {
-			return nil, fmt.Errorf("listing containers: %w", daemonErr(host, err))
+			return nil, err
 		}
 		m := map[string]string{}
 		for _, c := range list {
@@ -385,10 +383,6 @@ func listContainers(ctx context.Context, env *reconciler.Env, cl *client.Client,
 		}
 		return m, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return v.(map[string]string), nil
 }
 
 // Plan observes the container and diffs it against the spec.
@@ -502,7 +496,7 @@ func (k *Container) Refresh(ctx context.Context, env *reconciler.Env, r *reconci
 	done := k.markBusy(r.ID)
 	err = cl.ContainerRestart(ctx, s.Name, container.StopOptions{})
 	done(err)
-	env.Cache.Forget("docker.container/list/" + s.DockerHost)
+	forgetList(env, "container", s.DockerHost)
 	if err != nil {
 		return fmt.Errorf("restarting container %s: %w", s.Name, daemonErr(s.DockerHost, err))
 	}
@@ -536,7 +530,7 @@ func (k *Container) PlanDelete(ctx context.Context, env *reconciler.Env, r *reco
 		Apply: func(ctx context.Context) (err error) {
 			done := k.markBusy(r.ID)
 			defer func() { done(err) }()
-			defer env.Cache.Forget("docker.container/list/" + s.DockerHost)
+			defer forgetList(env, "container", s.DockerHost)
 			for _, c := range list {
 				if err := cl.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil && !isNotFound(err) {
 					return fmt.Errorf("removing container %s: %w", s.Name, daemonErr(s.DockerHost, err))

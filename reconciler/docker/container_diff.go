@@ -125,7 +125,7 @@ func (op *containerOp) wrap(f func(context.Context) error) func(context.Context)
 	return func(ctx context.Context) error {
 		done := op.k.markBusy(op.r.ID)
 		err := f(ctx)
-		op.env.Cache.Forget("docker.container/list/" + op.s.DockerHost)
+		forgetList(op.env, "container", op.s.DockerHost)
 		done(err)
 		return err
 	}

@@ -85,12 +85,10 @@ func checkEnsure(r *reconciler.Resource, ensure string) error {
 
 // listNetworks lists the daemon's networks once per run.
 func listNetworks(ctx context.Context, env *reconciler.Env, cl *client.Client, host string) (map[string]network.Summary, error) {
-	v, err := env.Cache.Once("docker.network/list/"+host, func() (any, error) {
-		octx, cancel := observeCtx(ctx)
-		defer cancel()
-		list, err := cl.NetworkList(octx, network.ListOptions{})
+	return listOnce(ctx, env, host, "network", func(ctx context.Context) (map[string]network.Summary, error) {
+		list, err := cl.NetworkList(ctx, network.ListOptions{})
 		if err != nil {
-			return nil, fmt.Errorf("listing networks: %w", daemonErr(host, err))
+			return nil, err
 		}
 		m := make(map[string]network.Summary, len(list))
 		for _, n := range list {
@@ -98,10 +96,6 @@ func listNetworks(ctx context.Context, env *reconciler.Env, cl *client.Client, h
 		}
 		return m, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return v.(map[string]network.Summary), nil
 }
 
 // Plan compares the network with the spec. Driver, internal and labels
@@ -122,7 +116,7 @@ func (k *Network) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.R
 	}
 	cur, exists := nets[s.Name]
 	plan := &reconciler.Plan{Observed: map[string]string{"present": strconv.FormatBool(exists)}}
-	forget := func() { env.Cache.Forget("docker.network/list/" + s.DockerHost) }
+	forget := func() { forgetList(env, "network", s.DockerHost) }
 	if exists {
 		plan.Observed["driver"] = cur.Driver
 		plan.Observed["internal"] = strconv.FormatBool(cur.Internal)
@@ -246,7 +240,7 @@ func (k *Network) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconc
 	}
 	for _, n := range list {
 		if n.Name == s.Name {
-			return deleteNetworkPlan(&reconciler.Plan{}, cl, s, func() { env.Cache.Forget("docker.network/list/" + s.DockerHost) }), nil
+			return deleteNetworkPlan(&reconciler.Plan{}, cl, s, func() { forgetList(env, "network", s.DockerHost) }), nil
 		}
 	}
 	return &reconciler.Plan{}, nil

@@ -74,12 +74,10 @@ func decodeVolume(r *reconciler.Resource) (*VolumeSpec, error) {
 
 // listVolumes lists the daemon's volumes once per run.
 func listVolumes(ctx context.Context, env *reconciler.Env, cl *client.Client, host string) (map[string]*volume.Volume, error) {
-	v, err := env.Cache.Once("docker.volume/list/"+host, func() (any, error) {
-		octx, cancel := observeCtx(ctx)
-		defer cancel()
-		list, err := cl.VolumeList(octx, volume.ListOptions{})
+	return listOnce(ctx, env, host, "volume", func(ctx context.Context) (map[string]*volume.Volume, error) {
+		list, err := cl.VolumeList(ctx, volume.ListOptions{})
 		if err != nil {
-			return nil, fmt.Errorf("listing volumes: %w", daemonErr(host, err))
+			return nil, err
 		}
 		m := make(map[string]*volume.Volume, len(list.Volumes))
 		for _, v := range list.Volumes {
@@ -87,10 +85,6 @@ func listVolumes(ctx context.Context, env *reconciler.Env, cl *client.Client, ho
 		}
 		return m, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return v.(map[string]*volume.Volume), nil
 }
 
 // Plan compares the volume with the spec. A volume's driver and labels
@@ -110,7 +104,7 @@ func (k *Volume) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Re
 		return nil, err
 	}
 	cur, exists := vols[s.Name]
-	forget := func() { env.Cache.Forget("docker.volume/list/" + s.DockerHost) }
+	forget := func() { forgetList(env, "volume", s.DockerHost) }
 	plan := &reconciler.Plan{Observed: map[string]string{"present": strconv.FormatBool(exists)}}
 	if exists {
 		plan.Observed["driver"] = cur.Driver
@@ -196,7 +190,7 @@ func (k *Volume) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconci
 	}
 	plan := &reconciler.Plan{}
 	if v.Labels[LabelManaged] == "true" {
-		deleteVolumePlan(plan, cl, s, func() { env.Cache.Forget("docker.volume/list/" + s.DockerHost) })
+		deleteVolumePlan(plan, cl, s, func() { forgetList(env, "volume", s.DockerHost) })
 	}
 	return plan, nil
 }

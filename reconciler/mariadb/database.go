@@ -128,7 +128,7 @@ func (k *DatabaseKind) Plan(ctx context.Context, env *reconciler.Env, r *reconci
 		p.Observed["charset"], p.Observed["collation"] = got.Charset, got.Collation
 	}
 	if s.Ensure == ensureAbsent {
-		return k.dropPlan(c, env, r, s.Name, exists, p), nil
+		return dropPlan(c, env, r, "database", "DROP DATABASE "+quoteIdent(s.Name), exists, p), nil
 	}
 	if !exists {
 		p.Action = reconciler.ActionCreate
@@ -174,22 +174,6 @@ func charsetClause(charset, collation string) string {
 	return b.String()
 }
 
-func (k *DatabaseKind) dropPlan(c *conn, env *reconciler.Env, r *reconciler.Resource, name string, exists bool, p *reconciler.Plan) *reconciler.Plan {
-	if !exists {
-		return p
-	}
-	p.Action = reconciler.ActionDelete
-	p.Changes = append(p.Changes, reconciler.Change{Field: "ensure", Before: "present", After: "absent", Class: reconciler.Destructive})
-	p.Apply = func(ctx context.Context) error {
-		if !r.AllowDestroy {
-			return fmt.Errorf("%s: drop database: destroy not allowed on this resource", r.ID)
-		}
-		defer c.forget(env)
-		return c.exec(ctx, r.ID, "DROP DATABASE "+quoteIdent(name))
-	}
-	return p
-}
-
 // PlanDelete plans DROP DATABASE for a database that left the catalog:
 // destructive, so held unless the last applied resource allowed destroy.
 func (k *DatabaseKind) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
@@ -206,5 +190,5 @@ func (k *DatabaseKind) PlanDelete(ctx context.Context, env *reconciler.Env, r *r
 		return nil, fmt.Errorf("%s: %w", r.ID, err)
 	}
 	_, exists := all[s.Name]
-	return k.dropPlan(c, env, r, s.Name, exists, &reconciler.Plan{Observed: map[string]string{"exists": fmt.Sprint(exists)}}), nil
+	return dropPlan(c, env, r, "database", "DROP DATABASE "+quoteIdent(s.Name), exists, &reconciler.Plan{Observed: map[string]string{"exists": fmt.Sprint(exists)}}), nil
 }

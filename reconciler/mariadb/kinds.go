@@ -61,3 +61,22 @@ func verb(stmt string) string {
 	}
 	return stmt[:n+1]
 }
+
+// dropPlan plans stmt (DROP DATABASE, DROP USER) for the object what
+// ("database", "user") when it exists: destructive, and refused at apply
+// time unless the resource allows destroy.
+func dropPlan(c *conn, env *reconciler.Env, r *reconciler.Resource, what, stmt string, exists bool, p *reconciler.Plan) *reconciler.Plan {
+	if !exists {
+		return p
+	}
+	p.Action = reconciler.ActionDelete
+	p.Changes = append(p.Changes, reconciler.Change{Field: "ensure", Before: "present", After: "absent", Class: reconciler.Destructive})
+	p.Apply = func(ctx context.Context) error {
+		if !r.AllowDestroy {
+			return fmt.Errorf("%s: drop %s: destroy not allowed on this resource", r.ID, what)
+		}
+		defer c.forget(env)
+		return c.exec(ctx, r.ID, stmt)
+	}
+	return p
+}

@@ -199,7 +199,7 @@ func (k *UserKind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.
 		}
 	}
 	if s.Ensure == ensureAbsent {
-		return dropUserPlan(c, env, r, acct, exists, p), nil
+		return dropPlan(c, env, r, "user", "DROP USER "+acct, exists, p), nil
 	}
 	auth, known, err := desiredAuth(ctx, env, s)
 	if err != nil {
@@ -300,22 +300,6 @@ func (k *UserKind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.
 	return p, nil
 }
 
-func dropUserPlan(c *conn, env *reconciler.Env, r *reconciler.Resource, acct string, exists bool, p *reconciler.Plan) *reconciler.Plan {
-	if !exists {
-		return p
-	}
-	p.Action = reconciler.ActionDelete
-	p.Changes = append(p.Changes, reconciler.Change{Field: "ensure", Before: "present", After: "absent", Class: reconciler.Destructive})
-	p.Apply = func(ctx context.Context) error {
-		if !r.AllowDestroy {
-			return fmt.Errorf("%s: drop user: destroy not allowed on this resource", r.ID)
-		}
-		defer c.forget(env)
-		return c.exec(ctx, r.ID, "DROP USER "+acct)
-	}
-	return p
-}
-
 // PlanDelete plans DROP USER for an account that left the catalog:
 // destructive, so held unless the last applied resource allowed destroy.
 func (k *UserKind) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
@@ -332,7 +316,7 @@ func (k *UserKind) PlanDelete(ctx context.Context, env *reconciler.Env, r *recon
 		return nil, fmt.Errorf("%s: %w", r.ID, err)
 	}
 	_, exists := accts[accountKey{s.User, s.Host}]
-	return dropUserPlan(c, env, r, account(s.User, s.Host), exists, &reconciler.Plan{Observed: map[string]string{"exists": fmt.Sprint(exists)}}), nil
+	return dropPlan(c, env, r, "user", "DROP USER "+account(s.User, s.Host), exists, &reconciler.Plan{Observed: map[string]string{"exists": fmt.Sprint(exists)}}), nil
 }
 
 // sameAccount reports whether name is user@host (host compared without

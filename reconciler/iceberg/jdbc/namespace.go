@@ -45,6 +45,18 @@ func (*Namespace) Validate(r *reconciler.Resource) error {
 
 // Plan observes the namespace and its declared properties. It reads only.
 func (k *Namespace) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
+	return k.plan(ctx, env, r, false)
+}
+
+// PlanDelete plans dropping a namespace that left the catalog. Iceberg
+// refuses to drop a namespace that still holds tables.
+func (k *Namespace) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
+	return k.plan(ctx, env, r, true)
+}
+
+// plan observes the namespace and plans it to the spec, or its drop when
+// absent (PlanDelete) or the spec says so.
+func (k *Namespace) plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, absent bool) (*reconciler.Plan, error) {
 	s, err := iceberg.DecodeNamespaceSpec(r)
 	if err != nil {
 		return nil, err
@@ -61,7 +73,7 @@ func (k *Namespace) Plan(ctx context.Context, env *reconciler.Env, r *reconciler
 	plan := &reconciler.Plan{Observed: namespaceObserved(exists, props, s.Properties)}
 	name := strings.Join(s.Namespace, ".")
 
-	if s.Ensure == "absent" {
+	if absent || s.Ensure == "absent" {
 		if exists {
 			planDropNamespace(plan, c, ident, name)
 		}
@@ -101,29 +113,6 @@ func (k *Namespace) Plan(ctx context.Context, env *reconciler.Env, r *reconciler
 			}
 			return nil
 		}
-	}
-	return plan, nil
-}
-
-// PlanDelete plans dropping a namespace that left the catalog. Iceberg
-// refuses to drop a namespace that still holds tables.
-func (k *Namespace) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := iceberg.DecodeNamespaceSpec(r)
-	if err != nil {
-		return nil, err
-	}
-	c, err := k.pools.get(ctx, env, s.Catalog)
-	if err != nil {
-		return nil, err
-	}
-	ident := table.Identifier(s.Namespace)
-	exists, props, err := observeNamespace(ctx, env, c, ident)
-	if err != nil {
-		return nil, err
-	}
-	plan := &reconciler.Plan{Observed: namespaceObserved(exists, props, s.Properties)}
-	if exists {
-		planDropNamespace(plan, c, ident, strings.Join(s.Namespace, "."))
 	}
 	return plan, nil
 }

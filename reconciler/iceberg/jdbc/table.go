@@ -49,6 +49,19 @@ func (*Table) Validate(r *reconciler.Resource) error {
 // It reads only. A change Iceberg cannot make compatibly is returned as a
 // *RefusedError.
 func (k *Table) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
+	return k.plan(ctx, env, r, false)
+}
+
+// PlanDelete plans dropping a table that left the catalog: destructive. The
+// catalog entry goes; the data files stay in the warehouse, as with Spark's
+// DROP TABLE without PURGE.
+func (k *Table) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
+	return k.plan(ctx, env, r, true)
+}
+
+// plan loads the table and plans it to the spec, or its drop when absent
+// (PlanDelete) or the spec says so.
+func (k *Table) plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, absent bool) (*reconciler.Plan, error) {
 	s, err := iceberg.DecodeTableSpec(r)
 	if err != nil {
 		return nil, err
@@ -63,7 +76,7 @@ func (k *Table) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Res
 	}
 	plan := &reconciler.Plan{Observed: tableObserved(tbl, s)}
 	switch {
-	case s.Ensure == "absent":
+	case absent || s.Ensure == "absent":
 		if tbl != nil {
 			planDropTable(plan, c, s)
 		}
@@ -72,29 +85,6 @@ func (k *Table) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Res
 		return plan, planCreateTable(plan, env, c, s)
 	}
 	return plan, planEvolveTable(plan, tbl, s)
-}
-
-// PlanDelete plans dropping a table that left the catalog: destructive. The
-// catalog entry goes; the data files stay in the warehouse, as with Spark's
-// DROP TABLE without PURGE.
-func (k *Table) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := iceberg.DecodeTableSpec(r)
-	if err != nil {
-		return nil, err
-	}
-	c, err := k.pools.get(ctx, env, s.Catalog)
-	if err != nil {
-		return nil, err
-	}
-	tbl, err := loadTable(ctx, env, c, s.Ident())
-	if err != nil {
-		return nil, err
-	}
-	plan := &reconciler.Plan{Observed: tableObserved(tbl, s)}
-	if tbl != nil {
-		planDropTable(plan, c, s)
-	}
-	return plan, nil
 }
 
 // loadTable returns the table, or nil when it (or its namespace, or the
