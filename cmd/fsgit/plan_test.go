@@ -2,21 +2,22 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fsgit/fsgit/internal/gittest"
 )
 
 // planRepo builds a real git repository from sites/example and the
 // embedded profiles (so that a commit may change a profile), committed as
-// the base, and returns its directory.
-func planRepo(t *testing.T) string {
+// the base, and returns its working tree.
+func planRepo(t *testing.T) *gittest.Work {
 	t.Helper()
-	dir := t.TempDir()
+	w := gittest.NewWork(t, "file:///nonexistent")
+	dir := w.Dir
 	for _, tree := range []string{"../../sites/example", "../../schema/profile", "../../cue.mod"} {
 		rel := strings.TrimPrefix(tree, "../../")
 		err := filepath.WalkDir(tree, func(p string, d fs.DirEntry, err error) error {
@@ -37,25 +38,9 @@ func planRepo(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
-	git(t, dir, "init", "-q", "-b", "main")
-	git(t, dir, "add", "-A")
-	git(t, dir, "commit", "-q", "-m", "example site")
-	return dir
-}
-
-func git(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com",
-		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com",
-		"GIT_AUTHOR_DATE=2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE=2026-01-01T00:00:00Z",
-		"GIT_CONFIG_NOSYSTEM=1", "HOME="+dir)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
+	w.Git("add", "-A")
+	w.Git("commit", "-q", "-m", "example site")
+	return w
 }
 
 // edit replaces old by new in a file of the repository, failing when old is
@@ -73,28 +58,6 @@ func edit(t *testing.T, dir, file, old, new string) {
 	if err := os.WriteFile(p, bytes.Replace(b, []byte(old), []byte(new), 1), 0o644); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func runCLI(t *testing.T, args ...string) (string, string, int) {
-	t.Helper()
-	root := newRootCmd()
-	var out, errb bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	root.SetArgs(args)
-	err := root.Execute()
-	code := 0
-	if err != nil {
-		code = 1
-		var ee *exitError
-		if errors.As(err, &ee) {
-			code = ee.code
-		}
-		if ee == nil || ee.err != nil {
-			errb.WriteString(err.Error())
-		}
-	}
-	return out.String(), errb.String(), code
 }
 
 // TestPlan_Golden plans one commit per scenario against the example site
@@ -167,17 +130,18 @@ func TestPlan_Golden(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := planRepo(t)
+			w := planRepo(t)
+			dir := w.Dir
 			for _, c := range tc.changes {
 				edit(t, dir, c.file, c.old, c.new)
 			}
-			git(t, dir, "commit", "-q", "-am", tc.name)
+			w.Git("commit", "-q", "-am", tc.name)
 			base, head := "HEAD~1", "HEAD"
 			if tc.reverse {
 				base, head = head, base
 			}
 			args := []string{"plan", "--repo", dir, "--base", base, "--head", head, "-o", "markdown"}
-			out, stderr, code := runCLI(t, args...)
+			code, out, stderr := fsgit(t, args...)
 			if code != tc.wantCode {
 				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.wantCode, out, stderr)
 			}
@@ -203,7 +167,7 @@ func TestPlan_Golden(t *testing.T) {
 				t.Errorf("plan differs from %s (run with -update after a deliberate change):\n%s", golden, firstDiff(masked, string(want)))
 			}
 			// Same inputs, same text.
-			again, _, _ := runCLI(t, args...)
+			_, again, _ := fsgit(t, args...)
 			if again != out {
 				t.Error("plan output is not stable across runs")
 			}
@@ -214,10 +178,11 @@ func TestPlan_Golden(t *testing.T) {
 // TestPlan_InvalidHead: a head revision that does not validate makes the
 // plan fail with the position of the error.
 func TestPlan_InvalidHead(t *testing.T) {
-	dir := planRepo(t)
+	w := planRepo(t)
+	dir := w.Dir
 	edit(t, dir, "sites/example/roles.cue", "maxConnections:       500", `maxConnections:       "many"`)
-	git(t, dir, "commit", "-q", "-am", "break")
-	out, stderr, code := runCLI(t, "plan", "--repo", dir, "--base", "HEAD~1", "--head", "HEAD")
+	w.Git("commit", "-q", "-am", "break")
+	code, out, stderr := fsgit(t, "plan", "--repo", dir, "--base", "HEAD~1", "--head", "HEAD")
 	if code != 1 {
 		t.Fatalf("exit %d, want 1\n%s%s", code, out, stderr)
 	}
@@ -228,8 +193,9 @@ func TestPlan_InvalidHead(t *testing.T) {
 
 // TestPlan_NoChange: the same revision on both sides is exit 0.
 func TestPlan_NoChange(t *testing.T) {
-	dir := planRepo(t)
-	out, stderr, code := runCLI(t, "plan", "--repo", dir, "--base", "HEAD", "--head", "HEAD", "-o", "json")
+	w := planRepo(t)
+	dir := w.Dir
+	code, out, stderr := fsgit(t, "plan", "--repo", dir, "--base", "HEAD", "--head", "HEAD", "-o", "json")
 	if code != 0 || !strings.Contains(out, `"nodes": 0`) {
 		t.Fatalf("exit %d\n%s%s", code, out, stderr)
 	}
@@ -262,16 +228,17 @@ func maskHashes(s string) string {
 // says which revision each changed node runs now and what is drifted,
 // failing or pending destroy there.
 func TestPlan_Observed(t *testing.T) {
-	dir := planRepo(t)
-	base := git(t, dir, "rev-parse", "HEAD")
+	w := planRepo(t)
+	dir := w.Dir
+	base := w.Git("rev-parse", "HEAD")
 	edit(t, dir, "sites/example/roles.cue", `innodbBufferPoolSize: "2G"`, `innodbBufferPoolSize: "4G"`)
-	git(t, dir, "commit", "-q", "-am", "bigger pool")
-	head := git(t, dir, "rev-parse", "HEAD")
+	w.Git("commit", "-q", "-am", "bigger pool")
+	head := w.Git("rev-parse", "HEAD")
 
 	// The status branch as agents write it: an orphan branch of
 	// nodes/<node>.json documents.
-	git(t, dir, "checkout", "-q", "--orphan", "fsgit/status")
-	git(t, dir, "rm", "-q", "-rf", ".")
+	w.Git("checkout", "-q", "--orphan", "fsgit/status")
+	w.Git("rm", "-q", "-rf", ".")
 	if err := os.MkdirAll(filepath.Join(dir, "nodes"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -281,11 +248,11 @@ func TestPlan_Observed(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "nodes/online-1.json"), []byte(online), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	git(t, dir, "add", "nodes")
-	git(t, dir, "commit", "-q", "-m", "status")
-	git(t, dir, "checkout", "-q", "main")
+	w.Git("add", "nodes")
+	w.Git("commit", "-q", "-m", "status")
+	w.Git("checkout", "-q", "main")
 
-	out, stderr, code := runCLI(t, "plan", "--repo", dir, "--base", base, "--head", head)
+	code, out, stderr := fsgit(t, "plan", "--repo", dir, "--base", base, "--head", head)
 	if code != 2 {
 		t.Fatalf("exit %d\n%s%s", code, out, stderr)
 	}
@@ -300,14 +267,14 @@ func TestPlan_Observed(t *testing.T) {
 	}
 
 	// Once the node reports the head revision, the plan says it has it.
-	git(t, dir, "checkout", "-q", "fsgit/status")
+	w.Git("checkout", "-q", "fsgit/status")
 	done := `{"node": "online-1", "appliedRevision": "` + head + `", "converged": true}`
 	if err := os.WriteFile(filepath.Join(dir, "nodes/online-1.json"), []byte(done), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	git(t, dir, "commit", "-q", "-am", "status")
-	git(t, dir, "checkout", "-q", "main")
-	out, _, _ = runCLI(t, "plan", "--repo", dir, "--base", base, "--head", head)
+	w.Git("commit", "-q", "-am", "status")
+	w.Git("checkout", "-q", "main")
+	_, out, _ = fsgit(t, "plan", "--repo", dir, "--base", base, "--head", head)
 	if !strings.Contains(out, "node already runs "+head[:12]) {
 		t.Errorf("plan does not say the node has the head:\n%s", out)
 	}
