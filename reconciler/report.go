@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 )
@@ -190,7 +191,7 @@ func (r *Report) writeResult(w io.Writer, res *Result, opts TextOptions) {
 		for k := range res.Observed {
 			keys = append(keys, k)
 		}
-		sortStrings(keys)
+		slices.Sort(keys)
 		for _, k := range keys {
 			fmt.Fprintf(w, "%sobserved %s = %s\n", indent, k, display(res.Observed[k]))
 		}

@@ -1,7 +1,6 @@
 package reconciler
 
 import (
-	"sort"
 	"time"
 )
 
@@ -108,5 +107,3 @@ func (r *Report) ExitCode() int {
 	}
 	return code
 }
-
-func sortStrings(s []string) { sort.Strings(s) }
