@@ -103,15 +103,12 @@ func (c *Catalog) Sort() {
 	sort.Slice(c.Resources, func(i, j int) bool { return c.Resources[i].ID < c.Resources[j].ID })
 }
 
-// Lookup returns the resource with the given ID, or nil.
+// Lookup returns the resource with the given ID, or nil. It does not
+// assume the catalog is sorted.
 func (c *Catalog) Lookup(id ID) *Resource {
-	i := sort.Search(len(c.Resources), func(i int) bool { return c.Resources[i].ID >= id })
-	if i < len(c.Resources) && c.Resources[i].ID == id {
-		return &c.Resources[i]
-	}
-	for k := range c.Resources { // not sorted
-		if c.Resources[k].ID == id {
-			return &c.Resources[k]
+	for i := range c.Resources {
+		if c.Resources[i].ID == id {
+			return &c.Resources[i]
 		}
 	}
 	return nil
