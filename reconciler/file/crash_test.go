@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsgit/fsgit/internal/atomicfile"
 	"github.com/fsgit/fsgit/reconciler"
 )
 
@@ -89,7 +90,7 @@ func TestFile_KillDuringWrite(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Kill as soon as the temporary file has some of the new bytes.
-		tmp := TempName(target)
+		tmp := filepath.Join(dir, atomicfile.TempName(filepath.Base(target)))
 		deadline := time.Now().Add(20 * time.Second)
 		killedMidWrite := false
 		for time.Now().Before(deadline) {
