@@ -43,11 +43,15 @@ type FS struct {
 	closed bool
 }
 
-// New returns the filesystem under dir, or the host's when dir is "". dir
-// must be absolute.
+// New returns the filesystem under dir, or the host's when dir is "" or
+// "/" (where there is nothing to leave, and the host's absolute symlinks
+// must work as they do).
 func New(dir string) *FS {
 	if dir != "" {
 		dir = filepath.Clean(dir)
+	}
+	if dir == "/" {
+		dir = ""
 	}
 	return &FS{dir: dir}
 }

@@ -198,8 +198,12 @@ func TestFS_ResolvesDanglingAndRaces(t *testing.T) {
 	}
 }
 
-// TestFS_Host checks that without a root names are host paths.
+// TestFS_Host checks that without a root (or with "/") names are host
+// paths.
 func TestFS_Host(t *testing.T) {
+	if New("/").Dir() != "" {
+		t.Error(`New("/") is not the host's filesystem`)
+	}
 	dir := t.TempDir()
 	f := New("")
 	name := filepath.Join(dir, "a", "b")
