@@ -319,7 +319,7 @@ func (f *FS) Lchown(name string, uid, gid int) error {
 // Chmod sets the permission, setuid, setgid and sticky bits of name to
 // bits (07777).
 func (f *FS) Chmod(name string, bits uint32) error {
-	mode := FileMode(bits)
+	mode := fileMode(bits)
 	if f.dir == "" {
 		return os.Chmod(name, mode)
 	}
@@ -386,9 +386,9 @@ func (f *FS) Resolves(name string) error {
 	}
 }
 
-// FileMode converts permission, setuid, setgid and sticky bits (07777) to
+// fileMode converts permission, setuid, setgid and sticky bits (07777) to
 // an fs.FileMode.
-func FileMode(bits uint32) fs.FileMode {
+func fileMode(bits uint32) fs.FileMode {
 	m := fs.FileMode(bits & 0o777)
 	if bits&0o4000 != 0 {
 		m |= fs.ModeSetuid
