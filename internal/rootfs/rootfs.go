@@ -81,26 +81,33 @@ func (f *FS) Close() error {
 	return err
 }
 
+// opened is the root directory, open, with the error it gives for a name
+// that leaves it.
+type opened struct {
+	root   *os.Root
+	escape error
+}
+
 // open returns the opened root, creating its directory first when create
 // is set and it is missing.
-func (f *FS) open(create bool) (*os.Root, error) {
+func (f *FS) open(create bool) (opened, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
-		return nil, fmt.Errorf("root %s: %w", f.dir, fs.ErrClosed)
+		return opened{}, fmt.Errorf("root %s: %w", f.dir, fs.ErrClosed)
 	}
 	if f.root != nil {
-		return f.root, nil
+		return opened{f.root, f.escape}, nil
 	}
 	r, err := os.OpenRoot(f.dir)
 	if errors.Is(err, fs.ErrNotExist) && create {
 		if err := os.MkdirAll(f.dir, 0o755); err != nil {
-			return nil, fmt.Errorf("create root: %w", err)
+			return opened{}, fmt.Errorf("create root: %w", err)
 		}
 		r, err = os.OpenRoot(f.dir)
 	}
 	if err != nil {
-		return nil, err
+		return opened{}, err
 	}
 	// os.Root reports a name that leaves it with an unexported error;
 	// learn it from a name that certainly does.
@@ -110,7 +117,7 @@ func (f *FS) open(create bool) (*os.Root, error) {
 		f.escape = pe.Err
 	}
 	f.root = r
-	return r, nil
+	return opened{f.root, f.escape}, nil
 }
 
 // rel returns name relative to the root: "." for "/".
@@ -133,28 +140,29 @@ func in[T any](f *FS, opName, name string, create bool, op func(r *os.Root, rel 
 	if err != nil {
 		return zero, err
 	}
-	r, err := f.open(create)
+	o, err := f.open(create)
 	if err != nil {
-		return zero, f.wrap(opName, name, err)
+		return zero, f.wrap(opName, name, nil, err)
 	}
-	v, err := op(r, rel)
+	v, err := op(o.root, rel)
 	if err != nil {
-		return zero, f.wrap(opName, name, err)
+		return zero, f.wrap(opName, name, o.escape, err)
 	}
 	return v, nil
 }
 
 // wrap rewrites an error of the root's into one that names the host path,
-// keeping what errors.Is needs (fs.ErrNotExist, syscall errnos).
-func (f *FS) wrap(op, name string, err error) error {
+// keeping what errors.Is needs (fs.ErrNotExist, syscall errnos). escape is
+// the root's error for a name that leaves it.
+func (f *FS) wrap(op, name string, escape, err error) error {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
-		if f.escape != nil && errors.Is(pe.Err, f.escape) {
+		if escape != nil && errors.Is(pe.Err, escape) {
 			return &EscapeError{Op: op, Name: name, Root: f.dir}
 		}
 		return &fs.PathError{Op: op, Path: f.HostPath(name), Err: pe.Err}
 	}
-	if f.escape != nil && errors.Is(err, f.escape) {
+	if escape != nil && errors.Is(err, escape) {
 		return &EscapeError{Op: op, Name: name, Root: f.dir}
 	}
 	return err
@@ -357,7 +365,7 @@ func (f *FS) Resolves(name string) error {
 	if _, err := f.open(false); errors.Is(err, fs.ErrNotExist) {
 		return nil // nothing exists under it yet
 	} else if err != nil {
-		return f.wrap("resolve", name, err)
+		return f.wrap("resolve", name, nil, err)
 	}
 	dir := filepath.Clean(name)
 	for retries := 0; ; {
