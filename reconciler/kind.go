@@ -5,15 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/fsgit/fsgit/internal/rootfs"
 )
 
 // Kind implements one resource kind. One value serves every resource of its
@@ -206,51 +205,34 @@ func (e *Env) Path(p string) (string, error) {
 
 // CheckResolved checks, under a root, that hostPath (a path Path returned),
 // or its deepest existing ancestor, resolves through every symlink to a
-// place inside the root. A dangling symlink on the way is refused too: what
-// it would come to point at is not known. It does nothing when Root is "".
-// Path checks a path's parents; a caller whose consumer follows the path
-// itself (a bind mount's source, a cache directory) checks the path too.
+// place inside the root (see [rootfs.FS.Resolves]). A dangling symlink on
+// the way is refused too: what it would come to point at is not known. It
+// does nothing when Root is "". Path checks a path's parents; a caller
+// whose consumer follows the path itself (a bind mount's source, a
+// warehouse) checks the path too. fsgit's own writes need no such check:
+// they go through [Env.FS], which never leaves the root.
 func (e *Env) CheckResolved(hostPath string) error {
 	if e.Root == "" {
 		return nil
 	}
 	root := filepath.Clean(e.Root)
-	resolveRoot := func() (any, error) { return filepath.EvalSymlinks(root) }
-	var v any
-	var err error
-	if e.Cache != nil {
-		v, err = e.Cache.Once("reconciler/root/"+root, resolveRoot)
-	} else {
-		v, err = resolveRoot()
+	rel, err := filepath.Rel(root, filepath.Clean(hostPath))
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return fmt.Errorf("%s is not under root %q", hostPath, e.Root)
 	}
-	if errors.Is(err, fs.ErrNotExist) {
-		if e.Cache != nil {
-			e.Cache.Forget("reconciler/root/" + root)
-		}
-		return nil // nothing exists under it yet
+	return e.FS().Resolves(filepath.Join("/", rel))
+}
+
+// FS returns the run's managed filesystem: the host's when Root is "",
+// else the tree under Root, which none of its operations leaves. Every
+// write a kind makes to a managed path goes through it. It is shared by
+// the run (kept in Cache, which closes it at the end of the run).
+func (e *Env) FS() *rootfs.FS {
+	if e.Cache == nil {
+		return rootfs.New(e.Root)
 	}
-	if err != nil {
-		return fmt.Errorf("resolve root %q: %w", e.Root, err)
-	}
-	realRoot := v.(string)
-	for dir := filepath.Clean(hostPath); ; dir = filepath.Dir(dir) {
-		real, err := filepath.EvalSymlinks(dir)
-		if err == nil {
-			if realRoot != "/" && real != realRoot && !strings.HasPrefix(real, realRoot+string(filepath.Separator)) {
-				return fmt.Errorf("%s resolves to %s, outside root %q (a symlink on the way leaves it)", dir, real, e.Root)
-			}
-			return nil
-		}
-		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
-			return fmt.Errorf("resolve %s: %w", dir, err)
-		}
-		if _, lerr := os.Lstat(dir); lerr == nil {
-			return fmt.Errorf("%s is or goes through a dangling symlink; refusing to write under it", dir)
-		}
-		if dir == root || dir == filepath.Dir(dir) {
-			return nil
-		}
-	}
+	v, _ := e.Cache.Once("reconciler/rootfs\x00"+e.Root, func() (any, error) { return rootfs.New(e.Root), nil })
+	return v.(*rootfs.FS)
 }
 
 // Cache memoizes values for the length of one run. It is safe for

@@ -18,11 +18,12 @@ func TestEnvPath_SymlinkedParent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	must(os.Symlink(outside, filepath.Join(root, "etc")))              // absolute, out
-	must(os.Symlink("../../..", filepath.Join(root, "up")))            // relative, out
-	must(os.Mkdir(filepath.Join(root, "real"), 0o755))                 //
-	must(os.Symlink("real", filepath.Join(root, "in")))                // relative, in
-	must(os.Symlink("/does/not/exist", filepath.Join(root, "dangle"))) // dangling
+	must(os.Symlink(outside, filepath.Join(root, "etc")))           // absolute, out
+	must(os.Symlink("../../..", filepath.Join(root, "up")))         // relative, out
+	must(os.Mkdir(filepath.Join(root, "real"), 0o755))              //
+	must(os.Symlink("real", filepath.Join(root, "in")))             // relative, in
+	must(os.Symlink("/does/not/exist", filepath.Join(root, "abs"))) // absolute, dangling
+	must(os.Symlink("not/there", filepath.Join(root, "dangle")))    // relative, dangling
 	env := &Env{Root: root}
 	for _, tc := range []struct {
 		path, wantErr string
@@ -30,6 +31,7 @@ func TestEnvPath_SymlinkedParent(t *testing.T) {
 		{"/etc/passwd", "outside root"},
 		{"/etc/a/b/c", "outside root"},
 		{"/up/x", "outside root"},
+		{"/abs/x", "outside root"},
 		{"/dangle/x", "dangling symlink"},
 		{"/in/x", ""},
 		{"/in/new/deeper/x", ""},

@@ -22,11 +22,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fsgit/fsgit/internal/atomicfile"
 	"github.com/fsgit/fsgit/internal/desired"
+	"github.com/fsgit/fsgit/internal/rootfs"
 	"github.com/fsgit/fsgit/internal/secrets"
 	"github.com/fsgit/fsgit/internal/state"
 	"github.com/fsgit/fsgit/reconciler"
-	"github.com/fsgit/fsgit/reconciler/file"
 )
 
 // applyFlags are the flags of fsgit apply.
@@ -128,10 +129,15 @@ func runApply(ctx context.Context, stdout, stderr io.Writer, f applyFlags) error
 	if err != nil {
 		return couldNotRun(err)
 	}
-	statePath := underRoot(root, f.statePath, state.DefaultPath)
-	summaryPath := underRoot(root, f.summaryPath, state.DefaultSummaryPath)
+	// fsgit's own files go through the same confinement as every managed
+	// path: under --root, the defaults are in the root's filesystem, which
+	// no symlink leads out of.
+	rootFS := rootfs.New(root)
+	defer rootFS.Close()
+	statePath := underRoot(rootFS, f.statePath, state.DefaultPath)
+	summaryPath := underRoot(rootFS, f.summaryPath, state.DefaultSummaryPath)
 
-	cache := catalogCache{path: catalogCachePath(filepath.Dir(statePath), f.node), node: f.node}
+	cache := catalogCache{file: ownFile{statePath.fsys, catalogCachePath(filepath.Dir(statePath.name), f.node)}, node: f.node}
 	cat, fresh, err := nodeCatalog(ctx, log, f, &cache)
 	if err != nil {
 		return couldNotRun(err)
@@ -154,7 +160,7 @@ func runApply(ctx context.Context, stdout, stderr io.Writer, f applyFlags) error
 
 	// Noop writes nothing: the state is opened read-only (a node that has
 	// none yet starts from an empty memory) and never recorded.
-	st, err := state.Open(statePath, state.Options{ReadOnly: f.noop, Timeout: f.lockTimeout})
+	st, err := state.Open(statePath.name, state.Options{ReadOnly: f.noop, Timeout: f.lockTimeout, FS: statePath.fsys})
 	var prior *reconciler.Memory
 	switch {
 	case err == nil:
@@ -247,7 +253,8 @@ func runApply(ctx context.Context, stdout, stderr io.Writer, f applyFlags) error
 }
 
 // sandboxRoot returns the absolute --root ("" for none), creating it unless
-// in noop, where a missing root is left missing.
+// in noop, where a missing root is left missing. A root that is not a
+// directory is refused before anything runs.
 func sandboxRoot(root string, noop bool) (string, error) {
 	if root == "" {
 		return "", nil
@@ -256,7 +263,7 @@ func sandboxRoot(root string, noop bool) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("resolve --root %s: %w", root, err)
 	}
-	_, err = os.Stat(abs)
+	fi, err := os.Stat(abs)
 	switch {
 	case errors.Is(err, os.ErrNotExist) && noop:
 		// Nothing under it exists yet: every path is observed as absent.
@@ -266,19 +273,45 @@ func sandboxRoot(root string, noop bool) (string, error) {
 		}
 	case err != nil:
 		return "", fmt.Errorf("use --root: %w", err)
+	case !fi.IsDir():
+		return "", fmt.Errorf("--root %s is a %s, not a directory", root, fileType(fi))
 	}
 	return abs, nil
 }
 
-// underRoot returns the flag's value if set, else def placed under root.
-func underRoot(root, flag, def string) string {
+// fileType names what fi is, for a message.
+func fileType(fi os.FileInfo) string {
+	switch m := fi.Mode(); {
+	case m.IsRegular():
+		return "regular file"
+	case m&os.ModeDevice != 0:
+		return "device"
+	case m&os.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&os.ModeSocket != 0:
+		return "socket"
+	}
+	return "non-directory"
+}
+
+// ownFile is one of fsgit's own files (the state, the run summary, the
+// catalog cache): a name in the filesystem it is written through.
+type ownFile struct {
+	fsys *rootfs.FS
+	name string
+}
+
+// String returns the file's host path.
+func (o ownFile) String() string { return o.fsys.HostPath(o.name) }
+
+// underRoot returns where one of fsgit's own files goes: the flag's value,
+// a host path, if set; else def in the root's filesystem (the host's
+// without --root), confined to it like every managed path.
+func underRoot(root *rootfs.FS, flag, def string) ownFile {
 	if flag != "" {
-		return flag
+		return ownFile{rootfs.New(""), flag}
 	}
-	if root == "" {
-		return def
-	}
-	return filepath.Join(root, def)
+	return ownFile{root, def}
 }
 
 // secretResolver builds the node's secret providers: age files in the site
@@ -320,7 +353,7 @@ type runSummary struct {
 // writeSummary writes the last-run summary atomically: a temporary file in
 // the same directory, synced, renamed over the old one, and the directory
 // synced.
-func writeSummary(path string, rep *reconciler.Report) error {
+func writeSummary(path ownFile, rep *reconciler.Report) error {
 	var s runSummary
 	s.Version.Fsgit = fsgitVersion()
 	s.Version.Config = rep.Revision
@@ -334,25 +367,13 @@ func writeSummary(path string, rep *reconciler.Report) error {
 	if err != nil {
 		return fmt.Errorf("encode run summary: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := path.fsys.MkdirAll(filepath.Dir(path.name), 0o755); err != nil {
 		return fmt.Errorf("write run summary: %w", err)
 	}
-	if err := writeFileAtomic(path, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("write run summary: %w", err)
+	if err := atomicfile.WriteFile(path.fsys, path.name, append(b, '\n'), atomicfile.Options{UID: -1, GID: -1, Mode: 0o644}); err != nil {
+		return fmt.Errorf("write run summary %s: %w", path, err)
 	}
 	return nil
-}
-
-// writeFileAtomic replaces the file at path with data: a temporary file in
-// the same directory, given perm, synced, renamed over the old one, and
-// the directory synced. A reader sees the old file or the new one, never
-// a part of either.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	perms := file.Perms{UID: -1, GID: -1, Mode: uint32(perm.Perm()), HasMode: true}
-	return file.WriteAtomic(path, perms, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	})
 }
 
 // fsgitVersion returns the module version the binary was built from.
@@ -443,11 +464,11 @@ func nodeCatalog(ctx context.Context, log *slog.Logger, f applyFlags, cache *cat
 		// LoadDir fails alike and says it better.
 		log.Info("catalog cache not used", "node", f.node, "reason", err)
 	} else if cat, why := cache.read(key); cat != nil {
-		log.Info("catalog from cache", "node", f.node, "file", cache.path, "key", key,
+		log.Info("catalog from cache", "node", f.node, "file", cache.file.String(), "key", key,
 			"resources", len(cat.Resources), "took", time.Since(start).Round(time.Microsecond))
 		return cat, "", nil
 	} else {
-		log.Info("catalog cache not used", "node", f.node, "file", cache.path, "reason", why)
+		log.Info("catalog cache not used", "node", f.node, "file", cache.file.String(), "reason", why)
 	}
 
 	site, err := desired.LoadDir(ctx, f.site)
@@ -473,7 +494,7 @@ const catalogCacheFormat = 1
 // catalogCache is one node's compiled catalog, cached in a file of the
 // state directory. The catalog holds secret references, never values.
 type catalogCache struct {
-	path string
+	file ownFile
 	node string
 }
 
@@ -517,7 +538,7 @@ func plainFileName(s string) bool {
 // node and this build; otherwise nil and why not. A file that anyone but
 // its owner (this user) could have written is not trusted.
 func (c *catalogCache) read(key string) (*reconciler.Catalog, string) {
-	fh, err := os.Open(c.path)
+	fh, err := c.file.fsys.Open(c.file.name)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, "no cache file"
 	}
@@ -567,8 +588,8 @@ func (c *catalogCache) write(key string, cat *reconciler.Catalog) error {
 	if err := enc.Encode(catalogCacheFile{Format: catalogCacheFormat, Key: key, Build: build, Node: c.node, Catalog: cat}); err != nil {
 		return fmt.Errorf("encode the catalog: %w", err)
 	}
-	if err := writeFileAtomic(c.path, buf.Bytes(), 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", c.path, err)
+	if err := atomicfile.WriteFile(c.file.fsys, c.file.name, buf.Bytes(), atomicfile.Options{UID: -1, GID: -1, Mode: 0o600}); err != nil {
+		return fmt.Errorf("write %s: %w", c.file, err)
 	}
 	return nil
 }

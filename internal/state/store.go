@@ -44,6 +44,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
+	"github.com/fsgit/fsgit/internal/rootfs"
 	"github.com/fsgit/fsgit/reconciler"
 )
 
@@ -95,6 +96,10 @@ type Options struct {
 	ReadOnly bool
 	// History is how many runs are kept (zero: DefaultHistory).
 	History int
+	// FS is the filesystem the path is in: under fsgit's --root, the run's,
+	// which keeps the file and its directory inside the root whatever
+	// symlinks are planted on the way; nil is the host's.
+	FS *rootfs.FS
 }
 
 // Store is an open state file. Its methods are safe for concurrent use.
@@ -105,9 +110,9 @@ type Store struct {
 	readOnly bool
 }
 
-// Open opens the state file at path, creating it (and its directory, mode
-// 0700) unless opts.ReadOnly. It refuses a file written with a newer
-// layout.
+// Open opens the state file at path (in opts.FS), creating it (and its
+// directory, mode 0700) unless opts.ReadOnly. It refuses a file written
+// with a newer layout.
 func Open(path string, opts Options) (*Store, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
@@ -115,14 +120,21 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.History <= 0 {
 		opts.History = DefaultHistory
 	}
+	fsys := opts.FS
+	if fsys == nil {
+		fsys = rootfs.New("")
+	}
+	name := path
+	path = fsys.HostPath(name)
 	if opts.ReadOnly {
-		if _, err := os.Stat(path); err != nil {
+		if _, err := fsys.Stat(name); err != nil {
 			return nil, fmt.Errorf("open state %s: %w", path, err)
 		}
-	} else if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	} else if err := fsys.MkdirAll(filepath.Dir(name), 0o700); err != nil {
 		return nil, fmt.Errorf("create state directory: %w", err)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout, ReadOnly: opts.ReadOnly})
+	openFile := func(_ string, flag int, perm os.FileMode) (*os.File, error) { return fsys.OpenFile(name, flag, perm) }
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout, ReadOnly: opts.ReadOnly, OpenFile: openFile})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open state %s: no lock after %s: another fsgit (the agent, or an apply) "+
 			"is probably running and holds it; wait for it, or stop it (systemctl stop fsgit): %w (%w)",

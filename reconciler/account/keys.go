@@ -1,16 +1,18 @@
 package account
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 
+	"github.com/fsgit/fsgit/internal/atomicfile"
 	"github.com/fsgit/fsgit/reconciler"
 )
 
@@ -163,9 +165,9 @@ func describeContent(b []byte) string {
 	return fmt.Sprintf("%d keys (sha256:%s)", n, hex.EncodeToString(sum[:6]))
 }
 
-// applyKeys writes s's authorized_keys atomically: a temporary file in
-// ~/.ssh, written, owned by the user, mode 0600, synced, renamed over the
-// old one, and the directory synced. It reads the user's ids afresh: the
+// applyKeys writes s's authorized_keys atomically (internal/atomicfile): a
+// temporary file in ~/.ssh, written, owned by the user, mode 0600, synced,
+// renamed over the old one, and the directory synced. It reads the user's ids afresh: the
 // user may have been created or changed a moment ago.
 func applyKeys(env *reconciler.Env, s *UserSpec) error {
 	d, err := hostFiles.read()
@@ -204,48 +206,17 @@ func applyKeys(env *reconciler.Env, s *UserSpec) error {
 		return fmt.Errorf("chmod %s/%s: %w", s.Home, sshDir, err)
 	}
 
-	var rnd [8]byte
-	_, _ = rand.Read(rnd[:])
-	tmp := sshDir + "/.authorized_keys.fsgit-" + hex.EncodeToString(rnd[:])
-	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, keysMode)
+	dir, err := root.OpenRoot(sshDir)
 	if err != nil {
-		return fmt.Errorf("create temporary authorized_keys: %w", err)
-	}
-	done := false
-	defer func() {
-		if !done {
-			_ = f.Close()
-			_ = root.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(keysContent(s.AuthorizedKeys)); err != nil {
-		return fmt.Errorf("write temporary authorized_keys: %w", err)
-	}
-	if err := f.Chown(u.uid, u.gid); err != nil {
-		return fmt.Errorf("chown temporary authorized_keys: %w", err)
-	}
-	if err := f.Chmod(keysMode); err != nil {
-		return fmt.Errorf("chmod temporary authorized_keys: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync temporary authorized_keys: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close temporary authorized_keys: %w", err)
-	}
-	if err := root.Rename(tmp, keysFile); err != nil {
-		_ = root.Remove(tmp)
-		done = true
-		return fmt.Errorf("rename authorized_keys into place: %w", err)
-	}
-	done = true
-	dir, err := root.Open(sshDir)
-	if err != nil {
-		return fmt.Errorf("open %s/%s to sync it: %w", s.Home, sshDir, err)
+		return fmt.Errorf("open %s/%s: %w", s.Home, sshDir, err)
 	}
 	defer dir.Close()
-	if err := dir.Sync(); err != nil {
-		return fmt.Errorf("sync %s/%s: %w", s.Home, sshDir, err)
+	o := atomicfile.Options{UID: u.uid, GID: u.gid, Mode: keysMode}
+	if err := atomicfile.ReplaceIn(dir, filepath.Base(keysFile), o, func(w io.Writer) error {
+		_, err := w.Write(keysContent(s.AuthorizedKeys))
+		return err
+	}); err != nil {
+		return fmt.Errorf("write %s/%s: %w", s.Home, keysFile, err)
 	}
 	return nil
 }

@@ -28,11 +28,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"time"
 
+	"github.com/fsgit/fsgit/internal/rootfs"
 	"github.com/fsgit/fsgit/reconciler"
 	"github.com/fsgit/fsgit/reconciler/file"
 )
@@ -195,36 +195,42 @@ func (*Artifact) Timeout(r *reconciler.Resource) time.Duration {
 	return 10*time.Minute + time.Duration(max>>20)*time.Second
 }
 
-// cacheDir returns the cache directory for a run.
-func (k *Artifact) cacheDir(env *reconciler.Env) (string, error) {
-	if k.opts.CacheDir != "" {
-		return k.opts.CacheDir, nil
-	}
-	dir, err := env.Path(DefaultCacheDir)
-	if err != nil {
-		return "", err
-	}
-	// Downloads are written inside it: the directory itself, not only its
-	// parents, must stay in the root.
-	if err := env.CheckResolved(dir); err != nil {
-		return "", err
-	}
-	return dir, nil
+// cache is a run's artifact cache: a directory of a filesystem that keeps
+// every access inside it (the run's, under its root, for the default
+// cache; one rooted at Options.CacheDir otherwise).
+type cache struct {
+	fsys *rootfs.FS
+	dir  string // the cache directory's name in fsys
 }
 
-// guarded returns a function that passes a plan and its error through,
-// with its Apply checking the path again just before it writes.
-func guarded(env *reconciler.Env, declared string) func(*reconciler.Plan, error) (*reconciler.Plan, error) {
-	return func(p *reconciler.Plan, err error) (*reconciler.Plan, error) {
-		if err != nil {
-			return nil, err
+// entry is the name of a digest's cache entry.
+func (c cache) entry(sum string) string { return entryPath(c.dir, sum) }
+
+// id names the cache for keys and messages: its host path.
+func (c cache) id() string { return c.fsys.HostPath(c.dir) }
+
+// cacheOf returns the cache for a run.
+func (k *Artifact) cacheOf(env *reconciler.Env) (cache, error) {
+	if dir := k.opts.CacheDir; dir != "" {
+		open := func() (any, error) { return rootfs.New(dir), nil }
+		if env.Cache == nil {
+			v, _ := open()
+			return cache{fsys: v.(*rootfs.FS), dir: "/"}, nil
 		}
-		return file.GuardRoot(env, declared, p), nil
+		v, _ := env.Cache.Once("artifact.cachefs\x00"+dir, open)
+		return cache{fsys: v.(*rootfs.FS), dir: "/"}, nil
 	}
+	fsys := env.FS()
+	// Every access to the cache stays in the root anyway; this says so at
+	// plan time when the cache directory leads out of it.
+	if err := fsys.Resolves(DefaultCacheDir); err != nil {
+		return cache{}, err
+	}
+	return cache{fsys: fsys, dir: DefaultCacheDir}, nil
 }
 
-// entryPath is the cache entry of a digest.
-func entryPath(cacheDir, sum string) string { return filepath.Join(cacheDir, "sha256", sum) }
+// entryPath is the cache entry of a digest in the cache directory dir.
+func entryPath(dir, sum string) string { return filepath.Join(dir, "sha256", sum) }
 
 // Plan observes the artifact and returns the changes that converge it.
 func (k *Artifact) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
@@ -232,7 +238,7 @@ func (k *Artifact) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.
 	if err != nil {
 		return nil, err
 	}
-	return guarded(env, s.Path)(k.plan(ctx, env, r, s, s.Ensure == "absent"))
+	return k.plan(ctx, env, r, s, s.Ensure == "absent")
 }
 
 // PlanDelete returns the plan that removes an artifact that left the
@@ -243,19 +249,18 @@ func (k *Artifact) PlanDelete(ctx context.Context, env *reconciler.Env, r *recon
 	if err != nil {
 		return nil, err
 	}
-	return guarded(env, s.Path)(k.plan(ctx, env, r, s, true))
+	return k.plan(ctx, env, r, s, true)
 }
 
 func (k *Artifact) plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *spec, absent bool) (*reconciler.Plan, error) {
-	path, err := env.Path(s.Path)
-	if err != nil {
-		return nil, fmt.Errorf("plan %s: %w", r.ID, err)
-	}
-	cacheDir, err := k.cacheDir(env)
+	// Every look and write goes through the run's filesystem, which keeps
+	// it inside the root.
+	fsys, path := env.FS(), s.Path
+	c, err := k.cacheOf(env)
 	if err != nil {
 		return nil, fmt.Errorf("plan %s: cache directory: %w", r.ID, err)
 	}
-	fi, err := os.Lstat(path)
+	fi, err := fsys.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		fi = nil
 	} else if err != nil {
@@ -264,7 +269,7 @@ func (k *Artifact) plan(ctx context.Context, env *reconciler.Env, r *reconciler.
 	plan := &reconciler.Plan{Observed: map[string]string{"ensure": kindOf(fi)}}
 	have := ""
 	if fi != nil && fi.Mode().IsRegular() {
-		if have, err = k.verify(env, r.ID, cacheDir, path, fi); err != nil {
+		if have, err = k.verify(env, r.ID, c, path, fi); err != nil {
 			return nil, fmt.Errorf("plan %s: %w", r.ID, err)
 		}
 		plan.Observed["sha256"] = have
@@ -281,7 +286,7 @@ func (k *Artifact) plan(ctx context.Context, env *reconciler.Env, r *reconciler.
 		plan.Action = reconciler.ActionDelete
 		plan.Changes = []reconciler.Change{{Field: "ensure", Before: kindOf(fi), After: "absent", Class: class}}
 		plan.Apply = func(ctx context.Context) error {
-			if err := remove(path, fi); err != nil {
+			if err := file.RemoveAny(fsys, path, fi); err != nil {
 				return fmt.Errorf("apply %s: %w", r.ID, err)
 			}
 			return nil
@@ -309,10 +314,10 @@ func (k *Artifact) plan(ctx context.Context, env *reconciler.Env, r *reconciler.
 		}
 		plan.Action = reconciler.ActionUpdate
 		plan.Apply = func(ctx context.Context) error {
-			if err := perms.Fix(path, fi); err != nil {
+			if err := perms.Fix(fsys, path, fi); err != nil {
 				return fmt.Errorf("apply %s: %w", r.ID, err)
 			}
-			k.remember(env, cacheDir, path, s.SHA256)
+			k.remember(env, c, path, s.SHA256)
 			return nil
 		}
 		return plan, nil
@@ -324,7 +329,7 @@ func (k *Artifact) plan(ctx context.Context, env *reconciler.Env, r *reconciler.
 		plan.Action = reconciler.ActionUpdate
 	}
 	source := "(download " + redactURL(s.URL) + ")"
-	if _, err := os.Stat(entryPath(cacheDir, s.SHA256)); err == nil {
+	if _, err := c.fsys.Stat(c.entry(s.SHA256)); err == nil {
 		source = "(from cache)"
 	}
 	ch := reconciler.Change{Field: "content", After: "sha256:" + s.SHA256[:12] + " " + source}
@@ -344,7 +349,7 @@ func (k *Artifact) plan(ctx context.Context, env *reconciler.Env, r *reconciler.
 		base = nil
 	}
 	plan.Apply = func(ctx context.Context) error {
-		if err := k.install(ctx, env, r.ID, s, cacheDir, path, fi, perms.Merge(base)); err != nil {
+		if err := k.install(ctx, env, r.ID, s, c, path, fi, perms.Merge(base)); err != nil {
 			return fmt.Errorf("apply %s: %w", r.ID, err)
 		}
 		return nil
@@ -354,55 +359,39 @@ func (k *Artifact) plan(ctx context.Context, env *reconciler.Env, r *reconciler.
 
 // install puts the artifact at path: the cache entry (downloaded first
 // when missing) copied and verified on the way.
-func (k *Artifact) install(ctx context.Context, env *reconciler.Env, id reconciler.ID, s *spec, cacheDir, path string, fi fs.FileInfo, perms file.Perms) error {
-	if _, err := k.cacheDir(env); err != nil {
-		return fmt.Errorf("cache directory: %w", err)
-	}
+func (k *Artifact) install(ctx context.Context, env *reconciler.Env, id reconciler.ID, s *spec, c cache, path string, fi fs.FileInfo, perms file.Perms) error {
+	fsys := env.FS()
 	if fi != nil && fi.IsDir() {
-		if err := remove(path, fi); err != nil {
+		if err := file.RemoveAny(fsys, path, fi); err != nil {
 			return err
 		}
 	}
-	if err := file.MkdirParents(path); err != nil {
+	if err := file.MkdirParents(fsys, path); err != nil {
 		return err
 	}
 	for attempt := 0; ; attempt++ {
-		if err := k.fetch(ctx, env, id, s, cacheDir); err != nil {
+		if err := k.fetch(ctx, env, id, s, c); err != nil {
 			return err
 		}
-		err := place(entryPath(cacheDir, s.SHA256), path, s.SHA256, perms)
+		err := place(c, s.SHA256, fsys, path, perms)
 		var ce *ChecksumError
 		if errors.As(err, &ce) && attempt == 0 {
 			// The cache entry rotted on disk: drop it and fetch it again.
-			logger(env).Warn("artifact cache entry corrupt; fetching again", "id", id, "entry", entryPath(cacheDir, s.SHA256))
-			if err := os.Remove(entryPath(cacheDir, s.SHA256)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			logger(env).Warn("artifact cache entry corrupt; fetching again", "id", id, "entry", c.fsys.HostPath(c.entry(s.SHA256)))
+			if err := c.fsys.Remove(c.entry(s.SHA256)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("remove corrupt cache entry: %w", err)
 			}
 			if env.Cache != nil {
-				env.Cache.Forget(fetchKey(cacheDir, s.SHA256))
+				env.Cache.Forget(fetchKey(c, s.SHA256))
 			}
 			continue
 		}
 		if err != nil {
 			return err
 		}
-		k.remember(env, cacheDir, path, s.SHA256)
+		k.remember(env, c, path, s.SHA256)
 		return nil
 	}
-}
-
-// remove removes what is at path and fsyncs its directory.
-func remove(path string, fi fs.FileInfo) error {
-	var err error
-	if fi.IsDir() {
-		err = os.RemoveAll(path)
-	} else {
-		err = os.Remove(path)
-	}
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove %s: %w", path, err)
-	}
-	return file.SyncDir(filepath.Dir(path))
 }
 
 // kindOf names what fi is, for display.

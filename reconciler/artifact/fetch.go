@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/fsgit/fsgit/internal/atomicfile"
+	"github.com/fsgit/fsgit/internal/rootfs"
 	"github.com/fsgit/fsgit/reconciler"
 	"github.com/fsgit/fsgit/reconciler/file"
 )
@@ -55,35 +57,35 @@ func retryable(ctx context.Context, err error) bool {
 	return ctx.Err() == nil && !errors.As(err, &p)
 }
 
-func fetchKey(cacheDir, sum string) string { return "artifact.fetch\x00" + cacheDir + "\x00" + sum }
+func fetchKey(c cache, sum string) string { return "artifact.fetch\x00" + c.id() + "\x00" + sum }
 
 // fetch makes sure the cache holds the entry of s.SHA256, downloading it
 // when missing. Resources of one run that share a digest download it once.
-func (k *Artifact) fetch(ctx context.Context, env *reconciler.Env, id reconciler.ID, s *spec, cacheDir string) error {
-	entry := entryPath(cacheDir, s.SHA256)
+func (k *Artifact) fetch(ctx context.Context, env *reconciler.Env, id reconciler.ID, s *spec, c cache) error {
 	get := func() (any, error) {
-		if _, err := os.Stat(entry); err == nil {
+		if _, err := c.fsys.Stat(c.entry(s.SHA256)); err == nil {
 			return nil, nil
 		}
-		return nil, k.download(ctx, env, id, s, entry)
+		return nil, k.download(ctx, env, id, s, c)
 	}
 	if env.Cache == nil {
 		_, err := get()
 		return err
 	}
-	_, err := env.Cache.Once(fetchKey(cacheDir, s.SHA256), get)
+	_, err := env.Cache.Once(fetchKey(c, s.SHA256), get)
 	return err
 }
 
 // download fetches s.URL into the cache entry, retrying transient
 // failures with jittered exponential backoff.
-func (k *Artifact) download(ctx context.Context, env *reconciler.Env, id reconciler.ID, s *spec, entry string) error {
-	if err := os.MkdirAll(filepath.Dir(entry), 0o700); err != nil {
+func (k *Artifact) download(ctx context.Context, env *reconciler.Env, id reconciler.ID, s *spec, c cache) error {
+	entry := c.entry(s.SHA256)
+	if err := c.fsys.MkdirAll(filepath.Dir(entry), 0o700); err != nil {
 		return fmt.Errorf("create artifact cache: %w", err)
 	}
 	delay := k.opts.RetryDelay
 	for attempt := 0; ; attempt++ {
-		err := k.downloadOnce(ctx, env, id, s, entry)
+		err := k.downloadOnce(ctx, env, id, s, c, entry)
 		if err == nil {
 			return nil
 		}
@@ -106,9 +108,9 @@ func (k *Artifact) download(ctx context.Context, env *reconciler.Env, id reconci
 }
 
 // downloadOnce makes one attempt: the body goes to a temporary file in the
-// cache directory, hashed and counted on the way, and is renamed to its
-// entry only when the size and digest are right.
-func (k *Artifact) downloadOnce(ctx context.Context, env *reconciler.Env, id reconciler.ID, s *spec, entry string) (err error) {
+// cache directory, hashed and counted on the way, and replaces its entry
+// (atomically, read-only) only when the size and digest are right.
+func (k *Artifact) downloadOnce(ctx context.Context, env *reconciler.Env, id reconciler.ID, s *spec, c cache, entry string) error {
 	src := redactURL(s.URL)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -118,54 +120,43 @@ func (k *Artifact) downloadOnce(ctx context.Context, env *reconciler.Env, id rec
 	}
 	defer body.Close()
 
-	tmp, err := os.CreateTemp(filepath.Dir(entry), ".download-*")
-	if err != nil {
-		return permanent(fmt.Errorf("create download file: %w", err))
-	}
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-
 	// A stalled transfer is cancelled, and retried, after StallTimeout
 	// without a byte.
 	stall := time.AfterFunc(k.opts.StallTimeout, cancel)
 	defer stall.Stop()
-	h := sha256.New()
-	pr := &progressReader{r: io.LimitReader(body, s.MaxSize+1), id: id, total: total, report: env.Progress, stall: stall, stallAfter: k.opts.StallTimeout}
-	n, err := io.CopyBuffer(io.MultiWriter(tmp, h), pr, make([]byte, 256<<10))
-	pr.flush()
-	if err != nil {
-		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
-			err = fmt.Errorf("stalled for %s: %w", k.opts.StallTimeout, err)
+	var n int64
+	var werr error
+	err = atomicfile.Replace(c.fsys, entry, atomicfile.Options{UID: -1, GID: -1, Mode: 0o444}, func(w io.Writer) error {
+		h := sha256.New()
+		pr := &progressReader{r: io.LimitReader(body, s.MaxSize+1), id: id, total: total, report: env.Progress, stall: stall, stallAfter: k.opts.StallTimeout}
+		n, werr = io.CopyBuffer(io.MultiWriter(w, h), pr, make([]byte, 256<<10))
+		pr.flush()
+		switch {
+		case werr != nil:
+			if ctx.Err() != nil && errors.Is(werr, context.Canceled) {
+				werr = fmt.Errorf("stalled for %s: %w", k.opts.StallTimeout, werr)
+			}
+			werr = fmt.Errorf("download %s: %w", src, werr)
+		case n > s.MaxSize:
+			werr = permanent(&SizeError{Source: src, Max: s.MaxSize})
+		case total >= 0 && n != total:
+			werr = fmt.Errorf("download %s: truncated: %d of %d bytes", src, n, total)
+		default:
+			if got := hex.EncodeToString(h.Sum(nil)); got != s.SHA256 {
+				werr = permanent(&ChecksumError{Source: src, Got: got, Want: s.SHA256})
+			}
 		}
-		return fmt.Errorf("download %s: %w", src, err)
-	}
-	if n > s.MaxSize {
-		return permanent(&SizeError{Source: src, Max: s.MaxSize})
-	}
-	if total >= 0 && n != total {
-		return fmt.Errorf("download %s: truncated: %d of %d bytes", src, n, total)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != s.SHA256 {
-		return permanent(&ChecksumError{Source: src, Got: got, Want: s.SHA256})
-	}
-	if err := tmp.Chmod(0o444); err != nil {
-		return permanent(fmt.Errorf("chmod download: %w", err))
-	}
-	if err := tmp.Sync(); err != nil {
-		return permanent(fmt.Errorf("fsync download: %w", err))
-	}
-	if err := tmp.Close(); err != nil {
-		return permanent(fmt.Errorf("close download: %w", err))
-	}
-	if err := os.Rename(tmp.Name(), entry); err != nil {
-		return permanent(fmt.Errorf("move download into the cache: %w", err))
+		return werr
+	})
+	if err != nil {
+		if werr == nil {
+			// The cache directory failed, not the transfer.
+			return permanent(fmt.Errorf("store the download in the cache: %w", err))
+		}
+		return err
 	}
 	logger(env).Info("artifact downloaded", "id", id, "url", src, "bytes", n)
-	return file.SyncDir(filepath.Dir(entry))
+	return nil
 }
 
 // open starts reading raw (http, https or file) and returns the body and
@@ -253,21 +244,21 @@ func (p *progressReader) flush() {
 	}
 }
 
-// place copies the cache entry to path atomically, verifying its digest
-// on the way: a corrupt entry never reaches path.
-func place(entry, path, want string, perms file.Perms) error {
-	f, err := os.Open(entry)
+// place copies the cache entry of want to path (in fsys) atomically,
+// verifying its digest on the way: a corrupt entry never reaches path.
+func place(c cache, want string, fsys *rootfs.FS, path string, perms file.Perms) error {
+	f, err := c.fsys.Open(c.entry(want))
 	if err != nil {
 		return fmt.Errorf("open cache entry: %w", err)
 	}
 	defer f.Close()
-	return file.WriteAtomic(path, perms, func(w io.Writer) error {
+	return atomicfile.Replace(fsys, path, perms.Options(), func(w io.Writer) error {
 		h := sha256.New()
 		if _, err := io.CopyBuffer(io.MultiWriter(w, h), f, make([]byte, 256<<10)); err != nil {
 			return fmt.Errorf("copy from cache: %w", err)
 		}
 		if got := hex.EncodeToString(h.Sum(nil)); got != want {
-			return &ChecksumError{Source: "cache entry " + entry, Got: got, Want: want}
+			return &ChecksumError{Source: "cache entry " + c.fsys.HostPath(c.entry(want)), Got: got, Want: want}
 		}
 		return nil
 	})

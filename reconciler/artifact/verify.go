@@ -4,14 +4,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"syscall"
 
+	"github.com/fsgit/fsgit/internal/atomicfile"
 	"github.com/fsgit/fsgit/reconciler"
 )
 
@@ -41,18 +40,20 @@ func recordOf(path string, fi fs.FileInfo) record {
 	}
 }
 
-// recordPath is where the record of a managed path is kept.
-func recordPath(cacheDir, path string) string {
+// recordPath is where the record of a managed path (its host path) is kept
+// in the cache directory dir.
+func recordPath(dir, path string) string {
 	sum := sha256.Sum256([]byte(path))
-	return filepath.Join(cacheDir, "verified", hex.EncodeToString(sum[:16])+".json")
+	return filepath.Join(dir, "verified", hex.EncodeToString(sum[:16])+".json")
 }
 
 // verify returns the sha256 of the regular file at path: from its record
 // when the stat still matches, otherwise by hashing it (and, outside noop,
 // recording what it found).
-func (k *Artifact) verify(env *reconciler.Env, id reconciler.ID, cacheDir, path string, fi fs.FileInfo) (string, error) {
-	cur := recordOf(path, fi)
-	if b, err := os.ReadFile(recordPath(cacheDir, path)); err == nil {
+func (k *Artifact) verify(env *reconciler.Env, id reconciler.ID, c cache, path string, fi fs.FileInfo) (string, error) {
+	fsys := env.FS()
+	cur := recordOf(fsys.HostPath(path), fi)
+	if b, err := c.fsys.ReadFile(recordPath(c.dir, cur.Path)); err == nil {
 		var old record
 		if json.Unmarshal(b, &old) == nil && old.SHA256 != "" {
 			sum := old.SHA256
@@ -63,7 +64,7 @@ func (k *Artifact) verify(env *reconciler.Env, id reconciler.ID, cacheDir, path 
 		}
 	}
 	logger(env).Debug("artifact: hashing file", "id", id, "path", path, "bytes", fi.Size())
-	f, err := os.Open(path)
+	f, err := fsys.Open(path)
 	if err != nil {
 		return "", fmt.Errorf("open to hash: %w", err)
 	}
@@ -75,9 +76,9 @@ func (k *Artifact) verify(env *reconciler.Env, id reconciler.ID, cacheDir, path 
 	sum := hex.EncodeToString(h.Sum(nil))
 	// The stat must not have moved while hashing, or the record would pair
 	// a digest with the wrong bytes.
-	if after, err := os.Lstat(path); err == nil && recordOf(path, after) == cur && !env.Noop {
+	if after, err := fsys.Lstat(path); err == nil && recordOf(cur.Path, after) == cur && !env.Noop {
 		cur.SHA256 = sum
-		if err := writeRecord(cacheDir, cur); err != nil {
+		if err := writeRecord(c, cur); err != nil {
 			logger(env).Warn("artifact: cannot record verification", "id", id, "err", err)
 		}
 	}
@@ -86,41 +87,30 @@ func (k *Artifact) verify(env *reconciler.Env, id reconciler.ID, cacheDir, path 
 
 // remember records that path, as it is now, holds sum. Losing a record
 // costs one re-hash, so failures are logged, not returned.
-func (k *Artifact) remember(env *reconciler.Env, cacheDir, path, sum string) {
-	fi, err := os.Lstat(path)
+func (k *Artifact) remember(env *reconciler.Env, c cache, path, sum string) {
+	fsys := env.FS()
+	fi, err := fsys.Lstat(path)
 	if err == nil {
-		rec := recordOf(path, fi)
+		rec := recordOf(fsys.HostPath(path), fi)
 		rec.SHA256 = sum
-		err = writeRecord(cacheDir, rec)
+		err = writeRecord(c, rec)
 	}
 	if err != nil {
 		logger(env).Warn("artifact: cannot record verification", "path", path, "err", err)
 	}
 }
 
-// writeRecord replaces the record of rec.Path. It is not fsynced: a lost
-// record costs one re-hash.
-func writeRecord(cacheDir string, rec record) error {
+// writeRecord replaces the record of rec.Path, atomically.
+func writeRecord(c cache, rec record) error {
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("encode verification record: %w", err)
 	}
-	dst := recordPath(cacheDir, rec.Path)
-	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+	dst := recordPath(c.dir, rec.Path)
+	if err := c.fsys.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 		return fmt.Errorf("create verification records directory: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(dst), ".record-*")
-	if err != nil {
-		return fmt.Errorf("write verification record: %w", err)
-	}
-	_, werr := tmp.Write(b)
-	cerr := tmp.Close()
-	if err := errors.Join(werr, cerr); err != nil {
-		_ = os.Remove(tmp.Name())
-		return fmt.Errorf("write verification record: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		_ = os.Remove(tmp.Name())
+	if err := atomicfile.WriteFile(c.fsys, dst, b, atomicfile.Options{UID: -1, GID: -1, Mode: 0o600}); err != nil {
 		return fmt.Errorf("write verification record: %w", err)
 	}
 	return nil

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsgit/fsgit/internal/atomicfile"
 	"github.com/fsgit/fsgit/reconciler"
 )
 
@@ -22,12 +23,13 @@ import (
 const (
 	childPathEnv    = "FSGIT_FILE_TEST_CHILD_PATH"
 	childVersionEnv = "FSGIT_FILE_TEST_CHILD_VERSION"
+	childRootEnv    = "FSGIT_FILE_TEST_CHILD_ROOT"
 	crashSize       = 32 << 20
 )
 
 func TestMain(m *testing.M) {
 	if path := os.Getenv(childPathEnv); path != "" {
-		os.Exit(childApply(path, os.Getenv(childVersionEnv)))
+		os.Exit(childApply(os.Getenv(childRootEnv), path, os.Getenv(childVersionEnv)))
 	}
 	os.Exit(m.Run())
 }
@@ -43,15 +45,16 @@ func bigResourceSpec(path, v string) map[string]any {
 	return fileSpecOf(path, &c, "0644")
 }
 
-// childApply runs in the child: plan and apply version v of path.
-func childApply(path, v string) int {
+// childApply runs in the child: plan and apply version v of path under
+// root ("" for the host).
+func childApply(root, path, v string) int {
 	raw, err := json.Marshal(bigResourceSpec(path, v))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	r := &reconciler.Resource{ID: reconciler.NewID("file", path), Spec: raw}
-	env := &reconciler.Env{Cache: reconciler.NewCache()}
+	env := &reconciler.Env{Root: root, Cache: reconciler.NewCache()}
 	p, err := NewFile().Plan(context.Background(), env, r)
 	if err == nil && p.Apply != nil {
 		err = p.Apply(context.Background())
@@ -65,31 +68,46 @@ func childApply(path, v string) int {
 
 // TestFile_KillDuringWrite kills a writer with SIGKILL while it writes a
 // 32 MiB file: the target must hold the old version or the new one, whole,
-// and the next run must converge and leave no temporary file behind.
+// and the next run must converge and leave no temporary file behind. It
+// runs on the host's filesystem and under a root (os.Root), whose writes
+// must keep the same guarantee.
 func TestFile_KillDuringWrite(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes several 32 MiB files")
 	}
-	dir := t.TempDir()
+	t.Run("host", func(t *testing.T) { killDuringWrite(t, "") })
+	t.Run("root", func(t *testing.T) { killDuringWrite(t, t.TempDir()) })
+}
+
+func killDuringWrite(t *testing.T, root string) {
+	dir := filepath.Join(t.TempDir(), "srv")
+	declared := filepath.Join(dir, "big.bin")
+	if root != "" {
+		dir = filepath.Join(root, "srv")
+		declared = "/srv/big.bin"
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	target := filepath.Join(dir, "big.bin")
 	sums := map[string][32]byte{}
 	for _, v := range []string{"A", "B"} {
 		sums[v] = sha256.Sum256([]byte(bigContent(v)))
 	}
-	converge(t, "", NewFile(), resource(t, "file", target, bigResourceSpec(target, "A")), nil)
+	converge(t, root, NewFile(), resource(t, "file", declared, bigResourceSpec(declared, "A")), nil)
 
 	current, interrupted := "A", 0
 	for round := 0; round < 4; round++ {
 		next := map[string]string{"A": "B", "B": "A"}[current]
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), childPathEnv+"="+target, childVersionEnv+"="+next)
+		cmd.Env = append(os.Environ(), childPathEnv+"="+declared, childVersionEnv+"="+next, childRootEnv+"="+root)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		// Kill as soon as the temporary file has some of the new bytes.
-		tmp := TempName(target)
+		tmp := filepath.Join(dir, atomicfile.TempName(filepath.Base(target)))
 		deadline := time.Now().Add(20 * time.Second)
 		killedMidWrite := false
 		for time.Now().Before(deadline) {
@@ -122,12 +140,12 @@ func TestFile_KillDuringWrite(t *testing.T) {
 		}
 
 		// The next run converges to the new version and cleans up.
-		r := resource(t, "file", target, bigResourceSpec(target, next))
-		converge(t, "", NewFile(), r, nil)
+		r := resource(t, "file", declared, bigResourceSpec(declared, next))
+		converge(t, root, NewFile(), r, nil)
 		if sha256.Sum256([]byte(readFile(t, target))) != sums[next] {
 			t.Fatalf("round %d: next run did not converge to %s", round, next)
 		}
-		if p := mustPlan(t, "", NewFile(), r, nil); p.HasChanges() {
+		if p := mustPlan(t, root, NewFile(), r, nil); p.HasChanges() {
 			t.Fatalf("round %d: plan after convergence has changes: %v", round, fields(p))
 		}
 		if _, err := os.Lstat(tmp); !errors.Is(err, os.ErrNotExist) {

@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/fsgit/fsgit/internal/rootfs"
 	"github.com/fsgit/fsgit/reconciler"
 )
 
@@ -64,7 +64,7 @@ func (k *Directory) Plan(ctx context.Context, env *reconciler.Env, r *reconciler
 	if err != nil {
 		return nil, err
 	}
-	return guard(env, s.Path)(k.plan(env, r, s, s.Ensure == "absent"))
+	return k.plan(env, r, s, s.Ensure == "absent")
 }
 
 // PlanDelete returns the plan that removes a directory that left the
@@ -74,20 +74,17 @@ func (k *Directory) PlanDelete(ctx context.Context, env *reconciler.Env, r *reco
 	if err != nil {
 		return nil, err
 	}
-	return guard(env, s.Path)(k.plan(env, r, s, true))
+	return k.plan(env, r, s, true)
 }
 
 func (k *Directory) plan(env *reconciler.Env, r *reconciler.Resource, s *dirSpec, absent bool) (*reconciler.Plan, error) {
-	path, err := env.Path(s.Path)
-	if err != nil {
-		return nil, fmt.Errorf("plan %s: %w", r.ID, err)
-	}
-	fi, err := lstat(path)
+	fsys, path := env.FS(), s.Path
+	fi, err := lstat(fsys, path)
 	if err != nil {
 		return nil, fmt.Errorf("plan %s: %w", r.ID, err)
 	}
 	if absent {
-		return planRemove(r, path, fi)
+		return planRemove(fsys, r, path, fi)
 	}
 	perms, err := ResolvePerms(env, s.Owner, s.Group, s.Mode)
 	if err != nil {
@@ -106,7 +103,7 @@ func (k *Directory) plan(env *reconciler.Env, r *reconciler.Resource, s *dirSpec
 		}
 		plan.Action = reconciler.ActionUpdate
 		plan.Apply = func(ctx context.Context) error {
-			if err := perms.Fix(path, fi); err != nil {
+			if err := perms.Fix(fsys, path, fi); err != nil {
 				return fmt.Errorf("apply %s: %w", r.ID, err)
 			}
 			return nil
@@ -125,7 +122,7 @@ func (k *Directory) plan(env *reconciler.Env, r *reconciler.Resource, s *dirSpec
 	}
 	plan.Changes = []reconciler.Change{ch}
 	if fi == nil {
-		missing, err := MissingParents(path)
+		missing, err := MissingParents(fsys, path)
 		if err != nil {
 			return nil, fmt.Errorf("plan %s: %w", r.ID, err)
 		}
@@ -137,7 +134,7 @@ func (k *Directory) plan(env *reconciler.Env, r *reconciler.Resource, s *dirSpec
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := mkdir(path, fi, perms); err != nil {
+		if err := mkdir(fsys, path, fi, perms); err != nil {
 			return fmt.Errorf("apply %s: %w", r.ID, err)
 		}
 		return nil
@@ -145,15 +142,15 @@ func (k *Directory) plan(env *reconciler.Env, r *reconciler.Resource, s *dirSpec
 	return plan, nil
 }
 
-// mkdir creates the directory at path (and its missing parents), replacing
+// mkdir creates the directory name (and its missing parents), replacing
 // what fi says is in the way, and gives it perms.
-func mkdir(path string, fi fs.FileInfo, perms Perms) error {
+func mkdir(fsys *rootfs.FS, name string, fi fs.FileInfo, perms Perms) error {
 	if fi != nil {
-		if err := removeAny(path, fi); err != nil {
+		if err := RemoveAny(fsys, name, fi); err != nil {
 			return err
 		}
 	}
-	if err := MkdirParents(path); err != nil {
+	if err := MkdirParents(fsys, name); err != nil {
 		return err
 	}
 	mode := uint32(0o755)
@@ -162,30 +159,33 @@ func mkdir(path string, fi fs.FileInfo, perms Perms) error {
 	}
 	// Created 0700, then owned and moded, so that it is never open to
 	// others before it has its owner.
-	if err := os.Mkdir(path, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := fsys.Mkdir(name, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("create directory: %w", err)
 	}
-	created, err := os.Lstat(path)
+	created, err := fsys.Lstat(name)
 	if err != nil {
 		return fmt.Errorf("stat new directory: %w", err)
 	}
+	if !created.IsDir() {
+		return fmt.Errorf("create directory: %s appeared as a %s meanwhile", fsys.HostPath(name), typeName(created))
+	}
 	p := perms
 	p.Mode, p.HasMode = mode, true
-	if err := p.Fix(path, created); err != nil {
+	if err := p.Fix(fsys, name, created); err != nil {
 		return err
 	}
-	return SyncDir(filepath.Dir(path))
+	return fsys.SyncDir(filepath.Dir(name))
 }
 
 // planRemove plans the removal of whatever is at path: a symlink or an
 // empty directory is safe to remove, anything else is destructive. The
 // regular-file case of the file kind is classed by its caller.
-func planRemove(r *reconciler.Resource, path string, fi fs.FileInfo) (*reconciler.Plan, error) {
+func planRemove(fsys *rootfs.FS, r *reconciler.Resource, path string, fi fs.FileInfo) (*reconciler.Plan, error) {
 	plan := &reconciler.Plan{Observed: map[string]string{"ensure": typeName(fi)}}
 	if fi == nil {
 		return plan, nil
 	}
-	class, err := replaceClass(path, fi)
+	class, err := replaceClass(fsys, path, fi)
 	if err != nil {
 		return nil, fmt.Errorf("plan %s: %w", r.ID, err)
 	}
@@ -195,7 +195,7 @@ func planRemove(r *reconciler.Resource, path string, fi fs.FileInfo) (*reconcile
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := removeAny(path, fi); err != nil {
+		if err := RemoveAny(fsys, path, fi); err != nil {
 			return fmt.Errorf("apply %s: %w", r.ID, err)
 		}
 		return nil

@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"regexp"
 	"sort"
 	"strings"
 	"syscall"
 
+	"github.com/fsgit/fsgit/internal/rootfs"
 	"github.com/fsgit/fsgit/reconciler"
 )
 
@@ -124,7 +126,7 @@ func (k *File) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Reso
 	if err != nil {
 		return nil, err
 	}
-	return guard(env, s.Path)(k.plan(ctx, env, r, s, s.Ensure == "absent"))
+	return k.plan(ctx, env, r, s, s.Ensure == "absent")
 }
 
 // PlanDelete returns the plan that removes a file that left the catalog:
@@ -135,15 +137,14 @@ func (k *File) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconcile
 	if err != nil {
 		return nil, err
 	}
-	return guard(env, s.Path)(k.plan(ctx, env, r, s, true))
+	return k.plan(ctx, env, r, s, true)
 }
 
 func (k *File) plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *fileSpec, absent bool) (*reconciler.Plan, error) {
-	path, err := env.Path(s.Path)
-	if err != nil {
-		return nil, fmt.Errorf("plan %s: %w", r.ID, err)
-	}
-	fi, err := lstat(path)
+	// Every look and every write goes through the run's filesystem, which
+	// keeps them inside the root at the moment they happen.
+	fsys, path := env.FS(), s.Path
+	fi, err := lstat(fsys, path)
 	if err != nil {
 		return nil, fmt.Errorf("plan %s: %w", r.ID, err)
 	}
@@ -170,20 +171,20 @@ func (k *File) plan(ctx context.Context, env *reconciler.Env, r *reconciler.Reso
 				return err
 			}
 		}
-		if err := MkdirParents(path); err != nil {
+		if err := MkdirParents(fsys, path); err != nil {
 			return err
 		}
 		if fi != nil && !fi.Mode().IsRegular() {
 			// A symlink or a special file is replaced by the rename; a
 			// directory must go first. Neither lends its owner or mode.
 			if fi.IsDir() {
-				if err := removeAny(path, fi); err != nil {
+				if err := RemoveAny(fsys, path, fi); err != nil {
 					return err
 				}
 			}
 			fi = nil
 		}
-		return WriteAtomic(path, perms.Merge(fi), func(w io.Writer) error {
+		return replaceFile(fsys, path, perms.Merge(fi), func(w io.Writer) error {
 			if _, err := w.Write(data); err != nil {
 				return fmt.Errorf("write content: %w", err)
 			}
@@ -196,13 +197,13 @@ func (k *File) plan(ctx context.Context, env *reconciler.Env, r *reconciler.Reso
 		ch := reconciler.Change{Field: "ensure", Before: typeName(fi), After: "file"}
 		if fi != nil {
 			plan.Action = reconciler.ActionUpdate
-			if ch.Class, err = replaceClass(path, fi); err != nil {
+			if ch.Class, err = replaceClass(fsys, path, fi); err != nil {
 				return nil, fmt.Errorf("plan %s: %w", r.ID, err)
 			}
 		}
 		plan.Changes = append(plan.Changes, ch)
 		if fi == nil {
-			missing, err := MissingParents(path)
+			missing, err := MissingParents(fsys, path)
 			if err != nil {
 				return nil, fmt.Errorf("plan %s: %w", r.ID, err)
 			}
@@ -230,7 +231,7 @@ func (k *File) plan(ctx context.Context, env *reconciler.Env, r *reconciler.Reso
 	}
 	rewrite := false
 	if s.Content != nil {
-		sum, err := hashFile(path, fi.Size())
+		sum, err := hashFile(fsys, path, fi.Size())
 		if err != nil {
 			return nil, fmt.Errorf("plan %s: %w", r.ID, err)
 		}
@@ -258,7 +259,7 @@ func (k *File) plan(ctx context.Context, env *reconciler.Env, r *reconciler.Reso
 			// The new file gets every managed attribute at once.
 			err = write(ctx, fi)
 		} else {
-			err = perms.Fix(path, fi)
+			err = perms.Fix(fsys, path, fi)
 		}
 		if err != nil {
 			return fmt.Errorf("apply %s: %w", r.ID, err)
@@ -283,7 +284,7 @@ func (k *File) planAbsent(ctx context.Context, env *reconciler.Env, r *reconcile
 			if err != nil {
 				return nil, fmt.Errorf("plan %s: %w", r.ID, err)
 			}
-			sum, err := hashFile(path, fi.Size())
+			sum, err := hashFile(env.FS(), path, fi.Size())
 			if err != nil {
 				return nil, fmt.Errorf("plan %s: %w", r.ID, err)
 			}
@@ -292,7 +293,7 @@ func (k *File) planAbsent(ctx context.Context, env *reconciler.Env, r *reconcile
 				class = reconciler.Safe
 			}
 		}
-	} else if class, err = replaceClass(path, fi); err != nil {
+	} else if class, err = replaceClass(env.FS(), path, fi); err != nil {
 		return nil, fmt.Errorf("plan %s: %w", r.ID, err)
 	}
 	plan.Action = reconciler.ActionDelete
@@ -301,7 +302,7 @@ func (k *File) planAbsent(ctx context.Context, env *reconciler.Env, r *reconcile
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := removeAny(path, fi); err != nil {
+		if err := RemoveAny(env.FS(), path, fi); err != nil {
 			return fmt.Errorf("apply %s: %w", r.ID, err)
 		}
 		return nil
@@ -390,30 +391,26 @@ func digest(b []byte) []byte {
 	return sum[:]
 }
 
-// hashFile returns the sha256 of the regular file at path. It reads with
-// plain system calls into a buffer sized for the file: configuration files
-// are small, and a quiet run of a thousand of them should cost little more
-// than their open, read and close.
-func hashFile(path string, size int64) ([]byte, error) {
-	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC|syscall.O_NOFOLLOW, 0)
+// hashFile returns the sha256 of the regular file name. It reads into a
+// buffer sized for the file: configuration files are small, and a quiet
+// run of a thousand of them should cost little more than their open, read
+// and close.
+func hashFile(fsys *rootfs.FS, name string, size int64) ([]byte, error) {
+	f, err := fsys.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
-		return nil, fmt.Errorf("open to hash: %w", &fs.PathError{Op: "open", Path: path, Err: err})
+		return nil, fmt.Errorf("open to hash: %w", err)
 	}
-	defer syscall.Close(fd)
+	defer f.Close()
 	h := sha256.New()
 	buf := make([]byte, min(max(size+1, 512), 256<<10))
-	for {
-		n, err := syscall.Read(fd, buf)
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("hash %s: %w", path, err)
-		}
-		if n <= 0 {
-			break
-		}
-		h.Write(buf[:n])
+	if _, err := io.CopyBuffer(h, onlyReader{f}, buf); err != nil {
+		return nil, fmt.Errorf("hash %s: %w", fsys.HostPath(name), err)
 	}
 	return h.Sum(nil), nil
 }
+
+// onlyReader hides everything but Read, so that io.CopyBuffer uses the
+// buffer it is given.
+type onlyReader struct{ r io.Reader }
+
+func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }

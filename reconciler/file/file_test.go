@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/fsgit/fsgit/internal/atomicfile"
 	"github.com/fsgit/fsgit/reconciler"
 )
 
@@ -460,7 +461,7 @@ func TestSymlink_Retarget(t *testing.T) {
 	if got, _ := os.Readlink(filepath.Join(root, "opt/current")); got != "releases/v2" {
 		t.Fatalf("link -> %q", got)
 	}
-	if _, err := os.Lstat(TempName(filepath.Join(root, "opt/current"))); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Lstat(filepath.Join(root, "opt", atomicfile.TempName("current"))); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("temporary link left behind: %v", err)
 	}
 }

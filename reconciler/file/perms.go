@@ -7,6 +7,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/fsgit/fsgit/internal/atomicfile"
+	"github.com/fsgit/fsgit/internal/rootfs"
 	"github.com/fsgit/fsgit/reconciler"
 )
 
@@ -165,10 +167,20 @@ func (p Perms) Merge(fi fs.FileInfo) Perms {
 	return p
 }
 
-// Fix changes the ownership and mode of path where fi (its lstat) differs
+// Options returns the ownership and mode a new file written with p gets:
+// p's, with mode 0644 when p manages none.
+func (p Perms) Options() atomicfile.Options {
+	o := atomicfile.Options{UID: p.UID, GID: p.GID, Mode: defaultFileMode}
+	if p.HasMode {
+		o.Mode = p.Mode
+	}
+	return o
+}
+
+// Fix changes the ownership and mode of name where fi (its lstat) differs
 // from p: a chown, then a chmod (chown clears setuid and setgid bits), and
 // nothing when both already match.
-func (p Perms) Fix(path string, fi fs.FileInfo) error {
+func (p Perms) Fix(fsys *rootfs.FS, name string, fi fs.FileInfo) error {
 	st := statOf(fi)
 	uid, gid := -1, -1
 	if p.UID >= 0 && int(st.Uid) != p.UID {
@@ -179,13 +191,13 @@ func (p Perms) Fix(path string, fi fs.FileInfo) error {
 	}
 	chowned := uid >= 0 || gid >= 0
 	if chowned {
-		if err := syscall.Lchown(path, uid, gid); err != nil {
-			return fmt.Errorf("chown %s: %w", path, err)
+		if err := fsys.Lchown(name, uid, gid); err != nil {
+			return fmt.Errorf("chown: %w", err)
 		}
 	}
 	if p.HasMode && (chowned || modeBits(fi) != p.Mode) && fi.Mode()&fs.ModeSymlink == 0 {
-		if err := syscall.Chmod(path, p.Mode); err != nil {
-			return fmt.Errorf("chmod %s: %w", path, err)
+		if err := fsys.Chmod(name, p.Mode); err != nil {
+			return fmt.Errorf("chmod: %w", err)
 		}
 	}
 	return nil

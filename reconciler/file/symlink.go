@@ -2,13 +2,13 @@ package file
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/fsgit/fsgit/internal/atomicfile"
+	"github.com/fsgit/fsgit/internal/rootfs"
 	"github.com/fsgit/fsgit/reconciler"
 )
 
@@ -63,7 +63,7 @@ func (k *Symlink) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.R
 	if err != nil {
 		return nil, err
 	}
-	return guard(env, s.Path)(k.plan(env, r, s, s.Ensure == "absent"))
+	return k.plan(env, r, s, s.Ensure == "absent")
 }
 
 // PlanDelete returns the plan that removes a symlink that left the catalog
@@ -73,20 +73,17 @@ func (k *Symlink) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconc
 	if err != nil {
 		return nil, err
 	}
-	return guard(env, s.Path)(k.plan(env, r, s, true))
+	return k.plan(env, r, s, true)
 }
 
 func (k *Symlink) plan(env *reconciler.Env, r *reconciler.Resource, s *linkSpec, absent bool) (*reconciler.Plan, error) {
-	path, err := env.Path(s.Path)
-	if err != nil {
-		return nil, fmt.Errorf("plan %s: %w", r.ID, err)
-	}
-	fi, err := lstat(path)
+	fsys, path := env.FS(), s.Path
+	fi, err := lstat(fsys, path)
 	if err != nil {
 		return nil, fmt.Errorf("plan %s: %w", r.ID, err)
 	}
 	if absent {
-		return planRemove(r, path, fi)
+		return planRemove(fsys, r, path, fi)
 	}
 	plan := &reconciler.Plan{Observed: map[string]string{"ensure": typeName(fi)}}
 	var ch reconciler.Change
@@ -95,7 +92,7 @@ func (k *Symlink) plan(env *reconciler.Env, r *reconciler.Resource, s *linkSpec,
 		plan.Action = reconciler.ActionCreate
 		ch = reconciler.Change{Field: "ensure", Before: "absent", After: "symlink"}
 	case fi.Mode()&fs.ModeSymlink != 0:
-		cur, err := os.Readlink(path)
+		cur, err := fsys.Readlink(path)
 		if err != nil {
 			return nil, fmt.Errorf("plan %s: read link: %w", r.ID, err)
 		}
@@ -108,7 +105,7 @@ func (k *Symlink) plan(env *reconciler.Env, r *reconciler.Resource, s *linkSpec,
 	default:
 		plan.Action = reconciler.ActionUpdate
 		ch = reconciler.Change{Field: "ensure", Before: typeName(fi), After: "symlink"}
-		if ch.Class, err = replaceClass(path, fi); err != nil {
+		if ch.Class, err = replaceClass(fsys, path, fi); err != nil {
 			return nil, fmt.Errorf("plan %s: %w", r.ID, err)
 		}
 	}
@@ -117,7 +114,7 @@ func (k *Symlink) plan(env *reconciler.Env, r *reconciler.Resource, s *linkSpec,
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := link(path, s.Target, fi); err != nil {
+		if err := link(fsys, path, s.Target, fi); err != nil {
 			return fmt.Errorf("apply %s: %w", r.ID, err)
 		}
 		return nil
@@ -125,27 +122,22 @@ func (k *Symlink) plan(env *reconciler.Env, r *reconciler.Resource, s *linkSpec,
 	return plan, nil
 }
 
-// link points path at target atomically: a new link under a temporary name
-// renamed over path. A directory in the way is removed first.
-func link(path, target string, fi fs.FileInfo) error {
+// link points name at target atomically: a new link under a temporary
+// name renamed over name (see [atomicfile.SymlinkIn]). A directory in the
+// way is removed first.
+func link(fsys *rootfs.FS, name, target string, fi fs.FileInfo) error {
 	if fi != nil && fi.IsDir() {
-		if err := removeAny(path, fi); err != nil {
+		if err := RemoveAny(fsys, name, fi); err != nil {
 			return err
 		}
 	}
-	if err := MkdirParents(path); err != nil {
+	if err := MkdirParents(fsys, name); err != nil {
 		return err
 	}
-	tmp := TempName(path)
-	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove stale temporary link: %w", err)
+	dir, err := fsys.OpenDir(filepath.Dir(name))
+	if err != nil {
+		return fmt.Errorf("open the link's directory: %w", err)
 	}
-	if err := os.Symlink(target, tmp); err != nil {
-		return fmt.Errorf("create link: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("rename link into place: %w", err)
-	}
-	return SyncDir(filepath.Dir(path))
+	defer dir.Close()
+	return atomicfile.SymlinkIn(dir, filepath.Base(name), target)
 }

@@ -464,3 +464,50 @@ func TestWarehouseUnder_SymlinkEscape(t *testing.T) {
 		t.Fatalf("got %q, %v", got, err)
 	}
 }
+
+// TestLocations checks the warehouse and the location properties of
+// namespaces and tables against the same rule as the schema's #Warehouse,
+// and that under --root a file:// location property, which iceberg-go uses
+// as written, is refused rather than written outside the root.
+func TestLocations(t *testing.T) {
+	for _, tc := range []struct {
+		v  string
+		ok bool
+	}{
+		{"file:///var/lib/warehouse", true},
+		{"file:///var/lib/warehouse/", true},
+		{"s3a://my-iceberg-warehouse/", true},
+		{"s3://bucket", true},
+		{"file:///../../..", false},
+		{"file:///srv/../etc", false},
+		{"file:///srv/./x", false},
+		{"file:///srv//x", false},
+		{"file:///srv/%2e%2e/x", false},
+		{"file:///", false},
+		{"file://host/x", false},
+		{"file:relative", false},
+		{"http://x/y", false},
+		{"s3://Bucket/x", false},
+	} {
+		err := iceberg.ValidateLocation("warehouse", tc.v)
+		if (err == nil) != tc.ok {
+			t.Errorf("ValidateLocation(%q) = %v, want ok=%v", tc.v, err, tc.ok)
+		}
+		c := iceberg.CatalogSpec{Name: "c", Warehouse: tc.v, DB: iceberg.DBSpec{Socket: "/s", Database: "d", User: "u", Password: reconciler.SecretRef{Secret: "x"}}}
+		if err := c.Validate(); (err == nil) != tc.ok {
+			t.Errorf("catalog with warehouse %q: Validate = %v, want ok=%v", tc.v, err, tc.ok)
+		}
+	}
+	if err := iceberg.CheckLocations("", map[string]string{"location": "file:///srv/../../etc"}); err == nil {
+		t.Error("an escaping namespace location passed")
+	}
+	if err := iceberg.CheckLocations("", map[string]string{"location": "file:///srv/ns", "owner": "../.."}); err != nil {
+		t.Errorf("a clean location without a root: %v", err)
+	}
+	if err := iceberg.CheckLocations("/tmp/r", map[string]string{"write.metadata.path": "file:///srv/t/metadata"}); err == nil || !strings.Contains(err.Error(), "outside the root") {
+		t.Errorf("a file:// location under --root: %v, want a refusal", err)
+	}
+	if err := iceberg.CheckLocations("/tmp/r", map[string]string{"write.data.path": "s3://bucket/t/data"}); err != nil {
+		t.Errorf("an s3 location under --root: %v", err)
+	}
+}

@@ -3,6 +3,7 @@ package iceberg
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"regexp"
@@ -43,17 +44,70 @@ type DBSpec struct {
 }
 
 var (
-	sqlIdentRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]{0,63}$`)
-	warehouseRE = regexp.MustCompile(`^(file:///|s3a?://)`)
+	sqlIdentRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]{0,63}$`)
+	s3RE       = regexp.MustCompile(`^s3a?://[a-z0-9][a-z0-9.-]*(/\S*)?$`)
 )
+
+// ValidateLocation checks a warehouse or a location property as the schema's
+// #Warehouse does: a file:/// URL of an absolute, clean path (an optional
+// trailing "/", no %-escapes, query or fragment), or an s3:// or s3a://
+// bucket URL. what names the value in the error.
+func ValidateLocation(what, v string) error {
+	if s3RE.MatchString(v) {
+		return nil
+	}
+	p, ok := strings.CutPrefix(v, "file://")
+	if !ok {
+		return fmt.Errorf("%s %q is neither file:///... nor s3://...", what, v)
+	}
+	if strings.ContainsAny(p, "%?#") {
+		return fmt.Errorf("%s %q: a file:// location may hold no %%-escape, query or fragment", what, v)
+	}
+	if trimmed := strings.TrimSuffix(p, "/"); trimmed == "" {
+		return fmt.Errorf("%s %q names no directory", what, v)
+	} else if _, err := (&reconciler.Env{}).Path(trimmed); err != nil {
+		return fmt.Errorf("%s %q: %w", what, v, err)
+	}
+	return nil
+}
+
+// IsLocationProperty reports whether a namespace or table property says
+// where files are written (location, write.data.path,
+// write.metadata.path): such a value is checked like the warehouse.
+func IsLocationProperty(key string) bool {
+	switch key {
+	case "location", "write.data.path", "write.metadata.path":
+		return true
+	}
+	return false
+}
+
+// CheckLocations checks the location properties of a namespace or table:
+// each must be valid (see [ValidateLocation]), and under a root none may be
+// a file:// location, which is used as written, not mapped into the root.
+func CheckLocations(root string, props map[string]string) error {
+	for _, k := range slices.Sorted(maps.Keys(props)) {
+		if !IsLocationProperty(k) {
+			continue
+		}
+		v := props[k]
+		if err := ValidateLocation("property "+k, v); err != nil {
+			return err
+		}
+		if root != "" && strings.HasPrefix(v, "file:") {
+			return fmt.Errorf("property %s %q: under --root %s a file:// location would be written outside the root (it is used as written, not mapped into it)", k, v, root)
+		}
+	}
+	return nil
+}
 
 // Validate checks the catalog spec without I/O.
 func (c *CatalogSpec) Validate() error {
 	if !sqlIdentRE.MatchString(c.Name) {
 		return fmt.Errorf("catalog name %q is not an identifier", c.Name)
 	}
-	if !warehouseRE.MatchString(c.Warehouse) {
-		return fmt.Errorf("catalog warehouse %q is neither file:///... nor s3://...", c.Warehouse)
+	if err := ValidateLocation("catalog warehouse", c.Warehouse); err != nil {
+		return err
 	}
 	if _, err := url.Parse(c.Warehouse); err != nil {
 		return fmt.Errorf("catalog warehouse %q: %w", c.Warehouse, err)
@@ -152,6 +206,9 @@ func DecodeNamespaceSpec(r *reconciler.Resource) (*NamespaceSpec, error) {
 			return nil, fmt.Errorf("validate %s: namespace property %q is reserved", r.ID, k)
 		}
 	}
+	if err := CheckLocations("", s.Properties); err != nil {
+		return nil, fmt.Errorf("validate %s: %w", r.ID, err)
+	}
 	return &s, nil
 }
 
@@ -234,6 +291,9 @@ func DecodeTableSpec(r *reconciler.Resource) (*TableSpec, error) {
 		if n, err := strconv.Atoi(v); err != nil || n < 1 || n > 3 {
 			return nil, fmt.Errorf("validate %s: property format-version %q is not 1, 2 or 3", r.ID, v)
 		}
+	}
+	if err := CheckLocations("", s.Properties); err != nil {
+		return nil, fmt.Errorf("validate %s: %w", r.ID, err)
 	}
 	return &s, nil
 }

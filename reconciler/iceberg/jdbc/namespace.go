@@ -61,6 +61,11 @@ func (k *Namespace) plan(ctx context.Context, env *reconciler.Env, r *reconciler
 	if err != nil {
 		return nil, err
 	}
+	if !absent && s.Ensure != "absent" {
+		if err := iceberg.CheckLocations(env.Root, s.Properties); err != nil {
+			return nil, fmt.Errorf("plan %s: %w", r.ID, err)
+		}
+	}
 	c, err := k.pools.get(ctx, env, s.Catalog)
 	if err != nil {
 		return nil, err

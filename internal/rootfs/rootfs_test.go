@@ -1,0 +1,223 @@
+package rootfs
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+// plant makes a root whose /etc is a symlink out of it (absolute) and
+// whose /up is one that climbs out (relative), and returns the root and the
+// directory outside, which holds keep.conf.
+func plant(t *testing.T) (root, outside string) {
+	t.Helper()
+	root, outside = t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(outside, "keep.conf"), []byte("host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(root, "etc")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../../../../../../../../.."+outside, filepath.Join(root, "up")); err != nil {
+		t.Fatal(err)
+	}
+	return root, outside
+}
+
+// TestFS_NoWriteLeavesTheRoot runs every operation through a symlink that
+// leads out of the root and checks that each is refused with ErrEscapes
+// and that nothing outside changed.
+func TestFS_NoWriteLeavesTheRoot(t *testing.T) {
+	for _, via := range []string{"/etc", "/up"} {
+		root, outside := plant(t)
+		f := New(root)
+		defer f.Close()
+		ops := map[string]func() error{
+			"mkdir":    func() error { return f.Mkdir(via+"/d", 0o755) },
+			"mkdirall": func() error { return f.MkdirAll(via+"/a/b", 0o755) },
+			"create": func() error {
+				fh, err := f.OpenFile(via+"/new", os.O_WRONLY|os.O_CREATE, 0o644)
+				if err == nil {
+					fh.Close()
+				}
+				return err
+			},
+			"truncate": func() error {
+				fh, err := f.OpenFile(via+"/keep.conf", os.O_WRONLY|os.O_TRUNC, 0)
+				if err == nil {
+					fh.Close()
+				}
+				return err
+			},
+			"symlink":   func() error { return f.Symlink("x", via+"/link") },
+			"rename":    func() error { return f.Rename(via+"/keep.conf", via+"/moved") },
+			"remove":    func() error { return f.Remove(via + "/keep.conf") },
+			"removeall": func() error { return f.RemoveAll(via + "/keep.conf") },
+			"chmod":     func() error { return f.Chmod(via+"/keep.conf", 0o777) },
+			"lchown":    func() error { return f.Lchown(via+"/keep.conf", os.Getuid(), os.Getgid()) },
+			"opendir": func() error {
+				r, err := f.OpenDir(via)
+				if err == nil {
+					r.Close()
+				}
+				return err
+			},
+			"read":     func() error { _, err := f.ReadFile(via + "/keep.conf"); return err },
+			"resolves": func() error { return f.Resolves(via + "/x") },
+		}
+		for name, op := range ops {
+			err := op()
+			if !errors.Is(err, ErrEscapes) {
+				t.Errorf("%s through %s: err = %v, want ErrEscapes", name, via, err)
+			}
+		}
+		ents, err := os.ReadDir(outside)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ents) != 1 || ents[0].Name() != "keep.conf" {
+			t.Errorf("outside the root now holds %v", ents)
+		}
+		if fi, err := os.Stat(filepath.Join(outside, "keep.conf")); err != nil || fi.Mode().Perm() != 0o644 || fi.Size() != 5 {
+			t.Errorf("keep.conf outside the root changed: %v, %v", fi, err)
+		}
+	}
+}
+
+// TestFS_LastElementNotFollowed checks that a symlink as the last element
+// is itself what Lstat, Remove, Rename and Readlink act on, even when it
+// points out of the root.
+func TestFS_LastElementNotFollowed(t *testing.T) {
+	root, outside := plant(t)
+	f := New(root)
+	defer f.Close()
+	fi, err := f.Lstat("/etc")
+	if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		t.Fatalf("lstat /etc = %v, %v; want the symlink", fi, err)
+	}
+	if target, err := f.Readlink("/etc"); err != nil || target != outside {
+		t.Errorf("readlink /etc = %q, %v", target, err)
+	}
+	if err := f.Rename("/etc", "/etc.old"); err != nil {
+		t.Fatalf("rename the link: %v", err)
+	}
+	if err := f.Remove("/etc.old"); err != nil {
+		t.Fatalf("remove the link: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(outside, "keep.conf")); err != nil {
+		t.Errorf("the link's target was touched: %v", err)
+	}
+}
+
+// TestFS_InsideLinksFollowed checks that a relative symlink that stays in
+// the root is followed.
+func TestFS_InsideLinksFollowed(t *testing.T) {
+	root := t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "real"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("real", filepath.Join(root, "etc")); err != nil {
+		t.Fatal(err)
+	}
+	f := New(root)
+	defer f.Close()
+	if err := f.MkdirAll("/etc/app/conf.d", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Resolves("/etc/app/conf.d/new"); err != nil {
+		t.Errorf("resolves: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "real/app/conf.d")); err != nil {
+		t.Errorf("not created through the inside link: %v", err)
+	}
+}
+
+// TestFS_MissingRoot checks that a root that does not exist reads as empty
+// and is created by the first write.
+func TestFS_MissingRoot(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "a", "root")
+	f := New(root)
+	defer f.Close()
+	if _, err := f.Lstat("/etc/x"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("lstat under a missing root: %v, want not-exist", err)
+	}
+	if err := f.Resolves("/etc/x"); err != nil {
+		t.Fatalf("resolves under a missing root: %v", err)
+	}
+	if _, err := os.Stat(root); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("reading created the root: %v", err)
+	}
+	if err := f.MkdirAll("/etc", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(filepath.Join(root, "etc")); err != nil || !fi.IsDir() {
+		t.Fatalf("root/etc: %v, %v", fi, err)
+	}
+}
+
+// TestFS_ResolvesDanglingAndRaces checks Resolves: a dangling link inside
+// the root is refused, and a directory that siblings create while it looks
+// never is (issue 12 item 10: EvalSymlinks said not-exist, a sibling
+// created the directory, Lstat then succeeded and the path was called a
+// dangling symlink).
+func TestFS_ResolvesDanglingAndRaces(t *testing.T) {
+	root := t.TempDir()
+	if err := os.Symlink("not/there", filepath.Join(root, "dangle")); err != nil {
+		t.Fatal(err)
+	}
+	f := New(root)
+	defer f.Close()
+	if err := f.Resolves("/dangle/x"); err == nil {
+		t.Error("resolves through a dangling link: nil, want a refusal")
+	}
+	for round := range 300 {
+		dir := filepath.Join("/race", string(rune('a'+round%26)), filepath.Base(t.TempDir()))
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if i%2 == 0 {
+					errs <- f.MkdirAll(dir, 0o755)
+				} else {
+					errs <- f.Resolves(dir + "/file")
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+	}
+}
+
+// TestFS_Host checks that without a root (or with "/") names are host
+// paths.
+func TestFS_Host(t *testing.T) {
+	if New("/").Dir() != "" {
+		t.Error(`New("/") is not the host's filesystem`)
+	}
+	dir := t.TempDir()
+	f := New("")
+	name := filepath.Join(dir, "a", "b")
+	if err := f.MkdirAll(name, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.HostPath(name); got != name {
+		t.Errorf("host path %q, want %q", got, name)
+	}
+	if err := f.Chmod(name, 0o1750); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(name)
+	if err != nil || fi.Mode()&fs.ModeSticky == 0 || fi.Mode().Perm() != 0o750 {
+		t.Errorf("mode %v, %v; want sticky 0750", fi.Mode(), err)
+	}
+}
