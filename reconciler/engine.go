@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/fsgit/fsgit/internal/jsondoc"
 )
 
 // Default engine settings.
@@ -275,7 +277,7 @@ func (e *Engine) Run(ctx context.Context, p *Prepared, opts RunOptions) (*Report
 	if !opts.Noop {
 		rep.Next = r.next(len(opts.Only) == 0)
 	}
-	rep.Duration = time.Since(rep.Started)
+	rep.Duration = jsondoc.Seconds(time.Since(rep.Started))
 	return rep, nil
 }
 

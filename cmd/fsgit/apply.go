@@ -307,7 +307,7 @@ type runSummary struct {
 	Node string `json:"node"`
 	Role string `json:"role,omitempty"`
 	Time struct {
-		Started         time.Time `json:"started"`
+		Started         time.Time `json:"started,omitzero"`
 		LastRun         int64     `json:"lastRun"`
 		DurationSeconds float64   `json:"durationSeconds"`
 	} `json:"time"`
@@ -326,7 +326,7 @@ func writeSummary(path string, rep *reconciler.Report) error {
 	s.Version.Config = rep.Revision
 	s.Site, s.Node, s.Role = rep.Site, rep.Node, rep.Role
 	s.Time.Started = rep.Started.UTC()
-	s.Time.LastRun = rep.Started.Add(rep.Duration).Unix()
+	s.Time.LastRun = rep.Started.Add(rep.Duration.D()).Unix()
 	s.Time.DurationSeconds = rep.Duration.Seconds()
 	s.Resources = rep.Summary()
 	s.Noop, s.Stopped, s.ExitCode = rep.Noop, rep.Stopped, rep.ExitCode()

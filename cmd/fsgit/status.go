@@ -189,7 +189,7 @@ func writeNode(w io.Writer, n *status.Node, source, statePath string, now time.T
 		if trigger == "" {
 			trigger = "run"
 		}
-		line := fmt.Sprintf("%s %s, %s: %s (exit %d)", trigger, when(r.Started, now), r.Duration.Round(time.Millisecond),
+		line := fmt.Sprintf("%s %s, %s: %s (exit %d)", trigger, when(r.Started, now), r.Duration.D().Round(time.Millisecond),
 			counts(r.Counts), r.ExitCode)
 		if r.Error != "" {
 			line += "; " + r.Error
@@ -203,8 +203,8 @@ func writeNode(w io.Writer, n *status.Node, source, statePath string, now time.T
 		switch {
 		case n.Source.Reachable:
 			src += "reachable, last poll " + when(n.Source.LastSuccess, now)
-		case n.Source.UnreachableSince != nil:
-			src += "UNREACHABLE since " + when(*n.Source.UnreachableSince, now) + ": " + n.Source.Error
+		case !n.Source.UnreachableSince.IsZero():
+			src += "UNREACHABLE since " + when(n.Source.UnreachableSince, now) + ": " + n.Source.Error
 		default:
 			src += "not polled yet"
 		}

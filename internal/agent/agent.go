@@ -342,9 +342,8 @@ func (a *Agent) recordSource(ev *pollEvent, now time.Time) {
 	if ev.err != nil {
 		a.metrics.polls.WithLabelValues("error").Inc()
 		a.metrics.sourceUp.Set(0)
-		if s.Reachable || s.UnreachableSince == nil {
-			since := ev.at
-			s.UnreachableSince = &since
+		if s.Reachable || s.UnreachableSince.IsZero() {
+			s.UnreachableSince = ev.at
 			a.log.Warn("git source unreachable: keeping the last good commit", "url", s.URL, "err", ev.err)
 		}
 		s.Reachable = false
@@ -358,10 +357,10 @@ func (a *Agent) recordSource(ev *pollEvent, now time.Time) {
 	}
 	a.metrics.sourceUp.Set(1)
 	if !ev.resumed {
-		if s.UnreachableSince != nil {
-			a.log.Info("git source reachable again", "url", s.URL, "down", now.Sub(*s.UnreachableSince).Round(time.Second))
+		if !s.UnreachableSince.IsZero() {
+			a.log.Info("git source reachable again", "url", s.URL, "down", now.Sub(s.UnreachableSince).Round(time.Second))
 		}
-		s.Reachable, s.Error, s.UnreachableSince, s.LastSuccess = true, "", nil, ev.at
+		s.Reachable, s.Error, s.UnreachableSince, s.LastSuccess = true, "", time.Time{}, ev.at
 	}
 }
 
@@ -533,7 +532,7 @@ func statusLine(n *status.Node) string {
 		s = fmt.Sprintf("not converged at %s: %d drifted, %d failed, %d pending destroy",
 			short(n.DesiredRevision), len(n.Drifted), len(n.Failed), len(n.PendingDestroy))
 	}
-	if !n.Source.Reachable && n.Source.UnreachableSince != nil {
+	if !n.Source.Reachable && !n.Source.UnreachableSince.IsZero() {
 		s += "; git unreachable since " + n.Source.UnreachableSince.Format(time.RFC3339)
 	}
 	if len(n.Refused) > 0 {

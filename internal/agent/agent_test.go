@@ -155,7 +155,7 @@ func TestAgent_GitDownThenUp(t *testing.T) {
 	waitFor(t, "converged on c1", func() bool { st := n.agent.Status(); return st.Converged && st.AppliedRevision == c1 })
 
 	s.srv.Stop()
-	waitFor(t, "source unreachable", func() bool { st := n.agent.Status(); return !st.Source.Reachable && st.Source.UnreachableSince != nil })
+	waitFor(t, "source unreachable", func() bool { st := n.agent.Status(); return !st.Source.Reachable && !st.Source.UnreachableSince.IsZero() })
 	if st := n.agent.Status(); !st.Converged {
 		t.Fatalf("not converged while git is down: %+v", st)
 	}
@@ -172,7 +172,7 @@ func TestAgent_GitDownThenUp(t *testing.T) {
 	c2 := w.CommitAndPush("v2", map[string]string{"sites/test/nodes/n1.json": catalogJSON(t, fileRes("/etc/a", "v2\n"))})
 	s.srv.Start()
 	waitFor(t, "converged on c2", func() bool { st := n.agent.Status(); return st.Converged && st.AppliedRevision == c2 })
-	if st := n.agent.Status(); !st.Source.Reachable || st.Source.UnreachableSince != nil || n.read("/etc/a") != "v2\n" {
+	if st := n.agent.Status(); !st.Source.Reachable || !st.Source.UnreachableSince.IsZero() || n.read("/etc/a") != "v2\n" {
 		t.Fatalf("after the server came back: %+v", st)
 	}
 	if !contains(n.logs.String(), "git source reachable again") {
