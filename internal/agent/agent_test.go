@@ -155,7 +155,10 @@ func TestAgent_GitDownThenUp(t *testing.T) {
 	waitFor(t, "converged on c1", func() bool { st := n.agent.Status(); return st.Converged && st.AppliedRevision == c1 })
 
 	s.srv.Stop()
-	waitFor(t, "source unreachable", func() bool { st := n.agent.Status(); return !st.Source.Reachable && !st.Source.UnreachableSince.IsZero() })
+	waitFor(t, "source unreachable", func() bool {
+		st := n.agent.Status()
+		return !st.Source.Reachable && !st.Source.UnreachableSince.IsZero()
+	})
 	if st := n.agent.Status(); !st.Converged {
 		t.Fatalf("not converged while git is down: %+v", st)
 	}
