@@ -297,9 +297,6 @@ func (a *Agent) handlePoll(ctx context.Context, ev *pollEvent) {
 	for _, r := range ev.refused {
 		a.log.Warn("commit refused: staying on the last good commit", "commit", r.Commit, "err", r.Err)
 		a.metrics.refused.Inc()
-		a.mu.Lock()
-		a.node.Refuse(r.Commit, r.Err.Error(), now)
-		a.mu.Unlock()
 	}
 	trigger := "poll"
 	if ev.prepared != nil {
@@ -312,11 +309,17 @@ func (a *Agent) handlePoll(ctx context.Context, ev *pollEvent) {
 		}
 		a.prepared, a.secrets = ev.prepared, ev.secrets
 		a.mu.Lock()
-		a.node.DesiredRevision = cat.Revision
+		// Refusals older than this commit no longer matter.
+		a.node.Accept(cat.Revision)
 		a.node.Site, a.node.Role = cat.Site, cat.Role
 		a.mu.Unlock()
 		a.syncWatch()
 	}
+	a.mu.Lock()
+	for _, r := range ev.refusedSinceAccepted() {
+		a.node.Refuse(r.Commit, r.Err.Error(), now)
+	}
+	a.mu.Unlock()
 	if a.prepared != nil {
 		rep := a.run(ctx, trigger, nil, false)
 		if rep != nil && len(rep.Only) == 0 && rep.Stopped == "" && rep.Count(reconciler.Failed) == 0 && rep.Revision != a.kept {

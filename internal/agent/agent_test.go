@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -141,6 +142,51 @@ func TestAgent_RefusesUnsignedAndBadCommits(t *testing.T) {
 	waitFor(t, "converged on c4", func() bool { st := n.agent.Status(); return st.Converged && st.AppliedRevision == c4 })
 	if got := n.read("/etc/a"); got != "fixed\n" {
 		t.Fatalf("/etc/a = %q", got)
+	}
+	// A newer commit accepted: the refusals before it are history, in the
+	// status and on the status branch (fsgit status --fleet's REFUSED).
+	if st := n.agent.Status(); len(st.Refused) != 0 {
+		t.Fatalf("refused after c4 was accepted: %+v", st.Refused)
+	}
+	waitFor(t, "no refusal on the status branch", func() bool {
+		d := fleetNode(t, s.url, "n1")
+		return d != nil && d.AppliedRevision == c4 && len(d.Refused) == 0
+	})
+}
+
+// TestPollEvent_mergeRefusals: events merged while a run is in flight keep
+// apart the refusals before the accepted commit (cleared by it) from those
+// after it (still refused).
+func TestPollEvent_mergeRefusals(t *testing.T) {
+	ref := func(c string) *RefusedError { return &RefusedError{Commit: c, Err: errors.New("unsigned")} }
+	good := &reconciler.Prepared{}
+	commits := func(rs []*RefusedError) []string {
+		var out []string
+		for _, r := range rs {
+			out = append(out, r.Commit)
+		}
+		return out
+	}
+	// r1 refused, then c2 accepted, then r3 and r4 refused.
+	var pending *pollEvent
+	for _, ev := range []*pollEvent{{refused: []*RefusedError{ref("r1")}}, {prepared: good}, {refused: []*RefusedError{ref("r3")}}, {}, {refused: []*RefusedError{ref("r4")}}} {
+		ev.merge(pending)
+		pending = ev
+	}
+	if got := commits(pending.refusedSinceAccepted()); !slices.Equal(got, []string{"r3", "r4"}) || pending.prepared != good || len(pending.refused) != 3 {
+		t.Fatalf("refused since accepted = %v (all %v)", got, commits(pending.refused))
+	}
+	// A newer commit accepted after them clears them all.
+	ev := &pollEvent{prepared: &reconciler.Prepared{}}
+	ev.merge(pending)
+	if got := ev.refusedSinceAccepted(); len(got) != 0 || len(ev.refused) != 3 {
+		t.Fatalf("refused since the newest accepted = %v", commits(got))
+	}
+	// Without an accepted commit, every refusal stands.
+	ev = &pollEvent{refused: []*RefusedError{ref("r5")}}
+	ev.merge(&pollEvent{refused: []*RefusedError{ref("r4")}})
+	if got := commits(ev.refusedSinceAccepted()); !slices.Equal(got, []string{"r4", "r5"}) {
+		t.Fatalf("refused without an accepted commit = %v", got)
 	}
 }
 
