@@ -117,6 +117,9 @@ type Agent struct {
 	limitLogs map[reconciler.ID]bool
 	pub       *publisher
 	kept      string // the commit last pinned in the git cache
+
+	// repeats keeps lines that would repeat on every run out of the log.
+	repeats *repeats
 }
 
 // New checks the options and returns an agent ready to Run.
@@ -142,6 +145,7 @@ func New(opts Options) (*Agent, error) {
 		cfg:       opts.Config,
 		view:      map[reconciler.ID]reconciler.Result{},
 		limitLogs: map[reconciler.ID]bool{},
+		repeats:   newRepeats(opts.Config.Log.Remind.D()),
 	}
 	if a.notify == nil {
 		a.notify = func(s string) { _, _ = daemon.SdNotify(false, s) }
@@ -446,19 +450,26 @@ func (a *Agent) run(ctx context.Context, trigger string, only []reconciler.ID, n
 	}()
 
 	rep, err := a.engine.Run(runCtx, a.prepared, reconciler.RunOptions{
-		Root:    cfg.Root,
-		Secrets: a.secrets,
-		Prior:   a.memory,
-		Only:    only,
-		Noop:    noop,
-		Stop:    a.stopCh,
+		Root:      cfg.Root,
+		Secrets:   a.secrets,
+		Prior:     a.memory,
+		Only:      only,
+		Noop:      noop,
+		Stop:      a.stopCh,
+		LogResult: a.logResult,
 	})
 	if err != nil {
-		a.log.Error("run", "trigger", trigger, "err", err)
+		a.logRepeated(slog.LevelError, "run", err.Error(), "run", "trigger", trigger, "err", err)
 		return nil
 	}
+	a.repeats.clear("run")
 	if _, err := a.store.Record(rep); err != nil {
-		a.log.Error("record run", "err", err)
+		a.logRepeated(slog.LevelError, "record", err.Error(), "record run", "err", err)
+	} else {
+		a.repeats.clear("record")
+	}
+	if len(rep.Only) == 0 && rep.Stopped == "" {
+		a.forgetResources(rep)
 	}
 	if rep.Next != nil {
 		a.memory = rep.Next
