@@ -92,35 +92,35 @@ func runStatus(ctx context.Context, w io.Writer, f statusFlags) error {
 	if f.state != "" {
 		statePath = f.state
 	}
-	n, source, err := nodeStatus(ctx, sock, statePath)
+	n, noAgent, err := nodeStatus(ctx, sock, statePath)
 	if err != nil {
 		return couldNotRun(err)
 	}
 	if f.output == "json" {
 		return writeJSON(w, n)
 	}
-	return writeNode(w, n, source, statePath, time.Now())
+	return writeNode(w, n, noAgent, statePath, time.Now())
 }
 
 // nodeStatus asks the agent on sock; when no agent answers, it reads the
-// state file. source says which answered: "agent", or "state" followed by
-// why the agent did not. An agent that answers something unreadable is an
-// error, not a reason to read the state file (which it holds locked), and
-// when neither answers, the error says why for both.
-func nodeStatus(ctx context.Context, sock, statePath string) (n *status.Node, source string, err error) {
+// state file, and noAgent says why the agent did not answer. An agent that
+// answers something unreadable is an error, not a reason to read the state
+// file (which it holds locked), and when neither answers, the error says
+// why for both.
+func nodeStatus(ctx context.Context, sock, statePath string) (n *status.Node, noAgent, err error) {
 	var live status.Node
 	_, agentErr := agent.NewClient(sock).Get(ctx, agent.StatusPath, &live)
 	switch {
 	case agentErr == nil:
-		return &live, "agent", nil
+		return &live, nil, nil
 	case errors.Is(agentErr, agent.ErrBadAnswer):
-		return nil, "", fmt.Errorf("ask the agent on %s: %w", sock, agentErr)
+		return nil, nil, fmt.Errorf("ask the agent on %s: %w", sock, agentErr)
 	}
 	n, err = agent.StatusFromState(statePath, 2*time.Second)
 	if err != nil {
-		return nil, "", fmt.Errorf("the agent does not answer on %s (%w), and the state file cannot be read: %w", sock, agentErr, err)
+		return nil, nil, fmt.Errorf("the agent does not answer on %s (%w), and the state file cannot be read: %w", sock, agentErr, err)
 	}
-	return n, "state: the agent does not answer (" + agentErr.Error() + ")", nil
+	return n, agentErr, nil
 }
 
 func fleetStatus(ctx context.Context, w io.Writer, f statusFlags, cfg *agent.Config) error {
@@ -175,8 +175,9 @@ func writeJSON(w io.Writer, v any) error {
 	return nil
 }
 
-// writeNode prints one node's status as a two-column table.
-func writeNode(w io.Writer, n *status.Node, source, statePath string, now time.Time) error {
+// writeNode prints one node's status as a two-column table: from the
+// agent, or, when noAgent says why it did not answer, from the state file.
+func writeNode(w io.Writer, n *status.Node, noAgent error, statePath string, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
 	node := n.Node
@@ -184,15 +185,11 @@ func writeNode(w io.Writer, n *status.Node, source, statePath string, now time.T
 		node += fmt.Sprintf(" (role %s, site %s)", orDash(n.Role), orDash(n.Site))
 	}
 	row("node", node)
-	fromAgent := source == "agent"
+	fromAgent := noAgent == nil
 	if fromAgent {
 		row("agent", "running")
 	} else {
-		why := ""
-		if _, reason, ok := strings.Cut(source, ": "); ok {
-			why = "; " + reason
-		}
-		row("agent", "not running: read from "+statePath+why)
+		row("agent", "not running: read from "+statePath+" (the agent: "+noAgent.Error()+")")
 	}
 	row("applied", shortRev(n.AppliedRevision))
 	row("desired", shortRev(n.DesiredRevision))

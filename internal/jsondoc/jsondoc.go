@@ -155,7 +155,7 @@ func (c *checker) walk(t reflect.Type, path, tag string) {
 		c.walk(t.Key(), path+"{key}", "")
 		c.walk(t.Elem(), path+"{}", "")
 	case reflect.Interface, reflect.Func, reflect.Chan, reflect.UnsafePointer, reflect.Complex64, reflect.Complex128:
-		c.fail(path, "a %s cannot be read back from JSON", t.Kind())
+		c.fail(path, "a field of kind %s cannot be read back from JSON", t.Kind())
 	case reflect.Struct:
 		if c.seen[t] {
 			return

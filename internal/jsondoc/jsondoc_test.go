@@ -79,7 +79,7 @@ func TestCheck(t *testing.T) {
 	}
 	msg := err.Error()
 	for _, want := range []string{".Took: a time.Duration", ".At: an unset time.Time", ".Maybe: a *time.Time", ".Each[]: a time.Duration",
-		".Class: jsondoc_test.badText has MarshalText but no UnmarshalText", ".Any: a interface", ".Nested.T: an unset"} {
+		".Class: jsondoc_test.badText has MarshalText but no UnmarshalText", ".Any: a field of kind interface", ".Nested.T: an unset"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("Check's error does not say %q:\n%s", want, msg)
 		}
