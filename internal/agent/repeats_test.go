@@ -130,3 +130,22 @@ func TestAgent_LogsTransitionsOnly(t *testing.T) {
 		t.Fatalf("the held destroy was logged %d times in all, want 1", c)
 	}
 }
+
+// TestAgent_LogsReminders: with log.remind short, a held destroy that stays
+// is logged again, but not on every run.
+func TestAgent_LogsReminders(t *testing.T) {
+	s := newSite(t)
+	s.push("held", map[string]string{"n1": catalogJSON(t, reconciler.Resource{ID: "thold:grant", Spec: json.RawMessage(`{}`)})})
+	n := newNode(t, "n1", s.url, "20ms", `log: remind: "200ms"`)
+	hold := &holdKind{}
+	n.kinds = append(n.kinds, hold)
+	n.start()
+	start := time.Now()
+	waitFor(t, "a second of polls", func() bool { return time.Since(start) > time.Second && hold.plans.Load() >= 20 })
+	lines := strings.Count(n.logs.String(), "id=thold:grant outcome=pending-destroy")
+	runs, most := hold.plans.Load(), 2+int(time.Since(start)/(200*time.Millisecond))
+	// The first line, then at most one reminder per 200 ms.
+	if lines < 2 || lines > most || int64(lines) >= runs {
+		t.Fatalf("%d lines over %d runs, want 2 to %d: a reminder every 200ms", lines, runs, most)
+	}
+}
