@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/fsgit/fsgit/internal/jsondoc"
 )
 
 // Default engine settings.
@@ -116,6 +118,12 @@ type RunOptions struct {
 	// other: the rest are skipped. Cancelling the run's context instead
 	// also cancels the resources in hand.
 	Stop <-chan struct{}
+	// LogResult, when set, is asked before a resource's outcome is logged,
+	// and may say no (nil: every outcome is logged). A daemon running the
+	// same catalog on every poll uses it to log a held destroy or a
+	// failure when it appears or changes, not on every run. It may be
+	// called from several goroutines at once.
+	LogResult func(res *Result) bool
 }
 
 // CatalogError holds the problems with a catalog's IDs and edges that keep
@@ -275,7 +283,7 @@ func (e *Engine) Run(ctx context.Context, p *Prepared, opts RunOptions) (*Report
 	if !opts.Noop {
 		rep.Next = r.next(len(opts.Only) == 0)
 	}
-	rep.Duration = time.Since(rep.Started)
+	rep.Duration = jsondoc.Seconds(time.Since(rep.Started))
 	return rep, nil
 }
 

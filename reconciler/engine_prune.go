@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"time"
+
+	"github.com/fsgit/fsgit/internal/jsondoc"
 )
 
 // prune handles the resources of the prior inventory that left the
@@ -32,7 +34,7 @@ func (r *run) prune(ctx context.Context) []*outcome {
 		start := time.Now()
 		o := r.pruneOne(ctx, &res)
 		o.res.Pruned = true
-		o.res.Duration = time.Since(start)
+		o.res.Duration = jsondoc.Seconds(time.Since(start))
 		r.log(o)
 		r.pruned = append(r.pruned, o)
 	}

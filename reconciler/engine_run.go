@@ -212,6 +212,9 @@ func (r *run) owesRefresh(id ID, o *outcome) bool {
 // log writes one line for a resource's outcome.
 func (r *run) log(o *outcome) {
 	res := &o.res
+	if r.opts.LogResult != nil && !r.opts.LogResult(res) {
+		return
+	}
 	level := slog.LevelInfo
 	switch {
 	case res.Outcome == Failed:

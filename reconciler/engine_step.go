@@ -7,6 +7,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"time"
+
+	"github.com/fsgit/fsgit/internal/jsondoc"
 )
 
 // handle runs one resource through plan, apply, verify and refresh, and
@@ -14,7 +16,7 @@ import (
 func (r *run) handle(ctx context.Context, id ID, in input) *outcome {
 	start := time.Now()
 	o := r.step(ctx, id, in)
-	o.res.Duration = time.Since(start)
+	o.res.Duration = jsondoc.Seconds(time.Since(start))
 	return o
 }
 

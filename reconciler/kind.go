@@ -92,8 +92,28 @@ func (c Class) String() string {
 	return fmt.Sprintf("class(%d)", int(c))
 }
 
-// MarshalText implements encoding.TextMarshaler.
-func (c Class) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
+// Classes lists every class, from the least disturbing.
+var Classes = []Class{Safe, Disruptive, Destructive}
+
+// MarshalText implements encoding.TextMarshaler: the class's name.
+func (c Class) MarshalText() ([]byte, error) {
+	if c < Safe || c > Destructive {
+		return nil, fmt.Errorf("unknown change class %d", int(c))
+	}
+	return []byte(c.String()), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler: it reads what
+// MarshalText writes.
+func (c *Class) UnmarshalText(b []byte) error {
+	for _, k := range Classes {
+		if string(b) == k.String() {
+			*c = k
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown change class %q: want safe, disruptive or destructive", b)
+}
 
 // Change is one field-level difference between observed and desired state.
 // Before and After are display values: a secret-derived field shows

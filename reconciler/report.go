@@ -162,8 +162,8 @@ func (r *Report) writeResult(w io.Writer, res *Result, opts TextOptions) {
 			notes = append(notes, "refreshed")
 		}
 	}
-	if opts.Times && res.Duration >= time.Second {
-		notes = append(notes, roundDuration(res.Duration))
+	if opts.Times && res.Duration.D() >= time.Second {
+		notes = append(notes, roundDuration(res.Duration.D()))
 	}
 	line := fmt.Sprintf("  %-*s %s", labelWidth, label, res.ID)
 	if len(notes) > 0 {
@@ -234,7 +234,7 @@ func (r *Report) writeSummary(w io.Writer, opts TextOptions) {
 	}
 	line := "summary: " + strings.Join(parts, ", ")
 	if opts.Times {
-		line += " in " + roundDuration(r.Duration)
+		line += " in " + roundDuration(r.Duration.D())
 	}
 	fmt.Fprintln(w, line)
 }

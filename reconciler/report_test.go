@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/fsgit/fsgit/internal/jsondoc"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -16,7 +18,7 @@ func sampleReport(noop bool) *Report {
 	rep := &Report{
 		Site: "example", Node: "db1", Role: "feature_store_online",
 		Revision: "9bd8731489a5729d0000000000000000deadbeef",
-		Noop:     noop, Started: time.Unix(0, 0), Duration: 1234 * time.Millisecond,
+		Noop:     noop, Started: time.Unix(0, 0), Duration: jsondoc.Seconds(1234 * time.Millisecond),
 	}
 	drift := Drifted
 	created, changed := Created, Changed

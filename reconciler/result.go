@@ -2,6 +2,8 @@ package reconciler
 
 import (
 	"time"
+
+	"github.com/fsgit/fsgit/internal/jsondoc"
 )
 
 // Outcome is what happened to one resource in a run.
@@ -54,18 +56,21 @@ type Result struct {
 	// Observed is the observed state after the run: after the apply when
 	// the resource was changed, as planned otherwise.
 	Observed map[string]string `json:"observed,omitempty"`
-	Duration time.Duration     `json:"duration"`
+	// Duration is how long the resource took (in JSON, seconds).
+	Duration jsondoc.Seconds `json:"duration,omitzero"`
 }
 
 // Report is the outcome of one run over a catalog.
 type Report struct {
-	Site     string        `json:"site,omitempty"`
-	Node     string        `json:"node"`
-	Role     string        `json:"role,omitempty"`
-	Revision string        `json:"revision,omitempty"`
-	Noop     bool          `json:"noop,omitempty"`
-	Started  time.Time     `json:"started"`
-	Duration time.Duration `json:"duration"`
+	Site     string `json:"site,omitempty"`
+	Node     string `json:"node"`
+	Role     string `json:"role,omitempty"`
+	Revision string `json:"revision,omitempty"`
+	Noop     bool   `json:"noop,omitempty"`
+	// Started is when the run started; Duration how long it took (in
+	// JSON, seconds).
+	Started  time.Time       `json:"started,omitzero"`
+	Duration jsondoc.Seconds `json:"duration,omitzero"`
 	// Only is set when the run covered only these resources and the
 	// resources that depend on them; such a run prunes nothing.
 	Only []ID `json:"only,omitempty"`

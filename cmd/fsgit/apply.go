@@ -24,6 +24,7 @@ import (
 
 	"github.com/fsgit/fsgit/internal/atomicfile"
 	"github.com/fsgit/fsgit/internal/desired"
+	"github.com/fsgit/fsgit/internal/jsondoc"
 	"github.com/fsgit/fsgit/internal/rootfs"
 	"github.com/fsgit/fsgit/internal/secrets"
 	"github.com/fsgit/fsgit/internal/state"
@@ -339,10 +340,12 @@ type runSummary struct {
 	Site string `json:"site,omitempty"`
 	Node string `json:"node"`
 	Role string `json:"role,omitempty"`
+	// Time says when the run started and finished (RFC 3339) and how long
+	// it took (seconds).
 	Time struct {
-		Started         time.Time `json:"started"`
-		LastRun         int64     `json:"lastRun"`
-		DurationSeconds float64   `json:"durationSeconds"`
+		Started  time.Time       `json:"started,omitzero"`
+		Finished time.Time       `json:"finished,omitzero"`
+		Duration jsondoc.Seconds `json:"duration,omitzero"`
 	} `json:"time"`
 	Resources reconciler.Summary `json:"resources"`
 	Noop      bool               `json:"noop"`
@@ -359,8 +362,8 @@ func writeSummary(path ownFile, rep *reconciler.Report) error {
 	s.Version.Config = rep.Revision
 	s.Site, s.Node, s.Role = rep.Site, rep.Node, rep.Role
 	s.Time.Started = rep.Started.UTC()
-	s.Time.LastRun = rep.Started.Add(rep.Duration).Unix()
-	s.Time.DurationSeconds = rep.Duration.Seconds()
+	s.Time.Finished = rep.Started.Add(rep.Duration.D()).UTC()
+	s.Time.Duration = rep.Duration
 	s.Resources = rep.Summary()
 	s.Noop, s.Stopped, s.ExitCode = rep.Noop, rep.Stopped, rep.ExitCode()
 	b, err := json.MarshalIndent(s, "", "  ")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -178,7 +177,8 @@ func catalogsAt(ctx context.Context, repo *gitsource.Local, rev, siteDir string,
 
 // addObserved fills in, for each planned node, what the status branch says
 // the node has now. A missing branch or node file is not an error: the plan
-// is then the configuration diff alone.
+// is then the configuration diff alone. A node file that cannot be read is
+// shown as such (Observed.Unreadable), not taken for a missing one.
 func addObserved(repo *gitsource.Local, ref, head string, p *plan.Plan) {
 	if ref == "" {
 		return
@@ -194,12 +194,17 @@ func addObserved(repo *gitsource.Local, ref, head string, p *plan.Plan) {
 		return
 	}
 	for i := range p.Nodes {
-		b, err := fs.ReadFile(fsys, "nodes/"+p.Nodes[i].Node+".json")
-		if err != nil {
+		name := "nodes/" + p.Nodes[i].Node + ".json"
+		b, err := fs.ReadFile(fsys, name)
+		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		var st status.Node
-		if json.Unmarshal(b, &st) != nil {
+		var st *status.Node
+		if err == nil {
+			st, err = status.Decode(b)
+		}
+		if err != nil {
+			p.Nodes[i].Observed = &plan.Observed{Unreadable: fmt.Sprintf("read %s on %s: %v", name, ref, err)}
 			continue
 		}
 		p.Nodes[i].Observed = &plan.Observed{

@@ -278,4 +278,24 @@ func TestPlan_Observed(t *testing.T) {
 	if !strings.Contains(out, "node already runs "+head[:12]) {
 		t.Errorf("plan does not say the node has the head:\n%s", out)
 	}
+
+	// A held destroy's changes carry their class: the document is read
+	// (it once was not, and the plan silently lost what the node has).
+	// A document that cannot be read is said to be so.
+	for doc, want := range map[string]string{
+		`{"node": "online-1", "appliedRevision": "` + base + `", "pendingDestroy": [{"id": "mariadb.grant:x@%/db",
+			"changes": [{"field": "privileges", "before": "SELECT", "class": "destructive"}]}]}`: "pending destroy there now: mariadb.grant:x@%/db",
+		`{"node": "online-1", "since": 3}`: "node status unreadable: read nodes/online-1.json on fsgit/status: ",
+	} {
+		w.Git("checkout", "-q", "fsgit/status")
+		if err := os.WriteFile(filepath.Join(dir, "nodes/online-1.json"), []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		w.Git("commit", "-q", "-am", "status")
+		w.Git("checkout", "-q", "main")
+		_, out, _ = fsgit(t, "plan", "--repo", dir, "--base", base, "--head", head)
+		if !strings.Contains(out, want) {
+			t.Errorf("plan lacks %q:\n%s", want, out)
+		}
+	}
 }

@@ -92,22 +92,35 @@ func runStatus(ctx context.Context, w io.Writer, f statusFlags) error {
 	if f.state != "" {
 		statePath = f.state
 	}
-	var n *status.Node
-	source := "agent"
-	var live status.Node
-	if _, err := agent.NewClient(sock).Get(ctx, agent.StatusPath, &live); err == nil {
-		n = &live
-	} else {
-		n, err = agent.StatusFromState(statePath, 2*time.Second)
-		if err != nil {
-			return couldNotRun(fmt.Errorf("the agent does not answer on %s, and the state file cannot be read: %w", sock, err))
-		}
-		source = "state"
+	n, noAgent, err := nodeStatus(ctx, sock, statePath)
+	if err != nil {
+		return couldNotRun(err)
 	}
 	if f.output == "json" {
 		return writeJSON(w, n)
 	}
-	return writeNode(w, n, source, statePath, time.Now())
+	return writeNode(w, n, noAgent, statePath, time.Now())
+}
+
+// nodeStatus asks the agent on sock; when no agent answers, it reads the
+// state file, and noAgent says why the agent did not answer. An agent that
+// answers something unreadable is an error, not a reason to read the state
+// file (which it holds locked), and when neither answers, the error says
+// why for both.
+func nodeStatus(ctx context.Context, sock, statePath string) (n *status.Node, noAgent, err error) {
+	var live status.Node
+	_, agentErr := agent.NewClient(sock).Get(ctx, agent.StatusPath, &live)
+	switch {
+	case agentErr == nil:
+		return &live, nil, nil
+	case errors.Is(agentErr, agent.ErrBadAnswer):
+		return nil, nil, fmt.Errorf("ask the agent on %s: %w", sock, agentErr)
+	}
+	n, err = agent.StatusFromState(statePath, 2*time.Second)
+	if err != nil {
+		return nil, nil, fmt.Errorf("the agent does not answer on %s (%w), and the state file cannot be read: %w", sock, agentErr, err)
+	}
+	return n, agentErr, nil
 }
 
 func fleetStatus(ctx context.Context, w io.Writer, f statusFlags, cfg *agent.Config) error {
@@ -139,13 +152,15 @@ func fleetStatus(ctx context.Context, w io.Writer, f statusFlags, cfg *agent.Con
 		if nodes == nil {
 			nodes = []status.Node{}
 		}
-		return writeJSON(w, nodes)
-	}
-	if werr := writeFleet(w, nodes, tip, time.Now()); werr != nil {
+		if werr := writeJSON(w, nodes); werr != nil {
+			return werr
+		}
+	} else if werr := writeFleet(w, nodes, tip, time.Now()); werr != nil {
 		return couldNotRun(werr)
 	}
 	if err != nil {
-		// Some documents could not be read: the table shows the others.
+		// Some documents could not be read: they are shown with their
+		// error, and the exit status says the fleet is not fully known.
 		return &exitError{code: 1, err: err}
 	}
 	return nil
@@ -160,8 +175,9 @@ func writeJSON(w io.Writer, v any) error {
 	return nil
 }
 
-// writeNode prints one node's status as a two-column table.
-func writeNode(w io.Writer, n *status.Node, source, statePath string, now time.Time) error {
+// writeNode prints one node's status as a two-column table: from the
+// agent, or, when noAgent says why it did not answer, from the state file.
+func writeNode(w io.Writer, n *status.Node, noAgent error, statePath string, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
 	node := n.Node
@@ -169,10 +185,11 @@ func writeNode(w io.Writer, n *status.Node, source, statePath string, now time.T
 		node += fmt.Sprintf(" (role %s, site %s)", orDash(n.Role), orDash(n.Site))
 	}
 	row("node", node)
-	if source == "agent" {
+	fromAgent := noAgent == nil
+	if fromAgent {
 		row("agent", "running")
 	} else {
-		row("agent", "not running: read from "+statePath)
+		row("agent", "not running: read from "+statePath+" (the agent: "+noAgent.Error()+")")
 	}
 	row("applied", shortRev(n.AppliedRevision))
 	row("desired", shortRev(n.DesiredRevision))
@@ -189,7 +206,7 @@ func writeNode(w io.Writer, n *status.Node, source, statePath string, now time.T
 		if trigger == "" {
 			trigger = "run"
 		}
-		line := fmt.Sprintf("%s %s, %s: %s (exit %d)", trigger, when(r.Started, now), r.Duration.Round(time.Millisecond),
+		line := fmt.Sprintf("%s %s, %s: %s (exit %d)", trigger, when(r.Started, now), r.Duration.D().Round(time.Millisecond),
 			counts(r.Counts), r.ExitCode)
 		if r.Error != "" {
 			line += "; " + r.Error
@@ -198,13 +215,13 @@ func writeNode(w io.Writer, n *status.Node, source, statePath string, now time.T
 	} else {
 		row("last run", "-")
 	}
-	if source == "agent" {
+	if fromAgent {
 		src := fmt.Sprintf("%s %s: ", n.Source.URL, n.Source.Branch)
 		switch {
 		case n.Source.Reachable:
 			src += "reachable, last poll " + when(n.Source.LastSuccess, now)
-		case n.Source.UnreachableSince != nil:
-			src += "UNREACHABLE since " + when(*n.Source.UnreachableSince, now) + ": " + n.Source.Error
+		case !n.Source.UnreachableSince.IsZero():
+			src += "UNREACHABLE since " + when(n.Source.UnreachableSince, now) + ": " + n.Source.Error
 		default:
 			src += "not polled yet"
 		}
@@ -232,7 +249,7 @@ func writeNode(w io.Writer, n *status.Node, source, statePath string, now time.T
 			row(k, v)
 		}
 	}
-	if source == "agent" {
+	if fromAgent {
 		items("drift", n.Drifted)
 	} else if r := n.LastRun; r != nil {
 		row("drift", fmt.Sprintf("%d resources (names are known to the running agent)", r.Counts[reconciler.Drifted]))
@@ -254,8 +271,13 @@ func writeFleet(w io.Writer, nodes []status.Node, tip string, now time.Time) err
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tROLE\tCONVERGED\tSINCE\tAPPLIED\tDESIRED\tDRIFTED\tFAILED\tPENDING\tREFUSED\tSOURCE\tUPDATED")
 	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Node < nodes[j].Node })
-	converged := 0
+	converged, unreadable := 0, 0
 	for _, n := range nodes {
+		if n.Unreadable != "" {
+			unreadable++
+			fmt.Fprintf(tw, "%s\t-\t?\t-\t-\t-\t-\t-\t-\t-\t-\tUNREADABLE: %s\n", n.Node, firstLine(n.Unreadable))
+			continue
+		}
 		conv := "no"
 		if n.Converged {
 			conv = "yes"
@@ -276,7 +298,11 @@ func writeFleet(w io.Writer, nodes []status.Node, tip string, now time.Time) err
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "%d nodes, %d converged (status branch at %s)\n", len(nodes), converged, shortRev(tip))
+	line := fmt.Sprintf("%d nodes, %d converged", len(nodes), converged)
+	if unreadable > 0 {
+		line += fmt.Sprintf(", %d unreadable", unreadable)
+	}
+	_, err := fmt.Fprintf(w, "%s (status branch at %s)\n", line, shortRev(tip))
 	return err
 }
 

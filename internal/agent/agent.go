@@ -117,6 +117,9 @@ type Agent struct {
 	limitLogs map[reconciler.ID]bool
 	pub       *publisher
 	kept      string // the commit last pinned in the git cache
+
+	// repeats keeps lines that would repeat on every run out of the log.
+	repeats *repeats
 }
 
 // New checks the options and returns an agent ready to Run.
@@ -142,6 +145,7 @@ func New(opts Options) (*Agent, error) {
 		cfg:       opts.Config,
 		view:      map[reconciler.ID]reconciler.Result{},
 		limitLogs: map[reconciler.ID]bool{},
+		repeats:   newRepeats(opts.Config.Log.Remind.D()),
 	}
 	if a.notify == nil {
 		a.notify = func(s string) { _, _ = daemon.SdNotify(false, s) }
@@ -297,9 +301,6 @@ func (a *Agent) handlePoll(ctx context.Context, ev *pollEvent) {
 	for _, r := range ev.refused {
 		a.log.Warn("commit refused: staying on the last good commit", "commit", r.Commit, "err", r.Err)
 		a.metrics.refused.Inc()
-		a.mu.Lock()
-		a.node.Refuse(r.Commit, r.Err.Error(), now)
-		a.mu.Unlock()
 	}
 	trigger := "poll"
 	if ev.prepared != nil {
@@ -312,11 +313,17 @@ func (a *Agent) handlePoll(ctx context.Context, ev *pollEvent) {
 		}
 		a.prepared, a.secrets = ev.prepared, ev.secrets
 		a.mu.Lock()
-		a.node.DesiredRevision = cat.Revision
+		// Refusals older than this commit no longer matter.
+		a.node.Accept(cat.Revision)
 		a.node.Site, a.node.Role = cat.Site, cat.Role
 		a.mu.Unlock()
 		a.syncWatch()
 	}
+	a.mu.Lock()
+	for _, r := range ev.refusedSinceAccepted() {
+		a.node.Refuse(r.Commit, r.Err.Error(), now)
+	}
+	a.mu.Unlock()
 	if a.prepared != nil {
 		rep := a.run(ctx, trigger, nil, false)
 		if rep != nil && len(rep.Only) == 0 && rep.Stopped == "" && rep.Count(reconciler.Failed) == 0 && rep.Revision != a.kept {
@@ -342,9 +349,8 @@ func (a *Agent) recordSource(ev *pollEvent, now time.Time) {
 	if ev.err != nil {
 		a.metrics.polls.WithLabelValues("error").Inc()
 		a.metrics.sourceUp.Set(0)
-		if s.Reachable || s.UnreachableSince == nil {
-			since := ev.at
-			s.UnreachableSince = &since
+		if s.Reachable || s.UnreachableSince.IsZero() {
+			s.UnreachableSince = ev.at
 			a.log.Warn("git source unreachable: keeping the last good commit", "url", s.URL, "err", ev.err)
 		}
 		s.Reachable = false
@@ -358,10 +364,10 @@ func (a *Agent) recordSource(ev *pollEvent, now time.Time) {
 	}
 	a.metrics.sourceUp.Set(1)
 	if !ev.resumed {
-		if s.UnreachableSince != nil {
-			a.log.Info("git source reachable again", "url", s.URL, "down", now.Sub(*s.UnreachableSince).Round(time.Second))
+		if !s.UnreachableSince.IsZero() {
+			a.log.Info("git source reachable again", "url", s.URL, "down", now.Sub(s.UnreachableSince).Round(time.Second))
 		}
-		s.Reachable, s.Error, s.UnreachableSince, s.LastSuccess = true, "", nil, ev.at
+		s.Reachable, s.Error, s.UnreachableSince, s.LastSuccess = true, "", time.Time{}, ev.at
 	}
 }
 
@@ -444,19 +450,26 @@ func (a *Agent) run(ctx context.Context, trigger string, only []reconciler.ID, n
 	}()
 
 	rep, err := a.engine.Run(runCtx, a.prepared, reconciler.RunOptions{
-		Root:    cfg.Root,
-		Secrets: a.secrets,
-		Prior:   a.memory,
-		Only:    only,
-		Noop:    noop,
-		Stop:    a.stopCh,
+		Root:      cfg.Root,
+		Secrets:   a.secrets,
+		Prior:     a.memory,
+		Only:      only,
+		Noop:      noop,
+		Stop:      a.stopCh,
+		LogResult: a.logResult,
 	})
 	if err != nil {
-		a.log.Error("run", "trigger", trigger, "err", err)
+		a.logRepeated(slog.LevelError, "run", err.Error(), "run", "trigger", trigger, "err", err)
 		return nil
 	}
+	a.repeats.clear("run")
 	if _, err := a.store.Record(rep); err != nil {
-		a.log.Error("record run", "err", err)
+		a.logRepeated(slog.LevelError, "record", err.Error(), "record run", "err", err)
+	} else {
+		a.repeats.clear("record")
+	}
+	if len(rep.Only) == 0 && rep.Stopped == "" {
+		a.forgetResources(rep)
 	}
 	if rep.Next != nil {
 		a.memory = rep.Next
@@ -533,7 +546,7 @@ func statusLine(n *status.Node) string {
 		s = fmt.Sprintf("not converged at %s: %d drifted, %d failed, %d pending destroy",
 			short(n.DesiredRevision), len(n.Drifted), len(n.Failed), len(n.PendingDestroy))
 	}
-	if !n.Source.Reachable && n.Source.UnreachableSince != nil {
+	if !n.Source.Reachable && !n.Source.UnreachableSince.IsZero() {
 		s += "; git unreachable since " + n.Source.UnreachableSince.Format(time.RFC3339)
 	}
 	if len(n.Refused) > 0 {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -142,6 +143,51 @@ func TestAgent_RefusesUnsignedAndBadCommits(t *testing.T) {
 	if got := n.read("/etc/a"); got != "fixed\n" {
 		t.Fatalf("/etc/a = %q", got)
 	}
+	// A newer commit accepted: the refusals before it are history, in the
+	// status and on the status branch (fsgit status --fleet's REFUSED).
+	if st := n.agent.Status(); len(st.Refused) != 0 {
+		t.Fatalf("refused after c4 was accepted: %+v", st.Refused)
+	}
+	waitFor(t, "no refusal on the status branch", func() bool {
+		d := fleetNode(t, s.url, "n1")
+		return d != nil && d.AppliedRevision == c4 && len(d.Refused) == 0
+	})
+}
+
+// TestPollEvent_mergeRefusals: events merged while a run is in flight keep
+// apart the refusals before the accepted commit (cleared by it) from those
+// after it (still refused).
+func TestPollEvent_mergeRefusals(t *testing.T) {
+	ref := func(c string) *RefusedError { return &RefusedError{Commit: c, Err: errors.New("unsigned")} }
+	good := &reconciler.Prepared{}
+	commits := func(rs []*RefusedError) []string {
+		var out []string
+		for _, r := range rs {
+			out = append(out, r.Commit)
+		}
+		return out
+	}
+	// r1 refused, then c2 accepted, then r3 and r4 refused.
+	var pending *pollEvent
+	for _, ev := range []*pollEvent{{refused: []*RefusedError{ref("r1")}}, {prepared: good}, {refused: []*RefusedError{ref("r3")}}, {}, {refused: []*RefusedError{ref("r4")}}} {
+		ev.merge(pending)
+		pending = ev
+	}
+	if got := commits(pending.refusedSinceAccepted()); !slices.Equal(got, []string{"r3", "r4"}) || pending.prepared != good || len(pending.refused) != 3 {
+		t.Fatalf("refused since accepted = %v (all %v)", got, commits(pending.refused))
+	}
+	// A newer commit accepted after them clears them all.
+	ev := &pollEvent{prepared: &reconciler.Prepared{}}
+	ev.merge(pending)
+	if got := ev.refusedSinceAccepted(); len(got) != 0 || len(ev.refused) != 3 {
+		t.Fatalf("refused since the newest accepted = %v", commits(got))
+	}
+	// Without an accepted commit, every refusal stands.
+	ev = &pollEvent{refused: []*RefusedError{ref("r5")}}
+	ev.merge(&pollEvent{refused: []*RefusedError{ref("r4")}})
+	if got := commits(ev.refusedSinceAccepted()); !slices.Equal(got, []string{"r4", "r5"}) {
+		t.Fatalf("refused without an accepted commit = %v", got)
+	}
 }
 
 // TestAgent_GitDownThenUp: while the server is down the node keeps its
@@ -155,7 +201,10 @@ func TestAgent_GitDownThenUp(t *testing.T) {
 	waitFor(t, "converged on c1", func() bool { st := n.agent.Status(); return st.Converged && st.AppliedRevision == c1 })
 
 	s.srv.Stop()
-	waitFor(t, "source unreachable", func() bool { st := n.agent.Status(); return !st.Source.Reachable && st.Source.UnreachableSince != nil })
+	waitFor(t, "source unreachable", func() bool {
+		st := n.agent.Status()
+		return !st.Source.Reachable && !st.Source.UnreachableSince.IsZero()
+	})
 	if st := n.agent.Status(); !st.Converged {
 		t.Fatalf("not converged while git is down: %+v", st)
 	}
@@ -172,7 +221,7 @@ func TestAgent_GitDownThenUp(t *testing.T) {
 	c2 := w.CommitAndPush("v2", map[string]string{"sites/test/nodes/n1.json": catalogJSON(t, fileRes("/etc/a", "v2\n"))})
 	s.srv.Start()
 	waitFor(t, "converged on c2", func() bool { st := n.agent.Status(); return st.Converged && st.AppliedRevision == c2 })
-	if st := n.agent.Status(); !st.Source.Reachable || st.Source.UnreachableSince != nil || n.read("/etc/a") != "v2\n" {
+	if st := n.agent.Status(); !st.Source.Reachable || !st.Source.UnreachableSince.IsZero() || n.read("/etc/a") != "v2\n" {
 		t.Fatalf("after the server came back: %+v", st)
 	}
 	if !contains(n.logs.String(), "git source reachable again") {

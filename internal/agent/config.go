@@ -92,10 +92,12 @@ type DriftConfig struct {
 	Window         Duration `json:"window"`
 }
 
-// LogConfig chooses the log level and format.
+// LogConfig chooses the log level and format, and how often a condition
+// that stays (a held destroy, a failure) is logged again.
 type LogConfig struct {
-	Level  string `json:"level"`
-	Format string `json:"format"`
+	Level  string   `json:"level"`
+	Format string   `json:"format"`
+	Remind Duration `json:"remind"`
 }
 
 // Duration is a time.Duration written as "30s" in the configuration.

@@ -25,7 +25,8 @@ status: url: "ssh://git@git.example.com/status.git"
 	if cfg.Source.Branch != "main" || cfg.Source.PollInterval.D() != 30*time.Second || cfg.Source.Jitter.D() != 5*time.Second ||
 		cfg.Source.MaxBackoff.D() != 5*time.Minute || cfg.Status.Branch != "fsgit/status" || !cfg.Status.Enabled ||
 		cfg.StateFile != "/var/lib/fsgit/state.db" || cfg.Socket != "/run/fsgit/fsgit.sock" || cfg.Secrets.Provider != "files" ||
-		!cfg.Watch.Enabled || cfg.Watch.MaxWatches != 512 || cfg.Drift.MaxCorrections != 5 || cfg.Log.Level != "info" {
+		!cfg.Watch.Enabled || cfg.Watch.MaxWatches != 512 || cfg.Drift.MaxCorrections != 5 || cfg.Log.Level != "info" ||
+		cfg.Log.Remind.D() != 15*time.Minute {
 		t.Fatalf("defaults not filled: %+v", cfg)
 	}
 	if cfg.StatusURL() != "ssh://git@git.example.com/status.git" || cfg.StatusCredentials() != nil {

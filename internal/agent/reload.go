@@ -56,6 +56,7 @@ func (a *Agent) reload() {
 		a.syncWatch()
 	}
 	a.applyLogLevel(cfg)
+	a.repeats.setRemind(cfg.Log.Remind.D())
 	select {
 	case a.pollPoke <- struct{}{}:
 	default:

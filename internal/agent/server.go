@@ -104,6 +104,11 @@ func (s *server) close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// ErrBadAnswer is wrapped by the errors of [Client.Get] when the agent
+// answered, but not with what was asked: an error status, or a body that
+// cannot be read. Any other error means no agent answered.
+var ErrBadAnswer = errors.New("unreadable answer")
+
 // Client asks a running agent over its socket.
 type Client struct {
 	http *http.Client
@@ -133,17 +138,17 @@ func (c *Client) Get(ctx context.Context, path string, v any) ([]byte, error) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("ask the agent: %s", resp.Status)
+		return nil, fmt.Errorf("%w: %s", ErrBadAnswer, resp.Status)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: read it: %w", ErrBadAnswer, err)
 	}
 	if v == nil {
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			return nil, fmt.Errorf("read the agent's answer: %w", err)
-		}
 		return b, nil
 	}
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		return nil, fmt.Errorf("decode the agent's answer: %w", err)
+	if err := json.Unmarshal(b, v); err != nil {
+		return nil, fmt.Errorf("%w: decode %s: %w", ErrBadAnswer, path, err)
 	}
 	return nil, nil
 }

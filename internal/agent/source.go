@@ -27,8 +27,11 @@ type pollEvent struct {
 	secrets  reconciler.SecretResolver
 	signer   string
 	resumed  bool
-	// refused lists the commits refused since the last event.
-	refused []*RefusedError
+	// refused lists the commits refused since the last event, oldest
+	// first; the last refusedAfter of them came after prepared (the
+	// others before it, and no longer matter once it is accepted).
+	refused      []*RefusedError
+	refusedAfter int
 }
 
 // merge folds an older pending event into e: refusals accumulate, and a
@@ -37,10 +40,20 @@ func (e *pollEvent) merge(old *pollEvent) {
 	if old == nil {
 		return
 	}
-	e.refused = append(old.refused, e.refused...)
 	if e.prepared == nil && old.prepared != nil {
 		e.prepared, e.secrets, e.signer, e.resumed = old.prepared, old.secrets, old.signer, old.resumed
+		e.refusedAfter = old.refusedAfter + len(e.refused)
 	}
+	e.refused = append(old.refused, e.refused...)
+}
+
+// refusedSinceAccepted returns the refusals that came after the catalog
+// the event accepts, or all of them when it accepts none.
+func (e *pollEvent) refusedSinceAccepted() []*RefusedError {
+	if e.prepared == nil {
+		return e.refused
+	}
+	return e.refused[len(e.refused)-e.refusedAfter:]
 }
 
 func (a *Agent) sendPoll(ev *pollEvent) {

@@ -59,6 +59,9 @@ type Observed struct {
 	Drifted        []reconciler.ID `json:"drifted,omitempty"`
 	Failed         []reconciler.ID `json:"failed,omitempty"`
 	PendingDestroy []reconciler.ID `json:"pendingDestroy,omitempty"`
+	// Unreadable says why the node's status document could not be read;
+	// the other fields are then empty.
+	Unreadable string `json:"unreadable,omitempty"`
 }
 
 // ResourcePlan is the effect on one resource.

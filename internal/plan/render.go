@@ -136,6 +136,10 @@ func writeObserved(b *strings.Builder, o *Observed, indent string) {
 	if o == nil {
 		return
 	}
+	if o.Unreadable != "" {
+		fmt.Fprintf(b, "%snode status unreadable: %s\n", indent, o.Unreadable)
+		return
+	}
 	if o.HasHead {
 		fmt.Fprintf(b, "%snode already runs %s\n", indent, short(o.AppliedRevision))
 	} else {

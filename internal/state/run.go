@@ -1,8 +1,10 @@
 package state
 
 import (
+	"encoding/json"
 	"time"
 
+	"github.com/fsgit/fsgit/internal/jsondoc"
 	"github.com/fsgit/fsgit/reconciler"
 )
 
@@ -15,9 +17,12 @@ const (
 
 // Run is one entry of the run history: when, what revision, how it went.
 type Run struct {
-	Seq      uint64             `json:"seq"`
-	Started  time.Time          `json:"started"`
-	Duration time.Duration      `json:"duration"`
+	Seq     uint64    `json:"seq"`
+	Started time.Time `json:"started,omitzero"`
+	// Duration is how long the run took, in seconds under
+	// "durationSeconds" (entries written before were in nanoseconds under
+	// "duration": see UnmarshalJSON).
+	Duration jsondoc.Seconds    `json:"durationSeconds,omitzero"`
 	Revision string             `json:"revision,omitempty"`
 	Noop     bool               `json:"noop,omitempty"`
 	Only     []reconciler.ID    `json:"only,omitempty"`
@@ -34,6 +39,24 @@ type Problem struct {
 	ID      reconciler.ID      `json:"id"`
 	Outcome reconciler.Outcome `json:"outcome"`
 	Message string             `json:"message"`
+}
+
+// UnmarshalJSON reads a history entry, an older one too: its duration was
+// an integer of nanoseconds under "duration".
+func (r *Run) UnmarshalJSON(b []byte) error {
+	type plain Run
+	var v struct {
+		plain
+		Nanoseconds int64 `json:"duration"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*r = Run(v.plain)
+	if r.Duration == 0 {
+		r.Duration = jsondoc.Seconds(v.Nanoseconds)
+	}
+	return nil
 }
 
 // newRun summarizes a report for the history.

@@ -2,7 +2,6 @@ package status
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -280,7 +279,8 @@ func putTree(s storer.EncodedObjectStorer, base *object.Tree, e object.TreeEntry
 
 // ReadFleet reads every node document on the status branch, sorted by
 // node name, and the branch's tip. A branch that does not exist yet gives
-// no nodes and no error.
+// no nodes and no error. A document that cannot be read is not left out:
+// its node comes with Unreadable set, and the error returned names it too.
 func ReadFleet(ctx context.Context, url, branch string, auth transport.AuthMethod) ([]Node, string, error) {
 	if branch == "" {
 		branch = DefaultBranch
@@ -306,23 +306,31 @@ func ReadFleet(ctx context.Context, url, branch string, auth transport.AuthMetho
 		if e.Mode != filemode.Regular || path.Ext(e.Name) != ".json" {
 			continue
 		}
-		f, err := nodes.TreeEntryFile(&e)
+		n, err := readNode(nodes, &e)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("read %s: %w", e.Name, err))
-			continue
-		}
-		content, err := f.Contents()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("read %s: %w", e.Name, err))
-			continue
-		}
-		var n Node
-		if err := json.Unmarshal([]byte(content), &n); err != nil {
-			errs = append(errs, fmt.Errorf("decode %s: %w", e.Name, err))
-			continue
+			errs = append(errs, err)
+			n = Node{Node: strings.TrimSuffix(e.Name, ".json"), Unreadable: err.Error()}
 		}
 		out = append(out, n)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
 	return out, tip.Hash.String(), errors.Join(errs...)
+}
+
+// readNode reads one node document of the status branch.
+func readNode(nodes *object.Tree, e *object.TreeEntry) (Node, error) {
+	var n Node
+	f, err := nodes.TreeEntryFile(e)
+	if err != nil {
+		return n, fmt.Errorf("read %s: %w", e.Name, err)
+	}
+	content, err := f.Contents()
+	if err != nil {
+		return n, fmt.Errorf("read %s: %w", e.Name, err)
+	}
+	d, err := Decode([]byte(content))
+	if err != nil {
+		return n, fmt.Errorf("decode %s: %w", e.Name, err)
+	}
+	return *d, nil
 }

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fsgit/fsgit/internal/jsondoc"
 	"github.com/fsgit/fsgit/reconciler"
 )
 
@@ -36,7 +37,7 @@ type Node struct {
 	// pending and the applied revision is the desired one.
 	Converged bool `json:"converged"`
 	// Since is when Converged took its current value.
-	Since time.Time `json:"since"`
+	Since time.Time `json:"since,omitzero"`
 	// LastRun summarizes the last run.
 	LastRun *Run `json:"lastRun,omitempty"`
 	// Drifted, Failed and PendingDestroy list the resources in those
@@ -44,22 +45,29 @@ type Node struct {
 	Drifted        []Item `json:"drifted,omitempty"`
 	Failed         []Item `json:"failed,omitempty"`
 	PendingDestroy []Item `json:"pendingDestroy,omitempty"`
-	// Refused lists commits that were not applied (bad signature, invalid
-	// CUE), newest first.
+	// Refused lists the commits refused (bad signature, invalid CUE) since
+	// the last commit accepted, newest first: a newer commit accepted
+	// clears it.
 	Refused []Refusal `json:"refused,omitempty"`
 	// Source is the health of the git source.
 	Source Source `json:"source"`
 	// Updated is when the document was made.
-	Updated time.Time `json:"updated"`
+	Updated time.Time `json:"updated,omitzero"`
+	// Unreadable is set by [ReadFleet], in place of everything but Node,
+	// when the node's document on the status branch cannot be read: why.
+	// A node never publishes it.
+	Unreadable string `json:"unreadable,omitempty"`
 }
 
 // Run summarizes one run of the engine on the node: which revision, when and
 // how long, what triggered it, how many resources ended in each outcome and
 // the Puppet-style exit code.
 type Run struct {
-	Revision string        `json:"revision,omitempty"`
-	Started  time.Time     `json:"started"`
-	Duration time.Duration `json:"duration"`
+	Revision string `json:"revision,omitempty"`
+	// Started is when the run started, Duration how long it took (in
+	// JSON, seconds).
+	Started  time.Time       `json:"started,omitzero"`
+	Duration jsondoc.Seconds `json:"duration,omitzero"`
 	// Trigger is what started the run: "commit", "poll", "watch",
 	// "start" or "reload".
 	Trigger string `json:"trigger,omitempty"`
@@ -81,7 +89,7 @@ type Item struct {
 type Refusal struct {
 	Commit string    `json:"commit"`
 	Reason string    `json:"reason"`
-	At     time.Time `json:"at"`
+	At     time.Time `json:"at,omitzero"`
 }
 
 // Source is the health of the git source.
@@ -92,11 +100,11 @@ type Source struct {
 	// Reachable says whether the last poll worked.
 	Reachable bool `json:"reachable"`
 	// LastSuccess is the time of the last poll that worked.
-	LastSuccess time.Time `json:"lastSuccess"`
+	LastSuccess time.Time `json:"lastSuccess,omitzero"`
 	// Error is the last poll's error, and UnreachableSince when polls
 	// started failing, while they fail.
-	Error            string     `json:"error,omitempty"`
-	UnreachableSince *time.Time `json:"unreachableSince,omitempty"`
+	Error            string    `json:"error,omitempty"`
+	UnreachableSince time.Time `json:"unreachableSince,omitzero"`
 }
 
 // maxItemReason bounds an error message kept in a status document.
@@ -150,6 +158,13 @@ func (n *Node) SetConverged(c bool, now time.Time) {
 	n.Converged = c
 }
 
+// Accept records that commit was accepted: it is the desired revision, and
+// the commits refused before it no longer matter.
+func (n *Node) Accept(commit string) {
+	n.DesiredRevision = commit
+	n.Refused = nil
+}
+
 // Refuse records a refused commit, newest first, keeping the last few.
 func (n *Node) Refuse(commit, reason string, now time.Time) {
 	const keep = 5
@@ -199,6 +214,15 @@ func (n *Node) Marshal() ([]byte, error) {
 		return nil, fmt.Errorf("encode status of %s: %w", n.Node, err)
 	}
 	return append(b, '\n'), nil
+}
+
+// Decode reads a document written by Marshal.
+func Decode(b []byte) (*Node, error) {
+	var n Node
+	if err := json.Unmarshal(b, &n); err != nil {
+		return nil, err
+	}
+	return &n, nil
 }
 
 func clip(s string) string {

@@ -4,12 +4,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsgit/fsgit/internal/jsondoc"
 	"github.com/fsgit/fsgit/reconciler"
 )
 
 func TestNode_Update(t *testing.T) {
 	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	rep := &reconciler.Report{Node: "db1", Revision: "abc", Started: t0, Duration: time.Second, Results: []reconciler.Result{
+	rep := &reconciler.Report{Node: "db1", Revision: "abc", Started: t0, Duration: jsondoc.Seconds(time.Second), Results: []reconciler.Result{
 		{ID: "file:/a", Outcome: reconciler.Unchanged},
 		{ID: "file:/b", Outcome: reconciler.Drifted, Changes: []reconciler.Change{{Field: "content", Before: "sha256:1", After: "sha256:2"}}},
 		{ID: "mariadb.user:x@localhost", Outcome: reconciler.Failed, Error: "connect: refused"},
@@ -57,7 +58,7 @@ func TestNode_Update(t *testing.T) {
 func TestNode_Fingerprint(t *testing.T) {
 	base := func() *Node {
 		return &Node{Node: "n", AppliedRevision: "a", DesiredRevision: "a", Converged: true, Source: Source{Reachable: true},
-			LastRun: &Run{Started: time.Unix(1, 0), Duration: time.Second, Counts: map[reconciler.Outcome]int{reconciler.Unchanged: 3}}}
+			LastRun: &Run{Started: time.Unix(1, 0), Duration: jsondoc.Seconds(time.Second), Counts: map[reconciler.Outcome]int{reconciler.Unchanged: 3}}}
 	}
 	fp := base().Fingerprint()
 	cases := []struct {
@@ -68,7 +69,7 @@ func TestNode_Fingerprint(t *testing.T) {
 		{"times and durations", func(n *Node) {
 			n.Updated = time.Now()
 			n.LastRun.Started = time.Now()
-			n.LastRun.Duration = time.Minute
+			n.LastRun.Duration = jsondoc.Seconds(time.Minute)
 			n.Since = time.Now()
 			n.Source.LastSuccess = time.Now()
 		}, true},

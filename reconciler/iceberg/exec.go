@@ -64,7 +64,7 @@ type VerifyRequest struct {
 	Entity  string    `json:"entity"`
 	Feature string    `json:"feature"`
 	Value   float64   `json:"value"`
-	Time    time.Time `json:"time"`
+	Time    time.Time `json:"time,omitzero"`
 }
 
 // Response is what the helper writes to its stdout, as JSON.
