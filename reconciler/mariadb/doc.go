@@ -56,8 +56,16 @@
 // grant is applied. Privileges of a managed user at levels no grant
 // resource declares are not managed.
 //
-// Database names in grants are written as given: as in MariaDB itself, an
-// underscore in `feature_store_online`.* also matches any one character.
+// At the database level MariaDB reads the name in GRANT and REVOKE as a
+// LIKE pattern: an underscore in `feature_store_online`.* would also match
+// featureXstoreXonline. fsgit escapes _ and % there
+// (`feature\_store\_online`.*), reads the escaped form back from
+// information_schema.SCHEMA_PRIVILEGES (mysql.db) as the one database it
+// names, and revokes a grant on the unescaped pattern (as fsgit wrote it
+// before, or as granted by hand) from the account of a grant resource on
+// that database: safe for what the CUE declared there, destructive
+// otherwise. Table-level grants name their database literally and are
+// not escaped.
 //
 // # Migrations
 //

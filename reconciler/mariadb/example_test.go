@@ -71,7 +71,7 @@ func TestExampleSite_OnlineStore(t *testing.T) {
 		}
 	}
 	rows.Close()
-	want := "*.*:USAGE:NO feature_store_online.*:SELECT:NO feature_store_online.*:INSERT:NO feature_store_online.*:UPDATE:NO feature_store_online.*:DELETE:NO"
+	want := `*.*:USAGE:NO feature\_store\_online.*:SELECT:NO feature\_store\_online.*:INSERT:NO feature\_store\_online.*:UPDATE:NO feature\_store\_online.*:DELETE:NO`
 	if got := strings.Join(held, " "); got != want {
 		t.Errorf("fs_user holds %s\nwant %s", got, want)
 	}

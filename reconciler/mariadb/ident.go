@@ -57,15 +57,61 @@ func account(user, host string) string {
 	return quoteIdent(user) + "@" + quoteIdent(host)
 }
 
-// level renders the object of a GRANT: *.*, `db`.* or `db`.`table`.
+// level renders the object of a GRANT or REVOKE: *.*, `db`.* or
+// `db`.`table`. At the database level MariaDB reads the name as a LIKE
+// pattern, in which _ and % match any character: the name is escaped
+// (`feature\_store\_online`.*) so that the grant is on that database
+// only. At the table level the name is literal and is not escaped.
 func level(database, table string) string {
 	if database == "*" {
 		return "*.*"
 	}
 	if table == "*" {
-		return quoteIdent(database) + ".*"
+		return quoteIdent(escapeDBPattern(database)) + ".*"
 	}
 	return quoteIdent(database) + "." + quoteIdent(table)
+}
+
+// escapeDBPattern turns a database name into the pattern of a
+// database-level grant that matches that name only: \, _ and % get a
+// backslash. MariaDB stores the escaped form (mysql.db.Db,
+// information_schema.SCHEMA_PRIVILEGES) and SHOW GRANTS prints it.
+func escapeDBPattern(name string) string {
+	var b strings.Builder
+	for _, r := range name {
+		if r == '\\' || r == '_' || r == '%' {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// parseDBPattern reads the database of a database-level grant as MariaDB
+// stores it. A pattern whose _ and % are all escaped names one database:
+// name is that database and wildcard is false. Otherwise the grant matches
+// every database the pattern does (wildcard true) and name is the pattern
+// as stored.
+func parseDBPattern(p string) (name string, wildcard bool) {
+	var b strings.Builder
+	esc := false
+	for _, r := range p {
+		switch {
+		case esc:
+			esc = false
+		case r == '\\':
+			esc = true
+			continue
+		case r == '_' || r == '%':
+			return p, true
+		}
+		b.WriteRune(r)
+	}
+	if esc {
+		// A trailing backslash stands for itself.
+		b.WriteByte('\\')
+	}
+	return b.String(), false
 }
 
 // authLiteralRE is what an authentication string computed by fsgit looks

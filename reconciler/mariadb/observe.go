@@ -128,8 +128,14 @@ func (c *conn) accounts(ctx context.Context, env *reconciler.Env) (map[accountKe
 }
 
 // grantKey names a privilege level of an account: Database "*" is global,
-// Table "*" a whole database.
-type grantKey struct{ User, Host, Database, Table string }
+// Table "*" a whole database. Wildcard marks a database-level grant whose
+// database is a pattern with unescaped _ or % (Database is then the pattern
+// as stored): it reaches every database the pattern matches, and is never
+// the level a grant resource declares.
+type grantKey struct {
+	User, Host, Database, Table string
+	Wildcard                    bool
+}
 
 // grantState is what an account holds at one level.
 type grantState struct {
@@ -161,7 +167,13 @@ func (c *conn) privileges(ctx context.Context, env *reconciler.Env) (map[grantKe
 			if !ok {
 				continue // not an account fsgit could manage
 			}
-			k := grantKey{user, strings.ToLower(host), db, table}
+			k := grantKey{User: user, Host: strings.ToLower(host), Database: db, Table: table}
+			if db != "*" && table == "*" {
+				// SCHEMA_PRIVILEGES reports the database as the grant's
+				// pattern (mysql.db.Db): feature\_store\_online for the
+				// database feature_store_online alone.
+				k.Database, k.Wildcard = parseDBPattern(db)
+			}
 			st := out[k]
 			if st == nil {
 				st = &grantState{Privs: privSet{}}
