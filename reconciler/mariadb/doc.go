@@ -23,6 +23,11 @@
 // kept from the last run) and writes nothing; the number does not grow
 // with the number of users (BenchmarkNoopRun_50Users4Grants).
 //
+// Names: database and table names may use letters of any script
+// (fëature_ß, 特征库), as MariaDB allows, up to 64 characters and none
+// beyond U+FFFF; user names are ASCII, up to 80 characters; hosts up to
+// 255. They are compared byte for byte, as MariaDB compares them.
+//
 // Both sides are normalized before the diff: privilege names upper case
 // with aliases resolved (REPLICATION CLIENT is BINLOG MONITOR), ALL
 // PRIVILEGES expanded to MariaDB 10.11's list for the level (global,
@@ -52,7 +57,8 @@
 // (granted by hand) is destructive: held as a pending destroy unless the
 // resource allows destroy, and only reported in detect mode. fsgit tells
 // them apart with the union of privileges it ever declared on each grant,
-// kept in `fsgit`.`declared_grants` on the server and written only when a
+// kept in `fsgit`.`declared_grants` on the server (the database is the
+// server's bookkeepingDatabase, `fsgit` by default) and written only when a
 // grant is applied. Privileges of a managed user at levels no grant
 // resource declares are not managed.
 //
@@ -66,6 +72,12 @@
 // that database: safe for what the CUE declared there, destructive
 // otherwise. Table-level grants name their database literally and are
 // not escaped.
+//
+// # Secure installation
+//
+// mariadb.security ([SecuritySpec]) does what mysql_secure_installation
+// does and keeps it true: no anonymous accounts, no test database or the
+// grants to everyone on test and test\_%, root only through unix_socket.
 //
 // # Migrations
 //

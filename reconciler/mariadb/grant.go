@@ -160,7 +160,7 @@ func (k *GrantKind) plan(ctx context.Context, env *reconciler.Env, r *reconciler
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", r.ID, err)
 	}
-	hist, err := c.history(ctx, env)
+	hist, err := c.history(ctx, env, s.Server.bookkeeping())
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", r.ID, err)
 	}
@@ -299,7 +299,7 @@ func (k *GrantKind) plan(ctx context.Context, env *reconciler.Env, r *reconciler
 			}
 		}
 		if recordHistory {
-			return c.recordDeclared(ctx, r.ID, key, newDeclared, declared.GrantOption || wantOpt, hist.exists)
+			return c.recordDeclared(ctx, r.ID, hist, key, newDeclared, declared.GrantOption || wantOpt)
 		}
 		return nil
 	}
@@ -323,17 +323,19 @@ func (s *GrantSpec) wildcard(all map[grantKey]*grantState) *grantState {
 	return g
 }
 
-// recordDeclared upserts the privileges ever declared on a grant.
-func (c *conn) recordDeclared(ctx context.Context, id reconciler.ID, k grantKey, privs privSet, opt, exists bool) error {
-	if !exists {
-		if err := c.exec(ctx, id, "CREATE DATABASE IF NOT EXISTS "+quoteIdent(historyDatabase)); err != nil {
+// recordDeclared upserts the privileges ever declared on a grant, in the
+// declared-grants table of hist's bookkeeping database (created on first
+// use).
+func (c *conn) recordDeclared(ctx context.Context, id reconciler.ID, hist *history, k grantKey, privs privSet, opt bool) error {
+	if !hist.exists {
+		if err := c.exec(ctx, id, "CREATE DATABASE IF NOT EXISTS "+quoteIdent(hist.db)); err != nil {
 			return fmt.Errorf("record declared grant: %w", err)
 		}
-		if err := c.exec(ctx, id, historyDDL); err != nil {
+		if err := c.exec(ctx, id, historyDDL(hist.db)); err != nil {
 			return fmt.Errorf("record declared grant: %w", err)
 		}
 	}
-	err := c.exec(ctx, id, "INSERT INTO `fsgit`.`declared_grants` (`user`, `host`, `db`, `tbl`, `privileges`, `grant_option`) VALUES (?, ?, ?, ?, ?, ?)"+
+	err := c.exec(ctx, id, "INSERT INTO "+quoteIdent(hist.db)+"."+quoteIdent(historyTable)+" (`user`, `host`, `db`, `tbl`, `privileges`, `grant_option`) VALUES (?, ?, ?, ?, ?, ?)"+
 		" ON DUPLICATE KEY UPDATE `privileges` = VALUES(`privileges`), `grant_option` = VALUES(`grant_option`)",
 		k.User, k.Host, k.Database, k.Table, strings.Join(privs.list(), ","), opt)
 	if err != nil {
