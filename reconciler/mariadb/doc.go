@@ -1,5 +1,6 @@
 // Package mariadb implements fsgit's MariaDB kinds: mariadb.database,
-// mariadb.user, mariadb.grant and mariadb.migration. They read the server
+// mariadb.user, mariadb.grant, mariadb.migration and mariadb.security.
+// They read the server
 // itself on every run (never a sentinel file or their own status) and
 // converge it with the fewest statements.
 //
