@@ -360,3 +360,39 @@ func TestGrant_BookkeepingDatabaseNamed(t *testing.T) {
 	cat[2].Spec, _ = json.Marshal(m)
 	wantOutcomes(t, h.run(cat...), map[string]reconciler.Outcome{"mariadb.grant:bk_user@localhost/bk_db.*": reconciler.Changed})
 }
+
+// escapeDBPattern and parseDBPattern agree: an escaped name reads back as
+// that one database; an unescaped _ or % reads as a wildcard.
+func TestDBPattern(t *testing.T) {
+	for _, name := range []string{"feature_store_online", "a%b", "plain", "fëature_ß", "特征库", `back\slash`, "_"} {
+		got, wild := parseDBPattern(escapeDBPattern(name))
+		if got != name || wild {
+			t.Errorf("%q: escaped %q reads back as %q (wildcard %v)", name, escapeDBPattern(name), got, wild)
+		}
+	}
+	for _, p := range []string{"feature_store_online", "test\\_%", "%", "a_"} {
+		if got, wild := parseDBPattern(p); !wild || got != p {
+			t.Errorf("%q: read as %q, wildcard %v; want the pattern itself, wildcard", p, got, wild)
+		}
+	}
+	if got := level("feature_store_online", "*"); got != "`feature\\_store\\_online`.*" {
+		t.Errorf("database level: %s", got)
+	}
+	if got := level("feature_store_online", "t_1"); got != "`feature_store_online`.`t_1`" {
+		t.Errorf("table level (literal, not escaped): %s", got)
+	}
+}
+
+// mariadb.security refuses to lock out fsgit's own admin connection.
+func TestSecurity_RefusesToLockOutItsOwnConnection(t *testing.T) {
+	spec, _ := json.Marshal(map[string]any{"rootUnixSocketOnly": true, "server": map[string]any{"host": "db", "adminUser": "root", "adminPassword": map[string]any{"secret": "mariadb/root"}}})
+	r := reconciler.Resource{ID: "mariadb.security:mariadb", Spec: spec}
+	if err := (&SecurityKind{}).Validate(&r); err == nil || !strings.Contains(err.Error(), "lock out") {
+		t.Fatalf("got %v", err)
+	}
+	spec, _ = json.Marshal(map[string]any{"rootUnixSocketOnly": false, "server": map[string]any{"host": "db", "adminUser": "root", "adminPassword": map[string]any{"secret": "mariadb/root"}}})
+	r.Spec = spec
+	if err := (&SecurityKind{}).Validate(&r); err != nil {
+		t.Fatal(err)
+	}
+}
