@@ -157,8 +157,9 @@ type cueErr struct {
 // real cause first, positioned in the site when the site is involved.
 // node and res are used when the error's path does not say.
 // within, when given, is the value the error's paths are relative to (a
-// catalog part): when an error has no position in the site, the position
-// of the failing value in it is used, or of its resource.
+// catalog part, or the node's data): when an error has no position in the
+// site, the position of the failing value in it is used, or of its
+// resource.
 func (s *Site) problemsFromError(err error, node string, res reconciler.ID, within ...cue.Value) []Problem {
 	var flat []cueErr
 	for _, e := range cueerrors.Errors(err) {
