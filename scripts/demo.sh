@@ -231,7 +231,7 @@ t0=$(date +%s%N)
 until converged online-1 "$C2"; do sleep 0.1; done
 t1=$(date +%s%N)
 echo "online-1 converged on ${C2:0:12} $(((t1 - t0) / 1000000)) ms after the push"
-mariadb --socket="$DB/mysqld.sock" -N -e "SHOW DATABASES LIKE 'demo_features'"
+mariadb --socket="$DB/mysqld.sock" -N -e "SHOW DATABASES LIKE 'demo\\_features'"
 wait_all "$C2" 120
 
 say "editing a managed file by hand on online-1"

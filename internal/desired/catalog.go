@@ -76,9 +76,10 @@ func (s *Site) catalogFor(node string) (*reconciler.Catalog, []Problem) {
 	// Invalid data would fail every profile that reads it, each with the
 	// same message: report it once, and check only the resources the role
 	// and the node declare themselves.
-	dataErr := c.LookupPath(cue.ParsePath("data")).Validate()
+	data := c.LookupPath(cue.ParsePath("data"))
+	dataErr := data.Validate()
 	if dataErr != nil {
-		probs = append(probs, s.problemsFromError(dataErr, node, "")...)
+		probs = append(probs, s.problemsFromError(dataErr, node, "", data)...)
 	}
 
 	parts := make([]part, 0, len(role.profiles)+2)

@@ -282,8 +282,8 @@ func TestKindFields_AllKindsSample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(fields) != 20 {
-		t.Errorf("%d kinds in #Kinds, want 20", len(fields))
+	if len(fields) != 21 {
+		t.Errorf("%d kinds in #Kinds, want 21", len(fields))
 	}
 	s, err := LoadDir(context.Background(), "testdata/allkinds")
 	if err != nil {

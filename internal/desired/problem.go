@@ -157,8 +157,9 @@ type cueErr struct {
 // real cause first, positioned in the site when the site is involved.
 // node and res are used when the error's path does not say.
 // within, when given, is the value the error's paths are relative to (a
-// catalog part): when an error has no position in the site, the position
-// of the failing value in it is used, or of its resource.
+// catalog part, or the node's data): when an error has no position in the
+// site, the position of the failing value in it is used, or of its
+// resource.
 func (s *Site) problemsFromError(err error, node string, res reconciler.ID, within ...cue.Value) []Problem {
 	var flat []cueErr
 	for _, e := range cueerrors.Errors(err) {
@@ -232,6 +233,13 @@ func (s *Site) problemsFromError(err error, node string, res reconciler.ID, with
 	seen := map[string]bool{}
 	emit := func(ce cueErr) {
 		p := s.problemFrom(ce, node, res)
+		if p.Resource == "" && !ce.inSite(s) && len(within) > 0 && len(ce.path) > 1 && ce.path[0] == "data" {
+			// A check on a data field made by a profile (a map key's
+			// name): the site's position of the field it checks.
+			if dp := s.dataPos(within[0], ce.path[1:]); dp != "" {
+				p.Pos = dp
+			}
+		}
 		if p.Resource != "" && !ce.inSite(s) {
 			rp := s.declaredResourcePos(ce.path)
 			if rp == "" && len(within) > 0 {
@@ -305,6 +313,38 @@ func (s *Site) valuePos(part cue.Value, path []string, id reconciler.ID) string 
 	return s.resourcePos(part, id)
 }
 
+// dataPos returns the site's position of a data field, for an error path
+// within data; hidden fields in it (a profile's check of a map key, such as
+// _names.databases.<key>) are dropped. "" when the site has no position.
+func (s *Site) dataPos(data cue.Value, path []string) string {
+	path = visiblePath(path)
+	sel := make([]cue.Selector, len(path))
+	for i, name := range path {
+		sel[i] = cue.Str(unquote(name))
+	}
+	v := data.LookupPath(cue.MakePath(sel...))
+	if !v.Exists() {
+		return ""
+	}
+	if p := s.bestPos(v); p.IsValid() && s.originOf(p) == originSite {
+		return fmtPos(p)
+	}
+	return ""
+}
+
+// visiblePath drops the hidden fields and definitions of an error path: a
+// profile checks a map key the site wrote (databases.<key>) in a hidden
+// field (_names.databases.<key>), and the error is about the key.
+func visiblePath(path []string) []string {
+	out := make([]string, 0, len(path))
+	for _, p := range path {
+		if !strings.HasPrefix(p, "_") && !strings.HasPrefix(p, "#") {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // inSite reports whether one of the error's positions is in a site file.
 func (ce cueErr) inSite(s *Site) bool {
 	for _, p := range ce.pos {
@@ -345,6 +385,9 @@ func pickConflict(s *Site, g []cueErr) cueErr {
 	}
 	return g[bestIdx]
 }
+
+// maxRunes matches a violated strings.MaxRunes(N) and captures N.
+var maxRunes = regexp.MustCompile(`\(does not satisfy strings\.MaxRunes\(([0-9]+)\)\)$`)
 
 // posInMsg matches a position that a wrapped error repeats in its text.
 var posInMsg = regexp.MustCompile(`\S+\.cue:\d+:\d+: `)
@@ -392,6 +435,10 @@ func (s *Site) problemFrom(ce cueErr, node string, res reconciler.ID) Problem {
 	} else if v, ok := invalidValue(ce.msg); ok {
 		if sp, ok := s.docs.lookup(ce.pos); ok {
 			msg = fmt.Sprintf("%s is not a valid %s: %s", v, sp.label, sp.doc)
+			if m := maxRunes.FindStringSubmatch(ce.msg); m != nil {
+				// A length limit's doc says whose limit it is.
+				msg = fmt.Sprintf("%s is longer than %s characters, %s", v, m[1], sp.doc)
+			}
 		}
 	}
 	if field == "" && p.Resource != "" && strings.HasPrefix(ce.msg, "field not allowed") {
@@ -431,7 +478,7 @@ func (s *Site) locate(path []string, p *Problem) (field, where string) {
 		p.Resource = reconciler.ID(unquote(path[1]))
 		return strings.Join(path[2:], "."), "field"
 	case len(path) >= 1 && path[0] == "data":
-		return strings.Join(path[1:], "."), "data field"
+		return strings.Join(visiblePath(path[1:]), "."), "data field"
 	case len(path) >= 2 && path[0] == "nodes":
 		if p.Node == "" {
 			p.Node = unquote(path[1])

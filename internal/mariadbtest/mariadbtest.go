@@ -58,6 +58,12 @@ type Options struct {
 	// harness's own options (datadir, socket, networking, sizes) are given
 	// on the command line and win over the file's.
 	DefaultsFile string
+	// Unsecured initializes the datadir as mariadb-install-db does by
+	// default, without --skip-test-db: with the anonymous accounts
+	// ''@'localhost' and ''@'<hostname>', the test database and the grants
+	// to everyone on test and test\_%, as a server is before
+	// mysql_secure_installation.
+	Unsecured bool
 }
 
 // Server is a running (or stopped) throwaway mariadbd.
@@ -134,7 +140,10 @@ func Launch(opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	args := []string{"--no-defaults", "--datadir=" + s.datadir(), "--auth-root-authentication-method=socket", "--skip-test-db"}
+	args := []string{"--no-defaults", "--datadir=" + s.datadir(), "--auth-root-authentication-method=socket"}
+	if !opts.Unsecured {
+		args = append(args, "--skip-test-db")
+	}
 	args = append(args, userArgs()...)
 	args = append(args, sizeArgs()...)
 	out, err := exec.Command(install, args...).CombinedOutput()

@@ -81,7 +81,7 @@ func TestOnlineStore_CreateFromEmptyThenQuiet(t *testing.T) {
 		grants = append(grants, g)
 	}
 	rows.Close()
-	if len(grants) != 2 || !strings.HasPrefix(grants[1], "GRANT SELECT, INSERT, UPDATE, DELETE ON `feature_store_online`.* TO `fs_user`@`localhost`") {
+	if len(grants) != 2 || !strings.HasPrefix(grants[1], "GRANT SELECT, INSERT, UPDATE, DELETE ON `feature\\_store\\_online`.* TO `fs_user`@`localhost`") {
 		t.Errorf("grants of fs_user:\n%s", strings.Join(grants, "\n"))
 	}
 
@@ -257,7 +257,7 @@ func TestPrivilegeLists(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := all[grantKey{"privlists", "localhost", lv.db, lv.table}]
+		got := all[grantKey{User: "privlists", Host: "localhost", Database: lv.db, Table: lv.table}]
 		want := levelPrivileges(lv.db, lv.table)
 		if got == nil || len(got.Privs) != len(want) || !got.Privs.isAll(lv.db, lv.table) {
 			t.Errorf("level %s.%s: server has %v, fsgit's list is %v", lv.db, lv.table, got, want)
@@ -273,7 +273,7 @@ func TestPrivilegeLists(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := all[grantKey{"privlists", "localhost", "*", "*"}]; got == nil || !got.Privs[name] || len(got.Privs) != 1 {
+		if got := all[grantKey{User: "privlists", Host: "localhost", Database: "*", Table: "*"}]; got == nil || !got.Privs[name] || len(got.Privs) != 1 {
 			t.Errorf("alias %s: server has %v, want %s", alias, got, name)
 		}
 		mustExec(t, root, "REVOKE ALL PRIVILEGES ON *.* FROM privlists@localhost")
@@ -329,13 +329,13 @@ func TestGrant_Drift(t *testing.T) {
 	allOutcome(t, h.run(cat...), reconciler.Created)
 
 	// Revoked by hand: restored.
-	mustExec(t, root, "REVOKE DELETE, UPDATE ON drift_db.* FROM dr_user@localhost")
+	mustExec(t, root, "REVOKE DELETE, UPDATE ON `drift\\_db`.* FROM dr_user@localhost")
 	rep := h.run(cat...)
 	wantOutcomes(t, rep, map[string]reconciler.Outcome{gid: reconciler.Changed})
 	quietly(t, root, func() { allOutcome(t, h.run(cat...), reconciler.Unchanged) })
 
 	// Granted by hand, no allowDestroy: pending destroy, nothing revoked.
-	mustExec(t, root, "GRANT DROP, CREATE ON drift_db.* TO dr_user@localhost")
+	mustExec(t, root, "GRANT DROP, CREATE ON `drift\\_db`.* TO dr_user@localhost")
 	quietly(t, root, func() { rep = h.run(cat...) })
 	wantOutcomes(t, rep, map[string]reconciler.Outcome{gid: reconciler.PendingDestroy})
 	if !hasPriv(t, root, "dr_user", "drift_db", "DROP") {
@@ -355,7 +355,7 @@ func TestGrant_Drift(t *testing.T) {
 	quietly(t, root, func() { allOutcome(t, h.run(cat...), reconciler.Unchanged) })
 
 	// A grant option added by hand is drift too.
-	mustExec(t, root, "GRANT SELECT ON drift_db.* TO dr_user@localhost WITH GRANT OPTION")
+	mustExec(t, root, "GRANT SELECT ON `drift\\_db`.* TO dr_user@localhost WITH GRANT OPTION")
 	rep = h.run(onlineStore(h, "drift_db", "dr_user", allowDestroy)...)
 	wantOutcomes(t, rep, map[string]reconciler.Outcome{gid: reconciler.Changed})
 	quietly(t, root, func() { allOutcome(t, h.run(cat...), reconciler.Unchanged) })
@@ -366,7 +366,7 @@ func hasPriv(t testing.TB, db *sql.DB, user, database, priv string) bool {
 	t.Helper()
 	var n int
 	err := db.QueryRow("SELECT COUNT(*) FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = ? AND TABLE_SCHEMA = ? AND PRIVILEGE_TYPE = ?",
-		"'"+user+"'@'localhost'", database, priv).Scan(&n)
+		"'"+user+"'@'localhost'", escapeDBPattern(database), priv).Scan(&n)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,6 @@
 // Package mariadb implements fsgit's MariaDB kinds: mariadb.database,
-// mariadb.user, mariadb.grant and mariadb.migration. They read the server
+// mariadb.user, mariadb.grant, mariadb.migration and mariadb.security.
+// They read the server
 // itself on every run (never a sentinel file or their own status) and
 // converge it with the fewest statements.
 //
@@ -22,6 +23,11 @@
 // run over 50 users with 4 grants each sends 3 queries (over connections
 // kept from the last run) and writes nothing; the number does not grow
 // with the number of users (BenchmarkNoopRun_50Users4Grants).
+//
+// Names: database and table names may use letters of any script
+// (fëature_ß, 特征库), as MariaDB allows, up to 64 characters and none
+// beyond U+FFFF; user names are ASCII, up to 80 characters; hosts up to
+// 255. They are compared byte for byte, as MariaDB compares them.
 //
 // Both sides are normalized before the diff: privilege names upper case
 // with aliases resolved (REPLICATION CLIENT is BINLOG MONITOR), ALL
@@ -52,12 +58,27 @@
 // (granted by hand) is destructive: held as a pending destroy unless the
 // resource allows destroy, and only reported in detect mode. fsgit tells
 // them apart with the union of privileges it ever declared on each grant,
-// kept in `fsgit`.`declared_grants` on the server and written only when a
+// kept in `fsgit`.`declared_grants` on the server (the database is the
+// server's bookkeepingDatabase, `fsgit` by default) and written only when a
 // grant is applied. Privileges of a managed user at levels no grant
 // resource declares are not managed.
 //
-// Database names in grants are written as given: as in MariaDB itself, an
-// underscore in `feature_store_online`.* also matches any one character.
+// At the database level MariaDB reads the name in GRANT and REVOKE as a
+// LIKE pattern: an underscore in `feature_store_online`.* would also match
+// featureXstoreXonline. fsgit escapes _ and % there
+// (`feature\_store\_online`.*), reads the escaped form back from
+// information_schema.SCHEMA_PRIVILEGES (mysql.db) as the one database it
+// names, and revokes a grant on the unescaped pattern (as fsgit wrote it
+// before, or as granted by hand) from the account of a grant resource on
+// that database: safe for what the CUE declared there, destructive
+// otherwise. Table-level grants name their database literally and are
+// not escaped.
+//
+// # Secure installation
+//
+// mariadb.security ([SecuritySpec]) does what mysql_secure_installation
+// does and keeps it true: no anonymous accounts, no test database or the
+// grants to everyone on test and test\_%, root only through unix_socket.
 //
 // # Migrations
 //

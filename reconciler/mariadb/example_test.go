@@ -36,7 +36,17 @@ func TestExampleSite_OnlineStore(t *testing.T) {
 	root := srv.RootDB(t)
 	clean(t, root, "feature_store_online", "fs_user@localhost", "iceberg_catalog_db", "iceberg_catalog_user@%")
 	rep := h.run(cat...)
-	allOutcome(t, rep, reconciler.Created)
+	for _, r := range rep.Results {
+		// The profile's mariadb.security finds a secured server (as
+		// Debian's package leaves it) and changes nothing.
+		want := reconciler.Created
+		if r.ID == "mariadb.security:mariadb" {
+			want = reconciler.Unchanged
+		}
+		if r.Outcome != want {
+			t.Fatalf("%s: %s, want %s\n%s", r.ID, r.Outcome, want, outcomes(rep))
+		}
+	}
 	quietly(t, root, func() { allOutcome(t, h.run(cat...), reconciler.Unchanged) })
 
 	// latest_features exists as the seed defines it.
@@ -71,7 +81,7 @@ func TestExampleSite_OnlineStore(t *testing.T) {
 		}
 	}
 	rows.Close()
-	want := "*.*:USAGE:NO feature_store_online.*:SELECT:NO feature_store_online.*:INSERT:NO feature_store_online.*:UPDATE:NO feature_store_online.*:DELETE:NO"
+	want := `*.*:USAGE:NO feature\_store\_online.*:SELECT:NO feature\_store\_online.*:INSERT:NO feature\_store\_online.*:UPDATE:NO feature\_store\_online.*:DELETE:NO`
 	if got := strings.Join(held, " "); got != want {
 		t.Errorf("fs_user holds %s\nwant %s", got, want)
 	}

@@ -124,7 +124,9 @@ func (*GrantKind) Preview(old, new *reconciler.Resource) (reconciler.Class, stri
 	return reconciler.Safe, ""
 }
 
-func (s *GrantSpec) key() grantKey { return grantKey{s.User, s.Host, s.Database, s.Table} }
+func (s *GrantSpec) key() grantKey {
+	return grantKey{User: s.User, Host: s.Host, Database: s.Database, Table: s.Table}
+}
 
 // Plan observes the account's privileges at this level (one pass over all
 // grants, shared by the run) and diffs them as sets.
@@ -158,7 +160,7 @@ func (k *GrantKind) plan(ctx context.Context, env *reconciler.Env, r *reconciler
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", r.ID, err)
 	}
-	hist, err := c.history(ctx, env)
+	hist, err := c.history(ctx, env, s.Server.bookkeeping())
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", r.ID, err)
 	}
@@ -168,11 +170,19 @@ func (k *GrantKind) plan(ctx context.Context, env *reconciler.Env, r *reconciler
 		got = *g
 	}
 	declared := hist.m[key]
+	// A database-level grant written without escaping (as fsgit did
+	// before, or by hand) is a pattern: `feature_store_online`.* also
+	// opens featureXstoreXonline. What it holds is revoked, classed as
+	// any revoke: safe for what the CUE declared on this grant.
+	wild := s.wildcard(all)
 
 	p := &reconciler.Plan{Observed: map[string]string{
 		"privileges":  got.Privs.display(s.Database, s.Table),
 		"grantOption": fmt.Sprint(got.GrantOption),
 	}}
+	if wild != nil {
+		p.Observed["wildcardPrivileges"] = wild.Privs.display(s.Database, s.Table)
+	}
 	add := want.minus(got.Privs)
 	var revokeSafe, revokeHand []string
 	for _, x := range got.Privs.minus(want) {
@@ -206,6 +216,28 @@ func (k *GrantKind) plan(ctx context.Context, env *reconciler.Env, r *reconciler
 			cl = reconciler.Safe
 		}
 		p.Changes = append(p.Changes, reconciler.Change{Field: "grantOption", Before: "true", After: "false", Class: cl})
+	}
+	var wildRevoke []string
+	if wild != nil {
+		cl := reconciler.Safe
+		wildRevoke = wild.Privs.list()
+		for _, x := range wildRevoke {
+			if !declared.Privs[x] {
+				cl = reconciler.Destructive
+			}
+		}
+		before := wild.Privs.display(s.Database, s.Table)
+		if wild.GrantOption {
+			wildRevoke = append(wildRevoke, "GRANT OPTION")
+			before += " WITH GRANT OPTION"
+			if !declared.GrantOption {
+				cl = reconciler.Destructive
+			}
+		}
+		p.Changes = append(p.Changes, reconciler.Change{
+			Field:  "revoke (wildcard " + quoteIdent(s.Database) + ".*, where _ matches any character)",
+			Before: before, After: "USAGE", Class: cl,
+		})
 	}
 	if len(p.Changes) == 0 {
 		return p, nil
@@ -246,6 +278,10 @@ func (k *GrantKind) plan(ctx context.Context, env *reconciler.Env, r *reconciler
 	if dropOpt && (declared.GrantOption || r.AllowDestroy) {
 		stmts = append(stmts, "REVOKE GRANT OPTION ON "+lvl+" FROM "+acct)
 	}
+	if len(wildRevoke) > 0 {
+		// The pattern as stored, unescaped: the wildcard grant itself.
+		stmts = append(stmts, "REVOKE "+strings.Join(wildRevoke, ", ")+" ON "+quoteIdent(s.Database)+".* FROM "+acct)
+	}
 	// What the CUE has ever declared on this grant, to class later revokes.
 	newDeclared := privSet{}
 	for x := range declared.Privs {
@@ -263,24 +299,43 @@ func (k *GrantKind) plan(ctx context.Context, env *reconciler.Env, r *reconciler
 			}
 		}
 		if recordHistory {
-			return c.recordDeclared(ctx, r.ID, key, newDeclared, declared.GrantOption || wantOpt, hist.exists)
+			return c.recordDeclared(ctx, r.ID, hist, key, newDeclared, declared.GrantOption || wantOpt)
 		}
 		return nil
 	}
 	return p, nil
 }
 
-// recordDeclared upserts the privileges ever declared on a grant.
-func (c *conn) recordDeclared(ctx context.Context, id reconciler.ID, k grantKey, privs privSet, opt, exists bool) error {
-	if !exists {
-		if err := c.exec(ctx, id, "CREATE DATABASE IF NOT EXISTS "+quoteIdent(historyDatabase)); err != nil {
+// wildcard returns what the account holds on the database-level pattern
+// that the unescaped database name makes (feature_store_online, where _
+// matches any character), or nil when it holds nothing there or the name
+// has no wildcard character.
+func (s *GrantSpec) wildcard(all map[grantKey]*grantState) *grantState {
+	if s.Database == "*" || s.Table != "*" || !strings.ContainsAny(s.Database, "_%") {
+		return nil
+	}
+	k := s.key()
+	k.Wildcard = true
+	g := all[k]
+	if g == nil || (len(g.Privs) == 0 && !g.GrantOption) {
+		return nil
+	}
+	return g
+}
+
+// recordDeclared upserts the privileges ever declared on a grant, in the
+// declared-grants table of hist's bookkeeping database (created on first
+// use).
+func (c *conn) recordDeclared(ctx context.Context, id reconciler.ID, hist *history, k grantKey, privs privSet, opt bool) error {
+	if !hist.exists {
+		if err := c.exec(ctx, id, "CREATE DATABASE IF NOT EXISTS "+quoteIdent(hist.db)); err != nil {
 			return fmt.Errorf("record declared grant: %w", err)
 		}
-		if err := c.exec(ctx, id, historyDDL); err != nil {
+		if err := c.exec(ctx, id, historyDDL(hist.db)); err != nil {
 			return fmt.Errorf("record declared grant: %w", err)
 		}
 	}
-	err := c.exec(ctx, id, "INSERT INTO `fsgit`.`declared_grants` (`user`, `host`, `db`, `tbl`, `privileges`, `grant_option`) VALUES (?, ?, ?, ?, ?, ?)"+
+	err := c.exec(ctx, id, "INSERT INTO "+quoteIdent(hist.db)+"."+quoteIdent(historyTable)+" (`user`, `host`, `db`, `tbl`, `privileges`, `grant_option`) VALUES (?, ?, ?, ?, ?, ?)"+
 		" ON DUPLICATE KEY UPDATE `privileges` = VALUES(`privileges`), `grant_option` = VALUES(`grant_option`)",
 		k.User, k.Host, k.Database, k.Table, strings.Join(privs.list(), ","), opt)
 	if err != nil {

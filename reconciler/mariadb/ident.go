@@ -4,38 +4,65 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 // The schema's patterns, checked again here because a spec can reach a
 // kind without the schema (tests, a hand-written catalog) and because these
 // are the only strings that go into SQL text rather than placeholders.
 var (
-	// identRE is #SQLIdent: database and table names.
-	identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]{0,63}$`)
+	// identRE is #MariaDBName: database and table names. Letters of any
+	// script are accepted, as MariaDB accepts them (fëature_ß, 特征库).
+	identRE = regexp.MustCompile(`^[\p{L}_][\p{L}\p{M}\p{N}_$]*$`)
 	// userRE is a MariaDB user name as the schema accepts it.
-	userRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,80}$`)
+	userRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 	// hostRE is a host part: a name, an address (v4, v6), a netmask, or a
 	// pattern with % and _.
-	hostRE = regexp.MustCompile(`^[A-Za-z0-9_.%:/-]{1,255}$`)
+	hostRE = regexp.MustCompile(`^[A-Za-z0-9_.%:/-]+$`)
 	// charsetRE covers character set and collation names.
 	charsetRE = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
 )
 
+// MariaDB's limits, in characters (schema/types.cue has the same).
+const (
+	// maxNameLen is the limit for database, table and column names.
+	maxNameLen = 64
+	// maxUserLen is the limit for user names in MariaDB 10.5 and older
+	// (10.6 and later take 128); fsgit keeps it for every 10.x.
+	maxUserLen = 80
+	// maxHostLen is the limit for the host part of an account.
+	maxHostLen = 255
+)
+
 func checkIdent(field, v string) error {
-	if !identRE.MatchString(v) {
-		return fmt.Errorf("%s %q is not a valid identifier (%s)", field, v, identRE)
+	if n := utf8.RuneCountInString(v); n > maxNameLen {
+		return fmt.Errorf("%s %q is longer than %d characters, MariaDB's limit (it has %d)", field, v, maxNameLen, n)
+	}
+	for _, r := range v {
+		if r > 0xFFFF {
+			return fmt.Errorf("%s %q has the character %U, beyond U+FFFF, which MariaDB refuses in a name", field, v, r)
+		}
+	}
+	if !utf8.ValidString(v) || !identRE.MatchString(v) {
+		return fmt.Errorf("%s %q is not a valid name: a letter or _, then letters, digits, _ or $ (%s)", field, v, identRE)
 	}
 	return nil
 }
 
 func checkUser(v string) error {
+	if n := len(v); n > maxUserLen {
+		return fmt.Errorf("user %q is longer than %d characters, MariaDB's limit for user names (it has %d)", v, maxUserLen, n)
+	}
 	if !userRE.MatchString(v) {
-		return fmt.Errorf("user %q is not a valid user name (%s)", v, userRE)
+		return fmt.Errorf("user %q is not a valid user name: ASCII letters, digits, _, . and - (%s)", v, userRE)
 	}
 	return nil
 }
 
 func checkHost(v string) error {
+	if n := len(v); n > maxHostLen {
+		return fmt.Errorf("host %q is longer than %d characters, MariaDB's limit for hosts (it has %d)", v, maxHostLen, n)
+	}
 	if !hostRE.MatchString(v) {
 		return fmt.Errorf("host %q is not a valid host or pattern (%s)", v, hostRE)
 	}
@@ -57,15 +84,61 @@ func account(user, host string) string {
 	return quoteIdent(user) + "@" + quoteIdent(host)
 }
 
-// level renders the object of a GRANT: *.*, `db`.* or `db`.`table`.
+// level renders the object of a GRANT or REVOKE: *.*, `db`.* or
+// `db`.`table`. At the database level MariaDB reads the name as a LIKE
+// pattern, in which _ and % match any character: the name is escaped
+// (`feature\_store\_online`.*) so that the grant is on that database
+// only. At the table level the name is literal and is not escaped.
 func level(database, table string) string {
 	if database == "*" {
 		return "*.*"
 	}
 	if table == "*" {
-		return quoteIdent(database) + ".*"
+		return quoteIdent(escapeDBPattern(database)) + ".*"
 	}
 	return quoteIdent(database) + "." + quoteIdent(table)
+}
+
+// escapeDBPattern turns a database name into the pattern of a
+// database-level grant that matches that name only: \, _ and % get a
+// backslash. MariaDB stores the escaped form (mysql.db.Db,
+// information_schema.SCHEMA_PRIVILEGES) and SHOW GRANTS prints it.
+func escapeDBPattern(name string) string {
+	var b strings.Builder
+	for _, r := range name {
+		if r == '\\' || r == '_' || r == '%' {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// parseDBPattern reads the database of a database-level grant as MariaDB
+// stores it. A pattern whose _ and % are all escaped names one database:
+// name is that database and wildcard is false. Otherwise the grant matches
+// every database the pattern does (wildcard true) and name is the pattern
+// as stored.
+func parseDBPattern(p string) (name string, wildcard bool) {
+	var b strings.Builder
+	esc := false
+	for _, r := range p {
+		switch {
+		case esc:
+			esc = false
+		case r == '\\':
+			esc = true
+			continue
+		case r == '_' || r == '%':
+			return p, true
+		}
+		b.WriteRune(r)
+	}
+	if esc {
+		// A trailing backslash stands for itself.
+		b.WriteByte('\\')
+	}
+	return b.String(), false
 }
 
 // authLiteralRE is what an authentication string computed by fsgit looks

@@ -16,9 +16,9 @@ type Kinds struct {
 func New() *Kinds { return &Kinds{} }
 
 // All returns the kinds to register: mariadb.database, mariadb.user,
-// mariadb.grant and mariadb.migration.
+// mariadb.grant, mariadb.migration and mariadb.security.
 func (k *Kinds) All() []reconciler.Kind {
-	return []reconciler.Kind{&DatabaseKind{k}, &UserKind{k}, &GrantKind{k}, &MigrationKind{k}}
+	return []reconciler.Kind{&DatabaseKind{k}, &UserKind{k}, &GrantKind{k}, &MigrationKind{k}, &SecurityKind{k}}
 }
 
 // Close closes every connection pool.

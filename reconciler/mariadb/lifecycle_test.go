@@ -226,7 +226,7 @@ func TestSQLModes(t *testing.T) {
 		t.Fatalf("login: %v", err)
 	}
 	mustExec(t, root, "DROP TABLE ansi_db.latest_features")
-	mustExec(t, root, "REVOKE SELECT ON ansi_db.* FROM ansi_user@localhost")
+	mustExec(t, root, "REVOKE SELECT ON `ansi\\_db`.* FROM ansi_user@localhost")
 	rep := h.run(cat...)
 	wantOutcomes(t, rep, map[string]reconciler.Outcome{
 		"mariadb.migration:ansi_db":                   reconciler.Changed,

@@ -38,9 +38,13 @@ func (c *conn) forget(env *reconciler.Env) {
 	if env == nil || env.Cache == nil {
 		return
 	}
-	for _, p := range []string{cacheAccounts, cachePrivileges, cacheHistory, cacheSchemata} {
+	for _, p := range []string{cacheAccounts, cachePrivileges, cacheSchemata} {
 		env.Cache.Forget(p + c.key)
 	}
+	c.historyDBs.Range(func(db, _ any) bool {
+		env.Cache.Forget(cacheHistory + c.key + " " + db.(string))
+		return true
+	})
 }
 
 func (c *conn) forgetMigrations(env *reconciler.Env, database string) {
@@ -77,18 +81,35 @@ type accountState struct {
 	// AuthOr is set when the account has several authentication methods
 	// (IDENTIFIED VIA a OR b).
 	AuthOr bool
+	// Methods are the account's authentication methods, in order: one, or
+	// each of IDENTIFIED VIA a OR b. Auth strings are secret-derived.
+	Methods []authMethod
+	// Role is set for a role (PUBLIC, or CREATE ROLE), which is not an
+	// account one logs in as.
+	Role   bool
 	Limits Limits
+}
+
+// authMethod is one way an account authenticates.
+type authMethod struct{ Plugin, Auth string }
+
+// authOrEntry is one element of auth_or: empty for the method in the
+// top-level plugin and authentication_string.
+type authOrEntry struct {
+	Plugin string `json:"plugin"`
+	Auth   string `json:"authentication_string"`
 }
 
 // globalPriv is the JSON of mysql.global_priv.Priv.
 type globalPriv struct {
-	Plugin             string            `json:"plugin"`
-	Auth               string            `json:"authentication_string"`
-	AuthOr             []json.RawMessage `json:"auth_or"`
-	MaxQuestions       int64             `json:"max_questions"`
-	MaxUpdates         int64             `json:"max_updates"`
-	MaxConnections     int64             `json:"max_connections"`
-	MaxUserConnections int64             `json:"max_user_connections"`
+	Plugin             string        `json:"plugin"`
+	Auth               string        `json:"authentication_string"`
+	AuthOr             []authOrEntry `json:"auth_or"`
+	IsRole             bool          `json:"is_role"`
+	MaxQuestions       int64         `json:"max_questions"`
+	MaxUpdates         int64         `json:"max_updates"`
+	MaxConnections     int64         `json:"max_connections"`
+	MaxUserConnections int64         `json:"max_user_connections"`
 }
 
 func (c *conn) accounts(ctx context.Context, env *reconciler.Env) (map[accountKey]accountState, error) {
@@ -108,10 +129,22 @@ func (c *conn) accounts(ctx context.Context, env *reconciler.Env) (map[accountKe
 			if err := json.Unmarshal([]byte(priv), &gp); err != nil {
 				return nil, fmt.Errorf("read accounts: decode privileges of %s@%s: %w", user, host, err)
 			}
+			methods := []authMethod{{gp.Plugin, gp.Auth}}
+			if len(gp.AuthOr) > 0 {
+				methods = methods[:0]
+				for _, e := range gp.AuthOr {
+					if e.Plugin == "" {
+						e.Plugin, e.Auth = gp.Plugin, gp.Auth
+					}
+					methods = append(methods, authMethod{e.Plugin, e.Auth})
+				}
+			}
 			out[accountKey{user, strings.ToLower(host)}] = accountState{
-				Plugin: gp.Plugin,
-				Auth:   gp.Auth,
-				AuthOr: len(gp.AuthOr) > 0,
+				Plugin:  gp.Plugin,
+				Auth:    gp.Auth,
+				AuthOr:  len(gp.AuthOr) > 0,
+				Methods: methods,
+				Role:    gp.IsRole,
 				Limits: Limits{
 					MaxQueriesPerHour:     gp.MaxQuestions,
 					MaxUpdatesPerHour:     gp.MaxUpdates,
@@ -128,8 +161,14 @@ func (c *conn) accounts(ctx context.Context, env *reconciler.Env) (map[accountKe
 }
 
 // grantKey names a privilege level of an account: Database "*" is global,
-// Table "*" a whole database.
-type grantKey struct{ User, Host, Database, Table string }
+// Table "*" a whole database. Wildcard marks a database-level grant whose
+// database is a pattern with unescaped _ or % (Database is then the pattern
+// as stored): it reaches every database the pattern matches, and is never
+// the level a grant resource declares.
+type grantKey struct {
+	User, Host, Database, Table string
+	Wildcard                    bool
+}
 
 // grantState is what an account holds at one level.
 type grantState struct {
@@ -161,7 +200,13 @@ func (c *conn) privileges(ctx context.Context, env *reconciler.Env) (map[grantKe
 			if !ok {
 				continue // not an account fsgit could manage
 			}
-			k := grantKey{user, strings.ToLower(host), db, table}
+			k := grantKey{User: user, Host: strings.ToLower(host), Database: db, Table: table}
+			if db != "*" && table == "*" {
+				// SCHEMA_PRIVILEGES reports the database as the grant's
+				// pattern (mysql.db.Db): feature\_store\_online for the
+				// database feature_store_online alone.
+				k.Database, k.Wildcard = parseDBPattern(db)
+			}
 			st := out[k]
 			if st == nil {
 				st = &grantState{Privs: privSet{}}
@@ -198,35 +243,42 @@ func parseGrantee(g string) (user, host string, ok bool) {
 // that removes access the CUE never declared there (granted by hand) is
 // destructive and runs only with allowDestroy. To tell them apart fsgit
 // records, when it applies a grant, the union of the privileges declared
-// on it so far, in a table of its own on the server. It is written only by
-// an apply, never on a quiet run.
+// on it so far, in a table of its own on the server: declared_grants in
+// the bookkeeping database (`fsgit` unless the server's
+// bookkeepingDatabase names another). It is written only by an apply,
+// never on a quiet run.
 const (
-	historyDatabase = "fsgit"
-	historyTable    = "declared_grants"
+	defaultBookkeeping = "fsgit"
+	historyTable       = "declared_grants"
 )
 
-const historyDDL = "CREATE TABLE IF NOT EXISTS `fsgit`.`declared_grants` (" +
-	"`user` VARCHAR(128) NOT NULL, " +
-	"`host` VARCHAR(255) NOT NULL, " +
-	"`db` VARCHAR(64) NOT NULL, " +
-	"`tbl` VARCHAR(64) NOT NULL, " +
-	"`privileges` TEXT NOT NULL, " +
-	"`grant_option` BOOLEAN NOT NULL DEFAULT FALSE, " +
-	"`updated_at` TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP, " +
-	"PRIMARY KEY (`user`, `host`, `db`, `tbl`)" +
-	") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+// historyDDL creates the declared-grants table in database (validated).
+func historyDDL(database string) string {
+	return "CREATE TABLE IF NOT EXISTS " + quoteIdent(database) + "." + quoteIdent(historyTable) + " (" +
+		"`user` VARCHAR(128) NOT NULL, " +
+		"`host` VARCHAR(255) NOT NULL, " +
+		"`db` VARCHAR(64) NOT NULL, " +
+		"`tbl` VARCHAR(64) NOT NULL, " +
+		"`privileges` TEXT NOT NULL, " +
+		"`grant_option` BOOLEAN NOT NULL DEFAULT FALSE, " +
+		"`updated_at` TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP, " +
+		"PRIMARY KEY (`user`, `host`, `db`, `tbl`)" +
+		") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+}
 
-// history is the declared-grants table; exists is false until the first
-// grant apply creates it.
+// history is the declared-grants table of one bookkeeping database;
+// exists is false until the first grant apply creates it.
 type history struct {
+	db     string
 	exists bool
 	m      map[grantKey]grantState
 }
 
-func (c *conn) history(ctx context.Context, env *reconciler.Env) (*history, error) {
-	return once(env, cacheHistory+c.key, func() (*history, error) {
-		h := &history{m: map[grantKey]grantState{}}
-		rows, err := c.db.QueryContext(ctx, "SELECT `user`, `host`, `db`, `tbl`, `privileges`, `grant_option` FROM `fsgit`.`declared_grants`")
+func (c *conn) history(ctx context.Context, env *reconciler.Env, db string) (*history, error) {
+	c.historyDBs.Store(db, true)
+	return once(env, cacheHistory+c.key+" "+db, func() (*history, error) {
+		h := &history{db: db, m: map[grantKey]grantState{}}
+		rows, err := c.db.QueryContext(ctx, "SELECT `user`, `host`, `db`, `tbl`, `privileges`, `grant_option` FROM "+quoteIdent(db)+"."+quoteIdent(historyTable))
 		if err != nil {
 			var me *mysql.MySQLError
 			if errors.As(err, &me) && (me.Number == 1146 || me.Number == 1049) { // no such table, no such database

@@ -34,6 +34,17 @@ type Server struct {
 	// AdminPassword is the admin account's password. Absent: unix_socket
 	// authentication, which works for root when fsgit runs as OS root.
 	AdminPassword *reconciler.SecretRef `json:"adminPassword,omitempty"`
+	// BookkeepingDatabase is the database where fsgit keeps its own
+	// table of declared grants (declared_grants): `fsgit` when empty.
+	BookkeepingDatabase string `json:"bookkeepingDatabase,omitempty"`
+}
+
+// bookkeeping returns the bookkeeping database's name.
+func (s Server) bookkeeping() string {
+	if s.BookkeepingDatabase == "" {
+		return defaultBookkeeping
+	}
+	return s.BookkeepingDatabase
 }
 
 const defaultSocket = "/run/mysqld/mysqld.sock"
@@ -74,8 +85,11 @@ func (s Server) validate() error {
 	if s.Port < 1 || s.Port > 65535 {
 		return fmt.Errorf("server: port %d out of range", s.Port)
 	}
-	if !userRE.MatchString(s.AdminUser) {
-		return fmt.Errorf("server: adminUser %q is not a valid user name", s.AdminUser)
+	if err := checkUser(s.AdminUser); err != nil {
+		return fmt.Errorf("server: adminUser: %w", err)
+	}
+	if err := checkIdent("server: bookkeepingDatabase", s.bookkeeping()); err != nil {
+		return err
 	}
 	return nil
 }
@@ -138,6 +152,9 @@ type conn struct {
 	// secrets is the resolver of the latest run, used when the pool opens a
 	// new connection and needs the admin password.
 	secrets atomic.Pointer[resolverBox]
+	// historyDBs are the bookkeeping databases read through this pool,
+	// whose cached reads an apply forgets.
+	historyDBs sync.Map
 }
 
 type resolverBox struct{ r reconciler.SecretResolver }

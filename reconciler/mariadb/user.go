@@ -95,8 +95,14 @@ func decodeUser(r *reconciler.Resource) (*UserSpec, error) {
 }
 
 func (s *UserSpec) check(r *reconciler.Resource) error {
-	if err := checkUser(s.User); err != nil {
-		return err
+	switch {
+	case s.User == "" && s.Ensure != ensureAbsent:
+		return fmt.Errorf("user \"\" (an anonymous account) can only be declared absent (ensure: absent)")
+	case s.User == "":
+	default:
+		if err := checkUser(s.User); err != nil {
+			return err
+		}
 	}
 	if err := checkHost(s.Host); err != nil {
 		return err

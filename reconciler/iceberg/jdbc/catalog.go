@@ -113,16 +113,47 @@ const (
 		"PRIMARY KEY (`catalog_name`, `namespace`, `property_key`))"
 )
 
+// The catalog's two tables.
+const (
+	tablesTable         = "iceberg_tables"
+	namespacePropsTable = "iceberg_namespace_properties"
+)
+
 // TablesPresent reports whether both catalog tables exist in the database.
 func (c *Catalog) TablesPresent(ctx context.Context) (bool, error) {
-	var n int
-	err := c.db.QueryRowContext(ctx,
-		"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name IN (?, ?)",
-		"iceberg_tables", "iceberg_namespace_properties").Scan(&n)
+	missing, err := c.MissingTables(ctx)
+	return len(missing) == 0, err
+}
+
+// MissingTables returns the catalog tables that do not exist in the
+// database, in a fixed order: none, one (dropped by hand), or both (a new
+// catalog).
+func (c *Catalog) MissingTables(ctx context.Context) ([]string, error) {
+	rows, err := c.db.QueryContext(ctx,
+		"SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name IN (?, ?)",
+		tablesTable, namespacePropsTable)
 	if err != nil {
-		return false, fmt.Errorf("look for the catalog tables in %s: %w", c.spec.Where(), err)
+		return nil, fmt.Errorf("look for the catalog tables in %s: %w", c.spec.Where(), err)
 	}
-	return n == 2, nil
+	defer rows.Close()
+	have := map[string]bool{}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, fmt.Errorf("look for the catalog tables in %s: %w", c.spec.Where(), err)
+		}
+		have[n] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("look for the catalog tables in %s: %w", c.spec.Where(), err)
+	}
+	var missing []string
+	for _, t := range []string{tablesTable, namespacePropsTable} {
+		if !have[t] {
+			missing = append(missing, t)
+		}
+	}
+	return missing, nil
 }
 
 // EnsureTables creates the catalog tables where they are missing, with the
@@ -205,18 +236,24 @@ func (p *pools) close() error {
 	return errors.Join(errs...)
 }
 
-// tablesPresent is [Catalog.TablesPresent], once per run.
-func tablesPresent(ctx context.Context, env *reconciler.Env, c *Catalog) (bool, error) {
+// missingTables is [Catalog.MissingTables], once per run.
+func missingTables(ctx context.Context, env *reconciler.Env, c *Catalog) ([]string, error) {
 	if env.Cache == nil {
-		return c.TablesPresent(ctx)
+		return c.MissingTables(ctx)
 	}
 	v, err := env.Cache.Once("iceberg.catalog-tables/"+c.key, func() (any, error) {
-		return c.TablesPresent(ctx)
+		return c.MissingTables(ctx)
 	})
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	return v.(bool), nil
+	return v.([]string), nil
+}
+
+// tablesPresent reports whether both catalog tables exist, once per run.
+func tablesPresent(ctx context.Context, env *reconciler.Env, c *Catalog) (bool, error) {
+	missing, err := missingTables(ctx, env, c)
+	return len(missing) == 0, err
 }
 
 // ensureTables creates the catalog tables if this run found them missing.
@@ -232,4 +269,50 @@ func ensureTables(ctx context.Context, env *reconciler.Env, c *Catalog) error {
 		env.Cache.Forget("iceberg.catalog-tables/" + c.key)
 	}
 	return nil
+}
+
+// planBrokenCatalog handles a catalog that has one of its two tables only
+// (the other dropped by hand). Neither a namespace nor a table can be
+// observed then: iceberg-go reads both tables to tell whether a namespace
+// exists, and a namespace may live on in the table that is left. The plan
+// says which table is missing; its apply creates it (empty, with the Java
+// catalog's DDL: safe, and what the Java catalog does too) and then plans
+// the resource again on the repaired catalog and applies that, so that the
+// resource converges in this run instead of failing on a namespace that
+// still exists. A destructive change found then runs only if allowDestroy;
+// otherwise it is left to the next run, which holds it as usual. It returns
+// nil when the catalog is whole or new.
+func planBrokenCatalog(ctx context.Context, env *reconciler.Env, c *Catalog, allowDestroy bool, replan func(context.Context) (*reconciler.Plan, error)) (*reconciler.Plan, error) {
+	missing, err := missingTables(ctx, env, c)
+	if err != nil || len(missing) != 1 {
+		return nil, err
+	}
+	plan := &reconciler.Plan{
+		Observed: map[string]string{"catalogTableMissing": missing[0]},
+		Action:   reconciler.ActionUpdate,
+		Changes: []reconciler.Change{{
+			Field: "catalog table " + missing[0], Before: "missing", After: "created, then the resource planned again",
+			Class: reconciler.Safe,
+		}},
+	}
+	plan.Apply = func(ctx context.Context) error {
+		if err := ensureTables(ctx, env, c); err != nil {
+			return err
+		}
+		p, err := replan(ctx)
+		if err != nil {
+			return err
+		}
+		if !p.HasChanges() {
+			return nil
+		}
+		if p.Apply == nil {
+			return fmt.Errorf("after re-creating catalog table %s: the plan has changes and no apply", missing[0])
+		}
+		if p.MaxClass() == reconciler.Destructive && !allowDestroy {
+			return nil
+		}
+		return p.Apply(ctx)
+	}
+	return plan, nil
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -68,7 +69,7 @@ func newFixture(t testing.TB) *fixture {
 	for _, q := range []string{
 		"CREATE DATABASE `" + dbName + "`",
 		"CREATE USER '" + user + "'@'localhost' IDENTIFIED BY 'catalog-pw'",
-		"GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX ON `" + dbName + "`.* TO '" + user + "'@'localhost'",
+		"GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX ON `" + strings.ReplaceAll(dbName, "_", `\_`) + "`.* TO '" + user + "'@'localhost'",
 	} {
 		if _, err := root.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)

@@ -70,6 +70,11 @@ func (k *Namespace) plan(ctx context.Context, env *reconciler.Env, r *reconciler
 	if err != nil {
 		return nil, err
 	}
+	if bp, err := planBrokenCatalog(ctx, env, c, r.AllowDestroy, func(ctx context.Context) (*reconciler.Plan, error) {
+		return k.plan(ctx, env, r, absent)
+	}); bp != nil || err != nil {
+		return bp, err
+	}
 	ident := table.Identifier(s.Namespace)
 	exists, props, err := observeNamespace(ctx, env, c, ident)
 	if err != nil {

@@ -75,6 +75,11 @@ func (k *Table) plan(ctx context.Context, env *reconciler.Env, r *reconciler.Res
 	if err != nil {
 		return nil, err
 	}
+	if bp, err := planBrokenCatalog(ctx, env, c, r.AllowDestroy, func(ctx context.Context) (*reconciler.Plan, error) {
+		return k.plan(ctx, env, r, absent)
+	}); bp != nil || err != nil {
+		return bp, err
+	}
 	tbl, err := loadTable(ctx, env, c, s.Ident())
 	if err != nil {
 		return nil, err
