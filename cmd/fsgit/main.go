@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
+
+	"github.com/fsgit/fsgit/internal/crash"
 )
 
 // exitError carries a process exit code out of a subcommand. Subcommands
@@ -31,8 +34,19 @@ func (e *exitError) Unwrap() error { return e.err }
 func main() { os.Exit(run(os.Args[1:])) }
 
 // run executes the command line and returns the exit code. It is separate
-// from main so that testscript can call it in-process.
-func run(args []string) int {
+// from main so that testscript can call it in-process. A panic becomes
+// exit code 1, one line on stderr and a crash file (internal/crash):
+// never the runtime's exit code 2, which means "changes applied".
+func run(args []string) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			code = crash.Report(os.Stderr, r, debug.Stack())
+		}
+	}()
+	return runCommand(args)
+}
+
+func runCommand(args []string) int {
 	root := newRootCmd()
 	root.SetArgs(args)
 	err := root.Execute()
