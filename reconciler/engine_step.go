@@ -81,7 +81,8 @@ func (r *run) step(ctx context.Context, id ID, in input) *outcome {
 	case !plan.HasChanges():
 		o.res.Outcome, o.res.Action = Unchanged, ActionNone
 		if !r.opts.Noop {
-			o.remember = &observed
+			remembered := observed.compact()
+			o.remember = &remembered
 			if !detect {
 				o.inventory = invUpsert
 			}
@@ -220,7 +221,9 @@ func (r *run) corrective(res *Resource, now ObservedState) bool {
 		return false
 	}
 	inv, ok := r.prior.Inventory[res.ID]
-	return ok && SameDesired(&inv, res)
+	// A state file written before kinds remembered digests holds the
+	// whole spec.
+	return ok && (SameDesired(&inv, r.p.remembered(res.ID)) || SameDesired(&inv, res))
 }
 
 // env returns the Env a kind sees for one resource.

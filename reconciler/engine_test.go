@@ -670,3 +670,21 @@ func BenchmarkEngine_QuietRun(b *testing.B) {
 		}
 	}
 }
+
+// TestObservedState_Compact: the memory keeps long observed fields as
+// digests, and the hash of the whole state unchanged.
+func TestObservedState_Compact(t *testing.T) {
+	long := strings.Repeat("s", maxRememberedField+1)
+	o := NewObservedState(map[string]string{"schema": long, "ensure": "present"})
+	c := o.compact()
+	if c.Hash != o.Hash || c.Fields["ensure"] != "present" || !strings.HasPrefix(c.Fields["schema"], "sha256:") || len(c.Fields["schema"]) != 71 {
+		t.Fatalf("compact: %+v", c)
+	}
+	if o.Fields["schema"] != long {
+		t.Fatal("compact changed the original")
+	}
+	short := NewObservedState(map[string]string{"ensure": "present"})
+	if c := short.compact(); c.Fields["ensure"] != "present" {
+		t.Fatalf("compact of a short state: %+v", c)
+	}
+}
