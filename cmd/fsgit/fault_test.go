@@ -15,103 +15,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
+	"github.com/fsgit/fsgit/internal/faulttest"
 	"github.com/fsgit/fsgit/internal/state"
 )
-
-// tmpfs mounts a tmpfs of size (as mount takes it: "300k") on a new
-// temporary directory, unmounted when the test ends.
-func tmpfs(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root")
-	}
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size+",mode=0755"); err != nil {
-		t.Skipf("the kernel refuses to mount a tmpfs here: %v", err)
-	}
-	t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
-	return dir
-}
-
-// remount remounts the tmpfs at dir read-only or read-write.
-func remount(t *testing.T, dir string, readOnly bool) {
-	t.Helper()
-	flags := uintptr(syscall.MS_REMOUNT)
-	if readOnly {
-		flags |= syscall.MS_RDONLY
-	}
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", flags, ""); err != nil {
-		t.Skipf("the kernel refuses to remount %s (read-only %v): %v", dir, readOnly, err)
-	}
-}
-
-// fill takes the free space of dir's file system but leave bytes, and
-// returns the function that gives it back.
-func fill(t *testing.T, dir string, leave int64) (free func()) {
-	t.Helper()
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		t.Fatal(err)
-	}
-	n := int64(st.Bavail)*st.Bsize - leave
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	chunk := make([]byte, 4096)
-	for ; n > 0; n -= int64(len(chunk)) {
-		if _, err := f.Write(chunk[:min(int64(len(chunk)), n)]); err != nil {
-			break
-		}
-	}
-	_ = f.Close()
-	return func() {
-		if err := os.Remove(path); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// chattr sets or clears the immutable attribute of path.
-func chattr(t *testing.T, flag, path string) {
-	t.Helper()
-	if out, err := exec.Command("chattr", flag, path).CombinedOutput(); err != nil {
-		t.Skipf("chattr %s %s: %v: %s", flag, path, err, out)
-	}
-}
-
-// partialNames are the names of files being written: fsgit's temporary
-// files, which a failed write must remove.
-var partialNames = []string{".fsgit-tmp-", ".download-", ".record-", ".tmp-", "state.db.new-"}
-
-// leftovers lists the partial files under dir.
-func leftovers(t *testing.T, dir string) []string {
-	t.Helper()
-	var out []string
-	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil
-		}
-		for _, pat := range partialNames {
-			if strings.Contains(d.Name(), pat) {
-				out = append(out, p)
-			}
-		}
-		return nil
-	})
-	return out
-}
 
 // errorLines returns the lines of stderr that say something went wrong.
 func errorLines(stderr string) []string {
@@ -147,8 +60,8 @@ func (r *faultRun) apply(want int, more ...string) (stdout, stderr string) {
 // every later run died with SIGBUS, exit 2); once space is freed the next
 // run converges.
 func TestFault_StateCreateDiskFull(t *testing.T) {
-	dir := tmpfs(t, "300k")
-	free := fill(t, dir, 8<<10)
+	dir := faulttest.Tmpfs(t, "300k")
+	free := faulttest.Fill(t, dir, 8<<10)
 	statePath := filepath.Join(dir, "state.db")
 	r := &faultRun{t: t, args: []string{"--site", sandboxSite(t, ""), "--node", "n1", "--root", filepath.Join(t.TempDir(), "root"), "--state", statePath}}
 
@@ -159,7 +72,7 @@ func TestFault_StateCreateDiskFull(t *testing.T) {
 	if _, err := os.Stat(statePath); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a failed creation left a state file: %v", err)
 	}
-	if left := leftovers(t, dir); len(left) > 0 {
+	if left := faulttest.Leftovers(t, dir); len(left) > 0 {
 		t.Fatalf("partial files left: %v", left)
 	}
 	// The full disk again: still a clean error, never a crash.
@@ -201,7 +114,7 @@ func TestFault_StateTruncated(t *testing.T) {
 // (exit code with 4), writes no partial state, cache or inventory copy,
 // and the next run once space is freed records everything.
 func TestFault_StateGrowDiskFull(t *testing.T) {
-	dir := tmpfs(t, "1m")
+	dir := faulttest.Tmpfs(t, "1m")
 	statePath := filepath.Join(dir, "state.db")
 	var extra strings.Builder
 	for i := range 150 {
@@ -213,7 +126,7 @@ func TestFault_StateGrowDiskFull(t *testing.T) {
 	args := []string{"--node", "n1", "--root", root, "--state", statePath, "-v"}
 	r := &faultRun{t: t, args: args}
 	r.apply(2, "--site", small)
-	free := fill(t, dir, 0)
+	free := faulttest.Fill(t, dir, 0)
 
 	_, errOut := r.apply(6, "--site", big)
 	lines := errorLines(errOut)
@@ -223,7 +136,7 @@ func TestFault_StateGrowDiskFull(t *testing.T) {
 	if !strings.Contains(errOut, "the compiled catalog is not cached") {
 		t.Errorf("the catalog cache's failure is not reported:\n%s", errOut)
 	}
-	if left := leftovers(t, dir); len(left) > 0 {
+	if left := faulttest.Leftovers(t, dir); len(left) > 0 {
 		t.Fatalf("partial files left: %v", left)
 	}
 	if corrupt, _ := filepath.Glob(statePath + ".corrupt-*"); len(corrupt) > 0 {
@@ -258,7 +171,7 @@ func TestFault_StateGrowDiskFull(t *testing.T) {
 // An apply says so in one sentence and changes nothing; a noop still
 // reads the state; after the remount read-write the next run converges.
 func TestFault_StateReadOnly(t *testing.T) {
-	dir := tmpfs(t, "1m")
+	dir := faulttest.Tmpfs(t, "1m")
 	statePath := filepath.Join(dir, "state.db")
 	root := filepath.Join(t.TempDir(), "root")
 	r := &faultRun{t: t, args: []string{"--site", sandboxSite(t, ""), "--node", "n1", "--root", root, "--state", statePath}}
@@ -266,7 +179,7 @@ func TestFault_StateReadOnly(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "etc/app/a.conf"), []byte("drift"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	remount(t, dir, true)
+	faulttest.Remount(t, dir, true)
 	_, errOut := r.apply(1)
 	if lines := errorLines(errOut); len(lines) != 1 || !strings.Contains(lines[0], "read-only file system") {
 		t.Fatalf("want one sentence about the read-only file system, got:\n%s", errOut)
@@ -275,31 +188,30 @@ func TestFault_StateReadOnly(t *testing.T) {
 		t.Fatal("a run that could not open its state changed the node")
 	}
 	r.apply(2, "--noop")
-	remount(t, dir, false)
+	faulttest.Remount(t, dir, false)
 	r.apply(2)
 	r.apply(0)
 }
 
 // TestFault_StateImmutable: the state file made immutable (chattr +i).
 func TestFault_StateImmutable(t *testing.T) {
-	dir := tmpfs(t, "1m")
+	dir := faulttest.Tmpfs(t, "1m")
 	statePath := filepath.Join(dir, "state.db")
 	r := &faultRun{t: t, args: []string{"--site", sandboxSite(t, ""), "--node", "n1", "--root", filepath.Join(t.TempDir(), "root"), "--state", statePath}}
 	r.apply(2)
-	chattr(t, "+i", statePath)
-	t.Cleanup(func() { _ = exec.Command("chattr", "-i", statePath).Run() })
+	faulttest.Chattr(t, "+i", statePath)
 	_, errOut := r.apply(1)
 	if lines := errorLines(errOut); len(lines) != 1 || !strings.Contains(lines[0], "operation not permitted") {
 		t.Fatalf("want one sentence about the immutable file, got:\n%s", errOut)
 	}
-	chattr(t, "-i", statePath)
+	faulttest.Chattr(t, "-i", statePath)
 	r.apply(0)
 }
 
 // TestFault_SummaryDiskFull: the run summary's file system is full: the
 // run says so, the old summary stays whole, and the next run writes it.
 func TestFault_SummaryDiskFull(t *testing.T) {
-	dir := tmpfs(t, "300k")
+	dir := faulttest.Tmpfs(t, "300k")
 	summary := filepath.Join(dir, "last_run_summary.json")
 	r := &faultRun{t: t, args: []string{"--site", sandboxSite(t, ""), "--node", "n1", "--root", filepath.Join(t.TempDir(), "root"),
 		"--state", filepath.Join(t.TempDir(), "state.db"), "--summary", summary}}
@@ -308,7 +220,7 @@ func TestFault_SummaryDiskFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	free := fill(t, dir, 0)
+	free := faulttest.Fill(t, dir, 0)
 	_, errOut := r.apply(4)
 	if lines := errorLines(errOut); len(lines) != 1 || !strings.Contains(lines[0], "write run summary") || !strings.Contains(lines[0], "no space left on device") {
 		t.Fatalf("want one sentence about the summary, got:\n%s", errOut)
@@ -316,7 +228,7 @@ func TestFault_SummaryDiskFull(t *testing.T) {
 	if now, _ := os.ReadFile(summary); !bytes.Equal(now, old) {
 		t.Fatal("the old summary was damaged")
 	}
-	if left := leftovers(t, dir); len(left) > 0 {
+	if left := faulttest.Leftovers(t, dir); len(left) > 0 {
 		t.Fatalf("partial files left: %v", left)
 	}
 	free()
@@ -330,7 +242,7 @@ func TestFault_SummaryDiskFull(t *testing.T) {
 // each file that cannot be written fails in one sentence, no partial file
 // is left, and the next run after space is freed converges.
 func TestFault_ManagedFilesDiskFull(t *testing.T) {
-	root := tmpfs(t, "512k")
+	root := faulttest.Tmpfs(t, "512k")
 	var extra strings.Builder
 	for i := range 8 {
 		fmt.Fprintf(&extra, "\t\t\"file:/srv/data/%d.bin\": {content: strings.Repeat(\"%d\", 40000)}\n", i, i)
@@ -343,12 +255,12 @@ func TestFault_ManagedFilesDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := &faultRun{t: t, args: []string{"--site", site, "--node", "n1", "--root", root, "--state", filepath.Join(t.TempDir(), "state.db")}}
-	free := fill(t, root, 100<<10)
+	free := faulttest.Fill(t, root, 100<<10)
 	out, errOut := r.apply(6)
 	if !strings.Contains(out, "no space left on device") {
 		t.Fatalf("the report does not say the disk is full:\n%s%s", out, errOut)
 	}
-	if left := leftovers(t, root); len(left) > 0 {
+	if left := faulttest.Leftovers(t, root); len(left) > 0 {
 		t.Fatalf("partial files left: %v", left)
 	}
 	free()
@@ -365,15 +277,15 @@ func TestFault_ArtifactDiskFull(t *testing.T) {
 	sum := sha256.Sum256(payload)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(payload) }))
 	defer srv.Close()
-	root := tmpfs(t, "2m")
+	root := faulttest.Tmpfs(t, "2m")
 	site := sandboxSite(t, fmt.Sprintf("\t\t\"artifact:/opt/model.bin\": {url: %q, sha256: %q}\n", srv.URL+"/model.bin", hex.EncodeToString(sum[:])))
 	r := &faultRun{t: t, args: []string{"--site", site, "--node", "n1", "--root", root, "--state", filepath.Join(t.TempDir(), "state.db")}}
-	free := fill(t, root, 200<<10)
+	free := faulttest.Fill(t, root, 200<<10)
 	out, errOut := r.apply(6)
 	if !strings.Contains(out, "artifact:/opt/model.bin") || !strings.Contains(out, "no space left on device") {
 		t.Fatalf("the report does not say the download did not fit:\n%s%s", out, errOut)
 	}
-	if left := leftovers(t, root); len(left) > 0 {
+	if left := faulttest.Leftovers(t, root); len(left) > 0 {
 		t.Fatalf("partial files left: %v", left)
 	}
 	if _, err := os.Stat(filepath.Join(root, "opt/model.bin")); !errors.Is(err, os.ErrNotExist) {

@@ -428,10 +428,36 @@ func (s *Store) replace(db *bolt.DB, cause error) (*Recovery, error) {
 	return rec, nil
 }
 
-// closeDB closes a db under guard (a corrupt file may make it panic).
+// closeTimeout bounds the wait for bbolt to close a file.
+const closeTimeout = 2 * time.Second
+
+// closeDB closes a db, ignoring the error (see closeWithin).
 func (s *Store) closeDB(db *bolt.DB) {
 	if db != nil {
-		_ = guard(s.path, "close", db.Close)
+		_ = s.closeWithin(db)
+	}
+}
+
+// closeWithin closes a db on a goroutine of its own, turning a panic into
+// an error, and gives up after closeTimeout: a panic inside bbolt can
+// leave one of its locks held (beginning a transaction takes them outside
+// any defer), and Close would wait for it forever. An abandoned db keeps
+// its descriptor and its lock on the old file until the process ends.
+func (s *Store) closeWithin(db *bolt.DB) error {
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- fmt.Errorf("bbolt panicked closing the file: %v", r)
+			}
+		}()
+		done <- db.Close()
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(closeTimeout):
+		return fmt.Errorf("bbolt did not close the file within %s (a lock left held by an earlier panic): abandoned", closeTimeout)
 	}
 }
 
@@ -562,7 +588,7 @@ func (s *Store) init() error {
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := guard(s.path, "close", s.db.Close); err != nil {
+	if err := s.closeWithin(s.db); err != nil {
 		return fmt.Errorf("close state %s: %w", s.path, err)
 	}
 	return nil
