@@ -6,6 +6,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime/debug"
 
@@ -37,13 +38,19 @@ func main() { os.Exit(run(os.Args[1:])) }
 // from main so that testscript can call it in-process. A panic becomes
 // exit code 1, one line on stderr and a crash file (internal/crash):
 // never the runtime's exit code 2, which means "changes applied".
-func run(args []string) (code int) {
+func run(args []string) int {
+	return guarded(os.Stderr, func() int { return runCommand(args) })
+}
+
+// guarded runs f and returns its exit code, or, should f panic, reports
+// the panic on stderr (one line) and in a crash file, and returns 1.
+func guarded(stderr io.Writer, f func() int) (code int) {
 	defer func() {
 		if r := recover(); r != nil {
-			code = crash.Report(os.Stderr, r, debug.Stack())
+			code = crash.Report(stderr, r, debug.Stack())
 		}
 	}()
-	return runCommand(args)
+	return f()
 }
 
 func runCommand(args []string) int {
