@@ -43,12 +43,16 @@ type boltMeta struct {
 }
 
 // checkFile checks the state file's structure before bbolt maps it, so
-// that what bbolt reads through its memory map is inside the file: at
-// least one meta page with its magic, version and checksum intact, and for
-// the meta bbolt will use (the valid one with the highest transaction id)
-// a sane page size, a file at least as long as the pages it names (the
-// high water mark), and a root and a freelist page inside those, of the
-// right type, the freelist's entries inside its pages. A file that fails
+// that what bbolt reads through its memory map is inside the file and
+// has the shape bbolt expects: at least one meta page with its magic,
+// version and checksum intact, and for the meta bbolt will use (the valid
+// one with the highest transaction id) a sane page size, a file at least
+// as long as the pages it names (the high water mark), every page of the
+// tree (every bucket's, from the root) inside those, of the right type,
+// reached once (no cycle), its keys and values inside it, and a freelist
+// that lists only pages below the high water mark that nothing uses, once
+// each. It reads the file with plain reads and costs one read of each
+// page in use: the state file is small. A file that fails
 // is corrupt: the error is a *CorruptError. An empty file is left to
 // bbolt, which initializes it.
 func checkFile(path string) error {
@@ -162,8 +166,15 @@ func checkMeta(f io.ReaderAt, size int64, m *boltMeta) error {
 	if err := checkPage(f, ps, m.hwm, m.root, "root", branchPageFlag|leafPageFlag, nil); err != nil {
 		return err
 	}
+	w := &pageWalk{f: f, ps: ps, hwm: m.hwm, seen: map[uint64]bool{}}
+	if err := w.page(m.root, 0); err != nil {
+		return err
+	}
 	if m.freelist == pgidNoFreelist {
 		return nil
+	}
+	if w.seen[m.freelist] {
+		return fmt.Errorf("freelist page %d is also a data page", m.freelist)
 	}
 	if m.freelist < 2 || m.freelist >= m.hwm {
 		return fmt.Errorf("freelist page %d is outside pages 2 to %d", m.freelist, m.hwm-1)
@@ -198,7 +209,7 @@ func checkMeta(f io.ReaderAt, size int64, m *boltMeta) error {
 				return fmt.Errorf("freelist lists page %d, outside pages 2 to %d", id, m.hwm-1)
 			case seen[id]:
 				return fmt.Errorf("freelist lists page %d twice", id)
-			case id == m.root || (id >= m.freelist && id <= m.freelist+overflow):
+			case id == m.root || (id >= m.freelist && id <= m.freelist+overflow) || w.seen[id]:
 				return fmt.Errorf("freelist lists page %d, which is in use", id)
 			}
 			seen[id] = true
@@ -226,6 +237,124 @@ func checkPage(f io.ReaderAt, ps, hwm, id uint64, what string, flags uint16, mor
 	}
 	if more != nil {
 		return more(hdr[:], overflow)
+	}
+	return nil
+}
+
+// Page elements: a branch element is pos, key size (uint32 each) and a
+// child page id (uint64); a leaf element is flags, pos, key size and value
+// size (uint32 each). pos counts from the element itself. A leaf element
+// flagged as a bucket holds the bucket's root page id and sequence
+// (uint64 each), followed, for an inline bucket (root 0), by its one leaf
+// page.
+const (
+	elementSize    = 16
+	bucketLeafFlag = 0x01
+	bucketHeader   = 16
+	maxTreeDepth   = 64
+)
+
+// pageWalk reads the tree of pages from the root, through every bucket,
+// with plain reads (never the map), and checks each page's header and
+// elements: page ids below the high water mark and never reached twice
+// (no cycle for bbolt's cursors to loop in), the right type, every key and
+// value inside its page.
+type pageWalk struct {
+	f    io.ReaderAt
+	ps   uint64
+	hwm  uint64
+	seen map[uint64]bool
+}
+
+// page checks page id, reached at depth, and the pages below it.
+func (w *pageWalk) page(id uint64, depth int) error {
+	switch {
+	case depth > maxTreeDepth:
+		return fmt.Errorf("page %d: the tree is deeper than %d levels", id, maxTreeDepth)
+	case id < 2 || id >= w.hwm:
+		return fmt.Errorf("a page refers to page %d, outside pages 2 to %d", id, w.hwm-1)
+	case w.seen[id]:
+		return fmt.Errorf("page %d is reached twice", id)
+	}
+	var hdr [pageHeaderSize]byte
+	if _, err := w.f.ReadAt(hdr[:], int64(id*w.ps)); err != nil {
+		return fmt.Errorf("page %d: %w", id, err)
+	}
+	overflow := uint64(binary.NativeEndian.Uint32(hdr[12:]))
+	if id+overflow >= w.hwm {
+		return fmt.Errorf("page %d runs %d pages past the high water mark %d", id, overflow, w.hwm)
+	}
+	for i := id; i <= id+overflow; i++ {
+		if w.seen[i] {
+			return fmt.Errorf("page %d is reached twice", i)
+		}
+		w.seen[i] = true
+	}
+	buf := make([]byte, (overflow+1)*w.ps)
+	if _, err := w.f.ReadAt(buf, int64(id*w.ps)); err != nil {
+		return fmt.Errorf("page %d: %w", id, err)
+	}
+	if got := binary.NativeEndian.Uint64(buf); got != id {
+		return fmt.Errorf("page %d says it is page %d", id, got)
+	}
+	return w.elements(id, buf, depth)
+}
+
+// elements checks the elements of a branch or leaf page held in buf (a
+// page of the file, or an inline bucket's page inside a value).
+func (w *pageWalk) elements(id uint64, buf []byte, depth int) error {
+	le := binary.NativeEndian
+	flags, count := le.Uint16(buf[8:]), int(le.Uint16(buf[10:]))
+	if flags != branchPageFlag && flags != leafPageFlag {
+		return fmt.Errorf("page %d has type flags %#x, want a branch or a leaf", id, flags)
+	}
+	if flags == branchPageFlag && count == 0 {
+		return fmt.Errorf("branch page %d is empty", id)
+	}
+	if pageHeaderSize+count*elementSize > len(buf) {
+		return fmt.Errorf("page %d: %d elements do not fit in it", id, count)
+	}
+	for i := range count {
+		off := pageHeaderSize + i*elementSize
+		e := buf[off : off+elementSize]
+		if flags == branchPageFlag {
+			pos, ksize := uint64(le.Uint32(e[0:])), uint64(le.Uint32(e[4:]))
+			if uint64(off)+pos+ksize > uint64(len(buf)) {
+				return fmt.Errorf("page %d: element %d's key is outside the page", id, i)
+			}
+			if err := w.page(le.Uint64(e[8:]), depth+1); err != nil {
+				return err
+			}
+			continue
+		}
+		eflags, pos, ksize, vsize := le.Uint32(e[0:]), uint64(le.Uint32(e[4:])), uint64(le.Uint32(e[8:])), uint64(le.Uint32(e[12:]))
+		start := uint64(off) + pos
+		if start+ksize+vsize > uint64(len(buf)) {
+			return fmt.Errorf("page %d: element %d's key or value is outside the page", id, i)
+		}
+		if eflags&bucketLeafFlag == 0 {
+			continue
+		}
+		v := buf[start+ksize : start+ksize+vsize]
+		if len(v) < bucketHeader {
+			return fmt.Errorf("page %d: element %d is a bucket of %d bytes", id, i, len(v))
+		}
+		if root := le.Uint64(v); root != 0 {
+			if err := w.page(root, depth+1); err != nil {
+				return err
+			}
+			continue
+		}
+		inline := v[bucketHeader:]
+		if len(inline) < pageHeaderSize {
+			return fmt.Errorf("page %d: element %d is an inline bucket without a page", id, i)
+		}
+		if depth+1 > maxTreeDepth {
+			return fmt.Errorf("page %d: the tree is deeper than %d levels", id, maxTreeDepth)
+		}
+		if err := w.elements(id, inline, depth+1); err != nil {
+			return err
+		}
 	}
 	return nil
 }

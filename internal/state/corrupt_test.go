@@ -139,7 +139,7 @@ func TestOpen_FlippedBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := rand.New(rand.NewPCG(12, 22))
-	recovered := 0
+	recovered, byOp := 0, map[string]int{}
 	base := memTempDir(t)
 	for i := range runs {
 		dir := filepath.Join(base, fmt.Sprint(i))
@@ -158,6 +158,8 @@ func TestOpen_FlippedBytes(t *testing.T) {
 		if recs := exercise(t, path); len(recs) > 0 {
 			recovered++
 			for _, rec := range recs {
+				op, _, _ := strings.Cut(rec.Reason[strings.Index(rec.Reason, "(")+1:], ")")
+				byOp[op]++
 				if rec.InventoryLost != "" || rec.Restored != 40 || !strings.HasPrefix(filepath.Base(rec.MovedTo), "state.db.corrupt-") {
 					t.Errorf("run %d: recovery %+v", i, rec)
 				}
@@ -170,7 +172,7 @@ func TestOpen_FlippedBytes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	t.Logf("%d of %d copies with flipped bytes were found corrupt and replaced; none panicked", recovered, runs)
+	t.Logf("%d of %d copies with flipped bytes were found corrupt and replaced (found by: %v); none panicked", recovered, runs, byOp)
 	if recovered == 0 {
 		t.Fatal("no copy was found corrupt: the flips do not reach the file's structure")
 	}
