@@ -93,7 +93,16 @@ func TestFault_StateTruncated(t *testing.T) {
 	if err := os.Truncate(statePath, 8192); err != nil {
 		t.Fatal(err)
 	}
-	_, errOut := r.apply(0)
+	// A noop leaves the file where it is and starts from the inventory
+	// copy: nothing would change.
+	_, errOut := r.apply(0, "--noop")
+	if lines := errorLines(errOut); len(lines) != 1 || !strings.Contains(lines[0], "this noop run starts from the inventory copy") {
+		t.Fatalf("noop on a corrupt state:\n%s", errOut)
+	}
+	if fi, err := os.Stat(statePath); err != nil || fi.Size() != 8192 {
+		t.Fatalf("noop moved or changed the corrupt file: %v", err)
+	}
+	_, errOut = r.apply(0)
 	if lines := errorLines(errOut); len(lines) != 1 || !strings.Contains(lines[0], "state file corrupt: moved aside") ||
 		!strings.Contains(lines[0], "inventory copy's 3 resources") {
 		t.Fatalf("want one line saying the state was replaced, got:\n%s", errOut)
