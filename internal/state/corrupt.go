@@ -111,17 +111,22 @@ func globEscape(p string) string {
 	return r.Replace(p)
 }
 
-// lockAside takes the exclusive lock bbolt uses (flock) on the file at
-// path, waiting up to timeout, so that a corrupt file is not moved while
-// another fsgit has it open. It returns the unlock function.
-func lockAside(path string, timeout time.Duration) (func(), error) {
+// lockAside takes the lock bbolt uses (flock) on the file at path,
+// shared or exclusive, waiting up to timeout, so that a file is not
+// judged corrupt, or moved, while another fsgit writes it. It returns the
+// unlock function.
+func lockAside(path string, timeout time.Duration, shared bool) (func(), error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
+	how := syscall.LOCK_EX
+	if shared {
+		how = syscall.LOCK_SH
+	}
 	deadline := time.Now().Add(timeout)
 	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB)
 		if err == nil {
 			return func() { _ = f.Close() }, nil
 		}

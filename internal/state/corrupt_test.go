@@ -369,3 +369,32 @@ func TestInventoryCopy_RoundTrip(t *testing.T) {
 		t.Fatalf("missing copy: %v", err)
 	}
 }
+
+// TestOpen_CheckFailsWhileLocked: the check reads without the lock, so a
+// file that fails it while another fsgit holds the lock (it may be in the
+// middle of a commit) is reported as locked, and never moved aside.
+func TestOpen_CheckFailsWhileLocked(t *testing.T) {
+	path := realState(t, t.TempDir())
+	holder, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, 8192); err != nil {
+		t.Fatal(err)
+	}
+	defer os.WriteFile(path, good, 0o600)
+	for _, ro := range []bool{true, false} {
+		_, err := Open(path, Options{ReadOnly: ro, Timeout: 100 * time.Millisecond})
+		if !errors.Is(err, ErrLocked) || IsCorrupt(err) {
+			t.Errorf("read-only %v: %v, want locked", ro, err)
+		}
+	}
+	if moved, _ := filepath.Glob(path + quarantineSuffix + "*"); len(moved) > 0 {
+		t.Fatalf("a locked file was moved aside: %v", moved)
+	}
+}

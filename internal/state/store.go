@@ -230,12 +230,33 @@ func Open(path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// lockedError says that another fsgit holds the file.
+func (s *Store) lockedError(cause error) error {
+	return fmt.Errorf("open state %s: no lock after %s: another fsgit (the agent, or an apply) "+
+		"is probably running and holds it; wait for it, or stop it (systemctl stop fsgit): %w (%w)",
+		s.path, s.timeout, ErrLocked, cause)
+}
+
 // openChecked checks the file, opens it with bbolt and reads it through.
+// A file that fails the check while another fsgit holds it is reported as
+// locked, not corrupt: the check reads without the lock, and may have
+// raced with that fsgit's commit.
 // On an error after bbolt opened it, the db is returned too, still holding
 // the file's lock, for the caller to move the file aside or close it.
 func (s *Store) openChecked() (*bolt.DB, error) {
 	if err := checkFile(s.path); err != nil {
-		return nil, err
+		if IsCorrupt(err) {
+			if unlock, lerr := lockAside(s.path, s.timeout, s.readOnly); errors.Is(lerr, ErrLocked) {
+				return nil, s.lockedError(bolterrors.ErrTimeout)
+			} else if lerr == nil {
+				// Checked again under the lock: what fails now is corrupt.
+				err = checkFile(s.path)
+				unlock()
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	var db *bolt.DB
 	err := guard(s.path, "open", func() error {
@@ -244,9 +265,7 @@ func (s *Store) openChecked() (*bolt.DB, error) {
 		return err
 	})
 	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("open state %s: no lock after %s: another fsgit (the agent, or an apply) "+
-			"is probably running and holds it; wait for it, or stop it (systemctl stop fsgit): %w (%w)",
-			s.path, s.timeout, ErrLocked, err)
+		return nil, s.lockedError(err)
 	}
 	if err != nil {
 		// A panic inside Open may leave bbolt's file open: it cannot be
@@ -403,7 +422,7 @@ func initBuckets(tx *bolt.Tx, seed *InventoryCopy) error {
 // the file was replaced meanwhile by another process.
 func (s *Store) replace(db *bolt.DB, cause error) (*Recovery, error) {
 	if db == nil {
-		unlock, err := lockAside(s.path, s.timeout)
+		unlock, err := lockAside(s.path, s.timeout, false)
 		if isNotExist(err) {
 			return nil, nil
 		}

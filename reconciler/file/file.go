@@ -81,10 +81,6 @@ func decodeFileSpec(r *reconciler.Resource) (*fileSpec, error) {
 			return nil, fmt.Errorf("validate %s: %w", r.ID, err)
 		}
 	}
-	if s.Content != nil && len(*s.Content) > reconciler.MaxInline {
-		return nil, fmt.Errorf("validate %s: content of %d bytes is over the inline limit of %d bytes (1 MiB): put large content in an artifact instead",
-			r.ID, len(*s.Content), reconciler.MaxInline)
-	}
 	if s.ContentSHA256 != "" && (s.Content != nil || len(s.ContentSHA256) != 64) {
 		return nil, fmt.Errorf("validate %s: contentSha256 is the remembered digest of content, 64 hex digits, never given with it", r.ID)
 	}
@@ -138,10 +134,18 @@ func checkCommon(r *reconciler.Resource, path, ensure *string) error {
 // by the inline limit): whether the file is intact can only be told by
 // rendering it again, and no digest of the rendered file, which holds
 // the secret, is ever stored.
+//
+// It also refuses content over the inline limit (the schema refuses it
+// first, at its position): the engine calls it for every file of a
+// catalog before the run.
 func (*File) RememberSpec(r *reconciler.Resource) (json.RawMessage, error) {
 	s, err := decodeFileSpec(r)
 	if err != nil {
 		return nil, err
+	}
+	if s.Content != nil && len(*s.Content) > reconciler.MaxInline {
+		return nil, fmt.Errorf("validate %s: content of %d bytes is over the inline limit of %d bytes (1 MiB): put large content in an artifact instead",
+			r.ID, len(*s.Content), reconciler.MaxInline)
 	}
 	if s.Content == nil || len(s.Secrets) > 0 {
 		return r.Spec, nil

@@ -96,14 +96,16 @@ func slicesIndex(rs []reconciler.Result, id reconciler.ID) int {
 func TestFile_InlineLimit(t *testing.T) {
 	big := strings.Repeat("x", reconciler.MaxInline+1)
 	r := resource(t, "file", "/srv/big", fileSpecOf("/srv/big", &big, "0644"))
-	err := NewFile().Validate(r)
+	_, err := NewFile().RememberSpec(r)
 	if err == nil || !strings.Contains(err.Error(), "over the inline limit of 1048576 bytes (1 MiB): put large content in an artifact") {
 		t.Fatalf("validate: %v", err)
 	}
-	at := strings.Repeat("x", reconciler.MaxInline)
-	if err := NewFile().Validate(resource(t, "file", "/srv/at", fileSpecOf("/srv/at", &at, "0644"))); err != nil {
-		t.Fatal(err)
+	// The engine refuses it before the run.
+	rep := runCatalog(t, t.TempDir(), nil, *r)
+	if len(rep.Results) != 1 || rep.Results[0].Outcome != reconciler.Failed || !strings.Contains(rep.Results[0].Error, "over the inline limit") {
+		t.Fatalf("run of an oversized file: %+v", rep.Results)
 	}
+	at := strings.Repeat("x", reconciler.MaxInline)
 	spec, err := NewFile().RememberSpec(resource(t, "file", "/srv/at", fileSpecOf("/srv/at", &at, "0644")))
 	if err != nil {
 		t.Fatal(err)
