@@ -398,3 +398,32 @@ func TestOpen_CheckFailsWhileLocked(t *testing.T) {
 		t.Fatalf("a locked file was moved aside: %v", moved)
 	}
 }
+
+// TestOpen_RemovesStaleHalfBuiltFiles: a state file left half-built by a
+// process that died while creating one is removed; one being built now
+// (recent) is left alone.
+func TestOpen_RemovesStaleHalfBuiltFiles(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state.db")
+	stale, fresh := path+newSuffix+"111", path+newSuffix+"222"
+	for _, p := range []string{stale, fresh} {
+		if err := os.WriteFile(p, make([]byte, 8192), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale half-built file kept: %v", err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("recent half-built file removed: %v", err)
+	}
+}
