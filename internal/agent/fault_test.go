@@ -6,6 +6,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/fsgit/fsgit/internal/faulttest"
 	"github.com/fsgit/fsgit/internal/gittest"
 	"github.com/fsgit/fsgit/internal/state"
+	"github.com/fsgit/fsgit/reconciler"
 )
 
 // metricsOf reads the agent's metrics from its local API.
@@ -204,4 +206,87 @@ func grepLines(s string, prefixes ...string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestAgentFault_StateDiskFullWhileRunning: while the agent runs, the
+// state's file system fills up and a new commit must grow the file. The
+// run goes on (the node converges on the commit), the status and metrics
+// say the runs are not recorded and why, and once space is freed the
+// agent records again by itself, with the whole inventory.
+func TestAgentFault_StateDiskFullWhileRunning(t *testing.T) {
+	s := newSite(t)
+	s.push("v1", map[string]string{"n1": catalogJSON(t, fileRes("/etc/app/app.conf", "v1\n"))})
+	n := newNode(t, "n1", s.url, "100ms", "")
+	n.stateDir = faulttest.Tmpfs(t, "1m")
+	n.writeConfig(s.url, "")
+	n.start()
+	waitFor(t, "converged", func() bool { return n.agent.Status().Converged })
+
+	many := []reconciler.Resource{fileRes("/etc/app/app.conf", "v2\n")}
+	for i := range 120 {
+		many = append(many, fileRes(fmt.Sprintf("/etc/app/many/%03d.conf", i), strings.Repeat("x", 300)))
+	}
+	free := faulttest.Fill(t, n.stateDir, 0)
+	s.push("v2", map[string]string{"n1": catalogJSON(t, many...)})
+	waitFor(t, "v2 on disk", func() bool { return n.read("/etc/app/app.conf") == "v2\n" })
+	waitFor(t, "the full disk in the status", func() bool {
+		st := n.agent.Status().State
+		return st != nil && strings.Contains(st.Error, "no space left on device")
+	})
+	if m := metricsOf(t, n); !strings.Contains(m, `fsgit_state_errors_total{op="record"}`) || !strings.Contains(m, "fsgit_state_up 0") {
+		t.Fatalf("metrics:\n%s", grepLines(m, "fsgit_state"))
+	}
+	if left := faulttest.Leftovers(t, n.stateDir); len(left) > 0 {
+		t.Fatalf("partial files left: %v", left)
+	}
+	free()
+	waitFor(t, "runs recorded again", func() bool { return n.agent.Status().State == nil })
+	n.stop()
+	checkInventory(t, filepath.Join(n.stateDir, "state.db"), 121)
+}
+
+// TestAgentFault_StateReadOnly: the state's file system is read-only when
+// the agent starts (the kernel refuses to remount it read-only while the
+// agent has the file open for writing). The agent runs without it, says
+// so, and once the file system is writable again opens the state and
+// records, by itself.
+func TestAgentFault_StateReadOnly(t *testing.T) {
+	s := newSite(t)
+	s.push("v1", map[string]string{"n1": catalogJSON(t, fileRes("/etc/app/app.conf", "v1\n"))})
+	n := newNode(t, "n1", s.url, "100ms", "")
+	n.stateDir = faulttest.Tmpfs(t, "1m")
+	n.writeConfig(s.url, "")
+	n.start()
+	waitFor(t, "converged", func() bool { return n.agent.Status().Converged })
+	n.stop()
+
+	faulttest.Remount(t, n.stateDir, true)
+	s.push("v2", map[string]string{"n1": catalogJSON(t, fileRes("/etc/app/app.conf", "v2\n"), fileRes("/etc/app/b.conf", "b\n"))})
+	n.start()
+	waitFor(t, "v2 on disk", func() bool { return n.read("/etc/app/app.conf") == "v2\n" })
+	waitFor(t, "the read-only file system in the status", func() bool {
+		st := n.agent.Status().State
+		return st != nil && strings.Contains(st.Error, "read-only file system")
+	})
+	faulttest.Remount(t, n.stateDir, false)
+	waitFor(t, "runs recorded again", func() bool { return n.agent.Status().State == nil })
+	n.stop()
+	checkInventory(t, filepath.Join(n.stateDir, "state.db"), 2)
+}
+
+// checkInventory checks that the state file and its inventory copy both
+// hold want resources.
+func checkInventory(t *testing.T, path string, want int) {
+	t.Helper()
+	st, err := state.Open(path, state.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if m, err := st.Memory(); err != nil || len(m.Inventory) != want {
+		t.Fatalf("inventory: %d entries, want %d (%v)", len(m.Inventory), want, err)
+	}
+	if c, err := state.ReadInventory(path); err != nil || len(c.Inventory) != want {
+		t.Fatalf("inventory copy: %v", err)
+	}
 }
