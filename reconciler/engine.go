@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -154,6 +155,7 @@ type Prepared struct {
 	Graph *Graph
 
 	res     map[ID]*Resource
+	mem     map[ID]*Resource // remembered forms (Rememberer), where they differ
 	kinds   map[ID]Kind
 	invalid map[ID]error
 	index   map[ID]int
@@ -173,6 +175,7 @@ func (e *Engine) Prepare(cat *Catalog) (*Prepared, error) {
 		Catalog: cat,
 		Graph:   g,
 		res:     make(map[ID]*Resource, len(cat.Resources)),
+		mem:     map[ID]*Resource{},
 		kinds:   make(map[ID]Kind, len(cat.Resources)),
 		invalid: map[ID]error{},
 		index:   make(map[ID]int, len(g.Order)),
@@ -196,9 +199,39 @@ func (e *Engine) Prepare(cat *Catalog) (*Prepared, error) {
 		p.kinds[r.ID] = k
 		if err := validate(k, r); err != nil {
 			p.invalid[r.ID] = fmt.Errorf("invalid spec: %w", err)
+			continue
+		}
+		if rm, ok := k.(Rememberer); ok {
+			spec, err := remember(rm, r)
+			if err != nil {
+				p.invalid[r.ID] = fmt.Errorf("invalid spec: %w", err)
+				continue
+			}
+			m := *r
+			m.Spec = spec
+			p.mem[r.ID] = &m
 		}
 	}
 	return p, nil
+}
+
+// remembered returns the resource as the node's inventory keeps it: its
+// kind's remembered form (content replaced by digests) if it has one.
+func (p *Prepared) remembered(id ID) *Resource {
+	if m, ok := p.mem[id]; ok {
+		return m
+	}
+	return p.res[id]
+}
+
+// remember calls rm.RememberSpec, turning a panic into an error.
+func remember(rm Rememberer, r *Resource) (spec json.RawMessage, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("panic in remember: %v", v)
+		}
+	}()
+	return rm.RememberSpec(r)
 }
 
 // validate calls k.Validate, turning a panic into an error.

@@ -63,6 +63,37 @@ func NewObservedState(fields map[string]string) ObservedState {
 	return ObservedState{Hash: HashObserved(fields), Fields: fields}
 }
 
+// maxRememberedField is the longest observed field value the node's
+// memory keeps as it is; a longer one is kept as its digest. The hash of
+// the whole observed state, which is what tells drift, is kept either
+// way.
+const maxRememberedField = 1024
+
+// compact returns the observed state as the node's memory keeps it: the
+// same hash, and every field longer than maxRememberedField replaced by
+// "sha256:<hex>" of its value, so that no kind's summary can make the
+// state file carry content.
+func (o ObservedState) compact() ObservedState {
+	var fields map[string]string
+	for k, v := range o.Fields {
+		if len(v) <= maxRememberedField {
+			continue
+		}
+		if fields == nil {
+			fields = make(map[string]string, len(o.Fields))
+			for k, v := range o.Fields {
+				fields[k] = v
+			}
+		}
+		sum := sha256.Sum256([]byte(v))
+		fields[k] = "sha256:" + hex.EncodeToString(sum[:])
+	}
+	if fields == nil {
+		return o
+	}
+	return ObservedState{Hash: o.Hash, Fields: fields}
+}
+
 // HashObserved returns "sha256:<hex>" of the fields in a canonical form
 // (JSON with sorted keys), so that equal summaries hash equally whatever
 // the order in which a kind filled them.

@@ -269,7 +269,7 @@ func (r *run) next(full bool) *Memory {
 		}
 	}
 	for id, o := range r.out {
-		apply(o, r.p.res[id])
+		apply(o, r.p.remembered(id))
 		if by := r.notifiers(id); len(by) > 0 && r.owesRefresh(id, o) {
 			m.Refresh[id] = by
 		} else {

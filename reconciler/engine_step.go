@@ -13,11 +13,19 @@ import (
 
 // handle runs one resource through plan, apply, verify and refresh, and
 // returns its outcome. It runs on a worker goroutine.
-func (r *run) handle(ctx context.Context, id ID, in input) *outcome {
+func (r *run) handle(ctx context.Context, id ID, in input) (o *outcome) {
 	start := time.Now()
-	o := r.step(ctx, id, in)
-	o.res.Duration = jsondoc.Seconds(time.Since(start))
-	return o
+	// The kinds' steps run contained; a panic in the engine's own handling
+	// fails the resource rather than the process (whose exit code 2 would
+	// say "changes applied").
+	defer func() {
+		if p := recover(); p != nil {
+			r.e.log.Error("engine panicked handling a resource", "id", string(id), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			o = &outcome{res: Result{ID: id, Outcome: Failed, Error: fmt.Sprintf("fsgit panicked handling it: %v", p)}, blocked: true, cause: id}
+		}
+		o.res.Duration = jsondoc.Seconds(time.Since(start))
+	}()
+	return r.step(ctx, id, in)
 }
 
 func (r *run) step(ctx context.Context, id ID, in input) *outcome {
@@ -83,7 +91,8 @@ func (r *run) step(ctx context.Context, id ID, in input) *outcome {
 	case !plan.HasChanges():
 		o.res.Outcome, o.res.Action = Unchanged, ActionNone
 		if !r.opts.Noop {
-			o.remember = &observed
+			remembered := observed.compact()
+			o.remember = &remembered
 			if !detect {
 				o.inventory = invUpsert
 			}
@@ -222,7 +231,9 @@ func (r *run) corrective(res *Resource, now ObservedState) bool {
 		return false
 	}
 	inv, ok := r.prior.Inventory[res.ID]
-	return ok && SameDesired(&inv, res)
+	// A state file written before kinds remembered digests holds the
+	// whole spec.
+	return ok && (SameDesired(&inv, r.p.remembered(res.ID)) || SameDesired(&inv, res))
 }
 
 // env returns the Env a kind sees for one resource.

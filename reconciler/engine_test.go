@@ -670,3 +670,55 @@ func BenchmarkEngine_QuietRun(b *testing.B) {
 		}
 	}
 }
+
+// TestObservedState_Compact: the memory keeps long observed fields as
+// digests, and the hash of the whole state unchanged.
+func TestObservedState_Compact(t *testing.T) {
+	long := strings.Repeat("s", maxRememberedField+1)
+	o := NewObservedState(map[string]string{"schema": long, "ensure": "present"})
+	c := o.compact()
+	if c.Hash != o.Hash || c.Fields["ensure"] != "present" || !strings.HasPrefix(c.Fields["schema"], "sha256:") || len(c.Fields["schema"]) != 71 {
+		t.Fatalf("compact: %+v", c)
+	}
+	if o.Fields["schema"] != long {
+		t.Fatal("compact changed the original")
+	}
+	short := NewObservedState(map[string]string{"ensure": "present"})
+	if c := short.compact(); c.Fields["ensure"] != "present" {
+		t.Fatalf("compact of a short state: %+v", c)
+	}
+}
+
+// panicTimeoutKind panics in Timeout, which the engine calls outside the
+// contained steps.
+type panicTimeoutKind struct{}
+
+func (panicTimeoutKind) Kind() string             { return "tpanictimeout" }
+func (panicTimeoutKind) Validate(*Resource) error { return nil }
+func (panicTimeoutKind) Plan(context.Context, *Env, *Resource) (*Plan, error) {
+	return &Plan{}, nil
+}
+func (panicTimeoutKind) Timeout(*Resource) time.Duration { panic("timeout exploded") }
+
+// TestRun_EnginePanicFailsTheResource: a panic in the engine's own
+// handling of a resource fails that resource (and skips its dependents);
+// it does not take the process down with exit code 2.
+func TestRun_EnginePanicFailsTheResource(t *testing.T) {
+	h := newHarness(t, panicTimeoutKind{})
+	cat := catalog(
+		res("tpanictimeout:x", nil),
+		res("tfile:/after.cnf", spec{"content": "a"}, func(r *Resource) { r.Require = []ID{"tpanictimeout:x"} }),
+		res("tfile:/other.cnf", spec{"content": "o"}),
+	)
+	rep := mustRun(t, h.engine(Config{}), cat, RunOptions{Root: h.root})
+	got := map[ID]Outcome{}
+	for _, r := range rep.Results {
+		got[r.ID] = r.Outcome
+		if r.ID == "tpanictimeout:x" && !strings.Contains(r.Error, "fsgit panicked handling it: timeout exploded") {
+			t.Errorf("error %q", r.Error)
+		}
+	}
+	if got["tpanictimeout:x"] != Failed || got["tfile:/after.cnf"] != Skipped || got["tfile:/other.cnf"] != Created {
+		t.Fatalf("outcomes %v", got)
+	}
+}

@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -57,6 +58,22 @@ type Pruner interface {
 	// with no changes when it is already gone.
 	PlanDelete(ctx context.Context, env *Env, r *Resource) (*Plan, error)
 }
+
+// Rememberer is implemented by kinds whose specs hold content (a file's
+// content, a migration's SQL). RememberSpec returns the spec the node
+// keeps in its inventory (the state file) instead of r.Spec: the content
+// replaced by its digest, so that the state holds digests, never content.
+// The engine hands the remembered spec to [Pruner.PlanDelete] when the
+// resource leaves the catalog, and compares remembered specs to tell
+// drift from a change of the desired state; equal remembered specs must
+// mean the same desired state.
+type Rememberer interface {
+	RememberSpec(r *Resource) (json.RawMessage, error)
+}
+
+// MaxInline is the most bytes of content a resource may hold inline (the
+// schema's #MaxInline): larger content belongs in an artifact.
+const MaxInline = 1 << 20
 
 // Timeouter is implemented by kinds whose resources need a time limit other
 // than the engine's default (a large download, a long migration). The limit

@@ -161,7 +161,11 @@ func runApply(ctx context.Context, stdout, stderr io.Writer, f applyFlags) error
 
 	// Noop writes nothing: the state is opened read-only (a node that has
 	// none yet starts from an empty memory) and never recorded.
-	st, err := state.Open(statePath.name, state.Options{ReadOnly: f.noop, Timeout: f.lockTimeout, FS: statePath.fsys})
+	// A corrupt state file is moved aside and replaced (logged here); a
+	// noop run leaves it in place and starts from the inventory copy.
+	st, err := state.Open(statePath.name, state.Options{ReadOnly: f.noop, Timeout: f.lockTimeout, FS: statePath.fsys, OnRecover: func(r state.Recovery) {
+		log.Error("state file corrupt: moved aside; carrying on from observation", "detail", r.String())
+	}})
 	var prior *reconciler.Memory
 	switch {
 	case err == nil:
@@ -171,6 +175,10 @@ func runApply(ctx context.Context, stdout, stderr io.Writer, f applyFlags) error
 		}
 	case f.noop && state.IsNotExist(err):
 		st = nil
+	case f.noop && state.IsCorrupt(err):
+		log.Error("state file corrupt: this noop run starts from the inventory copy; the next apply moves the file aside", "err", err)
+		c, _ := state.ReadInventory(statePath.String())
+		st, prior = nil, c.Memory()
 	default:
 		return couldNotRun(err)
 	}

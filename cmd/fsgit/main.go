@@ -6,9 +6,13 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
+
+	"github.com/fsgit/fsgit/internal/crash"
 )
 
 // exitError carries a process exit code out of a subcommand. Subcommands
@@ -31,8 +35,25 @@ func (e *exitError) Unwrap() error { return e.err }
 func main() { os.Exit(run(os.Args[1:])) }
 
 // run executes the command line and returns the exit code. It is separate
-// from main so that testscript can call it in-process.
+// from main so that testscript can call it in-process. A panic becomes
+// exit code 1, one line on stderr and a crash file (internal/crash):
+// never the runtime's exit code 2, which means "changes applied".
 func run(args []string) int {
+	return guarded(os.Stderr, func() int { return runCommand(args) })
+}
+
+// guarded runs f and returns its exit code, or, should f panic, reports
+// the panic on stderr (one line) and in a crash file, and returns 1.
+func guarded(stderr io.Writer, f func() int) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			code = crash.Report(stderr, r, debug.Stack())
+		}
+	}()
+	return f()
+}
+
+func runCommand(args []string) int {
 	root := newRootCmd()
 	root.SetArgs(args)
 	err := root.Execute()

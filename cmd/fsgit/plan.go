@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fsgit/fsgit/internal/crash"
 	"github.com/fsgit/fsgit/internal/desired"
 	"github.com/fsgit/fsgit/internal/gitsource"
 	"github.com/fsgit/fsgit/internal/plan"
@@ -89,6 +90,7 @@ func runPlan(ctx context.Context, out io.Writer, f *planFlags) error {
 	}
 	baseCh := make(chan side, 1)
 	go func() {
+		defer crash.Exit()
 		var s side
 		s.cats, s.hash, s.err = catalogsAt(ctx, repo, baseRev, siteDir, f.nodes)
 		baseCh <- s

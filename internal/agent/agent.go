@@ -24,11 +24,13 @@ import (
 	"log/slog"
 	"net/url"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 
+	"github.com/fsgit/fsgit/internal/crash"
 	"github.com/fsgit/fsgit/internal/gitsource"
 	"github.com/fsgit/fsgit/internal/state"
 	"github.com/fsgit/fsgit/internal/status"
@@ -191,23 +193,18 @@ func (a *Agent) source() *gitsource.Source {
 // be bound, the source cannot be opened).
 func (a *Agent) Run(ctx context.Context) error {
 	cfg := a.config()
-	store, err := state.Open(cfg.StateFile, state.Options{Timeout: a.opts.StateTimeout})
+	meta, err := a.openState(cfg)
 	if err != nil {
 		return fmt.Errorf("start agent: %w", err)
 	}
 	defer func() {
-		if err := store.Close(); err != nil {
+		if a.store == nil {
+			return
+		}
+		if err := a.store.Close(); err != nil {
 			a.log.Error("close state", "err", err)
 		}
 	}()
-	a.store = store
-	if a.memory, err = store.Memory(); err != nil {
-		return fmt.Errorf("start agent: %w", err)
-	}
-	meta, err := store.Meta()
-	if err != nil {
-		return fmt.Errorf("start agent: %w", err)
-	}
 	src, err := openSource(cfg, a.log)
 	if err != nil {
 		return fmt.Errorf("start agent: %w", err)
@@ -221,6 +218,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
 	a.src = src
 	a.node = status.Node{
+		State:           a.node.State,
 		Node:            cfg.Node,
 		AppliedRevision: meta.AppliedRevision,
 		Site:            meta.Site,
@@ -250,8 +248,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	loopCtx, stopLoops := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); a.sourceLoop(loopCtx, meta.DesiredRevision) }()
-	go func() { defer wg.Done(); a.pub.loop(loopCtx) }()
+	go func() { defer crash.Exit(); defer wg.Done(); a.sourceLoop(loopCtx, meta.DesiredRevision) }()
+	go func() { defer crash.Exit(); defer wg.Done(); a.pub.loop(loopCtx) }()
 
 	a.log.Info("agent started", "node", cfg.Node, "url", redactURL(cfg.Source.URL), "branch", cfg.Source.Branch,
 		"site", cfg.Source.Site, "interval", cfg.Source.PollInterval.D(), "root", cfg.Root, "signed", len(cfg.Source.TrustedKeys) > 0)
@@ -449,6 +447,13 @@ func (a *Agent) run(ctx context.Context, trigger string, only []reconciler.ID, n
 		a.mu.Unlock()
 	}()
 
+	if a.store == nil {
+		// The state file could not be opened (a full or read-only disk):
+		// try again, and run without it if it still cannot.
+		if _, err := a.openState(cfg); err != nil {
+			a.stateFault("open", err)
+		}
+	}
 	rep, err := a.engine.Run(runCtx, a.prepared, reconciler.RunOptions{
 		Root:      cfg.Root,
 		Secrets:   a.secrets,
@@ -463,10 +468,12 @@ func (a *Agent) run(ctx context.Context, trigger string, only []reconciler.ID, n
 		return nil
 	}
 	a.repeats.clear("run")
-	if _, err := a.store.Record(rep); err != nil {
-		a.logRepeated(slog.LevelError, "record", err.Error(), "record run", "err", err)
-	} else {
-		a.repeats.clear("record")
+	if a.store != nil {
+		if _, err := a.store.Record(rep); err != nil {
+			a.stateFault("record", err)
+		} else {
+			a.stateOK()
+		}
 	}
 	if len(rep.Only) == 0 && rep.Stopped == "" {
 		a.forgetResources(rep)
@@ -602,4 +609,106 @@ func redactURL(u string) string {
 		p.User = url.User(p.User.Username())
 	}
 	return p.String()
+}
+
+// openState opens the state file and reads the node's memory from it. A
+// file another fsgit holds is an error. Any other failure (a full or
+// read-only disk) is reported in the status and metrics, and the agent
+// carries on without the file, from the inventory copy, trying again
+// before each run; Meta is then the copy's.
+func (a *Agent) openState(cfg *Config) (state.Meta, error) {
+	store, err := state.Open(cfg.StateFile, state.Options{Timeout: a.opts.StateTimeout, OnRecover: a.stateRecovered})
+	var mem *reconciler.Memory
+	var meta state.Meta
+	if err == nil {
+		if mem, err = store.Memory(); err == nil {
+			meta, err = store.Meta()
+		}
+		if err != nil {
+			_ = store.Close()
+		}
+	}
+	if errors.Is(err, state.ErrLocked) {
+		return meta, err
+	}
+	if err != nil {
+		a.stateFault("open", err)
+		if a.memory == nil {
+			c, cerr := state.ReadInventory(cfg.StateFile)
+			if cerr != nil && !errors.Is(cerr, fs.ErrNotExist) {
+				a.log.Warn("inventory copy unreadable: running with an empty memory", "err", cerr)
+			}
+			a.memory = c.Memory()
+			if c != nil {
+				meta = state.Meta{Site: c.Site, Node: c.Node, DesiredRevision: c.DesiredRevision, AppliedRevision: c.AppliedRevision}
+			}
+		}
+		return meta, nil
+	}
+	if a.store == nil && a.memory != nil {
+		a.log.Info("state file open again", "file", cfg.StateFile)
+	} else {
+		a.memory = mem
+	}
+	a.store = store
+	a.metrics.stateUp.Set(1)
+	return meta, nil
+}
+
+// stateRecovered reports a corrupt state file that was moved aside and
+// replaced: a log line, the status and a metric.
+func (a *Agent) stateRecovered(r state.Recovery) {
+	a.log.Error("state file corrupt: moved aside; carrying on from observation", "detail", r.String())
+	a.metrics.stateRecoveries.Inc()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	sf := status.StateFile{}
+	if a.node.State != nil {
+		sf = *a.node.State
+	}
+	sf.Recoveries++
+	sf.LastRecovery = &status.StateRecovery{At: r.At, Reason: r.Reason, MovedTo: r.MovedTo, Restored: r.Restored, InventoryLost: r.InventoryLost}
+	a.node.State = &sf
+}
+
+// stateFault reports a state file that cannot be opened or written:
+// logged when it starts or changes, counted, and in the status until a run
+// is recorded again.
+func (a *Agent) stateFault(op string, err error) {
+	a.metrics.stateErrors.WithLabelValues(op).Inc()
+	a.metrics.stateUp.Set(0)
+	msg := strings.Join(strings.Fields(err.Error()), " ")
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	sf := status.StateFile{}
+	if a.node.State != nil {
+		sf = *a.node.State
+	}
+	if sf.Error != msg {
+		a.log.Error("state file: the node's memory is not kept; retrying on every run", "op", op, "err", msg)
+	}
+	if sf.ErrorSince == nil {
+		now := time.Now().UTC()
+		sf.ErrorSince = &now
+	}
+	sf.Error = msg
+	a.node.State = &sf
+}
+
+// stateOK clears a reported state file fault after a run was recorded.
+func (a *Agent) stateOK() {
+	a.metrics.stateUp.Set(1)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.node.State == nil || a.node.State.Error == "" {
+		return
+	}
+	a.log.Info("state file: runs are recorded again", "after", time.Since(*a.node.State.ErrorSince).Round(time.Second))
+	sf := *a.node.State
+	sf.Error, sf.ErrorSince = "", nil
+	if sf.Recoveries == 0 {
+		a.node.State = nil
+		return
+	}
+	a.node.State = &sf
 }

@@ -88,6 +88,8 @@ type node struct {
 	interval string
 	root     string
 	dir      string
+	stateDir string // where the state file goes (default dir)
+	cacheDir string // the git cache (default dir/cache)
 	cfgFile  string
 	sock     string
 	logs     *syncBuffer
@@ -116,6 +118,8 @@ func newNode(tb testing.TB, name, url, interval, extra string) *node {
 		interval: interval,
 		root:     filepath.Join(dir, "root"),
 		dir:      dir,
+		stateDir: dir,
+		cacheDir: filepath.Join(dir, "cache"),
 		cfgFile:  filepath.Join(dir, "agent.cue"),
 		sock:     filepath.Join(sockDir, "fsgit.sock"),
 		logs:     &syncBuffer{},
@@ -143,7 +147,7 @@ cacheDir: %q
 socket: %q
 log: level: "debug"
 %s
-`, n.name, url, n.interval, jitterMS(n.tb, n.interval), n.root, filepath.Join(n.dir, "state.db"), filepath.Join(n.dir, "cache"), n.sock, extra)
+`, n.name, url, n.interval, jitterMS(n.tb, n.interval), n.root, filepath.Join(n.stateDir, "state.db"), n.cacheDir, n.sock, extra)
 	if err := os.WriteFile(n.cfgFile, []byte(cfg), 0o644); err != nil {
 		n.tb.Fatal(err)
 	}

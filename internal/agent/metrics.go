@@ -24,6 +24,9 @@ type metrics struct {
 	refused          prometheus.Counter
 	publishes        *prometheus.CounterVec
 	watches          prometheus.Gauge
+	stateRecoveries  prometheus.Counter
+	stateErrors      *prometheus.CounterVec
+	stateUp          prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -69,8 +72,17 @@ func newMetrics() *metrics {
 		watches: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "fsgit_watched_directories", Help: "Directories watched for drift.",
 		}),
+		stateRecoveries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fsgit_state_recoveries_total", Help: "Corrupt state files moved aside and replaced by a fresh one built from the inventory copy.",
+		}),
+		stateErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fsgit_state_errors_total", Help: "Failures to open the state file or record a run in it, by operation (open, record).",
+		}, []string{"op"}),
+		stateUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "fsgit_state_up", Help: "1 when the state file is open and the last run was recorded in it.",
+		}),
 	}
-	m.reg.MustRegister(m.runs, m.runDuration, m.changes, m.driftCorrections, m.driftLimited, m.resources,
+	m.reg.MustRegister(m.stateRecoveries, m.stateErrors, m.stateUp, m.runs, m.runDuration, m.changes, m.driftCorrections, m.driftLimited, m.resources,
 		m.converged, m.lastSuccess, m.polls, m.sourceUp, m.refused, m.publishes, m.watches,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -9,6 +9,10 @@ import (
 	"github.com/fsgit/fsgit/internal/status"
 )
 
+// publishAttempts is how many pushes one publish tries (with jittered
+// backoff: about 4 s in all) before it counts as failed.
+const publishAttempts = 6
+
 // publisher publishes the node's status in the background: only a
 // document whose fingerprint differs from the last one published, and only
 // the newest (a newer document cancels the publish in flight).
@@ -43,7 +47,9 @@ func (p *publisher) configure(cfg *Config) error {
 		if err != nil {
 			return err
 		}
-		sp = &status.Publisher{URL: url, Branch: cfg.Status.Branch, Auth: auth, Email: "fsgit@" + cfg.Node, Log: p.log}
+		// A few attempts (lost races, a failing server) and the failure is
+		// counted and logged; the next run offers the document again.
+		sp = &status.Publisher{URL: url, Branch: cfg.Status.Branch, Auth: auth, Email: "fsgit@" + cfg.Node, Log: p.log, MaxAttempts: publishAttempts}
 	}
 	p.mu.Lock()
 	p.p = sp

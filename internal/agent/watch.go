@@ -12,6 +12,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/fsgit/fsgit/internal/crash"
 	"github.com/fsgit/fsgit/reconciler"
 )
 
@@ -59,7 +60,7 @@ func newWatcher(log *slog.Logger, maxWatches int, debounce time.Duration) (*watc
 		ready:    make(chan struct{}, 1),
 		done:     make(chan struct{}),
 	}
-	go w.loop()
+	go func() { defer crash.Exit(); w.loop() }()
 	return w, nil
 }
 

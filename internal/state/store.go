@@ -39,6 +39,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -92,27 +94,81 @@ type Options struct {
 	// Timeout bounds the wait for the file's lock (zero: DefaultTimeout).
 	Timeout time.Duration
 	// ReadOnly opens the file for reading, with a shared lock, and never
-	// creates it: a missing file is an error wrapping fs.ErrNotExist.
+	// creates it: a missing file is an error wrapping fs.ErrNotExist, a
+	// corrupt one an error wrapping ErrCorrupt.
 	ReadOnly bool
 	// History is how many runs are kept (zero: DefaultHistory).
 	History int
-	// FS is the filesystem the path is in: under fsgit's --root, the run's,
-	// which keeps the file and its directory inside the root whatever
-	// symlinks are planted on the way; nil is the host's.
+	// OnRecover, when set, is called after a corrupt state file was moved
+	// aside and replaced (see [Recovery]); Open calls it before it
+	// returns, the other methods before theirs.
+	OnRecover func(Recovery)
+	// FS is the filesystem the path is in: under fsgit's --root, the run's.
+	// The state's directory is made through it (so that it stays inside the
+	// root whatever symlinks are planted on the way) and the file is then
+	// used at its host path; nil is the host's.
 	FS *rootfs.FS
 }
 
-// Store is an open state file. Its methods are safe for concurrent use.
-type Store struct {
-	db       *bolt.DB
-	path     string
-	history  int
-	readOnly bool
+// Recovery is a corrupt state file moved aside and replaced by a fresh
+// one, seeded from the inventory copy: the node carries on, rebuilding the
+// rest by observation.
+type Recovery struct {
+	// At is when the corruption was found.
+	At time.Time `json:"at"`
+	// Path is the state file.
+	Path string `json:"path"`
+	// Reason says what was wrong, in one sentence.
+	Reason string `json:"reason"`
+	// MovedTo is where the corrupt file went (state.db.corrupt-<time>).
+	MovedTo string `json:"movedTo,omitempty"`
+	// Restored counts the inventory entries restored from the copy.
+	Restored int `json:"restored"`
+	// InventoryLost says why the inventory copy could not be used, when it
+	// could not: the node then forgets what it managed, and does not prune
+	// it.
+	InventoryLost string `json:"inventoryLost,omitempty"`
 }
 
-// Open opens the state file at path (in opts.FS), creating it (and its
-// directory, mode 0700) unless opts.ReadOnly. It refuses a file written
-// with a newer layout.
+// String says what happened in one sentence.
+func (r Recovery) String() string {
+	s := fmt.Sprintf("%s; moved it to %s and started a fresh state", r.Reason, r.MovedTo)
+	if r.InventoryLost != "" {
+		return s + " with an empty inventory (" + r.InventoryLost + "): resources that left the catalog since are no longer pruned"
+	}
+	return fmt.Sprintf("%s with the inventory copy's %d resources", s, r.Restored)
+}
+
+// Store is an open state file. Its methods are safe for concurrent use.
+//
+// Every access to the file goes through bbolt under guard: a fault on the
+// memory map or a panic inside bbolt becomes an error, and a writable
+// store then moves the corrupt file aside, builds a fresh one from the
+// inventory copy, reports a [Recovery] and retries the access once.
+type Store struct {
+	path      string
+	history   int
+	readOnly  bool
+	timeout   time.Duration
+	onRecover func(Recovery)
+
+	// mu guards db, which a recovery replaces, and recoveries.
+	mu         sync.RWMutex
+	db         *bolt.DB
+	recoveries []Recovery
+
+	// copyMu guards copyKey, the inventory copy last written or read.
+	copyMu  sync.Mutex
+	copyKey []byte
+}
+
+// Open opens the state file at path, creating it (and its directory, mode
+// 0700) unless opts.ReadOnly. A new file is built beside path and linked
+// in only once complete, so that a failed creation (a full disk) never
+// leaves a partial one. The file's structure is checked before bbolt maps
+// it, and its content read through once; a writable store moves a
+// corrupt file aside and starts a fresh one (see [Recovery]). It refuses
+// a file written with a newer layout.
 func Open(path string, opts Options) (*Store, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
@@ -120,35 +176,404 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.History <= 0 {
 		opts.History = DefaultHistory
 	}
-	fsys := opts.FS
-	if fsys == nil {
-		fsys = rootfs.New("")
+	if opts.FS != nil {
+		name := path
+		if !opts.ReadOnly {
+			if err := opts.FS.MkdirAll(filepath.Dir(name), 0o700); err != nil {
+				return nil, fmt.Errorf("create state directory: %w", err)
+			}
+		}
+		if err := opts.FS.Resolves(name); err != nil {
+			return nil, fmt.Errorf("open state %s: %w", name, err)
+		}
+		path = opts.FS.HostPath(name)
 	}
-	name := path
-	path = fsys.HostPath(name)
+	s := &Store{path: path, history: opts.History, readOnly: opts.ReadOnly, timeout: opts.Timeout, onRecover: opts.OnRecover}
 	if opts.ReadOnly {
-		if _, err := fsys.Stat(name); err != nil {
+		if _, err := os.Stat(path); err != nil {
 			return nil, fmt.Errorf("open state %s: %w", path, err)
 		}
-	} else if err := fsys.MkdirAll(filepath.Dir(name), 0o700); err != nil {
+		db, err := s.openChecked()
+		if err != nil {
+			s.closeDB(db)
+			return nil, err
+		}
+		s.db = db
+		if err := s.init(); err != nil {
+			s.closeDB(db)
+			return nil, err
+		}
+		return s, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create state directory: %w", err)
 	}
-	openFile := func(_ string, flag int, perm os.FileMode) (*os.File, error) { return fsys.OpenFile(name, flag, perm) }
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout, ReadOnly: opts.ReadOnly, OpenFile: openFile})
-	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("open state %s: no lock after %s: another fsgit (the agent, or an apply) "+
-			"is probably running and holds it; wait for it, or stop it (systemctl stop fsgit): %w (%w)",
-			path, opts.Timeout, ErrLocked, err)
+	removeStaleTemps(path)
+	var recovered []Recovery
+	for attempt := 0; ; attempt++ {
+		if _, err := os.Lstat(path); isNotExist(err) {
+			if _, _, err := s.create(); err != nil {
+				return nil, err
+			}
+		} else if err != nil {
+			return nil, fmt.Errorf("open state %s: %w", path, err)
+		}
+		db, err := s.openChecked()
+		if err == nil {
+			s.db = db
+			if err = s.init(); err == nil {
+				break
+			}
+		}
+		if !IsCorrupt(err) || attempt >= 2 {
+			s.closeDB(db)
+			return nil, err
+		}
+		rec, rerr := s.replace(db, err)
+		if rerr != nil {
+			return nil, errors.Join(err, rerr)
+		}
+		if rec != nil {
+			recovered = append(recovered, *rec)
+		}
+		s.db = nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("open state %s: %w", path, err)
-	}
-	s := &Store{db: db, path: path, history: opts.History, readOnly: opts.ReadOnly}
-	if err := s.init(); err != nil {
-		_ = db.Close()
-		return nil, err
+	s.loadCopyKey()
+	s.recoveries = recovered
+	for _, r := range recovered {
+		if s.onRecover != nil {
+			s.onRecover(r)
+		}
 	}
 	return s, nil
+}
+
+// lockedError says that another fsgit holds the file.
+func (s *Store) lockedError(cause error) error {
+	return fmt.Errorf("open state %s: no lock after %s: another fsgit (the agent, or an apply) "+
+		"is probably running and holds it; wait for it, or stop it (systemctl stop fsgit): %w (%w)",
+		s.path, s.timeout, ErrLocked, cause)
+}
+
+// openChecked checks the file, opens it with bbolt and reads it through.
+// A file that fails the check while another fsgit holds it is reported as
+// locked, not corrupt: the check reads without the lock, and may have
+// raced with that fsgit's commit.
+// On an error after bbolt opened it, the db is returned too, still holding
+// the file's lock, for the caller to move the file aside or close it.
+func (s *Store) openChecked() (*bolt.DB, error) {
+	if err := checkFile(s.path); err != nil {
+		if IsCorrupt(err) {
+			if unlock, lerr := lockAside(s.path, s.timeout, s.readOnly); errors.Is(lerr, ErrLocked) {
+				return nil, s.lockedError(bolterrors.ErrTimeout)
+			} else if lerr == nil {
+				// Checked again under the lock: what fails now is corrupt.
+				err = checkFile(s.path)
+				unlock()
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	var db *bolt.DB
+	err := guard(s.path, "open", func() error {
+		var err error
+		db, err = bolt.Open(s.path, 0o600, &bolt.Options{Timeout: s.timeout, ReadOnly: s.readOnly})
+		return err
+	})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, s.lockedError(err)
+	}
+	if err != nil {
+		// A panic inside Open may leave bbolt's file open: it cannot be
+		// closed, and is left to the process's end.
+		return nil, fmt.Errorf("open state %s: %w", s.path, asCorrupt(s.path, "open", err))
+	}
+	if err := verify(s.path, db); err != nil {
+		return db, err
+	}
+	return db, nil
+}
+
+// verify reads the whole file through, under guard: every top-level key
+// must be one of the layout's buckets, every bucket and key readable, and
+// every JSON value valid. (bbolt's own Tx.Check is not used: it runs on a
+// goroutine of its own, where a fault cannot be caught, and a corrupt
+// overflow count makes it loop up to 2^32 times; checkFile checks the
+// freelist instead.)
+func verify(path string, db *bolt.DB) error {
+	return guard(path, "verify", func() error {
+		return db.View(func(tx *bolt.Tx) error {
+			err := tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+				known := false
+				for _, want := range allBuckets {
+					known = known || bytes.Equal(name, want)
+				}
+				if !known {
+					return corruptf(path, "verify", "unknown bucket %q", name)
+				}
+				json := !bytes.Equal(name, bucketMeta)
+				return walkBucket(path, string(name), b, json)
+			})
+			if err != nil {
+				return asCorrupt(path, "verify", err)
+			}
+			return nil
+		})
+	})
+}
+
+// walkBucket reads every key and value of a bucket; the layout has no
+// nested buckets.
+func walkBucket(path, name string, b *bolt.Bucket, wantJSON bool) error {
+	return b.ForEach(func(k, v []byte) error {
+		switch {
+		case v == nil:
+			return corruptf(path, "verify", "bucket %s holds a nested bucket %q", name, k)
+		case wantJSON && !json.Valid(v):
+			return corruptf(path, "verify", "bucket %s: the value of %q is not JSON", name, k)
+		}
+		return nil
+	})
+}
+
+// create builds a new state file beside the final name, seeded from the
+// inventory copy when there is one, and links it in only once complete: a
+// failure leaves no file behind. If another process linked one in first,
+// that one stays. It returns how many inventory entries it restored, and
+// why the copy could not be used (empty when there was none).
+func (s *Store) create() (restored int, lost string, err error) {
+	seed, cerr := ReadInventory(s.path)
+	switch {
+	case isNotExist(cerr):
+		seed, lost = nil, "no inventory copy ("+InventoryPath(s.path)+")"
+	case cerr != nil:
+		seed, lost = nil, cerr.Error()
+	}
+	dir, base := filepath.Split(s.path)
+	f, err := os.CreateTemp(dir, base+newSuffix+"*")
+	if err != nil {
+		return 0, lost, fmt.Errorf("create state %s: %w", s.path, err)
+	}
+	tmp := f.Name()
+	_ = f.Close()
+	defer func() {
+		if err != nil {
+			_ = os.Remove(tmp)
+		}
+	}()
+	err = guard(tmp, "create", func() error {
+		db, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: s.timeout})
+		if err != nil {
+			return err
+		}
+		err = db.Update(func(tx *bolt.Tx) error { return initBuckets(tx, seed) })
+		if cerr := db.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	})
+	if err != nil {
+		return 0, lost, fmt.Errorf("create state %s: %w", s.path, err)
+	}
+	if err = os.Link(tmp, s.path); err != nil && !errors.Is(err, fs.ErrExist) {
+		return 0, lost, fmt.Errorf("create state %s: %w", s.path, err)
+	}
+	err = nil
+	_ = os.Remove(tmp)
+	syncDir(dir)
+	if seed != nil {
+		restored = len(seed.Inventory)
+	}
+	return restored, lost, nil
+}
+
+// newSuffix precedes the random part of a state file being built.
+const newSuffix = ".new-"
+
+// removeStaleTemps removes state files left half-built by a process that
+// died while creating one (older than a minute, so that one being built
+// now is left alone).
+func removeStaleTemps(path string) {
+	old, _ := filepath.Glob(globEscape(path) + newSuffix + "*")
+	for _, p := range old {
+		if fi, err := os.Lstat(p); err == nil && time.Since(fi.ModTime()) > time.Minute {
+			_ = os.Remove(p)
+		}
+	}
+}
+
+// initBuckets creates the layout's buckets and schema version, and the
+// seed's memory and revisions if given.
+func initBuckets(tx *bolt.Tx, seed *InventoryCopy) error {
+	for _, b := range allBuckets {
+		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+			return err
+		}
+	}
+	meta := tx.Bucket(bucketMeta)
+	if err := meta.Put(keyVersion, []byte(strconv.Itoa(SchemaVersion))); err != nil {
+		return err
+	}
+	if seed == nil {
+		return nil
+	}
+	for k, v := range map[string]string{string(keySite): seed.Site, string(keyNode): seed.Node,
+		string(keyDesiredRevision): seed.DesiredRevision, string(keyAppliedRevision): seed.AppliedRevision} {
+		if v != "" {
+			if err := meta.Put([]byte(k), []byte(v)); err != nil {
+				return err
+			}
+		}
+	}
+	var n int
+	if err := syncBucket(tx.Bucket(bucketInventory), seed.Inventory, &n); err != nil {
+		return err
+	}
+	return syncBucket(tx.Bucket(bucketRefresh), seed.Refresh, &n)
+}
+
+// replace handles a corrupt state file: it moves it aside (under its
+// lock: db's if open, else one taken for the move), closes db, and
+// builds a fresh file from the inventory copy. It returns nil, nil when
+// the file was replaced meanwhile by another process.
+func (s *Store) replace(db *bolt.DB, cause error) (*Recovery, error) {
+	if db == nil {
+		unlock, err := lockAside(s.path, s.timeout, false)
+		if isNotExist(err) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("move the corrupt state file aside: %w", err)
+		}
+		defer unlock()
+		if err := checkFile(s.path); !IsCorrupt(err) {
+			return nil, nil // replaced meanwhile
+		}
+	}
+	rec := &Recovery{At: time.Now().UTC(), Path: s.path, Reason: oneLine(cause)}
+	moved, err := quarantine(s.path, rec.At)
+	s.closeDB(db)
+	if err != nil {
+		return nil, err
+	}
+	rec.MovedTo = moved
+	if rec.Restored, rec.InventoryLost, err = s.create(); err != nil {
+		return nil, fmt.Errorf("replace the corrupt state file: %w", err)
+	}
+	return rec, nil
+}
+
+// closeTimeout bounds the wait for bbolt to close a file.
+const closeTimeout = 2 * time.Second
+
+// closeDB closes a db, ignoring the error (see closeWithin).
+func (s *Store) closeDB(db *bolt.DB) {
+	if db != nil {
+		_ = s.closeWithin(db)
+	}
+}
+
+// closeWithin closes a db on a goroutine of its own, turning a panic into
+// an error, and gives up after closeTimeout: a panic inside bbolt can
+// leave one of its locks held (beginning a transaction takes them outside
+// any defer), and Close would wait for it forever. An abandoned db keeps
+// its descriptor and its lock on the old file until the process ends.
+func (s *Store) closeWithin(db *bolt.DB) error {
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- fmt.Errorf("bbolt panicked closing the file: %v", r)
+			}
+		}()
+		done <- db.Close()
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(closeTimeout):
+		return fmt.Errorf("bbolt did not close the file within %s (a lock left held by an earlier panic): abandoned", closeTimeout)
+	}
+}
+
+// oneLine returns err's message on one line.
+func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
+
+// access runs fn in a read or write transaction under guard. On a
+// corrupt file, a writable store replaces it and runs fn once more, on
+// the fresh file: fn must start from scratch each time it is called.
+func (s *Store) access(op string, write bool, fn func(*bolt.Tx) error) error {
+	for attempt := 0; ; attempt++ {
+		s.mu.RLock()
+		db := s.db
+		err := guard(s.path, op, func() error {
+			if write {
+				return db.Update(fn)
+			}
+			return db.View(fn)
+		})
+		s.mu.RUnlock()
+		err = asCorrupt(s.path, op, err)
+		if !IsCorrupt(err) || s.readOnly || attempt > 0 {
+			return err
+		}
+		if rerr := s.recoverFrom(db, err); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+	}
+}
+
+// recoverFrom replaces the corrupt file db has open, unless another
+// goroutine already did, and reopens the store on the fresh file.
+func (s *Store) recoverFrom(db *bolt.DB, cause error) error {
+	s.mu.Lock()
+	if s.db != db {
+		s.mu.Unlock()
+		return nil
+	}
+	rec, err := s.replace(db, cause)
+	s.db = nil
+	if err == nil {
+		var fresh *bolt.DB
+		fresh, err = s.openChecked()
+		if err != nil {
+			s.closeDB(fresh)
+		} else {
+			s.db = fresh
+			if err = s.init(); err != nil {
+				s.closeDB(fresh)
+				s.db = nil
+			}
+		}
+	}
+	if s.db == nil {
+		// Leave a closed db rather than nil: every access then fails
+		// with bbolt's "database not open" until the next Open.
+		s.db = db
+	}
+	if rec != nil {
+		s.recoveries = append(s.recoveries, *rec)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	s.copyMu.Lock()
+	s.copyKey = nil
+	s.copyMu.Unlock()
+	if rec != nil && s.onRecover != nil {
+		s.onRecover(*rec)
+	}
+	return nil
+}
+
+// Recoveries returns the corrupt files this store replaced, oldest first.
+func (s *Store) Recoveries() []Recovery {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return append([]Recovery(nil), s.recoveries...)
 }
 
 // init checks the schema version, and on a writable file creates what is
@@ -156,25 +581,29 @@ func Open(path string, opts Options) (*Store, error) {
 func (s *Store) init() error {
 	var version int
 	complete := true
-	err := s.db.View(func(tx *bolt.Tx) error {
-		for _, b := range allBuckets {
-			if tx.Bucket(b) == nil {
-				complete = false
-			}
-		}
-		if m := tx.Bucket(bucketMeta); m != nil {
-			if v := m.Get(keyVersion); v != nil {
-				n, err := strconv.Atoi(string(v))
-				if err != nil {
-					return fmt.Errorf("read schema version %q: %w", v, err)
+	err := guard(s.path, "read", func() error {
+		return s.db.View(func(tx *bolt.Tx) error {
+			for _, b := range allBuckets {
+				if tx.Bucket(b) == nil {
+					complete = false
 				}
-				version = n
 			}
-		}
-		return nil
+			if m := tx.Bucket(bucketMeta); m != nil {
+				if v := m.Get(keyVersion); v != nil {
+					n, err := strconv.Atoi(string(v))
+					if err != nil {
+						return corruptf(s.path, "read", "schema version %q: %w", v, err)
+					}
+					version = n
+				} else if complete {
+					return corruptf(s.path, "read", "no schema version")
+				}
+			}
+			return nil
+		})
 	})
 	if err != nil {
-		return fmt.Errorf("read state %s: %w", s.path, err)
+		return fmt.Errorf("read state %s: %w", s.path, asCorrupt(s.path, "read", err))
 	}
 	if version > SchemaVersion {
 		return fmt.Errorf("state %s has schema version %d, and this fsgit speaks %d: run a newer fsgit, or move the file aside to start afresh",
@@ -183,23 +612,20 @@ func (s *Store) init() error {
 	if (complete && version == SchemaVersion) || s.readOnly {
 		return nil
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range allBuckets {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		return tx.Bucket(bucketMeta).Put(keyVersion, []byte(strconv.Itoa(SchemaVersion)))
+	err = guard(s.path, "initialize", func() error {
+		return s.db.Update(func(tx *bolt.Tx) error { return initBuckets(tx, nil) })
 	})
 	if err != nil {
-		return fmt.Errorf("initialize state %s: %w", s.path, err)
+		return fmt.Errorf("initialize state %s: %w", s.path, asCorrupt(s.path, "initialize", err))
 	}
 	return nil
 }
 
 // Close closes the file and releases its lock.
 func (s *Store) Close() error {
-	if err := s.db.Close(); err != nil {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.closeWithin(s.db); err != nil {
 		return fmt.Errorf("close state %s: %w", s.path, err)
 	}
 	return nil
@@ -212,13 +638,17 @@ func (s *Store) Path() string { return s.path }
 // converged observed states and the refreshes owed, for
 // [reconciler.RunOptions.Prior].
 func (s *Store) Memory() (*reconciler.Memory, error) {
-	m := reconciler.NewMemory()
-	err := s.db.View(func(tx *bolt.Tx) error {
+	var m *reconciler.Memory
+	err := s.access("read", false, func(tx *bolt.Tx) error {
+		m = reconciler.NewMemory()
 		if b := tx.Bucket(bucketInventory); b != nil {
 			err := b.ForEach(func(k, v []byte) error {
 				var r reconciler.Resource
 				if err := json.Unmarshal(v, &r); err != nil {
-					return fmt.Errorf("decode inventory entry %s: %w", k, err)
+					return corruptf(s.path, "read", "decode inventory entry %s: %w", k, err)
+				}
+				if r.ID != reconciler.ID(k) {
+					return corruptf(s.path, "read", "inventory entry %s holds resource %s", k, r.ID)
 				}
 				// Unmarshal copies the bytes: nothing of v outlives the
 				// transaction.
@@ -233,7 +663,7 @@ func (s *Store) Memory() (*reconciler.Memory, error) {
 			err := b.ForEach(func(k, v []byte) error {
 				var o reconciler.ObservedState
 				if err := json.Unmarshal(v, &o); err != nil {
-					return fmt.Errorf("decode observed state of %s: %w", k, err)
+					return corruptf(s.path, "read", "decode observed state of %s: %w", k, err)
 				}
 				m.Observed[reconciler.ID(k)] = o
 				return nil
@@ -246,7 +676,7 @@ func (s *Store) Memory() (*reconciler.Memory, error) {
 			return b.ForEach(func(k, v []byte) error {
 				var by []reconciler.ID
 				if err := json.Unmarshal(v, &by); err != nil {
-					return fmt.Errorf("decode refresh owed to %s: %w", k, err)
+					return corruptf(s.path, "read", "decode refresh owed to %s: %w", k, err)
 				}
 				m.Refresh[reconciler.ID(k)] = by
 				return nil
@@ -272,7 +702,8 @@ type Meta struct {
 // Meta returns the schema version, the node and the revisions.
 func (s *Store) Meta() (Meta, error) {
 	var m Meta
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.access("read", false, func(tx *bolt.Tx) error {
+		m = Meta{}
 		b := tx.Bucket(bucketMeta)
 		if b == nil {
 			return nil
@@ -310,7 +741,9 @@ func (s *Store) Record(rep *reconciler.Report) (Writes, error) {
 		return w, fmt.Errorf("record run in %s: the state is open read-only", s.path)
 	}
 	run := newRun(rep)
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	var cp *InventoryCopy
+	err := s.access("record", true, func(tx *bolt.Tx) error {
+		w, cp = Writes{}, nil
 		meta, inv, obs, runs := tx.Bucket(bucketMeta), tx.Bucket(bucketInventory), tx.Bucket(bucketObserved), tx.Bucket(bucketRuns)
 		put := func(b *bolt.Bucket, k, v []byte, n *int) error {
 			if bytes.Equal(b.Get(k), v) {
@@ -349,11 +782,21 @@ func (s *Store) Record(rep *reconciler.Report) (Writes, error) {
 			if err := syncBucket(tx.Bucket(bucketRefresh), rep.Next.Refresh, &w.Resources); err != nil {
 				return fmt.Errorf("write refreshes owed: %w", err)
 			}
+			cp = &InventoryCopy{
+				Site: string(meta.Get(keySite)), Node: string(meta.Get(keyNode)),
+				DesiredRevision: string(meta.Get(keyDesiredRevision)), AppliedRevision: string(meta.Get(keyAppliedRevision)),
+				Inventory: rep.Next.Inventory, Refresh: rep.Next.Refresh,
+			}
 		}
 		return s.appendRun(runs, run, &w.History)
 	})
 	if err != nil {
 		return Writes{}, fmt.Errorf("record run in %s: %w", s.path, err)
+	}
+	if cp != nil {
+		if err := s.syncCopy(cp); err != nil {
+			return w, fmt.Errorf("record run in %s: the run is in the state file, but %w", s.path, err)
+		}
 	}
 	return w, nil
 }
@@ -431,7 +874,8 @@ func seqKey(seq uint64) []byte {
 // History returns up to n runs, newest first (n <= 0: all kept).
 func (s *Store) History(n int) ([]Run, error) {
 	var out []Run
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.access("read", false, func(tx *bolt.Tx) error {
+		out = nil
 		b := tx.Bucket(bucketRuns)
 		if b == nil {
 			return nil
@@ -440,7 +884,7 @@ func (s *Store) History(n int) ([]Run, error) {
 		for k, v := c.Last(); k != nil && (n <= 0 || len(out) < n); k, v = c.Prev() {
 			var r Run
 			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("decode run %d: %w", binary.BigEndian.Uint64(k), err)
+				return corruptf(s.path, "read", "decode run %x: %w", k, err)
 			}
 			out = append(out, r)
 		}
@@ -455,3 +899,42 @@ func (s *Store) History(n int) ([]Run, error) {
 // IsNotExist reports whether err says that the state file does not exist
 // (a read-only open on a new node).
 func IsNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
+
+// copyKeyOf is what identifies a copy's content: the copy without its
+// write time.
+func copyKeyOf(c *InventoryCopy) []byte {
+	k := *c
+	k.Format, k.Written = inventoryFormat, time.Time{}
+	b, _ := json.Marshal(&k)
+	return b
+}
+
+// loadCopyKey reads the inventory copy on disk, so that the first Record
+// rewrites it only if it changed.
+func (s *Store) loadCopyKey() {
+	c, err := ReadInventory(s.path)
+	s.copyMu.Lock()
+	defer s.copyMu.Unlock()
+	s.copyKey = nil
+	if err == nil {
+		s.copyKey = copyKeyOf(c)
+	}
+}
+
+// syncCopy rewrites the inventory copy when its content changed, or when
+// it could not be written last time.
+func (s *Store) syncCopy(c *InventoryCopy) error {
+	key := copyKeyOf(c)
+	s.copyMu.Lock()
+	defer s.copyMu.Unlock()
+	if bytes.Equal(key, s.copyKey) {
+		return nil
+	}
+	c.Written = time.Now().UTC()
+	s.copyKey = nil
+	if err := writeInventory(s.path, c); err != nil {
+		return err
+	}
+	s.copyKey = key
+	return nil
+}

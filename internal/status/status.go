@@ -51,6 +51,9 @@ type Node struct {
 	Refused []Refusal `json:"refused,omitempty"`
 	// Source is the health of the git source.
 	Source Source `json:"source"`
+	// State is the health of the node's state file; unset while it is
+	// healthy and was never replaced.
+	State *StateFile `json:"state,omitempty"`
 	// Updated is when the document was made.
 	Updated time.Time `json:"updated,omitzero"`
 	// Unreadable is set by [ReadFleet], in place of everything but Node,
@@ -76,6 +79,30 @@ type Run struct {
 	ExitCode int                        `json:"exitCode"`
 	// Error is set when the run could not happen at all.
 	Error string `json:"error,omitempty"`
+}
+
+// StateFile is the health of the node's state file (internal/state).
+type StateFile struct {
+	// Error says why the state file cannot be opened or the last run
+	// could not be recorded; empty once a run is recorded again.
+	Error string `json:"error,omitempty"`
+	// ErrorSince is when that started.
+	ErrorSince *time.Time `json:"errorSince,omitempty"`
+	// Recoveries counts the corrupt state files moved aside and replaced
+	// since the agent started; LastRecovery is the newest.
+	Recoveries   int            `json:"recoveries,omitempty"`
+	LastRecovery *StateRecovery `json:"lastRecovery,omitempty"`
+}
+
+// StateRecovery is a corrupt state file moved aside and replaced.
+type StateRecovery struct {
+	At      time.Time `json:"at"`
+	Reason  string    `json:"reason"`
+	MovedTo string    `json:"movedTo,omitempty"`
+	// Restored counts the inventory entries restored from the inventory
+	// copy; InventoryLost says why it could not be used, if it could not.
+	Restored      int    `json:"restored"`
+	InventoryLost string `json:"inventoryLost,omitempty"`
 }
 
 // Item is one resource that needs attention.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -23,8 +24,9 @@ import (
 type File struct{}
 
 var (
-	_ reconciler.Kind   = (*File)(nil)
-	_ reconciler.Pruner = (*File)(nil)
+	_ reconciler.Kind       = (*File)(nil)
+	_ reconciler.Pruner     = (*File)(nil)
+	_ reconciler.Rememberer = (*File)(nil)
 )
 
 // NewFile returns the file kind.
@@ -41,6 +43,10 @@ type fileSpec struct {
 	Ensure string `json:"ensure"`
 	// Content is nil when the content is not managed.
 	Content *string `json:"content,omitempty"`
+	// ContentSHA256 replaces content in the spec the node remembers
+	// (RememberSpec): the hex SHA-256 of content without secrets. Only
+	// PlanDelete sees it.
+	ContentSHA256 string `json:"contentSha256,omitempty"`
 	// Secrets maps placeholder keys ({{secret:KEY}} in Content) to secrets.
 	Secrets map[string]reconciler.SecretRef `json:"secrets,omitempty"`
 	Owner   string                          `json:"owner"`
@@ -76,6 +82,9 @@ func decodeFileSpec(r *reconciler.Resource) (*fileSpec, error) {
 		if _, err := ParseMode(s.Mode); err != nil {
 			return nil, fmt.Errorf("validate %s: %w", r.ID, err)
 		}
+	}
+	if s.ContentSHA256 != "" && (s.Content != nil || len(s.ContentSHA256) != 64) {
+		return nil, fmt.Errorf("validate %s: contentSha256 is the remembered digest of content, 64 hex digits, never given with it", r.ID)
 	}
 	if len(s.Secrets) > 0 && s.Content == nil {
 		return nil, fmt.Errorf("validate %s: secrets given without content", r.ID)
@@ -120,11 +129,42 @@ func checkCommon(r *reconciler.Resource, path, ensure *string) error {
 	return nil
 }
 
+// RememberSpec returns the spec the node keeps in its inventory: content
+// without secrets replaced by its SHA-256, which is all PlanDelete needs
+// to tell an intact file (safe to delete) from a changed one. Content with
+// secret placeholders is kept as its template (secret-free, and bounded
+// by the inline limit): whether the file is intact can only be told by
+// rendering it again, and no digest of the rendered file, which holds
+// the secret, is ever stored.
+//
+// It also refuses content over the inline limit (the schema refuses it
+// first, at its position): the engine calls it for every file of a
+// catalog before the run.
+func (*File) RememberSpec(r *reconciler.Resource) (json.RawMessage, error) {
+	s, err := decodeFileSpec(r)
+	if err != nil {
+		return nil, err
+	}
+	if s.Content != nil && len(*s.Content) > reconciler.MaxInline {
+		return nil, fmt.Errorf("validate %s: content of %d bytes is over the inline limit of %d bytes (1 MiB): put large content in an artifact instead",
+			r.ID, len(*s.Content), reconciler.MaxInline)
+	}
+	if s.Content == nil || len(s.Secrets) > 0 {
+		return r.Spec, nil
+	}
+	s.ContentSHA256 = hex.EncodeToString(digest([]byte(*s.Content)))
+	s.Content = nil
+	return json.Marshal(s)
+}
+
 // Plan observes the file and returns the changes that converge it.
 func (k *File) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
 	s, err := decodeFileSpec(r)
 	if err != nil {
 		return nil, err
+	}
+	if s.ContentSHA256 != "" {
+		return nil, fmt.Errorf("plan %s: a remembered spec (contentSha256) cannot be applied", r.ID)
 	}
 	return k.plan(ctx, env, r, s, s.Ensure == "absent")
 }
@@ -279,7 +319,17 @@ func (k *File) planAbsent(ctx context.Context, env *reconciler.Env, r *reconcile
 	var err error
 	if fi.Mode().IsRegular() {
 		// Deleting loses nothing only when the content is ours and intact.
-		if s.Content != nil {
+		switch {
+		case s.ContentSHA256 != "":
+			sum, err := hashFile(env.FS(), path, fi.Size())
+			if err != nil {
+				return nil, fmt.Errorf("plan %s: %w", r.ID, err)
+			}
+			plan.Observed["sha256"] = hex.EncodeToString(sum)
+			if hex.EncodeToString(sum) == s.ContentSHA256 {
+				class = reconciler.Safe
+			}
+		case s.Content != nil:
 			want, err := render(ctx, env, s)
 			if err != nil {
 				return nil, fmt.Errorf("plan %s: %w", r.ID, err)
