@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/fsgit/fsgit/internal/jsondoc"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -41,7 +42,7 @@ func realState(t testing.TB, dir string) string {
 // realReport is a full run over 40 resources, some of whose observed
 // states change with the run.
 func realReport(rev string, run int) *reconciler.Report {
-	rep := &reconciler.Report{Site: "example", Node: "online-1", Revision: rev, Started: time.Unix(1700000000+int64(run)*60, 0), Duration: time.Second}
+	rep := &reconciler.Report{Site: "example", Node: "online-1", Revision: rev, Started: time.Unix(1700000000+int64(run)*60, 0), Duration: jsondoc.Seconds(time.Second)}
 	rep.Next = reconciler.NewMemory()
 	for i := range 40 {
 		id := reconciler.ID(fmt.Sprintf("file:/etc/fsgit/conf.d/%02d.conf", i))
