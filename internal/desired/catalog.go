@@ -104,6 +104,11 @@ func (s *Site) catalogFor(node string) (*reconciler.Catalog, []Problem) {
 	)
 
 	cat := &reconciler.Catalog{Site: s.name, Node: node, Role: n.role, Revision: s.revision}
+	if v := s.site.LookupPath(cue.ParsePath("pruning.keepCatalogs")); v.Exists() {
+		if keep, err := v.Int64(); err == nil {
+			cat.KeepCatalogs = int(keep)
+		}
+	}
 	from := map[reconciler.ID]part{}
 	for _, pt := range parts {
 		if err := pt.value.Validate(cue.Concrete(true)); err != nil {

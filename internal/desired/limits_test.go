@@ -139,3 +139,41 @@ nodes: "n1": data: _y: [for a in _l for b in _l for c in _l {a + b + c}]
 	}
 	t.Logf("the abandoned evaluation ended %s after the start", time.Since(start))
 }
+
+// TestCatalog_KeepCatalogs: the site's pruning.keepCatalogs reaches every
+// node's catalog; unset, the catalog leaves it to the engine's default; out
+// of range, vet says where.
+func TestCatalog_KeepCatalogs(t *testing.T) {
+	site := func(extra string) Source {
+		return Source{FS: newMemFS(map[string][]byte{"sites/k/site.cue": []byte(`package k
+
+import "github.com/fsgit/fsgit/schema"
+
+schema.#Site
+schemaVersion: "v1"
+name:          "k"
+roles: db: profiles: []
+nodes: "n1": role: "db"
+` + extra)}), SiteDir: "sites/k"}
+	}
+	for extra, want := range map[string]int{"": 0, "pruning: keepCatalogs: 5\n": 5} {
+		s, err := Load(t.Context(), site(extra))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cat, err := s.Catalog("n1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cat.KeepCatalogs != want {
+			t.Errorf("%q: keepCatalogs %d, want %d", extra, cat.KeepCatalogs, want)
+		}
+	}
+	_, err := Load(t.Context(), site("pruning: keepCatalogs: 0\n"))
+	var inv *InvalidError
+	if !errors.As(err, &inv) || !strings.HasPrefix(inv.Problems[0].String(), "sites/k/site.cue:10:24: ") {
+		t.Fatalf("keepCatalogs 0: %v", err)
+	}
+	probs := inv.Problems
+	t.Logf("keepCatalogs 0: %s", probs[0])
+}

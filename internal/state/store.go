@@ -231,7 +231,7 @@ func (s *Store) Memory() (*reconciler.Memory, error) {
 			}
 		}
 		if b := tx.Bucket(bucketRefresh); b != nil {
-			return b.ForEach(func(k, v []byte) error {
+			err := b.ForEach(func(k, v []byte) error {
 				var by []reconciler.ID
 				if err := json.Unmarshal(v, &by); err != nil {
 					return fmt.Errorf("decode refresh owed to %s: %w", k, err)
@@ -239,8 +239,11 @@ func (s *Store) Memory() (*reconciler.Memory, error) {
 				m.Refresh[reconciler.ID(k)] = by
 				return nil
 			})
+			if err != nil {
+				return err
+			}
 		}
-		return nil
+		return readApplied(tx, m)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read state %s: %w", s.path, err)
@@ -336,6 +339,11 @@ func (s *Store) Record(rep *reconciler.Report) (Writes, error) {
 			}
 			if err := syncBucket(tx.Bucket(bucketRefresh), rep.Next.Refresh, &w.Resources); err != nil {
 				return fmt.Errorf("write refreshes owed: %w", err)
+			}
+			if rep.Next.Applied != nil {
+				if err := writeApplied(tx, rep.Next.Applied, &w.Resources); err != nil {
+					return err
+				}
 			}
 		}
 		return s.appendRun(runs, run, &w.History)

@@ -52,8 +52,9 @@ type Image struct {
 }
 
 var (
-	_ reconciler.Kind   = (*Image)(nil)
-	_ reconciler.Pruner = (*Image)(nil)
+	_ reconciler.Kind     = (*Image)(nil)
+	_ reconciler.Pruner   = (*Image)(nil)
+	_ reconciler.Retainer = (*Image)(nil)
 )
 
 // NewImage returns the docker.image kind.
@@ -223,6 +224,10 @@ func pullImage(ctx context.Context, cl *client.Client, ref string) error {
 	}
 }
 
+// Retain keeps an image that left the catalog while the node's recent
+// catalogs reference it: it is what a rollback runs.
+func (*Image) Retain(*reconciler.Resource) bool { return true }
+
 // PlanDelete removes the image's tag when the resource left the catalog.
 //
 // An image that a container uses (running or stopped) is kept: it is not
@@ -250,7 +255,12 @@ func (k *Image) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconcil
 		}
 		return nil, fmt.Errorf("inspecting image %s: %w", s.Ref, daemonErr(s.DockerHost, err))
 	}
-	users, err := containersUsing(octx, cl, filters.NewArgs(), func(c container.Summary) bool { return c.ImageID == img.ID })
+	// A container uses the image when it runs it and, if the image has
+	// other names, was created by this one: removing one name of several
+	// leaves the image to the containers created by another.
+	users, err := containersUsing(octx, cl, filters.NewArgs(), func(c container.Summary) bool {
+		return c.ImageID == img.ID && (len(img.RepoTags) <= 1 || c.Image == s.Ref)
+	})
 	if err != nil {
 		return nil, daemonErr(s.DockerHost, err)
 	}

@@ -42,6 +42,6 @@ func containersUsing(ctx context.Context, cl *client.Client, f filters.Args, mat
 // or fail (a volume), and a rollback needs it. It stays in the inventory
 // and is removed by a later run, once no container uses it.
 func inUse(what string, names []string) error {
-	return reconciler.Skip(fmt.Sprintf("kept: %s is used by container %s (running or stopped); it is removed once no container uses it",
+	return reconciler.Keep(fmt.Sprintf("kept: %s is used by container %s (running or stopped); it is removed once no container uses it",
 		what, strings.Join(names, ", ")))
 }

@@ -80,7 +80,7 @@ func TestImage_PlanDelete_KeepsWhatAContainerUsesAndWhatCannotBePulled(t *testin
 		t.Fatal(err)
 	}
 	_, err := k.PlanDelete(context.Background(), newEnv(nil, nil), res(PullNever))
-	if !reconciler.IsSkip(err) || !strings.Contains(err.Error(), "kept: image "+ref+" is used by container "+name+" (running or stopped)") {
+	if !reconciler.IsKeep(err) || !strings.Contains(err.Error(), "kept: image "+ref+" is used by container "+name+" (running or stopped)") {
 		t.Fatalf("with a stopped container on it: err = %v, want a skip that says it is kept", err)
 	}
 	if _, err := cl.ImageInspect(context.Background(), ref); err != nil {
@@ -129,7 +129,7 @@ func TestNetworkVolume_PlanDelete_KeepWhatAContainerUses(t *testing.T) {
 		what string
 	}{{nk, netRes, "network " + label}, {vk, volRes, "volume " + label}} {
 		_, err := c.k.PlanDelete(ctx, newEnv(nil, nil), c.r)
-		if !reconciler.IsSkip(err) || !strings.Contains(err.Error(), "kept: "+c.what+" is used by container "+name) {
+		if !reconciler.IsKeep(err) || !strings.Contains(err.Error(), "kept: "+c.what+" is used by container "+name) {
 			t.Fatalf("%s with a stopped container: err = %v, want a skip that says it is kept", c.r.ID, err)
 		}
 	}
