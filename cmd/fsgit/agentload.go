@@ -54,7 +54,7 @@ type overrun struct {
 
 // limits converts the agent's configuration.
 func limits(c agent.LimitsConfig) desired.Limits {
-	return desired.Limits{MaxFileBytes: c.MaxFileBytes, MaxSiteBytes: c.MaxSiteBytes, MaxDepth: c.MaxDepth, EvalTimeout: c.EvalTimeout.D()}
+	return desired.Limits{MaxFileBytes: c.MaxFileBytes, MaxSiteBytes: c.MaxSiteBytes, MaxDepth: c.MaxDepth, MaxTerms: c.MaxTerms, EvalTimeout: c.EvalTimeout.D()}
 }
 
 // load implements agent.CatalogLoader.

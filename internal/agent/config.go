@@ -45,6 +45,7 @@ type LimitsConfig struct {
 	MaxFileBytes int64    `json:"maxFileBytes"`
 	MaxSiteBytes int64    `json:"maxSiteBytes"`
 	MaxDepth     int      `json:"maxDepth"`
+	MaxTerms     int      `json:"maxTerms"`
 	EvalTimeout  Duration `json:"evalTimeout"`
 }
 

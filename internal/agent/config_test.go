@@ -71,7 +71,7 @@ func TestParseConfig_LimitsDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := LimitsConfig{MaxFileBytes: desired.DefaultMaxFileBytes, MaxSiteBytes: desired.DefaultMaxSiteBytes, MaxDepth: desired.DefaultMaxDepth, EvalTimeout: Duration(desired.DefaultEvalTimeout)}
+	want := LimitsConfig{MaxFileBytes: desired.DefaultMaxFileBytes, MaxSiteBytes: desired.DefaultMaxSiteBytes, MaxDepth: desired.DefaultMaxDepth, MaxTerms: desired.DefaultMaxTerms, EvalTimeout: Duration(desired.DefaultEvalTimeout)}
 	if cfg.Limits != want {
 		t.Fatalf("limits = %+v, want %+v", cfg.Limits, want)
 	}

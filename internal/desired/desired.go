@@ -152,17 +152,12 @@ func Load(ctx context.Context, src Source) (*Site, error) {
 	}
 	src.SiteDir = siteDir
 	lim := src.Limits.withDefaults()
-	files, origins, tree, repoHash, err := collect(src.FS, siteDir, lim.MaxFileBytes)
+	big := map[string]int64{}
+	files, origins, tree, repoHash, err := collect(src.FS, siteDir, lim.MaxFileBytes, big)
 	if err != nil {
-		var big *tooBigError
-		if errors.As(err, &big) {
-			return nil, &InvalidError{Problems: []Problem{{Pos: displayName(src, big.name), Msg: fmt.Sprintf(
-				"the file is %d bytes, more than the limit of %d bytes per file: a site is written by hand, and data this big belongs in an artifact; %s",
-				big.size, lim.MaxFileBytes, limitNote("--max-file-bytes", "limits.maxFileBytes"))}}}
-		}
 		return nil, fmt.Errorf("load site %s: %w", siteDir, err)
 	}
-	if err := checkTree(src, files, tree, lim); err != nil {
+	if err := checkTree(src, files, tree, big, lim); err != nil {
 		return nil, err
 	}
 	s := &Site{src: src, files: origins, revision: src.Revision, key: contentKey(siteDir, files)}
@@ -395,9 +390,10 @@ func (f *innerFS) Open(name string) (fs.File, error) {
 // a package shared by sites) and in the site directory's ancestors (CUE
 // reads a package's files from its parents too). It returns the files, the
 // origin of each, and the hash of the files that came from the tree. A
-// file bigger than maxFile (when positive) is not read: the error is a
-// *tooBigError.
-func collect(fsys fs.FS, siteDir string, maxFile int64) (files map[string][]byte, origins map[string]fileOrigin, tree map[string]bool, hash string, err error) {
+// file bigger than maxFile (when not negative) is not read: it is listed
+// in big with its size when big is not nil (whether it matters depends on
+// whether the site reads it), and is an error otherwise.
+func collect(fsys fs.FS, siteDir string, maxFile int64, big map[string]int64) (files map[string][]byte, origins map[string]fileOrigin, tree map[string]bool, hash string, err error) {
 	files = map[string][]byte{"cue.mod/module.cue": schema.ModuleFile()}
 	origins = map[string]fileOrigin{"cue.mod/module.cue": originSchema}
 	tree = map[string]bool{}
@@ -415,6 +411,11 @@ func collect(fsys fs.FS, siteDir string, maxFile int64) (files map[string][]byte
 			return nil
 		}
 		if err := checkSize(fsys, name, maxFile); err != nil {
+			var tb *tooBigError
+			if errors.As(err, &tb) && big != nil {
+				big[name] = tb.size
+				return nil
+			}
 			return err
 		}
 		b, err := fs.ReadFile(fsys, name)

@@ -43,24 +43,33 @@ type Limits struct {
 	// field label of a chain (a: b: c: 1 is three deep) and for each
 	// {, [ or ( around it.
 	MaxDepth int
+	// MaxTerms bounds the terms of one chain of binary operators (a | b
+	// | c, 1 + 2 + 3), whose evaluation time also grows faster than
+	// their number.
+	MaxTerms int
 	// EvalTimeout is the time budget of evaluating the site: loading it
 	// and computing catalogs, all calls on one Site together.
 	EvalTimeout time.Duration
 }
 
-// The defaults are well above what a real site needs (the example site
-// is 8 levels deep and 15 KB; a 300-node site is about 1 MB and evaluates
-// in about a second) and well below what hurts: at 64 levels evaluation
-// takes milliseconds, and a 4 MiB file is parsed in well under a second.
+// The defaults are well above what a real site needs and well below what
+// hurts. The example site with the built-in profiles is 64 KB, nests 15
+// levels and has expressions of 5 terms at most; a 300-node fleet adds
+// about 20 KB of nodes and evaluates for vet in about a second. What the
+// pre-checks let through costs at most about this much: a 1 MiB file of
+// nothing but 256-term expressions took 17 s and 220 MB on a busy 2-core
+// machine (4 MiB: 36 s and 770 MB), which the time budget bounds.
 const (
-	// DefaultMaxFileBytes is the default of Limits.MaxFileBytes: 4 MiB.
-	DefaultMaxFileBytes = 4 << 20
-	// DefaultMaxSiteBytes is the default of Limits.MaxSiteBytes: 16 MiB.
-	DefaultMaxSiteBytes = 16 << 20
+	// DefaultMaxFileBytes is the default of Limits.MaxFileBytes: 1 MiB.
+	DefaultMaxFileBytes = 1 << 20
+	// DefaultMaxSiteBytes is the default of Limits.MaxSiteBytes: 8 MiB.
+	DefaultMaxSiteBytes = 8 << 20
 	// DefaultMaxDepth is the default of Limits.MaxDepth.
 	DefaultMaxDepth = 64
+	// DefaultMaxTerms is the default of Limits.MaxTerms.
+	DefaultMaxTerms = 256
 	// DefaultEvalTimeout is the default of Limits.EvalTimeout.
-	DefaultEvalTimeout = 60 * time.Second
+	DefaultEvalTimeout = 30 * time.Second
 )
 
 // withDefaults returns the limits with zero fields set to their defaults.
@@ -74,6 +83,9 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxDepth == 0 {
 		l.MaxDepth = DefaultMaxDepth
 	}
+	if l.MaxTerms == 0 {
+		l.MaxTerms = DefaultMaxTerms
+	}
 	if l.EvalTimeout == 0 {
 		l.EvalTimeout = DefaultEvalTimeout
 	}
@@ -85,13 +97,23 @@ func limitNote(flag, config string) string {
 	return fmt.Sprintf("the limit is set with fsgit's %s flag, or %s in the agent's configuration", flag, config)
 }
 
-// checkDepth scans src's tokens and returns the position of the first
-// token that is nested deeper than max, or an invalid position. It builds
-// no syntax tree and does not recurse, so its cost is linear in the
-// file's size whatever the nesting. Syntax errors are left to the parser.
-func checkDepth(name string, src []byte, max int) (token.Pos, int) {
+// shape is what scanning a file found beyond a limit: where, and which
+// limit (one of "depth" and "terms"); an invalid Pos when nothing is.
+type shape struct {
+	Pos   token.Pos
+	Limit string
+}
+
+// checkShape scans src's tokens and returns the first token that is
+// nested deeper than maxDepth, or that makes one chain of binary
+// operators longer than maxTerms terms (a negative limit is not checked).
+// It builds no syntax tree and does not recurse, so its cost is linear in
+// the file's size whatever the input. Syntax errors are left to the
+// parser.
+func checkShape(name string, src []byte, maxDepth, maxTerms int) shape {
 	type frame struct {
 		colons int  // labels of the chain being read at this level
+		ops    int  // binary operators of the expression being read
 		interp bool // the ( of a string interpolation
 	}
 	var s scanner.Scanner
@@ -100,43 +122,63 @@ func checkDepth(name string, src []byte, max int) (token.Pos, int) {
 	stack := []frame{{}}
 	depth := 0 // len(stack)-1 plus every frame's colons
 	interpNext := false
+	operand := false // the token before ended an operand: an operator now is binary
 	for {
 		pos, tok, _ := s.Scan()
-		switch tok {
-		case token.EOF:
-			return token.NoPos, 0
-		case token.INTERPOLATION:
+		top := &stack[len(stack)-1]
+		after := operand
+		operand = endsOperand(tok)
+		switch {
+		case tok == token.EOF:
+			return shape{}
+		case tok == token.INTERPOLATION:
 			interpNext = true
 			continue
-		case token.LBRACE, token.LBRACK, token.LPAREN:
+		case tok == token.LBRACE, tok == token.LBRACK, tok == token.LPAREN:
 			stack = append(stack, frame{interp: interpNext && tok == token.LPAREN})
 			depth++
-		case token.RBRACE, token.RBRACK, token.RPAREN:
+		case tok == token.RBRACE, tok == token.RBRACK, tok == token.RPAREN:
 			if len(stack) > 1 {
-				top := stack[len(stack)-1]
 				stack = stack[:len(stack)-1]
 				depth -= 1 + top.colons
 				if top.interp && tok == token.RPAREN {
 					// The scanner needs to be told where an
 					// interpolated expression ends.
 					if seg := s.ResumeInterpolation(); strings.HasSuffix(seg, "(") {
-						interpNext = true
+						interpNext, operand = true, false
 						continue
 					}
 				}
 			}
-		case token.COLON:
-			stack[len(stack)-1].colons++
+		case tok == token.COLON:
+			top.colons++
+			top.ops = 0
 			depth++
-		case token.COMMA:
-			depth -= stack[len(stack)-1].colons
-			stack[len(stack)-1].colons = 0
+		case tok == token.COMMA:
+			depth -= top.colons
+			top.colons, top.ops = 0, 0
+		case tok.Precedence() > token.LowestPrec && after:
+			top.ops++
+			if maxTerms >= 0 && top.ops+1 > maxTerms {
+				return shape{Pos: pos, Limit: "terms"}
+			}
 		}
 		interpNext = false
-		if depth > max {
-			return pos, depth
+		if maxDepth >= 0 && depth > maxDepth {
+			return shape{Pos: pos, Limit: "depth"}
 		}
 	}
+}
+
+// endsOperand reports whether tok can end an operand, so that an operator
+// after it is binary (a * or a =~ after an operator or a colon is unary).
+func endsOperand(tok token.Token) bool {
+	switch tok {
+	case token.IDENT, token.INT, token.FLOAT, token.STRING, token.RPAREN, token.RBRACK, token.RBRACE,
+		token.NULL, token.TRUE, token.FALSE, token.BOTTOM:
+		return true
+	}
+	return false
 }
 
 // budget is a Site's time budget for evaluation. CUE cannot be stopped
@@ -263,12 +305,24 @@ func displayName(src Source, name string) string {
 	return name
 }
 
-// checkTree checks, before any CUE evaluation, the size of the site's
-// files together and the nesting depth of each. The site's files are the
+// checkTree checks, before any CUE evaluation, the size of each of the
+// site's files (big lists those not read for being too big), of all of
+// them together, and the shape of each (depth, terms). The site's files are the
 // files of the tree that CUE reads for it (see siteFiles): a sibling
 // site's files do not count.
-func checkTree(src Source, files map[string][]byte, tree map[string]bool, lim Limits) error {
-	names := siteFiles(src.SiteDir, files, tree)
+func checkTree(src Source, files map[string][]byte, tree map[string]bool, big map[string]int64, lim Limits) error {
+	names := siteFiles(src.SiteDir, files, tree, big)
+	var tooBig []Problem
+	for _, name := range names {
+		if size, ok := big[name]; ok {
+			tooBig = append(tooBig, Problem{Pos: displayName(src, name), Msg: fmt.Sprintf(
+				"the file is %d bytes, more than the limit of %d bytes per file: a site is written by hand, and data this big belongs in an artifact; %s",
+				size, lim.MaxFileBytes, limitNote("--max-file-bytes", "limits.maxFileBytes"))})
+		}
+	}
+	if len(tooBig) > 0 {
+		return &InvalidError{Problems: tooBig}
+	}
 	var total int64
 	for _, name := range names {
 		total += int64(len(files[name]))
@@ -281,18 +335,23 @@ func checkTree(src Source, files map[string][]byte, tree map[string]bool, lim Li
 				total, lim.MaxSiteBytes, limitNote("--max-site-bytes", "limits.maxSiteBytes")),
 		}}}
 	}
-	if lim.MaxDepth < 0 {
-		return nil
-	}
 	var probs []Problem
 	for _, name := range names {
-		shown := displayName(src, name)
-		if pos, _ := checkDepth(shown, files[name], lim.MaxDepth); pos.IsValid() {
+		sh := checkShape(displayName(src, name), files[name], lim.MaxDepth, lim.MaxTerms)
+		switch sh.Limit {
+		case "depth":
 			probs = append(probs, Problem{
-				Pos: fmtPos(pos),
+				Pos: fmtPos(sh.Pos),
 				Msg: fmt.Sprintf("nested deeper than the limit of %d levels (each label of a chain like a: b: c: is a level, and so is each {, [ or ( around it): "+
 					"a site this deep is refused before it is evaluated, since evaluation time grows faster than the depth; flatten it; %s",
 					lim.MaxDepth, limitNote("--max-depth", "limits.maxDepth")),
+			})
+		case "terms":
+			probs = append(probs, Problem{
+				Pos: fmtPos(sh.Pos),
+				Msg: fmt.Sprintf("an expression of more than %d terms (a chain of operators like a | b | c or 1 + 2 + 3): "+
+					"it is refused before it is evaluated, since evaluation time grows faster than its length; use a list, or a pattern for an enum; %s",
+					lim.MaxTerms, limitNote("--max-terms", "limits.maxTerms")),
 			})
 		}
 	}
@@ -307,9 +366,12 @@ func checkTree(src Source, files map[string][]byte, tree map[string]bool, lim Li
 // package), of the tree's profiles, and of the packages of the module
 // they import, transitively. Imports are read with the parser stopping
 // after the import declarations, which costs nothing whatever follows.
-func siteFiles(siteDir string, files map[string][]byte, tree map[string]bool) []string {
+func siteFiles(siteDir string, files map[string][]byte, tree map[string]bool, big map[string]int64) []string {
 	byDir := map[string][]string{}
 	for name := range tree {
+		byDir[path.Dir(name)] = append(byDir[path.Dir(name)], name)
+	}
+	for name := range big {
 		byDir[path.Dir(name)] = append(byDir[path.Dir(name)], name)
 	}
 	var queue []string
@@ -333,6 +395,9 @@ func siteFiles(siteDir string, files map[string][]byte, tree map[string]bool) []
 		queue = queue[1:]
 		for _, name := range byDir[dir] {
 			out = append(out, name)
+			if _, unread := big[name]; unread {
+				continue
+			}
 			f, err := parser.ParseFile(name, files[name], parser.ImportsOnly)
 			if err != nil {
 				continue // the loader reports it

@@ -29,11 +29,37 @@ func TestCheckDepth(t *testing.T) {
 		{"a: " + strings.Repeat("[", 100) + strings.Repeat("]", 100) + "\n", 101},
 		{"a: " + strings.Repeat("{b: ", 50) + strings.Repeat("}", 50) + "\n", 101},
 	} {
-		if pos, d := checkDepth("f.cue", []byte(tc.src), tc.depth); pos.IsValid() {
-			t.Errorf("%.40q with limit %d: refused at %s (depth %d)", tc.src, tc.depth, pos, d)
+		if sh := checkShape("f.cue", []byte(tc.src), tc.depth, -1); sh.Pos.IsValid() {
+			t.Errorf("%.40q with limit %d: refused at %s (%s)", tc.src, tc.depth, sh.Pos, sh.Limit)
 		}
-		if pos, _ := checkDepth("f.cue", []byte(tc.src), tc.depth-1); !pos.IsValid() {
+		if sh := checkShape("f.cue", []byte(tc.src), tc.depth-1, -1); sh.Limit != "depth" {
 			t.Errorf("%.40q with limit %d: not refused", tc.src, tc.depth-1)
+		}
+	}
+}
+
+// TestCheckTerms counts the terms of one chain of binary operators; a
+// comma, a label or a bracket starts another.
+func TestCheckTerms(t *testing.T) {
+	for _, tc := range []struct {
+		src   string
+		terms int // the smallest limit that passes
+	}{
+		{"a: -1 + 2\n", 2},
+		{"a: 1 + 2 + 3\n", 3},
+		{"a: 1 + 2\nb: 3 + 4 + 5\n", 3},
+		{"a: *\"x\" | \"y\" | \"z\"\n", 3},
+		{"a: (1 + 2) * (3 + 4 + 5)\n", 3},
+		{"a: [1 + 2, 3 + 4]\n", 2},
+		{"a: b: 1 | 2\n", 2},
+		{"a: string & =~\"^x\" & !=\"\"\n", 3},
+		{"a: " + strings.Repeat("1 + ", 300) + "1\n", 301},
+	} {
+		if sh := checkShape("f.cue", []byte(tc.src), -1, tc.terms); sh.Pos.IsValid() {
+			t.Errorf("%.40q with limit %d: refused at %s (%s)", tc.src, tc.terms, sh.Pos, sh.Limit)
+		}
+		if sh := checkShape("f.cue", []byte(tc.src), -1, tc.terms-1); sh.Limit != "terms" {
+			t.Errorf("%.40q with limit %d: not refused", tc.src, tc.terms-1)
 		}
 	}
 }
@@ -43,7 +69,7 @@ func TestCheckDepth(t *testing.T) {
 // defaults never refuse an ordinary site.
 func TestShippedFilesWithinLimits(t *testing.T) {
 	var total int64
-	maxDepth := 0
+	maxDepth, maxTerms := 0, 0
 	for _, dir := range []string{filepath.Join(repoRoot, "schema"), filepath.Join(repoRoot, "sites/example")} {
 		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() || !strings.HasSuffix(p, ".cue") {
@@ -55,8 +81,14 @@ func TestShippedFilesWithinLimits(t *testing.T) {
 			}
 			total += int64(len(b))
 			for lim := 1; ; lim++ {
-				if pos, _ := checkDepth(p, b, lim); !pos.IsValid() {
+				if sh := checkShape(p, b, lim, -1); !sh.Pos.IsValid() {
 					maxDepth = max(maxDepth, lim)
+					break
+				}
+			}
+			for lim := 1; ; lim++ {
+				if sh := checkShape(p, b, -1, lim); !sh.Pos.IsValid() {
+					maxTerms = max(maxTerms, lim)
 					break
 				}
 			}
@@ -66,7 +98,10 @@ func TestShippedFilesWithinLimits(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	t.Logf("shipped .cue files: %d bytes, nested %d levels at most", total, maxDepth)
+	t.Logf("shipped .cue files: %d bytes, nested %d levels at most, expressions of %d terms at most", total, maxDepth, maxTerms)
+	if maxTerms > DefaultMaxTerms/2 {
+		t.Errorf("the shipped files have an expression of %d terms, more than half the default limit %d", maxTerms, DefaultMaxTerms)
+	}
 	if maxDepth > DefaultMaxDepth/2 {
 		t.Errorf("the shipped files nest %d levels, more than half the default limit %d", maxDepth, DefaultMaxDepth)
 	}
