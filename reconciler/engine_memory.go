@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"slices"
 )
 
 // Memory is what a node remembers between runs: what fsgit manages (to
@@ -24,6 +25,10 @@ type Memory struct {
 	// the notifiers are quiet by then, so that a config change is never
 	// left without its restart.
 	Refresh map[ID][]ID
+	// Applied lists the node's last applied catalogs, newest first, as
+	// many as the catalog keeps ([Catalog.KeepCatalogs]): pruning keeps
+	// what they reference for rollback ([Retainer]).
+	Applied []AppliedCatalog
 }
 
 // NewMemory returns an empty memory.
@@ -48,6 +53,7 @@ func (m *Memory) Clone() *Memory {
 	for id, by := range m.Refresh {
 		c.Refresh[id] = by
 	}
+	c.Applied = slices.Clone(m.Applied)
 	return c
 }
 

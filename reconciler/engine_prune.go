@@ -14,7 +14,9 @@ import (
 // before its database). A removal that would destroy data runs only if the
 // resource allowed destroy when it was last applied; otherwise it is held
 // as pending-destroy and stays in the inventory. A failed removal stays in
-// the inventory too, for the next run.
+// the inventory too, for the next run. A resource a rollback needs is kept
+// while the node's last applied catalogs reference it (see [Retainer]), and
+// one a container uses is kept while it does ([KeepError]).
 func (r *run) prune(ctx context.Context) []*outcome {
 	var gone []Resource
 	for id, res := range r.prior.Inventory {
@@ -58,6 +60,10 @@ func (r *run) pruneOne(ctx context.Context, res *Resource) *outcome {
 		o.inventory, o.forget = invRemove, true
 		return o
 	}
+	if reason, ok := r.retained(res, k); ok {
+		o.res.Outcome, o.res.Reason = Unchanged, "left the catalog; "+reason
+		return o
+	}
 	limit := r.e.timeout
 	if t, ok := k.(Timeouter); ok {
 		if d := t.Timeout(res); d > 0 {
@@ -71,6 +77,9 @@ func (r *run) pruneOne(ctx context.Context, res *Resource) *outcome {
 		return pr.PlanDelete(ctx, env, res)
 	})
 	switch {
+	case IsKeep(err):
+		o.res.Outcome, o.res.Reason = Unchanged, "left the catalog; "+err.Error()
+		return o
 	case IsSkip(err):
 		o.res.Outcome, o.res.Reason = Skipped, "left the catalog; "+skipReason(err)
 		return o

@@ -280,6 +280,7 @@ func (r *run) next(full bool) *Memory {
 		apply(o, nil)
 	}
 	if full {
+		m.Applied = r.appliedAfter()
 		for id := range m.Observed {
 			_, inCatalog := r.p.res[id]
 			_, inInventory := m.Inventory[id]

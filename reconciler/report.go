@@ -135,6 +135,9 @@ func (r *Report) label(res *Result) string {
 			}
 			return "refreshed"
 		}
+		if res.Pruned && strings.HasPrefix(res.Reason, "left the catalog; kept") {
+			return "kept"
+		}
 		if res.Pruned {
 			return "forgotten"
 		}

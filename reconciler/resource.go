@@ -95,6 +95,10 @@ type Catalog struct {
 	Revision string `json:"revision,omitempty"`
 	// Resources are sorted by ID.
 	Resources []Resource `json:"resources"`
+	// KeepCatalogs is how many of the node's last applied catalogs keep a
+	// resource a rollback needs ([Retainer]) after it left the catalog;
+	// zero: [DefaultKeepCatalogs].
+	KeepCatalogs int `json:"keepCatalogs,omitempty"`
 }
 
 // Sort orders the resources by ID, which makes every output built from the

@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fsgit/fsgit/internal/agent"
-	"github.com/fsgit/fsgit/internal/desired"
 	"github.com/fsgit/fsgit/internal/secrets"
 	"github.com/fsgit/fsgit/reconciler"
 	"github.com/fsgit/fsgit/schema"
@@ -60,12 +59,25 @@ func runAgent(ctx context.Context, stderr io.Writer, configFile string) error {
 		h = slog.NewJSONHandler(stderr, opts)
 	}
 	log := slog.New(h)
-	a, err := agent.New(agent.Options{
+	var a *agent.Agent
+	restart := make(chan error, 1)
+	loader := &siteLoader{
+		config: func() *agent.Config { return a.Config() },
+		log:    log,
+		restart: func(err error) {
+			select {
+			case restart <- err:
+				a.Stop()
+			default:
+			}
+		},
+	}
+	a, err = agent.New(agent.Options{
 		Config:     cfg,
 		ConfigFile: configFile,
 		SchemaFS:   schema.Files(),
 		Registry:   newRegistry(),
-		Load:       loadCatalog,
+		Load:       loader.load,
 		Secrets:    agentSecrets,
 		Log:        log,
 		LogLevel:   level,
@@ -102,17 +114,13 @@ func runAgent(ctx context.Context, stderr io.Writer, configFile string) error {
 	if err := a.Run(ctx); err != nil {
 		return couldNotRun(err)
 	}
-	return nil
-}
-
-// loadCatalog builds a node's catalog from a commit's tree with the CUE
-// loader.
-func loadCatalog(ctx context.Context, fsys fs.FS, siteDir, revision, node string) (*reconciler.Catalog, error) {
-	site, err := desired.Load(ctx, desired.Source{FS: fsys, SiteDir: siteDir, Revision: revision})
-	if err != nil {
-		return nil, err
+	select {
+	case err := <-restart:
+		// Exit 1, for the service manager to start the agent again.
+		return couldNotRun(err)
+	default:
 	}
-	return site.Catalog(node)
+	return nil
 }
 
 // agentSecrets makes the node's secret providers: the secrets directory,

@@ -49,6 +49,7 @@ type applyFlags struct {
 	verbose     bool
 	noPrune     bool
 	noCache     bool
+	limits      desired.Limits
 }
 
 func newApplyCmd() *cobra.Command {
@@ -94,6 +95,7 @@ changes found), 4 failures, 6 changes and failures, 1 the run could not start.`,
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "list unchanged resources and log each resource")
 	fl.BoolVar(&f.noPrune, "no-prune", false, "do not remove resources that left the catalog")
 	fl.BoolVar(&f.noCache, "no-cache", false, "evaluate the site even if the compiled catalog is cached, and do not cache it")
+	addLimitFlags(cmd, &f.limits)
 	return cmd
 }
 
@@ -482,7 +484,7 @@ func nodeCatalog(ctx context.Context, log *slog.Logger, f applyFlags, cache *cat
 		log.Info("catalog cache not used", "node", f.node, "file", cache.file.String(), "reason", why)
 	}
 
-	site, err := desired.LoadDir(ctx, f.site)
+	site, err := desired.LoadDirLimits(ctx, f.site, f.limits)
 	if err != nil {
 		return nil, "", fmt.Errorf("load site %s:\n%w", f.site, err)
 	}

@@ -28,6 +28,7 @@ type planFlags struct {
 	nodes     []string
 	output    string
 	statusRef string
+	limits    desired.Limits
 }
 
 func newPlanCmd() *cobra.Command {
@@ -56,6 +57,7 @@ Exit codes: 0 no change, 2 changes, 1 error (an invalid head revision included).
 	cmd.Flags().StringSliceVar(&f.nodes, "node", nil, "only these nodes (repeatable)")
 	cmd.Flags().StringVarP(&f.output, "output", "o", "text", "output format: text, markdown or json")
 	cmd.Flags().StringVar(&f.statusRef, "status-ref", "fsgit/status", "status branch to read the nodes' observed state from (skipped when missing)")
+	addLimitFlags(cmd, &f.limits)
 	_ = cmd.MarkFlagRequired("base")
 	return cmd
 }
@@ -92,17 +94,17 @@ func runPlan(ctx context.Context, out io.Writer, f *planFlags) error {
 	go func() {
 		defer crash.Exit()
 		var s side
-		s.cats, s.hash, s.err = catalogsAt(ctx, repo, baseRev, siteDir, f.nodes)
+		s.cats, s.hash, s.err = catalogsAt(ctx, repo, baseRev, siteDir, f.nodes, f.limits)
 		baseCh <- s
 	}()
-	headCats, headHash, err := catalogsAt(ctx, repo, f.head, siteDir, f.nodes)
+	headCats, headHash, err := catalogsAt(ctx, repo, f.head, siteDir, f.nodes, f.limits)
 	base := <-baseCh
 	if err != nil {
 		var inv *desired.InvalidError
 		if errors.As(err, &inv) {
 			return &exitError{code: 1, err: fmt.Errorf("head revision %s does not validate:\n%w", f.head, err)}
 		}
-		return fmt.Errorf("plan: %w", err)
+		return fmt.Errorf("plan: head revision %s: %w", f.head, err)
 	}
 	baseCats, baseHash := base.cats, base.hash
 	if base.err != nil {
@@ -110,7 +112,7 @@ func runPlan(ctx context.Context, out io.Writer, f *planFlags) error {
 		// against as empty: the head is what gets applied.
 		var inv *desired.InvalidError
 		if !errors.As(base.err, &inv) && !errors.Is(base.err, fs.ErrNotExist) {
-			return fmt.Errorf("plan: %w", base.err)
+			return fmt.Errorf("plan: base revision %s: %w", baseRev, base.err)
 		}
 		baseCats = map[string]*reconciler.Catalog{}
 	}
@@ -138,7 +140,7 @@ func runPlan(ctx context.Context, out io.Writer, f *planFlags) error {
 
 // catalogsAt evaluates the site at rev and returns the catalog of every node
 // (or of the named ones), and the revision's full hash.
-func catalogsAt(ctx context.Context, repo *gitsource.Local, rev, siteDir string, only []string) (map[string]*reconciler.Catalog, string, error) {
+func catalogsAt(ctx context.Context, repo *gitsource.Local, rev, siteDir string, only []string, lim desired.Limits) (map[string]*reconciler.Catalog, string, error) {
 	fsys, hash, err := repo.Tree(rev)
 	if err != nil {
 		return nil, "", err
@@ -146,7 +148,7 @@ func catalogsAt(ctx context.Context, repo *gitsource.Local, rev, siteDir string,
 	if _, err := fs.Stat(fsys, siteDir); err != nil {
 		return nil, hash, fmt.Errorf("site %s at %s: %w", siteDir, rev, err)
 	}
-	site, err := desired.Load(ctx, desired.Source{FS: fsys, SiteDir: siteDir, Revision: hash})
+	site, err := desired.Load(ctx, desired.Source{FS: fsys, SiteDir: siteDir, Revision: hash, Limits: lim})
 	if err != nil {
 		return nil, hash, err
 	}

@@ -19,6 +19,7 @@ import (
 
 func newRenderCmd() *cobra.Command {
 	var siteDir, node, output string
+	var lim desired.Limits
 	cmd := &cobra.Command{
 		Use:   "render",
 		Short: "Print a node's resolved catalog",
@@ -30,7 +31,7 @@ only as references ({"secret": "name"}); their values are never read.`,
 			if node == "" {
 				return &exitError{code: 1, err: errors.New("render: --node is required")}
 			}
-			site, err := desired.LoadDir(cmd.Context(), siteDir)
+			site, err := desired.LoadDirLimits(cmd.Context(), siteDir, lim)
 			if err != nil {
 				return invalid(cmd, err)
 			}
@@ -59,6 +60,7 @@ only as references ({"secret": "name"}); their values are never read.`,
 	cmd.Flags().StringVar(&siteDir, "site", "sites/example", "the site's directory")
 	cmd.Flags().StringVar(&node, "node", "", "the node to render")
 	cmd.Flags().StringVarP(&output, "output", "o", "json", "output format: json, yaml or text")
+	addLimitFlags(cmd, &lim)
 	return cmd
 }
 

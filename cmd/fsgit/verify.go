@@ -28,6 +28,7 @@ type verifyFlags struct {
 	query       string
 	limit       int
 	timeout     time.Duration
+	limits      desired.Limits
 }
 
 func newVerifyCmd() *cobra.Command {
@@ -74,6 +75,7 @@ could not start (invalid site, a store not found in the catalogs).`,
 	fl.StringVar(&f.query, "query", "user spending habits", "the similarity search's concept")
 	fl.IntVar(&f.limit, "limit", 2, "how many nearest features to show")
 	fl.DurationVar(&f.timeout, "timeout", 2*time.Minute, "time limit for one step")
+	addLimitFlags(cmd, &f.limits)
 	return cmd
 }
 
@@ -84,7 +86,7 @@ func runVerify(ctx context.Context, stdout, stderr io.Writer, f verifyFlags) err
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	site, err := desired.LoadDir(ctx, f.site)
+	site, err := desired.LoadDirLimits(ctx, f.site, f.limits)
 	if err != nil {
 		return couldNotRun(fmt.Errorf("load site %s:\n%w", f.site, err))
 	}

@@ -11,6 +11,7 @@ import (
 
 func newVetCmd() *cobra.Command {
 	var siteDir string
+	var lim desired.Limits
 	cmd := &cobra.Command{
 		Use:   "vet",
 		Short: "Check a site: every node's catalog must evaluate, be concrete and have sound edges",
@@ -23,7 +24,7 @@ written for another schema version. Exit status 0 when the site is valid
 (warnings are printed but allowed), 1 otherwise.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			site, err := desired.LoadDir(cmd.Context(), siteDir)
+			site, err := desired.LoadDirLimits(cmd.Context(), siteDir, lim)
 			if err != nil {
 				var inv *desired.InvalidError
 				if errors.As(err, &inv) {
@@ -50,6 +51,7 @@ written for another schema version. Exit status 0 when the site is valid
 		},
 	}
 	cmd.Flags().StringVar(&siteDir, "site", "sites/example", "the site's directory")
+	addLimitFlags(cmd, &lim)
 	return cmd
 }
 

@@ -176,6 +176,9 @@ func (a *Agent) Status() status.Node {
 	return a.node
 }
 
+// Config returns the configuration in force (it changes on Reload).
+func (a *Agent) Config() *Config { return a.config() }
+
 func (a *Agent) config() *Config {
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -35,7 +35,18 @@ type Config struct {
 	Watch      WatchConfig   `json:"watch"`
 	Drift      DriftConfig   `json:"drift"`
 	RunTimeout Duration      `json:"runTimeout"`
+	Limits     LimitsConfig  `json:"limits"`
 	Log        LogConfig     `json:"log"`
+}
+
+// LimitsConfig bounds what evaluating a commit's site may cost (-1: no
+// limit).
+type LimitsConfig struct {
+	MaxFileBytes int64    `json:"maxFileBytes"`
+	MaxSiteBytes int64    `json:"maxSiteBytes"`
+	MaxDepth     int      `json:"maxDepth"`
+	MaxTerms     int      `json:"maxTerms"`
+	EvalTimeout  Duration `json:"evalTimeout"`
 }
 
 // SourceConfig says where the site comes from.

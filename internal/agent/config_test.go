@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsgit/fsgit/internal/desired"
 	"github.com/fsgit/fsgit/schema"
 )
 
@@ -61,5 +62,25 @@ status: url: "ssh://git@git.example.com/status.git"
 				t.Errorf("noise in the error: %v", err)
 			}
 		})
+	}
+}
+
+// TestParseConfig_LimitsDefaults: the schema's defaults for limits are
+// desired's, and a value given is kept.
+func TestParseConfig_LimitsDefaults(t *testing.T) {
+	cfg, err := ParseConfig(schema.Files(), "a.cue", []byte(`node: "n", source: {url: "file:///srv/site.git", site: "sites/x"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := LimitsConfig{MaxFileBytes: desired.DefaultMaxFileBytes, MaxSiteBytes: desired.DefaultMaxSiteBytes, MaxDepth: desired.DefaultMaxDepth, MaxTerms: desired.DefaultMaxTerms, EvalTimeout: Duration(desired.DefaultEvalTimeout)}
+	if cfg.Limits != want {
+		t.Fatalf("limits = %+v, want %+v", cfg.Limits, want)
+	}
+	cfg, err = ParseConfig(schema.Files(), "a.cue", []byte(`node: "n", source: {url: "file:///srv/site.git", site: "sites/x"}, limits: {maxDepth: 200, evalTimeout: "5s", maxFileBytes: -1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Limits.MaxDepth != 200 || cfg.Limits.EvalTimeout.D() != 5*time.Second || cfg.Limits.MaxFileBytes != -1 {
+		t.Fatalf("limits = %+v", cfg.Limits)
 	}
 }

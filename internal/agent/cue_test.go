@@ -66,6 +66,20 @@ func TestAgent_CUESite(t *testing.T) {
 		return d != nil && len(d.Refused) > 0 && d.Refused[0].Commit == c2
 	})
 
+	// A label chain 100,000 levels deep (issue 12): refused at once, with
+	// the file, the position and the limit in the status, not evaluated
+	// for minutes.
+	deep := s.work.CommitAndPush("deep", cueSite(`"v1\n", _deep: `+strings.Repeat("a: ", 100_000)+"1"))
+	waitFor(t, "the deep commit refused", func() bool { st := n.agent.Status(); return len(st.Refused) > 0 && st.Refused[0].Commit == deep })
+	st = n.agent.Status()
+	t.Logf("refusal: %.300s", st.Refused[0].Reason)
+	if r := st.Refused[0].Reason; !strings.Contains(r, "sites/test/site.cue:11:236:") || !strings.Contains(r, "nested deeper than the limit of 64 levels") {
+		t.Fatalf("refusal does not name the file, the position and the limit: %q", r)
+	}
+	if !st.Converged || st.AppliedRevision != c1 {
+		t.Fatalf("after the deep commit: %+v", st)
+	}
+
 	c3 := s.work.CommitAndPush("v3", cueSite(`"v3\n"`))
 	waitFor(t, "converged on c3", func() bool { st := n.agent.Status(); return st.Converged && st.AppliedRevision == c3 })
 	if got := n.read("/etc/app/app.conf"); got != "v3\n" {

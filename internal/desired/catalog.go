@@ -2,6 +2,7 @@ package desired
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,10 +28,19 @@ type part struct {
 // Catalog returns the node's catalog: every resource of its profiles, role
 // and node, sorted by ID, with edges checked by reconciler.BuildGraph. An
 // invalid catalog returns an *InvalidError listing every problem.
+//
+// The evaluation runs under the site's time budget (Limits.EvalTimeout):
+// past it, the error is a *BudgetError.
 func (s *Site) Catalog(node string) (*reconciler.Catalog, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	cat, probs := s.catalogFor(node)
+	var cat *reconciler.Catalog
+	var probs []Problem
+	if err := s.budget.run(context.Background(), func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		cat, probs = s.catalogFor(node)
+	}); err != nil {
+		return nil, err
+	}
 	var errs []Problem
 	for _, p := range probs {
 		if !p.Warning {
@@ -95,6 +105,11 @@ func (s *Site) catalogFor(node string) (*reconciler.Catalog, []Problem) {
 	)
 
 	cat := &reconciler.Catalog{Site: s.name, Node: node, Role: n.role, Revision: s.revision}
+	if v := s.site.LookupPath(cue.ParsePath("pruning.keepCatalogs")); v.Exists() {
+		if keep, err := v.Int64(); err == nil {
+			cat.KeepCatalogs = int(keep)
+		}
+	}
 	from := map[reconciler.ID]part{}
 	for _, pt := range parts {
 		if err := pt.value.Validate(cue.Concrete(true)); err != nil {

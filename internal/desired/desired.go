@@ -51,6 +51,9 @@ type Source struct {
 	// in positions. By default positions name files by their path within
 	// FS.
 	Display func(name string) string
+	// Limits bound what evaluating the site may cost; zero fields take
+	// their defaults.
+	Limits Limits
 }
 
 // Site is a loaded, evaluated site. Its methods are safe for concurrent
@@ -76,6 +79,10 @@ type Site struct {
 	order    []string // node names, sorted
 
 	docs docIndex
+
+	// budget is the time left for evaluation; every CUE evaluation of
+	// the site runs under it.
+	budget *budget
 
 	// problems found while loading that do not stop evaluation: an unknown
 	// role or profile, an invalid value in the site's own structure. Vet
@@ -144,9 +151,14 @@ func Load(ctx context.Context, src Source) (*Site, error) {
 		return nil, fmt.Errorf("load site: %w", err)
 	}
 	src.SiteDir = siteDir
-	files, origins, tree, repoHash, err := collect(src.FS, siteDir)
+	lim := src.Limits.withDefaults()
+	big := map[string]int64{}
+	files, origins, tree, repoHash, err := collect(src.FS, siteDir, lim.MaxFileBytes, big)
 	if err != nil {
 		return nil, fmt.Errorf("load site %s: %w", siteDir, err)
+	}
+	if err := checkTree(src, files, tree, big, lim); err != nil {
+		return nil, err
 	}
 	s := &Site{src: src, files: origins, revision: src.Revision, key: contentKey(siteDir, files)}
 	s.docs.src = map[string][]byte{}
@@ -170,6 +182,20 @@ func Load(ctx context.Context, src Source) (*Site, error) {
 		s.shown[s.display(name)] = o
 	}
 
+	s.budget = &budget{left: lim.EvalTimeout, total: lim.EvalTimeout, display: displayName(src, siteDir)}
+	var evalErr error
+	if err := s.budget.run(ctx, func() { evalErr = s.evaluate(files) }); err != nil {
+		return nil, err
+	}
+	if evalErr != nil {
+		return nil, evalErr
+	}
+	return s, nil
+}
+
+// evaluate is Load's CUE part: it loads and evaluates the files.
+func (s *Site) evaluate(files map[string][]byte) error {
+	siteDir := s.src.SiteDir
 	mfs := newMemFS(files)
 	cfg := &load.Config{
 		FS:         mfs,
@@ -186,26 +212,26 @@ func Load(ctx context.Context, src Source) (*Site, error) {
 		}
 	}
 	if len(probs) > 0 {
-		return nil, &InvalidError{Problems: probs}
+		return &InvalidError{Problems: probs}
 	}
 	s.ctx = cuecontext.New()
 	vals, err := s.ctx.BuildInstances([]*build.Instance{insts[0], insts[1]})
 	if err != nil {
-		return nil, &InvalidError{Problems: s.problemsFromError(err, "", "")}
+		return &InvalidError{Problems: s.problemsFromError(err, "", "")}
 	}
 	s.site, s.catalog = vals[0], vals[1].LookupPath(cue.MakePath(cue.Def("Catalog")))
 	if err := s.catalog.Err(); err != nil {
-		return nil, &InvalidError{Problems: s.problemsFromError(err, "", "")}
+		return &InvalidError{Problems: s.problemsFromError(err, "", "")}
 	}
 	if err := s.checkVersion(); err != nil {
-		return nil, err
+		return err
 	}
 	// An invalid value in the site's structure (a resource declared by a
 	// node or a role) concerns that node or role: the other nodes are
 	// still evaluated.
 	siteErr := s.site.Validate()
 	if err := s.readStructure(vals[1]); err != nil {
-		return nil, err
+		return err
 	}
 	// The topology is evaluated once and filled into catalogs as plain
 	// data: filling the CUE value would evaluate its comprehension over
@@ -214,7 +240,7 @@ func Load(ctx context.Context, src Source) (*Site, error) {
 		FillPath(cue.ParsePath("site"), s.site).
 		LookupPath(cue.ParsePath("out"))
 	if err := topo.Decode(&s.topology); err != nil {
-		return nil, &InvalidError{Problems: s.problemsFromError(err, "", "")}
+		return &InvalidError{Problems: s.problemsFromError(err, "", "")}
 	}
 	if siteErr != nil {
 		for _, ce := range cueerrors.Errors(siteErr) {
@@ -227,7 +253,7 @@ func Load(ctx context.Context, src Source) (*Site, error) {
 			}
 		}
 	}
-	return s, nil
+	return nil
 }
 
 // LoadDir loads the site in a directory. The repository root is the
@@ -236,10 +262,17 @@ func Load(ctx context.Context, src Source) (*Site, error) {
 // relative to the current directory. The revision is "sha256:<hex>" of the
 // site's files.
 func LoadDir(ctx context.Context, siteDir string) (*Site, error) {
+	return LoadDirLimits(ctx, siteDir, Limits{})
+}
+
+// LoadDirLimits is LoadDir with limits on what evaluating the site may
+// cost.
+func LoadDirLimits(ctx context.Context, siteDir string, lim Limits) (*Site, error) {
 	src, err := dirSource(siteDir)
 	if err != nil {
 		return nil, err
 	}
+	src.Limits = lim
 	return Load(ctx, src)
 }
 
@@ -271,12 +304,8 @@ func dirSource(siteDir string) (Source, error) {
 		// No repository around the site: load its directory alone, as
 		// sites/<name> of a repository that has nothing else.
 		inner := "sites/" + filepath.Base(abs)
-		fsys, err := dirAsSite(abs, inner)
-		if err != nil {
-			return Source{}, fmt.Errorf("load site %s: %w", siteDir, err)
-		}
 		return Source{
-			FS:      fsys,
+			FS:      dirAsSite(abs, inner),
 			SiteDir: inner,
 			Display: func(name string) string {
 				return path.Join(rel(abs), strings.TrimPrefix(strings.TrimPrefix(name, inner), "/"))
@@ -318,35 +347,41 @@ func findModuleRoot(dir string) string {
 	}
 }
 
-// dirAsSite reads the .cue files of dir into a tree where they sit under
-// inner, as a site of a repository that has nothing else.
-func dirAsSite(dir, inner string) (fs.FS, error) {
-	files := map[string][]byte{}
-	fsys := os.DirFS(dir)
-	err := fs.WalkDir(fsys, ".", func(name string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if name != "." && (strings.HasPrefix(d.Name(), ".") || d.Name() == "cue.mod") {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		if !strings.HasSuffix(name, ".cue") {
-			return nil
-		}
-		b, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return err
-		}
-		files[path.Join(inner, name)] = b
-		return nil
-	})
-	if err != nil {
-		return nil, err
+// dirAsSite returns dir's tree as if it sat under inner (a slash path),
+// as a site of a repository that has nothing else. Files are read when
+// the loader reads them, so that a file too big is refused before it is
+// read.
+func dirAsSite(dir, inner string) fs.FS {
+	return &innerFS{inner: inner, dir: os.DirFS(dir)}
+}
+
+// innerFS shows the tree of dir under the directory inner, and nothing
+// else.
+type innerFS struct {
+	inner string
+	dir   fs.FS
+}
+
+// Open implements fs.FS.
+func (f *innerFS) Open(name string) (fs.File, error) {
+	if !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
 	}
-	return newMemFS(files), nil
+	if name == f.inner {
+		return f.dir.Open(".")
+	}
+	if rest, ok := strings.CutPrefix(name, f.inner+"/"); ok {
+		return f.dir.Open(rest)
+	}
+	if isUnder(f.inner, name) {
+		// An ancestor of inner: it holds the next directory down.
+		child, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(f.inner, name), "/"), "/")
+		if name == "." {
+			child, _, _ = strings.Cut(f.inner, "/")
+		}
+		return &memDir{info: memInfo{name: path.Base(name), dir: true}, entries: []fs.DirEntry{fs.FileInfoToDirEntry(memInfo{name: child, dir: true})}}, nil
+	}
+	return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
 }
 
 // collect builds the load tree: the embedded module file and schema, the
@@ -354,8 +389,11 @@ func dirAsSite(dir, inner string) (fs.FS, error) {
 // under the site directory's top-level directory (so that a site may import
 // a package shared by sites) and in the site directory's ancestors (CUE
 // reads a package's files from its parents too). It returns the files, the
-// origin of each, and the hash of the files that came from the tree.
-func collect(fsys fs.FS, siteDir string) (files map[string][]byte, origins map[string]fileOrigin, tree map[string]bool, hash string, err error) {
+// origin of each, and the hash of the files that came from the tree. A
+// file bigger than maxFile (when not negative) is not read: it is listed
+// in big with its size when big is not nil (whether it matters depends on
+// whether the site reads it), and is an error otherwise.
+func collect(fsys fs.FS, siteDir string, maxFile int64, big map[string]int64) (files map[string][]byte, origins map[string]fileOrigin, tree map[string]bool, hash string, err error) {
 	files = map[string][]byte{"cue.mod/module.cue": schema.ModuleFile()}
 	origins = map[string]fileOrigin{"cue.mod/module.cue": originSchema}
 	tree = map[string]bool{}
@@ -371,6 +409,14 @@ func collect(fsys fs.FS, siteDir string) (files map[string][]byte, origins map[s
 	add := func(name string) error {
 		if _, dup := files[name]; dup {
 			return nil
+		}
+		if err := checkSize(fsys, name, maxFile); err != nil {
+			var tb *tooBigError
+			if errors.As(err, &tb) && big != nil {
+				big[name] = tb.size
+				return nil
+			}
+			return err
 		}
 		b, err := fs.ReadFile(fsys, name)
 		if err != nil {

@@ -29,7 +29,7 @@ func Key(src Source) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("key site: %w", err)
 	}
-	files, _, _, _, err := collect(src.FS, siteDir)
+	files, _, _, _, err := collect(src.FS, siteDir, src.Limits.withDefaults().MaxFileBytes, map[string]int64{})
 	if err != nil {
 		return "", fmt.Errorf("key site %s: %w", siteDir, err)
 	}

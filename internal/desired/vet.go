@@ -4,6 +4,7 @@ import (
 	"context"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Vet evaluates every node's catalog and returns every problem found: the
@@ -11,9 +12,29 @@ import (
 // problem shared by several nodes (a mistake in site or role data) is
 // reported once, naming them all. The site is valid when no returned
 // problem is an error (Warning false).
+//
+// The evaluation runs under the site's time budget (Limits.EvalTimeout):
+// past it, one problem says so (the others are not known).
 func (s *Site) Vet(ctx context.Context) []Problem {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	var all []Problem
+	var mu sync.Mutex // all, between the evaluation and a caller that gave up
+	if err := s.budget.run(ctx, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		probs := s.vet(ctx)
+		mu.Lock()
+		all = probs
+		mu.Unlock()
+	}); err != nil {
+		mu.Lock()
+		defer mu.Unlock()
+		return append(all, Problem{Pos: displayName(s.src, s.src.SiteDir), Msg: strings.TrimPrefix(err.Error(), displayName(s.src, s.src.SiteDir)+": ")})
+	}
+	return all
+}
+
+// vet is Vet's evaluation.
+func (s *Site) vet(ctx context.Context) []Problem {
 	var all []Problem
 	index := map[string]int{}
 	add := func(p Problem) {

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/fsgit/fsgit/reconciler"
@@ -35,6 +36,9 @@ type InventoryCopy struct {
 	// Inventory and Refresh are the memory's (see reconciler.Memory).
 	Inventory map[reconciler.ID]reconciler.Resource `json:"inventory,omitempty"`
 	Refresh   map[reconciler.ID][]reconciler.ID     `json:"refresh,omitempty"`
+	// Applied is the memory's last applied catalogs, which pruning keeps
+	// what a rollback needs by.
+	Applied []reconciler.AppliedCatalog `json:"applied,omitempty"`
 	// Written is when the copy was written.
 	Written time.Time `json:"written"`
 }
@@ -78,6 +82,7 @@ func (c *InventoryCopy) Memory() *reconciler.Memory {
 	for id, by := range c.Refresh {
 		m.Refresh[id] = by
 	}
+	m.Applied = slices.Clone(c.Applied)
 	return m
 }
 

@@ -431,7 +431,13 @@ func initBuckets(tx *bolt.Tx, seed *InventoryCopy) error {
 	if err := syncBucket(tx.Bucket(bucketInventory), seed.Inventory, &n); err != nil {
 		return err
 	}
-	return syncBucket(tx.Bucket(bucketRefresh), seed.Refresh, &n)
+	if err := syncBucket(tx.Bucket(bucketRefresh), seed.Refresh, &n); err != nil {
+		return err
+	}
+	if len(seed.Applied) == 0 {
+		return nil
+	}
+	return writeApplied(tx, seed.Applied, &n)
 }
 
 // replace handles a corrupt state file: it moves it aside (under its
@@ -673,7 +679,7 @@ func (s *Store) Memory() (*reconciler.Memory, error) {
 			}
 		}
 		if b := tx.Bucket(bucketRefresh); b != nil {
-			return b.ForEach(func(k, v []byte) error {
+			err := b.ForEach(func(k, v []byte) error {
 				var by []reconciler.ID
 				if err := json.Unmarshal(v, &by); err != nil {
 					return corruptf(s.path, "read", "decode refresh owed to %s: %w", k, err)
@@ -681,8 +687,11 @@ func (s *Store) Memory() (*reconciler.Memory, error) {
 				m.Refresh[reconciler.ID(k)] = by
 				return nil
 			})
+			if err != nil {
+				return err
+			}
 		}
-		return nil
+		return readApplied(tx, m)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read state %s: %w", s.path, err)
@@ -782,10 +791,15 @@ func (s *Store) Record(rep *reconciler.Report) (Writes, error) {
 			if err := syncBucket(tx.Bucket(bucketRefresh), rep.Next.Refresh, &w.Resources); err != nil {
 				return fmt.Errorf("write refreshes owed: %w", err)
 			}
+			if rep.Next.Applied != nil {
+				if err := writeApplied(tx, rep.Next.Applied, &w.Resources); err != nil {
+					return err
+				}
+			}
 			cp = &InventoryCopy{
 				Site: string(meta.Get(keySite)), Node: string(meta.Get(keyNode)),
 				DesiredRevision: string(meta.Get(keyDesiredRevision)), AppliedRevision: string(meta.Get(keyAppliedRevision)),
-				Inventory: rep.Next.Inventory, Refresh: rep.Next.Refresh,
+				Inventory: rep.Next.Inventory, Refresh: rep.Next.Refresh, Applied: rep.Next.Applied,
 			}
 		}
 		return s.appendRun(runs, run, &w.History)

@@ -74,6 +74,7 @@ var (
 	_ reconciler.Kind      = (*Artifact)(nil)
 	_ reconciler.Pruner    = (*Artifact)(nil)
 	_ reconciler.Timeouter = (*Artifact)(nil)
+	_ reconciler.Retainer  = (*Artifact)(nil)
 )
 
 // New returns the artifact kind with the given options.
@@ -240,6 +241,10 @@ func (k *Artifact) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.
 	}
 	return k.plan(ctx, env, r, s, s.Ensure == "absent")
 }
+
+// Retain keeps an artifact (a jar) that left the catalog while the node's
+// recent catalogs reference it, so that a rollback finds it in place.
+func (*Artifact) Retain(*reconciler.Resource) bool { return true }
 
 // PlanDelete returns the plan that removes an artifact that left the
 // catalog: safe when the file is the verified artifact (it can be had

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 
@@ -50,8 +52,9 @@ type Image struct {
 }
 
 var (
-	_ reconciler.Kind   = (*Image)(nil)
-	_ reconciler.Pruner = (*Image)(nil)
+	_ reconciler.Kind     = (*Image)(nil)
+	_ reconciler.Pruner   = (*Image)(nil)
+	_ reconciler.Retainer = (*Image)(nil)
 )
 
 // NewImage returns the docker.image kind.
@@ -221,8 +224,19 @@ func pullImage(ctx context.Context, cl *client.Client, ref string) error {
 	}
 }
 
+// Retain keeps an image that left the catalog while the node's recent
+// catalogs reference it: it is what a rollback runs.
+func (*Image) Retain(*reconciler.Resource) bool { return true }
+
 // PlanDelete removes the image's tag when the resource left the catalog.
-// An image that a container still uses is not removed: that is an error.
+//
+// An image that a container uses (running or stopped) is kept: it is not
+// planned for deletion, in a run or in noop, and stays in the inventory
+// until no container uses it. Removing an image that cannot be had again
+// (pull "never", or a registry that does not answer for it) is
+// destructive: it removes the only way back to that version, so it needs
+// allowDestroy. The engine keeps images for rollback while the node's
+// last applied catalogs reference them ([reconciler.Retainer]).
 func (k *Image) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
 	s, err := decodeImage(r)
 	if err != nil {
@@ -234,15 +248,34 @@ func (k *Image) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconcil
 	}
 	octx, cancel := observeCtx(ctx)
 	defer cancel()
-	if _, err := cl.ImageInspect(octx, s.Ref); err != nil {
+	img, err := cl.ImageInspect(octx, s.Ref)
+	if err != nil {
 		if cerrdefs.IsNotFound(err) {
 			return &reconciler.Plan{}, nil
 		}
 		return nil, fmt.Errorf("inspecting image %s: %w", s.Ref, daemonErr(s.DockerHost, err))
 	}
+	// A container uses the image when it runs it and, if the image has
+	// other names, was created by this one: removing one name of several
+	// leaves the image to the containers created by another.
+	users, err := containersUsing(octx, cl, filters.NewArgs(), func(c container.Summary) bool {
+		return c.ImageID == img.ID && (len(img.RepoTags) <= 1 || c.Image == s.Ref)
+	})
+	if err != nil {
+		return nil, daemonErr(s.DockerHost, err)
+	}
+	if len(users) > 0 {
+		return nil, inUse("image "+s.Ref, users)
+	}
+	change := reconciler.Change{Field: "image", Before: s.Ref, Class: reconciler.Safe}
+	if why := cannotPullAgain(octx, cl, s); why != "" {
+		change.After = "(deleted: " + why + ")"
+		change.Class = reconciler.Destructive
+	}
 	return &reconciler.Plan{
-		Action:  reconciler.ActionDelete,
-		Changes: []reconciler.Change{{Field: "image", Before: s.Ref, Class: reconciler.Safe}},
+		Action:   reconciler.ActionDelete,
+		Changes:  []reconciler.Change{change},
+		Observed: map[string]string{"present": "true", "id": img.ID},
 		Apply: func(ctx context.Context) error {
 			if _, err := cl.ImageRemove(ctx, s.Ref, image.RemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
 				return fmt.Errorf("removing image %s: %w", s.Ref, daemonErr(s.DockerHost, err))
@@ -250,4 +283,16 @@ func (k *Image) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconcil
 			return nil
 		},
 	}, nil
+}
+
+// cannotPullAgain says why the image could not be pulled again once
+// deleted, or "" when the registry has it.
+func cannotPullAgain(ctx context.Context, cl *client.Client, s *ImageSpec) string {
+	if s.Pull == PullNever {
+		return `pull is "never": it cannot be had again on this node`
+	}
+	if _, err := cl.DistributionInspect(ctx, s.Ref, ""); err != nil {
+		return "the registry does not answer for it: it may not be had again"
+	}
+	return ""
 }

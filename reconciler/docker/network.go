@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
@@ -222,7 +223,8 @@ func deleteNetworkPlan(plan *reconciler.Plan, cl *client.Client, s *NetworkSpec,
 	return plan
 }
 
-// PlanDelete removes a network that left the catalog, if fsgit created it.
+// PlanDelete removes a network that left the catalog, if fsgit created it
+// and no container (running or stopped) is attached to it.
 func (k *Network) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
 	s, err := decodeNetwork(r)
 	if err != nil {
@@ -240,6 +242,27 @@ func (k *Network) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconc
 	}
 	for _, n := range list {
 		if n.Name == s.Name {
+			// The daemon's network filter misses containers that are
+			// created but not started: match by their settings.
+			users, err := containersUsing(octx, cl, filters.NewArgs(), func(c container.Summary) bool {
+				if c.HostConfig.NetworkMode == s.Name || c.HostConfig.NetworkMode == n.ID {
+					return true
+				}
+				if c.NetworkSettings != nil {
+					for name, ep := range c.NetworkSettings.Networks {
+						if name == s.Name || (ep != nil && ep.NetworkID == n.ID) {
+							return true
+						}
+					}
+				}
+				return false
+			})
+			if err != nil {
+				return nil, daemonErr(s.DockerHost, err)
+			}
+			if len(users) > 0 {
+				return nil, inUse("network "+s.Name, users)
+			}
 			return deleteNetworkPlan(&reconciler.Plan{}, cl, s, func() { forgetList(env, "network", s.DockerHost) }), nil
 		}
 	}

@@ -14,11 +14,18 @@ var (
 	_ reconciler.Previewer = (*Container)(nil)
 )
 
-// Preview: pulling or removing an image disturbs nothing that runs.
+// Preview: pulling an image disturbs nothing that runs. One that leaves
+// the catalog is kept for rollback (and while a container uses it) and
+// removed later; removing one with pull "never" is destructive, since it
+// cannot be had again (a registry that does not answer makes it so too,
+// which only the node can tell).
 func (*Image) Preview(old, new *reconciler.Resource) (reconciler.Class, string) {
 	switch {
 	case new == nil:
-		return reconciler.Safe, "remove image"
+		if s, err := decodeImage(old); err == nil && s.Pull == PullNever {
+			return reconciler.Destructive, "kept for rollback, then removed: pull is never, it cannot be had again"
+		}
+		return reconciler.Safe, "kept for rollback, then removed"
 	case old == nil:
 		return reconciler.Safe, "pull image"
 	}

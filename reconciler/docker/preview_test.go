@@ -62,3 +62,19 @@ func TestVolumeNetwork_Preview(t *testing.T) {
 		t.Errorf("network change: %s %q", c, e)
 	}
 }
+
+func TestImage_Preview(t *testing.T) {
+	img := func(pull string) *reconciler.Resource {
+		return resource(t, "docker.image:fsgit.local/weaviate:1.29.0", map[string]any{"ref": "fsgit.local/weaviate:1.29.0", "pull": pull, "dockerHost": DefaultHost})
+	}
+	k := NewImage()
+	if c, e := k.Preview(img("never"), nil); c != reconciler.Destructive || e != "kept for rollback, then removed: pull is never, it cannot be had again" {
+		t.Errorf("remove, pull never: %s %q", c, e)
+	}
+	if c, e := k.Preview(img("missing"), nil); c != reconciler.Safe || e != "kept for rollback, then removed" {
+		t.Errorf("remove, pull missing: %s %q", c, e)
+	}
+	if c, e := k.Preview(nil, img("never")); c != reconciler.Safe || e != "pull image" {
+		t.Errorf("create: %s %q", c, e)
+	}
+}

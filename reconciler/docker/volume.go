@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
 
@@ -169,7 +170,7 @@ func deleteVolumePlan(plan *reconciler.Plan, cl *client.Client, s *VolumeSpec, f
 }
 
 // PlanDelete removes a volume that left the catalog (destructive), if fsgit
-// created it.
+// created it and no container (running or stopped) mounts it.
 func (k *Volume) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
 	s, err := decodeVolume(r)
 	if err != nil {
@@ -190,6 +191,13 @@ func (k *Volume) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconci
 	}
 	plan := &reconciler.Plan{}
 	if v.Labels[LabelManaged] == "true" {
+		users, err := containersUsing(octx, cl, filters.NewArgs(filters.Arg("volume", s.Name)), nil)
+		if err != nil {
+			return nil, daemonErr(s.DockerHost, err)
+		}
+		if len(users) > 0 {
+			return nil, inUse("volume "+s.Name, users)
+		}
 		deleteVolumePlan(plan, cl, s, func() { forgetList(env, "volume", s.DockerHost) })
 	}
 	return plan, nil
