@@ -77,7 +77,6 @@ func claims(n *Node) []claim {
 	return out
 }
 
-
 // overlap reports whether two listen addresses share a port.
 func overlap(a, b string) bool {
 	wild := func(s string) bool { return s == "" || s == "0.0.0.0" || s == "::" || s == "*" }
