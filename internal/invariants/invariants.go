@@ -135,6 +135,9 @@ type Finding struct {
 	Msg string `json:"message"`
 	// Waived is the waiver's reason when the site waives the finding.
 	Waived string `json:"waived,omitempty"`
+	// Causes are prefixes of resource IDs whose change, on either side's
+	// node, explains the finding (a plan names the change that broke it).
+	Causes []string `json:"-"`
 }
 
 // String renders a finding on one line, in the form vet prints problems:
@@ -239,8 +242,9 @@ func newChecker(in Input) *checker {
 	return c
 }
 
-func (c *checker) add(check string, side, other Side, format string, args ...any) {
+func (c *checker) add(check string, side, other Side, format string, args ...any) *Finding {
 	c.out = append(c.out, Finding{Check: check, Side: side, Other: other, Msg: fmt.Sprintf(format, args...)})
+	return &c.out[len(c.out)-1]
 }
 
 // best returns the first position that names a site file, else the first

@@ -504,7 +504,8 @@ func (c *checker) catalogs() {
 			side.Pos = co.pos("database")
 			other := c.serverSide(*t.server, "databases")
 			other.Pos = c.best(srvNode.Where.Data("iceberg", "db", "database"), other.Pos)
-			c.add(CheckCatalogDatabase, side, other, "%s uses database %s on node %s, but no node declares mariadb.database:%s on that server (%s)", co.what, co.database, t.node, co.database, where(other))
+			c.add(CheckCatalogDatabase, side, other, "%s uses database %s on node %s, but no node declares mariadb.database:%s on that server (%s)", co.what, co.database, t.node, co.database, where(other)).
+				Causes = []string{"mariadb.database:", "iceberg.", "file:"}
 		}
 
 		// The user and its host pattern.
@@ -518,7 +519,8 @@ func (c *checker) catalogs() {
 		if len(named) == 0 {
 			other := c.serverSide(*t.server, "users")
 			other.Pos = c.best(srvNode.Where.Data("iceberg", "db", "user"), other.Pos)
-			c.add(CheckCatalogUser, side, other, "%s logs in to node %s as %s, but no node declares that user on node %s's server (%s): node %s's catalog will lose access", co.what, t.node, co.user, t.node, where(other), co.node)
+			c.add(CheckCatalogUser, side, other, "%s logs in to node %s as %s, but no node declares that user on node %s's server (%s): node %s's catalog will lose access", co.what, t.node, co.user, t.node, where(other), co.node).
+				Causes = []string{"mariadb.user:" + co.user + "@", "iceberg.", "file:"}
 			continue
 		}
 		names := c.clientNames(co.node, t.node, co.ref.Host == "")
@@ -538,7 +540,8 @@ func (c *checker) catalogs() {
 			u := named[0]
 			un := c.nodes[u.node]
 			other := Side{Node: u.node, Resource: u.id, Pos: c.best(un.Where.Data("mariadb", "users", u.user, "host"), un.Where.Data("iceberg", "db", "clientHost"), un.Where.Resource(u.id, "host"))}
-			c.add(CheckCatalogUser, side, other, "%s logs in to node %s as %s from node %s (%s), but the account %s@'%s' admits no such host (%s): set its host to a pattern that matches the client, such as '%%' or the client's fqdn", co.what, t.node, co.user, co.node, strings.Join(nonEmpty(names), ", "), u.user, u.host, where(other))
+			c.add(CheckCatalogUser, side, other, "%s logs in to node %s as %s from node %s (%s), but the account %s@'%s' admits no such host (%s): set its host to a pattern that matches the client, such as '%%' or the client's fqdn", co.what, t.node, co.user, co.node, strings.Join(nonEmpty(names), ", "), u.user, u.host, where(other)).
+				Causes = []string{"mariadb.user:" + co.user + "@"}
 			continue
 		}
 		mn := c.nodes[match.node]
@@ -548,7 +551,8 @@ func (c *checker) catalogs() {
 		if co.secret != match.secret {
 			userSide.Pos = c.best(mn.Where.Data("mariadb", "users", match.user, "password"), mn.Where.Data("iceberg", "db", "password"), mn.Where.Resource(match.id, "password"))
 			side.Pos = co.pos("password")
-			c.add(CheckCatalogSecret, side, userSide, "%s logs in as %s with secret %q, but the account %s@'%s' has secret %q (%s): both sides must name the same secret", co.what, co.user, co.secret, match.user, match.host, match.secret, where(userSide))
+			c.add(CheckCatalogSecret, side, userSide, "%s logs in as %s with secret %q, but the account %s@'%s' has secret %q (%s): both sides must name the same secret", co.what, co.user, co.secret, match.user, match.host, match.secret, where(userSide)).
+				Causes = []string{string(match.id), "iceberg.", "file:"}
 		}
 
 		// The grants on the catalog's tables.
@@ -585,7 +589,8 @@ func (c *checker) catalogs() {
 				other.Pos = c.best(mn.Where.Resource(match.id), srvNode.Pos)
 			}
 			side.Pos = co.pos("user")
-			c.add(CheckCatalogGrants, side, other, "%s needs %s on %s.%s and %s.%s, but the grants of %s@'%s' lack %s (%s)", co.what, strings.Join(catalogPrivileges, ", "), co.database, catalogTables[0], co.database, catalogTables[1], match.user, match.host, strings.Join(missing, ", "), where(other))
+			c.add(CheckCatalogGrants, side, other, "%s needs %s on %s.%s and %s.%s, but the grants of %s@'%s' lack %s (%s)", co.what, strings.Join(catalogPrivileges, ", "), co.database, catalogTables[0], co.database, catalogTables[1], match.user, match.host, strings.Join(missing, ", "), where(other)).
+				Causes = []string{"mariadb.grant:" + match.user + "@"}
 		}
 	}
 }
