@@ -555,7 +555,11 @@ func (c *checker) catalogs() {
 				Causes = []string{string(match.id), "iceberg.", "file:"}
 		}
 
-		// The grants on the catalog's tables.
+		// The grants on the catalog's tables (of a database that exists:
+		// a missing one is reported above).
+		if !found {
+			continue
+		}
 		var missing []string
 		var grantIDs []reconciler.ID
 		for _, tbl := range catalogTables {

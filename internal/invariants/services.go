@@ -21,6 +21,7 @@ type claim struct {
 	proto string
 	ip    string // "" or 0.0.0.0 / :: for every address
 	field []string
+	data  []string // the data field it comes from, when a profile made it
 }
 
 // execPort matches the port options of a unit's ExecStart: --port N,
@@ -34,7 +35,7 @@ func claims(n *Node) []claim {
 	var out []claim
 	for _, m := range servers(n) {
 		if !m.skipNet {
-			out = append(out, claim{id: m.id, what: "the MariaDB server", port: m.port, proto: "tcp", ip: m.bind, field: []string{"content"}})
+			out = append(out, claim{id: m.id, what: "the MariaDB server", port: m.port, proto: "tcp", ip: m.bind, field: []string{"content"}, data: []string{"mariadb", "port"}})
 		}
 	}
 	for i := range n.Catalog.Resources {
@@ -95,12 +96,21 @@ func (c *checker) ports() {
 				if a.port != b.port || a.proto != b.proto || !overlap(a.ip, b.ip) || (a.id == b.id && slices.Equal(a.field, b.field)) {
 					continue
 				}
-				sa := Side{Node: name, Resource: a.id, Pos: c.best(n.Where.Resource(a.id, a.field...))}
-				sb := Side{Node: name, Resource: b.id, Pos: c.best(n.Where.Resource(b.id, b.field...))}
+				sa := Side{Node: name, Resource: a.id, Pos: c.claimPos(n, a)}
+				sb := Side{Node: name, Resource: b.id, Pos: c.claimPos(n, b)}
 				c.add(CheckPortConflict, sa, sb, "%s claims %s port %d on node %s, and so does %s (%s): one of them cannot start", a.what, a.proto, a.port, name, b.what, where(sb))
 			}
 		}
 	}
+}
+
+// claimPos is where a claim's port is set.
+func (c *checker) claimPos(n *Node, cl claim) string {
+	var data string
+	if cl.data != nil {
+		data = n.Where.Data(cl.data...)
+	}
+	return c.best(data, n.Where.Resource(cl.id, cl.field...), n.Pos)
 }
 
 // moduleEnv is the environment variable that gives Weaviate the URL of a
@@ -307,7 +317,7 @@ func (c *checker) classes() {
 				c.add(CheckEndpoint, side, o, "its url %s reaches container %s, which is not Weaviate (no ENABLE_MODULES; %s)", spec.URL, ct.id.Name(), where(o))
 				return
 			}
-			o := Side{Node: tn.Name, Resource: ct.id, Pos: c.best(tn.Where.Resource(ct.id, "env", "ENABLE_MODULES"))}
+			o := Side{Node: tn.Name, Resource: ct.id, Pos: c.best(tn.Where.Resource(ct.id, "env", "ENABLE_MODULES"), tn.Where.Data("weaviate", "vectorizer", "module"), tn.Pos)}
 			need := []string{}
 			if spec.Vectorizer != "" && spec.Vectorizer != "none" {
 				need = append(need, spec.Vectorizer)
@@ -319,7 +329,7 @@ func (c *checker) classes() {
 			for _, m := range need {
 				if !slices.Contains(mods, m) {
 					s := side
-					s.Pos = c.best(n.Where.Resource(r.ID, "vectorizer"), n.Where.Resource(r.ID, "moduleConfig"))
+					s.Pos = c.best(n.Where.Data("weaviate", "classes", r.ID.Name(), "vectorizer"), n.Where.Resource(r.ID, "vectorizer"), n.Where.Data("weaviate", "classes", r.ID.Name(), "moduleConfig"), n.Where.Resource(r.ID, "moduleConfig"))
 					c.add(CheckWeaviateModules, s, o, "the class uses module %s, which the Weaviate at %s does not enable (ENABLE_MODULES %s; %s)", m, spec.URL, strings.Join(mods, ","), where(o))
 				}
 			}
