@@ -122,6 +122,9 @@ type Side struct {
 	Node     string        `json:"node"`
 	Resource reconciler.ID `json:"resource,omitempty"`
 	Pos      string        `json:"pos,omitempty"`
+	// at finds Pos when a finding is added: finding a position costs a
+	// CUE lookup, which only a finding needs.
+	at func() string
 }
 
 // Finding is one broken invariant.
@@ -243,6 +246,12 @@ func newChecker(in Input) *checker {
 }
 
 func (c *checker) add(check string, side, other Side, format string, args ...any) *Finding {
+	for _, sd := range []*Side{&side, &other} {
+		if sd.Pos == "" && sd.at != nil {
+			sd.Pos = sd.at()
+		}
+		sd.at = nil
+	}
 	c.out = append(c.out, Finding{Check: check, Side: side, Other: other, Msg: fmt.Sprintf(format, args...)})
 	return &c.out[len(c.out)-1]
 }
@@ -263,6 +272,18 @@ func (c *checker) best(cands ...string) string {
 		}
 	}
 	return first
+}
+
+// lazySide is a side whose position is found when a message renders it.
+type lazySide Side
+
+// String renders the side as where does, finding its position.
+func (l lazySide) String() string {
+	s := Side(l)
+	if s.Pos == "" && s.at != nil {
+		s.Pos = s.at()
+	}
+	return where(s)
 }
 
 // where renders a side for a message: "node N's R (pos)".

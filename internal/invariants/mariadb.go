@@ -219,7 +219,10 @@ func (c *checker) mariadbEndpoints() {
 			if ref.Host != "" {
 				field = "host"
 			}
-			side := Side{Node: name, Resource: g.first, Pos: c.best(n.Where.Data("mariadb", field), n.Where.Resource(g.first, "server", field))}
+			first := g.first
+			side := Side{Node: name, Resource: first, at: func() string {
+				return c.best(n.Where.Data("mariadb", field), n.Where.Resource(first, "server", field))
+			}}
 			what := string(g.first)
 			if g.n > 1 {
 				what = fmt.Sprintf("%s (and %d more resources with the same server)", g.first, g.n-1)
@@ -486,7 +489,7 @@ func (c *checker) catalogs() {
 		if co.ref.Host == "" {
 			field = "socket"
 		}
-		side := Side{Node: co.node, Resource: co.id, Pos: co.pos(field)}
+		side := Side{Node: co.node, Resource: co.id, at: func() string { return co.pos(field) }}
 		t, ok := c.findServer(co.node, side, co.what, co.ref)
 		if !ok || t.external {
 			continue
@@ -515,7 +518,7 @@ func (c *checker) catalogs() {
 				named = append(named, u)
 			}
 		}
-		side.Pos = co.pos("user")
+		side.Pos, side.at = "", func() string { return co.pos("user") }
 		if len(named) == 0 {
 			other := c.serverSide(*t.server, "users")
 			other.Pos = c.best(srvNode.Where.Data("iceberg", "db", "user"), other.Pos)

@@ -197,23 +197,24 @@ func (c *checker) weaviate() {
 				continue
 			}
 			envSide := func(key string) Side {
-				return Side{Node: name, Resource: w.id, Pos: c.best(n.Where.Resource(w.id, "env", key))}
+				id := w.id
+				return Side{Node: name, Resource: id, at: func() string { return c.best(n.Where.Resource(id, "env", key)) }}
 			}
 			if d := w.Env["DEFAULT_VECTORIZER_MODULE"]; d != "" && d != "none" && !slices.Contains(mods, d) {
 				s := envSide("DEFAULT_VECTORIZER_MODULE")
 				o := envSide("ENABLE_MODULES")
-				c.add(CheckWeaviateModules, s, o, "the default vectorizer module %s is not among the enabled modules %s (%s)", d, strings.Join(mods, ","), where(o))
+				c.add(CheckWeaviateModules, s, o, "the default vectorizer module %s is not among the enabled modules %s (%s)", d, strings.Join(mods, ","), lazySide(o))
 			}
 			for mod, key := range moduleEnv {
 				u, set := w.Env[key]
 				switch {
 				case slices.Contains(mods, mod) && !set:
 					s := envSide("ENABLE_MODULES")
-					c.add(CheckWeaviateModules, s, s, "module %s is enabled but %s, the URL of its inference container, is not set (%s)", mod, key, where(s))
+					c.add(CheckWeaviateModules, s, s, "module %s is enabled but %s, the URL of its inference container, is not set (%s)", mod, key, lazySide(s))
 				case !slices.Contains(mods, mod) && set:
 					s := envSide(key)
 					o := envSide("ENABLE_MODULES")
-					c.add(CheckWeaviateModules, s, o, "%s is set but module %s is not enabled (%s)", key, mod, where(o))
+					c.add(CheckWeaviateModules, s, o, "%s is set but module %s is not enabled (%s)", key, mod, lazySide(o))
 				case set:
 					c.inference(n, w, cts, mod, key, u, envSide(key))
 				}
@@ -229,7 +230,7 @@ func (c *checker) weaviate() {
 func (c *checker) inference(n *Node, w container, cts []container, mod, key, raw string, side Side) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Hostname() == "" {
-		c.add(CheckWeaviateModules, side, side, "%s is %q, which is not a URL (%s)", key, raw, where(side))
+		c.add(CheckWeaviateModules, side, side, "%s is %q, which is not a URL (%s)", key, raw, lazySide(side))
 		return
 	}
 	host := u.Hostname()
@@ -285,7 +286,8 @@ func (c *checker) classes() {
 		if json.Unmarshal(r.Spec, &spec) != nil || spec.Ensure == "absent" {
 			return
 		}
-		side := Side{Node: n.Name, Resource: r.ID, Pos: c.best(n.Where.Data("weaviate", "url"), n.Where.Resource(r.ID, "url"))}
+		id := r.ID
+		side := Side{Node: n.Name, Resource: id, at: func() string { return c.best(n.Where.Data("weaviate", "url"), n.Where.Resource(id, "url")) }}
 		u, err := url.Parse(spec.URL)
 		if err != nil {
 			return
@@ -399,7 +401,8 @@ func (c *checker) secrets() {
 		for i := range n.Catalog.Resources {
 			r := &n.Catalog.Resources[i]
 			for _, ref := range secretRefs(r.Spec) {
-				side := Side{Node: name, Resource: r.ID, Pos: c.best(n.Where.Resource(r.ID, ref.field...))}
+				id, field := r.ID, ref.field
+				side := Side{Node: name, Resource: id, at: func() string { return c.best(n.Where.Resource(id, field...)) }}
 				o := Side{Node: name, Pos: c.in.SecretsPos}
 				switch provider {
 				case "age":
