@@ -133,7 +133,9 @@ func (p *Plan) WriteMarkdown(w io.Writer) error {
 		if len(n.Invariants) > 0 {
 			b.WriteString("\n")
 		}
-		b.WriteString("| | resource | effect |\n|---|---|---|\n")
+		if len(n.Resources) > 0 {
+			b.WriteString("| | resource | effect |\n|---|---|---|\n")
+		}
 		for _, r := range n.Resources {
 			fmt.Fprintf(b, "| %s | `%s` | %s |\n", symbol(r), r.ID, strings.TrimSpace(tags(r)))
 		}
