@@ -46,7 +46,11 @@ flagged, with the ones held as pending destroys. Where the status branch holds a
 status, the plan also says whether the node already runs the head revision and what is
 drifted or failing there now.
 
-Exit codes: 0 no change, 2 changes, 1 error (an invalid head revision included).`,
+The checks across nodes (docs/invariants.md) run on the head revision: a change on
+one node that breaks another is shown on both, and a waived check with its reason.
+
+Exit codes: 0 no change, 2 changes, 1 error (an invalid head revision included, or a
+check across nodes that breaks at head, with its sentence).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runPlan(cmd.Context(), cmd.OutOrStdout(), f)
