@@ -232,10 +232,12 @@ type checker struct {
 	nodes map[string]*Node
 	order []string
 	out   []Finding
+	// used are the containers a Weaviate module calls, by node and ID.
+	used map[string]bool
 }
 
 func newChecker(in Input) *checker {
-	c := &checker{in: in, nodes: map[string]*Node{}}
+	c := &checker{in: in, nodes: map[string]*Node{}, used: map[string]bool{}}
 	for i := range in.Nodes {
 		n := &in.Nodes[i]
 		c.nodes[n.Name] = n

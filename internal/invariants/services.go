@@ -222,6 +222,33 @@ func (c *checker) weaviate() {
 		}
 	}
 	c.classes()
+	c.unusedVectorizers()
+}
+
+// inferenceImage matches the image of a module's inference container
+// (semitechnologies/transformers-inference, contextionary, ...), by the
+// last segment of its repository.
+var inferenceImage = regexp.MustCompile(`(^|/)[a-z0-9._-]*(inference|contextionary)[a-z0-9._-]*(:|@|$)`)
+
+// unusedVectorizers reports inference containers that no Weaviate module
+// calls: a container declared for a module that is not enabled, or whose
+// URL names something else.
+func (c *checker) unusedVectorizers() {
+	c.each("docker.container", func(n *Node, r *reconciler.Resource) {
+		var ct container
+		if json.Unmarshal(r.Spec, &ct) != nil || ct.Ensure == "absent" || !inferenceImage.MatchString(ct.Image) || c.used[n.Name+"\x00"+string(r.ID)] {
+			return
+		}
+		side := Side{Node: n.Name, Resource: r.ID, at: func() string { return c.best(n.Where.Resource(r.ID, "image"), n.Where.Resource(r.ID)) }}
+		other := c.nodeSide(n.Name)
+		for _, w := range containers(n) {
+			if _, ok := w.modules(); ok {
+				other = Side{Node: n.Name, Resource: w.id, Pos: c.best(n.Where.Resource(w.id, "env", "ENABLE_MODULES"), n.Pos)}
+				break
+			}
+		}
+		c.add(CheckWeaviateModules, side, other, "container %s runs an inference image (%s), but no Weaviate of the site enables a module whose URL names it (%s): enable the module and set its URL, or remove the container", r.ID.Name(), ct.Image, where(other))
+	})
 }
 
 // inference checks that a module's URL names a container on a network of
@@ -242,6 +269,7 @@ func (c *checker) inference(n *Node, w container, cts []container, mod, key, raw
 			if ct.id.Name() != host && !slices.Contains(nw.Aliases, host) {
 				continue
 			}
+			c.used[n.Name+"\x00"+string(ct.id)] = true
 			if slices.Contains(w.networks(), nw.Name) {
 				return
 			}
@@ -261,6 +289,7 @@ func (c *checker) inference(n *Node, w container, cts []container, mod, key, raw
 		for _, ct := range containers(c.nodes[r.node]) {
 			for _, p := range ct.Ports {
 				if p.Host == port {
+					c.used[r.node+"\x00"+string(ct.id)] = true
 					return
 				}
 			}
