@@ -7,13 +7,16 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/fsgit/fsgit/internal/crash"
 	"github.com/fsgit/fsgit/internal/desired"
 	"github.com/fsgit/fsgit/internal/gitsource"
+	"github.com/fsgit/fsgit/internal/invariants"
 	"github.com/fsgit/fsgit/internal/plan"
 	"github.com/fsgit/fsgit/internal/status"
 	"github.com/fsgit/fsgit/reconciler"
@@ -43,7 +46,11 @@ flagged, with the ones held as pending destroys. Where the status branch holds a
 status, the plan also says whether the node already runs the head revision and what is
 drifted or failing there now.
 
-Exit codes: 0 no change, 2 changes, 1 error (an invalid head revision included).`,
+The checks across nodes (docs/invariants.md) run on the head revision: a change on
+one node that breaks another is shown on both, and a waived check with its reason.
+
+Exit codes: 0 no change, 2 changes, 1 error (an invalid head revision included, or a
+check across nodes that breaks at head, with its sentence).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runPlan(cmd.Context(), cmd.OutOrStdout(), f)
@@ -94,10 +101,10 @@ func runPlan(ctx context.Context, out io.Writer, f *planFlags) error {
 	go func() {
 		defer crash.Exit()
 		var s side
-		s.cats, s.hash, s.err = catalogsAt(ctx, repo, baseRev, siteDir, f.nodes, f.limits)
+		s.cats, s.hash, _, s.err = catalogsAt(ctx, repo, baseRev, siteDir, f.nodes, f.limits)
 		baseCh <- s
 	}()
-	headCats, headHash, err := catalogsAt(ctx, repo, f.head, siteDir, f.nodes, f.limits)
+	headCats, headHash, headSite, err := catalogsAt(ctx, repo, f.head, siteDir, f.nodes, f.limits)
 	base := <-baseCh
 	if err != nil {
 		var inv *desired.InvalidError
@@ -120,6 +127,9 @@ func runPlan(ctx context.Context, out io.Writer, f *planFlags) error {
 	p := plan.Compute(baseCats, headCats, newRegistry())
 	p.Base, p.Head = baseHash, headHash
 	addObserved(repo, f.statusRef, headHash, p)
+	if err := addInvariants(p, headSite, f.nodes); err != nil {
+		return fmt.Errorf("plan: head revision %s: %w", f.head, err)
+	}
 
 	switch f.output {
 	case "json":
@@ -132,51 +142,112 @@ func runPlan(ctx context.Context, out io.Writer, f *planFlags) error {
 	if err != nil {
 		return fmt.Errorf("plan: write: %w", err)
 	}
-	if len(p.Nodes) > 0 {
-		return &exitError{code: 2}
+	if broken := p.Broken(); len(broken) > 0 {
+		lines := make([]string, len(broken))
+		for i, inv := range broken {
+			lines[i] = fmt.Sprintf("%s (check %s)", inv.Message, inv.Check)
+		}
+		return &exitError{code: 1, err: fmt.Errorf("head revision %s breaks %d %s across nodes:\n%s", f.head, len(broken), plural(len(broken), "invariant", "invariants"), strings.Join(lines, "\n"))}
+	}
+	for _, n := range p.Nodes {
+		if n.Status != plan.NodeUnchanged {
+			return &exitError{code: 2}
+		}
 	}
 	return nil
 }
 
+// headSite is the evaluated head revision: the site and every node's
+// valid catalog with its sources.
+type headSite struct {
+	site *desired.Site
+	cats []desired.NodeCatalog
+}
+
+// addInvariants runs the checks across nodes on the head revision and
+// records what fails, or is waived, on every node involved (of the planned
+// ones, when --node names some).
+func addInvariants(p *plan.Plan, head *headSite, only []string) error {
+	if head == nil {
+		return nil
+	}
+	in, err := invariants.FromSite(head.site, head.cats)
+	if err != nil {
+		return err
+	}
+	roles := map[string]string{}
+	for _, nc := range head.cats {
+		roles[nc.Catalog.Node] = nc.Catalog.Role
+	}
+	res := invariants.Check(in)
+	for _, f := range append(res.Findings, res.Waived...) {
+		if len(only) > 0 && !slices.Contains(only, f.Side.Node) && !slices.Contains(only, f.Other.Node) {
+			continue
+		}
+		p.AddInvariant(f.Check, []plan.Ref{{Node: f.Side.Node, Resource: f.Side.Resource}, {Node: f.Other.Node, Resource: f.Other.Resource}},
+			f.Causes, invariantMessage(f), f.Waived, roles)
+	}
+	return nil
+}
+
+// invariantMessage is a finding's sentence with its first position.
+func invariantMessage(f invariants.Finding) string {
+	if f.Side.Pos == "" {
+		return fmt.Sprintf("node %s %s: %s", f.Side.Node, f.Side.Resource, f.Msg)
+	}
+	return fmt.Sprintf("node %s %s (%s): %s", f.Side.Node, f.Side.Resource, f.Side.Pos, f.Msg)
+}
+
 // catalogsAt evaluates the site at rev and returns the catalog of every node
-// (or of the named ones), and the revision's full hash.
-func catalogsAt(ctx context.Context, repo *gitsource.Local, rev, siteDir string, only []string, lim desired.Limits) (map[string]*reconciler.Catalog, string, error) {
+// (or of the named ones), the revision's full hash, and the site with every
+// node's catalog and sources, for the checks across nodes.
+func catalogsAt(ctx context.Context, repo *gitsource.Local, rev, siteDir string, only []string, lim desired.Limits) (map[string]*reconciler.Catalog, string, *headSite, error) {
 	fsys, hash, err := repo.Tree(rev)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	if _, err := fs.Stat(fsys, siteDir); err != nil {
-		return nil, hash, fmt.Errorf("site %s at %s: %w", siteDir, rev, err)
+		return nil, hash, nil, fmt.Errorf("site %s at %s: %w", siteDir, rev, err)
 	}
 	site, err := desired.Load(ctx, desired.Source{FS: fsys, SiteDir: siteDir, Revision: hash, Limits: lim})
 	if err != nil {
-		return nil, hash, err
+		return nil, hash, nil, err
 	}
 	want := map[string]bool{}
 	for _, n := range only {
 		want[n] = true
 	}
+	// Every node is evaluated, the planned ones or not: the checks across
+	// nodes need them all.
 	cats := map[string]*reconciler.Catalog{}
+	hs := &headSite{site: site}
 	var problems []desired.Problem
 	for _, n := range site.Nodes() {
-		if len(want) > 0 && !want[n] {
-			continue
-		}
-		cat, err := site.Catalog(n)
+		cat, src, err := site.CatalogSources(n)
 		if err != nil {
 			var inv *desired.InvalidError
 			if errors.As(err, &inv) {
-				problems = append(problems, inv.Problems...)
+				if len(want) == 0 || want[n] {
+					problems = append(problems, inv.Problems...)
+				}
 				continue
 			}
-			return nil, hash, err
+			return nil, hash, nil, err
 		}
-		cats[n] = cat
+		hs.cats = append(hs.cats, desired.NodeCatalog{Catalog: cat, Sources: src})
+		if len(want) == 0 || want[n] {
+			cats[n] = cat
+		}
 	}
 	if len(problems) > 0 {
-		return nil, hash, &desired.InvalidError{Problems: problems}
+		return nil, hash, nil, &desired.InvalidError{Problems: problems}
 	}
-	return cats, hash, nil
+	if len(hs.cats) < len(site.Nodes()) {
+		// A node left out of the plan is invalid: the checks across nodes
+		// would report what is only missing.
+		hs = nil
+	}
+	return cats, hash, hs, nil
 }
 
 // addObserved fills in, for each planned node, what the status branch says

@@ -104,10 +104,25 @@ func TestPlan_Golden(t *testing.T) {
 			want:     []string{"mariadb.database:scratch", "pending destroy"},
 		},
 		{
-			name:     "secret-reference",
-			changes:  []change{{"sites/example/roles.cue", `password: {secret: "mariadb/fs_user"}`, `password: {secret: "mariadb/fs_user_2026"}`}},
+			name: "secret-reference",
+			// The new secret is provided too: a reference nothing provides
+			// is a broken invariant (see catalog-user-narrowed).
+			changes: []change{
+				{"sites/example/roles.cue", `password: {secret: "mariadb/fs_user"}`, `password: {secret: "mariadb/fs_user_2026"}`},
+				{"sites/example/site.cue", `"monitoring/mysqld_exporter"]`, `"monitoring/mysqld_exporter", "mariadb/fs_user_2026"]`},
+			},
 			wantCode: 2,
 			want:     []string{"reference changed: secret mariadb/fs_user → secret mariadb/fs_user_2026"},
+		},
+		{
+			// A change on one node that breaks another: online-1 narrows
+			// the catalog user's host, offline-1's catalog loses access.
+			// Both nodes show it, and the plan exits 1.
+			name:     "catalog-user-narrowed",
+			changes:  []change{{"sites/example/site.cue", `user:     "iceberg_catalog_user"`, "user:     \"iceberg_catalog_user\"\n\t\t\tclientHost: \"localhost\""}},
+			wantCode: 1,
+			want: []string{"2 invariants BROKEN across nodes", "<b>offline-1</b> (feature_store_offline): unchanged",
+				"BROKEN catalog-user: online-1 drops mariadb.user:iceberg_catalog_user@%: node offline-1 "},
 		},
 		{
 			name: "add-node",

@@ -32,14 +32,22 @@ type part struct {
 // The evaluation runs under the site's time budget (Limits.EvalTimeout):
 // past it, the error is a *BudgetError.
 func (s *Site) Catalog(node string) (*reconciler.Catalog, error) {
+	cat, _, err := s.CatalogSources(node)
+	return cat, err
+}
+
+// CatalogSources is Catalog that also says where the catalog's values come
+// from, for checks across nodes (internal/invariants).
+func (s *Site) CatalogSources(node string) (*reconciler.Catalog, *Sources, error) {
 	var cat *reconciler.Catalog
+	var src *Sources
 	var probs []Problem
 	if err := s.budget.run(context.Background(), func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		cat, probs = s.catalogFor(node)
+		cat, src, probs = s.catalogFor(node)
 	}); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var errs []Problem
 	for _, p := range probs {
@@ -48,17 +56,18 @@ func (s *Site) Catalog(node string) (*reconciler.Catalog, error) {
 		}
 	}
 	if len(errs) > 0 {
-		return nil, &InvalidError{Problems: errs}
+		return nil, nil, &InvalidError{Problems: errs}
 	}
-	return cat, nil
+	return cat, src, nil
 }
 
-// catalogFor computes the node's catalog and every problem with it.
-// Warnings do not prevent a catalog; any other problem does.
-func (s *Site) catalogFor(node string) (*reconciler.Catalog, []Problem) {
+// catalogFor computes the node's catalog, where its resources come from,
+// and every problem with it. Warnings do not prevent a catalog; any other
+// problem does.
+func (s *Site) catalogFor(node string) (*reconciler.Catalog, *Sources, []Problem) {
 	n := s.nodes[node]
 	if n == nil {
-		return nil, []Problem{{Msg: fmt.Sprintf("node %q is not in site %s (nodes: %s)", node, s.name, strings.Join(s.order, ", "))}}
+		return nil, nil, []Problem{{Msg: fmt.Sprintf("node %q is not in site %s (nodes: %s)", node, s.name, strings.Join(s.order, ", "))}}
 	}
 	// Problems found at load time that concern this node, its role or the
 	// whole site make the catalog invalid; the catalog is still evaluated
@@ -71,7 +80,7 @@ func (s *Site) catalogFor(node string) (*reconciler.Catalog, []Problem) {
 	}
 	role := s.roles[n.role]
 	if role == nil {
-		return nil, probs
+		return nil, nil, probs
 	}
 
 	// One fill with everything: each FillPath evaluates the result, so
@@ -137,16 +146,16 @@ func (s *Site) catalogFor(node string) (*reconciler.Catalog, []Problem) {
 		}
 	}
 	if len(probs) > 0 {
-		return nil, dedupe(probs)
+		return nil, nil, dedupe(probs)
 	}
 	cat.Sort()
 	if _, errs := reconciler.BuildGraph(cat); len(errs) > 0 {
 		for _, err := range errs {
 			probs = append(probs, s.edgeProblem(err, node, from))
 		}
-		return nil, probs
+		return nil, nil, probs
 	}
-	return cat, s.warnings(cat, node, from)
+	return cat, &Sources{site: s, node: node, data: data, from: from}, s.warnings(cat, node, from)
 }
 
 // dedupe drops problems that read the same (a load-time problem found

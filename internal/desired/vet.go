@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/fsgit/fsgit/reconciler"
 )
 
 // Vet evaluates every node's catalog and returns every problem found: the
@@ -16,25 +18,40 @@ import (
 // The evaluation runs under the site's time budget (Limits.EvalTimeout):
 // past it, one problem says so (the others are not known).
 func (s *Site) Vet(ctx context.Context) []Problem {
+	probs, _ := s.VetCatalogs(ctx)
+	return probs
+}
+
+// NodeCatalog is one node's valid catalog and where its values come from.
+type NodeCatalog struct {
+	Catalog *reconciler.Catalog
+	Sources *Sources
+}
+
+// VetCatalogs is Vet that also returns the valid catalogs it evaluated, in
+// node order, so that checks across nodes need not evaluate them again.
+func (s *Site) VetCatalogs(ctx context.Context) ([]Problem, []NodeCatalog) {
 	var all []Problem
+	var cats []NodeCatalog
 	var mu sync.Mutex // all, between the evaluation and a caller that gave up
 	if err := s.budget.run(ctx, func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		probs := s.vet(ctx)
+		var got []NodeCatalog
+		probs := s.vet(ctx, &got)
 		mu.Lock()
-		all = probs
+		all, cats = probs, got
 		mu.Unlock()
 	}); err != nil {
 		mu.Lock()
 		defer mu.Unlock()
-		return append(all, Problem{Pos: displayName(s.src, s.src.SiteDir), Msg: strings.TrimPrefix(err.Error(), displayName(s.src, s.src.SiteDir)+": ")})
+		return append(all, Problem{Pos: displayName(s.src, s.src.SiteDir), Msg: strings.TrimPrefix(err.Error(), displayName(s.src, s.src.SiteDir)+": ")}), nil
 	}
-	return all
+	return all, cats
 }
 
 // vet is Vet's evaluation.
-func (s *Site) vet(ctx context.Context) []Problem {
+func (s *Site) vet(ctx context.Context, cats *[]NodeCatalog) []Problem {
 	var all []Problem
 	index := map[string]int{}
 	add := func(p Problem) {
@@ -56,9 +73,12 @@ func (s *Site) vet(ctx context.Context) []Problem {
 			add(Problem{Msg: "vet interrupted: " + ctx.Err().Error()})
 			break
 		}
-		_, probs := s.catalogFor(node)
+		cat, src, probs := s.catalogFor(node)
 		for _, p := range probs {
 			add(p)
+		}
+		if cat != nil && !HasErrors(probs) && cats != nil {
+			*cats = append(*cats, NodeCatalog{Catalog: cat, Sources: src})
 		}
 	}
 	sort.SliceStable(all, func(i, j int) bool {

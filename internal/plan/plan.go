@@ -45,6 +45,10 @@ type NodePlan struct {
 	Resources []ResourcePlan `json:"resources,omitempty"`
 	// Observed is what the node's status says it has now, when known.
 	Observed *Observed `json:"observed,omitempty"`
+	// Invariants are the checks across nodes that fail (or are waived) at
+	// head and involve this node; a node the change leaves alone is listed,
+	// unchanged, when one involves it.
+	Invariants []Invariant `json:"invariants,omitempty"`
 }
 
 // Observed is what a node last reported on the status branch, as it bears

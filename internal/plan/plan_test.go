@@ -73,3 +73,34 @@ func TestCompute(t *testing.T) {
 		t.Error("markdown not stable across runs")
 	}
 }
+
+// TestAddInvariant: a finding is shown on both nodes, a node the change
+// leaves alone included, led by the change that caused it.
+func TestAddInvariant(t *testing.T) {
+	base := map[string]*reconciler.Catalog{
+		"db-1":    {Node: "db-1", Role: "db", Resources: []reconciler.Resource{res("mariadb.user:iceberg@%", map[string]any{"host": "%"})}},
+		"spark-1": {Node: "spark-1", Role: "spark", Resources: []reconciler.Resource{res("file:/s", map[string]any{"content": "x"})}},
+	}
+	head := map[string]*reconciler.Catalog{
+		"db-1":    {Node: "db-1", Role: "db"},
+		"spark-1": base["spark-1"],
+	}
+	p := Compute(base, head, nil)
+	p.AddInvariant("catalog-user", []Ref{{Node: "spark-1", Resource: "file:/s"}, {Node: "db-1"}}, []string{"mariadb.user:iceberg@"},
+		"spark-1's catalog will lose access", "", map[string]string{"spark-1": "spark"})
+	if len(p.Nodes) != 2 || p.Nodes[1].Node != "spark-1" || p.Nodes[1].Status != NodeUnchanged || p.Nodes[1].Role != "spark" {
+		t.Fatalf("nodes: %+v", p.Nodes)
+	}
+	want := "db-1 drops mariadb.user:iceberg@%: spark-1's catalog will lose access"
+	for _, n := range p.Nodes {
+		if len(n.Invariants) != 1 || n.Invariants[0].Message != want {
+			t.Errorf("node %s: %+v", n.Node, n.Invariants)
+		}
+	}
+	if b := p.Broken(); len(b) != 1 {
+		t.Errorf("broken: %+v", b)
+	}
+	if got := p.Summarize().Line(); got != "1 node change: 0 restarts, 1 destroy (1 held as pending destroy); 1 invariant BROKEN across nodes" {
+		t.Errorf("summary %q", got)
+	}
+}

@@ -16,13 +16,19 @@ type Summary struct {
 	Restarts int `json:"restarts"`
 	Destroys int `json:"destroys"`
 	Pending  int `json:"pendingDestroys"`
+	// Broken counts the checks across nodes that fail at head.
+	Broken int `json:"broken,omitempty"`
 }
 
 // Summarize counts the plan's nodes, changes, restarts or recreates, and
 // destructive changes (and of those, the ones held as pending destroys).
 func (p *Plan) Summarize() Summary {
 	var s Summary
+	s.Broken = len(p.Broken())
 	for _, n := range p.Nodes {
+		if n.Status == NodeUnchanged {
+			continue
+		}
 		s.Nodes++
 		for _, r := range n.Resources {
 			s.Changes++
@@ -43,12 +49,15 @@ func (p *Plan) Summarize() Summary {
 // Line returns the summary as one line: "3 nodes change: 1 restart, 0
 // destroys".
 func (s Summary) Line() string {
-	if s.Nodes == 0 {
-		return "no node changes"
+	line := "no node changes"
+	if s.Nodes > 0 {
+		line = fmt.Sprintf("%s change: %s, %s", plural(s.Nodes, "node"), plural(s.Restarts, "restart"), plural(s.Destroys, "destroy"))
 	}
-	line := fmt.Sprintf("%s change: %s, %s", plural(s.Nodes, "node"), plural(s.Restarts, "restart"), plural(s.Destroys, "destroy"))
 	if s.Pending > 0 {
 		line += fmt.Sprintf(" (%d held as pending destroy)", s.Pending)
+	}
+	if s.Broken > 0 {
+		line += fmt.Sprintf("; %s BROKEN across nodes", plural(s.Broken, "invariant"))
 	}
 	return line
 }
@@ -80,6 +89,9 @@ func (p *Plan) WriteText(w io.Writer) error {
 	for _, n := range p.Nodes {
 		fmt.Fprintf(b, "\nnode %s (%s): %s\n", n.Node, n.Role, n.Status)
 		writeObserved(b, n.Observed, "  ")
+		for _, inv := range n.Invariants {
+			fmt.Fprintf(b, "  %s\n", invariantLine(inv))
+		}
 		for _, r := range n.Resources {
 			fmt.Fprintf(b, "  %s %s%s\n", symbol(r), r.ID, tags(r))
 			for _, f := range r.Fields {
@@ -100,6 +112,12 @@ func (p *Plan) WriteMarkdown(w io.Writer) error {
 	if s.Pending > 0 {
 		fmt.Fprintf(b, "\n> [!WARNING]\n> %d destructive change(s) will be held as pending destroy: set `allowDestroy: true` on the resource to let them run.\n", s.Pending)
 	}
+	if broken := p.Broken(); len(broken) > 0 {
+		b.WriteString("\n> [!CAUTION]\n> The change breaks the feature store across nodes (docs/invariants.md):\n")
+		for _, inv := range broken {
+			fmt.Fprintf(b, "> - **%s** (%s): %s\n", inv.Check, strings.Join(inv.Nodes, ", "), inv.Message)
+		}
+	}
 	for _, n := range p.Nodes {
 		ns := (&Plan{Nodes: []NodePlan{n}}).Summarize()
 		fmt.Fprintf(b, "\n<details><summary><b>%s</b> (%s): %s, %s, %s</summary>\n\n", n.Node, n.Role, n.Status,
@@ -109,7 +127,15 @@ func (p *Plan) WriteMarkdown(w io.Writer) error {
 			writeObserved(b, n.Observed, "")
 			b.WriteString("```\n\n")
 		}
-		b.WriteString("| | resource | effect |\n|---|---|---|\n")
+		for _, inv := range n.Invariants {
+			fmt.Fprintf(b, "- %s\n", invariantLine(inv))
+		}
+		if len(n.Invariants) > 0 {
+			b.WriteString("\n")
+		}
+		if len(n.Resources) > 0 {
+			b.WriteString("| | resource | effect |\n|---|---|---|\n")
+		}
 		for _, r := range n.Resources {
 			fmt.Fprintf(b, "| %s | `%s` | %s |\n", symbol(r), r.ID, strings.TrimSpace(tags(r)))
 		}
@@ -211,4 +237,12 @@ func short(rev string) string {
 		return rev[:12]
 	}
 	return rev
+}
+
+// invariantLine renders a check across nodes on one line.
+func invariantLine(inv Invariant) string {
+	if inv.Waived != "" {
+		return fmt.Sprintf("waived %s (%s): %s", inv.Check, inv.Waived, inv.Message)
+	}
+	return fmt.Sprintf("BROKEN %s: %s", inv.Check, inv.Message)
 }
