@@ -690,9 +690,8 @@ func (a *Agent) stateFault(op string, err error) {
 	if sf.Error != msg {
 		a.log.Error("state file: the node's memory is not kept; retrying on every run", "op", op, "err", msg)
 	}
-	if sf.ErrorSince == nil {
-		now := time.Now().UTC()
-		sf.ErrorSince = &now
+	if sf.ErrorSince.IsZero() {
+		sf.ErrorSince = time.Now().UTC()
 	}
 	sf.Error = msg
 	a.node.State = &sf
@@ -706,9 +705,9 @@ func (a *Agent) stateOK() {
 	if a.node.State == nil || a.node.State.Error == "" {
 		return
 	}
-	a.log.Info("state file: runs are recorded again", "after", time.Since(*a.node.State.ErrorSince).Round(time.Second))
+	a.log.Info("state file: runs are recorded again", "after", time.Since(a.node.State.ErrorSince).Round(time.Second))
 	sf := *a.node.State
-	sf.Error, sf.ErrorSince = "", nil
+	sf.Error, sf.ErrorSince = "", time.Time{}
 	if sf.Recoveries == 0 {
 		a.node.State = nil
 		return

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/transport"
 
 	"github.com/fsgit/fsgit/internal/gitsource"
 	"github.com/fsgit/fsgit/internal/status"
@@ -67,7 +68,7 @@ func validName(name string) bool {
 // known, fetches it and reads a new snapshot; otherwise snap is nil.
 func poll(ctx context.Context, src *gitsource.Source, known string, depth int, now time.Time) (snap *Snapshot, err error) {
 	tip, changed, err := src.Poll(ctx, known)
-	if errors.Is(err, gitsource.ErrBranchNotFound) {
+	if errors.Is(err, gitsource.ErrBranchNotFound) || errors.Is(err, transport.ErrEmptyRemoteRepository) {
 		// No node has published yet: an empty fleet, not an error.
 		return &Snapshot{Read: now, History: map[string][]Point{}}, nil
 	}

@@ -117,8 +117,10 @@ func New(opts Options) (*Server, error) {
 			opts.Redact = append(opts.Redact, p)
 		}
 	}
+	// The source's own log lines quote the URL as given, password
+	// included: they are not kept (Poll logs what matters, redacted).
 	src, err := gitsource.Open(gitsource.Config{URL: opts.URL, Branch: opts.Branch, Auth: opts.Auth,
-		CacheDir: opts.CacheDir, Depth: opts.Depth, Log: opts.Log})
+		CacheDir: opts.CacheDir, Depth: opts.Depth})
 	if err != nil {
 		return nil, err
 	}
