@@ -64,7 +64,7 @@ func sampleFleet(now time.Time) []*status.Node {
 			Source: src, Updated: now},
 		{Node: "vector-1", Site: "example", Role: "vector", AppliedRevision: rev2, DesiredRevision: rev2, Converged: true,
 			Refused: []status.Refusal{{Commit: rev3, Reason: "sites/example/roles.cue:12:3: roles.vector.replicas: invalid value 0 (out of bound >=1)", At: now}},
-			Since: now.Add(-time.Hour), Source: src, Updated: now.Add(-3 * time.Hour)},
+			Since:   now.Add(-time.Hour), Source: src, Updated: now.Add(-3 * time.Hour)},
 		{Node: hostileName, Role: "<b>role</b>", AppliedRevision: rev1, DesiredRevision: rev2, LastRun: run(rev2, map[reconciler.Outcome]int{reconciler.Failed: 1}, 4),
 			Failed: []status.Item{{ID: "file:/etc/x", Reason: hostileError}}, Source: status.Source{Error: hostileError}, Updated: now},
 	}
