@@ -136,7 +136,9 @@ socket: %q
 	logs := &lockedBuffer{}
 	a, err := agent.New(agent.Options{Config: c, ConfigFile: cfgFile, SchemaFS: schema.Files(),
 		Registry: reconciler.NewRegistry(file.Kinds()...), Load: catalogLoader,
-		Secrets: func(agent.SecretsConfig, fs.FS) (reconciler.SecretResolver, error) { return secrets.NewFiles(secretsDir), nil },
+		Secrets: func(agent.SecretsConfig, fs.FS) (reconciler.SecretResolver, error) {
+			return secrets.NewFiles(secretsDir), nil
+		},
 		Log: slog.New(slog.NewTextHandler(logs, nil)), Notify: func(string) {}})
 	if err != nil {
 		t.Fatal(err)
