@@ -22,7 +22,7 @@ const (
 	StateConverged  = "converged"
 )
 
-// States lists the states, worst first.
+// states lists the states, worst first.
 var states = []string{StateUnreadable, StateFailing, StateRefused, StatePending, StateDrifted, StateLagging, StateConverged}
 
 // stateOf says which state a node is in: the worst thing about it.

@@ -9,7 +9,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	neturl "net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -210,16 +212,37 @@ func TestServe_pages(t *testing.T) {
 		}
 	}
 
+	// A document that does not decode, pushed by hand: its node is shown
+	// unreadable, with the error (escaped), and the others still are.
+	w := gittest.NewWork(t, url)
+	w.Git("fetch", "--quiet", "origin", status.DefaultBranch)
+	w.Git("checkout", "--quiet", "-B", "status", "FETCH_HEAD")
+	w.WriteFile("nodes/broken.json", `{"node": "broken", "converged": "<script>alert(1)</script>"`)
+	w.Git("add", "nodes/broken.json")
+	w.Git("commit", "--quiet", "-m", "status: broken")
+	w.Git("push", "--quiet", "origin", "HEAD:"+status.DefaultBranch)
+	srv.Poll(context.Background())
+	getJSON(t, hs.URL+"/?format=json&state=unreadable", &f)
+	if f.Total != 6 || f.Shown != 1 || f.Rows[0].Node != "broken" || f.Rows[0].Unreadable == "" || f.Branch.Unreadable == "" {
+		t.Fatalf("an unreadable document: %+v", f)
+	}
+	for _, p := range []string{"/", "/node/broken"} {
+		code, body := get(t, hs.URL+p)
+		if code != http.StatusOK || strings.Contains(body, "<script") || !strings.Contains(body, "broken.json") {
+			t.Errorf("GET %s with an unreadable document: %d, want the error shown, escaped\n%s", p, code, grep(body, "broken"))
+		}
+	}
+
 	// A poll with no new commit reads nothing; one after a push reads it.
 	srv.Poll(context.Background())
 	publish(t, url, &status.Node{Node: "new-1", Role: "online", Updated: now})
 	srv.Poll(context.Background())
 	getJSON(t, hs.URL+"/?format=json", &f)
-	if f.Total != 6 {
-		t.Fatalf("after a push: %d nodes, want 6", f.Total)
+	if f.Total != 7 {
+		t.Fatalf("after a push: %d nodes, want 7", f.Total)
 	}
 	_, body = get(t, hs.URL+"/metrics")
-	if !strings.Contains(body, `fsgit_serve_polls_total{result="unchanged"} 1`) || !strings.Contains(body, `fsgit_serve_polls_total{result="changed"} 2`) {
+	if !strings.Contains(body, `fsgit_serve_polls_total{result="unchanged"} 1`) || !strings.Contains(body, `fsgit_serve_polls_total{result="changed"} 3`) {
 		t.Errorf("polls counted wrong:\n%s", grep(body, "fsgit_serve_polls_total"))
 	}
 }
@@ -403,5 +426,36 @@ func TestServe_neverShowsASecret(t *testing.T) {
 	}
 	if testing.Verbose() {
 		os.Stdout.WriteString(grep(body, "pollError"))
+	}
+}
+
+// TestServe_namesInPaths: a node name a path would split or a query would
+// cut (a document's name is whatever the node wrote) links to its own
+// page, and its page is found.
+func TestServe_namesInPaths(t *testing.T) {
+	s, err := New(Options{URL: "http://127.0.0.1:1/none.git", CacheDir: filepath.Join(t.TempDir(), "cache")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"a/b", "../../etc/passwd", "x?format=json", "100%", "space name", "#frag"}
+	snap := &Snapshot{Tip: rev1, History: map[string][]Point{}}
+	for _, n := range names {
+		snap.Nodes = append(snap.Nodes, status.Node{Node: n, Role: "r"})
+	}
+	slices.SortFunc(snap.Nodes, func(a, b status.Node) int { return strings.Compare(a.Node, b.Node) })
+	s.snap = snap
+	hs := httptest.NewServer(s.Handler())
+	defer hs.Close()
+	_, fleet := get(t, hs.URL+"/")
+	for _, n := range names {
+		href := "/node/" + neturl.PathEscape(n)
+		if !strings.Contains(fleet, `href="`+strings.ReplaceAll(href, "&", "&amp;")+`"`) {
+			t.Errorf("the fleet page has no link %s for %q", href, n)
+		}
+		var np NodePage
+		getJSON(t, hs.URL+href+"?format=json", &np)
+		if np.Document.Node != n {
+			t.Errorf("GET %s: node %q, want %q", href, np.Document.Node, n)
+		}
 	}
 }
