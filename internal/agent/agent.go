@@ -691,7 +691,8 @@ func (a *Agent) stateFault(op string, err error) {
 		a.log.Error("state file: the node's memory is not kept; retrying on every run", "op", op, "err", msg)
 	}
 	if sf.ErrorSince.IsZero() {
-		sf.ErrorSince = time.Now().UTC()
+		now := time.Now().UTC()
+		sf.ErrorSince = now
 	}
 	sf.Error = msg
 	a.node.State = &sf

@@ -59,6 +59,7 @@ func realReport(rev string, run int) *reconciler.Report {
 		rep.Results = append(rep.Results, reconciler.Result{ID: id, Outcome: out, Error: "boom"})
 	}
 	rep.Next.Refresh["service:mariadb"] = []reconciler.ID{"file:/etc/fsgit/conf.d/00.conf"}
+	rep.Next.Applied = []reconciler.AppliedCatalog{{Revision: rev, Resources: []reconciler.ID{"docker.image:fsgit.local/weaviate:1.35.2"}}}
 	return rep
 }
 
@@ -294,6 +295,10 @@ func TestRecovery_WhileOpen(t *testing.T) {
 	}
 	if len(seen) != 1 || seen[0].Restored != 40 || len(m.Inventory) != 40 {
 		t.Fatalf("recovery %+v, inventory of %d", seen, len(m.Inventory))
+	}
+	// What pruning keeps for a rollback survives too (issue 21's window).
+	if len(m.Applied) != 1 || len(m.Applied[0].Resources) != 1 {
+		t.Errorf("applied catalogs after a recovery: %+v, want the one recorded", m.Applied)
 	}
 	if len(m.Observed) != 0 {
 		t.Errorf("observed states after a recovery: %d, want none (rebuilt by observation)", len(m.Observed))
