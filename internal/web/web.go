@@ -188,7 +188,8 @@ func (s *Server) Poll(ctx context.Context) {
 			s.log.Warn("poll the status branch", "url", s.url, "branch", s.opts.Branch, "err", msg)
 		}
 		s.pollError = msg
-	case snap == nil:
+	case snap == nil, snap.Tip == "" && s.snap != nil && s.snap.Tip == "":
+		// The same tip, or still no status branch.
 		s.metrics.polls.WithLabelValues("unchanged").Inc()
 		s.pollError = ""
 	default:
@@ -237,6 +238,14 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			h.Set("Allow", "GET, HEAD")
 			http.Error(w, "read-only: only GET and HEAD", http.StatusMethodNotAllowed)
+			return
+		}
+		if s.opts.Access.open() && !isLoopback(hostname(r.Host)) {
+			// Open access is for loopback only: a request naming another
+			// host is a web page's script reaching the view through a
+			// name that resolves to 127.0.0.1 (DNS rebinding).
+			s.metrics.requests.WithLabelValues("denied", "421").Inc()
+			http.Error(w, "this view answers to localhost and loopback addresses only", http.StatusMisdirectedRequest)
 			return
 		}
 		if !s.allowed(r) {
@@ -419,6 +428,14 @@ func CheckListen(addr string, access Access) error {
 		return nil
 	}
 	return fmt.Errorf("listen address %q is not loopback: %w", addr, ErrOpenAddress)
+}
+
+// hostname is the host of a Host header, without its port.
+func hostname(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return strings.Trim(hostport, "[]")
 }
 
 func isLoopback(host string) bool {

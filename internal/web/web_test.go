@@ -270,6 +270,14 @@ func TestServe_emptyAndUnreachable(t *testing.T) {
 	if f.Total != 0 || f.Branch.PollError != "" {
 		t.Fatalf("no status branch: %+v", f)
 	}
+	if _, body := get(t, hs.URL+"/"); !strings.Contains(body, "no node has published yet") {
+		t.Errorf("no status branch: the page does not say so")
+	}
+	srv.Poll(context.Background())
+	_, body := get(t, hs.URL+"/metrics")
+	if !strings.Contains(body, `fsgit_serve_polls_total{result="unchanged"} 1`) {
+		t.Errorf("a second poll without a status branch is not counted unchanged:\n%s", grep(body, "polls_total"))
+	}
 	publish(t, url, sampleFleet(time.Now())[:2]...)
 	srv.Poll(context.Background())
 	if code, _ := get(t, hs.URL+"/healthz"); code != http.StatusOK {
@@ -347,6 +355,41 @@ func TestServe_access(t *testing.T) {
 	resp.Body.Close()
 	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "script-src") {
 		t.Errorf("Content-Security-Policy %q allows more than the page needs", csp)
+	}
+}
+
+// TestServe_rebinding: a server open to anyone on loopback answers only
+// requests addressed to loopback, not a page's script that reached it
+// through a name of its own resolving to 127.0.0.1.
+func TestServe_rebinding(t *testing.T) {
+	gs := gittest.NewServer(t)
+	gs.NewRepo("site.git")
+	_, hs := newTestServer(t, gs.URL("site.git"), Options{})
+	for host, want := range map[string]int{"evil.example:8080": http.StatusMisdirectedRequest, "evil.example": http.StatusMisdirectedRequest,
+		"localhost:8080": http.StatusOK, "127.0.0.1": http.StatusOK, "[::1]:80": http.StatusOK} {
+		req, _ := http.NewRequest(http.MethodGet, hs.URL+"/?format=json", nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Host %s: %d, want %d", host, resp.StatusCode, want)
+		}
+	}
+	// With credentials, the host does not matter: they are the check.
+	_, hs = newTestServer(t, gs.URL("site.git"), Options{Access: Access{Token: "0123456789abcdef"}})
+	req, _ := http.NewRequest(http.MethodGet, hs.URL+"/", nil)
+	req.Host = "fleet.example"
+	req.Header.Set("Authorization", "Bearer 0123456789abcdef")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("Host fleet.example with the token: %d", resp.StatusCode)
 	}
 }
 
