@@ -4,7 +4,7 @@ BIN      ?= bin/fsgit
 PKGS     ?= ./...
 TESTFLAGS ?= -count=1 -timeout 40m
 
-.PHONY: help build test test-short lint vet-sites demo demo-down images bench clean
+.PHONY: help build test test-short lint vet-sites demo demo-down serve-demo images bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ demo: ## converge the example stack on this machine with one agent per node (ins
 
 demo-down: ## stop the demo and remove what it made
 	scripts/demo-down.sh
+
+serve-demo: build ## the running demo's fleet in a browser: fsgit serve on http://127.0.0.1:8080/
+	./$(BIN) serve --repo file://$${FSGIT_DEMO_DIR:-/tmp/fsgit-demo}/repo.git --interval 5s
 
 bench: ## benchmarks (figures printed, nothing asserted)
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # setup.sh installs what fsgit's tests and demo need on a fresh Debian
-# machine: Debian packages (MariaDB, git, gpg, ssh-keygen), the Go modules,
+# machine: Debian packages (MariaDB, git, gpg, ssh-keygen, Chromium for the
+# browser tests of fsgit serve), the Go modules,
 # and the locally built container images (no registry is reachable here).
 # It is idempotent: a second run installs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for p in mariadb-server mariadb-client git gpg openssh-client ca-certificates procps debootstrap; do
+for p in mariadb-server mariadb-client git gpg openssh-client ca-certificates procps debootstrap chromium; do
   dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

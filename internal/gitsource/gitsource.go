@@ -58,6 +58,10 @@ type Config struct {
 	CacheMaxBytes int64
 	// Verifier checks commit signatures; nil accepts every commit.
 	Verifier *Verifier
+	// Depth is how many commits of the branch a fetch brings (1 when
+	// zero): an agent needs the tip only, a reader of the branch's history
+	// (fsgit serve) more.
+	Depth int
 	// Log receives one line per fetch and compaction.
 	Log *slog.Logger
 }
@@ -83,6 +87,9 @@ type Commit struct {
 	When time.Time
 	// Message is the commit message.
 	Message string
+	// Parents are the parents' hashes; a parent beyond a shallow fetch's
+	// depth is not in the cache.
+	Parents []string
 	// Signer describes the trusted key that verified the signature; it is
 	// empty when no keys are configured.
 	Signer string
@@ -112,6 +119,9 @@ func Open(cfg Config) (*Source, error) {
 	}
 	if cfg.CacheMaxBytes == 0 {
 		cfg.CacheMaxBytes = DefaultCacheMaxBytes
+	}
+	if cfg.Depth <= 0 {
+		cfg.Depth = 1
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -228,7 +238,7 @@ func (s *Source) fetch(ctx context.Context, remote *git.Remote) (plumbing.Hash, 
 	start := time.Now()
 	err := remote.FetchContext(ctx, &git.FetchOptions{
 		RefSpecs: []config.RefSpec{spec},
-		Depth:    1,
+		Depth:    s.cfg.Depth,
 		Tags:     git.NoTags,
 		Force:    true,
 		Auth:     s.cfg.Auth,
@@ -297,6 +307,9 @@ func (s *Source) Commit(hash string) (*Commit, error) {
 		Committer: c.Committer.Name + " <" + c.Committer.Email + ">",
 		When:      c.Committer.When,
 		Message:   c.Message,
+	}
+	for _, p := range c.ParentHashes {
+		out.Parents = append(out.Parents, p.String())
 	}
 	if s.cfg.Verifier != nil {
 		signer, err := s.cfg.Verifier.Verify(c)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"path"
@@ -333,4 +334,48 @@ func readNode(nodes *object.Tree, e *object.TreeEntry) (Node, error) {
 		return n, fmt.Errorf("decode %s: %w", e.Name, err)
 	}
 	return *d, nil
+}
+
+// ReadFleetFS reads every node document of a status branch's tree, as
+// [ReadFleet] does from the remote: sorted by node name, an unreadable
+// document kept with Unreadable set and named in the error returned. A tree
+// without a nodes directory gives no nodes and no error.
+func ReadFleetFS(fsys fs.FS) ([]Node, error) {
+	entries, err := fs.ReadDir(fsys, dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read status tree: %w", err)
+	}
+	var out []Node
+	var errs []error
+	for _, e := range entries {
+		if !e.Type().IsRegular() || path.Ext(e.Name()) != ".json" {
+			continue
+		}
+		n, err := ReadNodeFS(fsys, strings.TrimSuffix(e.Name(), ".json"))
+		if err != nil {
+			errs = append(errs, err)
+			n = &Node{Node: strings.TrimSuffix(e.Name(), ".json"), Unreadable: err.Error()}
+		}
+		out = append(out, *n)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
+	return out, errors.Join(errs...)
+}
+
+// ReadNodeFS reads the document nodes/<node>.json of a status branch's
+// tree.
+func ReadNodeFS(fsys fs.FS, node string) (*Node, error) {
+	name := node + ".json"
+	b, err := fs.ReadFile(fsys, path.Join(dir, name))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	n, err := Decode(b)
+	if err != nil {
+		return nil, fmt.Errorf("decode %s: %w", name, err)
+	}
+	return n, nil
 }

@@ -1,7 +1,9 @@
 package status
 
 import (
+	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/fsgit/fsgit/internal/jsondoc"
@@ -99,5 +101,29 @@ func TestNode_Refuse(t *testing.T) {
 	n.Refuse("h", "again", time.Now())
 	if len(n.Refused) != 5 || n.Refused[0].Commit != "h" || n.Refused[4].Commit != "d" {
 		t.Fatalf("refused = %+v", n.Refused)
+	}
+}
+
+// TestReadFleetFS: the documents of a status tree, sorted; one that does
+// not decode is kept with Unreadable set and named in the error; files
+// that are not documents are left out.
+func TestReadFleetFS(t *testing.T) {
+	b, _ := (&Node{Node: "b", Converged: true}).Marshal()
+	a, _ := (&Node{Node: "a"}).Marshal()
+	fsys := fstest.MapFS{
+		"nodes/b.json":   {Data: b},
+		"nodes/a.json":   {Data: a},
+		"nodes/bad.json": {Data: []byte("{")},
+		"nodes/README":   {Data: []byte("x")},
+	}
+	nodes, err := ReadFleetFS(fsys)
+	if err == nil || !strings.Contains(err.Error(), "bad.json") {
+		t.Fatalf("error %v, want one naming bad.json", err)
+	}
+	if len(nodes) != 3 || nodes[0].Node != "a" || nodes[1].Node != "b" || !nodes[1].Converged || nodes[2].Node != "bad" || nodes[2].Unreadable == "" {
+		t.Fatalf("nodes %+v", nodes)
+	}
+	if nodes, err := ReadFleetFS(fstest.MapFS{}); err != nil || nodes != nil {
+		t.Fatalf("no nodes directory: %v, %v", nodes, err)
 	}
 }
