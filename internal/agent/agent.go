@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net/url"
 	"sort"
 	"strings"
 	"sync"
@@ -226,7 +225,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		AppliedRevision: meta.AppliedRevision,
 		Site:            meta.Site,
 		Since:           now,
-		Source:          status.Source{URL: redactURL(cfg.Source.URL), Branch: cfg.Source.Branch},
+		Source:          status.Source{URL: gitsource.RedactURL(cfg.Source.URL), Branch: cfg.Source.Branch},
 	}
 	a.mu.Unlock()
 
@@ -254,7 +253,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { defer crash.Exit(); defer wg.Done(); a.sourceLoop(loopCtx, meta.DesiredRevision) }()
 	go func() { defer crash.Exit(); defer wg.Done(); a.pub.loop(loopCtx) }()
 
-	a.log.Info("agent started", "node", cfg.Node, "url", redactURL(cfg.Source.URL), "branch", cfg.Source.Branch,
+	a.log.Info("agent started", "node", cfg.Node, "url", gitsource.RedactURL(cfg.Source.URL), "branch", cfg.Source.Branch,
 		"site", cfg.Source.Site, "interval", cfg.Source.PollInterval.D(), "root", cfg.Root, "signed", len(cfg.Source.TrustedKeys) > 0)
 	a.notify(daemon.SdNotifyReady)
 	a.notify("STATUS=waiting for the first poll")
@@ -346,7 +345,7 @@ func (a *Agent) recordSource(ev *pollEvent, now time.Time) {
 	defer a.mu.Unlock()
 	s := &a.node.Source
 	cfg := a.cfg
-	s.URL, s.Branch = redactURL(cfg.Source.URL), cfg.Source.Branch
+	s.URL, s.Branch = gitsource.RedactURL(cfg.Source.URL), cfg.Source.Branch
 	if ev.err != nil {
 		a.metrics.polls.WithLabelValues("error").Inc()
 		a.metrics.sourceUp.Set(0)
@@ -600,18 +599,6 @@ func (a *Agent) applyLogLevel(cfg *Config) {
 	if err := l.UnmarshalText([]byte(cfg.Log.Level)); err == nil {
 		a.opts.LogLevel.Set(l)
 	}
-}
-
-// redactURL drops credentials from a URL before it is logged or published.
-func redactURL(u string) string {
-	p, err := url.Parse(u)
-	if err != nil || p.User == nil {
-		return u
-	}
-	if _, has := p.User.Password(); has {
-		p.User = url.User(p.User.Username())
-	}
-	return p.String()
 }
 
 // openState opens the state file and reads the node's memory from it. A

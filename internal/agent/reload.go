@@ -2,6 +2,8 @@ package agent
 
 import (
 	"github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/fsgit/fsgit/internal/gitsource"
 )
 
 // reload re-reads the configuration file. A file that does not validate
@@ -61,6 +63,6 @@ func (a *Agent) reload() {
 	case a.pollPoke <- struct{}{}:
 	default:
 	}
-	a.log.Info("configuration reloaded", "url", redactURL(cfg.Source.URL), "branch", cfg.Source.Branch,
+	a.log.Info("configuration reloaded", "url", gitsource.RedactURL(cfg.Source.URL), "branch", cfg.Source.Branch,
 		"interval", cfg.Source.PollInterval.D())
 }

@@ -180,8 +180,8 @@ func (s *Source) Stats() Stats {
 // Branch returns the branch the source follows.
 func (s *Source) Branch() string { return s.cfg.Branch }
 
-// URL returns the repository's URL.
-func (s *Source) URL() string { return s.cfg.URL }
+// URL returns the repository's URL, its password (if any) redacted.
+func (s *Source) URL() string { return RedactURL(s.cfg.URL) }
 
 func (s *Source) trackingRef() plumbing.ReferenceName {
 	return plumbing.NewRemoteReferenceName(remoteName, s.cfg.Branch)
@@ -197,12 +197,12 @@ func (s *Source) Poll(ctx context.Context, known string) (tip string, changed bo
 
 	remote, err := s.repo.Remote(remoteName)
 	if err != nil {
-		return "", false, fmt.Errorf("poll %s: %w", s.cfg.URL, err)
+		return "", false, RedactError(s.cfg.URL, fmt.Errorf("poll %s: %w", RedactURL(s.cfg.URL), err))
 	}
 	s.lists.Add(1)
 	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: s.cfg.Auth})
 	if err != nil {
-		return "", false, fmt.Errorf("list refs of %s: %w", s.cfg.URL, err)
+		return "", false, RedactError(s.cfg.URL, fmt.Errorf("list refs of %s: %w", RedactURL(s.cfg.URL), err))
 	}
 	want := plumbing.NewBranchReferenceName(s.cfg.Branch)
 	var head plumbing.Hash
@@ -213,7 +213,7 @@ func (s *Source) Poll(ctx context.Context, known string) (tip string, changed bo
 		}
 	}
 	if head.IsZero() {
-		return "", false, fmt.Errorf("poll %s: %s: %w", s.cfg.URL, s.cfg.Branch, ErrBranchNotFound)
+		return "", false, fmt.Errorf("poll %s: %s: %w", RedactURL(s.cfg.URL), s.cfg.Branch, ErrBranchNotFound)
 	}
 	if head.String() == known {
 		return known, false, nil
@@ -244,13 +244,13 @@ func (s *Source) fetch(ctx context.Context, remote *git.Remote) (plumbing.Hash, 
 		Auth:     s.cfg.Auth,
 	})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return plumbing.ZeroHash, fmt.Errorf("fetch %s from %s: %w", s.cfg.Branch, s.cfg.URL, err)
+		return plumbing.ZeroHash, RedactError(s.cfg.URL, fmt.Errorf("fetch %s from %s: %w", s.cfg.Branch, RedactURL(s.cfg.URL), err))
 	}
 	ref, err := s.repo.Reference(s.trackingRef(), true)
 	if err != nil {
 		return plumbing.ZeroHash, fmt.Errorf("read fetched ref: %w", err)
 	}
-	s.log.Info("fetched", "url", s.cfg.URL, "branch", s.cfg.Branch, "commit", ref.Hash().String(), "duration", time.Since(start))
+	s.log.Info("fetched", "url", RedactURL(s.cfg.URL), "branch", s.cfg.Branch, "commit", ref.Hash().String(), "duration", time.Since(start))
 	if err := s.maybeCompact(); err != nil {
 		// The fetch itself worked: a cache that stays large is not a reason
 		// to refuse the commit.

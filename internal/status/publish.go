@@ -20,6 +20,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/storage/memory"
+
+	"github.com/fsgit/fsgit/internal/gitsource"
 )
 
 // DefaultBranch is the status branch's default name.
@@ -189,7 +191,7 @@ func (p *Publisher) attempt(ctx context.Context, node string, doc []byte) (strin
 		Auth:       p.Auth,
 	})
 	if err != nil {
-		return "", fmt.Errorf("push status: %w", err)
+		return "", gitsource.RedactError(p.URL, fmt.Errorf("push status: %w", err))
 	}
 	return h.String(), nil
 }
@@ -216,7 +218,7 @@ func fetchBranch(ctx context.Context, url, branch string, auth transport.AuthMet
 	case errors.As(err, &noMatch), errors.Is(err, transport.ErrEmptyRemoteRepository):
 		return repo, nil, nil
 	case err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate):
-		return nil, nil, fmt.Errorf("fetch %s from %s: %w", branch, url, err)
+		return nil, nil, gitsource.RedactError(url, fmt.Errorf("fetch %s from %s: %w", branch, gitsource.RedactURL(url), err))
 	}
 	ref, err := repo.Reference(tracking, true)
 	if err != nil {
