@@ -196,7 +196,10 @@ func (k *Kind) connect(ctx context.Context, env *reconciler.Env) (manager, error
 		if err := k.booted(); err != nil {
 			return nil, reconciler.Skip("systemd is not running on this host: " + err.Error())
 		}
-		m, err := k.dial(ctx)
+		// The connection serves every service resource of the run: it
+		// must not end with this resource's context (go-systemd closes
+		// a connection when its dial context is done).
+		m, err := k.dial(context.WithoutCancel(ctx))
 		if err != nil {
 			return nil, fmt.Errorf("connect to systemd over D-Bus: %w", err)
 		}

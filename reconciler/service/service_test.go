@@ -115,6 +115,36 @@ func TestKind_Plan_dialFailureIsAnError(t *testing.T) {
 	}
 }
 
+// TestKind_connectionOutlivesTheResource: the run's D-Bus connection is
+// shared by every service resource of the run, so it must not live and die
+// with the context of the resource that happened to dial it. go-systemd
+// closes a connection when its dial context is done; with the resource's
+// context, every later service of the run failed with "dbus: connection
+// closed by user" (seen on the fleet's first converge).
+func TestKind_connectionOutlivesTheResource(t *testing.T) {
+	f := &fakeSystemd{units: map[string]*unitState{}, onDisk: map[string]bool{}, changed: map[string]bool{}}
+	var dialled context.Context
+	k := &Kind{
+		booted: func() error { return nil },
+		dial: func(ctx context.Context) (manager, error) {
+			dialled = ctx
+			return f, nil
+		},
+	}
+	env := newEnv()
+	ctx, cancel := context.WithCancel(context.Background())
+	if _, err := k.Plan(ctx, env, resource(t, "nginx", map[string]any{})); err != nil {
+		t.Fatal(err)
+	}
+	cancel() // the first resource is done
+	if dialled == nil || dialled.Err() != nil {
+		t.Fatalf("the connection's context ended with the resource that dialled it (%v): later resources of the run lose systemd", dialled.Err())
+	}
+	if _, err := k.Plan(context.Background(), env, resource(t, "ssh", map[string]any{})); err != nil {
+		t.Fatalf("a later resource of the same run: %v", err)
+	}
+}
+
 func TestStateOf(t *testing.T) {
 	cases := []struct {
 		name             string
