@@ -236,8 +236,9 @@ func fakeKind(t testing.TB) (*Kind, *fakeSystemd) {
 	t.Helper()
 	f := &fakeSystemd{units: map[string]*unitState{}, onDisk: map[string]bool{}, changed: map[string]bool{}}
 	return &Kind{
-		booted: func() error { return nil },
-		dial:   func(context.Context) (manager, error) { return f, nil },
+		booted:  func() error { return nil },
+		dial:    func(context.Context) (manager, error) { return f, nil },
+		dropIns: func(string) []string { return nil },
 	}, f
 }
 
@@ -580,6 +581,64 @@ func TestKind_live(t *testing.T) {
 	if got := show("ExecStart"); !strings.Contains(got, "86400") {
 		t.Fatalf("ExecStart = %s: the new unit file is not loaded", got)
 	}
+
+	// Run 3b: a NEW drop-in (its directory did not exist when systemd
+	// loaded the unit): systemd's NeedDaemonReload does not see it, the
+	// kind must. Before the fix the plan was empty and the drop-in never
+	// took effect (the fleet's chrony drop-in).
+	dropInDir := path + ".d"
+	t.Cleanup(func() { _ = os.RemoveAll(dropInDir) })
+	writeDropIn := func(content string) {
+		t.Helper()
+		if err := os.MkdirAll(dropInDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dropInDir, "10-fsgit-test.conf"), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeDropIn("[Service]\nExecStart=\nExecStart=/bin/sleep 7777\n")
+	if got := show("NeedDaemonReload"); got != "no" {
+		t.Logf("note: systemd itself says NeedDaemonReload=%s for a new drop-in", got)
+	}
+	p = mustPlan(t, k, newEnvClosed(t), r)
+	if len(p.Changes) != 1 || p.Changes[0].Field != "unitFile" {
+		t.Fatalf("plan after a new drop-in: %+v, want the unitFile change", p.Changes)
+	}
+	if err := p.Apply(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := show("ExecStart"); !strings.Contains(got, "7777") {
+		t.Fatalf("ExecStart = %s: the new drop-in is not loaded", got)
+	}
+	if p := mustPlan(t, k, newEnvClosed(t), r); p.HasChanges() {
+		t.Fatalf("plan after the drop-in was loaded has changes: %+v", p.Changes)
+	}
+
+	// Run 3c: a start that systemd skips for an unmet condition is an
+	// error that names the condition, not a "done" start that leaves the
+	// unit inactive (Debian's chrony without CAP_SYS_TIME).
+	if err := exec.Command("systemctl", "stop", unit).Run(); err != nil {
+		t.Fatal(err)
+	}
+	writeDropIn("[Unit]\nConditionPathExists=/nonexistent-fsgit\n[Service]\nExecStart=\nExecStart=/bin/sleep 7777\n")
+	if err := exec.Command("systemctl", "daemon-reload").Run(); err != nil {
+		t.Fatal(err)
+	}
+	p = mustPlan(t, k, newEnvClosed(t), r)
+	if err := p.Apply(ctx); err == nil || !strings.Contains(err.Error(), "ConditionPathExists=/nonexistent-fsgit") {
+		t.Fatalf("start with an unmet condition = %v, want an error naming ConditionPathExists", err)
+	}
+	if err := os.RemoveAll(dropInDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec.Command("systemctl", "daemon-reload").Run(); err != nil {
+		t.Fatal(err)
+	}
+	if p := mustPlan(t, k, newEnvClosed(t), r); p.Apply == nil || p.Apply(ctx) != nil {
+		t.Fatalf("start again without the condition: %+v", p.Changes)
+	}
+	mainPID()
 
 	// Run 4: stopping is disruptive, and done.
 	stopped := resource(t, "fsgt-live-test", map[string]any{"ensure": "stopped"})
