@@ -144,7 +144,7 @@ func New(opts Options) (*Agent, error) {
 		limitLogs: map[reconciler.ID]bool{},
 	}
 	if a.notify == nil {
-		a.notify = func(s string) { _, _ = daemon.SdNotify(false, s) }
+		a.notify = systemdNotifier()
 	}
 	a.engine = reconciler.NewEngine(reconciler.Config{Registry: opts.Registry, Log: opts.Log})
 	a.applyLogLevel(opts.Config)

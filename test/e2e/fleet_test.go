@@ -448,14 +448,14 @@ func (f *fleet) checkConfigChange() string {
 	}
 	// Only online-1 changed anything for this commit.
 	for _, n := range []string{"offline-1", "vector-1"} {
-		f.checkRunQuiet(n, rev)
+		f.checkRunQuiet(n, rev, since)
 	}
 	return rev
 }
 
 // checkRunQuiet: the node's agent applied rev and changed nothing (its
 // journal has no resource that changed since it saw rev).
-func (f *fleet) checkRunQuiet(node, rev string) {
+func (f *fleet) checkRunQuiet(node, rev, since string) {
 	f.t.Helper()
 	s, err := f.status(node)
 	if err != nil {
@@ -464,7 +464,7 @@ func (f *fleet) checkRunQuiet(node, rev string) {
 	if s.AppliedRevision != rev || s.LastRun == nil || s.LastRun.ExitCode != 0 {
 		f.t.Fatalf("%s: %+v", node, s)
 	}
-	j := f.on(node, "journalctl", "-u", "fsgit", "--since", "-2min", "-o", "cat", "--no-pager")
+	j := f.on(node, "journalctl", "-u", "fsgit", "--since", "@"+since, "-o", "cat", "--no-pager")
 	for line := range strings.SplitSeq(j, "\n") {
 		if strings.Contains(line, "msg=resource") && !strings.Contains(line, "outcome=unchanged") {
 			f.t.Fatalf("%s changed something for a commit that is not its: %s", node, line)
@@ -521,6 +521,7 @@ func (f *fleet) checkContainerRestart(rev string) {
 	t := f.t
 	t.Helper()
 	old := f.mainPID("online-1", "mariadb")
+	since := strconv.FormatInt(time.Now().Unix(), 10)
 	if out, err := run("docker", "restart", prefix+"-online-1"); err != nil {
 		t.Fatalf("docker restart: %v %s", err, out)
 	}
@@ -542,7 +543,7 @@ func (f *fleet) checkContainerRestart(rev string) {
 	if got := f.sql("SELECT @@innodb_buffer_pool_size"); got != "1073741824" {
 		t.Fatalf("after the restart MariaDB serves innodb_buffer_pool_size=%s", got)
 	}
-	f.checkRunQuiet("online-1", rev)
+	f.checkRunQuiet("online-1", rev, since)
 }
 
 func (f *fleet) checkAgentKilled(rev string) {
