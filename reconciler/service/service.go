@@ -28,6 +28,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/coreos/go-systemd/v22/dbus"
 
@@ -384,6 +385,9 @@ func (k *Kind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Reso
 		return nil, err
 	}
 	props, err := k.props(ctx, m, s.unit)
+	if err == nil {
+		props, err = k.settle(ctx, m, s.unit, props)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("observe %s: read properties of %s: %w", r.ID, s.unit, err)
 	}
@@ -451,6 +455,42 @@ func (k *Kind) apply(ctx context.Context, env *reconciler.Env, m manager, s *spe
 		}
 	}
 	return nil
+}
+
+// settleMax bounds how long a plan waits for a unit between states.
+const settleMax = 90 * time.Second
+
+// settle waits while the unit is between states (activating, deactivating,
+// reloading) and returns its properties once it is not, or after
+// settleMax: a unit that is still starting (at boot, say, while the agent
+// already runs) is not yet what the resources that require it can use, and
+// planning on "activating" let them fail against a server that was not up.
+// A unit waiting to be restarted after a crash (SubState auto-restart) is
+// not waited for.
+func (k *Kind) settle(ctx context.Context, m manager, unit string, props map[string]any) (map[string]any, error) {
+	deadline := time.Now().Add(settleMax)
+	for {
+		active, _ := props["ActiveState"].(string)
+		sub, _ := props["SubState"].(string)
+		switch active {
+		case "activating", "deactivating", "reloading", "refreshing":
+		default:
+			return props, nil
+		}
+		if sub == "auto-restart" || time.Now().After(deadline) {
+			return props, nil
+		}
+		select {
+		case <-ctx.Done():
+			return props, nil
+		case <-time.After(200 * time.Millisecond):
+		}
+		p, err := k.props(ctx, m, unit)
+		if err != nil {
+			return nil, err
+		}
+		props = p
+	}
 }
 
 // conditionMet returns an error when systemd skipped the unit's start

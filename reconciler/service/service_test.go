@@ -640,6 +640,32 @@ func TestKind_live(t *testing.T) {
 	}
 	mainPID()
 
+	// Run 3d: a unit that is still starting (someone else's start job, or
+	// boot) is waited for: the plan sees it active, so that what requires
+	// it (a database on its socket) does not run against a server that is
+	// not up yet. Before, the plan counted "activating" as running and the
+	// dependents failed (the fleet's online-1 after a reboot).
+	writeDropIn("[Service]\nExecStartPre=/bin/sleep 2\n")
+	if err := exec.Command("systemctl", "daemon-reload").Run(); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec.Command("systemctl", "restart", "--no-block", unit).Run(); err != nil {
+		t.Fatal(err)
+	}
+	if a := show("ActiveState"); a != "activating" {
+		t.Fatalf("%s is %s right after a non-blocking restart, want activating (the test's premise)", unit, a)
+	}
+	p = mustPlan(t, k, newEnvClosed(t), r)
+	if p.Observed["active"] != "active" || p.HasChanges() {
+		t.Fatalf("plan of a starting unit observed %v with %+v, want it waited for until active", p.Observed, p.Changes)
+	}
+	if err := os.RemoveAll(dropInDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec.Command("systemctl", "daemon-reload").Run(); err != nil {
+		t.Fatal(err)
+	}
+
 	// Run 4: stopping is disruptive, and done.
 	stopped := resource(t, "fsgt-live-test", map[string]any{"ensure": "stopped"})
 	env4 := newEnv()
