@@ -49,10 +49,10 @@ WEAVIATE_IMAGE="fsgit.local/weaviate:${WEAVIATE_VERSION}"
 WEAVIATE_BUMP_IMAGE="fsgit.local/weaviate:${WEAVIATE_VERSION}-r2"
 STANDIN_IMAGE="fsgit.local/t2v-transformers:standin-${STANDIN_VERSION}"
 SYSTEMD_SUITE="${SYSTEMD_SUITE:-bookworm}"
-SYSTEMD_IMAGE="fsgit.local/systemd:${SYSTEMD_SUITE}"
+SYSTEMD_IMAGE="${SYSTEMD_IMAGE:-fsgit.local/systemd:${SYSTEMD_SUITE}}"
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-NODE_IMAGE="fsgit.local/node:${SYSTEMD_SUITE}"
-FLEET_GIT_IMAGE="fsgit.local/fleet-git:${SYSTEMD_SUITE}"
+NODE_IMAGE="${NODE_IMAGE:-fsgit.local/node:${SYSTEMD_SUITE}}"
+FLEET_GIT_IMAGE="${FLEET_GIT_IMAGE:-fsgit.local/fleet-git:${SYSTEMD_SUITE}}"
 
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT

@@ -67,9 +67,10 @@ echo "systemd's journal of mariadb.service since the push:"
 docker exec "$ONLINE" journalctl -u mariadb --since "@$since" --no-pager -o short-precise | grep -E 'Stopp|Started' || true
 echo "fsgit's journal on online-1 for that commit:"
 docker exec "$ONLINE" journalctl -u fsgit --since "@$since" --no-pager -o cat |
-	grep -E 'outcome=(changed|created)|refreshed=true' | grep -v outcome=unchanged | cut -c1-200 || true
+	grep -E 'msg="commit accepted"|outcome=(changed|created)|refreshed=true' | cut -c1-200 || true
 
 say "(2) a managed file edited by hand on online-1"
+pid1=$(docker exec "$ONLINE" systemctl show -p MainPID --value mariadb)
 CNF=/etc/mysql/mariadb.conf.d/90-fsgit-server.cnf
 want=$(docker exec "$ONLINE" sha256sum "$CNF")
 docker exec "$ONLINE" sh -c "echo 'max_connections = 1' >>$CNF"
@@ -80,7 +81,11 @@ until [ "$(docker exec "$ONLINE" sha256sum "$CNF")" = "$want" ]; do
 	sleep 0.05
 done
 echo "corrected $(($(ms) - t1)) ms later:"
-docker exec "$ONLINE" journalctl -u fsgit --no-pager -o cat -n 50 | grep -E 'drift|90-fsgit-server' | tail -n 2 | cut -c1-200
+docker exec "$ONLINE" journalctl -u fsgit --no-pager -o cat -n 50 | grep -E 'corrective=true' | tail -n 1 | cut -c1-200
+# The file notifies mariadb, as any change of it does: fsgit cannot know
+# whether the server was restarted while the file was wrong.
+until [ "$(sql 'SELECT 1' 2>/dev/null)" = 1 ]; do sleep 0.2; done
+echo "the corrected file notified mariadb: MainPID $pid1 -> $(docker exec "$ONLINE" systemctl show -p MainPID --value mariadb), serving again"
 
 say "(3) a table dropped by hand on online-1"
 sql "DROP TABLE feature_store_online.latest_features"
