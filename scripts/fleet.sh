@@ -11,6 +11,8 @@
 #   fleet.sh wait      wait until every node is converged on the pushed commit
 #   fleet.sh commit M  commit what changed in the work clone (signed), push
 #   fleet.sh status    fsgit status --fleet, asked on online-1
+#   fleet.sh idle [S]  each node's agent: CPU time used over S seconds
+#                      (default 600) and RSS, as figures
 #   fleet.sh down      remove everything up made (containers, the Weaviate
 #                      and vectorizer containers vector-1 made, the network,
 #                      the volume, the directory)
@@ -352,6 +354,32 @@ cmd_commit() {
 	git -C "$WORK" rev-parse HEAD
 }
 
+# agent_cost NODE: "<pid> <cpu ticks> <rss KiB> <CPUUsageNSec>" of the
+# node's agent (ticks from /proc/PID/stat: utime + stime).
+agent_cost() {
+	in_node "$1" sh -c 'p=$(systemctl show -p MainPID --value fsgit)
+set -- $(cut -d" " -f14,15 "/proc/$p/stat")
+echo "$p $(($1 + $2)) $(ps -o rss= -p "$p" | tr -d " ") $(systemctl show -p CPUUsageNSec --value fsgit)"'
+}
+
+cmd_idle() {
+	local secs="${1:-600}" n hz
+	hz=$(getconf CLK_TCK)
+	declare -A t0
+	for n in "${NODES[@]}"; do t0[$n]=$(agent_cost "$n"); done
+	log "measuring the agents for $secs s ($(in_node online-1 grep -o 'pollInterval: *"[^"]*"' /etc/fsgit/agent.cue)); leave the fleet alone meanwhile"
+	sleep "$secs"
+	printf '%-10s %10s %14s %10s\n' node "cpu (s)" "cpu per hour" "rss (MiB)"
+	for n in "${NODES[@]}"; do
+		local a b
+		read -r -a a <<<"${t0[$n]}"
+		read -r -a b <<<"$(agent_cost "$n")"
+		[ "${a[0]}" = "${b[0]}" ] || log "$n: the agent restarted meanwhile (pid ${a[0]} -> ${b[0]}): figure void"
+		awk -v n="$n" -v d="$((b[1] - a[1]))" -v hz="$hz" -v s="$secs" -v rss="${b[2]}" \
+			'BEGIN { printf "%-10s %10.2f %12.1f s %10.1f\n", n, d / hz, d / hz * 3600 / s, rss / 1024 }'
+	done
+}
+
 cmd_down() {
 	local ids
 	ids=$(docker ps -aq --filter "label=$LABEL")
@@ -375,10 +403,11 @@ up) cmd_up ;;
 wait) cmd_wait "${2:-}" ;;
 commit) cmd_commit "${2:?commit message}" ;;
 status) in_node online-1 fsgit status --fleet ;;
+idle) cmd_idle "${2:-600}" ;;
 down) cmd_down ;;
 build) build ;;
 *)
-	echo "usage: $0 up|wait [REV]|commit MESSAGE|status|down" >&2
+	echo "usage: $0 up|wait [REV]|commit MESSAGE|status|idle [SECONDS]|down" >&2
 	exit 2
 	;;
 esac
