@@ -98,10 +98,11 @@ done
 echo "restored $((($(ms) - t1) / 1000)) s later by the next run (migration re-applied):"
 sql "SHOW CREATE TABLE feature_store_online.latest_features\G" 2>/dev/null | sed -n 2,4p || true
 
-say "the agents now (systemd's accounting)"
+say "the agents now (systemd's accounting; RSS from ps)"
 for n in online-1 offline-1 vector-1; do
-	printf '%-10s %s\n' "$n" "$(docker exec "$P-$n" systemctl show -p MemoryCurrent -p CPUUsageNSec -p NRestarts fsgit | xargs)"
+	printf '%-10s %s\n' "$n" "$(docker exec "$P-$n" sh -c 'echo "RSS $(($(ps -o rss= -p $(systemctl show -p MainPID --value fsgit)) / 1024)) MiB, $(systemctl show -p NRestarts -p MemoryCurrent fsgit | xargs)"')"
 done
+echo "(their CPU over an idle window: scripts/fleet.sh idle 600)"
 
 say "the demo is running; look around"
 cat <<TXT
