@@ -355,11 +355,13 @@ cmd_commit() {
 }
 
 # agent_cost NODE: "<pid> <cpu ticks> <rss KiB> <CPUUsageNSec>" of the
-# node's agent (ticks from /proc/PID/stat: utime + stime).
+# node's agent (ticks from /proc/PID/stat: utime + stime of the agent and
+# of the children it waited for, such as the fsgit-iceberg helper; this
+# host's cgroup v1 layout leaves systemd's CPUUsageNSec unset).
 agent_cost() {
 	in_node "$1" sh -c 'p=$(systemctl show -p MainPID --value fsgit)
-set -- $(cut -d" " -f14,15 "/proc/$p/stat")
-echo "$p $(($1 + $2)) $(ps -o rss= -p "$p" | tr -d " ") $(systemctl show -p CPUUsageNSec --value fsgit)"'
+set -- $(cut -d" " -f14-17 "/proc/$p/stat")
+echo "$p $(($1 + $2 + $3 + $4)) $(ps -o rss= -p "$p" | tr -d " ") $(systemctl show -p CPUUsageNSec --value fsgit)"'
 }
 
 cmd_idle() {
