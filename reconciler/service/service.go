@@ -164,6 +164,15 @@ func New() *Kind {
 	return &Kind{
 		booted: systemdBooted,
 		dial: func(ctx context.Context) (manager, error) {
+			// As root, systemd's private socket first, as systemctl
+			// does: it does not go through dbus-daemon, which at boot
+			// (the agent's first run) can drop a call with "Message
+			// recipient disconnected from message bus".
+			if os.Geteuid() == 0 {
+				if c, err := dbus.NewSystemdConnectionContext(ctx); err == nil {
+					return c, nil
+				}
+			}
 			c, err := dbus.NewWithContext(ctx)
 			if err != nil {
 				return nil, err
