@@ -20,6 +20,18 @@
 #       a Debian $SYSTEMD_SUITE root file system (debootstrap --variant=minbase
 #       with systemd, systemd-sysv, dbus, from Debian's mirror) that boots
 #       systemd as PID 1: the service kind's live test runs in it.
+#   fsgit.local/node:$SYSTEMD_SUITE
+#       the fleet's node (scripts/fleet.sh): the systemd image plus what a
+#       freshly provisioned Debian VM has (apt sources with updates and
+#       security, ca-certificates, iproute2, procps, curl, less) and
+#       nothing a site installs itself: no MariaDB, no chrony, no Java, no
+#       fsgit (installed when a node starts, as an operator would).
+#   fsgit.local/fleet-git:$SYSTEMD_SUITE
+#       the fleet's git server: the node image plus git (its http-backend
+#       serves the site repository; test/e2e/gitserver is mounted in).
+#
+# The node and git images carry the hash of what they are built from as a
+# label (fsgit.source-sha256) and are rebuilt when it changes.
 #
 # An image whose tag exists (and, for the stand-in, whose source hash label
 # matches) is not rebuilt. The weaviate-server binary is cached under
@@ -37,8 +49,10 @@ WEAVIATE_IMAGE="fsgit.local/weaviate:${WEAVIATE_VERSION}"
 WEAVIATE_BUMP_IMAGE="fsgit.local/weaviate:${WEAVIATE_VERSION}-r2"
 STANDIN_IMAGE="fsgit.local/t2v-transformers:standin-${STANDIN_VERSION}"
 SYSTEMD_SUITE="${SYSTEMD_SUITE:-bookworm}"
-SYSTEMD_IMAGE="fsgit.local/systemd:${SYSTEMD_SUITE}"
+SYSTEMD_IMAGE="${SYSTEMD_IMAGE:-fsgit.local/systemd:${SYSTEMD_SUITE}}"
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+NODE_IMAGE="${NODE_IMAGE:-fsgit.local/node:${SYSTEMD_SUITE}}"
+FLEET_GIT_IMAGE="${FLEET_GIT_IMAGE:-fsgit.local/fleet-git:${SYSTEMD_SUITE}}"
 
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
@@ -167,18 +181,66 @@ build_systemd() {
 	log "built $SYSTEMD_IMAGE ($(docker image inspect -f '{{.Size}}' "$SYSTEMD_IMAGE") bytes)"
 }
 
+# build_derived TAG FROM DOCKERFILE: docker build TAG from the local image
+# FROM (nothing is pulled), skipped when TAG carries the same source hash.
+build_derived() {
+	local tag="$1" from="$2" dockerfile="$3" sum
+	sum="$(printf '%s\n%s\n' "$(docker image inspect -f '{{.Id}}' "$from")" "$dockerfile" | sha256sum | cut -c1-16)"
+	if [ "$FORCE" != 1 ] && have_image "$tag" &&
+		[ "$(image_label "$tag" fsgit.source-sha256)" = "$sum" ]; then
+		log "$tag exists, skipped"
+		return
+	fi
+	local start=$SECONDS
+	log "building $tag from $from (apt-get from Debian's mirror, about a minute)"
+	printf '%s\n' "$dockerfile" >"$WORK/Dockerfile"
+	docker build -q --pull=false --label "fsgit.source-sha256=$sum" -t "$tag" -f "$WORK/Dockerfile" "$WORK" >"$WORK/build.log" 2>&1 || {
+		tail -n 30 "$WORK/build.log" >&2
+		return 1
+	}
+	log "built $tag in $((SECONDS - start))s ($(docker image inspect -f '{{.Size}}' "$tag") bytes)"
+}
+
+build_node() {
+	have_image "$SYSTEMD_IMAGE" || build_systemd
+	build_derived "$NODE_IMAGE" "$SYSTEMD_IMAGE" "FROM $SYSTEMD_IMAGE
+LABEL org.opencontainers.image.title=fsgit-node org.opencontainers.image.version=$SYSTEMD_SUITE
+# The apt sources of a Debian cloud image.
+RUN printf 'deb http://deb.debian.org/debian $SYSTEMD_SUITE main\\ndeb http://deb.debian.org/debian $SYSTEMD_SUITE-updates main\\ndeb http://deb.debian.org/debian-security $SYSTEMD_SUITE-security main\\n' >/etc/apt/sources.list \\
+ && apt-get update -q \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends ca-certificates iproute2 procps curl less \\
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb"
+}
+
+build_fleet_git() {
+	build_node
+	build_derived "$FLEET_GIT_IMAGE" "$NODE_IMAGE" "FROM $NODE_IMAGE
+LABEL org.opencontainers.image.title=fsgit-fleet-git org.opencontainers.image.version=$SYSTEMD_SUITE
+RUN apt-get update -q \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends git \\
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb
+CMD [\"/usr/local/bin/gitserver\"]"
+}
+
 what="${1:-all}"
 case "$what" in
 all)
 	build_standin
 	build_weaviate
 	build_systemd
+	build_node
+	build_fleet_git
 	;;
+fleet)
+	build_node
+	build_fleet_git
+	;;
+node) build_node ;;
 standin) build_standin ;;
 weaviate) build_weaviate ;;
 systemd) build_systemd ;;
 *)
-	echo "usage: $0 [all|standin|weaviate|systemd]" >&2
+	echo "usage: $0 [all|standin|weaviate|systemd|node|fleet]" >&2
 	exit 2
 	;;
 esac

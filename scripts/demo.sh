@@ -157,7 +157,7 @@ demo_cue "" >"$WORK/sites/example/demo.cue"
 "$FSGIT" vet --site "$WORK/sites/example" || die "the demo site does not validate"
 git -C "$WORK" add -A
 git -C "$WORK" commit --quiet -m "example site, pointed at the demo's endpoints"
-git -C "$WORK" push --quiet origin main
+git -C "$WORK" push --quiet -u origin main
 C1=$(git -C "$WORK" rev-parse HEAD)
 echo "main at $C1"
 
@@ -256,7 +256,7 @@ cat <<TXT
   fsgit status --fleet --config $DEMO/nodes/online-1/agent.cue
   fsgit status --config $DEMO/nodes/vector-1/agent.cue
   Weaviate: curl -s http://127.0.0.1:$WEAVIATE_PORT/v1/schema
-  push a change: cd $WORK && \$EDITOR sites/example/demo.cue && git commit -am ... && git push
+  push a change: cd $WORK && sed -i 's/maxConnections:       500/maxConnections:       600/' sites/example/roles.cue && git commit -qam "online-1: max_connections 600" && git push
   logs: $DEMO/nodes/*/agent.log
   stop and remove everything: make demo-down
 TXT

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for p in mariadb-server mariadb-client git gpg openssh-client ca-certificates procps debootstrap chromium; do
+for p in mariadb-server mariadb-client git gpg openssh-client ca-certificates procps debootstrap curl chromium; do
   dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

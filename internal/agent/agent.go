@@ -149,7 +149,7 @@ func New(opts Options) (*Agent, error) {
 		repeats:   newRepeats(opts.Config.Log.Remind.D()),
 	}
 	if a.notify == nil {
-		a.notify = func(s string) { _, _ = daemon.SdNotify(false, s) }
+		a.notify = systemdNotifier()
 	}
 	a.engine = reconciler.NewEngine(reconciler.Config{Registry: opts.Registry, Log: opts.Log})
 	a.applyLogLevel(opts.Config)

@@ -22,9 +22,13 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
+	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/coreos/go-systemd/v22/dbus"
 
@@ -95,6 +99,59 @@ type Kind struct {
 	booted func() error
 	// dial connects to systemd.
 	dial func(ctx context.Context) (manager, error)
+	// dropIns lists the names of the unit's drop-in files on disk now
+	// (nil: dropInsOnDisk).
+	dropIns func(unit string) []string
+}
+
+// dropInDirs are where systemd looks for a unit's drop-ins (<unit>.d/),
+// in its order of precedence.
+var dropInDirs = []string{"/etc/systemd/system", "/run/systemd/system", "/usr/local/lib/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"}
+
+// dropInsOnDisk returns the names of the unit's *.conf drop-ins in the
+// directories systemd reads (a name in a higher directory hides the same
+// name in a lower one, so names are what counts).
+func dropInsOnDisk(unit string) []string {
+	var names []string
+	for _, dir := range dropInDirs {
+		m, _ := filepath.Glob(filepath.Join(dir, unit+".d", "*.conf"))
+		for _, f := range m {
+			names = append(names, filepath.Base(f))
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// props reads the unit's properties and, into NeedDaemonReload, whether
+// its drop-ins on disk differ from the ones systemd loaded: systemd's own
+// NeedDaemonReload sees a loaded drop-in change, but not a new drop-in
+// directory or file (a drop-in written by this very run, say).
+func (k *Kind) props(ctx context.Context, m manager, unit string) (map[string]any, error) {
+	props, err := m.GetUnitPropertiesContext(ctx, unit)
+	if err != nil {
+		return nil, err
+	}
+	if load, _ := props["LoadState"].(string); load != "loaded" {
+		return props, nil
+	}
+	onDisk := dropInsOnDisk
+	if k.dropIns != nil {
+		onDisk = k.dropIns
+	}
+	loaded, _ := props["DropInPaths"].([]string)
+	names := make([]string, 0, len(loaded))
+	for _, p := range loaded {
+		if strings.HasSuffix(p, ".conf") && filepath.Base(filepath.Dir(p)) == unit+".d" {
+			names = append(names, filepath.Base(p))
+		}
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
+	if !slices.Equal(names, onDisk(unit)) {
+		props["NeedDaemonReload"] = true
+	}
+	return props, nil
 }
 
 var (
@@ -107,6 +164,15 @@ func New() *Kind {
 	return &Kind{
 		booted: systemdBooted,
 		dial: func(ctx context.Context) (manager, error) {
+			// As root, systemd's private socket first, as systemctl
+			// does: it does not go through dbus-daemon, which at boot
+			// (the agent's first run) can drop a call with "Message
+			// recipient disconnected from message bus".
+			if os.Geteuid() == 0 {
+				if c, err := dbus.NewSystemdConnectionContext(ctx); err == nil {
+					return c, nil
+				}
+			}
 			c, err := dbus.NewWithContext(ctx)
 			if err != nil {
 				return nil, err
@@ -196,7 +262,10 @@ func (k *Kind) connect(ctx context.Context, env *reconciler.Env) (manager, error
 		if err := k.booted(); err != nil {
 			return nil, reconciler.Skip("systemd is not running on this host: " + err.Error())
 		}
-		m, err := k.dial(ctx)
+		// The connection serves every service resource of the run: it
+		// must not end with this resource's context (go-systemd closes
+		// a connection when its dial context is done).
+		m, err := k.dial(context.WithoutCancel(ctx))
 		if err != nil {
 			return nil, fmt.Errorf("connect to systemd over D-Bus: %w", err)
 		}
@@ -324,7 +393,10 @@ func (k *Kind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Reso
 	if err != nil {
 		return nil, err
 	}
-	props, err := m.GetUnitPropertiesContext(ctx, s.unit)
+	props, err := k.props(ctx, m, s.unit)
+	if err == nil {
+		props, err = k.settle(ctx, m, s.unit, props)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("observe %s: read properties of %s: %w", r.ID, s.unit, err)
 	}
@@ -381,6 +453,9 @@ func (k *Kind) apply(ctx context.Context, env *reconciler.Env, m manager, s *spe
 		if err := job(ctx, "start", s.unit, m.StartUnitContext); err != nil {
 			return err
 		}
+		if err := conditionMet(ctx, m, s.unit); err != nil {
+			return err
+		}
 		// A refresh later in this run must not restart what just started.
 		startedSet(env).add(s.unit)
 	case a.stop:
@@ -389,6 +464,81 @@ func (k *Kind) apply(ctx context.Context, env *reconciler.Env, m manager, s *spe
 		}
 	}
 	return nil
+}
+
+// settleMax bounds how long a plan waits for a unit between states.
+const settleMax = 90 * time.Second
+
+// settle waits while the unit is between states (activating, deactivating,
+// reloading) and returns its properties once it is not, or after
+// settleMax: a unit that is still starting (at boot, say, while the agent
+// already runs) is not yet what the resources that require it can use, and
+// planning on "activating" let them fail against a server that was not up.
+// A unit waiting to be restarted after a crash (SubState auto-restart) is
+// not waited for.
+func (k *Kind) settle(ctx context.Context, m manager, unit string, props map[string]any) (map[string]any, error) {
+	deadline := time.Now().Add(settleMax)
+	for {
+		active, _ := props["ActiveState"].(string)
+		sub, _ := props["SubState"].(string)
+		switch active {
+		case "activating", "deactivating", "reloading", "refreshing":
+		default:
+			return props, nil
+		}
+		if sub == "auto-restart" || time.Now().After(deadline) {
+			return props, nil
+		}
+		select {
+		case <-ctx.Done():
+			return props, nil
+		case <-time.After(200 * time.Millisecond):
+		}
+		p, err := k.props(ctx, m, unit)
+		if err != nil {
+			return nil, err
+		}
+		props = p
+	}
+}
+
+// conditionMet returns an error when systemd skipped the unit's start
+// because a Condition*= of the unit is not met: the start job still ends
+// "done", but the unit stays inactive, and saying why beats a plan that
+// wants to start it on every run.
+func conditionMet(ctx context.Context, m manager, unit string) error {
+	props, err := m.GetUnitPropertiesContext(ctx, unit)
+	if err != nil {
+		return fmt.Errorf("read properties of %s: %w", unit, err)
+	}
+	if ok, known := props["ConditionResult"].(bool); !known || ok || stateOf(props).running() {
+		return nil
+	}
+	var failed []string
+	// Conditions is a(sbbsi): type, trigger, negate, parameter, state
+	// (positive: met; systemd 252 reports a failed one as 0 or
+	// negative); godbus hands structs over as []any.
+	conds := reflect.ValueOf(props["Conditions"])
+	if conds.Kind() == reflect.Slice {
+		for i := range conds.Len() {
+			c, ok := conds.Index(i).Interface().([]any)
+			if !ok || len(c) != 5 {
+				continue
+			}
+			if st, ok := c[4].(int32); ok && st <= 0 {
+				neg := ""
+				if b, _ := c[2].(bool); b {
+					neg = "!"
+				}
+				failed = append(failed, fmt.Sprintf("%v=%s%v", c[0], neg, c[3]))
+			}
+		}
+	}
+	what := "a condition of the unit"
+	if len(failed) > 0 {
+		what = strings.Join(failed, ", ")
+	}
+	return fmt.Errorf("start %s: systemd skipped it: %s is not met (see systemctl status %s)", unit, what, unit)
 }
 
 // job queues a systemd job in "replace" mode and waits for its result.
@@ -431,7 +581,7 @@ func (k *Kind) Refresh(ctx context.Context, env *reconciler.Env, r *reconciler.R
 	if changed && startedSet(env).has(s.unit) {
 		return reconciler.Skip("started by this run: not restarted")
 	}
-	props, err := m.GetUnitPropertiesContext(ctx, s.unit)
+	props, err := k.props(ctx, m, s.unit)
 	if err != nil {
 		return fmt.Errorf("refresh %s: read properties of %s: %w", r.ID, s.unit, err)
 	}

@@ -115,6 +115,36 @@ func TestKind_Plan_dialFailureIsAnError(t *testing.T) {
 	}
 }
 
+// TestKind_connectionOutlivesTheResource: the run's D-Bus connection is
+// shared by every service resource of the run, so it must not live and die
+// with the context of the resource that happened to dial it. go-systemd
+// closes a connection when its dial context is done; with the resource's
+// context, every later service of the run failed with "dbus: connection
+// closed by user" (seen on the fleet's first converge).
+func TestKind_connectionOutlivesTheResource(t *testing.T) {
+	f := &fakeSystemd{units: map[string]*unitState{}, onDisk: map[string]bool{}, changed: map[string]bool{}}
+	var dialled context.Context
+	k := &Kind{
+		booted: func() error { return nil },
+		dial: func(ctx context.Context) (manager, error) {
+			dialled = ctx
+			return f, nil
+		},
+	}
+	env := newEnv()
+	ctx, cancel := context.WithCancel(context.Background())
+	if _, err := k.Plan(ctx, env, resource(t, "nginx", map[string]any{})); err != nil {
+		t.Fatal(err)
+	}
+	cancel() // the first resource is done
+	if dialled == nil || dialled.Err() != nil {
+		t.Fatalf("the connection's context ended with the resource that dialled it (%v): later resources of the run lose systemd", dialled.Err())
+	}
+	if _, err := k.Plan(context.Background(), env, resource(t, "ssh", map[string]any{})); err != nil {
+		t.Fatalf("a later resource of the same run: %v", err)
+	}
+}
+
 func TestStateOf(t *testing.T) {
 	cases := []struct {
 		name             string
@@ -206,8 +236,9 @@ func fakeKind(t testing.TB) (*Kind, *fakeSystemd) {
 	t.Helper()
 	f := &fakeSystemd{units: map[string]*unitState{}, onDisk: map[string]bool{}, changed: map[string]bool{}}
 	return &Kind{
-		booted: func() error { return nil },
-		dial:   func(context.Context) (manager, error) { return f, nil },
+		booted:  func() error { return nil },
+		dial:    func(context.Context) (manager, error) { return f, nil },
+		dropIns: func(string) []string { return nil },
 	}, f
 }
 
@@ -549,6 +580,90 @@ func TestKind_live(t *testing.T) {
 	}
 	if got := show("ExecStart"); !strings.Contains(got, "86400") {
 		t.Fatalf("ExecStart = %s: the new unit file is not loaded", got)
+	}
+
+	// Run 3b: a NEW drop-in (its directory did not exist when systemd
+	// loaded the unit): systemd's NeedDaemonReload does not see it, the
+	// kind must. Before the fix the plan was empty and the drop-in never
+	// took effect (the fleet's chrony drop-in).
+	dropInDir := path + ".d"
+	t.Cleanup(func() { _ = os.RemoveAll(dropInDir) })
+	writeDropIn := func(content string) {
+		t.Helper()
+		if err := os.MkdirAll(dropInDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dropInDir, "10-fsgit-test.conf"), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeDropIn("[Service]\nExecStart=\nExecStart=/bin/sleep 7777\n")
+	if got := show("NeedDaemonReload"); got != "no" {
+		t.Logf("note: systemd itself says NeedDaemonReload=%s for a new drop-in", got)
+	}
+	p = mustPlan(t, k, newEnvClosed(t), r)
+	if len(p.Changes) != 1 || p.Changes[0].Field != "unitFile" {
+		t.Fatalf("plan after a new drop-in: %+v, want the unitFile change", p.Changes)
+	}
+	if err := p.Apply(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := show("ExecStart"); !strings.Contains(got, "7777") {
+		t.Fatalf("ExecStart = %s: the new drop-in is not loaded", got)
+	}
+	if p := mustPlan(t, k, newEnvClosed(t), r); p.HasChanges() {
+		t.Fatalf("plan after the drop-in was loaded has changes: %+v", p.Changes)
+	}
+
+	// Run 3c: a start that systemd skips for an unmet condition is an
+	// error that names the condition, not a "done" start that leaves the
+	// unit inactive (Debian's chrony without CAP_SYS_TIME).
+	if err := exec.Command("systemctl", "stop", unit).Run(); err != nil {
+		t.Fatal(err)
+	}
+	writeDropIn("[Unit]\nConditionPathExists=/nonexistent-fsgit\n[Service]\nExecStart=\nExecStart=/bin/sleep 7777\n")
+	if err := exec.Command("systemctl", "daemon-reload").Run(); err != nil {
+		t.Fatal(err)
+	}
+	p = mustPlan(t, k, newEnvClosed(t), r)
+	if err := p.Apply(ctx); err == nil || !strings.Contains(err.Error(), "ConditionPathExists=/nonexistent-fsgit") {
+		t.Fatalf("start with an unmet condition = %v, want an error naming ConditionPathExists", err)
+	}
+	if err := os.RemoveAll(dropInDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec.Command("systemctl", "daemon-reload").Run(); err != nil {
+		t.Fatal(err)
+	}
+	if p := mustPlan(t, k, newEnvClosed(t), r); p.Apply == nil || p.Apply(ctx) != nil {
+		t.Fatalf("start again without the condition: %+v", p.Changes)
+	}
+	mainPID()
+
+	// Run 3d: a unit that is still starting (someone else's start job, or
+	// boot) is waited for: the plan sees it active, so that what requires
+	// it (a database on its socket) does not run against a server that is
+	// not up yet. Before, the plan counted "activating" as running and the
+	// dependents failed (the fleet's online-1 after a reboot).
+	writeDropIn("[Service]\nExecStartPre=/bin/sleep 2\n")
+	if err := exec.Command("systemctl", "daemon-reload").Run(); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec.Command("systemctl", "restart", "--no-block", unit).Run(); err != nil {
+		t.Fatal(err)
+	}
+	if a := show("ActiveState"); a != "activating" {
+		t.Fatalf("%s is %s right after a non-blocking restart, want activating (the test's premise)", unit, a)
+	}
+	p = mustPlan(t, k, newEnvClosed(t), r)
+	if p.Observed["active"] != "active" || p.HasChanges() {
+		t.Fatalf("plan of a starting unit observed %v with %+v, want it waited for until active", p.Observed, p.Changes)
+	}
+	if err := os.RemoveAll(dropInDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec.Command("systemctl", "daemon-reload").Run(); err != nil {
+		t.Fatal(err)
 	}
 
 	// Run 4: stopping is disruptive, and done.
