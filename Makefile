@@ -45,7 +45,7 @@ demo-down: ## stop both demos and remove what they made (containers, network, vo
 	scripts/fleet.sh down
 
 serve-demo: build ## the running demo's fleet in a browser: fsgit serve on http://127.0.0.1:8080/
-	./$(BIN) serve --repo file://$${FSGIT_DEMO_DIR:-/tmp/fsgit-demo}/repo.git --interval 5s
+	scripts/fleet.sh serve
 
 bench: ## benchmarks (figures printed, nothing asserted)
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)

@@ -104,8 +104,12 @@ for n in online-1 offline-1 vector-1; do
 done
 echo "(their CPU over an idle window: scripts/fleet.sh idle 600)"
 
+say "the fleet in a browser"
+scripts/fleet.sh serve || true
+
 say "the demo is running; look around"
 cat <<TXT
+  the fleet view (fsgit serve, read from the status branch): http://${FLEET_SERVE_LISTEN:-127.0.0.1:8080}/
   docker exec -it $ONLINE fsgit status
   docker exec -it $P-vector-1 fsgit status --fleet
   docker exec -it $ONLINE journalctl -u fsgit -f

@@ -382,8 +382,34 @@ cmd_idle() {
 	done
 }
 
+# cmd_serve starts `fsgit serve` on this machine for the fleet's status
+# branch (the git server's published port), in the background; its pid and
+# log are in $DIR, and cmd_down stops it.
+cmd_serve() {
+	local listen="${FLEET_SERVE_LISTEN:-127.0.0.1:8080}"
+	[ -x "$TOP/bin/fsgit" ] || (cd "$TOP" && make -s build)
+	if [ -f "$DIR/serve.pid" ] && kill -0 "$(cat "$DIR/serve.pid")" 2>/dev/null; then
+		kill "$(cat "$DIR/serve.pid")" 2>/dev/null || true
+	fi
+	setsid "$TOP/bin/fsgit" serve --repo "http://127.0.0.1:$(git_port)/git/site.git" --interval 5s \
+		--listen "$listen" </dev/null >"$DIR/serve.log" 2>&1 &
+	echo $! >"$DIR/serve.pid"
+	local i
+	for i in $(seq 1 50); do
+		curl -fsS "http://$listen/healthz" >/dev/null 2>&1 && {
+			log "fleet view: http://$listen/ (fsgit serve, log $DIR/serve.log)"
+			return 0
+		}
+		sleep 0.2
+	done
+	log "fsgit serve did not answer on $listen (is the port taken?); see $DIR/serve.log"
+}
+
 cmd_down() {
 	local ids
+	if [ -f "$DIR/serve.pid" ]; then
+		kill "$(cat "$DIR/serve.pid")" 2>/dev/null || true
+	fi
 	ids=$(docker ps -aq --filter "label=$LABEL")
 	# What vector-1 made on the host's Engine (fsgit labels them managed).
 	ids="$ids $(docker ps -aq --filter "name=^/$P-weaviate\$") $(docker ps -aq --filter "name=^/$P-t2v\$")"
@@ -406,10 +432,11 @@ wait) cmd_wait "${2:-}" ;;
 commit) cmd_commit "${2:?commit message}" ;;
 status) in_node online-1 fsgit status --fleet ;;
 idle) cmd_idle "${2:-600}" ;;
+serve) cmd_serve ;;
 down) cmd_down ;;
 build) build ;;
 *)
-	echo "usage: $0 up|wait [REV]|commit MESSAGE|status|idle [SECONDS]|down" >&2
+	echo "usage: $0 up|wait [REV]|commit MESSAGE|status|idle [SECONDS]|serve|down" >&2
 	exit 2
 	;;
 esac
