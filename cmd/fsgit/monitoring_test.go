@@ -17,7 +17,12 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/grafana/grafana-foundation-sdk/go/cog"
+	"github.com/grafana/grafana-foundation-sdk/go/cog/plugins"
+	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
+	"github.com/grafana/grafana-foundation-sdk/go/prometheus"
 
+	"github.com/fsgit/fsgit/internal/desired"
 	"github.com/fsgit/fsgit/internal/mariadbtest"
 )
 
@@ -501,5 +506,218 @@ func TestMysqldExporterUser_LeastPrivilege(t *testing.T) {
 	var n int
 	if err := db.QueryRow("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'feature_store'").Scan(&n); err != nil || n != 0 {
 		t.Errorf("the exporter sees database feature_store (%d, %v): want it hidden", n, err)
+	}
+}
+
+// exampleContents renders a node of sites/example and returns the content
+// of its files, by path.
+func exampleContents(t *testing.T, node string) map[string]string {
+	t.Helper()
+	site, err := desired.LoadDir(context.Background(), "../../sites/example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := site.Catalog(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, r := range cat.Resources {
+		if r.ID.Kind() != "file" {
+			continue
+		}
+		var spec struct {
+			Path    string `json:"path"`
+			Content string `json:"content"`
+		}
+		if err := json.Unmarshal(r.Spec, &spec); err != nil {
+			t.Fatal(err)
+		}
+		out[spec.Path] = spec.Content
+	}
+	return out
+}
+
+// TestMonitoring_ScrapeConfigGolden: the Prometheus configuration generated
+// for the example site's monitoring-1 (every node's exporters and agent,
+// Weaviate's metrics, the node's role as a label) is the golden file (go
+// test -run TestMonitoring_ScrapeConfigGolden -update after a deliberate
+// change).
+func TestMonitoring_ScrapeConfigGolden(t *testing.T) {
+	got := exampleContents(t, "monitoring-1")["/etc/prometheus/prometheus.yml"]
+	if got == "" {
+		t.Fatal("monitoring-1 has no /etc/prometheus/prometheus.yml")
+	}
+	path := filepath.Join("testdata/golden", "prometheus-example.yml")
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("prometheus.yml of monitoring-1 differs from %s (run with -update after a deliberate change):\n%s", path, firstDiff(got, string(want)))
+	}
+}
+
+// TestMonitoring_AlertRulesPromtool: the rule file fsgit ships passes
+// promtool check rules, and promtool's rule unit tests show each alert
+// firing on the series that should fire it, and not before its time.
+func TestMonitoring_AlertRulesPromtool(t *testing.T) {
+	promtool, err := exec.LookPath(monitoringBinaries["promtool"])
+	if err != nil {
+		t.Skipf("promtool is not installed (scripts/setup.sh installs prometheus): %v", err)
+	}
+	rules := exampleContents(t, "monitoring-1")["/etc/prometheus/rules/fsgit.rules.yml"]
+	dir := t.TempDir()
+	rulesPath := filepath.Join(dir, "fsgit.rules.yml")
+	if err := os.WriteFile(rulesPath, []byte(rules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(promtool, "check", "rules", rulesPath).CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool check rules: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "SUCCESS: 10 rules found") {
+		t.Fatalf("promtool check rules:\n%s\nwant 10 rules", out)
+	}
+
+	tests, err := os.ReadFile("testdata/monitoring/rules_test.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testPath := filepath.Join(dir, "rules_test.yml")
+	if err := os.WriteFile(testPath, tests, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(promtool, "test", "rules", testPath)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("promtool test rules: %v\n%s", err, out)
+	}
+}
+
+// TestMonitoring_AlertmanagerConfigAmtool: the Alertmanager configuration
+// with the example's receiver passes amtool check-config.
+func TestMonitoring_AlertmanagerConfigAmtool(t *testing.T) {
+	amtool, err := exec.LookPath(monitoringBinaries["amtool"])
+	if err != nil {
+		t.Skipf("amtool is not installed (scripts/setup.sh installs prometheus-alertmanager): %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "alertmanager.yml")
+	if err := os.WriteFile(path, []byte(exampleContents(t, "monitoring-1")["/etc/prometheus/alertmanager.yml"]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(amtool, "check-config", path).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "SUCCESS") || !strings.Contains(string(out), " 1 receivers") {
+		t.Fatalf("amtool check-config: %v\n%s", err, out)
+	}
+}
+
+// TestMonitoring_DashboardsGrafanaSchema checks the provisioned dashboards
+// against Grafana's dashboard schema, as the types of
+// github.com/grafana/grafana-foundation-sdk (generated from Grafana's
+// schema) read it strictly: no field missing, none unknown, none of the
+// wrong type, every panel's type a known panel plugin. Grafana itself
+// cannot run here (not in Debian; its Go module is AGPL).
+func TestMonitoring_DashboardsGrafanaSchema(t *testing.T) {
+	plugins.RegisterDefaultPlugins()
+	files := exampleContents(t, "monitoring-1")
+	var names []string
+	for p := range files {
+		if strings.HasPrefix(p, "/var/lib/grafana/dashboards/fsgit/") {
+			names = append(names, p)
+		}
+	}
+	slices.Sort(names)
+	if want := []string{"/var/lib/grafana/dashboards/fsgit/fsgit-fleet.json", "/var/lib/grafana/dashboards/fsgit/fsgit-mariadb.json", "/var/lib/grafana/dashboards/fsgit/fsgit-weaviate.json"}; !slices.Equal(names, want) {
+		t.Fatalf("dashboards %q, want %q", names, want)
+	}
+	// The SDK returns an empty cog.BuildErrors, not nil, when all is
+	// well.
+	real := func(err error) error {
+		if be, ok := err.(cog.BuildErrors); ok && len(be) == 0 {
+			return nil
+		}
+		return err
+	}
+	check := func(raw []byte) error {
+		var d dashboard.Dashboard
+		if err := real(d.UnmarshalJSONStrict(raw)); err != nil {
+			return err
+		}
+		if err := real(d.Validate()); err != nil {
+			return err
+		}
+		// Each panel again, on its own: the SDK's PanelOrRowPanel drops a
+		// panel that decodes without error (the empty BuildErrors again),
+		// so the dashboard's decode alone checks no panel.
+		var raw0 struct {
+			Panels []json.RawMessage `json:"panels"`
+		}
+		if err := json.Unmarshal(raw, &raw0); err != nil {
+			return err
+		}
+		if len(raw0.Panels) == 0 {
+			return fmt.Errorf("no panels")
+		}
+		for i, rp := range raw0.Panels {
+			var p dashboard.Panel
+			if err := real(p.UnmarshalJSONStrict(rp)); err != nil {
+				return fmt.Errorf("panel %d: %w", i+1, err)
+			}
+			if err := real(p.Validate()); err != nil {
+				return fmt.Errorf("panel %d: %w", i+1, err)
+			}
+			// And each query, as a Prometheus query (the SDK's panel
+			// decode drops those too).
+			var raw1 struct {
+				Targets []json.RawMessage `json:"targets"`
+			}
+			if err := json.Unmarshal(rp, &raw1); err != nil {
+				return err
+			}
+			if len(raw1.Targets) == 0 {
+				return fmt.Errorf("panel %d has no query", i+1)
+			}
+			for j, rt := range raw1.Targets {
+				var q prometheus.Dataquery
+				if err := real(q.UnmarshalJSONStrict(rt)); err != nil {
+					return fmt.Errorf("panel %d, query %d: %w", i+1, j+1, err)
+				}
+				if err := real(q.Validate()); err != nil {
+					return fmt.Errorf("panel %d, query %d: %w", i+1, j+1, err)
+				}
+				if q.Expr == "" {
+					return fmt.Errorf("panel %d, query %d: no expr", i+1, j+1)
+				}
+			}
+		}
+		return nil
+	}
+	for _, n := range names {
+		if err := check([]byte(files[n])); err != nil {
+			t.Errorf("%s does not follow Grafana's dashboard schema: %v", n, err)
+		}
+	}
+	// The check can fail: a misspelled field and a wrong type are caught.
+	fleet := files[names[0]]
+	for _, bad := range []string{
+		strings.Replace(fleet, `"schemaVersion"`, `"schemaVerison"`, 1),
+		strings.Replace(fleet, `"editable": false`, `"editable": "no"`, 1),
+		strings.Replace(fleet, `"legendFormat"`, `"legendFromat"`, 1),
+		strings.Replace(fleet, `"w": 12`, `"w": "12"`, 1),
+	} {
+		if err := check([]byte(bad)); err == nil {
+			t.Errorf("a broken dashboard passed the schema check")
+		}
+	}
+	prov := files["/etc/grafana/provisioning/dashboards/fsgit.yaml"]
+	if !strings.Contains(prov, "path: /var/lib/grafana/dashboards/fsgit") {
+		t.Errorf("the provisioning file does not point at the dashboards:\n%s", prov)
 	}
 }

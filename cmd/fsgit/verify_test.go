@@ -297,13 +297,15 @@ func TestVerify_ExampleStack(t *testing.T) {
 		network:   %[6]q
 		port:      %[7]d
 		hostIP:    "127.0.0.1"
+		metrics: port: %[8]d
 		vectorizer: {image: %[5]q, container: "%[6]s-t2v"}
 	}
 }
-`, db.Socket(), mirror, pins, wv, t2v, tag, port))
+`, db.Socket(), mirror, pins, wv, t2v, tag, port, freePort(t)))
 	sec := secretsDir(t, map[string]string{
-		"mariadb/fs_user":      "fs-user-pw",
-		"iceberg/catalog_user": "catalog-pw",
+		"mariadb/fs_user":            "fs-user-pw",
+		"iceberg/catalog_user":       "catalog-pw",
+		"monitoring/mysqld_exporter": "exporter-pw",
 	})
 	root := filepath.Join(t.TempDir(), "root")
 	t.Cleanup(func() {
