@@ -228,7 +228,6 @@ source: {
 	pollInterval: "2s"
 	jitter:       "100ms"
 }
-status: enabled: false
 root:      %q
 stateFile: %q
 cacheDir:  %q
@@ -320,6 +319,42 @@ metrics: listen: "127.0.0.1:%d"
 	if v := query(t, api, `count(fsgit_converged{node="db", role="db"})`); v != "1" {
 		t.Fatalf("fsgit_converged of db: count %q, want 1", v)
 	}
+
+	// Every series the alert rules and the fleet and MariaDB dashboards
+	// read exists, under that name, in what the real agent and exporter
+	// serve (promtool cannot see a misspelled metric name).
+	var names struct {
+		Data []string `json:"data"`
+	}
+	var used []string
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		if err := getJSON(api+"label/__name__/values", &names); err != nil {
+			t.Fatal(err)
+		}
+		files := exampleContents(t, "monitoring-1")
+		text := files["/etc/prometheus/rules/fsgit.rules.yml"] + files["/var/lib/grafana/dashboards/fsgit/fsgit-fleet.json"] + files["/var/lib/grafana/dashboards/fsgit/fsgit-mariadb.json"]
+		used = used[:0]
+		var missing []string
+		for _, m := range regexp.MustCompile(`\b(?:fsgit|mysql|process)_[a-z_]+`).FindAllString(text, -1) {
+			m = strings.TrimSuffix(m, "_bucket")
+			if slices.Contains(used, m) {
+				continue
+			}
+			used = append(used, m)
+			if !slices.ContainsFunc(names.Data, func(n string) bool { return n == m || n == m+"_bucket" }) {
+				missing = append(missing, m)
+			}
+		}
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("series the rules and dashboards use that nobody serves: %v", missing)
+		}
+		time.Sleep(time.Second)
+	}
+	t.Logf("%d series names of the rules and dashboards checked", len(used))
 
 	// MariaDB stopped by hand: mysql_up drops to 0 and MariaDBDown becomes
 	// active (pending for its 1m, then firing).
