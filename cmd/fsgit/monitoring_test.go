@@ -579,9 +579,20 @@ func exampleContents(t *testing.T, node string) map[string]string {
 // test -run TestMonitoring_ScrapeConfigGolden -update after a deliberate
 // change).
 func TestMonitoring_ScrapeConfigGolden(t *testing.T) {
-	got := exampleContents(t, "monitoring-1")["/etc/prometheus/prometheus.yml"]
+	files := exampleContents(t, "monitoring-1")
+	got := files["/etc/prometheus/prometheus.yml"]
 	if got == "" {
 		t.Fatal("monitoring-1 has no /etc/prometheus/prometheus.yml")
+	}
+	// Prometheus accepts it (with the rule file beside it).
+	if promtool, err := exec.LookPath(monitoringBinaries["promtool"]); err == nil {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "fsgit.rules.yml"), []byte(files["/etc/prometheus/rules/fsgit.rules.yml"]), 0o644)
+		cfg := filepath.Join(dir, "prometheus.yml")
+		os.WriteFile(cfg, []byte(strings.ReplaceAll(got, "/etc/prometheus/rules/", dir+"/")), 0o644)
+		if out, err := exec.Command(promtool, "check", "config", cfg).CombinedOutput(); err != nil {
+			t.Errorf("promtool check config: %v\n%s", err, out)
+		}
 	}
 	path := filepath.Join("testdata/golden", "prometheus-example.yml")
 	if *update {
