@@ -8,7 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for p in mariadb-server mariadb-client git gpg openssh-client ca-certificates procps debootstrap curl chromium; do
+# prometheus, its exporters and alertmanager: the monitoring tests run them on
+# loopback (Debian starts them through systemd on install; the tests do not
+# need that).
+for p in mariadb-server mariadb-client git gpg openssh-client ca-certificates procps debootstrap curl chromium \
+  prometheus prometheus-node-exporter prometheus-mysqld-exporter prometheus-alertmanager; do
   dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

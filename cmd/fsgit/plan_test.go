@@ -133,14 +133,16 @@ func TestPlan_Golden(t *testing.T) {
 	"online-1": {`}},
 			nodes:    nil,
 			wantCode: 2,
-			want:     []string{"online-2", "added"},
+			// monitoring-1's scrape configuration gains online-2's
+			// exporters and agent: it is generated from the site.
+			want: []string{"online-2", "added", "monitoring-1", "+           - feature-store-online-2.internal:9104"},
 		},
 		{
 			name: "profile-all-nodes",
 			changes: []change{{"schema/profile/base.cue", `"MaxAuthTries \(S.maxAuthTries)",`, `"MaxAuthTries \(S.maxAuthTries)",
 					"LoginGraceTime 30",`}},
 			wantCode: 2,
-			want:     []string{"3 nodes change", "online-1", "offline-1", "vector-1", "+ LoginGraceTime 30"},
+			want:     []string{"4 nodes change", "online-1", "offline-1", "vector-1", "monitoring-1", "+ LoginGraceTime 30"},
 		},
 	}
 	for _, tc := range cases {

@@ -5,12 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -273,7 +275,7 @@ func TestVerify_ExampleStack(t *testing.T) {
 	icebergHelper(t)
 	db := mariadbtest.Start(t)
 	mirror, pins := jarMirror(t)
-	port := freePort(t)
+	port, metricsPort := freePort(t), freePort(t)
 	tag := fmt.Sprintf("fsgit-e2e-%d", time.Now().UnixNano()%1e9)
 	site := exampleCopy(t, fmt.Sprintf(`nodes: {
 	"online-1": data: mariadb: socket: %[1]q
@@ -297,13 +299,15 @@ func TestVerify_ExampleStack(t *testing.T) {
 		network:   %[6]q
 		port:      %[7]d
 		hostIP:    "127.0.0.1"
+		metrics: port: %[8]d
 		vectorizer: {image: %[5]q, container: "%[6]s-t2v"}
 	}
 }
-`, db.Socket(), mirror, pins, wv, t2v, tag, port))
+`, db.Socket(), mirror, pins, wv, t2v, tag, port, metricsPort))
 	sec := secretsDir(t, map[string]string{
-		"mariadb/fs_user":      "fs-user-pw",
-		"iceberg/catalog_user": "catalog-pw",
+		"mariadb/fs_user":            "fs-user-pw",
+		"iceberg/catalog_user":       "catalog-pw",
+		"monitoring/mysqld_exporter": "exporter-pw",
 	})
 	root := filepath.Join(t.TempDir(), "root")
 	t.Cleanup(func() {
@@ -349,6 +353,33 @@ func TestVerify_ExampleStack(t *testing.T) {
 		}
 		if run == 2 && !strings.Contains(out, fmt.Sprintf("the table holds %d history rows", run)) {
 			t.Errorf("second run: history rows not %d", run)
+		}
+	}
+
+	// The example turns on Weaviate's own metrics
+	// (PROMETHEUS_MONITORING_ENABLED), which prometheus_server scrapes:
+	// Weaviate serves them on the published port.
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort))
+	if err != nil {
+		t.Fatalf("Weaviate's metrics endpoint: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "\ngo_goroutines ") {
+		t.Fatalf("Weaviate's metrics endpoint: %s\n%.500s", resp.Status, body)
+	}
+	var names []string
+	for _, l := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(l, "# TYPE ") && !strings.HasPrefix(l, "# TYPE go_") && !strings.HasPrefix(l, "# TYPE process_") && !strings.HasPrefix(l, "# TYPE promhttp_") {
+			names = append(names, strings.Fields(l)[2])
+		}
+	}
+	t.Logf("Weaviate's own metrics: %v", names)
+	// The series the Weaviate dashboard (schema/profile/dashboards.cue)
+	// plots are among them.
+	for _, want := range []string{"object_count", "batch_objects_processed_total", "queries_durations_ms", "vector_index_size"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("Weaviate's metrics lack %s, which its dashboard plots", want)
 		}
 	}
 

@@ -121,6 +121,8 @@ type Agent struct {
 
 	// repeats keeps lines that would repeat on every run out of the log.
 	repeats *repeats
+	// tracer exports runs as traces (nil: tracing is off).
+	tracer *tracer
 }
 
 // New checks the options and returns an agent ready to Run.
@@ -216,6 +218,14 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("start agent: %w", err)
 	}
 	a.limiter = newCorrections(cfg.Drift.MaxCorrections, cfg.Drift.Window.D())
+	if a.tracer, err = newTracer(ctx, cfg.Tracing.Endpoint, cfg.Node); err != nil {
+		return fmt.Errorf("start agent: %w", err)
+	}
+	defer func() {
+		if err := a.tracer.shutdown(5 * time.Second); err != nil {
+			a.log.Warn("tracing", "err", err)
+		}
+	}()
 	now := time.Now()
 	a.mu.Lock()
 	a.src = src
@@ -495,6 +505,7 @@ func (a *Agent) run(ctx context.Context, trigger string, only []reconciler.ID, n
 	}
 	view := a.viewList()
 	a.metrics.observeRun(rep, trigger)
+	a.tracer.record(rep, trigger)
 	a.metrics.observeView(view)
 
 	a.mu.Lock()

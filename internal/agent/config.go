@@ -32,6 +32,7 @@ type Config struct {
 	CacheDir   string        `json:"cacheDir"`
 	Socket     string        `json:"socket"`
 	Metrics    MetricsConfig `json:"metrics"`
+	Tracing    TracingConfig `json:"tracing"`
 	Watch      WatchConfig   `json:"watch"`
 	Drift      DriftConfig   `json:"drift"`
 	RunTimeout Duration      `json:"runTimeout"`
@@ -88,6 +89,12 @@ type SecretsConfig struct {
 // MetricsConfig adds a TCP listener for /metrics.
 type MetricsConfig struct {
 	Listen string `json:"listen,omitempty"`
+}
+
+// TracingConfig exports every run as an OpenTelemetry trace over OTLP/HTTP
+// when Endpoint is set.
+type TracingConfig struct {
+	Endpoint string `json:"endpoint,omitempty"`
 }
 
 // WatchConfig tunes the watch on managed files.

@@ -36,9 +36,11 @@ func (a *Agent) reload() {
 	keep("socket", cfg.Socket != old.Socket)
 	keep("root", cfg.Root != old.Root)
 	keep("metrics.listen", cfg.Metrics.Listen != old.Metrics.Listen)
+	keep("tracing.endpoint", cfg.Tracing.Endpoint != old.Tracing.Endpoint)
 	keep("watch.enabled", cfg.Watch.Enabled != old.Watch.Enabled)
 	cfg.Node, cfg.StateFile, cfg.CacheDir, cfg.Socket, cfg.Root = old.Node, old.StateFile, old.CacheDir, old.Socket, old.Root
 	cfg.Metrics.Listen, cfg.Watch.Enabled = old.Metrics.Listen, old.Watch.Enabled
+	cfg.Tracing.Endpoint = old.Tracing.Endpoint
 
 	src, err := openSource(cfg, a.log)
 	if err != nil {

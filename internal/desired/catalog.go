@@ -90,7 +90,7 @@ func (s *Site) catalogFor(node string) (*reconciler.Catalog, *Sources, []Problem
 		"siteData": s.site.LookupPath(cue.ParsePath("data")),
 		"node":     s.site.LookupPath(cue.MakePath(cue.Str("nodes"), cue.Str(node))),
 		"role":     s.site.LookupPath(cue.MakePath(cue.Str("roles"), cue.Str(n.role))),
-		"topology": s.topology,
+		"topology": s.topologyFor(role.profiles),
 	})
 	// Invalid data would fail every profile that reads it, each with the
 	// same message: report it once, and check only the resources the role
@@ -339,4 +339,31 @@ func (s *Site) warnings(cat *reconciler.Catalog, node string, from map[reconcile
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Resource < out[j].Resource })
 	return out
+}
+
+// topologyFor is the site's topology as one node's catalog sees it: the
+// parts computed for a profile (out.profiles.<name>) only when the node's
+// role lists that profile, so that a part that lists the whole fleet (the
+// scrape targets) costs nothing on the other nodes.
+func (s *Site) topologyFor(profiles []string) map[string]any {
+	parts, ok := s.topology["profiles"].(map[string]any)
+	if !ok {
+		return s.topology
+	}
+	t := make(map[string]any, len(s.topology))
+	for k, v := range s.topology {
+		if k != "profiles" {
+			t[k] = v
+		}
+	}
+	mine := map[string]any{}
+	for _, p := range profiles {
+		if v, ok := parts[p]; ok {
+			mine[p] = v
+		}
+	}
+	if len(mine) > 0 {
+		t["profiles"] = mine
+	}
+	return t
 }

@@ -86,13 +86,13 @@ func TestLoadDir_Example(t *testing.T) {
 	if s.Name() != "example" {
 		t.Errorf("name %q", s.Name())
 	}
-	if got := strings.Join(s.Nodes(), " "); got != "offline-1 online-1 vector-1" {
+	if got := strings.Join(s.Nodes(), " "); got != "monitoring-1 offline-1 online-1 vector-1" {
 		t.Errorf("nodes %q", got)
 	}
 	if !strings.HasPrefix(s.Revision(), "sha256:") || len(s.Revision()) != len("sha256:")+64 {
 		t.Errorf("revision %q", s.Revision())
 	}
-	roles := map[string]string{"online-1": "feature_store_online", "offline-1": "feature_store_offline", "vector-1": "feature_store_vector"}
+	roles := map[string]string{"online-1": "feature_store_online", "offline-1": "feature_store_offline", "vector-1": "feature_store_vector", "monitoring-1": "feature_store_monitoring"}
 	for node, role := range roles {
 		c := catalog(t, s, node)
 		if c.Role != role || c.Site != "example" || c.Revision != s.Revision() {
