@@ -78,12 +78,12 @@ echo "MariaDB $(mariadb --socket="$DB/mysqld.sock" -N -e 'SELECT VERSION()') is 
 
 say "writing the nodes' secrets (files only root can read)"
 SECRETS="$DEMO/secrets"
-mkdir -p "$SECRETS/mariadb" "$SECRETS/iceberg"
-chmod 0700 "$SECRETS" "$SECRETS/mariadb" "$SECRETS/iceberg"
-for s in mariadb/fs_user iceberg/catalog_user; do
+mkdir -p "$SECRETS/mariadb" "$SECRETS/iceberg" "$SECRETS/monitoring"
+chmod 0700 "$SECRETS" "$SECRETS/mariadb" "$SECRETS/iceberg" "$SECRETS/monitoring"
+for s in mariadb/fs_user iceberg/catalog_user monitoring/mysqld_exporter; do
 	(umask 077 && head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$SECRETS/$s")
 done
-echo "mariadb/fs_user, iceberg/catalog_user (values never printed)"
+echo "mariadb/fs_user, iceberg/catalog_user, monitoring/mysqld_exporter (values never printed)"
 
 say "making a local jar mirror (placeholder jars: nothing can be downloaded here)"
 MIRROR="$DEMO/mirror"

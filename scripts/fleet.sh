@@ -180,7 +180,7 @@ CUE
 # secrets_of NODE: the secrets the node's role uses.
 secrets_of() {
 	case "$1" in
-	online-1) echo mariadb/fs_user iceberg/catalog_user ;;
+	online-1) echo mariadb/fs_user iceberg/catalog_user monitoring/mysqld_exporter ;;
 	offline-1) echo iceberg/catalog_user ;;
 	esac
 }
@@ -192,7 +192,7 @@ start_git() {
 	git -C "$DIR/git/site.git" config http.receivepack true
 	ssh-keygen -q -t ed25519 -N "" -C "fsgit fleet signing key" -f "$DIR/keys/signing"
 	local s
-	for s in mariadb/fs_user iceberg/catalog_user; do
+	for s in mariadb/fs_user iceberg/catalog_user monitoring/mysqld_exporter; do
 		mkdir -p "$DIR/secrets/$(dirname "$s")"
 		(umask 077 && head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$DIR/secrets/$s")
 	done
