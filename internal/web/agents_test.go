@@ -191,8 +191,13 @@ func newAgentFleet(t *testing.T) *agentFleet {
 			fileRes("/etc/fsgit-demo/role.conf", "version "+v+"\n", ""), fileRes("/etc/fsgit-demo/db.conf", "password={{secret:pw}}\n", "db_password"))
 		m["sites/example/nodes/offline-1.json"] = catalogJSON(t, fileRes("/etc/fsgit-demo/node.conf", "offline-1 "+v+"\n", ""),
 			fileRes("/etc/fsgit-demo/db.conf", "password={{secret:pw}}\n", "no_such_secret"))
-		m["sites/example/nodes/offline-2.json"] = catalogJSON(t, fileRes("/etc/fsgit-demo/node.conf", "offline-2 "+v+"\n", ""),
-			fileRes("/etc/fsgit-demo", "a file where a directory is\n", ""))
+		// The file where a directory is comes after the file that makes
+		// the directory (an edge: the engine runs independent resources in
+		// parallel, and the other order fails node.conf instead of holding
+		// a destroy).
+		conflict := fileRes("/etc/fsgit-demo", "a file where a directory is\n", "")
+		conflict.Require = []reconciler.ID{"file:/etc/fsgit-demo/node.conf"}
+		m["sites/example/nodes/offline-2.json"] = catalogJSON(t, fileRes("/etc/fsgit-demo/node.conf", "offline-2 "+v+"\n", ""), conflict)
 		if broken {
 			m["sites/example/nodes/vector-1.json"] = `{"resources": [ {"id": "file:/etc/x", "sepc": {}} ]}`
 		}
