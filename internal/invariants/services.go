@@ -321,27 +321,10 @@ func (c *checker) classes() {
 		if err != nil {
 			return
 		}
-		rs, ok := c.resolve(u.Hostname(), n.Name)
-		if !ok {
-			c.add(CheckEndpoint, side, c.nodeSide(n.Name), "its url %s names host %s, which is no node of the site (%s) and is not marked external in invariants.external", spec.URL, u.Hostname(), c.knownHosts())
-			return
-		}
-		if rs.external {
-			return
-		}
-		port := 80
-		if p := u.Port(); p != "" {
-			port, _ = strconv.Atoi(p)
-		}
-		tn := c.nodes[rs.node]
-		for _, ct := range containers(tn) {
-			published := false
-			for _, p := range ct.Ports {
-				published = published || p.Host == port
-			}
-			if !published {
-				continue
-			}
+		// The class's node reaches a container it declares by the
+		// container's name or a network alias (Docker's DNS), as the fleet
+		// demo's vector-1 reaches its Weaviate.
+		check := func(tn *Node, ct container) {
 			mods, isWeaviate := ct.modules()
 			if !isWeaviate {
 				o := Side{Node: tn.Name, Resource: ct.id, Pos: c.best(tn.Where.Resource(ct.id, "env"))}
@@ -364,6 +347,39 @@ func (c *checker) classes() {
 					c.add(CheckWeaviateModules, s, o, "the class uses module %s, which the Weaviate at %s does not enable (ENABLE_MODULES %s; %s)", m, spec.URL, strings.Join(mods, ","), where(o))
 				}
 			}
+		}
+		for _, ct := range containers(n) {
+			named := ct.id.Name() == u.Hostname()
+			for _, nw := range ct.Networks {
+				named = named || slices.Contains(nw.Aliases, u.Hostname())
+			}
+			if named {
+				check(n, ct)
+				return
+			}
+		}
+		rs, ok := c.resolve(u.Hostname(), n.Name)
+		if !ok {
+			c.add(CheckEndpoint, side, c.nodeSide(n.Name), "its url %s names host %s, which is no node of the site (%s) and is not marked external in invariants.external", spec.URL, u.Hostname(), c.knownHosts())
+			return
+		}
+		if rs.external {
+			return
+		}
+		port := 80
+		if p := u.Port(); p != "" {
+			port, _ = strconv.Atoi(p)
+		}
+		tn := c.nodes[rs.node]
+		for _, ct := range containers(tn) {
+			published := false
+			for _, p := range ct.Ports {
+				published = published || p.Host == port
+			}
+			if !published {
+				continue
+			}
+			check(tn, ct)
 			return
 		}
 		o := c.nodeSide(rs.node)
