@@ -76,7 +76,7 @@ var (
 	bucketRefresh   = []byte("refresh")
 	bucketRuns      = []byte("runs")
 
-	allBuckets = [][]byte{bucketMeta, bucketInventory, bucketObserved, bucketRefresh, bucketRuns}
+	allBuckets = [][]byte{bucketMeta, bucketInventory, bucketObserved, bucketRefresh, bucketRuns, bucketApplied}
 
 	keyVersion         = []byte("version")
 	keySite            = []byte("site")
