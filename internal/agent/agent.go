@@ -107,6 +107,10 @@ type Agent struct {
 	pollReady chan struct{}
 	pollPoke  chan struct{}
 	resetPoll bool
+	// pollsStarted counts the polls the source loop started.
+	pollsStarted uint64
+	// runReqs brings fsgit run's requests to the apply loop.
+	runReqs chan *runWaiter
 
 	// Owned by the apply loop.
 	store     *state.Store
@@ -119,6 +123,12 @@ type Agent struct {
 	limitLogs map[reconciler.ID]bool
 	pub       *publisher
 	kept      string // the commit last pinned in the git cache
+	// waiting are the run requests waiting for a poll; listeners those
+	// the run in flight streams its results to.
+	waiting   []*runWaiter
+	listeners []*runWaiter
+	// noRecord keeps runs out of the state (a noop Once).
+	noRecord bool
 
 	// repeats keeps lines that would repeat on every run out of the log.
 	repeats *repeats
@@ -144,6 +154,7 @@ func New(opts Options) (*Agent, error) {
 		reloadCh:  make(chan struct{}, 1),
 		pollReady: make(chan struct{}, 1),
 		pollPoke:  make(chan struct{}, 1),
+		runReqs:   make(chan *runWaiter),
 		cfg:       opts.Config,
 		view:      map[reconciler.ID]reconciler.Result{},
 		limitLogs: map[reconciler.ID]bool{},
@@ -236,7 +247,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		defer func() { _ = a.watch.close() }()
 	}
-	srv, err := startServer(a.log, cfg.Socket, cfg.Metrics.Listen, func() any { return a.Status() }, a.metrics)
+	srv, err := startServer(a.log, cfg.Socket, cfg.Metrics.Listen, func() any { return a.Status() }, a.serveRun, a.metrics)
 	if err != nil {
 		return fmt.Errorf("start agent: %w", err)
 	}
@@ -276,12 +287,15 @@ func (a *Agent) applyLoop(ctx context.Context) {
 	if a.watch != nil {
 		watchReady = a.watch.ready
 	}
+	defer a.abandonWaiting()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-a.stopCh:
 			return
+		case w := <-a.runReqs:
+			a.takeRunRequest(ctx, w)
 		case <-a.pollReady:
 			if ev := a.takePoll(); ev != nil {
 				a.handlePoll(ctx, ev)
@@ -325,8 +339,33 @@ func (a *Agent) handlePoll(ctx context.Context, ev *pollEvent) {
 		a.node.Refuse(r.Commit, r.Err.Error(), now)
 	}
 	a.mu.Unlock()
+	served := a.servedBy(ev)
+	if a.prepared == nil {
+		for _, w := range served {
+			w.finish(RunEvent{Error: "no commit could be applied yet (see the status)"})
+		}
+	}
 	if a.prepared != nil {
+		if len(served) > 0 {
+			trigger = "run"
+			if ev.prepared != nil && !ev.resumed {
+				trigger = "run+commit"
+			}
+		}
+		for _, w := range served {
+			if ev.err != nil {
+				w.send(RunEvent{Note: "git unreachable: running the last good commit " + short(a.prepared.Catalog.Revision) + ": " + ev.err.Error()})
+			}
+			for _, r := range ev.refusedSinceAccepted() {
+				w.send(RunEvent{Note: r.Error()})
+			}
+		}
+		a.listeners = served
 		rep := a.run(ctx, trigger, nil, false)
+		a.listeners = nil
+		for _, w := range served {
+			a.finishRun(w, rep)
+		}
 		if rep != nil && len(rep.Only) == 0 && rep.Stopped == "" && rep.Count(reconciler.Failed) == 0 && rep.Revision != a.kept {
 			if err := a.source().Keep(rep.Revision); err != nil {
 				a.log.Warn("pin applied commit in the git cache", "err", err)
@@ -464,14 +503,14 @@ func (a *Agent) run(ctx context.Context, trigger string, only []reconciler.ID, n
 		Only:      only,
 		Noop:      noop,
 		Stop:      a.stopCh,
-		LogResult: a.logResult,
+		LogResult: a.streamResult,
 	})
 	if err != nil {
 		a.logRepeated(slog.LevelError, "run", err.Error(), "run", "trigger", trigger, "err", err)
 		return nil
 	}
 	a.repeats.clear("run")
-	if a.store != nil {
+	if a.store != nil && !a.noRecord {
 		if _, err := a.store.Record(rep); err != nil {
 			a.stateFault("record", err)
 		} else {
@@ -690,9 +729,8 @@ func (a *Agent) stateFault(op string, err error) {
 	if sf.Error != msg {
 		a.log.Error("state file: the node's memory is not kept; retrying on every run", "op", op, "err", msg)
 	}
-	if sf.ErrorSince == nil {
-		now := time.Now().UTC()
-		sf.ErrorSince = &now
+	if sf.ErrorSince.IsZero() {
+		sf.ErrorSince = time.Now().UTC()
 	}
 	sf.Error = msg
 	a.node.State = &sf
@@ -706,9 +744,9 @@ func (a *Agent) stateOK() {
 	if a.node.State == nil || a.node.State.Error == "" {
 		return
 	}
-	a.log.Info("state file: runs are recorded again", "after", time.Since(*a.node.State.ErrorSince).Round(time.Second))
+	a.log.Info("state file: runs are recorded again", "after", time.Since(a.node.State.ErrorSince).Round(time.Second))
 	sf := *a.node.State
-	sf.Error, sf.ErrorSince = "", nil
+	sf.Error, sf.ErrorSince = "", time.Time{}
 	if sf.Recoveries == 0 {
 		a.node.State = nil
 		return

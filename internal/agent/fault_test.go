@@ -45,7 +45,7 @@ func TestAgentFault_StateDiskFull(t *testing.T) {
 	waitFor(t, "v1 on disk without a state file", func() bool { return n.read("/etc/app/app.conf") == "v1\n" })
 	waitFor(t, "the fault in the status", func() bool {
 		st := n.agent.Status().State
-		return st != nil && strings.Contains(st.Error, "no space left on device") && st.ErrorSince != nil
+		return st != nil && strings.Contains(st.Error, "no space left on device") && !st.ErrorSince.IsZero()
 	})
 	if m := metricsOf(t, n); !strings.Contains(m, "fsgit_state_up 0") || !strings.Contains(m, `fsgit_state_errors_total{op="open"}`) {
 		t.Fatalf("metrics do not show the fault:\n%s", grepLines(m, "fsgit_state"))

@@ -71,7 +71,8 @@ type Run struct {
 	// JSON, seconds).
 	Started  time.Time       `json:"started,omitzero"`
 	Duration jsondoc.Seconds `json:"duration,omitzero"`
-	// Trigger is what started the run: "commit", "poll", "watch",
+	// Trigger is what started the run: "commit", "poll", "watch", "run"
+	// (fsgit run; "run+commit" when it found a new commit), "once",
 	// "start" or "reload".
 	Trigger string `json:"trigger,omitempty"`
 	// Counts maps each outcome to how many resources had it.
@@ -87,7 +88,7 @@ type StateFile struct {
 	// could not be recorded; empty once a run is recorded again.
 	Error string `json:"error,omitempty"`
 	// ErrorSince is when that started.
-	ErrorSince *time.Time `json:"errorSince,omitempty"`
+	ErrorSince time.Time `json:"errorSince,omitzero"`
 	// Recoveries counts the corrupt state files moved aside and replaced
 	// since the agent started; LastRecovery is the newest.
 	Recoveries   int            `json:"recoveries,omitempty"`
@@ -96,7 +97,7 @@ type StateFile struct {
 
 // StateRecovery is a corrupt state file moved aside and replaced.
 type StateRecovery struct {
-	At      time.Time `json:"at"`
+	At      time.Time `json:"at,omitzero"`
 	Reason  string    `json:"reason"`
 	MovedTo string    `json:"movedTo,omitempty"`
 	// Restored counts the inventory entries restored from the inventory
