@@ -87,6 +87,7 @@ func newRootCmd() *cobra.Command {
 		newVerifyCmd(),
 		newAgentCmd(),
 		newStatusCmd(),
+		newRunCmd(),
 		// Each subcommand lives in its own file and is added here.
 	)
 	return root

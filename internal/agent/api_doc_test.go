@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"path/filepath"
 	"reflect"
 	"sync/atomic"
@@ -19,7 +20,7 @@ import (
 func TestAPI_roundTrip(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "fsgit.sock")
 	var current atomic.Pointer[status.Node]
-	srv, err := startServer(slog.New(slog.DiscardHandler), sock, "", func() any { return current.Load() }, newMetrics())
+	srv, err := startServer(slog.New(slog.DiscardHandler), sock, "", func() any { return current.Load() }, func(w http.ResponseWriter, _ *http.Request) {}, newMetrics())
 	if err != nil {
 		t.Fatal(err)
 	}

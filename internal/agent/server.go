@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -55,7 +56,7 @@ func listenUnix(path string) (net.Listener, error) {
 	return ln, nil
 }
 
-func startServer(log *slog.Logger, sockPath, metricsAddr string, status func() any, m *metrics) (*server, error) {
+func startServer(log *slog.Logger, sockPath, metricsAddr string, status func() any, run http.HandlerFunc, m *metrics) (*server, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+StatusPath, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -63,6 +64,7 @@ func startServer(log *slog.Logger, sockPath, metricsAddr string, status func() a
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(status())
 	})
+	mux.HandleFunc("POST "+RunPath, run)
 	metricsHandler := promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 	mux.Handle("GET "+MetricsPath, metricsHandler)
 
@@ -151,4 +153,51 @@ func (c *Client) Get(ctx context.Context, path string, v any) ([]byte, error) {
 		return nil, fmt.Errorf("%w: decode %s: %w", ErrBadAnswer, path, err)
 	}
 	return nil, nil
+}
+
+// Run asks the agent to poll and converge now (or, with req.Noop, to
+// observe), and calls onEvent with each event of the answer as it comes.
+// It returns the last event: the report or the agent's error. An error
+// wrapping [ErrBadAnswer] means an agent answered but not as asked; any
+// other error before the first event means no agent answered.
+func (c *Client) Run(ctx context.Context, req RunRequest, onEvent func(RunEvent)) (*RunEvent, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://fsgit"+RunPath, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	// A run takes as long as it takes: no client timeout, ctx bounds it.
+	hc := *c.http
+	hc.Timeout = 0
+	resp, err := hc.Do(hreq)
+	if err != nil {
+		return nil, fmt.Errorf("ask the agent: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return nil, fmt.Errorf("%w: %s: %s", ErrBadAnswer, resp.Status, bytes.TrimSpace(msg))
+	}
+	dec := json.NewDecoder(resp.Body)
+	var last *RunEvent
+	for {
+		var ev RunEvent
+		if err := dec.Decode(&ev); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return last, fmt.Errorf("%w: read the run's events: %w", ErrBadAnswer, err)
+		}
+		if onEvent != nil {
+			onEvent(ev)
+		}
+		last = &ev
+	}
+	if last == nil || (last.Report == nil && last.Error == "") {
+		return last, fmt.Errorf("%w: the agent ended the answer before the run ended", ErrBadAnswer)
+	}
+	return last, nil
 }

@@ -1,0 +1,82 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/fsgit/fsgit/reconciler"
+)
+
+// Once is fsgit run without a running agent: from the agent's
+// configuration, it polls the branch once, verifies and loads the tip
+// (or, with git unreachable, the last applied commit from the git cache),
+// runs its catalog, records the run (unless noop) and returns the report.
+// It takes the state file's lock like the agent: it fails with
+// state.ErrLocked while an agent runs.
+func (a *Agent) Once(ctx context.Context, noop bool) (*reconciler.Report, error) {
+	cfg := a.config()
+	meta, err := a.openState(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if a.store != nil {
+			_ = a.store.Close()
+			a.store = nil
+		}
+	}()
+	src, err := openSource(cfg, a.log)
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	a.src = src
+	a.mu.Unlock()
+	a.noRecord = noop
+
+	known := ""
+	ev := a.pollOnce(ctx, cfg, &known)
+	if ev.prepared == nil && meta.AppliedRevision != "" {
+		// Git unreachable, or the tip refused: the last applied commit,
+		// from the cache.
+		why := "the tip was refused"
+		if ev.err != nil {
+			why = "git is unreachable: " + ev.err.Error()
+		}
+		a.log.Warn("running the last applied commit", "commit", meta.AppliedRevision, "because", why)
+		back := &pollEvent{}
+		if _, lerr := a.loadCommit(ctx, meta.AppliedRevision, back); back.prepared != nil {
+			ev.prepared, ev.secrets = back.prepared, back.secrets
+		} else if lerr != nil {
+			a.log.Warn("the last applied commit is not in the git cache", "commit", meta.AppliedRevision, "err", lerr)
+		}
+	}
+	if ev.prepared == nil {
+		var errs []error
+		if ev.err != nil {
+			errs = append(errs, ev.err)
+		}
+		for _, r := range ev.refused {
+			errs = append(errs, r)
+		}
+		return nil, fmt.Errorf("no catalog to run: %w", errors.Join(errs...))
+	}
+	for _, r := range ev.refused {
+		a.log.Warn("commit refused: running the last good commit", "commit", r.Commit, "err", r.Err)
+	}
+	a.prepared, a.secrets = ev.prepared, ev.secrets
+	a.mu.Lock()
+	a.node.Accept(ev.prepared.Catalog.Revision)
+	a.mu.Unlock()
+	rep := a.run(ctx, "once", nil, noop)
+	if rep == nil {
+		return nil, errors.New("the run could not start (see the log)")
+	}
+	if !noop && rep.Stopped == "" && rep.Count(reconciler.Failed) == 0 {
+		if err := src.Keep(rep.Revision); err != nil {
+			a.log.Warn("pin applied commit in the git cache", "err", err)
+		}
+	}
+	return rep, nil
+}
