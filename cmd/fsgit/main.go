@@ -88,6 +88,8 @@ func newRootCmd() *cobra.Command {
 		newAgentCmd(),
 		newStatusCmd(),
 		newRunCmd(),
+		newHistoryCmd(),
+		newDiffCmd(),
 		// Each subcommand lives in its own file and is added here.
 	)
 	return root

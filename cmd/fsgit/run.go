@@ -80,7 +80,7 @@ func runNow(ctx context.Context, stdout, stderr io.Writer, f runFlags) error {
 	default:
 		// No agent answers: do its work once.
 		fmt.Fprintf(stderr, "fsgit: no agent answers on %s: running once from %s\n", cfg.Socket, f.config)
-		if rep, err = runOnce(ctx, stderr, cfg, f); err != nil {
+		if rep, err = runOnceReq(ctx, stderr, cfg, req, f.verbose); err != nil {
 			if errors.Is(err, state.ErrLocked) {
 				err = fmt.Errorf("%w\nan agent holds the state file but does not answer on %s: is it starting?", err, cfg.Socket)
 			}
@@ -117,10 +117,10 @@ func showRunEvent(w io.Writer, ev agent.RunEvent) {
 	}
 }
 
-// runOnce runs the agent's work once in this process.
-func runOnce(ctx context.Context, stderr io.Writer, cfg *agent.Config, f runFlags) (*reconciler.Report, error) {
+// runOnceReq does the agent's work for req once, in this process.
+func runOnceReq(ctx context.Context, stderr io.Writer, cfg *agent.Config, req agent.RunRequest, verbose bool) (*reconciler.Report, error) {
 	level := slog.LevelWarn
-	if f.verbose {
+	if verbose {
 		level = slog.LevelInfo
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
@@ -136,5 +136,5 @@ func runOnce(ctx context.Context, stderr io.Writer, cfg *agent.Config, f runFlag
 	if err != nil {
 		return nil, err
 	}
-	return a.Once(ctx, f.noop)
+	return a.Once(ctx, req)
 }

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"sort"
 	"strings"
@@ -247,7 +248,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		defer func() { _ = a.watch.close() }()
 	}
-	srv, err := startServer(a.log, cfg.Socket, cfg.Metrics.Listen, func() any { return a.Status() }, a.serveRun, a.metrics)
+	srv, err := startServer(a.log, cfg.Socket, cfg.Metrics.Listen, func() any { return a.Status() }, map[string]http.HandlerFunc{
+		"POST " + RunPath:    a.serveRun,
+		"GET " + HistoryPath: a.serveHistory,
+	}, a.metrics)
 	if err != nil {
 		return fmt.Errorf("start agent: %w", err)
 	}
@@ -511,7 +515,7 @@ func (a *Agent) run(ctx context.Context, trigger string, only []reconciler.ID, n
 	}
 	a.repeats.clear("run")
 	if a.store != nil && !a.noRecord {
-		if _, err := a.store.Record(rep); err != nil {
+		if _, err := a.store.RecordAs(rep, trigger); err != nil {
 			a.stateFault("record", err)
 		} else {
 			a.stateOK()
@@ -692,7 +696,9 @@ func (a *Agent) openState(cfg *Config) (state.Meta, error) {
 	} else {
 		a.memory = mem
 	}
+	a.mu.Lock()
 	a.store = store
+	a.mu.Unlock()
 	a.metrics.stateUp.Set(1)
 	return meta, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
-	"net/http"
 	"path/filepath"
 	"reflect"
 	"sync/atomic"
@@ -20,7 +19,7 @@ import (
 func TestAPI_roundTrip(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "fsgit.sock")
 	var current atomic.Pointer[status.Node]
-	srv, err := startServer(slog.New(slog.DiscardHandler), sock, "", func() any { return current.Load() }, func(w http.ResponseWriter, _ *http.Request) {}, newMetrics())
+	srv, err := startServer(slog.New(slog.DiscardHandler), sock, "", func() any { return current.Load() }, nil, newMetrics())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,11 @@ import (
 // runs its catalog, records the run (unless noop) and returns the report.
 // It takes the state file's lock like the agent: it fails with
 // state.ErrLocked while an agent runs.
-func (a *Agent) Once(ctx context.Context, noop bool) (*reconciler.Report, error) {
+//
+// With req.Resource set it is fsgit diff: that resource alone, observed,
+// nothing changed and nothing recorded.
+func (a *Agent) Once(ctx context.Context, req RunRequest) (*reconciler.Report, error) {
+	noop := req.Noop || req.Resource != ""
 	cfg := a.config()
 	meta, err := a.openState(cfg)
 	if err != nil {
@@ -69,6 +73,9 @@ func (a *Agent) Once(ctx context.Context, noop bool) (*reconciler.Report, error)
 	a.mu.Lock()
 	a.node.Accept(ev.prepared.Catalog.Revision)
 	a.mu.Unlock()
+	if req.Resource != "" {
+		return a.diff(ctx, req.Resource)
+	}
 	rep := a.run(ctx, "once", nil, noop)
 	if rep == nil {
 		return nil, errors.New("the run could not start (see the log)")

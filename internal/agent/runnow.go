@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 
+	"github.com/fsgit/fsgit/internal/state"
 	"github.com/fsgit/fsgit/reconciler"
 )
 
@@ -23,6 +25,9 @@ type RunRequest struct {
 	// says why, and is recorded.
 	Now    bool   `json:"now,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// Resource, when set, asks for a diff of that resource alone: observed
+	// against desired, nothing changed, nothing recorded (fsgit diff).
+	Resource reconciler.ID `json:"resource,omitempty"`
 }
 
 // RunEvent is one line of the answer to a [RunRequest]: a resource's
@@ -90,9 +95,18 @@ func (a *Agent) requestRun(ctx context.Context, req RunRequest) (*runWaiter, err
 // the catalog in force; any other waits for a poll started after it, which
 // is asked for now.
 func (a *Agent) takeRunRequest(ctx context.Context, w *runWaiter) {
-	if w.req.Noop {
+	if w.req.Noop || w.req.Resource != "" {
 		if a.prepared == nil {
 			w.finish(RunEvent{Error: "the agent has no catalog yet: no commit was accepted"})
+			return
+		}
+		if w.req.Resource != "" {
+			rep, err := a.diff(ctx, w.req.Resource)
+			if err != nil {
+				w.finish(RunEvent{Error: err.Error()})
+				return
+			}
+			a.finishRun(w, rep)
 			return
 		}
 		a.listeners = []*runWaiter{w}
@@ -187,4 +201,52 @@ func (a *Agent) serveRun(w http.ResponseWriter, r *http.Request) {
 			flusher.Flush()
 		}
 	}
+}
+
+// diff observes one resource of the catalog in force against its desired
+// state: a noop run of it alone, not recorded.
+func (a *Agent) diff(ctx context.Context, id reconciler.ID) (*reconciler.Report, error) {
+	if a.prepared.Catalog.Lookup(id) == nil {
+		return nil, fmt.Errorf("%s is not in the catalog of %s", id, short(a.prepared.Catalog.Revision))
+	}
+	was := a.noRecord
+	a.noRecord = true
+	defer func() { a.noRecord = was }()
+	rep := a.run(ctx, "diff", []reconciler.ID{id}, true)
+	if rep == nil {
+		return nil, errors.New("the diff could not run (see the agent's log)")
+	}
+	return rep, nil
+}
+
+// HistoryPath returns the runs the state keeps, newest first, as JSON
+// (GET; ?n= bounds how many).
+const HistoryPath = "/v1/history"
+
+func (a *Agent) serveHistory(w http.ResponseWriter, r *http.Request) {
+	n := 0
+	if s := r.URL.Query().Get("n"); s != "" {
+		var err error
+		if n, err = strconv.Atoi(s); err != nil || n < 0 {
+			http.Error(w, "bad n: want a count", http.StatusBadRequest)
+			return
+		}
+	}
+	a.mu.Lock()
+	st := a.store
+	a.mu.Unlock()
+	if st == nil {
+		http.Error(w, "the state file is not open (see the status)", http.StatusServiceUnavailable)
+		return
+	}
+	runs, err := st.History(n)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	if runs == nil {
+		runs = []state.Run{}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(runs)
 }

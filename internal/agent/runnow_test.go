@@ -79,7 +79,7 @@ func TestOnce_noAgent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return a.Once(context.Background(), noop)
+		return a.Once(context.Background(), RunRequest{Noop: noop})
 	}
 	rep, err := once(false)
 	if err != nil || rep.Revision != c1 || rep.ExitCode() != 2 || n.read("/etc/app/app.conf") != "v1\n" {

@@ -56,7 +56,7 @@ func listenUnix(path string) (net.Listener, error) {
 	return ln, nil
 }
 
-func startServer(log *slog.Logger, sockPath, metricsAddr string, status func() any, run http.HandlerFunc, m *metrics) (*server, error) {
+func startServer(log *slog.Logger, sockPath, metricsAddr string, status func() any, api map[string]http.HandlerFunc, m *metrics) (*server, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+StatusPath, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -64,7 +64,9 @@ func startServer(log *slog.Logger, sockPath, metricsAddr string, status func() a
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(status())
 	})
-	mux.HandleFunc("POST "+RunPath, run)
+	for pattern, h := range api {
+		mux.HandleFunc(pattern, h)
+	}
 	metricsHandler := promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 	mux.Handle("GET "+MetricsPath, metricsHandler)
 
