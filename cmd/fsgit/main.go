@@ -90,6 +90,8 @@ func newRootCmd() *cobra.Command {
 		newRunCmd(),
 		newHistoryCmd(),
 		newDiffCmd(),
+		newHoldCmd(),
+		newReleaseCmd(),
 		// Each subcommand lives in its own file and is added here.
 	)
 	return root

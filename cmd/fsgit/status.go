@@ -201,6 +201,13 @@ func writeNode(w io.Writer, n *status.Node, noAgent error, statePath string, now
 		conv += ", since " + when(n.Since, now)
 	}
 	row("converged", conv)
+	for i, h := range n.Holds {
+		k := "held"
+		if i > 0 {
+			k = ""
+		}
+		row(k, holdLine(h, now))
+	}
 	if r := n.LastRun; r != nil {
 		trigger := r.Trigger
 		if trigger == "" {

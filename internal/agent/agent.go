@@ -112,6 +112,12 @@ type Agent struct {
 	pollsStarted uint64
 	// runReqs brings fsgit run's requests to the apply loop.
 	runReqs chan *runWaiter
+	// holds are the operators' holds (fsgit hold); holdsCh wakes the
+	// apply loop when they change. current is the catalog in force, for
+	// the API.
+	holds   []state.Hold
+	holdsCh chan struct{}
+	current *reconciler.Catalog
 
 	// Owned by the apply loop.
 	store     *state.Store
@@ -156,6 +162,7 @@ func New(opts Options) (*Agent, error) {
 		pollReady: make(chan struct{}, 1),
 		pollPoke:  make(chan struct{}, 1),
 		runReqs:   make(chan *runWaiter),
+		holdsCh:   make(chan struct{}, 1),
 		cfg:       opts.Config,
 		view:      map[reconciler.ID]reconciler.Result{},
 		limitLogs: map[reconciler.ID]bool{},
@@ -241,6 +248,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		Source:          status.Source{URL: redactURL(cfg.Source.URL), Branch: cfg.Source.Branch},
 	}
 	a.mu.Unlock()
+	a.loadHolds()
+	a.expireHolds(now)
 
 	if cfg.Watch.Enabled {
 		if a.watch, err = newWatcher(a.log, cfg.Watch.MaxWatches, cfg.Watch.Debounce.D()); err != nil {
@@ -249,8 +258,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer func() { _ = a.watch.close() }()
 	}
 	srv, err := startServer(a.log, cfg.Socket, cfg.Metrics.Listen, func() any { return a.Status() }, map[string]http.HandlerFunc{
-		"POST " + RunPath:    a.serveRun,
-		"GET " + HistoryPath: a.serveHistory,
+		"POST " + RunPath:     a.serveRun,
+		"GET " + HistoryPath:  a.serveHistory,
+		"POST " + HoldPath:    a.serveHold,
+		"POST " + ReleasePath: a.serveRelease,
 	}, a.metrics)
 	if err != nil {
 		return fmt.Errorf("start agent: %w", err)
@@ -293,7 +304,15 @@ func (a *Agent) applyLoop(ctx context.Context) {
 	}
 	defer a.abandonWaiting()
 	for {
+		var holdEnd <-chan time.Time
+		if d, ok := a.nextHoldEnd(time.Now()); ok {
+			holdEnd = time.After(d)
+		}
 		select {
+		case <-holdEnd:
+			a.handleHolds(ctx, "hold-expired")
+		case <-a.holdsCh:
+			a.handleHolds(ctx, "hold")
 		case <-ctx.Done():
 			return
 		case <-a.stopCh:
@@ -332,6 +351,7 @@ func (a *Agent) handlePoll(ctx context.Context, ev *pollEvent) {
 		}
 		a.prepared, a.secrets = ev.prepared, ev.secrets
 		a.mu.Lock()
+		a.current = cat
 		// Refusals older than this commit no longer matter.
 		a.node.Accept(cat.Revision)
 		a.node.Site, a.node.Role = cat.Site, cat.Role
@@ -500,7 +520,10 @@ func (a *Agent) run(ctx context.Context, trigger string, only []reconciler.ID, n
 			a.stateFault("open", err)
 		}
 	}
+	held, holdNoPrune := a.heldForRun(a.prepared.Catalog)
 	rep, err := a.engine.Run(runCtx, a.prepared, reconciler.RunOptions{
+		Held:      held,
+		NoPrune:   holdNoPrune,
 		Root:      cfg.Root,
 		Secrets:   a.secrets,
 		Prior:     a.memory,
@@ -758,4 +781,15 @@ func (a *Agent) stateOK() {
 		return
 	}
 	a.node.State = &sf
+}
+
+// handleHolds ends the holds whose time is up, and runs the catalog: a
+// resource released converges at once, and the status shows what a new
+// hold keeps.
+func (a *Agent) handleHolds(ctx context.Context, trigger string) {
+	a.expireHolds(time.Now())
+	if a.prepared != nil {
+		a.run(ctx, trigger, nil, false)
+	}
+	a.afterChange()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/fsgit/fsgit/reconciler"
 )
@@ -37,6 +38,7 @@ func (a *Agent) Once(ctx context.Context, req RunRequest) (*reconciler.Report, e
 	a.mu.Lock()
 	a.src = src
 	a.mu.Unlock()
+	a.loadHolds()
 	a.noRecord = noop
 
 	known := ""
@@ -71,10 +73,14 @@ func (a *Agent) Once(ctx context.Context, req RunRequest) (*reconciler.Report, e
 	}
 	a.prepared, a.secrets = ev.prepared, ev.secrets
 	a.mu.Lock()
+	a.current = ev.prepared.Catalog
 	a.node.Accept(ev.prepared.Catalog.Revision)
 	a.mu.Unlock()
 	if req.Resource != "" {
 		return a.diff(ctx, req.Resource)
+	}
+	if !noop {
+		a.expireHolds(time.Now())
 	}
 	rep := a.run(ctx, "once", nil, noop)
 	if rep == nil {

@@ -203,3 +203,34 @@ func (c *Client) Run(ctx context.Context, req RunRequest, onEvent func(RunEvent)
 	}
 	return last, nil
 }
+
+// Post sends req as JSON to path (HoldPath, ReleasePath) and decodes the
+// answer into v. An error wrapping [ErrBadAnswer] carries the agent's
+// refusal; any other error means no agent answered.
+func (c *Client) Post(ctx context.Context, path string, req, v any) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://fsgit"+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(hreq)
+	if err != nil {
+		return fmt.Errorf("ask the agent: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("%w: read it: %w", ErrBadAnswer, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%w: %s", ErrBadAnswer, bytes.TrimSpace(b))
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%w: decode %s: %w", ErrBadAnswer, path, err)
+	}
+	return nil
+}

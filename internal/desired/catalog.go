@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"cuelang.org/go/cue"
 
+	"github.com/fsgit/fsgit/internal/jsondoc"
 	"github.com/fsgit/fsgit/reconciler"
 )
 
@@ -108,6 +110,13 @@ func (s *Site) catalogFor(node string) (*reconciler.Catalog, []Problem) {
 	if v := s.site.LookupPath(cue.ParsePath("pruning.keepCatalogs")); v.Exists() {
 		if keep, err := v.Int64(); err == nil {
 			cat.KeepCatalogs = int(keep)
+		}
+	}
+	if v := s.site.LookupPath(cue.ParsePath("operations.maxHold")); v.Exists() {
+		if str, err := v.String(); err == nil {
+			if d, err := time.ParseDuration(str); err == nil {
+				cat.MaxHold = jsondoc.Seconds(d)
+			}
 		}
 	}
 	from := map[reconciler.ID]part{}

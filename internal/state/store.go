@@ -76,7 +76,7 @@ var (
 	bucketRefresh   = []byte("refresh")
 	bucketRuns      = []byte("runs")
 
-	allBuckets = [][]byte{bucketMeta, bucketInventory, bucketObserved, bucketRefresh, bucketRuns, bucketApplied}
+	allBuckets = [][]byte{bucketMeta, bucketInventory, bucketObserved, bucketRefresh, bucketRuns, bucketApplied, bucketHolds}
 
 	keyVersion         = []byte("version")
 	keySite            = []byte("site")

@@ -51,6 +51,10 @@ type Node struct {
 	Refused []Refusal `json:"refused,omitempty"`
 	// Source is the health of the git source.
 	Source Source `json:"source"`
+	// Holds are the operators' holds in force (fsgit hold): the resources
+	// they name (or, with no ID, the whole node) are observed, never
+	// changed, until each hold ends.
+	Holds []Hold `json:"holds,omitempty"`
 	// State is the health of the node's state file; unset while it is
 	// healthy and was never replaced.
 	State *StateFile `json:"state,omitempty"`
@@ -104,6 +108,18 @@ type StateRecovery struct {
 	// copy; InventoryLost says why it could not be used, if it could not.
 	Restored      int    `json:"restored"`
 	InventoryLost string `json:"inventoryLost,omitempty"`
+}
+
+// Hold is an operator's hold in force.
+type Hold struct {
+	// ID is the held resource; empty: the whole node.
+	ID reconciler.ID `json:"id,omitempty"`
+	// By is who placed it, Reason why.
+	By     string `json:"by"`
+	Reason string `json:"reason"`
+	// Since is when it was placed, Until when it ends by itself.
+	Since time.Time `json:"since,omitzero"`
+	Until time.Time `json:"until,omitzero"`
 }
 
 // Item is one resource that needs attention.
