@@ -92,6 +92,7 @@ func newRootCmd() *cobra.Command {
 		newDiffCmd(),
 		newHoldCmd(),
 		newReleaseCmd(),
+		newRollbackCmd(),
 		// Each subcommand lives in its own file and is added here.
 	)
 	return root

@@ -136,6 +136,11 @@ type Agent struct {
 	listeners []*runWaiter
 	// noRecord keeps runs out of the state (a noop Once).
 	noRecord bool
+	// pinned is set while the node is rolled back by hand; latest is then
+	// the newest catalog from the branch, waiting for the release.
+	pinned        *pinned
+	latest        *reconciler.Prepared
+	latestSecrets reconciler.SecretResolver
 
 	// repeats keeps lines that would repeat on every run out of the log.
 	repeats *repeats
@@ -250,6 +255,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Unlock()
 	a.loadHolds()
 	a.expireHolds(now)
+	a.loadPin()
 
 	if cfg.Watch.Enabled {
 		if a.watch, err = newWatcher(a.log, cfg.Watch.MaxWatches, cfg.Watch.Debounce.D()); err != nil {
@@ -262,6 +268,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		"GET " + HistoryPath:  a.serveHistory,
 		"POST " + HoldPath:    a.serveHold,
 		"POST " + ReleasePath: a.serveRelease,
+		"GET " + KeptPath:     a.serveKept,
 	}, a.metrics)
 	if err != nil {
 		return fmt.Errorf("start agent: %w", err)
@@ -349,9 +356,22 @@ func (a *Agent) handlePoll(ctx context.Context, ev *pollEvent) {
 		} else {
 			a.log.Info("commit accepted", "commit", cat.Revision, "signer", ev.signer, "resources", len(cat.Resources))
 		}
-		a.prepared, a.secrets = ev.prepared, ev.secrets
+		if a.pinned != nil {
+			if a.latest == nil || a.latest.Catalog.Revision != cat.Revision {
+				a.log.Warn("pinned by a rollback: the new commit waits for fsgit rollback --release",
+					"commit", cat.Revision, "pinned", a.pinned.pin.Revision, "reason", a.pinned.pin.Reason)
+			}
+			a.latest, a.latestSecrets = ev.prepared, ev.secrets
+			if trigger == "commit" {
+				trigger = "poll"
+			}
+		} else {
+			a.prepared, a.secrets = ev.prepared, ev.secrets
+		}
 		a.mu.Lock()
-		a.current = cat
+		if a.pinned == nil {
+			a.current = cat
+		}
 		// Refusals older than this commit no longer matter.
 		a.node.Accept(cat.Revision)
 		a.node.Site, a.node.Role = cat.Site, cat.Role
@@ -390,13 +410,7 @@ func (a *Agent) handlePoll(ctx context.Context, ev *pollEvent) {
 		for _, w := range served {
 			a.finishRun(w, rep)
 		}
-		if rep != nil && len(rep.Only) == 0 && rep.Stopped == "" && rep.Count(reconciler.Failed) == 0 && rep.Revision != a.kept {
-			if err := a.source().Keep(rep.Revision); err != nil {
-				a.log.Warn("pin applied commit in the git cache", "err", err)
-			} else {
-				a.kept = rep.Revision
-			}
-		}
+		a.afterRun(rep)
 		// A run creates directories that could not be watched before.
 		a.syncWatch()
 	}
@@ -621,6 +635,9 @@ func statusLine(n *status.Node) string {
 	default:
 		s = fmt.Sprintf("not converged at %s: %d drifted, %d failed, %d pending destroy",
 			short(n.DesiredRevision), len(n.Drifted), len(n.Failed), len(n.PendingDestroy))
+	}
+	if p := n.Pinned; p != nil {
+		s = fmt.Sprintf("rolled back by hand to %s because %s; ", short(p.Revision), p.Reason) + s
 	}
 	if !n.Source.Reachable && !n.Source.UnreachableSince.IsZero() {
 		s += "; git unreachable since " + n.Source.UnreachableSince.Format(time.RFC3339)

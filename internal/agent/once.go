@@ -40,6 +40,34 @@ func (a *Agent) Once(ctx context.Context, req RunRequest) (*reconciler.Report, e
 	a.mu.Unlock()
 	a.loadHolds()
 	a.noRecord = noop
+	a.mu.Lock()
+	a.node.AppliedRevision = meta.AppliedRevision
+	a.mu.Unlock()
+	a.loadPin()
+	if rb := req.Rollback; rb != nil {
+		if err := rb.check(); err != nil {
+			return nil, err
+		}
+		if !rb.Release {
+			// Git is not needed: the catalog is in the state file.
+			cat, err := rollbackTarget(a.store, rb, meta.AppliedRevision)
+			if err == nil {
+				err = a.pinTo(cat, rb, time.Now())
+			}
+			if err != nil {
+				return nil, err
+			}
+			return a.onceRun(ctx, "rollback", false)
+		}
+		if err := a.unpin(rb.By); err != nil {
+			return nil, err
+		}
+	}
+	if a.pinned != nil && req.Resource == "" {
+		a.log.Warn("the node is pinned by a rollback: running that catalog, not the branch's (fsgit rollback --release follows it again)",
+			"revision", a.pinned.pin.Revision, "by", a.pinned.pin.By, "reason", a.pinned.pin.Reason)
+		return a.onceRun(ctx, "once", noop)
+	}
 
 	known := ""
 	ev := a.pollOnce(ctx, cfg, &known)
@@ -82,14 +110,15 @@ func (a *Agent) Once(ctx context.Context, req RunRequest) (*reconciler.Report, e
 	if !noop {
 		a.expireHolds(time.Now())
 	}
-	rep := a.run(ctx, "once", nil, noop)
+	return a.onceRun(ctx, "once", noop)
+}
+
+// onceRun runs the catalog in hand for Once.
+func (a *Agent) onceRun(ctx context.Context, trigger string, noop bool) (*reconciler.Report, error) {
+	rep := a.run(ctx, trigger, nil, noop)
 	if rep == nil {
 		return nil, errors.New("the run could not start (see the log)")
 	}
-	if !noop && rep.Stopped == "" && rep.Count(reconciler.Failed) == 0 {
-		if err := src.Keep(rep.Revision); err != nil {
-			a.log.Warn("pin applied commit in the git cache", "err", err)
-		}
-	}
+	a.afterRun(rep)
 	return rep, nil
 }

@@ -28,6 +28,9 @@ type RunRequest struct {
 	// Resource, when set, asks for a diff of that resource alone: observed
 	// against desired, nothing changed, nothing recorded (fsgit diff).
 	Resource reconciler.ID `json:"resource,omitempty"`
+	// Rollback, when set, re-applies a kept catalog and pins the node to
+	// it, or releases the pin (fsgit rollback).
+	Rollback *RollbackRequest `json:"rollback,omitempty"`
 }
 
 // RunEvent is one line of the answer to a [RunRequest]: a resource's
@@ -95,6 +98,10 @@ func (a *Agent) requestRun(ctx context.Context, req RunRequest) (*runWaiter, err
 // the catalog in force; any other waits for a poll started after it, which
 // is asked for now.
 func (a *Agent) takeRunRequest(ctx context.Context, w *runWaiter) {
+	if w.req.Rollback != nil {
+		a.takeRollback(ctx, w)
+		return
+	}
 	if w.req.Noop || w.req.Resource != "" {
 		if a.prepared == nil {
 			w.finish(RunEvent{Error: "the agent has no catalog yet: no commit was accepted"})

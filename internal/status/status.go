@@ -55,6 +55,9 @@ type Node struct {
 	// they name (or, with no ID, the whole node) are observed, never
 	// changed, until each hold ends.
 	Holds []Hold `json:"holds,omitempty"`
+	// Pinned is set while the node is rolled back by hand (fsgit
+	// rollback): it runs that catalog and does not follow the branch.
+	Pinned *Pin `json:"pinned,omitempty"`
 	// State is the health of the node's state file; unset while it is
 	// healthy and was never replaced.
 	State *StateFile `json:"state,omitempty"`
@@ -120,6 +123,15 @@ type Hold struct {
 	// Since is when it was placed, Until when it ends by itself.
 	Since time.Time `json:"since,omitzero"`
 	Until time.Time `json:"until,omitzero"`
+}
+
+// Pin is a rollback by hand: the revision the node stays on, who asked,
+// why, and since when.
+type Pin struct {
+	Revision string    `json:"revision"`
+	By       string    `json:"by"`
+	Reason   string    `json:"reason"`
+	Since    time.Time `json:"since,omitzero"`
 }
 
 // Item is one resource that needs attention.
