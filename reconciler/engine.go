@@ -130,6 +130,11 @@ type RunOptions struct {
 	// observed and its drift reported, never changed nor refreshed; a
 	// refresh it is owed waits for the hold's end.
 	Held map[ID]string
+	// Waiting, when set, says that disruptive changes must wait (outside
+	// the maintenance window): resources whose changes are disruptive or
+	// destructive are reported as drifted with this reason, and restarts
+	// wait, owed, as under a hold. Safe changes run.
+	Waiting string
 }
 
 // CatalogError holds the problems with a catalog's IDs and edges that keep

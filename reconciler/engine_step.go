@@ -108,6 +108,9 @@ func (r *run) step(ctx context.Context, id ID, in input) *outcome {
 		o.res.Outcome = PendingDestroy
 		o.res.Reason = "destructive change held (" + destructiveFields(plan) +
 			"): set allowDestroy: true on this resource to let it run"
+	case r.opts.Waiting != "" && plan.MaxClass() >= Disruptive && !r.opts.Noop:
+		o.res.Outcome = Drifted
+		o.res.Reason = r.opts.Waiting
 	case r.opts.Noop:
 		o.res.Outcome = Drifted
 		o.changed, o.pending = true, true
@@ -195,6 +198,15 @@ func (r *run) refresh(ctx context.Context, limit time.Duration, k Kind, res *Res
 		return
 	}
 	o.res.RefreshedBy = by
+	if r.opts.Waiting != "" && !r.opts.Noop {
+		note := "restart waits (" + r.opts.Waiting + "): notified by " + joinIDs(by)
+		if o.res.Reason == "" {
+			o.res.Reason = note
+		} else {
+			o.res.Reason += "; " + note
+		}
+		return
+	}
 	if held, ok := r.opts.Held[res.ID]; ok && !r.opts.Noop {
 		note := "refresh waits for the hold's end (" + held + "): notified by " + joinIDs(by)
 		if o.res.Reason == "" {

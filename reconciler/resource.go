@@ -105,6 +105,10 @@ type Catalog struct {
 	// MaxHold is the longest a hold may last on the node (fsgit hold; the
 	// site's operations.maxHold); zero: [DefaultMaxHold].
 	MaxHold jsondoc.Seconds `json:"maxHold,omitzero"`
+	// Windows are the node's maintenance windows (the node's, else its
+	// role's, else the site's operations.windows): disruptive changes
+	// wait for one. None: they run at any time.
+	Windows []Window `json:"windows,omitempty"`
 }
 
 // DefaultMaxHold is the longest a hold may last when the site does not

@@ -34,6 +34,10 @@ func newRunCmd() *cobra.Command {
 the node now, without waiting for the next poll. Each resource's result is shown on
 stderr as the run goes; the report follows on stdout.
 
+Disruptive changes (restarts, recreates) wait for the node's maintenance window when
+the site declares windows (operations.windows of the site, role or node); --now runs
+them at once, with a --reason that is recorded in the run's history.
+
 With --noop the agent observes the catalog in force and changes nothing; it does not
 poll (a poll that finds a new commit applies it).
 
@@ -53,6 +57,8 @@ changes found), 4 failures, 6 changes and failures, 1 the run could not happen.`
 	fl.BoolVar(&f.noop, "noop", false, "change nothing; report what would change")
 	fl.StringVarP(&f.output, "output", "o", "text", "report format: text or json")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "list unchanged resources too")
+	fl.BoolVar(&f.now, "now", false, "run disruptive changes now, outside the maintenance window (needs --reason)")
+	fl.StringVar(&f.reason, "reason", "", "why --now: recorded in the run's history and logged")
 	return cmd
 }
 
@@ -62,6 +68,9 @@ func runNow(ctx context.Context, stdout, stderr io.Writer, f runFlags) error {
 	}
 	if f.output != "text" && f.output != "json" {
 		return couldNotRun(fmt.Errorf("unknown output format %q: want text or json", f.output))
+	}
+	if f.now && f.reason == "" {
+		return couldNotRun(errors.New("--now needs a reason (--reason): it is recorded"))
 	}
 	cfg, err := agent.LoadConfig(schema.Files(), f.config)
 	if err != nil {

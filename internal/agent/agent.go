@@ -138,6 +138,9 @@ type Agent struct {
 	noRecord bool
 	// pinned is set while the node is rolled back by hand; latest is then
 	// the newest catalog from the branch, waiting for the release.
+	// override is the reason of fsgit run --now while its run runs:
+	// disruptive changes do not wait for the window.
+	override      string
 	pinned        *pinned
 	latest        *reconciler.Prepared
 	latestSecrets reconciler.SecretResolver
@@ -311,11 +314,20 @@ func (a *Agent) applyLoop(ctx context.Context) {
 	}
 	defer a.abandonWaiting()
 	for {
-		var holdEnd <-chan time.Time
+		var holdEnd, windowOpens <-chan time.Time
 		if d, ok := a.nextHoldEnd(time.Now()); ok {
 			holdEnd = time.After(d)
 		}
+		if d, ok := a.nextWindow(time.Now()); ok {
+			windowOpens = time.After(d)
+		}
 		select {
+		case <-windowOpens:
+			a.log.Info("maintenance window open: the changes that waited run")
+			if a.prepared != nil {
+				a.run(ctx, "window", nil, false)
+				a.afterChange()
+			}
 		case <-holdEnd:
 			a.handleHolds(ctx, "hold-expired")
 		case <-a.holdsCh:
@@ -405,8 +417,14 @@ func (a *Agent) handlePoll(ctx context.Context, ev *pollEvent) {
 			}
 		}
 		a.listeners = served
+		for _, w := range served {
+			if w.req.Now {
+				a.override = w.req.Reason
+				a.log.Warn("maintenance window overridden: disruptive changes run now", "reason", w.req.Reason)
+			}
+		}
 		rep := a.run(ctx, trigger, nil, false)
-		a.listeners = nil
+		a.listeners, a.override = nil, ""
 		for _, w := range served {
 			a.finishRun(w, rep)
 		}
@@ -536,6 +554,7 @@ func (a *Agent) run(ctx context.Context, trigger string, only []reconciler.ID, n
 	}
 	held, holdNoPrune := a.heldForRun(a.prepared.Catalog)
 	rep, err := a.engine.Run(runCtx, a.prepared, reconciler.RunOptions{
+		Waiting:   a.windowWaiting(time.Now()),
 		Held:      held,
 		NoPrune:   holdNoPrune,
 		Root:      cfg.Root,
@@ -552,7 +571,7 @@ func (a *Agent) run(ctx context.Context, trigger string, only []reconciler.ID, n
 	}
 	a.repeats.clear("run")
 	if a.store != nil && !a.noRecord {
-		if _, err := a.store.RecordAs(rep, trigger); err != nil {
+		if _, err := a.store.RecordAs(rep, trigger, a.override); err != nil {
 			a.stateFault("record", err)
 		} else {
 			a.stateOK()
@@ -809,4 +828,34 @@ func (a *Agent) handleHolds(ctx context.Context, trigger string) {
 		a.run(ctx, trigger, nil, false)
 	}
 	a.afterChange()
+}
+
+// windowWaiting is the reason disruptive changes wait now, "" when they
+// may run: no window, in one, or overridden (fsgit run --now).
+func (a *Agent) windowWaiting(now time.Time) string {
+	if a.override != "" || a.prepared == nil {
+		return ""
+	}
+	open, next := reconciler.Open(a.prepared.Catalog.Windows, now)
+	switch {
+	case open:
+		return ""
+	case next.IsZero():
+		return "disruptive change waits for a maintenance window (none opens; fsgit run --now --reason runs it)"
+	}
+	return "disruptive change waits for the maintenance window opening " + next.UTC().Format(time.RFC3339) +
+		" (fsgit run --now --reason runs it at once)"
+}
+
+// nextWindow is how long until the next maintenance window opens, when
+// the catalog has windows and none is open; a run then does what waited.
+func (a *Agent) nextWindow(now time.Time) (time.Duration, bool) {
+	if a.prepared == nil || len(a.prepared.Catalog.Windows) == 0 {
+		return 0, false
+	}
+	open, next := reconciler.Open(a.prepared.Catalog.Windows, now)
+	if open || next.IsZero() {
+		return 0, false
+	}
+	return next.Sub(now), true
 }

@@ -40,6 +40,13 @@ func (a *Agent) Once(ctx context.Context, req RunRequest) (*reconciler.Report, e
 	a.mu.Unlock()
 	a.loadHolds()
 	a.noRecord = noop
+	if req.Now {
+		if req.Reason == "" {
+			return nil, errors.New("--now needs a reason (--reason): it is recorded")
+		}
+		a.override = req.Reason
+		a.log.Warn("maintenance window overridden: disruptive changes run now", "reason", req.Reason)
+	}
 	a.mu.Lock()
 	a.node.AppliedRevision = meta.AppliedRevision
 	a.mu.Unlock()

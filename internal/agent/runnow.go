@@ -98,6 +98,10 @@ func (a *Agent) requestRun(ctx context.Context, req RunRequest) (*runWaiter, err
 // the catalog in force; any other waits for a poll started after it, which
 // is asked for now.
 func (a *Agent) takeRunRequest(ctx context.Context, w *runWaiter) {
+	if w.req.Now && w.req.Reason == "" {
+		w.finish(RunEvent{Error: "--now needs a reason (--reason): it is recorded"})
+		return
+	}
 	if w.req.Rollback != nil {
 		a.takeRollback(ctx, w)
 		return

@@ -20,7 +20,8 @@ import (
 func TestRun_overSocket(t *testing.T) {
 	s := newSite(t)
 	c1 := s.push("v1", map[string]string{"n1": catalogJSON(t, fileRes("/etc/app/app.conf", "v1\n"))})
-	n := newNode(t, "n1", s.url, "1h", "")
+	// No file watch: the drift the noop run reports must stay.
+	n := newNode(t, "n1", s.url, "1h", "watch: enabled: false")
 	n.start()
 	waitFor(t, "v1 on disk", func() bool { return n.read("/etc/app/app.conf") == "v1\n" })
 	waitFor(t, "the first run recorded", func() bool { return n.agent.Status().AppliedRevision == c1 })

@@ -112,6 +112,24 @@ func (s *Site) catalogFor(node string) (*reconciler.Catalog, []Problem) {
 			cat.KeepCatalogs = int(keep)
 		}
 	}
+	for _, at := range []cue.Path{
+		cue.MakePath(cue.Str("nodes"), cue.Str(node), cue.Str("operations"), cue.Str("windows")),
+		cue.MakePath(cue.Str("roles"), cue.Str(n.role), cue.Str("operations"), cue.Str("windows")),
+		cue.ParsePath("operations.windows"),
+	} {
+		if v := s.site.LookupPath(at); v.Exists() {
+			var ws []reconciler.Window
+			if err := v.Decode(&ws); err == nil {
+				cat.Windows = ws
+			}
+			for i, w := range ws {
+				if err := w.Check(); err != nil {
+					probs = append(probs, Problem{Pos: s.pos(v.LookupPath(cue.MakePath(cue.Index(i)))), Node: node, Msg: "maintenance window: " + err.Error()})
+				}
+			}
+			break
+		}
+	}
 	if v := s.site.LookupPath(cue.ParsePath("operations.maxHold")); v.Exists() {
 		if str, err := v.String(); err == nil {
 			if d, err := time.ParseDuration(str); err == nil {

@@ -28,7 +28,10 @@ type Run struct {
 	Revision string          `json:"revision,omitempty"`
 	// Trigger is what started the run (status.Run's values); unset for
 	// fsgit apply and entries written before it was kept.
-	Trigger  string             `json:"trigger,omitempty"`
+	Trigger string `json:"trigger,omitempty"`
+	// Note is an operator's reason recorded with the run (fsgit run --now
+	// --reason: the maintenance window overridden).
+	Note     string             `json:"note,omitempty"`
 	Noop     bool               `json:"noop,omitempty"`
 	Only     []reconciler.ID    `json:"only,omitempty"`
 	Stopped  string             `json:"stopped,omitempty"`
@@ -93,9 +96,10 @@ func (r *Run) UnmarshalJSON(b []byte) error {
 }
 
 // newRun summarizes a report for the history.
-func newRun(rep *reconciler.Report, trigger string) Run {
+func newRun(rep *reconciler.Report, trigger, note string) Run {
 	r := Run{
 		Trigger:  trigger,
+		Note:     note,
 		Started:  rep.Started,
 		Duration: rep.Duration,
 		Revision: rep.Revision,

@@ -26,7 +26,7 @@ func TestRecordAs_changes(t *testing.T) {
 		{ID: "file:/same", Outcome: reconciler.Unchanged},
 		{ID: "file:/bad", Outcome: reconciler.Failed, Error: "boom"},
 	}}
-	if _, err := st.RecordAs(rep, "run"); err != nil {
+	if _, err := st.RecordAs(rep, "run", ""); err != nil {
 		t.Fatal(err)
 	}
 	runs, err := st.History(1)
