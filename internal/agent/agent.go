@@ -284,6 +284,18 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}()
 
+	if cfg.Webhook != nil {
+		hook, err := a.startWebhook(cfg.Webhook)
+		if err != nil {
+			return fmt.Errorf("start agent: %w", err)
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = hook.close(sctx)
+		}()
+	}
+
 	loopCtx, stopLoops := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(2)

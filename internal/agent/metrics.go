@@ -29,6 +29,8 @@ type metrics struct {
 	stateUp          prometheus.Gauge
 	holdUntil        *prometheus.GaugeVec
 	holdsExpired     prometheus.Counter
+	webhooks         *prometheus.CounterVec
+	notifications    *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -90,7 +92,13 @@ func newMetrics() *metrics {
 	m.holdsExpired = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "fsgit_holds_expired_total", Help: "Holds that ended by themselves.",
 	})
-	m.reg.MustRegister(m.holdUntil, m.holdsExpired)
+	m.webhooks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fsgit_webhook_requests_total", Help: "Webhook requests, by result (poll, limited, ping, refused, bad).",
+	}, []string{"result"})
+	m.notifications = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fsgit_notifications_total", Help: "Notifications, by result (sent, failed, dropped, limited).",
+	}, []string{"result"})
+	m.reg.MustRegister(m.holdUntil, m.holdsExpired, m.webhooks, m.notifications)
 	m.reg.MustRegister(m.stateRecoveries, m.stateErrors, m.stateUp, m.runs, m.runDuration, m.changes, m.driftCorrections, m.driftLimited, m.resources,
 		m.converged, m.lastSuccess, m.polls, m.sourceUp, m.refused, m.publishes, m.watches,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
