@@ -138,6 +138,8 @@ type Agent struct {
 	noRecord bool
 	// pinned is set while the node is rolled back by hand; latest is then
 	// the newest catalog from the branch, waiting for the release.
+	// notifier posts events on transitions (nil: none configured).
+	notifier *notifier
 	// override is the reason of fsgit run --now while its run runs:
 	// disruptive changes do not wait for the window.
 	override      string
@@ -297,6 +299,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 
 	loopCtx, stopLoops := context.WithCancel(ctx)
+	if len(cfg.Notify.Endpoints) > 0 {
+		a.notifier = newNotifier(cfg.Notify, a.log, a.metrics)
+		a.notifier.start(loopCtx)
+		defer a.notifier.wait()
+	}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer crash.Exit(); defer wg.Done(); a.sourceLoop(loopCtx, meta.DesiredRevision) }()
@@ -407,6 +414,11 @@ func (a *Agent) handlePoll(ctx context.Context, ev *pollEvent) {
 		a.node.Refuse(r.Commit, r.Err.Error(), now)
 	}
 	a.mu.Unlock()
+	for _, r := range ev.refused {
+		e := a.event(EventRefused, "warning", fmt.Sprintf("commit %s refused: %v", short(r.Commit), r.Err), nil)
+		e.Revision = r.Commit
+		a.notifier.send(e)
+	}
 	served := a.servedBy(ev)
 	if a.prepared == nil {
 		for _, w := range served {
@@ -611,9 +623,14 @@ func (a *Agent) run(ctx context.Context, trigger string, only []reconciler.ID, n
 
 	a.mu.Lock()
 	wasConverged := a.node.Converged
+	pending := map[reconciler.ID]bool{}
+	for _, it := range a.node.PendingDestroy {
+		pending[it.ID] = true
+	}
 	a.node.Update(rep, view, trigger, time.Now())
 	n := a.node
 	a.mu.Unlock()
+	a.notifyRun(&n, wasConverged, pending)
 	if n.Converged {
 		a.metrics.converged.Set(1)
 	} else {
@@ -870,4 +887,49 @@ func (a *Agent) nextWindow(now time.Time) (time.Duration, bool) {
 		return 0, false
 	}
 	return next.Sub(now), true
+}
+
+// notifyRun posts the transitions a run made: converged or no longer,
+// destroys newly held.
+func (a *Agent) notifyRun(n *status.Node, wasConverged bool, pending map[reconciler.ID]bool) {
+	if a.notifier == nil {
+		return
+	}
+	switch {
+	case wasConverged && !n.Converged:
+		var ids []reconciler.ID
+		for _, l := range [][]status.Item{n.Drifted, n.Failed, n.PendingDestroy} {
+			for _, it := range l {
+				ids = append(ids, it.ID)
+			}
+		}
+		sev := "warning"
+		if len(n.Failed) > 0 {
+			sev = "critical"
+		}
+		a.notifier.send(a.event(EventNotConverged, sev, fmt.Sprintf("no longer converged at %s: %d drifted, %d failed, %d pending destroy",
+			short(n.DesiredRevision), len(n.Drifted), len(n.Failed), len(n.PendingDestroy)), ids))
+	case !wasConverged && n.Converged:
+		e := a.event(EventConverged, "info", "converged at "+short(n.AppliedRevision), nil)
+		e.Resolved = true
+		a.notifier.send(e)
+	}
+	var added []reconciler.ID
+	for _, it := range n.PendingDestroy {
+		if !pending[it.ID] {
+			added = append(added, it.ID)
+		}
+	}
+	if len(added) > 0 {
+		a.notifier.send(a.event(EventPendingDestroy, "warning",
+			fmt.Sprintf("%d destructive changes held (allowDestroy is not set): %s", len(added), joinIDList(added)), added))
+	}
+}
+
+func joinIDList(ids []reconciler.ID) string {
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = string(id)
+	}
+	return strings.Join(s, ", ")
 }

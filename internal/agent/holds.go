@@ -192,6 +192,13 @@ func (a *Agent) expireHolds(now time.Time) bool {
 		changed = true
 		a.metrics.holdsExpired.Inc()
 		a.log.Info("hold expired", "id", h.ID, "by", h.By, "reason", h.Reason, "since", h.Since)
+		var ids []reconciler.ID
+		if h.ID != "" {
+			ids = []reconciler.ID{h.ID}
+		}
+		a.notifier.send(Event{Kind: EventHoldEnded, Severity: "info", Node: a.node.Node, Site: a.node.Site, Role: a.node.Role,
+			Revision: a.node.DesiredRevision, Summary: fmt.Sprintf("%s released at its end (placed by %s: %s): changes apply again", holdTarget(h.ID), h.By, h.Reason),
+			Resources: ids, At: now.UTC()})
 	}
 	if !changed {
 		return false
@@ -319,4 +326,11 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 func writeJSONAnswer(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+func holdTarget(id reconciler.ID) string {
+	if id == "" {
+		return "node hold"
+	}
+	return "hold on " + string(id)
 }
