@@ -143,6 +143,7 @@ type Agent struct {
 	// override is the reason of fsgit run --now while its run runs:
 	// disruptive changes do not wait for the window.
 	override      string
+	keptCatalog   string // the revision last kept for rollback
 	pinned        *pinned
 	latest        *reconciler.Prepared
 	latestSecrets reconciler.SecretResolver

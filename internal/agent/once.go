@@ -70,7 +70,10 @@ func (a *Agent) Once(ctx context.Context, req RunRequest) (*reconciler.Report, e
 			return nil, err
 		}
 	}
-	if a.pinned != nil && req.Resource == "" {
+	if a.pinned != nil && req.Resource != "" {
+		return a.diff(ctx, req.Resource)
+	}
+	if a.pinned != nil {
 		a.log.Warn("the node is pinned by a rollback: running that catalog, not the branch's (fsgit rollback --release follows it again)",
 			"revision", a.pinned.pin.Revision, "by", a.pinned.pin.By, "reason", a.pinned.pin.Reason)
 		return a.onceRun(ctx, "once", noop)

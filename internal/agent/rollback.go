@@ -217,9 +217,12 @@ func (a *Agent) afterRun(rep *reconciler.Report) {
 			a.kept = rep.Revision
 		}
 	}
-	if a.store != nil && a.prepared != nil && a.prepared.Catalog.Revision == rep.Revision {
+	// Kept once per revision applied: a quiet poll writes nothing.
+	if a.store != nil && a.prepared != nil && a.prepared.Catalog.Revision == rep.Revision && rep.Revision != a.keptCatalog {
 		if err := a.store.KeepCatalog(a.prepared.Catalog, time.Now(), 0); err != nil {
 			a.log.Warn("keep the applied catalog for rollback", "err", err)
+		} else {
+			a.keptCatalog = rep.Revision
 		}
 	}
 }

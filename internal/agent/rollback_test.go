@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 )
@@ -54,6 +55,7 @@ func TestRollback_gitDown(t *testing.T) {
 	n.stop()
 	n.start()
 	waitFor(t, "pinned again after a restart", func() bool { p := n.agent.Status().Pinned; return p != nil && p.Revision == c1 })
+	waitFor(t, "the socket", func() bool { _, err := os.Stat(n.sock); return err == nil })
 	if last, err := NewClient(n.sock).Run(ctx, RunRequest{}, nil); err != nil || last.Report.Revision != c1 || n.read("/etc/app/app.conf") != "v1\n" {
 		t.Fatalf("run after a restart while pinned: %+v, %v", last, err)
 	}
