@@ -28,7 +28,7 @@ type HoldRequest struct {
 	Node bool            `json:"node,omitempty"`
 	// For is how long the hold lasts (in JSON, seconds); at most the
 	// site's operations.maxHold.
-	For    jsondoc.Seconds `json:"forSeconds"`
+	For    jsondoc.Seconds `json:"forSeconds,omitzero"`
 	Reason string          `json:"reason"`
 	By     string          `json:"by"`
 }
