@@ -265,6 +265,7 @@ func (a *Agent) serveHold(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
+	req.By = operator(r, req.By)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	add, err := NewHolds(req, a.current, time.Now())
@@ -288,6 +289,7 @@ func (a *Agent) serveRelease(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
+	req.By = operator(r, req.By)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	kept, released := ReleaseHolds(a.holds, req)

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"os/user"
 	"strings"
 	"testing"
 	"time"
@@ -39,7 +40,7 @@ func TestHold_expires(t *testing.T) {
 		t.Fatal(err)
 	}
 	placed := time.Now()
-	if len(ans.Holds) != 1 || ans.Holds[0].By != "alice" || ans.Holds[0].Until.Sub(ans.Holds[0].Since) != holdFor {
+	if len(ans.Holds) != 1 || !strings.HasPrefix(ans.Holds[0].By, "alice (as ") || ans.Holds[0].Until.Sub(ans.Holds[0].Since) != holdFor {
 		t.Fatalf("holds = %+v", ans.Holds)
 	}
 
@@ -53,7 +54,7 @@ func TestHold_expires(t *testing.T) {
 	}
 	st := n.agent.Status()
 	if len(st.Holds) != 1 || st.Holds[0].Reason != "load test" || len(st.Drifted) != 1 ||
-		!strings.Contains(st.Drifted[0].Reason, "held by alice until") || st.Converged {
+		!strings.Contains(st.Drifted[0].Reason, "held by alice (as ") || st.Converged {
 		t.Fatalf("status: holds %+v, drifted %+v, converged %v", st.Holds, st.Drifted, st.Converged)
 	}
 	m, err := cl.Get(ctx, MetricsPath, nil)
@@ -105,4 +106,27 @@ func TestHold_nodeAndRelease(t *testing.T) {
 		t.Fatalf("release: %+v, %v", ans, err)
 	}
 	waitFor(t, "converged after the release", func() bool { return n.read("/etc/a") == "a2\n" && n.read("/etc/b") == "" })
+}
+
+// TestHold_who: the agent records who asks as the kernel says
+// (SO_PEERCRED), beside the name the client gives when they differ.
+func TestHold_who(t *testing.T) {
+	s := newSite(t)
+	s.push("v1", map[string]string{"n1": catalogJSON(t, fileRes("/etc/a", "a\n"))})
+	n := newNode(t, "n1", s.url, "1h", "")
+	n.start()
+	waitFor(t, "v1 on disk", func() bool { return n.read("/etc/a") == "a\n" })
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for claimed, want := range map[string]string{"mallory": "mallory (as " + me.Username + ")", me.Username: me.Username, "": me.Username} {
+		var ans HoldAnswer
+		if err := NewClient(n.sock).Post(context.Background(), HoldPath, HoldRequest{Node: true, For: jsondoc.Seconds(time.Hour), Reason: "r", By: claimed}, &ans); err != nil {
+			t.Fatalf("claimed %q: %v", claimed, err)
+		}
+		if ans.Holds[0].By != want {
+			t.Errorf("claimed %q: recorded %q, want %q", claimed, ans.Holds[0].By, want)
+		}
+	}
 }

@@ -35,7 +35,7 @@ func TestRollback_gitDown(t *testing.T) {
 		t.Fatalf("after the rollback: app.conf %q, new.conf %q", n.read("/etc/app/app.conf"), n.read("/etc/app/new.conf"))
 	}
 	st := n.agent.Status()
-	if st.Pinned == nil || st.Pinned.Revision != c1 || st.Pinned.By != "alice" || st.AppliedRevision != c1 ||
+	if st.Pinned == nil || st.Pinned.Revision != c1 || !strings.HasPrefix(st.Pinned.By, "alice (as ") || st.AppliedRevision != c1 ||
 		!strings.Contains(statusLine(&st), "rolled back by hand to "+c1[:12]+" because bad deploy") {
 		t.Fatalf("status after the rollback: pinned %+v, applied %s, line %q", st.Pinned, st.AppliedRevision, statusLine(&st))
 	}

@@ -189,6 +189,9 @@ func (a *Agent) serveRun(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if req.Rollback != nil {
+		req.Rollback.By = operator(r, req.Rollback.By)
+	}
 	waiter, err := a.requestRun(r.Context(), req)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)

@@ -11,7 +11,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -74,7 +77,7 @@ func startServer(log *slog.Logger, sockPath, metricsAddr string, status func() a
 	if err != nil {
 		return nil, err
 	}
-	s := &server{log: log, path: sockPath, sock: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
+	s := &server{log: log, path: sockPath, sock: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ConnContext: withPeer}}
 	go s.serve(s.sock, ln)
 	if metricsAddr != "" {
 		tl, err := net.Listen("tcp", metricsAddr)
@@ -233,4 +236,45 @@ func (c *Client) Post(ctx context.Context, path string, req, v any) error {
 		return fmt.Errorf("%w: decode %s: %w", ErrBadAnswer, path, err)
 	}
 	return nil
+}
+
+// peerKey keys the uid of the process at the other end of the socket in a
+// request's context.
+type peerKey struct{}
+
+// withPeer records the peer's uid (SO_PEERCRED) of a unix connection.
+func withPeer(ctx context.Context, c net.Conn) context.Context {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return ctx
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return ctx
+	}
+	var cred *syscall.Ucred
+	_ = raw.Control(func(fd uintptr) { cred, err = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED) })
+	if err != nil || cred == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, peerKey{}, cred.Uid)
+}
+
+// operator is who asks, for the record: the name the client gives, and
+// the account the kernel says the client runs as when they differ ("alice
+// (as root)": sudo).
+func operator(r *http.Request, claimed string) string {
+	uid, ok := r.Context().Value(peerKey{}).(uint32)
+	if !ok {
+		return claimed
+	}
+	name := fmt.Sprintf("uid %d", uid)
+	if u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10)); err == nil {
+		name = u.Username
+	}
+	switch claimed {
+	case "", name:
+		return name
+	}
+	return claimed + " (as " + name + ")"
 }
