@@ -253,7 +253,9 @@ func withPeer(ctx context.Context, c net.Conn) context.Context {
 		return ctx
 	}
 	var cred *syscall.Ucred
-	_ = raw.Control(func(fd uintptr) { cred, err = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED) })
+	_ = raw.Control(func(fd uintptr) {
+		cred, err = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
+	})
 	if err != nil || cred == nil {
 		return ctx
 	}
