@@ -621,6 +621,9 @@ func (a *Agent) run(ctx context.Context, trigger string, only []reconciler.ID, n
 	view := a.viewList()
 	a.metrics.observeRun(rep, trigger)
 	a.metrics.observeView(view)
+	// The directories the run created are watched before the status says
+	// the run is done: a change made right after is seen.
+	a.syncWatch()
 
 	a.mu.Lock()
 	wasConverged := a.node.Converged
