@@ -125,6 +125,16 @@ type RunOptions struct {
 	// failure when it appears or changes, not on every run. It may be
 	// called from several goroutines at once.
 	LogResult func(res *Result) bool
+	// Held lists the resources an operator holds (fsgit hold), with the
+	// sentence that says by whom and until when: a held resource is
+	// observed and its drift reported, never changed nor refreshed; a
+	// refresh it is owed waits for the hold's end.
+	Held map[ID]string
+	// Waiting, when set, says that disruptive changes must wait (outside
+	// the maintenance window): resources whose changes are disruptive or
+	// destructive are reported as drifted with this reason, and restarts
+	// wait, owed, as under a hold. Safe changes run.
+	Waiting string
 }
 
 // CatalogError holds the problems with a catalog's IDs and edges that keep

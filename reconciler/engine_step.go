@@ -83,6 +83,7 @@ func (r *run) step(ctx context.Context, id ID, in input) *outcome {
 	o.res.Warning = plan.Warning
 	observed := NewObservedState(plan.Observed)
 	detect := res.Mode == ModeDetect
+	held, isHeld := r.opts.Held[id]
 	if plan.HasChanges() {
 		o.res.Corrective = r.corrective(res, observed)
 	}
@@ -100,10 +101,16 @@ func (r *run) step(ctx context.Context, id ID, in input) *outcome {
 	case detect:
 		o.res.Outcome = Drifted
 		o.res.Reason = reasonDetect
+	case isHeld:
+		o.res.Outcome = Drifted
+		o.res.Reason = held
 	case plan.MaxClass() == Destructive && !res.AllowDestroy:
 		o.res.Outcome = PendingDestroy
 		o.res.Reason = "destructive change held (" + destructiveFields(plan) +
 			"): set allowDestroy: true on this resource to let it run"
+	case r.opts.Waiting != "" && plan.MaxClass() >= Disruptive && !r.opts.Noop:
+		o.res.Outcome = Drifted
+		o.res.Reason = r.opts.Waiting
 	case r.opts.Noop:
 		o.res.Outcome = Drifted
 		o.changed, o.pending = true, true
@@ -191,6 +198,26 @@ func (r *run) refresh(ctx context.Context, limit time.Duration, k Kind, res *Res
 		return
 	}
 	o.res.RefreshedBy = by
+	if r.opts.Waiting != "" && !r.opts.Noop {
+		note := "restart waits (" + r.opts.Waiting + "): notified by " + joinIDs(by)
+		if o.res.Reason == "" {
+			o.res.Reason = note
+		} else {
+			o.res.Reason += "; " + note
+		}
+		return
+	}
+	if held, ok := r.opts.Held[res.ID]; ok && !r.opts.Noop {
+		note := "refresh waits for the hold's end (" + held + "): notified by " + joinIDs(by)
+		if o.res.Reason == "" {
+			o.res.Reason = note
+		} else if !strings.Contains(o.res.Reason, held) {
+			o.res.Reason += "; " + note
+		} else {
+			o.res.Reason += "; refresh waits: notified by " + joinIDs(by)
+		}
+		return
+	}
 	if res.Mode == ModeDetect {
 		note := "not refreshed (drift is detect): notified by " + joinIDs(by)
 		if o.res.Reason == "" {

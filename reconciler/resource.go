@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
+
+	"github.com/fsgit/fsgit/internal/jsondoc"
 )
 
 // ID names a resource: its kind, a colon, and a name unique within the kind,
@@ -99,7 +102,18 @@ type Catalog struct {
 	// resource a rollback needs ([Retainer]) after it left the catalog;
 	// zero: [DefaultKeepCatalogs].
 	KeepCatalogs int `json:"keepCatalogs,omitempty"`
+	// MaxHold is the longest a hold may last on the node (fsgit hold; the
+	// site's operations.maxHold); zero: [DefaultMaxHold].
+	MaxHold jsondoc.Seconds `json:"maxHold,omitzero"`
+	// Windows are the node's maintenance windows (the node's, else its
+	// role's, else the site's operations.windows): disruptive changes
+	// wait for one. None: they run at any time.
+	Windows []Window `json:"windows,omitempty"`
 }
+
+// DefaultMaxHold is the longest a hold may last when the site does not
+// say.
+const DefaultMaxHold = 24 * time.Hour
 
 // Sort orders the resources by ID, which makes every output built from the
 // catalog stable.

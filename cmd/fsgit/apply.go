@@ -181,6 +181,8 @@ func runApply(ctx context.Context, stdout, stderr io.Writer, f applyFlags) error
 		log.Error("state file corrupt: this noop run starts from the inventory copy; the next apply moves the file aside", "err", err)
 		c, _ := state.ReadInventory(statePath.String())
 		st, prior = nil, c.Memory()
+	case errors.Is(err, state.ErrLocked):
+		return couldNotRun(fmt.Errorf("%w\nthe agent runs on this node: fsgit run asks it to converge now", err))
 	default:
 		return couldNotRun(err)
 	}

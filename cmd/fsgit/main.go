@@ -88,6 +88,12 @@ func newRootCmd() *cobra.Command {
 		newAgentCmd(),
 		newStatusCmd(),
 		newServeCmd(),
+		newRunCmd(),
+		newHistoryCmd(),
+		newDiffCmd(),
+		newHoldCmd(),
+		newReleaseCmd(),
+		newRollbackCmd(),
 		// Each subcommand lives in its own file and is added here.
 	)
 	return root

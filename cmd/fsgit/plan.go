@@ -288,6 +288,7 @@ func addObserved(repo *gitsource.Local, ref, head string, p *plan.Plan) {
 			Drifted:         itemIDs(st.Drifted),
 			Failed:          itemIDs(st.Failed),
 			PendingDestroy:  itemIDs(st.PendingDestroy),
+			Holds:           planHolds(st.Holds, p.Nodes[i].Resources),
 		}
 	}
 }
@@ -299,4 +300,20 @@ func itemIDs(items []status.Item) []reconciler.ID {
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	return ids
+}
+
+// planHolds says which planned changes each hold on the node keeps
+// waiting.
+func planHolds(holds []status.Hold, planned []plan.ResourcePlan) []plan.Hold {
+	var out []plan.Hold
+	for _, h := range holds {
+		ph := plan.Hold{ID: h.ID, By: h.By, Reason: h.Reason, Until: h.Until}
+		for _, r := range planned {
+			if h.ID == "" || h.ID == r.ID {
+				ph.Waits = append(ph.Waits, r.ID)
+			}
+		}
+		out = append(out, ph)
+	}
+	return out
 }

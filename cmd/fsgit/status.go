@@ -201,6 +201,17 @@ func writeNode(w io.Writer, n *status.Node, noAgent error, statePath string, now
 		conv += ", since " + when(n.Since, now)
 	}
 	row("converged", conv)
+	if p := n.Pinned; p != nil {
+		row("pinned", fmt.Sprintf("rolled back by hand to %s by %s, %s, because %s (fsgit rollback --release follows the branch again)",
+			shortRev(p.Revision), p.By, when(p.Since, now), p.Reason))
+	}
+	for i, h := range n.Holds {
+		k := "held"
+		if i > 0 {
+			k = ""
+		}
+		row(k, holdLine(h, now))
+	}
 	if r := n.LastRun; r != nil {
 		trigger := r.Trigger
 		if trigger == "" {

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"sort"
 	"strings"
 	"sync"
@@ -106,6 +107,16 @@ type Agent struct {
 	pollReady chan struct{}
 	pollPoke  chan struct{}
 	resetPoll bool
+	// pollsStarted counts the polls the source loop started.
+	pollsStarted uint64
+	// runReqs brings fsgit run's requests to the apply loop.
+	runReqs chan *runWaiter
+	// holds are the operators' holds (fsgit hold); holdsCh wakes the
+	// apply loop when they change. current is the catalog in force, for
+	// the API.
+	holds   []state.Hold
+	holdsCh chan struct{}
+	current *reconciler.Catalog
 
 	// Owned by the apply loop.
 	store     *state.Store
@@ -118,6 +129,23 @@ type Agent struct {
 	limitLogs map[reconciler.ID]bool
 	pub       *publisher
 	kept      string // the commit last pinned in the git cache
+	// waiting are the run requests waiting for a poll; listeners those
+	// the run in flight streams its results to.
+	waiting   []*runWaiter
+	listeners []*runWaiter
+	// noRecord keeps runs out of the state (a noop Once).
+	noRecord bool
+	// pinned is set while the node is rolled back by hand; latest is then
+	// the newest catalog from the branch, waiting for the release.
+	// notifier posts events on transitions (nil: none configured).
+	notifier *notifier
+	// override is the reason of fsgit run --now while its run runs:
+	// disruptive changes do not wait for the window.
+	override      string
+	keptCatalog   string // the revision last kept for rollback
+	pinned        *pinned
+	latest        *reconciler.Prepared
+	latestSecrets reconciler.SecretResolver
 
 	// repeats keeps lines that would repeat on every run out of the log.
 	repeats *repeats
@@ -145,6 +173,8 @@ func New(opts Options) (*Agent, error) {
 		reloadCh:  make(chan struct{}, 1),
 		pollReady: make(chan struct{}, 1),
 		pollPoke:  make(chan struct{}, 1),
+		runReqs:   make(chan *runWaiter),
+		holdsCh:   make(chan struct{}, 1),
 		cfg:       opts.Config,
 		view:      map[reconciler.ID]reconciler.Result{},
 		limitLogs: map[reconciler.ID]bool{},
@@ -238,6 +268,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		Source:          status.Source{URL: gitsource.RedactURL(cfg.Source.URL), Branch: cfg.Source.Branch},
 	}
 	a.mu.Unlock()
+	a.loadHolds()
+	a.expireHolds(now)
+	a.loadPin()
 
 	if cfg.Watch.Enabled {
 		if a.watch, err = newWatcher(a.log, cfg.Watch.MaxWatches, cfg.Watch.Debounce.D()); err != nil {
@@ -245,7 +278,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		defer func() { _ = a.watch.close() }()
 	}
-	srv, err := startServer(a.log, cfg.Socket, cfg.Metrics.Listen, func() any { return a.Status() }, a.metrics)
+	srv, err := startServer(a.log, cfg.Socket, cfg.Metrics.Listen, func() any { return a.Status() }, map[string]http.HandlerFunc{
+		"POST " + RunPath:     a.serveRun,
+		"GET " + HistoryPath:  a.serveHistory,
+		"POST " + HoldPath:    a.serveHold,
+		"POST " + ReleasePath: a.serveRelease,
+		"GET " + KeptPath:     a.serveKept,
+	}, a.metrics)
 	if err != nil {
 		return fmt.Errorf("start agent: %w", err)
 	}
@@ -257,7 +296,24 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}()
 
+	if cfg.Webhook != nil {
+		hook, err := a.startWebhook(cfg.Webhook)
+		if err != nil {
+			return fmt.Errorf("start agent: %w", err)
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = hook.close(sctx)
+		}()
+	}
+
 	loopCtx, stopLoops := context.WithCancel(ctx)
+	if len(cfg.Notify.Endpoints) > 0 {
+		a.notifier = newNotifier(cfg.Notify, a.log, a.metrics)
+		a.notifier.start(loopCtx)
+		defer a.notifier.wait()
+	}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer crash.Exit(); defer wg.Done(); a.sourceLoop(loopCtx, meta.DesiredRevision) }()
@@ -285,12 +341,32 @@ func (a *Agent) applyLoop(ctx context.Context) {
 	if a.watch != nil {
 		watchReady = a.watch.ready
 	}
+	defer a.abandonWaiting()
 	for {
+		var holdEnd, windowOpens <-chan time.Time
+		if d, ok := a.nextHoldEnd(time.Now()); ok {
+			holdEnd = time.After(d)
+		}
+		if d, ok := a.nextWindow(time.Now()); ok {
+			windowOpens = time.After(d)
+		}
 		select {
+		case <-windowOpens:
+			a.log.Info("maintenance window open: the changes that waited run")
+			if a.prepared != nil {
+				a.run(ctx, "window", nil, false)
+				a.afterChange()
+			}
+		case <-holdEnd:
+			a.handleHolds(ctx, "hold-expired")
+		case <-a.holdsCh:
+			a.handleHolds(ctx, "hold")
 		case <-ctx.Done():
 			return
 		case <-a.stopCh:
 			return
+		case w := <-a.runReqs:
+			a.takeRunRequest(ctx, w)
 		case <-a.pollReady:
 			if ev := a.takePoll(); ev != nil {
 				a.handlePoll(ctx, ev)
@@ -321,8 +397,22 @@ func (a *Agent) handlePoll(ctx context.Context, ev *pollEvent) {
 		} else {
 			a.log.Info("commit accepted", "commit", cat.Revision, "signer", ev.signer, "resources", len(cat.Resources))
 		}
-		a.prepared, a.secrets = ev.prepared, ev.secrets
+		if a.pinned != nil {
+			if a.latest == nil || a.latest.Catalog.Revision != cat.Revision {
+				a.log.Warn("pinned by a rollback: the new commit waits for fsgit rollback --release",
+					"commit", cat.Revision, "pinned", a.pinned.pin.Revision, "reason", a.pinned.pin.Reason)
+			}
+			a.latest, a.latestSecrets = ev.prepared, ev.secrets
+			if trigger == "commit" {
+				trigger = "poll"
+			}
+		} else {
+			a.prepared, a.secrets = ev.prepared, ev.secrets
+		}
 		a.mu.Lock()
+		if a.pinned == nil {
+			a.current = cat
+		}
 		// Refusals older than this commit no longer matter.
 		a.node.Accept(cat.Revision)
 		a.node.Site, a.node.Role = cat.Site, cat.Role
@@ -334,15 +424,45 @@ func (a *Agent) handlePoll(ctx context.Context, ev *pollEvent) {
 		a.node.Refuse(r.Commit, r.Err.Error(), now)
 	}
 	a.mu.Unlock()
+	for _, r := range ev.refused {
+		e := a.event(EventRefused, "warning", fmt.Sprintf("commit %s refused: %v", short(r.Commit), r.Err), nil)
+		e.Revision = r.Commit
+		a.notifier.send(e)
+	}
+	served := a.servedBy(ev)
+	if a.prepared == nil {
+		for _, w := range served {
+			w.finish(RunEvent{Error: "no commit could be applied yet (see the status)"})
+		}
+	}
 	if a.prepared != nil {
-		rep := a.run(ctx, trigger, nil, false)
-		if rep != nil && len(rep.Only) == 0 && rep.Stopped == "" && rep.Count(reconciler.Failed) == 0 && rep.Revision != a.kept {
-			if err := a.source().Keep(rep.Revision); err != nil {
-				a.log.Warn("pin applied commit in the git cache", "err", err)
-			} else {
-				a.kept = rep.Revision
+		if len(served) > 0 {
+			trigger = "run"
+			if ev.prepared != nil && !ev.resumed {
+				trigger = "run+commit"
 			}
 		}
+		for _, w := range served {
+			if ev.err != nil {
+				w.send(RunEvent{Note: "git unreachable: running the last good commit " + short(a.prepared.Catalog.Revision) + ": " + ev.err.Error()})
+			}
+			for _, r := range ev.refusedSinceAccepted() {
+				w.send(RunEvent{Note: r.Error()})
+			}
+		}
+		a.listeners = served
+		for _, w := range served {
+			if w.req.Now {
+				a.override = w.req.Reason
+				a.log.Warn("maintenance window overridden: disruptive changes run now", "reason", w.req.Reason)
+			}
+		}
+		rep := a.run(ctx, trigger, nil, false)
+		a.listeners, a.override = nil, ""
+		for _, w := range served {
+			a.finishRun(w, rep)
+		}
+		a.afterRun(rep)
 		// A run creates directories that could not be watched before.
 		a.syncWatch()
 	}
@@ -466,22 +586,26 @@ func (a *Agent) run(ctx context.Context, trigger string, only []reconciler.ID, n
 			a.stateFault("open", err)
 		}
 	}
+	held, holdNoPrune := a.heldForRun(a.prepared.Catalog)
 	rep, err := a.engine.Run(runCtx, a.prepared, reconciler.RunOptions{
+		Waiting:   a.windowWaiting(time.Now()),
+		Held:      held,
+		NoPrune:   holdNoPrune,
 		Root:      cfg.Root,
 		Secrets:   a.secrets,
 		Prior:     a.memory,
 		Only:      only,
 		Noop:      noop,
 		Stop:      a.stopCh,
-		LogResult: a.logResult,
+		LogResult: a.streamResult,
 	})
 	if err != nil {
 		a.logRepeated(slog.LevelError, "run", err.Error(), "run", "trigger", trigger, "err", err)
 		return nil
 	}
 	a.repeats.clear("run")
-	if a.store != nil {
-		if _, err := a.store.Record(rep); err != nil {
+	if a.store != nil && !a.noRecord {
+		if _, err := a.store.RecordAs(rep, trigger, a.override); err != nil {
 			a.stateFault("record", err)
 		} else {
 			a.stateOK()
@@ -507,12 +631,20 @@ func (a *Agent) run(ctx context.Context, trigger string, only []reconciler.ID, n
 	a.metrics.observeRun(rep, trigger)
 	a.tracer.record(rep, trigger)
 	a.metrics.observeView(view)
+	// The directories the run created are watched before the status says
+	// the run is done: a change made right after is seen.
+	a.syncWatch()
 
 	a.mu.Lock()
 	wasConverged := a.node.Converged
+	pending := map[reconciler.ID]bool{}
+	for _, it := range a.node.PendingDestroy {
+		pending[it.ID] = true
+	}
 	a.node.Update(rep, view, trigger, time.Now())
 	n := a.node
 	a.mu.Unlock()
+	a.notifyRun(&n, wasConverged, pending)
 	if n.Converged {
 		a.metrics.converged.Set(1)
 	} else {
@@ -565,6 +697,9 @@ func statusLine(n *status.Node) string {
 	default:
 		s = fmt.Sprintf("not converged at %s: %d drifted, %d failed, %d pending destroy",
 			short(n.DesiredRevision), len(n.Drifted), len(n.Failed), len(n.PendingDestroy))
+	}
+	if p := n.Pinned; p != nil {
+		s = fmt.Sprintf("rolled back by hand to %s because %s; ", short(p.Revision), p.Reason) + s
 	}
 	if !n.Source.Reachable && !n.Source.UnreachableSince.IsZero() {
 		s += "; git unreachable since " + n.Source.UnreachableSince.Format(time.RFC3339)
@@ -651,7 +786,9 @@ func (a *Agent) openState(cfg *Config) (state.Meta, error) {
 	} else {
 		a.memory = mem
 	}
+	a.mu.Lock()
 	a.store = store
+	a.mu.Unlock()
 	a.metrics.stateUp.Set(1)
 	return meta, nil
 }
@@ -689,8 +826,7 @@ func (a *Agent) stateFault(op string, err error) {
 		a.log.Error("state file: the node's memory is not kept; retrying on every run", "op", op, "err", msg)
 	}
 	if sf.ErrorSince.IsZero() {
-		now := time.Now().UTC()
-		sf.ErrorSince = now
+		sf.ErrorSince = time.Now().UTC()
 	}
 	sf.Error = msg
 	a.node.State = &sf
@@ -712,4 +848,90 @@ func (a *Agent) stateOK() {
 		return
 	}
 	a.node.State = &sf
+}
+
+// handleHolds ends the holds whose time is up, and runs the catalog: a
+// resource released converges at once, and the status shows what a new
+// hold keeps.
+func (a *Agent) handleHolds(ctx context.Context, trigger string) {
+	a.expireHolds(time.Now())
+	if a.prepared != nil {
+		a.run(ctx, trigger, nil, false)
+	}
+	a.afterChange()
+}
+
+// windowWaiting is the reason disruptive changes wait now, "" when they
+// may run: no window, in one, or overridden (fsgit run --now).
+func (a *Agent) windowWaiting(now time.Time) string {
+	if a.override != "" || a.prepared == nil {
+		return ""
+	}
+	open, next := reconciler.Open(a.prepared.Catalog.Windows, now)
+	switch {
+	case open:
+		return ""
+	case next.IsZero():
+		return "disruptive change waits for a maintenance window (none opens; fsgit run --now --reason runs it)"
+	}
+	return "disruptive change waits for the maintenance window opening " + next.UTC().Format(time.RFC3339) +
+		" (fsgit run --now --reason runs it at once)"
+}
+
+// nextWindow is how long until the next maintenance window opens, when
+// the catalog has windows and none is open; a run then does what waited.
+func (a *Agent) nextWindow(now time.Time) (time.Duration, bool) {
+	if a.prepared == nil || len(a.prepared.Catalog.Windows) == 0 {
+		return 0, false
+	}
+	open, next := reconciler.Open(a.prepared.Catalog.Windows, now)
+	if open || next.IsZero() {
+		return 0, false
+	}
+	return next.Sub(now), true
+}
+
+// notifyRun posts the transitions a run made: converged or no longer,
+// destroys newly held.
+func (a *Agent) notifyRun(n *status.Node, wasConverged bool, pending map[reconciler.ID]bool) {
+	if a.notifier == nil {
+		return
+	}
+	switch {
+	case wasConverged && !n.Converged:
+		var ids []reconciler.ID
+		for _, l := range [][]status.Item{n.Drifted, n.Failed, n.PendingDestroy} {
+			for _, it := range l {
+				ids = append(ids, it.ID)
+			}
+		}
+		sev := "warning"
+		if len(n.Failed) > 0 {
+			sev = "critical"
+		}
+		a.notifier.send(a.event(EventNotConverged, sev, fmt.Sprintf("no longer converged at %s: %d drifted, %d failed, %d pending destroy",
+			short(n.DesiredRevision), len(n.Drifted), len(n.Failed), len(n.PendingDestroy)), ids))
+	case !wasConverged && n.Converged:
+		e := a.event(EventConverged, "info", "converged at "+short(n.AppliedRevision), nil)
+		e.Resolved = true
+		a.notifier.send(e)
+	}
+	var added []reconciler.ID
+	for _, it := range n.PendingDestroy {
+		if !pending[it.ID] {
+			added = append(added, it.ID)
+		}
+	}
+	if len(added) > 0 {
+		a.notifier.send(a.event(EventPendingDestroy, "warning",
+			fmt.Sprintf("%d destructive changes held (allowDestroy is not set): %s", len(added), joinIDList(added)), added))
+	}
+}
+
+func joinIDList(ids []reconciler.ID) string {
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = string(id)
+	}
+	return strings.Join(s, ", ")
 }

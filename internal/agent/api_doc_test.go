@@ -19,7 +19,7 @@ import (
 func TestAPI_roundTrip(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "fsgit.sock")
 	var current atomic.Pointer[status.Node]
-	srv, err := startServer(slog.New(slog.DiscardHandler), sock, "", func() any { return current.Load() }, newMetrics())
+	srv, err := startServer(slog.New(slog.DiscardHandler), sock, "", func() any { return current.Load() }, nil, newMetrics())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,21 +23,44 @@ const DefaultConfigFile = "/etc/fsgit/agent.cue"
 // validated by the schema's #AgentConfig (schema/agent.cue, which holds the
 // defaults and documents every field).
 type Config struct {
-	Node       string        `json:"node"`
-	Source     SourceConfig  `json:"source"`
-	Status     StatusConfig  `json:"status"`
-	Secrets    SecretsConfig `json:"secrets"`
-	Root       string        `json:"root,omitempty"`
-	StateFile  string        `json:"stateFile"`
-	CacheDir   string        `json:"cacheDir"`
-	Socket     string        `json:"socket"`
-	Metrics    MetricsConfig `json:"metrics"`
-	Tracing    TracingConfig `json:"tracing"`
-	Watch      WatchConfig   `json:"watch"`
-	Drift      DriftConfig   `json:"drift"`
-	RunTimeout Duration      `json:"runTimeout"`
-	Limits     LimitsConfig  `json:"limits"`
-	Log        LogConfig     `json:"log"`
+	Node       string         `json:"node"`
+	Source     SourceConfig   `json:"source"`
+	Status     StatusConfig   `json:"status"`
+	Secrets    SecretsConfig  `json:"secrets"`
+	Root       string         `json:"root,omitempty"`
+	StateFile  string         `json:"stateFile"`
+	CacheDir   string         `json:"cacheDir"`
+	Socket     string         `json:"socket"`
+	Metrics    MetricsConfig  `json:"metrics"`
+	Tracing    TracingConfig  `json:"tracing"`
+	Watch      WatchConfig    `json:"watch"`
+	Drift      DriftConfig    `json:"drift"`
+	RunTimeout Duration       `json:"runTimeout"`
+	Limits     LimitsConfig   `json:"limits"`
+	Log        LogConfig      `json:"log"`
+	Webhook    *WebhookConfig `json:"webhook,omitempty"`
+	Notify     NotifyConfig   `json:"notify"`
+}
+
+// WebhookConfig is the push-event listener.
+type WebhookConfig struct {
+	Listen      string   `json:"listen"`
+	SecretFile  string   `json:"secretFile"`
+	MinInterval Duration `json:"minInterval"`
+}
+
+// NotifyConfig says where events are posted.
+type NotifyConfig struct {
+	Endpoints   []NotifyEndpoint `json:"endpoints"`
+	MaxAttempts int              `json:"maxAttempts"`
+	MinInterval Duration         `json:"minInterval"`
+}
+
+// NotifyEndpoint is one receiver of events.
+type NotifyEndpoint struct {
+	URL     string `json:"url,omitempty"`
+	URLFile string `json:"urlFile,omitempty"`
+	Format  string `json:"format"`
 }
 
 // LimitsConfig bounds what evaluating a commit's site may cost (-1: no

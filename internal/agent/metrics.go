@@ -27,6 +27,10 @@ type metrics struct {
 	stateRecoveries  prometheus.Counter
 	stateErrors      *prometheus.CounterVec
 	stateUp          prometheus.Gauge
+	holdUntil        *prometheus.GaugeVec
+	holdsExpired     prometheus.Counter
+	webhooks         *prometheus.CounterVec
+	notifications    *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -82,6 +86,19 @@ func newMetrics() *metrics {
 			Name: "fsgit_state_up", Help: "1 when the state file is open and the last run was recorded in it.",
 		}),
 	}
+	m.holdUntil = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "fsgit_hold_until_timestamp_seconds", Help: "When each hold in force ends, by held resource (\"node\": the whole node).",
+	}, []string{"resource"})
+	m.holdsExpired = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "fsgit_holds_expired_total", Help: "Holds that ended by themselves.",
+	})
+	m.webhooks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fsgit_webhook_requests_total", Help: "Webhook requests, by result (poll, limited, ping, refused, bad).",
+	}, []string{"result"})
+	m.notifications = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fsgit_notifications_total", Help: "Notifications, by result (sent, failed, dropped, limited).",
+	}, []string{"result"})
+	m.reg.MustRegister(m.holdUntil, m.holdsExpired, m.webhooks, m.notifications)
 	m.reg.MustRegister(m.stateRecoveries, m.stateErrors, m.stateUp, m.runs, m.runDuration, m.changes, m.driftCorrections, m.driftLimited, m.resources,
 		m.converged, m.lastSuccess, m.polls, m.sourceUp, m.refused, m.publishes, m.watches,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

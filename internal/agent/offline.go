@@ -27,11 +27,28 @@ func StatusFromState(path string, timeout time.Duration) (*status.Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	holds, err := st.Holds()
+	if err != nil {
+		return nil, err
+	}
+	pin, err := st.Pin()
+	if err != nil {
+		return nil, err
+	}
 	n := &status.Node{
 		Node:            meta.Node,
 		Site:            meta.Site,
 		AppliedRevision: meta.AppliedRevision,
 		DesiredRevision: meta.DesiredRevision,
+	}
+	if pin != nil {
+		n.Pinned = &status.Pin{Revision: pin.Revision, By: pin.By, Reason: pin.Reason, Since: pin.Since}
+	}
+	now := time.Now()
+	for _, h := range holds {
+		if h.Active(now) {
+			n.Holds = append(n.Holds, status.Hold{ID: h.ID, By: h.By, Reason: h.Reason, Since: h.Since, Until: h.Until})
+		}
 	}
 	if len(runs) == 0 {
 		return n, nil

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +11,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -55,7 +59,7 @@ func listenUnix(path string) (net.Listener, error) {
 	return ln, nil
 }
 
-func startServer(log *slog.Logger, sockPath, metricsAddr string, status func() any, m *metrics) (*server, error) {
+func startServer(log *slog.Logger, sockPath, metricsAddr string, status func() any, api map[string]http.HandlerFunc, m *metrics) (*server, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+StatusPath, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -63,6 +67,9 @@ func startServer(log *slog.Logger, sockPath, metricsAddr string, status func() a
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(status())
 	})
+	for pattern, h := range api {
+		mux.HandleFunc(pattern, h)
+	}
 	metricsHandler := promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 	mux.Handle("GET "+MetricsPath, metricsHandler)
 
@@ -70,7 +77,7 @@ func startServer(log *slog.Logger, sockPath, metricsAddr string, status func() a
 	if err != nil {
 		return nil, err
 	}
-	s := &server{log: log, path: sockPath, sock: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
+	s := &server{log: log, path: sockPath, sock: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ConnContext: withPeer}}
 	go s.serve(s.sock, ln)
 	if metricsAddr != "" {
 		tl, err := net.Listen("tcp", metricsAddr)
@@ -151,4 +158,125 @@ func (c *Client) Get(ctx context.Context, path string, v any) ([]byte, error) {
 		return nil, fmt.Errorf("%w: decode %s: %w", ErrBadAnswer, path, err)
 	}
 	return nil, nil
+}
+
+// Run asks the agent to poll and converge now (or, with req.Noop, to
+// observe), and calls onEvent with each event of the answer as it comes.
+// It returns the last event: the report or the agent's error. An error
+// wrapping [ErrBadAnswer] means an agent answered but not as asked; any
+// other error before the first event means no agent answered.
+func (c *Client) Run(ctx context.Context, req RunRequest, onEvent func(RunEvent)) (*RunEvent, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://fsgit"+RunPath, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	// A run takes as long as it takes: no client timeout, ctx bounds it.
+	hc := *c.http
+	hc.Timeout = 0
+	resp, err := hc.Do(hreq)
+	if err != nil {
+		return nil, fmt.Errorf("ask the agent: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return nil, fmt.Errorf("%w: %s: %s", ErrBadAnswer, resp.Status, bytes.TrimSpace(msg))
+	}
+	dec := json.NewDecoder(resp.Body)
+	var last *RunEvent
+	for {
+		var ev RunEvent
+		if err := dec.Decode(&ev); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return last, fmt.Errorf("%w: read the run's events: %w", ErrBadAnswer, err)
+		}
+		if onEvent != nil {
+			onEvent(ev)
+		}
+		last = &ev
+	}
+	if last == nil || (last.Report == nil && last.Error == "") {
+		return last, fmt.Errorf("%w: the agent ended the answer before the run ended", ErrBadAnswer)
+	}
+	return last, nil
+}
+
+// Post sends req as JSON to path (HoldPath, ReleasePath) and decodes the
+// answer into v. An error wrapping [ErrBadAnswer] carries the agent's
+// refusal; any other error means no agent answered.
+func (c *Client) Post(ctx context.Context, path string, req, v any) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://fsgit"+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(hreq)
+	if err != nil {
+		return fmt.Errorf("ask the agent: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("%w: read it: %w", ErrBadAnswer, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%w: %s", ErrBadAnswer, bytes.TrimSpace(b))
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%w: decode %s: %w", ErrBadAnswer, path, err)
+	}
+	return nil
+}
+
+// peerKey keys the uid of the process at the other end of the socket in a
+// request's context.
+type peerKey struct{}
+
+// withPeer records the peer's uid (SO_PEERCRED) of a unix connection.
+func withPeer(ctx context.Context, c net.Conn) context.Context {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return ctx
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return ctx
+	}
+	var cred *syscall.Ucred
+	_ = raw.Control(func(fd uintptr) {
+		cred, err = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
+	})
+	if err != nil || cred == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, peerKey{}, cred.Uid)
+}
+
+// operator is who asks, for the record: the name the client gives, and
+// the account the kernel says the client runs as when they differ ("alice
+// (as root)": sudo).
+func operator(r *http.Request, claimed string) string {
+	uid, ok := r.Context().Value(peerKey{}).(uint32)
+	if !ok {
+		return claimed
+	}
+	name := fmt.Sprintf("uid %d", uid)
+	if u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10)); err == nil {
+		name = u.Username
+	}
+	switch claimed {
+	case "", name:
+		return name
+	}
+	return claimed + " (as " + name + ")"
 }

@@ -16,6 +16,8 @@ import (
 // pollEvent is what the source loop hands the apply loop. Events that
 // pile up while a run is in flight are merged (see merge).
 type pollEvent struct {
+	// seq numbers the poll (from 1); 0 is the resumed commit at start.
+	seq uint64
 	at  time.Time
 	tip string
 	// err is set when the poll failed (the remote is unreachable).
@@ -40,6 +42,7 @@ func (e *pollEvent) merge(old *pollEvent) {
 	if old == nil {
 		return
 	}
+	e.seq = max(e.seq, old.seq)
 	if e.prepared == nil && old.prepared != nil {
 		e.prepared, e.secrets, e.signer, e.resumed = old.prepared, old.secrets, old.signer, old.resumed
 		e.refusedAfter = old.refusedAfter + len(e.refused)
@@ -121,7 +124,12 @@ func (a *Agent) sourceLoop(ctx context.Context, resume string) {
 			known = ""
 		}
 		cfg := a.config()
+		a.mu.Lock()
+		a.pollsStarted++
+		seq := a.pollsStarted
+		a.mu.Unlock()
 		ev := a.pollOnce(ctx, cfg, &known)
+		ev.seq = seq
 		if ctx.Err() != nil {
 			return
 		}

@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"cuelang.org/go/cue"
 
+	"github.com/fsgit/fsgit/internal/jsondoc"
 	"github.com/fsgit/fsgit/reconciler"
 )
 
@@ -117,6 +119,31 @@ func (s *Site) catalogFor(node string) (*reconciler.Catalog, *Sources, []Problem
 	if v := s.site.LookupPath(cue.ParsePath("pruning.keepCatalogs")); v.Exists() {
 		if keep, err := v.Int64(); err == nil {
 			cat.KeepCatalogs = int(keep)
+		}
+	}
+	for _, at := range []cue.Path{
+		cue.MakePath(cue.Str("nodes"), cue.Str(node), cue.Str("operations"), cue.Str("windows")),
+		cue.MakePath(cue.Str("roles"), cue.Str(n.role), cue.Str("operations"), cue.Str("windows")),
+		cue.ParsePath("operations.windows"),
+	} {
+		if v := s.site.LookupPath(at); v.Exists() {
+			var ws []reconciler.Window
+			if err := v.Decode(&ws); err == nil {
+				cat.Windows = ws
+			}
+			for i, w := range ws {
+				if err := w.Check(); err != nil {
+					probs = append(probs, Problem{Pos: s.pos(v.LookupPath(cue.MakePath(cue.Index(i)))), Node: node, Msg: "maintenance window: " + err.Error()})
+				}
+			}
+			break
+		}
+	}
+	if v := s.site.LookupPath(cue.ParsePath("operations.maxHold")); v.Exists() {
+		if str, err := v.String(); err == nil {
+			if d, err := time.ParseDuration(str); err == nil {
+				cat.MaxHold = jsondoc.Seconds(d)
+			}
 		}
 	}
 	from := map[reconciler.ID]part{}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/fsgit/fsgit/reconciler"
 )
@@ -63,9 +64,23 @@ type Observed struct {
 	Drifted        []reconciler.ID `json:"drifted,omitempty"`
 	Failed         []reconciler.ID `json:"failed,omitempty"`
 	PendingDestroy []reconciler.ID `json:"pendingDestroy,omitempty"`
+	// Holds are the operators' holds in force there, and the planned
+	// changes each keeps waiting.
+	Holds []Hold `json:"holds,omitempty"`
 	// Unreadable says why the node's status document could not be read;
 	// the other fields are then empty.
 	Unreadable string `json:"unreadable,omitempty"`
+}
+
+// Hold is an operator's hold on a node (fsgit hold) as it bears on a plan.
+type Hold struct {
+	// ID is the held resource; empty: the whole node.
+	ID     reconciler.ID `json:"id,omitempty"`
+	By     string        `json:"by"`
+	Reason string        `json:"reason"`
+	Until  time.Time     `json:"until,omitzero"`
+	// Waits lists the planned changes the hold keeps waiting.
+	Waits []reconciler.ID `json:"waits,omitempty"`
 }
 
 // ResourcePlan is the effect on one resource.

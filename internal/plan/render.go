@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/fsgit/fsgit/reconciler"
 )
@@ -178,6 +179,17 @@ func writeObserved(b *strings.Builder, o *Observed, indent string) {
 		if len(l.ids) > 0 {
 			fmt.Fprintf(b, "%s%s: %s\n", indent, l.name, joinIDs(l.ids))
 		}
+	}
+	for _, h := range o.Holds {
+		what := "held"
+		if h.ID != "" {
+			what = string(h.ID) + " held"
+		}
+		fmt.Fprintf(b, "%s%s until %s by %s (%s)", indent, what, h.Until.UTC().Format(time.RFC3339), h.By, h.Reason)
+		if len(h.Waits) > 0 {
+			fmt.Fprintf(b, ": %s will wait", joinIDs(h.Waits))
+		}
+		b.WriteString("\n")
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 const (
 	maxRunProblems = 20
 	maxErrorLen    = 400
+	// maxRunChanges caps how many changed resources an entry names.
+	maxRunChanges = 100
 )
 
 // Run is one entry of the run history: when, what revision, how it went.
@@ -22,8 +24,14 @@ type Run struct {
 	// Duration is how long the run took, in seconds under
 	// "durationSeconds" (entries written before were in nanoseconds under
 	// "duration": see UnmarshalJSON).
-	Duration jsondoc.Seconds    `json:"durationSeconds,omitzero"`
-	Revision string             `json:"revision,omitempty"`
+	Duration jsondoc.Seconds `json:"durationSeconds,omitzero"`
+	Revision string          `json:"revision,omitempty"`
+	// Trigger is what started the run (status.Run's values); unset for
+	// fsgit apply and entries written before it was kept.
+	Trigger string `json:"trigger,omitempty"`
+	// Note is an operator's reason recorded with the run (fsgit run --now
+	// --reason: the maintenance window overridden).
+	Note     string             `json:"note,omitempty"`
 	Noop     bool               `json:"noop,omitempty"`
 	Only     []reconciler.ID    `json:"only,omitempty"`
 	Stopped  string             `json:"stopped,omitempty"`
@@ -32,6 +40,34 @@ type Run struct {
 	// Problems names the failed and pending-destroy resources (at most
 	// maxRunProblems), with the reason.
 	Problems []Problem `json:"problems,omitempty"`
+	// Changed names the resources the run changed, created, deleted or
+	// refreshed (in noop: would have), at most maxRunChanges, and why.
+	Changed []ResourceChange `json:"changed,omitempty"`
+	// MoreChanged counts the changed resources past maxRunChanges.
+	MoreChanged int `json:"moreChanged,omitempty"`
+}
+
+// Why a resource changed in a run.
+const (
+	// BecauseCommit: the desired state changed (a new commit, or the
+	// first run).
+	BecauseCommit = "commit"
+	// BecauseDrift: the node moved away from the state last applied, and
+	// the run corrected it.
+	BecauseDrift = "drift"
+	// BecauseRefresh: a notify edge restarted or reloaded it.
+	BecauseRefresh = "refresh"
+	// BecausePrune: it left the catalog.
+	BecausePrune = "prune"
+)
+
+// ResourceChange is one resource a run changed: its outcome, why, and
+// how many fields changed.
+type ResourceChange struct {
+	ID      reconciler.ID      `json:"id"`
+	Outcome reconciler.Outcome `json:"outcome"`
+	Why     string             `json:"why"`
+	Fields  int                `json:"fields,omitempty"`
 }
 
 // Problem is a failed or held resource in a run.
@@ -60,8 +96,10 @@ func (r *Run) UnmarshalJSON(b []byte) error {
 }
 
 // newRun summarizes a report for the history.
-func newRun(rep *reconciler.Report) Run {
+func newRun(rep *reconciler.Report, trigger, note string) Run {
 	r := Run{
+		Trigger:  trigger,
+		Note:     note,
 		Started:  rep.Started,
 		Duration: rep.Duration,
 		Revision: rep.Revision,
@@ -70,6 +108,26 @@ func newRun(rep *reconciler.Report) Run {
 		Stopped:  rep.Stopped,
 		ExitCode: rep.ExitCode(),
 		Summary:  rep.Summary(),
+	}
+	for _, res := range rep.Results {
+		var why string
+		switch {
+		case res.Outcome != reconciler.Created && res.Outcome != reconciler.Changed && res.Outcome != reconciler.Deleted &&
+			res.Outcome != reconciler.Drifted && !res.Refreshed:
+		case res.Pruned:
+			why = BecausePrune
+		case res.Corrective:
+			why = BecauseDrift
+		case res.Outcome == reconciler.Unchanged || res.Outcome == reconciler.Drifted && len(res.Changes) == 0:
+			why = BecauseRefresh
+		default:
+			why = BecauseCommit
+		}
+		if why != "" && len(r.Changed) < maxRunChanges {
+			r.Changed = append(r.Changed, ResourceChange{ID: res.ID, Outcome: res.Outcome, Why: why, Fields: len(res.Changes)})
+		} else if why != "" {
+			r.MoreChanged++
+		}
 	}
 	for _, res := range rep.Results {
 		if len(r.Problems) == maxRunProblems {

@@ -76,7 +76,7 @@ var (
 	bucketRefresh   = []byte("refresh")
 	bucketRuns      = []byte("runs")
 
-	allBuckets = [][]byte{bucketMeta, bucketInventory, bucketObserved, bucketRefresh, bucketRuns, bucketApplied}
+	allBuckets = [][]byte{bucketMeta, bucketInventory, bucketObserved, bucketRefresh, bucketRuns, bucketApplied, bucketHolds}
 
 	keyVersion         = []byte("version")
 	keySite            = []byte("site")
@@ -744,12 +744,16 @@ type Writes struct {
 // Record persists a run in one write transaction: the memory the report
 // leaves (rep.Next; nil in noop), the revisions (after a full run), and a
 // history entry. Only keys whose value changed are written.
-func (s *Store) Record(rep *reconciler.Report) (Writes, error) {
+func (s *Store) Record(rep *reconciler.Report) (Writes, error) { return s.RecordAs(rep, "", "") }
+
+// RecordAs is Record, with what triggered the run (status.Run's Trigger)
+// and an operator's note kept in the history entry.
+func (s *Store) RecordAs(rep *reconciler.Report, trigger, note string) (Writes, error) {
 	var w Writes
 	if s.readOnly {
 		return w, fmt.Errorf("record run in %s: the state is open read-only", s.path)
 	}
-	run := newRun(rep)
+	run := newRun(rep, trigger, note)
 	var cp *InventoryCopy
 	err := s.access("record", true, func(tx *bolt.Tx) error {
 		w, cp = Writes{}, nil

@@ -51,6 +51,13 @@ type Node struct {
 	Refused []Refusal `json:"refused,omitempty"`
 	// Source is the health of the git source.
 	Source Source `json:"source"`
+	// Holds are the operators' holds in force (fsgit hold): the resources
+	// they name (or, with no ID, the whole node) are observed, never
+	// changed, until each hold ends.
+	Holds []Hold `json:"holds,omitempty"`
+	// Pinned is set while the node is rolled back by hand (fsgit
+	// rollback): it runs that catalog and does not follow the branch.
+	Pinned *Pin `json:"pinned,omitempty"`
 	// State is the health of the node's state file; unset while it is
 	// healthy and was never replaced.
 	State *StateFile `json:"state,omitempty"`
@@ -71,7 +78,8 @@ type Run struct {
 	// JSON, seconds).
 	Started  time.Time       `json:"started,omitzero"`
 	Duration jsondoc.Seconds `json:"duration,omitzero"`
-	// Trigger is what started the run: "commit", "poll", "watch",
+	// Trigger is what started the run: "commit", "poll", "watch", "run"
+	// (fsgit run; "run+commit" when it found a new commit), "once",
 	// "start" or "reload".
 	Trigger string `json:"trigger,omitempty"`
 	// Counts maps each outcome to how many resources had it.
@@ -103,6 +111,27 @@ type StateRecovery struct {
 	// copy; InventoryLost says why it could not be used, if it could not.
 	Restored      int    `json:"restored"`
 	InventoryLost string `json:"inventoryLost,omitempty"`
+}
+
+// Hold is an operator's hold in force.
+type Hold struct {
+	// ID is the held resource; empty: the whole node.
+	ID reconciler.ID `json:"id,omitempty"`
+	// By is who placed it, Reason why.
+	By     string `json:"by"`
+	Reason string `json:"reason"`
+	// Since is when it was placed, Until when it ends by itself.
+	Since time.Time `json:"since,omitzero"`
+	Until time.Time `json:"until,omitzero"`
+}
+
+// Pin is a rollback by hand: the revision the node stays on, who asked,
+// why, and since when.
+type Pin struct {
+	Revision string    `json:"revision"`
+	By       string    `json:"by"`
+	Reason   string    `json:"reason"`
+	Since    time.Time `json:"since,omitzero"`
 }
 
 // Item is one resource that needs attention.

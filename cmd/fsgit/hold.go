@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fsgit/fsgit/internal/agent"
+	"github.com/fsgit/fsgit/internal/jsondoc"
+	"github.com/fsgit/fsgit/internal/state"
+	"github.com/fsgit/fsgit/internal/status"
+	"github.com/fsgit/fsgit/reconciler"
+	"github.com/fsgit/fsgit/schema"
+)
+
+type holdFlags struct {
+	config string
+	node   bool
+	all    bool
+	dur    time.Duration
+	reason string
+	output string
+}
+
+func newHoldCmd() *cobra.Command {
+	var f holdFlags
+	cmd := &cobra.Command{
+		Use:   "hold ID...|--node --for DURATION --reason TEXT",
+		Short: "Hold resources (or the whole node) for a time: observed, never changed",
+		Long: `hold keeps fsgit from changing the resources named (or, with --node, any resource
+of the node) for a time: they are still observed, and their drift is reported, but
+nothing is applied to them, nor are they restarted; a restart they are owed waits for
+the hold's end. A hold always ends: --for is required, and at most the site's
+operations.maxHold (24h when the site does not say). It ends by itself at its time,
+or by fsgit release. Who placed it, why, since and until are kept in the state file
+and shown by fsgit status, in the status document, in metrics and in fsgit plan.
+
+It asks the running agent over its socket; with no agent it writes the state file.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runHold(cmd.Context(), cmd.OutOrStdout(), f, args)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&f.config, "config", "c", agent.DefaultConfigFile, "the agent's configuration file")
+	fl.BoolVar(&f.node, "node", false, "hold the whole node")
+	fl.DurationVar(&f.dur, "for", 0, "how long the hold lasts (required)")
+	fl.StringVar(&f.reason, "reason", "", "why (required; shown to everyone)")
+	fl.StringVarP(&f.output, "output", "o", "table", "output format: table or json")
+	return cmd
+}
+
+func newReleaseCmd() *cobra.Command {
+	var f holdFlags
+	cmd := &cobra.Command{
+		Use:   "release ID...|--node|--all",
+		Short: "End holds before their time",
+		Long: `release ends the holds on the resources named, the hold on the whole node
+(--node), or every hold (--all). The agent then converges what was held at once.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runRelease(cmd.Context(), cmd.OutOrStdout(), f, args)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&f.config, "config", "c", agent.DefaultConfigFile, "the agent's configuration file")
+	fl.BoolVar(&f.node, "node", false, "end the hold on the whole node")
+	fl.BoolVar(&f.all, "all", false, "end every hold")
+	fl.StringVarP(&f.output, "output", "o", "table", "output format: table or json")
+	return cmd
+}
+
+// operator names who runs the command: the user sudo was run by, else
+// the user.
+func operator() string {
+	if s := os.Getenv("SUDO_USER"); s != "" {
+		return s
+	}
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return fmt.Sprintf("uid %d", os.Getuid())
+}
+
+func ids(args []string) []reconciler.ID {
+	out := make([]reconciler.ID, len(args))
+	for i, a := range args {
+		out[i] = reconciler.ID(a)
+	}
+	return out
+}
+
+func runHold(ctx context.Context, w io.Writer, f holdFlags, args []string) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if f.output != "table" && f.output != "json" {
+		return couldNotRun(fmt.Errorf("unknown output format %q: want table or json", f.output))
+	}
+	cfg, err := agent.LoadConfig(schema.Files(), f.config)
+	if err != nil {
+		return couldNotRun(err)
+	}
+	req := agent.HoldRequest{IDs: ids(args), Node: f.node, For: jsondoc.Seconds(f.dur), Reason: f.reason, By: operator()}
+	var ans agent.HoldAnswer
+	err = agent.NewClient(cfg.Socket).Post(ctx, agent.HoldPath, req, &ans)
+	switch {
+	case err == nil:
+	case errors.Is(err, agent.ErrBadAnswer):
+		return couldNotRun(fmt.Errorf("the agent on %s refused: %w", cfg.Socket, err))
+	default:
+		// No agent: check as it would without a catalog, and write the
+		// state; the agent cuts the hold to the site's maximum.
+		add, herr := agent.NewHolds(req, nil, time.Now())
+		if herr != nil {
+			return couldNotRun(herr)
+		}
+		if ans.Holds, err = editHolds(cfg.StateFile, func(hs []state.Hold) ([]state.Hold, []state.Hold) {
+			return agent.MergeHolds(hs, add), nil
+		}); err != nil {
+			return couldNotRun(err)
+		}
+	}
+	return writeHolds(w, f.output, ans)
+}
+
+func runRelease(ctx context.Context, w io.Writer, f holdFlags, args []string) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if f.output != "table" && f.output != "json" {
+		return couldNotRun(fmt.Errorf("unknown output format %q: want table or json", f.output))
+	}
+	if (len(args) > 0) == (f.node || f.all) || (f.node && f.all) {
+		return couldNotRun(errors.New("release resources by ID, --node or --all: one of them"))
+	}
+	cfg, err := agent.LoadConfig(schema.Files(), f.config)
+	if err != nil {
+		return couldNotRun(err)
+	}
+	req := agent.ReleaseRequest{IDs: ids(args), Node: f.node, All: f.all, By: operator()}
+	var ans agent.HoldAnswer
+	err = agent.NewClient(cfg.Socket).Post(ctx, agent.ReleasePath, req, &ans)
+	switch {
+	case err == nil:
+	case errors.Is(err, agent.ErrBadAnswer):
+		return couldNotRun(fmt.Errorf("the agent on %s refused: %w", cfg.Socket, err))
+	default:
+		var released []state.Hold
+		if ans.Holds, err = editHolds(cfg.StateFile, func(hs []state.Hold) ([]state.Hold, []state.Hold) {
+			kept, rel := agent.ReleaseHolds(hs, req)
+			released = rel
+			return kept, rel
+		}); err != nil {
+			return couldNotRun(err)
+		}
+		ans.Released = released
+	}
+	if len(ans.Released) == 0 {
+		return couldNotRun(errors.New("no such hold"))
+	}
+	return writeHolds(w, f.output, ans)
+}
+
+// editHolds changes the holds in the state file, for when no agent runs.
+func editHolds(path string, edit func([]state.Hold) (kept, released []state.Hold)) ([]state.Hold, error) {
+	st, err := state.Open(path, state.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	hs, err := st.Holds()
+	if err != nil {
+		return nil, err
+	}
+	kept, _ := edit(hs)
+	if err := st.SetHolds(kept); err != nil {
+		return nil, err
+	}
+	return kept, nil
+}
+
+func writeHolds(w io.Writer, output string, ans agent.HoldAnswer) error {
+	if ans.Holds == nil {
+		ans.Holds = []state.Hold{}
+	}
+	if output == "json" {
+		return writeJSON(w, ans)
+	}
+	now := time.Now()
+	for _, h := range ans.Released {
+		fmt.Fprintf(w, "released %s\n", holdTarget(h.ID))
+	}
+	if len(ans.Holds) == 0 {
+		_, err := fmt.Fprintln(w, "no hold in force")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "HELD\tBY\tSINCE\tUNTIL\tREASON")
+	for _, h := range ans.Holds {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s (%s)\t%s\n", holdTarget(h.ID), h.By, h.Since.UTC().Format(time.RFC3339),
+			h.Until.UTC().Format(time.RFC3339), inTime(h.Until, now), h.Reason)
+	}
+	return tw.Flush()
+}
+
+func holdTarget(id reconciler.ID) string {
+	if id == "" {
+		return "the node"
+	}
+	return string(id)
+}
+
+// holdLine is a hold in one line of fsgit status.
+func holdLine(h status.Hold, now time.Time) string {
+	return fmt.Sprintf("%s by %s until %s (%s): %s", holdTarget(h.ID), h.By, h.Until.UTC().Format(time.RFC3339), inTime(h.Until, now), h.Reason)
+}
+
+// inTime says how long until t.
+func inTime(t, now time.Time) string {
+	d := t.Sub(now).Round(time.Second)
+	if d <= 0 {
+		return "ended"
+	}
+	return "in " + d.String()
+}
