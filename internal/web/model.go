@@ -149,6 +149,10 @@ type Row struct {
 	Drifted         int    `json:"drifted"`
 	Failed          int    `json:"failed"`
 	PendingDestroy  int    `json:"pendingDestroy"`
+	// Holds counts the operators' holds in force (fsgit hold); Pinned is
+	// the revision a rollback by hand pinned the node to.
+	Holds  int    `json:"holds,omitempty"`
+	Pinned string `json:"pinned,omitempty"`
 	// Refused is the newest refused commit, if any.
 	Refused string `json:"refused,omitempty"`
 	// SourceError is set while the node cannot reach its git source.
@@ -191,7 +195,10 @@ type Fleet struct {
 func rowOf(n *status.Node, now time.Time, staleAfter time.Duration) Row {
 	r := Row{Node: n.Node, Role: n.Role, Site: n.Site, State: stateOf(n), Converged: n.Converged, Since: n.Since,
 		AppliedRevision: n.AppliedRevision, DesiredRevision: n.DesiredRevision, Drifted: len(n.Drifted),
-		Failed: len(n.Failed), PendingDestroy: len(n.PendingDestroy), Updated: n.Updated, Unreadable: n.Unreadable}
+		Failed: len(n.Failed), PendingDestroy: len(n.PendingDestroy), Holds: len(n.Holds), Updated: n.Updated, Unreadable: n.Unreadable}
+	if n.Pinned != nil {
+		r.Pinned = n.Pinned.Revision
+	}
 	if len(n.Refused) > 0 {
 		r.Refused = n.Refused[0].Commit
 	}

@@ -63,6 +63,8 @@ func sampleFleet(now time.Time) []*status.Node {
 			Since: now.Add(-time.Minute), LastRun: run(rev2, map[reconciler.Outcome]int{reconciler.PendingDestroy: 1}, 0),
 			PendingDestroy: []status.Item{{ID: "mariadb.grant:fs_user@%/x", Reason: "left the catalog, and removing it is destructive",
 				Changes: []reconciler.Change{{Field: "privileges", Before: "SELECT", After: "(none)", Class: reconciler.Destructive}}}},
+			Holds:  []status.Hold{{ID: "service:spark-thrift", By: "alice", Reason: "<i>investigating</i> a slow query", Since: now.Add(-time.Minute), Until: now.Add(time.Hour)}},
+			Pinned: &status.Pin{Revision: rev1, By: "alice", Reason: "rev2 broke the catalog", Since: now.Add(-time.Minute)},
 			Source: src, Updated: now},
 		{Node: "vector-1", Site: "example", Role: "vector", AppliedRevision: rev2, DesiredRevision: rev2, Converged: true,
 			Refused: []status.Refusal{{Commit: rev3, Reason: "sites/example/roles.cue:12:3: roles.vector.replicas: invalid value 0 (out of bound >=1)", At: now}},
@@ -151,6 +153,21 @@ func TestServe_pages(t *testing.T) {
 	getJSON(t, hs.URL+"/?format=json&state=stale", &f)
 	if f.Shown != 1 || f.Rows[0].Node != "vector-1" {
 		t.Fatalf("filter state=stale: %+v", f.Rows)
+	}
+
+	for _, r := range f.Rows {
+		if r.Node == "offline-1" {
+			t.Fatalf("filter state=stale shows offline-1")
+		}
+	}
+	getJSON(t, hs.URL+"/?format=json&role=offline", &f)
+	if f.Shown != 1 || f.Rows[0].Holds != 1 || f.Rows[0].Pinned != rev1 {
+		t.Fatalf("offline-1's holds and pin in its row: %+v", f.Rows)
+	}
+	if code, body := get(t, hs.URL+"/node/offline-1"); code != 200 || !strings.Contains(body, `id="holds"`) ||
+		!strings.Contains(body, "service:spark-thrift") || !strings.Contains(body, "Rolled back by hand") ||
+		!strings.Contains(body, "&lt;i&gt;investigating&lt;/i&gt;") {
+		t.Fatalf("offline-1's page does not show its hold and pin as text (%d):\n%s", code, body)
 	}
 
 	var np NodePage
