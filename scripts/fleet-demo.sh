@@ -168,7 +168,7 @@ scripts/fleet.sh wait >/dev/null
 
 say "the agents now (systemd's accounting; RSS from ps)"
 for n in $FLEET_NODES; do
-	printf '%-10s %s\n' "$n" "$(docker exec "$P-$n" sh -c 'echo "RSS $(($(ps -o rss= -p $(systemctl show -p MainPID --value fsgit)) / 1024)) MiB, $(systemctl show -p NRestarts -p MemoryCurrent fsgit | xargs)"')"
+	printf '%-12s %s\n' "$n" "$(docker exec "$P-$n" sh -c 'echo "RSS $(($(ps -o rss= -p $(systemctl show -p MainPID --value fsgit)) / 1024)) MiB, $(systemctl show -p NRestarts -p MemoryCurrent fsgit | xargs)"')"
 done
 echo "(their CPU over an idle window: scripts/fleet.sh idle 600)"
 

@@ -426,14 +426,14 @@ cmd_idle() {
 	for n in "${NODES[@]}"; do t0[$n]=$(agent_cost "$n"); done
 	log "measuring the agents for $secs s ($(in_node online-1 grep -o 'pollInterval: *"[^"]*"' /etc/fsgit/agent.cue)); leave the fleet alone meanwhile"
 	sleep "$secs"
-	printf '%-10s %10s %14s %10s\n' node "cpu (s)" "cpu per hour" "rss (MiB)"
+	printf '%-12s %10s %14s %10s\n' node "cpu (s)" "cpu per hour" "rss (MiB)"
 	for n in "${NODES[@]}"; do
 		local a b
 		read -r -a a <<<"${t0[$n]}"
 		read -r -a b <<<"$(agent_cost "$n")"
 		[ "${a[0]}" = "${b[0]}" ] || log "$n: the agent restarted meanwhile (pid ${a[0]} -> ${b[0]}): figure void"
 		awk -v n="$n" -v d="$((b[1] - a[1]))" -v hz="$hz" -v s="$secs" -v rss="${b[2]}" \
-			'BEGIN { printf "%-10s %10.2f %12.1f s %10.1f\n", n, d / hz, d / hz * 3600 / s, rss / 1024 }'
+			'BEGIN { printf "%-12s %10.2f %12.1f s %10.1f\n", n, d / hz, d / hz * 3600 / s, rss / 1024 }'
 	done
 }
 
