@@ -32,7 +32,10 @@ die() {
 }
 sql() { docker exec "$ONLINE" mariadb -N -B -e "$1"; }
 ms() { date +%s%3N; }
-secs() { echo "$((($(ms) - $1) / 1000)).$((($(ms) - $1) % 1000 / 100))"; }
+secs() { # seconds since the ms time $1, one decimal
+	local d=$(($(ms) - $1))
+	echo "$((d / 1000)).$((d % 1000 / 100))"
+}
 # prom PATH: Prometheus's HTTP API, asked inside monitoring-1.
 prom() { docker exec "$MON" curl -fsS "http://127.0.0.1:9090$1"; }
 # targets: one line per scrape target: job, node, health, URL, last error.
