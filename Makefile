@@ -32,7 +32,7 @@ vet-sites: build ## fsgit vet on every site under sites/
 images: ## build the local images: Weaviate, the vectorizer stand-in, the systemd node, the git server (no registry here)
 	scripts/build-images.sh
 
-demo: ## the example site on three systemd nodes, converging from a signed git push (installs what it needs first)
+demo: ## the example site on four systemd nodes (three stores, monitoring-1), converging from a signed git push (installs what it needs first)
 	scripts/setup.sh
 	scripts/fleet-demo.sh
 

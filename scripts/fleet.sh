@@ -7,7 +7,9 @@
 # from there the node converges itself: apt-get, systemd, MariaDB, Docker.
 #
 #   fleet.sh up        build what is missing, start the git server and the
-#                      three nodes, push sites/example (signed)
+#                      nodes ($FLEET_NODES: online-1 offline-1 vector-1 by
+#                      default; the demo adds monitoring-1), push
+#                      sites/example (signed)
 #   fleet.sh wait      wait until every node is converged on the pushed commit
 #   fleet.sh commit M  commit what changed in the work clone (signed), push
 #   fleet.sh status    fsgit status --fleet, asked on online-1
@@ -21,7 +23,9 @@
 # never meets a test's or the sandbox demo's:
 #   a network $P (the fleet's private network), a volume $P-warehouse,
 #   containers $P-git (git http-backend and the jar mirror), $P-online-1,
-#   $P-offline-1, $P-vector-1, and the ones vector-1 starts on the host's
+#   $P-offline-1, $P-vector-1 (and $P-monitoring-1 when $FLEET_NODES has
+#   it, Prometheus published on 127.0.0.1:$FLEET_PROMETHEUS_PORT), and the
+#   ones vector-1 starts on the host's
 #   Docker Engine through its socket ($P-weaviate, $P-t2v), and the
 #   directory $FLEET_DIR (default /tmp/$P): the repository, the signing
 #   key, the work clone, the Weaviate data.
@@ -32,6 +36,15 @@
 # Spark installed in /opt/spark), the vectorizer is cmd/t2v-standin, and the
 # Iceberg warehouse is a volume shared by online-1 and offline-1 in place of
 # the seed's S3 bucket.
+#
+# Monitoring (issue 18): every agent serves /metrics on :9469 (agent.cue's
+# metrics: listen, the site's monitoring.agent.metricsPort), and every node
+# container has its site fqdn (*.internal) as a network alias, the names
+# monitoring-1's generated scrape configuration uses. Weaviate runs on the
+# host's Engine, not inside vector-1, so vector-1 forwards the Weaviate
+# metrics port of its fqdn to the Weaviate container (systemd-socket-proxyd,
+# a fleet unit, not the site's), as a Weaviate of vector-1's own Engine
+# would publish it there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TOP=$PWD
@@ -40,8 +53,19 @@ P="${FLEET_PREFIX:-fsgit-fleet}"
 DIR="${FLEET_DIR:-/tmp/$P}"
 INTERVAL="${FLEET_INTERVAL:-5s}"
 WEAVIATE_PORT="${FLEET_WEAVIATE_PORT:-18090}"
+# Weaviate's metrics port, published on 127.0.0.1 and forwarded by vector-1
+# (derived from the Weaviate port, so that two fleets never share it).
+WEAVIATE_METRICS_PORT="${FLEET_WEAVIATE_METRICS_PORT:-$((WEAVIATE_PORT + 22))}"
+PROMETHEUS_PORT="${FLEET_PROMETHEUS_PORT:-19090}"
 WAIT_TIMEOUT="${FLEET_WAIT_TIMEOUT:-900}"
-NODES=(online-1 offline-1 vector-1)
+# The agents' metrics port: the site's monitoring.agent.metricsPort.
+AGENT_METRICS_PORT=9469
+# The nodes: $FLEET_NODES, else the ones `up` started (kept in $DIR/nodes,
+# so that wait, idle and the rest see the same fleet), else the three stores.
+if [ -z "${FLEET_NODES:-}" ] && [ "${1:-}" != up ] && [ -f "$DIR/nodes" ]; then
+	FLEET_NODES=$(cat "$DIR/nodes")
+fi
+read -r -a NODES <<<"${FLEET_NODES:-online-1 offline-1 vector-1}"
 NODE_IMAGE=fsgit.local/node:bookworm
 GIT_IMAGE=fsgit.local/fleet-git:bookworm
 WEAVIATE_IMAGE="fsgit.local/weaviate:${WEAVIATE_VERSION:-1.35.2}"
@@ -61,6 +85,8 @@ fqdn() {
 	online-1) echo feature-store-online-node.internal ;;
 	offline-1) echo feature-store-offline-node.internal ;;
 	vector-1) echo feature-store-vector-node.internal ;;
+	monitoring-1) echo feature-store-monitoring-node.internal ;;
+	*) die "no such node in the fleet: $1 (online-1, offline-1, vector-1, monitoring-1)" ;;
 	esac
 }
 
@@ -153,6 +179,10 @@ nodes: "vector-1": data: weaviate: {
 	// host's.
 	dataDir: "$DIR/weaviate"
 	env: CLUSTER_ADVERTISE_ADDR: "127.0.0.1"
+	// Weaviate's own metrics: published on the host's loopback, and
+	// reached by Prometheus at vector-1's fqdn on the same port (vector-1
+	// forwards it to the container).
+	metrics: port: $WEAVIATE_METRICS_PORT
 	vectorizer: {
 		image:     "$T2V_IMAGE"
 		container: "$P-t2v"
@@ -174,6 +204,8 @@ source: {
 	// Only commits signed by the fleet's key are applied.
 	trustedKeys: ["/etc/fsgit/trusted-keys.pub"]
 }
+// /metrics for Prometheus, on the site's monitoring.agent.metricsPort.
+metrics: listen: ":$AGENT_METRICS_PORT"
 CUE
 }
 
@@ -264,6 +296,26 @@ SH
 printf "#!/bin/sh\nexit 0\n" >/opt/spark/sbin/stop-thriftserver.sh
 chmod 0755 /opt/spark/sbin/*.sh'
 	fi
+	if [ "$n" = vector-1 ]; then
+		# Weaviate's metrics at vector-1's fqdn: a forward to the Weaviate
+		# container on the host's Engine (fleet plumbing, not the site's).
+		docker exec -i "$c" sh -eu -c "cat >/etc/systemd/system/fleet-weaviate-metrics.socket <<UNIT
+[Unit]
+Description=fsgit fleet: Weaviate's metrics port at vector-1 (scripts/fleet.sh)
+[Socket]
+ListenStream=$WEAVIATE_METRICS_PORT
+[Install]
+WantedBy=sockets.target
+UNIT
+cat >/etc/systemd/system/fleet-weaviate-metrics.service <<UNIT
+[Unit]
+Description=fsgit fleet: forward to $P-weaviate:2112 (scripts/fleet.sh)
+[Service]
+ExecStart=/lib/systemd/systemd-socket-proxyd $P-weaviate:2112
+UNIT
+systemctl daemon-reload
+systemctl enable --now fleet-weaviate-metrics.socket" >/dev/null 2>&1 || die "vector-1: the Weaviate metrics forward failed"
+	fi
 	docker exec "$c" sh -eu -c 'systemctl daemon-reload && systemctl enable --now fsgit.service' >/dev/null 2>&1 ||
 		die "$n: systemctl enable --now fsgit failed"
 }
@@ -281,6 +333,8 @@ wait_booted() {
 
 start_nodes() {
 	local n extra
+	for n in "${NODES[@]}"; do fqdn "$n" >/dev/null; done
+	echo "${NODES[*]}" >"$DIR/nodes"
 	for n in "${NODES[@]}"; do
 		extra=()
 		case "$n" in
@@ -289,6 +343,7 @@ start_nodes() {
 			mkdir -p "$DIR/weaviate"
 			extra=(-v /var/run/docker.sock:/var/run/docker.sock -v "$DIR/weaviate:$DIR/weaviate")
 			;;
+		monitoring-1) extra=(-p "127.0.0.1:$PROMETHEUS_PORT:9090") ;;
 		esac
 		log "starting $P-$n (Debian bookworm, systemd as PID 1)"
 		docker run -d --name "$(node_ctr "$n")" --label "$LABEL" --hostname "$n" \
@@ -371,14 +426,14 @@ cmd_idle() {
 	for n in "${NODES[@]}"; do t0[$n]=$(agent_cost "$n"); done
 	log "measuring the agents for $secs s ($(in_node online-1 grep -o 'pollInterval: *"[^"]*"' /etc/fsgit/agent.cue)); leave the fleet alone meanwhile"
 	sleep "$secs"
-	printf '%-10s %10s %14s %10s\n' node "cpu (s)" "cpu per hour" "rss (MiB)"
+	printf '%-12s %10s %14s %10s\n' node "cpu (s)" "cpu per hour" "rss (MiB)"
 	for n in "${NODES[@]}"; do
 		local a b
 		read -r -a a <<<"${t0[$n]}"
 		read -r -a b <<<"$(agent_cost "$n")"
 		[ "${a[0]}" = "${b[0]}" ] || log "$n: the agent restarted meanwhile (pid ${a[0]} -> ${b[0]}): figure void"
 		awk -v n="$n" -v d="$((b[1] - a[1]))" -v hz="$hz" -v s="$secs" -v rss="${b[2]}" \
-			'BEGIN { printf "%-10s %10.2f %12.1f s %10.1f\n", n, d / hz, d / hz * 3600 / s, rss / 1024 }'
+			'BEGIN { printf "%-12s %10.2f %12.1f s %10.1f\n", n, d / hz, d / hz * 3600 / s, rss / 1024 }'
 	done
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # setup.sh installs what fsgit's tests and demo need on a fresh Debian
-# machine: Debian packages (MariaDB, git, gpg, ssh-keygen, Chromium for the
+# machine: Debian packages (MariaDB, git, gpg, ssh-keygen, jq for the demo, Chromium for the
 # browser tests of fsgit serve), the Go modules,
 # and the locally built container images (no registry is reachable here).
 # It is idempotent: a second run installs nothing.
@@ -11,7 +11,7 @@ need=()
 # prometheus, its exporters and alertmanager: the monitoring tests run them on
 # loopback (Debian starts them through systemd on install; the tests do not
 # need that).
-for p in mariadb-server mariadb-client git gpg openssh-client ca-certificates procps debootstrap curl chromium \
+for p in mariadb-server mariadb-client git gpg openssh-client ca-certificates procps debootstrap curl jq chromium \
   prometheus prometheus-node-exporter prometheus-mysqld-exporter prometheus-alertmanager; do
   dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || need+=("$p")
 done
