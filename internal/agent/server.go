@@ -116,6 +116,33 @@ func (s *server) close(ctx context.Context) error {
 // cannot be read. Any other error means no agent answered.
 var ErrBadAnswer = errors.New("unreadable answer")
 
+// AnswerError is the agent's answer with an error status: its message
+// (the body it sent) is the error's text, so that a refusal ("a hold may
+// last 2h at most") reads as the agent wrote it. It matches
+// [ErrBadAnswer] with errors.Is.
+type AnswerError struct {
+	// Status is the HTTP status line; Message the agent's text, if any.
+	Status  string
+	Message string
+}
+
+// Error returns the agent's message, or the status when it sent none.
+func (e *AnswerError) Error() string {
+	if e.Message != "" {
+		return e.Message
+	}
+	return "the agent answered " + e.Status
+}
+
+// Is reports whether target is [ErrBadAnswer].
+func (e *AnswerError) Is(target error) bool { return target == ErrBadAnswer }
+
+// refused reads what the agent said with an error status.
+func refused(resp *http.Response) error {
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	return &AnswerError{Status: resp.Status, Message: string(bytes.TrimSpace(msg))}
+}
+
 // Client asks a running agent over its socket.
 type Client struct {
 	http *http.Client
@@ -145,7 +172,7 @@ func (c *Client) Get(ctx context.Context, path string, v any) ([]byte, error) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%w: %s", ErrBadAnswer, resp.Status)
+		return nil, refused(resp)
 	}
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
@@ -184,8 +211,7 @@ func (c *Client) Run(ctx context.Context, req RunRequest, onEvent func(RunEvent)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return nil, fmt.Errorf("%w: %s: %s", ErrBadAnswer, resp.Status, bytes.TrimSpace(msg))
+		return nil, refused(resp)
 	}
 	dec := json.NewDecoder(resp.Body)
 	var last *RunEvent
@@ -225,12 +251,12 @@ func (c *Client) Post(ctx context.Context, path string, req, v any) error {
 		return fmt.Errorf("ask the agent: %w", err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return refused(resp)
+	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return fmt.Errorf("%w: read it: %w", ErrBadAnswer, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%w: %s", ErrBadAnswer, bytes.TrimSpace(b))
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("%w: decode %s: %w", ErrBadAnswer, path, err)
