@@ -117,10 +117,10 @@ func New(opts Options) (*Server, error) {
 			opts.Redact = append(opts.Redact, p)
 		}
 	}
-	// The source's own log lines quote the URL as given, password
-	// included: they are not kept (Poll logs what matters, redacted).
+	// The source redacts the URL's password in its errors and log lines
+	// (gitsource.RedactURL); Redact above covers what else a page shows.
 	src, err := gitsource.Open(gitsource.Config{URL: opts.URL, Branch: opts.Branch, Auth: opts.Auth,
-		CacheDir: opts.CacheDir, Depth: opts.Depth})
+		CacheDir: opts.CacheDir, Depth: opts.Depth, Log: opts.Log})
 	if err != nil {
 		return nil, err
 	}
@@ -129,18 +129,8 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{opts: opts, src: src, tmpl: tmpl, metrics: newMetrics(), log: opts.Log}
-	s.url = s.redact(displayURL(opts.URL))
+	s.url = s.redact(gitsource.RedactURL(opts.URL))
 	return s, nil
-}
-
-// displayURL is u without its password.
-func displayURL(u string) string {
-	p, err := url.Parse(u)
-	if err != nil || p.User == nil {
-		return u
-	}
-	p.User = url.User(p.User.Username())
-	return p.String()
 }
 
 // redact replaces every value of Options.Redact in s.
