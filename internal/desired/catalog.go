@@ -85,14 +85,22 @@ func (s *Site) catalogFor(node string) (*reconciler.Catalog, *Sources, []Problem
 		return nil, nil, probs
 	}
 
+	topo, err := s.topologyFor(role.profiles)
+	if err != nil {
+		var inv *InvalidError
+		if errors.As(err, &inv) {
+			return nil, nil, append(probs, inv.Problems...)
+		}
+		return nil, nil, append(probs, Problem{Node: node, Msg: err.Error()})
+	}
 	// One fill with everything: each FillPath evaluates the result, so
 	// filling field by field would evaluate the catalog once per field.
 	c := s.catalog.FillPath(cue.Path{}, map[string]any{
 		"siteName": s.name,
 		"siteData": s.site.LookupPath(cue.ParsePath("data")),
-		"node":     s.site.LookupPath(cue.MakePath(cue.Str("nodes"), cue.Str(node))),
+		"node":     n.value,
 		"role":     s.site.LookupPath(cue.MakePath(cue.Str("roles"), cue.Str(n.role))),
-		"topology": s.topologyFor(role.profiles),
+		"topology": topo,
 	})
 	// Invalid data would fail every profile that reads it, each with the
 	// same message: report it once, and check only the resources the role
@@ -366,31 +374,4 @@ func (s *Site) warnings(cat *reconciler.Catalog, node string, from map[reconcile
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Resource < out[j].Resource })
 	return out
-}
-
-// topologyFor is the site's topology as one node's catalog sees it: the
-// parts computed for a profile (out.profiles.<name>) only when the node's
-// role lists that profile, so that a part that lists the whole fleet (the
-// scrape targets) costs nothing on the other nodes.
-func (s *Site) topologyFor(profiles []string) map[string]any {
-	parts, ok := s.topology["profiles"].(map[string]any)
-	if !ok {
-		return s.topology
-	}
-	t := make(map[string]any, len(s.topology))
-	for k, v := range s.topology {
-		if k != "profiles" {
-			t[k] = v
-		}
-	}
-	mine := map[string]any{}
-	for _, p := range profiles {
-		if v, ok := parts[p]; ok {
-			mine[p] = v
-		}
-	}
-	if len(mine) > 0 {
-		t["profiles"] = mine
-	}
-	return t
 }
