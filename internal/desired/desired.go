@@ -68,6 +68,8 @@ type Site struct {
 	shown    map[string]fileOrigin // displayed file name -> where it came from
 
 	srcFiles map[string][]byte // the load tree, for the workers of EvaluateNodes
+	// schemaDigest is schemaKey, once found.
+	schemaDigest string
 
 	ctx     *cue.Context
 	site    cue.Value // the site package

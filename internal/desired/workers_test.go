@@ -15,11 +15,11 @@ func TestEvaluateNodesParallel(t *testing.T) {
 	// One invalid node, so that problems are compared too.
 	extra["sites/example/bad.cue"] = "package example\n\nnodes: \"node-007\": data: mariadb: port: \"x\"\n"
 	fsys := exampleFS(t, extra)
-	par, err := Load(context.Background(), Source{FS: fsys, SiteDir: "sites/example"})
+	par, err := Load(context.Background(), Source{FS: fsys, SiteDir: "sites/example", Limits: Limits{EvalTimeout: -1}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ser, err := Load(context.Background(), Source{FS: fsys, SiteDir: "sites/example"})
+	ser, err := Load(context.Background(), Source{FS: fsys, SiteDir: "sites/example", Limits: Limits{EvalTimeout: -1}})
 	if err != nil {
 		t.Fatal(err)
 	}
