@@ -70,6 +70,8 @@ type Site struct {
 	srcFiles map[string][]byte // the load tree, for the workers of EvaluateNodes
 	// schemaDigest is schemaKey, once found.
 	schemaDigest string
+	// keyParts are the parts of InputKey shared by nodes, once found.
+	keyParts map[string]string
 
 	ctx     *cue.Context
 	site    cue.Value // the site package

@@ -34,18 +34,29 @@ func (s *Site) InputKey(node string) (key string, ok bool) {
 			return "", false
 		}
 	}
-	h := sha256.New()
-	fmt.Fprintf(h, "schema\x00%s\x00site\x00%s\x00role\x00%s\x00", s.schemaKey(), s.name, n.role)
-	for _, p := range []cue.Path{
-		cue.ParsePath("data"),
-		cue.ParsePath("pruning"),
-		cue.ParsePath("operations"),
-		cue.MakePath(cue.Str("roles"), cue.Str(n.role)),
-	} {
-		if !writeValue(h, p.String(), s.site.LookupPath(p)) {
-			return "", false
-		}
+	if s.keyParts == nil {
+		s.keyParts = map[string]string{}
 	}
+	site, ok := s.keyPart("site", func(h hash.Hash) bool {
+		fmt.Fprintf(h, "schema\x00%s\x00site\x00%s\x00", s.schemaKey(), s.name)
+		for _, p := range []string{"data", "pruning", "operations"} {
+			if !writeValue(h, p, s.site.LookupPath(cue.MakePath(cue.Str(p)))) {
+				return false
+			}
+		}
+		return true
+	})
+	if !ok {
+		return "", false
+	}
+	role, ok := s.keyPart("role "+n.role, func(h hash.Hash) bool {
+		return writeValue(h, "role", s.site.LookupPath(cue.MakePath(cue.Str("roles"), cue.Str(n.role))))
+	})
+	if !ok {
+		return "", false
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00", site, n.role, role)
 	if !writeValue(h, "node", n.value) {
 		return "", false
 	}
@@ -59,6 +70,21 @@ func (s *Site) InputKey(node string) (key string, ok bool) {
 	}
 	fmt.Fprintf(h, "topology\x00%d\x00%s", len(b), b)
 	return hex.EncodeToString(h.Sum(nil)), true
+}
+
+// keyPart is a part of InputKey shared by nodes (the site's, a role's),
+// computed once; "" when write reports false.
+func (s *Site) keyPart(name string, write func(h hash.Hash) bool) (string, bool) {
+	if k, ok := s.keyParts[name]; ok {
+		return k, k != ""
+	}
+	h := sha256.New()
+	k := ""
+	if write(h) {
+		k = hex.EncodeToString(h.Sum(nil))
+	}
+	s.keyParts[name] = k
+	return k, k != ""
 }
 
 // schemaKey is the digest of the files that are not the site's (the
