@@ -60,8 +60,9 @@ timed() {
     /usr/bin/time -a -o "$t" -f "%e %U %S" "$@" >/dev/null 2>&1 || [ $? -le 2 ]
   done
   local wall cpu
-  wall=$(awk '{print $1}' "$t" | median)
-  cpu=$(awk '{printf "%.2f\n", $2 + $3}' "$t" | median)
+  # time adds a line "Command exited with non-zero status N": skip it.
+  wall=$(awk 'NF == 3 && $1 ~ /^[0-9.]+$/ {print $1}' "$t" | median)
+  cpu=$(awk 'NF == 3 && $1 ~ /^[0-9.]+$/ {printf "%.2f\n", $2 + $3}' "$t" | median)
   echo "$wall s (CPU $cpu s)"
 }
 
