@@ -10,8 +10,13 @@
 //
 // One node's catalog is computed by filling the node's name into the
 // profile package's #Catalog definition, so that its cost does not grow with
-// the size of the fleet. [Site.Vet] does it for every node and reports every
-// problem with a file:line:col position.
+// the size of the fleet; what a node needs to know of the rest of the site
+// (#Topology) is evaluated only for the nodes that need it (topology.go).
+// [Site.Vet] does it for every node, in parallel (one CUE context per
+// worker, [Site.EvaluateNodes]), and reports every problem with a
+// file:line:col position. [Site.InputKey] says whether a node's catalog can
+// differ between two loads, so that fsgit plan evaluates only the nodes
+// a change concerns.
 package desired
 
 import (
