@@ -1,28 +1,39 @@
 #!/usr/bin/env bash
-# bench-plan.sh: how long `fsgit plan` takes on sites/example and on a
-# generated site of N nodes (default 300), for a change that touches every
-# online node (the buffer pool) and one that touches every node (a base
-# profile setting). Prints one line per figure: median of R runs.
+# bench-plan.sh: how long fsgit takes on sites/example and on generated
+# sites of N nodes (NS, default "300 1000"; the example's 4 nodes plus
+# generated ones, a third per role), whole processes, median of R runs
+# (default 5), wall time and CPU time (user + system):
+#   - fsgit vet;
+#   - fsgit render of one node (what an agent evaluates: its own node);
+#   - fsgit plan of a change to one role (the online nodes' buffer pool)
+#     and of a change to the base profile (every node).
+# On a busy machine the CPU figures are the steadier ones. FSGIT=path
+# measures that binary instead of building ./cmd/fsgit (e.g. an older one,
+# for before/after figures).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N="${N:-300}"
+NS="${NS:-300 1000}"
 R="${R:-5}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-go build -o "$work/fsgit" ./cmd/fsgit
+if [ -n "${FSGIT:-}" ]; then
+  cp "$FSGIT" "$work/fsgit"
+else
+  go build -o "$work/fsgit" ./cmd/fsgit
+fi
 
 mkrepo() { # dir nodes
   local dir="$1" n="$2"
   mkdir -p "$dir"
   cp -r sites cue.mod "$dir/"
   mkdir -p "$dir/schema" && cp -r schema/profile "$dir/schema/"
-  if [ "$n" -gt 0 ]; then
+  if [ "$n" -gt 4 ]; then
     {
       echo "package example"
       echo
       echo "nodes: {"
       roles=(feature_store_online feature_store_offline feature_store_vector)
-      for i in $(seq 1 "$n"); do
+      for i in $(seq 1 $((n - 4))); do
         r=${roles[$((i % 3))]}
         printf '\t"gen-%04d": {role: "%s", fqdn: "gen-%04d.internal"}\n' "$i" "$r" "$i"
       done
@@ -40,20 +51,32 @@ mkrepo() { # dir nodes
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-time_plan() { # dir base head
+# timed CMD...: "W s (CPU C s)", medians of R runs of a command whose exit
+# status 0, 1 or 2 is expected (plan exits 2 on changes).
+timed() {
+  local t="$work/times"
+  : > "$t"
   for _ in $(seq 1 "$R"); do
-    s=$(date +%s.%N)
-    "$work/fsgit" plan --repo "$1" --base "$2" --head "$3" -o markdown >/dev/null || [ $? -eq 2 ]
-    e=$(date +%s.%N)
-    echo "$e - $s" | bc
-  done | median
+    /usr/bin/time -a -o "$t" -f "%e %U %S" "$@" >/dev/null 2>&1 || [ $? -le 2 ]
+  done
+  local wall cpu
+  # time adds a line "Command exited with non-zero status N": skip it.
+  wall=$(awk 'NF == 3 && $1 ~ /^[0-9.]+$/ {print $1}' "$t" | median)
+  cpu=$(awk 'NF == 3 && $1 ~ /^[0-9.]+$/ {printf "%.2f\n", $2 + $3}' "$t" | median)
+  echo "$wall s (CPU $cpu s)"
 }
 
-mkrepo "$work/example" 0
-mkrepo "$work/big" "$N"
-nodes_big=$(( N + 3 ))
-echo "plan sites/example (3 nodes), buffer pool change: $(time_plan "$work/example" HEAD~2 HEAD~1) s"
-echo "plan sites/example (3 nodes), base profile change: $(time_plan "$work/example" HEAD~1 HEAD) s"
-echo "plan generated site ($nodes_big nodes), buffer pool change: $(time_plan "$work/big" HEAD~2 HEAD~1) s"
-echo "plan generated site ($nodes_big nodes), base profile change: $(time_plan "$work/big" HEAD~1 HEAD) s"
-/usr/bin/time -f "plan generated site ($nodes_big nodes), peak RSS: %M KiB" "$work/fsgit" plan --repo "$work/big" --base HEAD~1 --head HEAD -o json >/dev/null || true
+mkrepo "$work/n4" 4
+echo "vet sites/example (4 nodes): $(timed "$work/fsgit" vet --site "$work/n4/sites/example")"
+echo "render one node, sites/example (4 nodes): $(timed "$work/fsgit" render --site "$work/n4/sites/example" --node online-1 -o json)"
+echo "plan sites/example (4 nodes), one role changed: $(timed "$work/fsgit" plan --repo "$work/n4" --base HEAD~2 --head HEAD~1 -o markdown)"
+for n in $NS; do
+  mkrepo "$work/n$n" "$n"
+  echo "vet generated site ($n nodes): $(timed "$work/fsgit" vet --site "$work/n$n/sites/example")"
+  echo "render one node, generated site ($n nodes): $(timed "$work/fsgit" render --site "$work/n$n/sites/example" --node online-1 -o json)"
+  echo "plan generated site ($n nodes), one role changed: $(timed "$work/fsgit" plan --repo "$work/n$n" --base HEAD~2 --head HEAD~1 -o markdown)"
+  echo "plan generated site ($n nodes), base profile changed: $(timed "$work/fsgit" plan --repo "$work/n$n" --base HEAD~1 --head HEAD -o markdown)"
+done
+last=$(echo "$NS" | awk '{print $NF}')
+/usr/bin/time -f "plan generated site ($last nodes), base profile changed, peak RSS: %M KiB" "$work/fsgit" plan --repo "$work/n$last" --base HEAD~1 --head HEAD -o json >/dev/null 2>"$work/rss" || true
+tail -1 "$work/rss"

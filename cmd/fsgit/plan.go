@@ -90,10 +90,11 @@ func runPlan(ctx context.Context, out io.Writer, f *planFlags) error {
 	}
 	siteDir := path.Clean(f.site)
 
-	// The two revisions are evaluated at once: each has its own CUE
-	// context, and evaluation is most of a plan's time.
+	// The two revisions are loaded at once: each has its own CUE
+	// context. plan.Evaluate then evaluates every head node, and at base
+	// only the nodes whose inputs differ.
 	type side struct {
-		cats map[string]*reconciler.Catalog
+		site *desired.Site
 		hash string
 		err  error
 	}
@@ -101,11 +102,24 @@ func runPlan(ctx context.Context, out io.Writer, f *planFlags) error {
 	go func() {
 		defer crash.Exit()
 		var s side
-		s.cats, s.hash, _, s.err = catalogsAt(ctx, repo, baseRev, siteDir, f.nodes, f.limits)
+		s.site, s.hash, s.err = siteAt(ctx, repo, baseRev, siteDir, f.limits)
 		baseCh <- s
 	}()
-	headCats, headHash, headSite, err := catalogsAt(ctx, repo, f.head, siteDir, f.nodes, f.limits)
+	headS, headHash, err := siteAt(ctx, repo, f.head, siteDir, f.limits)
 	base := <-baseCh
+	var sides *plan.Sides
+	if err == nil {
+		if base.err != nil {
+			// A base that does not validate (or has no site yet) is
+			// planned against as empty: the head is what gets applied.
+			var inv *desired.InvalidError
+			if !errors.As(base.err, &inv) && !errors.Is(base.err, fs.ErrNotExist) {
+				return fmt.Errorf("plan: base revision %s: %w", baseRev, base.err)
+			}
+			base.site = nil
+		}
+		sides, err = plan.Evaluate(ctx, base.site, headS, f.nodes)
+	}
 	if err != nil {
 		var inv *desired.InvalidError
 		if errors.As(err, &inv) {
@@ -113,21 +127,16 @@ func runPlan(ctx context.Context, out io.Writer, f *planFlags) error {
 		}
 		return fmt.Errorf("plan: head revision %s: %w", f.head, err)
 	}
-	baseCats, baseHash := base.cats, base.hash
-	if base.err != nil {
-		// A base that does not validate (or has no site yet) is planned
-		// against as empty: the head is what gets applied.
-		var inv *desired.InvalidError
-		if !errors.As(base.err, &inv) && !errors.Is(base.err, fs.ErrNotExist) {
-			return fmt.Errorf("plan: base revision %s: %w", baseRev, base.err)
-		}
-		baseCats = map[string]*reconciler.Catalog{}
+	baseCats, headCats, baseHash := sides.Base, sides.Head, base.hash
+	var hs *headSite
+	if sides.HeadAll != nil {
+		hs = &headSite{site: headS, cats: sides.HeadAll}
 	}
 
 	p := plan.Compute(baseCats, headCats, newRegistry())
 	p.Base, p.Head = baseHash, headHash
 	addObserved(repo, f.statusRef, headHash, p)
-	if err := addInvariants(p, headSite, f.nodes); err != nil {
+	if err := addInvariants(p, hs, f.nodes); err != nil {
 		return fmt.Errorf("plan: head revision %s: %w", f.head, err)
 	}
 
@@ -198,56 +207,17 @@ func invariantMessage(f invariants.Finding) string {
 	return fmt.Sprintf("node %s %s (%s): %s", f.Side.Node, f.Side.Resource, f.Side.Pos, f.Msg)
 }
 
-// catalogsAt evaluates the site at rev and returns the catalog of every node
-// (or of the named ones), the revision's full hash, and the site with every
-// node's catalog and sources, for the checks across nodes.
-func catalogsAt(ctx context.Context, repo *gitsource.Local, rev, siteDir string, only []string, lim desired.Limits) (map[string]*reconciler.Catalog, string, *headSite, error) {
+// siteAt loads the site at rev, and returns the revision's full hash.
+func siteAt(ctx context.Context, repo *gitsource.Local, rev, siteDir string, lim desired.Limits) (*desired.Site, string, error) {
 	fsys, hash, err := repo.Tree(rev)
 	if err != nil {
-		return nil, "", nil, err
+		return nil, "", err
 	}
 	if _, err := fs.Stat(fsys, siteDir); err != nil {
-		return nil, hash, nil, fmt.Errorf("site %s at %s: %w", siteDir, rev, err)
+		return nil, hash, fmt.Errorf("site %s at %s: %w", siteDir, rev, err)
 	}
 	site, err := desired.Load(ctx, desired.Source{FS: fsys, SiteDir: siteDir, Revision: hash, Limits: lim})
-	if err != nil {
-		return nil, hash, nil, err
-	}
-	want := map[string]bool{}
-	for _, n := range only {
-		want[n] = true
-	}
-	// Every node is evaluated, the planned ones or not: the checks across
-	// nodes need them all.
-	cats := map[string]*reconciler.Catalog{}
-	hs := &headSite{site: site}
-	var problems []desired.Problem
-	for _, n := range site.Nodes() {
-		cat, src, err := site.CatalogSources(n)
-		if err != nil {
-			var inv *desired.InvalidError
-			if errors.As(err, &inv) {
-				if len(want) == 0 || want[n] {
-					problems = append(problems, inv.Problems...)
-				}
-				continue
-			}
-			return nil, hash, nil, err
-		}
-		hs.cats = append(hs.cats, desired.NodeCatalog{Catalog: cat, Sources: src})
-		if len(want) == 0 || want[n] {
-			cats[n] = cat
-		}
-	}
-	if len(problems) > 0 {
-		return nil, hash, nil, &desired.InvalidError{Problems: problems}
-	}
-	if len(hs.cats) < len(site.Nodes()) {
-		// A node left out of the plan is invalid: the checks across nodes
-		// would report what is only missing.
-		hs = nil
-	}
-	return cats, hash, hs, nil
+	return site, hash, err
 }
 
 // addObserved fills in, for each planned node, what the status branch says

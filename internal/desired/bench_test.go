@@ -78,3 +78,14 @@ func BenchmarkCatalog_300Nodes(b *testing.B) { benchCatalog(b, fleetFS(b, 300), 
 
 // BenchmarkVet_300Nodes is fsgit vet on a 300-node site.
 func BenchmarkVet_300Nodes(b *testing.B) { benchVet(b, fleetFS(b, 300)) }
+
+// BenchmarkLoad_1000Nodes, BenchmarkCatalog_1000Nodes and
+// BenchmarkVet_1000Nodes are the same on 1,000 nodes: an agent evaluates
+// its own node, whose cost must stay within 1.5x of the example's.
+func BenchmarkLoad_1000Nodes(b *testing.B) { benchLoad(b, fleetFS(b, 1000)) }
+
+// BenchmarkCatalog_1000Nodes is one node's catalog in a 1,000-node site.
+func BenchmarkCatalog_1000Nodes(b *testing.B) { benchCatalog(b, fleetFS(b, 1000), "node-501") }
+
+// BenchmarkVet_1000Nodes is fsgit vet on a 1,000-node site.
+func BenchmarkVet_1000Nodes(b *testing.B) { benchVet(b, fleetFS(b, 1000)) }

@@ -16,10 +16,6 @@ import (
 	"github.com/fsgit/fsgit/reconciler"
 )
 
-// commonFields are the fields every resource has; they leave the spec for
-// reconciler.Resource's own fields.
-var commonFields = []string{"require", "notify", "drift", "allowDestroy"}
-
 // part is one source of resources in a node's catalog: a profile, the
 // role's own resources or the node's.
 type part struct {
@@ -85,14 +81,22 @@ func (s *Site) catalogFor(node string) (*reconciler.Catalog, *Sources, []Problem
 		return nil, nil, probs
 	}
 
+	topo, err := s.topologyFor(role.profiles)
+	if err != nil {
+		var inv *InvalidError
+		if errors.As(err, &inv) {
+			return nil, nil, append(probs, inv.Problems...)
+		}
+		return nil, nil, append(probs, Problem{Node: node, Msg: err.Error()})
+	}
 	// One fill with everything: each FillPath evaluates the result, so
 	// filling field by field would evaluate the catalog once per field.
 	c := s.catalog.FillPath(cue.Path{}, map[string]any{
 		"siteName": s.name,
 		"siteData": s.site.LookupPath(cue.ParsePath("data")),
-		"node":     s.site.LookupPath(cue.MakePath(cue.Str("nodes"), cue.Str(node))),
+		"node":     n.value,
 		"role":     s.site.LookupPath(cue.MakePath(cue.Str("roles"), cue.Str(n.role))),
-		"topology": s.topologyFor(role.profiles),
+		"topology": topo,
 	})
 	// Invalid data would fail every profile that reads it, each with the
 	// same message: report it once, and check only the resources the role
@@ -200,70 +204,122 @@ func dedupe(probs []Problem) []Problem {
 	return out
 }
 
-// decodePart decodes a concrete struct of resources keyed by ID.
+// decodePart decodes a concrete struct of resources keyed by ID: the
+// fields every resource has into reconciler.Resource's own, the rest into
+// the spec as canonical JSON (see specJSON), read straight from the CUE
+// value.
 func decodePart(v cue.Value) ([]reconciler.Resource, error) {
-	b, err := v.MarshalJSON()
+	it, err := v.Fields()
 	if err != nil {
-		return nil, fmt.Errorf("encode resources: %w", err)
-	}
-	var byID map[string]map[string]json.RawMessage
-	if err := json.Unmarshal(b, &byID); err != nil {
 		return nil, fmt.Errorf("decode resources: %w", err)
 	}
-	out := make([]reconciler.Resource, 0, len(byID))
-	for id, fields := range byID {
+	var out []reconciler.Resource
+	for it.Next() {
+		id := it.Selector().Unquoted()
 		r := reconciler.Resource{ID: reconciler.ID(id), Mode: reconciler.ModeEnforce}
-		if raw, ok := fields["require"]; ok {
-			if err := json.Unmarshal(raw, &r.Require); err != nil {
-				return nil, fmt.Errorf("decode %s require: %w", id, err)
-			}
-		}
-		if raw, ok := fields["notify"]; ok {
-			if err := json.Unmarshal(raw, &r.Notify); err != nil {
-				return nil, fmt.Errorf("decode %s notify: %w", id, err)
-			}
-		}
-		if raw, ok := fields["drift"]; ok {
-			if err := json.Unmarshal(raw, &r.Mode); err != nil {
-				return nil, fmt.Errorf("decode %s drift: %w", id, err)
-			}
-		}
-		if raw, ok := fields["allowDestroy"]; ok {
-			if err := json.Unmarshal(raw, &r.AllowDestroy); err != nil {
-				return nil, fmt.Errorf("decode %s allowDestroy: %w", id, err)
-			}
-		}
-		for _, f := range commonFields {
-			delete(fields, f)
-		}
-		spec, err := canonicalJSON(fields)
+		fields, err := it.Value().Fields()
 		if err != nil {
+			return nil, fmt.Errorf("decode %s: %w", id, err)
+		}
+		spec := map[string]any{}
+		for fields.Next() {
+			name, f := fields.Selector().Unquoted(), fields.Value()
+			switch name {
+			case "require", "notify":
+				var ids []reconciler.ID
+				if err := f.Decode(&ids); err != nil {
+					return nil, fmt.Errorf("decode %s %s: %w", id, name, err)
+				}
+				if name == "require" {
+					r.Require = ids
+				} else {
+					r.Notify = ids
+				}
+			case "drift":
+				mode, err := f.String()
+				if err != nil {
+					return nil, fmt.Errorf("decode %s drift: %w", id, err)
+				}
+				r.Mode = reconciler.Mode(mode)
+			case "allowDestroy":
+				if r.AllowDestroy, err = f.Bool(); err != nil {
+					return nil, fmt.Errorf("decode %s allowDestroy: %w", id, err)
+				}
+			default:
+				if spec[name], err = jsonValue(f); err != nil {
+					return nil, fmt.Errorf("encode %s spec: %w", id, err)
+				}
+			}
+		}
+		if r.Spec, err = specJSON(spec); err != nil {
 			return nil, fmt.Errorf("encode %s spec: %w", id, err)
 		}
-		r.Spec = spec
 		out = append(out, r)
 	}
 	return out, nil
 }
 
-// canonicalJSON encodes v with the keys of every object sorted and numbers
-// kept as written, so that the same resource always has the same spec
-// bytes (stable renders, stable hashes).
-func canonicalJSON(fields map[string]json.RawMessage) (json.RawMessage, error) {
-	obj := make(map[string]any, len(fields))
-	for k, raw := range fields {
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.UseNumber()
-		var x any
-		if err := dec.Decode(&x); err != nil {
+// jsonValue converts a concrete CUE value into what encoding/json encodes
+// as the same JSON: objects as maps (whose keys it sorts), numbers as
+// json.Number with the text CUE gives them.
+func jsonValue(v cue.Value) (any, error) {
+	if d, ok := v.Default(); ok {
+		v = d
+	}
+	switch v.Kind() {
+	case cue.StructKind:
+		it, err := v.Fields()
+		if err != nil {
 			return nil, err
 		}
-		obj[k] = x
+		m := map[string]any{}
+		for it.Next() {
+			if m[it.Selector().Unquoted()], err = jsonValue(it.Value()); err != nil {
+				return nil, err
+			}
+		}
+		return m, nil
+	case cue.ListKind:
+		it, err := v.List()
+		if err != nil {
+			return nil, err
+		}
+		l := []any{}
+		for it.Next() {
+			e, err := jsonValue(it.Value())
+			if err != nil {
+				return nil, err
+			}
+			l = append(l, e)
+		}
+		return l, nil
+	case cue.StringKind:
+		return v.String()
+	case cue.BoolKind:
+		return v.Bool()
+	case cue.NullKind:
+		return nil, nil
+	case cue.IntKind, cue.FloatKind, cue.NumberKind:
+		b, err := v.MarshalJSON()
+		return json.Number(b), err
+	default:
+		// Not concrete: MarshalJSON says what is wrong.
+		_, err := v.MarshalJSON()
+		if err == nil {
+			err = fmt.Errorf("%s: not a JSON value", v.Path())
+		}
+		return nil, err
 	}
+}
+
+// specJSON encodes a spec with the keys of every object sorted and numbers
+// kept as CUE writes them, so that the same resource always has the same
+// spec bytes (stable renders, stable hashes).
+func specJSON(spec map[string]any) (json.RawMessage, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(obj); err != nil {
+	if err := enc.Encode(spec); err != nil {
 		return nil, err
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
@@ -366,31 +422,4 @@ func (s *Site) warnings(cat *reconciler.Catalog, node string, from map[reconcile
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Resource < out[j].Resource })
 	return out
-}
-
-// topologyFor is the site's topology as one node's catalog sees it: the
-// parts computed for a profile (out.profiles.<name>) only when the node's
-// role lists that profile, so that a part that lists the whole fleet (the
-// scrape targets) costs nothing on the other nodes.
-func (s *Site) topologyFor(profiles []string) map[string]any {
-	parts, ok := s.topology["profiles"].(map[string]any)
-	if !ok {
-		return s.topology
-	}
-	t := make(map[string]any, len(s.topology))
-	for k, v := range s.topology {
-		if k != "profiles" {
-			t[k] = v
-		}
-	}
-	mine := map[string]any{}
-	for _, p := range profiles {
-		if v, ok := parts[p]; ok {
-			mine[p] = v
-		}
-	}
-	if len(mine) > 0 {
-		t["profiles"] = mine
-	}
-	return t
 }

@@ -10,8 +10,13 @@
 //
 // One node's catalog is computed by filling the node's name into the
 // profile package's #Catalog definition, so that its cost does not grow with
-// the size of the fleet. [Site.Vet] does it for every node and reports every
-// problem with a file:line:col position.
+// the size of the fleet; what a node needs to know of the rest of the site
+// (#Topology) is evaluated only for the nodes that need it (topology.go).
+// [Site.Vet] does it for every node, in parallel (one CUE context per
+// worker, [Site.EvaluateNodes]), and reports every problem with a
+// file:line:col position. [Site.InputKey] says whether a node's catalog can
+// differ between two loads, so that fsgit plan evaluates only the nodes
+// a change concerns.
 package desired
 
 import (
@@ -67,10 +72,16 @@ type Site struct {
 	display  func(string) string
 	shown    map[string]fileOrigin // displayed file name -> where it came from
 
-	ctx      *cue.Context
-	site     cue.Value      // the site package
-	catalog  cue.Value      // profile.#Catalog
-	topology map[string]any // profile.#Topology's out, for this site, concrete
+	srcFiles map[string][]byte // the load tree, for the workers of EvaluateNodes
+	// schemaDigest is schemaKey, once found.
+	schemaDigest string
+	// keyParts are the parts of InputKey shared by nodes, once found.
+	keyParts map[string]string
+
+	ctx     *cue.Context
+	site    cue.Value // the site package
+	catalog cue.Value // profile.#Catalog
+	topo    topology
 
 	name     string
 	profiles map[string]bool
@@ -99,16 +110,16 @@ type siteProblem struct {
 
 type roleInfo struct {
 	name     string
-	pos      string
 	profiles []string
-	profPos  []string
 }
 
+// nodeInfo is a node as the site's structure declares it. Positions are
+// found only when a problem needs one: finding them for every node would
+// cost more than the node's own catalog.
 type nodeInfo struct {
-	name    string
-	pos     string
-	role    string
-	rolePos string
+	name  string
+	value cue.Value // nodes.<name>
+	role  string
 }
 
 // fileOrigin says where a file of the load tree came from, which decides
@@ -160,7 +171,7 @@ func Load(ctx context.Context, src Source) (*Site, error) {
 	if err := checkTree(src, files, tree, big, lim); err != nil {
 		return nil, err
 	}
-	s := &Site{src: src, files: origins, revision: src.Revision, key: contentKey(siteDir, files)}
+	s := &Site{src: src, files: origins, srcFiles: files, revision: src.Revision, key: contentKey(siteDir, files)}
 	s.docs.src = map[string][]byte{}
 	for name, o := range origins {
 		if o != originSite {
@@ -233,14 +244,15 @@ func (s *Site) evaluate(files map[string][]byte) error {
 	if err := s.readStructure(vals[1]); err != nil {
 		return err
 	}
-	// The topology is evaluated once and filled into catalogs as plain
-	// data: filling the CUE value would evaluate its comprehension over
-	// every node again for each node.
-	topo := vals[1].LookupPath(cue.MakePath(cue.Def("Topology"))).
-		FillPath(cue.ParsePath("site"), s.site).
-		LookupPath(cue.ParsePath("out"))
-	if err := topo.Decode(&s.topology); err != nil {
-		return &InvalidError{Problems: s.problemsFromError(err, "", "")}
+	// The topology is evaluated when a catalog needs it (topology.go); a
+	// site that does not validate is evaluated through it at once, which
+	// reports what is wrong in the terms of the whole site.
+	s.topo.def = vals[1].LookupPath(cue.MakePath(cue.Def("Topology")))
+	s.topo.builtin = siteErr == nil && builtinTopology(files, s.files)
+	if !s.topo.builtin {
+		if err := s.evalTopology(); err != nil {
+			return err
+		}
 	}
 	if siteErr != nil {
 		for _, ce := range cueerrors.Errors(siteErr) {
@@ -540,7 +552,7 @@ func (s *Site) readStructure(profilePkg cue.Value) error {
 		return &InvalidError{Problems: s.problemsFromError(err, "", "")}
 	}
 	for it.Next() {
-		r := &roleInfo{name: it.Selector().Unquoted(), pos: s.pos(it.Value())}
+		r := &roleInfo{name: it.Selector().Unquoted()}
 		var list []cue.Value
 		profs := it.Value().LookupPath(cue.ParsePath("profiles"))
 		if l, err := profs.List(); err == nil {
@@ -554,7 +566,6 @@ func (s *Site) readStructure(profilePkg cue.Value) error {
 				return &InvalidError{Problems: s.problemsFromError(err, "", "")}
 			}
 			r.profiles = append(r.profiles, p)
-			r.profPos = append(r.profPos, s.pos(pv))
 			if !s.profiles[p] {
 				s.siteProblems = append(s.siteProblems, siteProblem{role: r.name, Problem: Problem{
 					Pos: s.pos(pv),
@@ -569,17 +580,18 @@ func (s *Site) readStructure(profilePkg cue.Value) error {
 	if it, err = s.site.LookupPath(cue.ParsePath("nodes")).Fields(); err != nil {
 		return &InvalidError{Problems: s.problemsFromError(err, "", "")}
 	}
+	roleField := cue.MakePath(cue.Str("role"))
 	for it.Next() {
-		n := &nodeInfo{name: it.Selector().Unquoted(), pos: s.pos(it.Value())}
-		rv := it.Value().LookupPath(cue.ParsePath("role"))
+		n := &nodeInfo{name: it.Selector().Unquoted(), value: it.Value()}
+		rv := it.Value().LookupPath(roleField)
 		role, err := rv.String()
 		if err != nil {
-			s.siteProblems = append(s.siteProblems, siteProblem{Problem: Problem{Pos: n.pos, Node: n.name, Msg: fmt.Sprintf("node %s has no role: set role to one of the site's roles (%s)", n.name, strings.Join(sortedKeys(s.roles), ", "))}})
+			s.siteProblems = append(s.siteProblems, siteProblem{Problem: Problem{Pos: s.pos(n.value), Node: n.name, Msg: fmt.Sprintf("node %s has no role: set role to one of the site's roles (%s)", n.name, strings.Join(sortedKeys(s.roles), ", "))}})
 		} else {
-			n.role, n.rolePos = role, s.pos(rv)
+			n.role = role
 			if s.roles[role] == nil {
 				s.siteProblems = append(s.siteProblems, siteProblem{Problem: Problem{
-					Pos:  n.rolePos,
+					Pos:  s.pos(rv),
 					Node: n.name,
 					Msg:  fmt.Sprintf("node %s has role %q, which is not one of the site's roles (%s)", n.name, role, strings.Join(sortedKeys(s.roles), ", ")),
 				}})

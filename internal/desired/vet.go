@@ -4,7 +4,6 @@ import (
 	"context"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/fsgit/fsgit/reconciler"
 )
@@ -30,28 +29,19 @@ type NodeCatalog struct {
 
 // VetCatalogs is Vet that also returns the valid catalogs it evaluated, in
 // node order, so that checks across nodes need not evaluate them again.
+// Nodes are evaluated in parallel (EvaluateNodes).
 func (s *Site) VetCatalogs(ctx context.Context) ([]Problem, []NodeCatalog) {
-	var all []Problem
-	var cats []NodeCatalog
-	var mu sync.Mutex // all, between the evaluation and a caller that gave up
-	if err := s.budget.run(ctx, func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		var got []NodeCatalog
-		probs := s.vet(ctx, &got)
-		mu.Lock()
-		all, cats = probs, got
-		mu.Unlock()
-	}); err != nil {
-		mu.Lock()
-		defer mu.Unlock()
-		return append(all, Problem{Pos: displayName(s.src, s.src.SiteDir), Msg: strings.TrimPrefix(err.Error(), displayName(s.src, s.src.SiteDir)+": ")}), nil
+	res, err := s.EvaluateNodes(ctx, s.order)
+	if err != nil {
+		return []Problem{{Pos: displayName(s.src, s.src.SiteDir), Msg: strings.TrimPrefix(err.Error(), displayName(s.src, s.src.SiteDir)+": ")}}, nil
 	}
-	return all, cats
+	var cats []NodeCatalog
+	return s.vet(ctx, res, &cats), cats
 }
 
-// vet is Vet's evaluation.
-func (s *Site) vet(ctx context.Context, cats *[]NodeCatalog) []Problem {
+// vet gathers the problems of the site and of the evaluated nodes, and
+// their valid catalogs into cats (when not nil).
+func (s *Site) vet(ctx context.Context, res []NodeResult, cats *[]NodeCatalog) []Problem {
 	var all []Problem
 	index := map[string]int{}
 	add := func(p Problem) {
@@ -68,17 +58,18 @@ func (s *Site) vet(ctx context.Context, cats *[]NodeCatalog) []Problem {
 	for _, sp := range s.siteProblems {
 		add(sp.Problem)
 	}
-	for _, node := range s.order {
-		if ctx.Err() != nil {
-			add(Problem{Msg: "vet interrupted: " + ctx.Err().Error()})
+	for _, r := range res {
+		if !r.Evaluated {
+			if err := ctx.Err(); err != nil {
+				add(Problem{Msg: "vet interrupted: " + err.Error()})
+			}
 			break
 		}
-		cat, src, probs := s.catalogFor(node)
-		for _, p := range probs {
+		for _, p := range r.Problems {
 			add(p)
 		}
-		if cat != nil && !HasErrors(probs) && cats != nil {
-			*cats = append(*cats, NodeCatalog{Catalog: cat, Sources: src})
+		if r.Valid() && cats != nil {
+			*cats = append(*cats, NodeCatalog{Catalog: r.Catalog, Sources: r.Sources})
 		}
 	}
 	sort.SliceStable(all, func(i, j int) bool {

@@ -1,0 +1,117 @@
+package desired
+
+import (
+	"context"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/fsgit/fsgit/internal/crash"
+	"github.com/fsgit/fsgit/reconciler"
+)
+
+// minNodesPerWorker is how many nodes make another worker worth its cost:
+// a worker builds the site once in its own CUE context, which costs about
+// as much as a few nodes' catalogs.
+const minNodesPerWorker = 16
+
+// NodeResult is one node's evaluation: its catalog and where its values
+// come from when it is valid, and every problem found (warnings too).
+type NodeResult struct {
+	Node     string
+	Catalog  *reconciler.Catalog
+	Sources  *Sources
+	Problems []Problem
+	// Evaluated is false when the evaluation stopped (the context ended)
+	// before this node.
+	Evaluated bool
+}
+
+// Valid reports whether the node's catalog is valid: evaluated, with no
+// problem but warnings.
+func (r *NodeResult) Valid() bool {
+	return r.Evaluated && r.Catalog != nil && !HasErrors(r.Problems)
+}
+
+// EvaluateNodes evaluates the catalogs of nodes, in parallel: up to
+// GOMAXPROCS workers, each with its own CUE context (a CUE value must not
+// be evaluated from two goroutines at once), the site itself and copies
+// built from the same files. Results are in the order of nodes. It runs
+// under the site's time budget (Limits.EvalTimeout): past it, the error
+// is a *BudgetError; when ctx ends, the nodes not evaluated yet are
+// returned with Evaluated false.
+func (s *Site) EvaluateNodes(ctx context.Context, nodes []string) ([]NodeResult, error) {
+	var out []NodeResult
+	var mu sync.Mutex // out, between the evaluation and a caller that gave up
+	err := s.budget.run(ctx, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		res := s.evaluateNodes(ctx, nodes)
+		mu.Lock()
+		out = res
+		mu.Unlock()
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	return out, err
+}
+
+// evaluateNodes is EvaluateNodes' evaluation; s.mu is held.
+func (s *Site) evaluateNodes(ctx context.Context, nodes []string) []NodeResult {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	out := make([]NodeResult, len(nodes))
+	for i, n := range nodes {
+		out[i].Node = n
+	}
+	var next atomic.Int64
+	work := func(site *Site) {
+		for ctx.Err() == nil {
+			i := int(next.Add(1)) - 1
+			if i >= len(nodes) {
+				return
+			}
+			cat, src, probs := site.catalogFor(nodes[i])
+			out[i] = NodeResult{Node: nodes[i], Catalog: cat, Sources: src, Problems: probs, Evaluated: true}
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(nodes)/minNodesPerWorker)
+	var wg sync.WaitGroup
+	for range workers - 1 {
+		wg.Add(1)
+		go func() {
+			defer crash.Exit()
+			defer wg.Done()
+			// The copy is built from the files the site was built
+			// from, which evaluated: should it fail anyway, the other
+			// workers do its share.
+			if c, err := s.copySite(); err == nil {
+				work(c)
+			}
+		}()
+	}
+	work(s)
+	wg.Wait()
+	return out
+}
+
+// copySite builds the site again, from the same files, in a CUE context of
+// its own. Its catalogs and positions are the same as the site's.
+func (s *Site) copySite() (*Site, error) {
+	c := &Site{
+		src:      s.src,
+		revision: s.revision,
+		key:      s.key,
+		files:    s.files,
+		srcFiles: s.srcFiles,
+		display:  s.display,
+		shown:    s.shown,
+		budget:   s.budget,
+	}
+	c.docs.src = s.docs.src
+	if err := c.evaluate(c.srcFiles); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
