@@ -144,7 +144,7 @@ func TestTyped_DecodesOncePerResource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := outcomes(rep); got["tvalue:b"] != Changed || got["tvalue:c"] != Changed {
+	if got := outcomes(rep); got["tvalue:b"] != Deleted || got["tvalue:c"] != Deleted {
 		t.Errorf("pruning b and c: %v", got)
 	}
 	if got := k.Decodes(); got != 3+1+2 {
