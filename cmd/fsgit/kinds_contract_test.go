@@ -61,6 +61,10 @@ func specFields(t reflect.Type, prefix string, out, maps *[]string) {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.Anonymous && name == "" {
+			specFields(f.Type, prefix, out, maps) // embedded: its fields are the spec's
+			continue
+		}
 		if name == "-" || !f.IsExported() {
 			continue
 		}
