@@ -167,6 +167,7 @@ type Prepared struct {
 	res     map[ID]*Resource
 	mem     map[ID]*Resource // remembered forms (Rememberer), where they differ
 	kinds   map[ID]Kind
+	specs   map[ID]any // decoded specs of Typed kinds, decoded once here
 	invalid map[ID]error
 	index   map[ID]int
 }
@@ -187,6 +188,7 @@ func (e *Engine) Prepare(cat *Catalog) (*Prepared, error) {
 		res:     make(map[ID]*Resource, len(cat.Resources)),
 		mem:     map[ID]*Resource{},
 		kinds:   make(map[ID]Kind, len(cat.Resources)),
+		specs:   make(map[ID]any, len(cat.Resources)),
 		invalid: map[ID]error{},
 		index:   make(map[ID]int, len(g.Order)),
 	}
@@ -207,18 +209,22 @@ func (e *Engine) Prepare(cat *Catalog) (*Prepared, error) {
 			continue
 		}
 		p.kinds[r.ID] = k
-		if err := validate(k, r); err != nil {
+		spec, err := validate(k, r)
+		if err != nil {
 			p.invalid[r.ID] = fmt.Errorf("invalid spec: %w", err)
 			continue
 		}
-		if rm, ok := k.(Rememberer); ok {
-			spec, err := remember(rm, r)
-			if err != nil {
-				p.invalid[r.ID] = fmt.Errorf("invalid spec: %w", err)
-				continue
-			}
+		if spec != nil {
+			p.specs[r.ID] = spec
+		}
+		mspec, ok, err := remember(k, r, spec)
+		if err != nil {
+			p.invalid[r.ID] = fmt.Errorf("invalid spec: %w", err)
+			continue
+		}
+		if ok {
 			m := *r
-			m.Spec = spec
+			m.Spec = mspec
 			p.mem[r.ID] = &m
 		}
 	}
@@ -234,24 +240,77 @@ func (p *Prepared) remembered(id ID) *Resource {
 	return p.res[id]
 }
 
-// remember calls rm.RememberSpec, turning a panic into an error.
-func remember(rm Rememberer, r *Resource) (spec json.RawMessage, err error) {
+// remember returns r's remembered form, if k has one (see [Rememberer]),
+// from its decoded spec for a [Typed] kind, turning a panic into an error.
+func remember(k Kind, r *Resource, spec any) (mspec json.RawMessage, ok bool, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = fmt.Errorf("panic in remember: %v", v)
 		}
 	}()
-	return rm.RememberSpec(r)
+	if tk, typed := k.(typedKind); typed && spec != nil {
+		return tk.rememberSpec(r, spec)
+	}
+	rm, ok := AsRememberer(k)
+	if !ok {
+		return nil, false, nil
+	}
+	mspec, err = rm.RememberSpec(r)
+	return mspec, true, err
 }
 
-// validate calls k.Validate, turning a panic into an error.
-func validate(k Kind, r *Resource) (err error) {
+// validate checks r's spec, turning a panic into an error. A [Typed] kind
+// decodes it, once for the life of the prepared catalog, and the decoded
+// spec is returned; other kinds validate it and nil is returned.
+func validate(k Kind, r *Resource) (spec any, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = fmt.Errorf("panic in validate: %v", v)
 		}
 	}()
-	return k.Validate(r)
+	if tk, ok := k.(typedKind); ok {
+		return tk.decodeAny(r)
+	}
+	return nil, k.Validate(r)
+}
+
+// plan plans res with k: through its decoded spec for a [Typed] kind.
+func (p *Prepared) plan(ctx context.Context, k Kind, env *Env, res *Resource) (*Plan, error) {
+	if tk, ok := k.(typedKind); ok {
+		if spec, ok := p.specs[res.ID]; ok && p.res[res.ID] == res {
+			return tk.planSpec(ctx, env, res, spec)
+		}
+	}
+	return k.Plan(ctx, env, res)
+}
+
+// refresh refreshes res with k's [Refresher]: through its decoded spec for
+// a [Typed] kind.
+func (p *Prepared) refresh(ctx context.Context, k Kind, rf Refresher, env *Env, res *Resource, changed bool) error {
+	if tk, ok := k.(typedKind); ok {
+		if spec, ok := p.specs[res.ID]; ok && p.res[res.ID] == res {
+			return tk.refreshSpec(ctx, env, res, spec, changed)
+		}
+	}
+	return rf.Refresh(ctx, env, res, changed)
+}
+
+// timeout returns the time limit k sets for res, or def.
+func (p *Prepared) timeout(k Kind, res *Resource, def time.Duration) time.Duration {
+	var d time.Duration
+	if tk, ok := k.(typedKind); ok {
+		if spec, ok := p.specs[res.ID]; ok && p.res[res.ID] == res {
+			d = tk.timeoutSpec(spec)
+		} else {
+			d = tk.Timeout(res)
+		}
+	} else if t, ok := AsTimeouter(k); ok {
+		d = t.Timeout(res)
+	}
+	if d > 0 {
+		return d
+	}
+	return def
 }
 
 // Invalid returns the resources that fail before any observation, and why:

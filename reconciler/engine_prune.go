@@ -53,7 +53,7 @@ func (r *run) pruneOne(ctx context.Context, res *Resource) *outcome {
 		o.res.Reason = fmt.Sprintf("left the catalog, but this fsgit has no kind %q to remove it: left in place", res.Kind())
 		return o
 	}
-	pr, ok := k.(Pruner)
+	pr, ok := AsPruner(k)
 	if !ok {
 		o.res.Outcome = Skipped
 		o.res.Reason = fmt.Sprintf("left the catalog; kind %s does not remove resources: left in place, no longer managed", k.Kind())
@@ -64,17 +64,32 @@ func (r *run) pruneOne(ctx context.Context, res *Resource) *outcome {
 		o.res.Outcome, o.res.Reason = Unchanged, "left the catalog; "+reason
 		return o
 	}
+	// A Typed kind decodes the remembered spec once, for its time limit
+	// and its removal; one that does not decode fails in PlanDelete.
 	limit := r.e.timeout
-	if t, ok := k.(Timeouter); ok {
-		if d := t.Timeout(res); d > 0 {
-			limit = d
+	tk, typed := k.(typedKind)
+	var spec any
+	var decodeErr error
+	if typed {
+		if spec, decodeErr = validate(k, res); decodeErr == nil {
+			if d := tk.timeoutSpec(spec); d > 0 {
+				limit = d
+			}
 		}
+	} else {
+		limit = r.p.timeout(k, res, limit)
 	}
 	rctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	env := r.env(res.ID, r.cache)
 	plan, err := contain(rctx, limit, "plan delete", func(ctx context.Context) (*Plan, error) {
-		return pr.PlanDelete(ctx, env, res)
+		switch {
+		case !typed:
+			return pr.PlanDelete(ctx, env, res)
+		case decodeErr != nil:
+			return nil, decodeErr
+		}
+		return tk.planDeleteSpec(ctx, env, res, spec)
 	})
 	switch {
 	case IsKeep(err):

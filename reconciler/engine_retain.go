@@ -78,7 +78,7 @@ func (r *run) earlierCatalogs() []AppliedCatalog {
 // retained says whether res, which left the catalog, is kept for rollback,
 // and the reason: how many more catalogs it is kept for.
 func (r *run) retained(res *Resource, k Kind) (string, bool) {
-	rt, ok := k.(Retainer)
+	rt, ok := AsRetainer(k)
 	if !ok || !rt.Retain(res) {
 		return "", false
 	}

@@ -205,7 +205,7 @@ func (r *run) owesRefresh(id ID, o *outcome) bool {
 		return false // its kind cannot run here
 	}
 	res := r.p.res[id]
-	_, ok := r.p.kinds[id].(Refresher)
+	_, ok := AsRefresher(r.p.kinds[id])
 	return ok && res.Mode != ModeDetect
 }
 

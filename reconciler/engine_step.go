@@ -49,17 +49,12 @@ func (r *run) step(ctx context.Context, id ID, in input) *outcome {
 		return fail(err)
 	}
 	k := r.p.kinds[id]
-	limit := r.e.timeout
-	if t, ok := k.(Timeouter); ok {
-		if d := t.Timeout(res); d > 0 {
-			limit = d
-		}
-	}
+	limit := r.p.timeout(k, res, r.e.timeout)
 	rctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	env := r.env(id, r.cache)
 
-	plan, err := contain(rctx, limit, "plan", func(ctx context.Context) (*Plan, error) { return k.Plan(ctx, env, res) })
+	plan, err := contain(rctx, limit, "plan", func(ctx context.Context) (*Plan, error) { return r.p.plan(ctx, k, env, res) })
 	switch {
 	case IsSkip(err):
 		o.res.Outcome, o.res.Reason = Skipped, skipReason(err)
@@ -164,7 +159,7 @@ func (r *run) verify(ctx context.Context, limit time.Duration, k Kind, res *Reso
 		}
 	}()
 	env := r.env(res.ID, cache)
-	plan, err := contain(ctx, limit, "verify", func(ctx context.Context) (*Plan, error) { return k.Plan(ctx, env, res) })
+	plan, err := contain(ctx, limit, "verify", func(ctx context.Context) (*Plan, error) { return r.p.plan(ctx, k, env, res) })
 	switch {
 	case err != nil:
 		o.res.Warning = fmt.Sprintf("applied, but observing it again failed: %v", err)
@@ -188,7 +183,7 @@ func (r *run) verify(ctx context.Context, limit time.Duration, k Kind, res *Reso
 // refresh sends the refresh of a notify edge to a resource, once, after its
 // own plan: in noop it records what would happen.
 func (r *run) refresh(ctx context.Context, limit time.Duration, k Kind, res *Resource, env *Env, by []ID, o *outcome) {
-	rf, ok := k.(Refresher)
+	rf, ok := AsRefresher(k)
 	if !ok {
 		// Notify on a kind that cannot refresh is only an ordering edge.
 		return
@@ -233,7 +228,7 @@ func (r *run) refresh(ctx context.Context, limit time.Duration, k Kind, res *Res
 	}
 	ownChange := o.res.Outcome == Created || o.res.Outcome == Changed
 	if _, err := contain(ctx, limit, "refresh", func(ctx context.Context) (struct{}, error) {
-		return struct{}{}, rf.Refresh(ctx, env, res, ownChange)
+		return struct{}{}, r.p.refresh(ctx, k, rf, env, res, ownChange)
 	}); err != nil {
 		if IsSkip(err) {
 			o.res.Reason = "refresh skipped: " + skipReason(err)

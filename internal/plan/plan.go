@@ -259,7 +259,7 @@ func preview(reg *reconciler.Registry, o, n *reconciler.Resource) (reconciler.Cl
 	}
 	if reg != nil {
 		if k, ok := reg.Lookup(r.Kind()); ok {
-			if pv, ok := k.(reconciler.Previewer); ok {
+			if pv, ok := reconciler.AsPreviewer(k); ok {
 				return pv.Preview(o, n)
 			}
 		}

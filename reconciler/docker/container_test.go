@@ -90,9 +90,9 @@ func (st *stack) converge(t *testing.T, kinds *kinds, secrets reconciler.SecretR
 }
 
 type kinds struct {
-	image     *Image
-	network   *Network
-	volume    *Volume
+	image     *reconciler.Typed[ImageSpec]
+	network   *reconciler.Typed[NetworkSpec]
+	volume    *reconciler.Typed[VolumeSpec]
 	container *Container
 }
 

@@ -52,13 +52,13 @@ type Image struct {
 }
 
 var (
-	_ reconciler.Kind     = (*Image)(nil)
-	_ reconciler.Pruner   = (*Image)(nil)
-	_ reconciler.Retainer = (*Image)(nil)
+	_ reconciler.KindOf[ImageSpec]     = (*Image)(nil)
+	_ reconciler.SpecPruner[ImageSpec] = (*Image)(nil)
+	_ reconciler.Retainer              = (*Image)(nil)
 )
 
 // NewImage returns the docker.image kind.
-func NewImage() *Image { return &Image{} }
+func NewImage() *reconciler.Typed[ImageSpec] { return reconciler.NewTyped(&Image{}) }
 
 // Kind returns "docker.image".
 func (*Image) Kind() string { return "docker.image" }
@@ -66,31 +66,22 @@ func (*Image) Kind() string { return "docker.image" }
 // Close closes the kind's Engine API clients.
 func (k *Image) Close() error { return k.clients.close() }
 
-// Validate checks the spec.
-func (*Image) Validate(r *reconciler.Resource) error {
-	_, err := decodeImage(r)
-	return err
-}
-
-func decodeImage(r *reconciler.Resource) (*ImageSpec, error) {
-	var s ImageSpec
-	if err := r.DecodeSpec(&s); err != nil {
-		return nil, err
-	}
+// Check checks the spec.
+func (*Image) Check(r *reconciler.Resource, s *ImageSpec) error {
 	if s.Ref == "" {
-		return nil, fmt.Errorf("validating %s: ref is empty", r.ID)
+		return fmt.Errorf("validating %s: ref is empty", r.ID)
 	}
 	switch s.Pull {
 	case "":
 		s.Pull = PullMissing
 	case PullMissing, PullAlways, PullNever:
 	default:
-		return nil, fmt.Errorf("validating %s: pull %q is not missing, always or never", r.ID, s.Pull)
+		return fmt.Errorf("validating %s: pull %q is not missing, always or never", r.ID, s.Pull)
 	}
 	if s.Digest != "" && !digestRe.MatchString(s.Digest) {
-		return nil, fmt.Errorf("validating %s: digest %q is not sha256:<64 hex>", r.ID, s.Digest)
+		return fmt.Errorf("validating %s: digest %q is not sha256:<64 hex>", r.ID, s.Digest)
 	}
-	return &s, nil
+	return nil
 }
 
 // imageMatches reports whether the local image is the one the digest pins.
@@ -108,11 +99,7 @@ func imageMatches(img image.InspectResponse, digest string) bool {
 
 // Plan inspects the image locally (and, for pull "always", asks the
 // registry for its current digest).
-func (k *Image) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := decodeImage(r)
-	if err != nil {
-		return nil, err
-	}
+func (k *Image) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *ImageSpec) (*reconciler.Plan, error) {
 	cl, err := k.clients.get(s.DockerHost)
 	if err != nil {
 		return nil, err
@@ -237,11 +224,7 @@ func (*Image) Retain(*reconciler.Resource) bool { return true }
 // destructive: it removes the only way back to that version, so it needs
 // allowDestroy. The engine keeps images for rollback while the node's
 // last applied catalogs reference them ([reconciler.Retainer]).
-func (k *Image) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := decodeImage(r)
-	if err != nil {
-		return nil, err
-	}
+func (k *Image) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *ImageSpec) (*reconciler.Plan, error) {
 	cl, err := k.clients.get(s.DockerHost)
 	if err != nil {
 		return nil, err

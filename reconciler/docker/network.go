@@ -20,8 +20,8 @@ type NetworkSpec struct {
 	// Name is the network's name.
 	Name string `json:"name"`
 	// Ensure is "present" or "absent".
-	Ensure string `json:"ensure"`
-	// Driver is the network driver, "bridge" by default.
+	Ensure reconciler.Ensure `json:"ensure"`
+	// Driver is the network driver ("bridge" unless the catalog says).
 	Driver string `json:"driver"`
 	// Internal cuts the network off from the outside.
 	Internal bool `json:"internal"`
@@ -37,12 +37,12 @@ type Network struct {
 }
 
 var (
-	_ reconciler.Kind   = (*Network)(nil)
-	_ reconciler.Pruner = (*Network)(nil)
+	_ reconciler.KindOf[NetworkSpec]     = (*Network)(nil)
+	_ reconciler.SpecPruner[NetworkSpec] = (*Network)(nil)
 )
 
 // NewNetwork returns the docker.network kind.
-func NewNetwork() *Network { return &Network{} }
+func NewNetwork() *reconciler.Typed[NetworkSpec] { return reconciler.NewTyped(&Network{}) }
 
 // Kind returns "docker.network".
 func (*Network) Kind() string { return "docker.network" }
@@ -50,39 +50,8 @@ func (*Network) Kind() string { return "docker.network" }
 // Close closes the kind's Engine API clients.
 func (k *Network) Close() error { return k.clients.close() }
 
-// Validate checks the spec.
-func (*Network) Validate(r *reconciler.Resource) error {
-	_, err := decodeNetwork(r)
-	return err
-}
-
-func decodeNetwork(r *reconciler.Resource) (*NetworkSpec, error) {
-	var s NetworkSpec
-	if err := r.DecodeSpec(&s); err != nil {
-		return nil, err
-	}
-	if s.Name == "" {
-		s.Name = r.Name()
-	}
-	if s.Driver == "" {
-		s.Driver = "bridge"
-	}
-	if err := checkEnsure(r, s.Ensure); err != nil {
-		return nil, err
-	}
-	if err := checkLabels(r, s.Labels); err != nil {
-		return nil, err
-	}
-	return &s, nil
-}
-
-func checkEnsure(r *reconciler.Resource, ensure string) error {
-	switch ensure {
-	case "", "present", "absent":
-		return nil
-	}
-	return fmt.Errorf("validating %s: ensure %q is not present or absent", r.ID, ensure)
-}
+// Check checks the labels (the schema checks the rest).
+func (*Network) Check(r *reconciler.Resource, s *NetworkSpec) error { return checkLabels(r, s.Labels) }
 
 // listNetworks lists the daemon's networks once per run.
 func listNetworks(ctx context.Context, env *reconciler.Env, cl *client.Client, host string) (map[string]network.Summary, error) {
@@ -102,11 +71,7 @@ func listNetworks(ctx context.Context, env *reconciler.Env, cl *client.Client, h
 // Plan compares the network with the spec. Driver, internal and labels
 // cannot change in place: the network is recreated (disruptive), and the
 // containers attached to it are reconnected with their aliases.
-func (k *Network) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := decodeNetwork(r)
-	if err != nil {
-		return nil, err
-	}
+func (k *Network) Plan(ctx context.Context, env *reconciler.Env, _ *reconciler.Resource, s *NetworkSpec) (*reconciler.Plan, error) {
 	cl, err := k.clients.get(s.DockerHost)
 	if err != nil {
 		return nil, err
@@ -225,11 +190,7 @@ func deleteNetworkPlan(plan *reconciler.Plan, cl *client.Client, s *NetworkSpec,
 
 // PlanDelete removes a network that left the catalog, if fsgit created it
 // and no container (running or stopped) is attached to it.
-func (k *Network) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := decodeNetwork(r)
-	if err != nil {
-		return nil, err
-	}
+func (k *Network) PlanDelete(ctx context.Context, env *reconciler.Env, _ *reconciler.Resource, s *NetworkSpec) (*reconciler.Plan, error) {
 	cl, err := k.clients.get(s.DockerHost)
 	if err != nil {
 		return nil, err

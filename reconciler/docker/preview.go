@@ -19,10 +19,10 @@ var (
 // removed later; removing one with pull "never" is destructive, since it
 // cannot be had again (a registry that does not answer makes it so too,
 // which only the node can tell).
-func (*Image) Preview(old, new *reconciler.Resource) (reconciler.Class, string) {
+func (k *Image) Preview(old, new *reconciler.Resource) (reconciler.Class, string) {
 	switch {
 	case new == nil:
-		if s, err := decodeImage(old); err == nil && s.Pull == PullNever {
+		if s, err := reconciler.DecodeAs(k, old); err == nil && s.Pull == PullNever {
 			return reconciler.Destructive, "kept for rollback, then removed: pull is never, it cannot be had again"
 		}
 		return reconciler.Safe, "kept for rollback, then removed"
@@ -34,15 +34,15 @@ func (*Image) Preview(old, new *reconciler.Resource) (reconciler.Class, string) 
 
 // Preview: a network cannot change in place; changing one recreates it
 // (its containers are reconnected), removing one cuts its containers off.
-func (*Network) Preview(old, new *reconciler.Resource) (reconciler.Class, string) {
+func (k *Network) Preview(old, new *reconciler.Resource) (reconciler.Class, string) {
 	if new == nil {
 		return reconciler.Disruptive, "remove network"
 	}
-	n, err := decodeNetwork(new)
+	n, err := reconciler.DecodeAs(k, new)
 	if err != nil || old == nil {
 		return reconciler.Safe, ""
 	}
-	o, err := decodeNetwork(old)
+	o, err := reconciler.DecodeAs(k, old)
 	if err != nil {
 		return reconciler.Safe, ""
 	}
@@ -56,15 +56,15 @@ func (*Network) Preview(old, new *reconciler.Resource) (reconciler.Class, string
 }
 
 // Preview: a volume holds data; removing or replacing it is destructive.
-func (*Volume) Preview(old, new *reconciler.Resource) (reconciler.Class, string) {
+func (k *Volume) Preview(old, new *reconciler.Resource) (reconciler.Class, string) {
 	if new == nil {
 		return reconciler.Destructive, "delete volume and its data"
 	}
-	n, err := decodeVolume(new)
+	n, err := reconciler.DecodeAs(k, new)
 	if err != nil || old == nil {
 		return reconciler.Safe, ""
 	}
-	o, err := decodeVolume(old)
+	o, err := reconciler.DecodeAs(k, old)
 	if err != nil {
 		return reconciler.Safe, ""
 	}

@@ -18,8 +18,8 @@ type VolumeSpec struct {
 	// Name is the volume's name.
 	Name string `json:"name"`
 	// Ensure is "present" or "absent" (absent deletes data: destructive).
-	Ensure string `json:"ensure"`
-	// Driver is the volume driver, "local" by default.
+	Ensure reconciler.Ensure `json:"ensure"`
+	// Driver is the volume driver ("local" unless the catalog says).
 	Driver string `json:"driver"`
 	// Labels are the volume's labels; fsgit adds fsgit.managed.
 	Labels map[string]string `json:"labels"`
@@ -34,12 +34,12 @@ type Volume struct {
 }
 
 var (
-	_ reconciler.Kind   = (*Volume)(nil)
-	_ reconciler.Pruner = (*Volume)(nil)
+	_ reconciler.KindOf[VolumeSpec]     = (*Volume)(nil)
+	_ reconciler.SpecPruner[VolumeSpec] = (*Volume)(nil)
 )
 
 // NewVolume returns the docker.volume kind.
-func NewVolume() *Volume { return &Volume{} }
+func NewVolume() *reconciler.Typed[VolumeSpec] { return reconciler.NewTyped(&Volume{}) }
 
 // Kind returns "docker.volume".
 func (*Volume) Kind() string { return "docker.volume" }
@@ -47,31 +47,8 @@ func (*Volume) Kind() string { return "docker.volume" }
 // Close closes the kind's Engine API clients.
 func (k *Volume) Close() error { return k.clients.close() }
 
-// Validate checks the spec.
-func (*Volume) Validate(r *reconciler.Resource) error {
-	_, err := decodeVolume(r)
-	return err
-}
-
-func decodeVolume(r *reconciler.Resource) (*VolumeSpec, error) {
-	var s VolumeSpec
-	if err := r.DecodeSpec(&s); err != nil {
-		return nil, err
-	}
-	if s.Name == "" {
-		s.Name = r.Name()
-	}
-	if s.Driver == "" {
-		s.Driver = "local"
-	}
-	if err := checkEnsure(r, s.Ensure); err != nil {
-		return nil, err
-	}
-	if err := checkLabels(r, s.Labels); err != nil {
-		return nil, err
-	}
-	return &s, nil
-}
+// Check checks the labels (the schema checks the rest).
+func (*Volume) Check(r *reconciler.Resource, s *VolumeSpec) error { return checkLabels(r, s.Labels) }
 
 // listVolumes lists the daemon's volumes once per run.
 func listVolumes(ctx context.Context, env *reconciler.Env, cl *client.Client, host string) (map[string]*volume.Volume, error) {
@@ -91,11 +68,7 @@ func listVolumes(ctx context.Context, env *reconciler.Env, cl *client.Client, ho
 // Plan compares the volume with the spec. A volume's driver and labels
 // cannot change in place; replacing it loses its data, so such a change is
 // destructive and runs only where the resource allows destroy.
-func (k *Volume) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := decodeVolume(r)
-	if err != nil {
-		return nil, err
-	}
+func (k *Volume) Plan(ctx context.Context, env *reconciler.Env, _ *reconciler.Resource, s *VolumeSpec) (*reconciler.Plan, error) {
 	cl, err := k.clients.get(s.DockerHost)
 	if err != nil {
 		return nil, err
@@ -171,11 +144,7 @@ func deleteVolumePlan(plan *reconciler.Plan, cl *client.Client, s *VolumeSpec, f
 
 // PlanDelete removes a volume that left the catalog (destructive), if fsgit
 // created it and no container (running or stopped) mounts it.
-func (k *Volume) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := decodeVolume(r)
-	if err != nil {
-		return nil, err
-	}
+func (k *Volume) PlanDelete(ctx context.Context, env *reconciler.Env, _ *reconciler.Resource, s *VolumeSpec) (*reconciler.Plan, error) {
 	cl, err := k.clients.get(s.DockerHost)
 	if err != nil {
 		return nil, err

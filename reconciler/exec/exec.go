@@ -72,31 +72,20 @@ type Spec struct {
 type Kind struct{}
 
 var (
-	_ reconciler.Kind      = (*Kind)(nil)
-	_ reconciler.Refresher = (*Kind)(nil)
-	_ reconciler.Timeouter = (*Kind)(nil)
+	_ reconciler.KindOf[spec]        = (*Kind)(nil)
+	_ reconciler.SpecRefresher[spec] = (*Kind)(nil)
+	_ reconciler.SpecTimeouter[spec] = (*Kind)(nil)
 )
 
 // New returns the exec kind.
-func New() *Kind { return &Kind{} }
+func New() *reconciler.Typed[spec] { return reconciler.NewTyped(&Kind{}) }
 
 // Kind returns "exec".
 func (k *Kind) Kind() string { return KindName }
 
-// Validate decodes the spec and refuses an exec without a guard, a
-// relative command, a bad timeout or a relative path.
-func (k *Kind) Validate(r *reconciler.Resource) error {
-	_, err := decode(r)
-	return err
-}
-
 // Timeout gives the engine room for two guards and the command, each
 // bounded by the spec's timeout, plus a minute.
-func (k *Kind) Timeout(r *reconciler.Resource) time.Duration {
-	s, err := decode(r)
-	if err != nil {
-		return 0
-	}
+func (k *Kind) Timeout(s *spec) time.Duration {
 	return 3*s.timeout + time.Minute
 }
 
@@ -106,56 +95,50 @@ type spec struct {
 	timeout time.Duration
 }
 
-func decode(r *reconciler.Resource) (*spec, error) {
-	var s spec
-	if err := r.DecodeSpec(&s.Spec); err != nil {
-		return nil, err
-	}
+// Check checks the commands, the guard, the paths and the timeout, and
+// parses the timeout.
+func (k *Kind) Check(r *reconciler.Resource, s *spec) error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("validate %s: %s", r.ID, fmt.Sprintf(format, a...))
 	}
 	if len(s.Command) == 0 || s.Command[0] == "" {
-		return nil, bad("command is empty")
+		return bad("command is empty")
 	}
 	for field, argv := range map[string][]string{"command": s.Command, "unless": s.Unless, "onlyIf": s.OnlyIf} {
 		if len(argv) > 0 && !filepath.IsAbs(argv[0]) {
-			return nil, bad("%s[0] %q is not an absolute path", field, argv[0])
+			return bad("%s[0] %q is not an absolute path", field, argv[0])
 		}
 	}
 	if s.Unless != nil && len(s.Unless) == 0 || s.OnlyIf != nil && len(s.OnlyIf) == 0 {
-		return nil, bad("a guard command is empty")
+		return bad("a guard command is empty")
 	}
 	if s.Creates == "" && len(s.Unless) == 0 && len(s.OnlyIf) == 0 && !s.RefreshOnly {
-		return nil, bad("an exec needs a guard: creates, unless, onlyIf or refreshOnly")
+		return bad("an exec needs a guard: creates, unless, onlyIf or refreshOnly")
 	}
 	for field, p := range map[string]string{"creates": s.Creates, "cwd": s.Cwd} {
 		if p != "" && (!filepath.IsAbs(p) || filepath.Clean(p) != p) {
-			return nil, bad("%s %q is not an absolute clean path", field, p)
+			return bad("%s %q is not an absolute clean path", field, p)
 		}
 	}
 	for key := range s.Env {
 		if key == "" || strings.ContainsAny(key, "=\x00") {
-			return nil, bad("env name %q is not valid", key)
+			return bad("env name %q is not valid", key)
 		}
 	}
 	s.timeout = DefaultTimeout
 	if s.Timeout != "" {
 		d, err := time.ParseDuration(s.Timeout)
 		if err != nil || !timeoutRE.MatchString(s.Timeout) || d <= 0 {
-			return nil, bad("timeout %q is not a positive duration like 30s or 5m", s.Timeout)
+			return bad("timeout %q is not a positive duration like 30s or 5m", s.Timeout)
 		}
 		s.timeout = d
 	}
-	return &s, nil
+	return nil
 }
 
 // Plan evaluates the guards and plans to run the command when they all
 // agree. A refreshOnly exec never has changes of its own.
-func (k *Kind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := decode(r)
-	if err != nil {
-		return nil, err
-	}
+func (k *Kind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *spec) (*reconciler.Plan, error) {
 	if env.Root != "" {
 		return nil, reconciler.Skip(fmt.Sprintf("exec runs host commands and cannot honour --root %s", env.Root))
 	}
@@ -188,11 +171,7 @@ func (k *Kind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Reso
 // its guards now say it should (as in Puppet). When it does not run, it
 // returns a skip saying why, so that the run reports no refresh and sends
 // none further along notify edges.
-func (k *Kind) Refresh(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, changed bool) error {
-	s, err := decode(r)
-	if err != nil {
-		return err
-	}
+func (k *Kind) Refresh(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *spec, changed bool) error {
 	if env.Root != "" {
 		return reconciler.Skip(fmt.Sprintf("exec runs host commands and cannot honour --root %s", env.Root))
 	}
@@ -424,7 +403,7 @@ func (k *Kind) Preview(old, new *reconciler.Resource) (reconciler.Class, string)
 	if new == nil {
 		return reconciler.Safe, "nothing (an exec leaves no state to remove)"
 	}
-	if s, err := decode(new); err == nil && !s.RefreshOnly {
+	if s, err := reconciler.DecodeAs(k, new); err == nil && !s.RefreshOnly {
 		return reconciler.Safe, "run command if its guards say so"
 	}
 	return reconciler.Safe, ""

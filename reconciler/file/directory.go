@@ -17,12 +17,12 @@ import (
 type Directory struct{}
 
 var (
-	_ reconciler.Kind   = (*Directory)(nil)
-	_ reconciler.Pruner = (*Directory)(nil)
+	_ reconciler.KindOf[dirSpec]     = (*Directory)(nil)
+	_ reconciler.SpecPruner[dirSpec] = (*Directory)(nil)
 )
 
 // NewDirectory returns the directory kind.
-func NewDirectory() *Directory { return &Directory{} }
+func NewDirectory() *reconciler.Typed[dirSpec] { return reconciler.NewTyped(&Directory{}) }
 
 // dirSpec is the spec of a directory resource; see docs/kinds.md.
 type dirSpec struct {
@@ -36,44 +36,27 @@ type dirSpec struct {
 // Kind returns "directory".
 func (*Directory) Kind() string { return "directory" }
 
-// Validate decodes the spec and checks path, ensure and mode.
-func (*Directory) Validate(r *reconciler.Resource) error {
-	_, err := decodeDirSpec(r)
-	return err
-}
-
-func decodeDirSpec(r *reconciler.Resource) (*dirSpec, error) {
-	var s dirSpec
-	if err := r.DecodeSpec(&s); err != nil {
-		return nil, err
-	}
+// Check checks path, ensure and mode.
+func (*Directory) Check(r *reconciler.Resource, s *dirSpec) error {
 	if err := checkCommon(r, &s.Path, &s.Ensure); err != nil {
-		return nil, err
+		return err
 	}
 	if s.Mode != "" {
 		if _, err := ParseMode(s.Mode); err != nil {
-			return nil, fmt.Errorf("validate %s: %w", r.ID, err)
+			return fmt.Errorf("validate %s: %w", r.ID, err)
 		}
 	}
-	return &s, nil
+	return nil
 }
 
 // Plan observes the directory and returns the changes that converge it.
-func (k *Directory) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := decodeDirSpec(r)
-	if err != nil {
-		return nil, err
-	}
+func (k *Directory) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *dirSpec) (*reconciler.Plan, error) {
 	return k.plan(env, r, s, s.Ensure == "absent")
 }
 
 // PlanDelete returns the plan that removes a directory that left the
 // catalog: safe when it is empty, destructive otherwise.
-func (k *Directory) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := decodeDirSpec(r)
-	if err != nil {
-		return nil, err
-	}
+func (k *Directory) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *dirSpec) (*reconciler.Plan, error) {
 	return k.plan(env, r, s, true)
 }
 

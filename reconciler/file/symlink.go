@@ -17,12 +17,12 @@ import (
 type Symlink struct{}
 
 var (
-	_ reconciler.Kind   = (*Symlink)(nil)
-	_ reconciler.Pruner = (*Symlink)(nil)
+	_ reconciler.KindOf[linkSpec]     = (*Symlink)(nil)
+	_ reconciler.SpecPruner[linkSpec] = (*Symlink)(nil)
 )
 
 // NewSymlink returns the symlink kind.
-func NewSymlink() *Symlink { return &Symlink{} }
+func NewSymlink() *reconciler.Typed[linkSpec] { return reconciler.NewTyped(&Symlink{}) }
 
 // linkSpec is the spec of a symlink resource; see docs/kinds.md.
 type linkSpec struct {
@@ -34,45 +34,28 @@ type linkSpec struct {
 // Kind returns "symlink".
 func (*Symlink) Kind() string { return "symlink" }
 
-// Validate decodes the spec and checks path, ensure and target.
-func (*Symlink) Validate(r *reconciler.Resource) error {
-	_, err := decodeLinkSpec(r)
-	return err
-}
-
-func decodeLinkSpec(r *reconciler.Resource) (*linkSpec, error) {
-	var s linkSpec
-	if err := r.DecodeSpec(&s); err != nil {
-		return nil, err
-	}
+// Check checks path, ensure and target.
+func (*Symlink) Check(r *reconciler.Resource, s *linkSpec) error {
 	if err := checkCommon(r, &s.Path, &s.Ensure); err != nil {
-		return nil, err
+		return err
 	}
 	if s.Ensure == "present" && s.Target == "" {
-		return nil, fmt.Errorf("validate %s: target is empty", r.ID)
+		return fmt.Errorf("validate %s: target is empty", r.ID)
 	}
 	if strings.IndexByte(s.Target, 0) >= 0 {
-		return nil, fmt.Errorf("validate %s: target holds a NUL byte", r.ID)
+		return fmt.Errorf("validate %s: target holds a NUL byte", r.ID)
 	}
-	return &s, nil
+	return nil
 }
 
 // Plan observes the link and returns the changes that converge it.
-func (k *Symlink) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := decodeLinkSpec(r)
-	if err != nil {
-		return nil, err
-	}
+func (k *Symlink) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *linkSpec) (*reconciler.Plan, error) {
 	return k.plan(env, r, s, s.Ensure == "absent")
 }
 
 // PlanDelete returns the plan that removes a symlink that left the catalog
 // (safe: a link holds no data).
-func (k *Symlink) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := decodeLinkSpec(r)
-	if err != nil {
-		return nil, err
-	}
+func (k *Symlink) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *linkSpec) (*reconciler.Plan, error) {
 	return k.plan(env, r, s, true)
 }
 

@@ -22,17 +22,17 @@ type Namespace struct{}
 type Table struct{}
 
 var (
-	_ reconciler.Kind   = (*Namespace)(nil)
-	_ reconciler.Pruner = (*Namespace)(nil)
-	_ reconciler.Kind   = (*Table)(nil)
-	_ reconciler.Pruner = (*Table)(nil)
+	_ reconciler.KindOf[NamespaceSpec]     = (*Namespace)(nil)
+	_ reconciler.SpecPruner[NamespaceSpec] = (*Namespace)(nil)
+	_ reconciler.KindOf[TableSpec]         = (*Table)(nil)
+	_ reconciler.SpecPruner[TableSpec]     = (*Table)(nil)
 )
 
 // NewNamespace returns the iceberg.namespace kind.
-func NewNamespace() *Namespace { return &Namespace{} }
+func NewNamespace() *reconciler.Typed[NamespaceSpec] { return reconciler.NewTyped(&Namespace{}) }
 
 // NewTable returns the iceberg.table kind.
-func NewTable() *Table { return &Table{} }
+func NewTable() *reconciler.Typed[TableSpec] { return reconciler.NewTyped(&Table{}) }
 
 // Kinds returns the iceberg.namespace and iceberg.table kinds.
 func Kinds() []reconciler.Kind { return []reconciler.Kind{NewNamespace(), NewTable()} }
@@ -40,62 +40,32 @@ func Kinds() []reconciler.Kind { return []reconciler.Kind{NewNamespace(), NewTab
 // Kind returns "iceberg.namespace".
 func (*Namespace) Kind() string { return "iceberg.namespace" }
 
-// Validate decodes the spec and checks the catalog, the namespace levels,
-// and that the ID names the namespace.
-func (*Namespace) Validate(r *reconciler.Resource) error {
-	_, err := DecodeNamespaceSpec(r)
-	return err
-}
-
 // Plan observes the namespace and its declared properties through the
 // helper. It reads only.
-func (*Namespace) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := DecodeNamespaceSpec(r)
-	if err != nil {
-		return nil, err
-	}
+func (*Namespace) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *NamespaceSpec) (*reconciler.Plan, error) {
 	return remotePlan(ctx, env, r, s.Catalog, OpPlan, OpApply)
 }
 
 // PlanDelete plans dropping a namespace that left the catalog. Iceberg
 // refuses to drop a namespace that still holds tables.
-func (*Namespace) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := DecodeNamespaceSpec(r)
-	if err != nil {
-		return nil, err
-	}
+func (*Namespace) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *NamespaceSpec) (*reconciler.Plan, error) {
 	return remotePlan(ctx, env, r, s.Catalog, OpPlanDelete, OpApplyDelete)
 }
 
 // Kind returns "iceberg.table".
 func (*Table) Kind() string { return "iceberg.table" }
 
-// Validate decodes the spec and checks the catalog, the identifier, the
-// schema (unique ids and names, known types) and the partition spec.
-func (*Table) Validate(r *reconciler.Resource) error {
-	_, err := DecodeTableSpec(r)
-	return err
-}
-
 // Plan loads the table through the helper and compares it with the spec.
 // It reads only. A change Iceberg cannot make compatibly is returned as a
 // *RefusedError.
-func (*Table) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := DecodeTableSpec(r)
-	if err != nil {
-		return nil, err
-	}
+func (*Table) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *TableSpec) (*reconciler.Plan, error) {
 	return remotePlan(ctx, env, r, s.Catalog, OpPlan, OpApply)
 }
 
 // PlanDelete plans dropping a table that left the catalog: destructive. The
 // catalog entry goes; the data files stay in the warehouse, as with Spark's
 // DROP TABLE without PURGE.
-func (*Table) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := DecodeTableSpec(r)
-	if err != nil {
-		return nil, err
-	}
+func (*Table) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *TableSpec) (*reconciler.Plan, error) {
 	return remotePlan(ctx, env, r, s.Catalog, OpPlanDelete, OpApplyDelete)
 }
 

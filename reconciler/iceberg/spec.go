@@ -185,31 +185,32 @@ type NamespaceSpec struct {
 // resource's spec: the catalog, the namespace levels, and that the ID
 // names the namespace.
 func DecodeNamespaceSpec(r *reconciler.Resource) (*NamespaceSpec, error) {
-	var s NamespaceSpec
-	if err := r.DecodeSpec(&s); err != nil {
-		return nil, err
-	}
+	return reconciler.DecodeAs(&Namespace{}, r)
+}
+
+// Check checks what the schema cannot (see DecodeNamespaceSpec).
+func (*Namespace) Check(r *reconciler.Resource, s *NamespaceSpec) error {
 	if err := s.Catalog.Validate(); err != nil {
-		return nil, fmt.Errorf("validate %s: %w", r.ID, err)
+		return fmt.Errorf("validate %s: %w", r.ID, err)
 	}
 	if err := validateNamespace(s.Namespace); err != nil {
-		return nil, fmt.Errorf("validate %s: %w", r.ID, err)
+		return fmt.Errorf("validate %s: %w", r.ID, err)
 	}
 	if want := strings.Join(s.Namespace, "."); r.Name() != want {
-		return nil, fmt.Errorf("validate %s: the ID must name the namespace %q", r.ID, want)
+		return fmt.Errorf("validate %s: the ID must name the namespace %q", r.ID, want)
 	}
 	if err := validateEnsure(s.Ensure); err != nil {
-		return nil, fmt.Errorf("validate %s: %w", r.ID, err)
+		return fmt.Errorf("validate %s: %w", r.ID, err)
 	}
 	for k := range s.Properties {
 		if k == "" || k == "exists" {
-			return nil, fmt.Errorf("validate %s: namespace property %q is reserved", r.ID, k)
+			return fmt.Errorf("validate %s: namespace property %q is reserved", r.ID, k)
 		}
 	}
 	if err := CheckLocations("", s.Properties); err != nil {
-		return nil, fmt.Errorf("validate %s: %w", r.ID, err)
+		return fmt.Errorf("validate %s: %w", r.ID, err)
 	}
-	return &s, nil
+	return nil
 }
 
 func validateNamespace(ns []string) error {
@@ -265,37 +266,38 @@ func (s *TableSpec) FullName() string { return strings.Join(s.Ident(), ".") }
 // the catalog, the identifier, the schema (unique ids and names, known
 // types) and the partition spec.
 func DecodeTableSpec(r *reconciler.Resource) (*TableSpec, error) {
-	var s TableSpec
-	if err := r.DecodeSpec(&s); err != nil {
-		return nil, err
-	}
+	return reconciler.DecodeAs(&Table{}, r)
+}
+
+// Check checks what the schema cannot (see DecodeTableSpec).
+func (*Table) Check(r *reconciler.Resource, s *TableSpec) error {
 	if err := s.Catalog.Validate(); err != nil {
-		return nil, fmt.Errorf("validate %s: %w", r.ID, err)
+		return fmt.Errorf("validate %s: %w", r.ID, err)
 	}
 	if err := validateNamespace(s.Namespace); err != nil {
-		return nil, fmt.Errorf("validate %s: %w", r.ID, err)
+		return fmt.Errorf("validate %s: %w", r.ID, err)
 	}
 	if !sqlIdentRE.MatchString(s.Name) {
-		return nil, fmt.Errorf("validate %s: table name %q is not an identifier", r.ID, s.Name)
+		return fmt.Errorf("validate %s: table name %q is not an identifier", r.ID, s.Name)
 	}
 	if r.Name() != s.FullName() {
-		return nil, fmt.Errorf("validate %s: the ID must name the table %q", r.ID, s.FullName())
+		return fmt.Errorf("validate %s: the ID must name the table %q", r.ID, s.FullName())
 	}
 	if err := validateEnsure(s.Ensure); err != nil {
-		return nil, fmt.Errorf("validate %s: %w", r.ID, err)
+		return fmt.Errorf("validate %s: %w", r.ID, err)
 	}
 	if err := validateSchema(&s.Schema, s.PartitionSpec); err != nil {
-		return nil, fmt.Errorf("validate %s: %w", r.ID, err)
+		return fmt.Errorf("validate %s: %w", r.ID, err)
 	}
 	if v, ok := s.Properties[PropertyFormatVersion]; ok {
 		if n, err := strconv.Atoi(v); err != nil || n < 1 || n > 3 {
-			return nil, fmt.Errorf("validate %s: property format-version %q is not 1, 2 or 3", r.ID, v)
+			return fmt.Errorf("validate %s: property format-version %q is not 1, 2 or 3", r.ID, v)
 		}
 	}
 	if err := CheckLocations("", s.Properties); err != nil {
-		return nil, fmt.Errorf("validate %s: %w", r.ID, err)
+		return fmt.Errorf("validate %s: %w", r.ID, err)
 	}
-	return &s, nil
+	return nil
 }
 
 // SchemaSpec is a table's declared schema.

@@ -77,7 +77,7 @@ type node struct {
 	wvSpec            map[string]any
 	clsSpec           map[string]any
 	kinds             struct {
-		network   *docker.Network
+		network   *reconciler.Typed[docker.NetworkSpec]
 		container *docker.Container
 		class     *Class
 	}

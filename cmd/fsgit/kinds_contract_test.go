@@ -1,0 +1,89 @@
+package main
+
+import (
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/fsgit/fsgit/internal/desired"
+)
+
+// TestKinds_SpecFieldsMatchSchema walks every typed kind's Go spec struct
+// (reconciler.Typed's SpecType) and its definition in schema/kinds.cue and
+// fails on a field in one but not the other, nested fields included
+// ("server.socket", "ports[].host"): the schema is the one source of a
+// kind's fields.
+func TestKinds_SpecFieldsMatchSchema(t *testing.T) {
+	fields, err := desired.KindFields()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := newRegistry()
+	typed := 0
+	for _, name := range reg.Kinds() {
+		k, _ := reg.Lookup(name)
+		st, ok := k.(interface{ SpecType() reflect.Type })
+		if !ok {
+			continue
+		}
+		typed++
+		var goFields, goMaps []string
+		specFields(st.SpecType(), "", &goFields, &goMaps)
+		slices.Sort(goFields)
+		cueFields := fields[name]
+		for _, f := range goFields {
+			if !slices.Contains(cueFields, f) {
+				t.Errorf("%s: Go spec field %q is not in the schema", name, f)
+			}
+		}
+		for _, f := range cueFields {
+			// A Go map holds any key, those the schema names too
+			// (properties.location).
+			inMap := slices.ContainsFunc(goMaps, func(m string) bool { return strings.HasPrefix(f, m+".") })
+			if !slices.Contains(goFields, f) && !inMap {
+				t.Errorf("%s: schema field %q is not in the Go spec", name, f)
+			}
+		}
+	}
+	if typed == 0 {
+		t.Error("no typed kind registered")
+	}
+}
+
+// specFields appends the JSON paths of t's fields, going into structs and
+// into the element of slices of structs; maps are leaves, also listed in
+// maps.
+func specFields(t reflect.Type, prefix string, out, maps *[]string) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.Anonymous && name == "" {
+			specFields(f.Type, prefix, out, maps) // embedded: its fields are the spec's
+			continue
+		}
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		p := prefix + name
+		*out = append(*out, p)
+		ft := f.Type
+		for ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		switch {
+		case ft.Kind() == reflect.Map:
+			*maps = append(*maps, p)
+		case ft.Kind() == reflect.Struct:
+			specFields(ft, p+".", out, maps)
+		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
+			specFields(ft.Elem(), p+"[].", out, maps)
+		}
+	}
+}
