@@ -86,6 +86,12 @@ func TestPublisher_ServerDown(t *testing.T) {
 // and returns how long until the last landed.
 func publishFleet(tb testing.TB, url string, n int, round int) time.Duration {
 	tb.Helper()
+	return publishFleetLayout(tb, url, LayoutBranch, n, round)
+}
+
+// publishFleetLayout is publishFleet in either layout.
+func publishFleetLayout(tb testing.TB, url, layout string, n int, round int) time.Duration {
+	tb.Helper()
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -93,7 +99,7 @@ func publishFleet(tb testing.TB, url string, n int, round int) time.Duration {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p := &Publisher{URL: url, MaxAttempts: 100}
+			p := &Publisher{URL: url, Layout: layout, MaxAttempts: 100}
 			node := &Node{Node: fmt.Sprintf("node%02d", i), AppliedRevision: strconv.Itoa(round), Converged: true}
 			if err := p.Publish(context.Background(), node); err != nil {
 				errs <- err
@@ -151,6 +157,32 @@ func BenchmarkPublisher_FiftyAtOnce(b *testing.B) {
 	}
 	b.ReportMetric(float64(srv.Stats().ReceivePacks)/float64(round)/50, "pushes/node")
 	b.ReportMetric(total.Seconds()/float64(round), "s-all-landed")
+}
+
+// BenchmarkPublisher_RefsThousand: 1,000 nodes publish at the same moment
+// in the refs layout (each its own ref); then the whole fleet is read, as
+// fsgit status --fleet does.
+func BenchmarkPublisher_RefsThousand(b *testing.B) {
+	srv := gittest.NewServer(b)
+	srv.NewRepo("status.git")
+	url := srv.URL("status.git")
+	const n = 1000
+	round := 0
+	var landed, read time.Duration
+	for b.Loop() {
+		round++
+		landed += publishFleetLayout(b, url, LayoutRefs, n, round)
+		start := time.Now()
+		nodes, _, err := ReadFleet(context.Background(), url, "", nil)
+		read += time.Since(start)
+		if err != nil || len(nodes) != n {
+			b.Fatalf("read %d nodes: %v", len(nodes), err)
+		}
+	}
+	b.ReportMetric(float64(srv.Stats().ReceivePacks)/float64(round)/n, "pushes/node")
+	b.ReportMetric(landed.Seconds()/float64(round), "s-all-landed")
+	b.ReportMetric(read.Seconds()/float64(round), "s-fleet-read")
+	b.ReportMetric(float64(srv.Stats().BytesSent)/float64(round)/n, "server-bytes/node")
 }
 
 // TestPublisher_SSH publishes and reads the fleet over SSH.
