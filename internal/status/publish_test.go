@@ -347,3 +347,32 @@ func TestReadFleet_BadRef(t *testing.T) {
 		t.Fatalf("fleet = %+v, %v", nodes, err)
 	}
 }
+
+// BenchmarkReadFleet_Refs1000 reads 1,000 nodes in the refs layout over
+// HTTP, as fsgit status --fleet does. The refs are made in one git
+// fast-import, the documents by Marshal.
+func BenchmarkReadFleet_Refs1000(b *testing.B) {
+	srv := gittest.NewServer(b)
+	dir := srv.NewRepo("status.git")
+	const n = 1000
+	var in strings.Builder
+	for i := range n {
+		name := fmt.Sprintf("node%04d", i)
+		doc, err := (&Node{Node: name, AppliedRevision: "0123456789abcdef0123456789abcdef01234567", Converged: true,
+			Source: Source{Reachable: true}, Updated: time.Now().UTC()}).Marshal()
+		if err != nil {
+			b.Fatal(err)
+		}
+		msg := "status: " + name
+		fmt.Fprintf(&in, "commit %s\ncommitter fsgit <fsgit@%s> 1700000000 +0000\ndata %d\n%s\nM 100644 inline nodes/%s.json\ndata %d\n%s\n",
+			NodeRef("", name), name, len(msg), msg, name, len(doc), doc)
+	}
+	gittest.NewWork(b, srv.URL("status.git")).GitStdin(in.String(), "--git-dir="+dir, "fast-import", "--quiet")
+	for b.Loop() {
+		nodes, _, err := ReadFleet(context.Background(), srv.URL("status.git"), "", nil)
+		if err != nil || len(nodes) != n {
+			b.Fatalf("read %d nodes: %v", len(nodes), err)
+		}
+	}
+	b.ReportMetric(float64(srv.Stats().BytesSent)/float64(b.N), "server-bytes/read")
+}
