@@ -43,7 +43,8 @@ refused commits and the git source's health. It asks the running agent over its 
 socket; when the agent is not running it reads the state file (read-only), which knows
 less (drift is only counted).
 
-With --fleet it reads the status branch (nodes/<node>.json) of the status repository
+With --fleet it reads the status repository (nodes/<node>.json on the status branch,
+or each node's own ref refs/<branch>/<node> in the refs layout; a node's ref wins)
 and shows every node in one table.
 
 The socket, state file and status repository come from the agent's configuration
@@ -313,7 +314,11 @@ func writeFleet(w io.Writer, nodes []status.Node, tip string, now time.Time) err
 	if unreadable > 0 {
 		line += fmt.Sprintf(", %d unreadable", unreadable)
 	}
-	_, err := fmt.Fprintf(w, "%s (status branch at %s)\n", line, shortRev(tip))
+	from := "status branch at " + shortRev(tip)
+	if tip == "" && len(nodes) > 0 {
+		from = "the nodes' own refs" // the refs layout
+	}
+	_, err := fmt.Fprintf(w, "%s (%s)\n", line, from)
 	return err
 }
 

@@ -91,6 +91,7 @@ type StatusConfig struct {
 	Enabled     bool         `json:"enabled"`
 	URL         string       `json:"url,omitempty"`
 	Branch      string       `json:"branch"`
+	Layout      string       `json:"layout"`
 	Credentials *Credentials `json:"credentials,omitempty"`
 }
 

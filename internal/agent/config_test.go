@@ -23,7 +23,7 @@ status: url: "ssh://git@git.example.com/status.git"
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Source.Branch != "main" || cfg.Source.PollInterval.D() != 30*time.Second || cfg.Source.Jitter.D() != 5*time.Second ||
+	if cfg.Source.Branch != "main" || cfg.Source.PollInterval.D() != 60*time.Second || cfg.Source.Jitter.D() != 20*time.Second ||
 		cfg.Source.MaxBackoff.D() != 5*time.Minute || cfg.Status.Branch != "fsgit/status" || !cfg.Status.Enabled ||
 		cfg.StateFile != "/var/lib/fsgit/state.db" || cfg.Socket != "/run/fsgit/fsgit.sock" || cfg.Secrets.Provider != "files" ||
 		!cfg.Watch.Enabled || cfg.Watch.MaxWatches != 512 || cfg.Drift.MaxCorrections != 5 || cfg.Log.Level != "info" ||
@@ -82,5 +82,30 @@ func TestParseConfig_LimitsDefaults(t *testing.T) {
 	}
 	if cfg.Limits.MaxDepth != 200 || cfg.Limits.EvalTimeout.D() != 5*time.Second || cfg.Limits.MaxFileBytes != -1 {
 		t.Fatalf("limits = %+v", cfg.Limits)
+	}
+}
+
+// TestParseConfig_StatusLayout: the branch layout is the default; the refs
+// layout needs a status repository other than the polled one.
+func TestParseConfig_StatusLayout(t *testing.T) {
+	const src = `node: "n", source: {url: "https://git.example/site.git", site: "sites/x"}`
+	cfg, err := ParseConfig(schema.Files(), "a.cue", []byte(src))
+	if err != nil || cfg.Status.Layout != "branch" {
+		t.Fatalf("default layout: %+v, %v", cfg, err)
+	}
+	cfg, err = ParseConfig(schema.Files(), "a.cue", []byte(src+`, status: {layout: "refs", url: "https://git.example/status.git"}`))
+	if err != nil || cfg.Status.Layout != "refs" || cfg.StatusURL() != "https://git.example/status.git" {
+		t.Fatalf("refs layout: %+v, %v", cfg, err)
+	}
+	for _, bad := range []string{
+		`, status: layout: "refs"`,
+		`, status: {layout: "refs", url: "https://git.example/site.git"}`,
+		`, status: layout: "sharded"`,
+	} {
+		if _, err := ParseConfig(schema.Files(), "a.cue", []byte(src+bad)); err == nil || !strings.Contains(err.Error(), "status") {
+			t.Errorf("%s: err = %v", bad, err)
+		} else {
+			t.Logf("%s: %v", bad, err)
+		}
 	}
 }

@@ -49,7 +49,7 @@ func (p *publisher) configure(cfg *Config) error {
 		}
 		// A few attempts (lost races, a failing server) and the failure is
 		// counted and logged; the next run offers the document again.
-		sp = &status.Publisher{URL: url, Branch: cfg.Status.Branch, Auth: auth, Email: "fsgit@" + cfg.Node, Log: p.log, MaxAttempts: publishAttempts}
+		sp = &status.Publisher{URL: url, Branch: cfg.Status.Branch, Layout: cfg.Status.Layout, Auth: auth, Email: "fsgit@" + cfg.Node, Log: p.log, MaxAttempts: publishAttempts}
 	}
 	p.mu.Lock()
 	p.p = sp

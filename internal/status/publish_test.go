@@ -86,6 +86,12 @@ func TestPublisher_ServerDown(t *testing.T) {
 // and returns how long until the last landed.
 func publishFleet(tb testing.TB, url string, n int, round int) time.Duration {
 	tb.Helper()
+	return publishFleetLayout(tb, url, LayoutBranch, n, round)
+}
+
+// publishFleetLayout is publishFleet in either layout.
+func publishFleetLayout(tb testing.TB, url, layout string, n int, round int) time.Duration {
+	tb.Helper()
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -93,7 +99,7 @@ func publishFleet(tb testing.TB, url string, n int, round int) time.Duration {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p := &Publisher{URL: url, MaxAttempts: 100}
+			p := &Publisher{URL: url, Layout: layout, MaxAttempts: 100}
 			node := &Node{Node: fmt.Sprintf("node%02d", i), AppliedRevision: strconv.Itoa(round), Converged: true}
 			if err := p.Publish(context.Background(), node); err != nil {
 				errs <- err
@@ -153,6 +159,32 @@ func BenchmarkPublisher_FiftyAtOnce(b *testing.B) {
 	b.ReportMetric(total.Seconds()/float64(round), "s-all-landed")
 }
 
+// BenchmarkPublisher_RefsThousand: 1,000 nodes publish at the same moment
+// in the refs layout (each its own ref); then the whole fleet is read, as
+// fsgit status --fleet does.
+func BenchmarkPublisher_RefsThousand(b *testing.B) {
+	srv := gittest.NewServer(b)
+	srv.NewRepo("status.git")
+	url := srv.URL("status.git")
+	const n = 1000
+	round := 0
+	var landed, read time.Duration
+	for b.Loop() {
+		round++
+		landed += publishFleetLayout(b, url, LayoutRefs, n, round)
+		start := time.Now()
+		nodes, _, err := ReadFleet(context.Background(), url, "", nil)
+		read += time.Since(start)
+		if err != nil || len(nodes) != n {
+			b.Fatalf("read %d nodes: %v", len(nodes), err)
+		}
+	}
+	b.ReportMetric(float64(srv.Stats().ReceivePacks)/float64(round)/n, "pushes/node")
+	b.ReportMetric(landed.Seconds()/float64(round), "s-all-landed")
+	b.ReportMetric(read.Seconds()/float64(round), "s-fleet-read")
+	b.ReportMetric(float64(srv.Stats().BytesSent)/float64(round)/n, "server-bytes/node")
+}
+
 // TestPublisher_SSH publishes and reads the fleet over SSH.
 func TestPublisher_SSH(t *testing.T) {
 	srv := gittest.NewServer(t)
@@ -175,4 +207,172 @@ func TestPublisher_SSH(t *testing.T) {
 	if err != nil || len(nodes) != 1 || !nodes[0].Converged {
 		t.Fatalf("fleet over ssh = %+v %v", nodes, err)
 	}
+}
+
+// TestPublisher_RefsLayout: each node pushes its own ref, once, whatever
+// the others do; the fleet reads back whole; a document already there
+// pushes nothing; a new one continues the node's history.
+func TestPublisher_RefsLayout(t *testing.T) {
+	srv := gittest.NewServer(t)
+	srv.NewRepo("status.git")
+	url := srv.URL("status.git")
+	ctx := context.Background()
+	const n = 40
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := &Publisher{URL: url, Layout: LayoutRefs, MaxAttempts: 3}
+			if err := p.Publish(ctx, &Node{Node: fmt.Sprintf("node%02d", i), AppliedRevision: "r1", Converged: true}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := srv.Stats().ReceivePacks; got != n {
+		t.Fatalf("%d pushes for %d nodes, want one each", got, n)
+	}
+	nodes, tip, err := ReadFleet(ctx, url, "", nil)
+	if err != nil || len(nodes) != n || tip != "" {
+		t.Fatalf("fleet: %d nodes, tip %q, %v", len(nodes), tip, err)
+	}
+	for i, node := range nodes {
+		if want := fmt.Sprintf("node%02d", i); node.Node != want || node.AppliedRevision != "r1" || !node.Converged {
+			t.Fatalf("node %d = %+v", i, node)
+		}
+	}
+
+	p := &Publisher{URL: url, Layout: LayoutRefs}
+	srv.ResetStats()
+	if err := p.Publish(ctx, &Node{Node: "node00", AppliedRevision: "r1", Converged: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.Stats().ReceivePacks; got != 0 {
+		t.Fatalf("the same document again pushed %d times", got)
+	}
+	if err := p.Publish(ctx, &Node{Node: "node00", AppliedRevision: "r2"}); err != nil {
+		t.Fatal(err)
+	}
+	c := gittest.NewWork(t, url)
+	c.Git("fetch", "--quiet", "origin", "refs/fsgit/status/node00")
+	if got := c.Git("rev-list", "--count", "FETCH_HEAD"); got != "2" {
+		t.Fatalf("node00's ref has %s commits, want 2", got)
+	}
+	if got := c.Git("ls-tree", "-r", "--name-only", "FETCH_HEAD"); got != "nodes/node00.json" {
+		t.Fatalf("node00's tree: %q", got)
+	}
+	if err := (&Publisher{URL: url, Layout: "sharded"}).Publish(ctx, &Node{Node: "x"}); err == nil || !strings.Contains(err.Error(), "sharded") {
+		t.Fatalf("unknown layout: err = %v", err)
+	}
+	for _, bad := range []string{"a b", "x.lock", "a..b", "a:b", ".x", ""} {
+		if err := p.Publish(ctx, &Node{Node: bad}); err == nil {
+			t.Errorf("node name %q accepted", bad)
+		}
+	}
+}
+
+// TestPublisher_MigrateToRefs moves a fleet from the branch layout to the
+// refs layout one node at a time: the fleet reads whole at every step, a
+// node's ref continues the branch's history (nothing is lost, even once
+// the branch is deleted), and the node's newer document wins.
+func TestPublisher_MigrateToRefs(t *testing.T) {
+	srv := gittest.NewServer(t)
+	srv.NewRepo("status.git")
+	url := srv.URL("status.git")
+	ctx := context.Background()
+	for _, name := range []string{"a", "b", "c"} {
+		if err := (&Publisher{URL: url}).Publish(ctx, &Node{Node: name, AppliedRevision: "old"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := gittest.NewWork(t, url)
+	w.Git("fetch", "--quiet", "origin", "fsgit/status")
+	branchTip := w.Git("rev-parse", "FETCH_HEAD")
+
+	if err := (&Publisher{URL: url, Layout: LayoutRefs}).Publish(ctx, &Node{Node: "a", AppliedRevision: "new"}); err != nil {
+		t.Fatal(err)
+	}
+	nodes, tip, err := ReadFleet(ctx, url, "", nil)
+	if err != nil || tip != branchTip || len(nodes) != 3 {
+		t.Fatalf("fleet mid-migration: %+v, tip %s (branch %s), %v", nodes, tip, branchTip, err)
+	}
+	if got := []string{nodes[0].AppliedRevision, nodes[1].AppliedRevision, nodes[2].AppliedRevision}; strings.Join(got, ",") != "new,old,old" {
+		t.Fatalf("revisions mid-migration: %v", got)
+	}
+	w.Git("fetch", "--quiet", "origin", "refs/fsgit/status/a")
+	if got := w.Git("rev-parse", "FETCH_HEAD^"); got != branchTip {
+		t.Fatalf("a's first ref commit has parent %s, want the branch's tip %s", got, branchTip)
+	}
+	if got := w.Git("rev-list", "--count", "FETCH_HEAD"); got != "4" {
+		t.Fatalf("a's ref reaches %s commits, want the branch's 3 and its own", got)
+	}
+	if body := w.Git("show", "FETCH_HEAD~3:nodes/a.json"); !strings.Contains(body, `"old"`) {
+		t.Fatalf("a's first document, through its ref's history:\n%s", body)
+	}
+
+	// The others move too; the branch can then go, and nothing is lost.
+	for _, name := range []string{"b", "c"} {
+		if err := (&Publisher{URL: url, Layout: LayoutRefs}).Publish(ctx, &Node{Node: name, AppliedRevision: "new"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Git("push", "--quiet", "origin", ":refs/heads/fsgit/status")
+	nodes, tip, err = ReadFleet(ctx, url, "", nil)
+	if err != nil || tip != "" || len(nodes) != 3 {
+		t.Fatalf("fleet after the branch went: %+v, tip %q, %v", nodes, tip, err)
+	}
+	for _, n := range nodes {
+		if n.AppliedRevision != "new" {
+			t.Fatalf("%s = %+v", n.Node, n)
+		}
+	}
+	w.Git("fetch", "--quiet", "origin", "refs/fsgit/status/c")
+	if got := w.Git("log", "--format=%s", "FETCH_HEAD"); got != "status: c\nstatus: c\nstatus: b\nstatus: a" {
+		t.Fatalf("c's history:\n%s", got)
+	}
+}
+
+// TestReadFleet_BadRef: a node ref without its document is shown as
+// unreadable, not left out.
+func TestReadFleet_BadRef(t *testing.T) {
+	srv := gittest.NewServer(t)
+	srv.NewRepo("status.git")
+	url := srv.URL("status.git")
+	w := gittest.NewWork(t, url)
+	w.CommitAndPush("not status", map[string]string{"x": "y\n"})
+	w.Git("push", "--quiet", "origin", "HEAD:refs/fsgit/status/n1")
+	nodes, _, err := ReadFleet(context.Background(), url, "", nil)
+	if err == nil || len(nodes) != 1 || nodes[0].Node != "n1" || nodes[0].Unreadable == "" {
+		t.Fatalf("fleet = %+v, %v", nodes, err)
+	}
+}
+
+// BenchmarkReadFleet_Refs1000 reads 1,000 nodes in the refs layout over
+// HTTP, as fsgit status --fleet does. The refs are made in one git
+// fast-import, the documents by Marshal.
+func BenchmarkReadFleet_Refs1000(b *testing.B) {
+	srv := gittest.NewServer(b)
+	dir := srv.NewRepo("status.git")
+	const n = 1000
+	var in strings.Builder
+	for i := range n {
+		name := fmt.Sprintf("node%04d", i)
+		doc, err := (&Node{Node: name, AppliedRevision: "0123456789abcdef0123456789abcdef01234567", Converged: true,
+			Source: Source{Reachable: true}, Updated: time.Now().UTC()}).Marshal()
+		if err != nil {
+			b.Fatal(err)
+		}
+		msg := "status: " + name
+		fmt.Fprintf(&in, "commit %s\ncommitter fsgit <fsgit@%s> 1700000000 +0000\ndata %d\n%s\nM 100644 inline nodes/%s.json\ndata %d\n%s\n",
+			NodeRef("", name), name, len(msg), msg, name, len(doc), doc)
+	}
+	gittest.NewWork(b, srv.URL("status.git")).GitStdin(in.String(), "--git-dir="+dir, "fast-import", "--quiet")
+	for b.Loop() {
+		nodes, _, err := ReadFleet(context.Background(), srv.URL("status.git"), "", nil)
+		if err != nil || len(nodes) != n {
+			b.Fatalf("read %d nodes: %v", len(nodes), err)
+		}
+	}
+	b.ReportMetric(float64(srv.Stats().BytesSent)/float64(b.N), "server-bytes/read")
 }
