@@ -148,29 +148,32 @@ func sshSignedCommit(t *testing.T, k *gittest.SSHKey, ns string) *object.Commit 
 	return c
 }
 
-func TestVerifier_SSHNamespace(t *testing.T) {
+// sshVerifier makes a key with ssh-keygen and a verifier that trusts it.
+func sshVerifier(t *testing.T) (*gittest.SSHKey, *Verifier) {
+	t.Helper()
 	k := gittest.NewSSHKey(t)
 	v, err := NewVerifier([]byte(k.Public + "\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return k, v
+}
+
+func TestVerifier_SSHNamespace(t *testing.T) {
+	k, v := sshVerifier(t)
 	// The same signing path in namespace "git" is accepted, so the refusal
 	// below is the namespace's doing.
 	if signer, err := v.Verify(sshSignedCommit(t, k, "git")); err != nil || !strings.HasPrefix(signer, "ssh SHA256:") {
 		t.Fatalf("namespace git: signer %q, err %v", signer, err)
 	}
-	_, err = v.Verify(sshSignedCommit(t, k, "file"))
+	_, err := v.Verify(sshSignedCommit(t, k, "file"))
 	if !errors.Is(err, ErrUntrusted) || !strings.Contains(err.Error(), `namespace "file"`) {
 		t.Fatalf("namespace file: err = %v, want ErrUntrusted naming the namespace", err)
 	}
 }
 
 func TestVerifier_SSHTamperedMessage(t *testing.T) {
-	k := gittest.NewSSHKey(t)
-	v, err := NewVerifier([]byte(k.Public + "\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	k, v := sshVerifier(t)
 	c := sshSignedCommit(t, k, "git")
 	c.Message = "a message the signer never signed\n"
 	if _, err := v.Verify(c); !errors.Is(err, ErrUntrusted) {
@@ -184,11 +187,7 @@ func TestVerifier_SSHTamperedMessage(t *testing.T) {
 }
 
 func TestVerifier_SSHMalformed(t *testing.T) {
-	k := gittest.NewSSHKey(t)
-	v, err := NewVerifier([]byte(k.Public + "\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	k, v := sshVerifier(t)
 	c := sshSignedCommit(t, k, "git")
 	c.PGPSignature = "-----BEGIN SSH SIGNATURE-----\nU1NIU0lHAAAAAQ==\n-----END SSH SIGNATURE-----\n"
 	if _, err := v.Verify(c); !errors.Is(err, ErrMalformedSignature) {
