@@ -95,9 +95,10 @@ func (p *Progress) tick(every time.Duration) {
 }
 
 // progressAttrs are the log attributes of u: durations in seconds, unset
-// fields left out.
+// fields left out. The resource is not among them: the run's logger of a
+// resource already names it.
 func progressAttrs(u ProgressUpdate) []any {
-	attrs := []any{"id", string(u.ID), "step", u.Step, "elapsed", u.Elapsed.Round(time.Millisecond).Seconds()}
+	attrs := []any{"step", u.Step, "elapsed", u.Elapsed.Round(time.Millisecond).Seconds()}
 	if u.Done > 0 || u.Total > 0 {
 		attrs = append(attrs, "done", u.Done)
 	}
