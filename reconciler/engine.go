@@ -102,8 +102,11 @@ type RunOptions struct {
 	Root string
 	// Secrets resolves secret references. Nil: every secret is missing.
 	Secrets SecretResolver
-	// Progress receives the progress of long steps (downloads).
-	Progress func(id ID, done, total int64)
+	// Progress receives every progress update of long steps (see
+	// [Env.StartProgress]); they are logged every ProgressEvery (zero:
+	// [DefaultProgressEvery]) whether it is set or not.
+	Progress      func(ProgressUpdate)
+	ProgressEvery time.Duration
 	// Prior is what the node remembered after its last run (nil: nothing,
 	// as on a new node). It drives pruning and the marking of corrective
 	// changes.

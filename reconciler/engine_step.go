@@ -261,12 +261,13 @@ func (r *run) corrective(res *Resource, now ObservedState) bool {
 // env returns the Env a kind sees for one resource.
 func (r *run) env(id ID, cache *Cache) *Env {
 	return &Env{
-		Root:     r.opts.Root,
-		Noop:     r.opts.Noop,
-		Secrets:  r.opts.Secrets,
-		Log:      r.e.log.With("resource", string(id)),
-		Cache:    cache,
-		Progress: r.opts.Progress,
+		Root:          r.opts.Root,
+		Noop:          r.opts.Noop,
+		Secrets:       r.opts.Secrets,
+		Log:           r.e.log.With("resource", string(id)),
+		Cache:         cache,
+		OnProgress:    r.opts.Progress,
+		ProgressEvery: r.opts.ProgressEvery,
 	}
 }
 

@@ -205,8 +205,13 @@ type Env struct {
 	Log *slog.Logger
 	// Cache memoizes per-run, per-kind batched observations.
 	Cache *Cache
-	// Progress, when set, receives progress of long steps (downloads).
-	Progress func(id ID, done, total int64)
+	// OnProgress, when set, receives every update of the long steps
+	// (downloads, package installs, image pulls, migrations) that kinds
+	// report through [Env.StartProgress].
+	OnProgress func(ProgressUpdate)
+	// ProgressEvery is how often a long step's progress is logged (zero:
+	// [DefaultProgressEvery]).
+	ProgressEvery time.Duration
 }
 
 // Path maps an absolute managed path into the root. It refuses relative

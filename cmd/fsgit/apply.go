@@ -399,9 +399,10 @@ func fsgitVersion() string {
 	return "(devel)"
 }
 
-// progress shows the progress of long steps (downloads) on a terminal, one
-// line rewritten in place; elsewhere it shows nothing, so that logs and
-// pipes stay clean.
+// progress shows the progress of long steps (downloads, package installs,
+// image pulls, migrations) on a terminal, one line rewritten in place;
+// elsewhere it shows nothing, so that pipes stay clean (the log has the
+// steps every few seconds).
 type progress struct {
 	mu    sync.Mutex
 	w     io.Writer
@@ -420,23 +421,19 @@ func newProgress(w io.Writer) *progress {
 	return p
 }
 
-// update is a reconciler.Env Progress function.
-func (p *progress) update(id reconciler.ID, done, total int64) {
+// update is a reconciler.RunOptions Progress function.
+func (p *progress) update(u reconciler.ProgressUpdate) {
 	if !p.tty {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	finished := total > 0 && done >= total
+	finished := u.Finished
 	if !finished && time.Since(p.last) < 100*time.Millisecond {
 		return
 	}
 	p.last = time.Now()
-	line := fmt.Sprintf("%s: %s", id, byteSize(done))
-	if total > 0 {
-		line += fmt.Sprintf(" / %s (%d%%)", byteSize(total), done*100/total)
-	}
-	fmt.Fprintf(p.w, "\r\033[K%s", line)
+	fmt.Fprintf(p.w, "\r\033[K%s", progressLine(u))
 	p.shown = !finished
 	if finished {
 		fmt.Fprintln(p.w)
@@ -451,6 +448,30 @@ func (p *progress) done() {
 		fmt.Fprint(p.w, "\r\033[K")
 		p.shown = false
 	}
+}
+
+// progressLine is one update as a terminal shows it: "pkg:mariadb-server:
+// apt-get install: 42% Unpacking mariadb-server".
+func progressLine(u reconciler.ProgressUpdate) string {
+	line := fmt.Sprintf("%s: %s", u.ID, u.Step)
+	switch {
+	case u.Unit == reconciler.UnitBytes:
+		line += ": " + byteSize(u.Done)
+		if u.Total > 0 {
+			line += fmt.Sprintf(" / %s (%d%%)", byteSize(u.Total), u.Done*100/u.Total)
+		}
+	case u.Unit == reconciler.UnitPercent:
+		line += fmt.Sprintf(": %d%%", u.Done)
+	case u.Total > 0:
+		line += fmt.Sprintf(": %d/%d", u.Done, u.Total)
+	}
+	if u.Message != "" {
+		line += " " + u.Message
+	}
+	if u.Finished {
+		line += fmt.Sprintf(" (%.1fs)", u.Elapsed.Seconds())
+	}
+	return line
 }
 
 func byteSize(n int64) string {

@@ -91,6 +91,7 @@ type Agent struct {
 	engine  *reconciler.Engine
 	metrics *metrics
 	notify  func(string)
+	wd      *watchdog
 
 	stopOnce sync.Once
 	stopCh   chan struct{}
@@ -183,6 +184,7 @@ func New(opts Options) (*Agent, error) {
 	if a.notify == nil {
 		a.notify = systemdNotifier()
 	}
+	a.wd = newWatchdog(a.notify)
 	a.engine = reconciler.NewEngine(reconciler.Config{Registry: opts.Registry, Log: opts.Log})
 	a.applyLogLevel(opts.Config)
 	return a, nil
@@ -343,6 +345,7 @@ func (a *Agent) applyLoop(ctx context.Context) {
 	}
 	defer a.abandonWaiting()
 	for {
+		a.wd.ping()
 		var holdEnd, windowOpens <-chan time.Time
 		if d, ok := a.nextHoldEnd(time.Now()); ok {
 			holdEnd = time.After(d)
@@ -351,6 +354,7 @@ func (a *Agent) applyLoop(ctx context.Context) {
 			windowOpens = time.After(d)
 		}
 		select {
+		case <-a.wd.due():
 		case <-windowOpens:
 			a.log.Info("maintenance window open: the changes that waited run")
 			if a.prepared != nil {
@@ -597,7 +601,8 @@ func (a *Agent) run(ctx context.Context, trigger string, only []reconciler.ID, n
 		Only:      only,
 		Noop:      noop,
 		Stop:      a.stopCh,
-		LogResult: a.streamResult,
+		LogResult: func(r *reconciler.Result) bool { a.wd.ping(); return a.streamResult(r) },
+		Progress:  func(reconciler.ProgressUpdate) { a.wd.ping() },
 	})
 	if err != nil {
 		a.logRepeated(slog.LevelError, "run", err.Error(), "run", "trigger", trigger, "err", err)

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+
 	"github.com/fsgit/fsgit/reconciler"
 )
 
@@ -130,7 +132,7 @@ func (n *notifier) loop(ctx context.Context, e *endpoint) {
 
 // deliver posts ev, retrying with backoff.
 func (n *notifier) deliver(ctx context.Context, e *endpoint, ev Event) {
-	wait := n.backoff
+	bo := &backoff.ExponentialBackOff{InitialInterval: n.backoff, Multiplier: 2, MaxInterval: n.maxBackoff}
 	var err error
 	for attempt := 1; attempt <= e.attempts; attempt++ {
 		if err = n.post(ctx, e, ev); err == nil {
@@ -143,9 +145,8 @@ func (n *notifier) deliver(ctx context.Context, e *endpoint, ev Event) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(wait):
+		case <-time.After(bo.NextBackOff()):
 		}
-		wait = min(2*wait, n.maxBackoff)
 	}
 	n.m.notifications.WithLabelValues("failed").Inc()
 	n.log.Warn("notification not delivered", "endpoint", e.name, "kind", ev.Kind, "attempts", e.attempts, "err", err)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +27,9 @@ func TestAgent_SdNotify(t *testing.T) {
 	}
 	defer conn.Close()
 	t.Setenv("NOTIFY_SOCKET", sockPath)
+	// systemd's WatchdogSec=, here 0.3 s.
+	t.Setenv("WATCHDOG_USEC", "300000")
+	t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
 
 	msgs := make(chan string, 100)
 	go func() {
@@ -62,6 +66,12 @@ func TestAgent_SdNotify(t *testing.T) {
 	next("READY=1")
 	if m := next("STATUS=converged at "); !strings.Contains(m, "converged at") {
 		t.Fatalf("status %q", m)
+	}
+	// Idle between polls, the apply loop still pings, more than once.
+	next("WATCHDOG=1")
+	next("WATCHDOG=1")
+	if _, ok := os.LookupEnv("WATCHDOG_USEC"); ok {
+		t.Error("WATCHDOG_USEC is still set: the agent's children would see it")
 	}
 	n.agent.Reload()
 	next("RELOADING=1")

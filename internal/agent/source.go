@@ -9,6 +9,8 @@ import (
 	"path"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+
 	"github.com/fsgit/fsgit/internal/gitsource"
 	"github.com/fsgit/fsgit/reconciler"
 )
@@ -175,14 +177,17 @@ func (a *Agent) pollOnce(ctx context.Context, cfg *Config, known *string) *pollE
 }
 
 // nextPoll is the wait before the next poll: the interval plus up to the
-// jitter, doubled for each failure in a row up to maxBackoff.
+// jitter, doubled for each failure in a row up to maxBackoff (the doubling
+// and its cap are cenkalti/backoff's ExponentialBackOff, without its own
+// randomization: the configured jitter is added on top).
 func nextPoll(s SourceConfig, failures int) time.Duration {
 	d := s.PollInterval.D()
 	if failures > 0 {
-		d <<= min(failures, 20)
-		if d > s.MaxBackoff.D() || d <= 0 {
-			d = s.MaxBackoff.D()
+		b := &backoff.ExponentialBackOff{InitialInterval: 2 * d, Multiplier: 2, MaxInterval: s.MaxBackoff.D()}
+		for range min(failures, 20) {
+			d = b.NextBackOff()
 		}
+		d = min(d, s.MaxBackoff.D())
 	}
 	if j := s.Jitter.D(); j > 0 {
 		d += rand.N(j)
@@ -250,7 +255,7 @@ func openSource(cfg *Config, log *slog.Logger) (*gitsource.Source, error) {
 		URL:           cfg.Source.URL,
 		Branch:        cfg.Source.Branch,
 		Auth:          auth,
-		CacheDir:      cfg.CacheDir,
+		CacheDir:      gitCacheDir(cfg.CacheDir, log),
 		CacheMaxBytes: cfg.Source.CacheMaxBytes,
 		Verifier:      v,
 		Log:           log,

@@ -2,9 +2,6 @@ package gitsource
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"crypto/sha512"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +11,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/hiddeco/sshsig"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -151,80 +149,38 @@ func (v *Verifier) verifyPGP(msg []byte, sig string, fail func(error) (string, e
 	return desc, nil
 }
 
-// sshsig is the blob inside an armored SSH signature (PROTOCOL.sshsig),
-// after its 6-byte magic.
-type sshsig struct {
-	Version       uint32
-	PublicKey     []byte
-	Namespace     string
-	Reserved      string
-	HashAlgorithm string
-	Signature     []byte
-}
+// sshNamespace is the namespace git signs commits in (git config
+// gpg.ssh.* and ssh-keygen -Y sign -n git).
+const sshNamespace = "git"
 
-// sshsigSigned is what an SSH signature actually signs, after the magic.
-type sshsigSigned struct {
-	Namespace     string
-	Reserved      string
-	HashAlgorithm string
-	Hash          []byte
-}
-
-const sshsigMagic = "SSHSIG"
-
+// verifySSH checks an armored SSH signature (PROTOCOL.sshsig) with
+// github.com/hiddeco/sshsig, the implementation Flux uses: parsing, the
+// namespace, the hash algorithm and the signature itself are its work; this
+// function only decides which key is trusted.
 func (v *Verifier) verifySSH(msg []byte, armored string, fail func(error) (string, error)) (string, error) {
-	block, _ := pem.Decode([]byte(armored))
-	if block == nil || block.Type != "SSH SIGNATURE" {
-		return fail(fmt.Errorf("%w: SSH signature armor", ErrMalformedSignature))
-	}
-	blob, ok := bytes.CutPrefix(block.Bytes, []byte(sshsigMagic))
-	if !ok {
-		return fail(fmt.Errorf("%w: SSH signature magic", ErrMalformedSignature))
-	}
-	var s sshsig
-	if err := ssh.Unmarshal(blob, &s); err != nil {
-		return fail(fmt.Errorf("%w: %v", ErrMalformedSignature, err))
-	}
-	if s.Version != 1 {
-		return fail(fmt.Errorf("%w: SSH signature version %d", ErrMalformedSignature, s.Version))
-	}
-	if s.Namespace != "git" {
-		return fail(fmt.Errorf("%w: SSH signature namespace %q, want \"git\"", ErrUntrusted, s.Namespace))
-	}
-	pub, err := ssh.ParsePublicKey(s.PublicKey)
+	sig, err := sshsig.Unarmor([]byte(armored))
 	if err != nil {
-		return fail(fmt.Errorf("%w: SSH signature key: %v", ErrMalformedSignature, err))
+		return fail(fmt.Errorf("%w: SSH signature: %v", ErrMalformedSignature, err))
 	}
-	trusted := false
+	if sig.Namespace != sshNamespace {
+		return fail(fmt.Errorf("%w: SSH signature namespace %q, want %q", ErrUntrusted, sig.Namespace, sshNamespace))
+	}
+	fp := ssh.FingerprintSHA256(sig.PublicKey)
+	var trusted ssh.PublicKey
 	for _, k := range v.ssh {
-		if bytes.Equal(k.Marshal(), pub.Marshal()) {
-			trusted = true
+		if bytes.Equal(k.Marshal(), sig.PublicKey.Marshal()) {
+			trusted = k
 			break
 		}
 	}
-	if !trusted {
-		return fail(fmt.Errorf("%w: SSH key %s", ErrUntrusted, ssh.FingerprintSHA256(pub)))
+	if trusted == nil {
+		return fail(fmt.Errorf("%w: SSH key %s", ErrUntrusted, fp))
 	}
-	var digest []byte
-	switch s.HashAlgorithm {
-	case "sha256":
-		h := sha256.Sum256(msg)
-		digest = h[:]
-	case "sha512":
-		h := sha512.Sum512(msg)
-		digest = h[:]
-	default:
-		return fail(fmt.Errorf("%w: SSH signature hash %q", ErrMalformedSignature, s.HashAlgorithm))
+	if err := sshsig.Verify(bytes.NewReader(msg), sig, trusted, sig.HashAlgorithm, sshNamespace); err != nil {
+		if errors.Is(err, sshsig.ErrUnsupportedHashAlgorithm) || errors.Is(err, sshsig.ErrUnavailableHashAlgorithm) {
+			return fail(fmt.Errorf("%w: SSH signature by %s: %v", ErrMalformedSignature, fp, err))
+		}
+		return fail(fmt.Errorf("%w: SSH signature by %s: %v", ErrUntrusted, fp, err))
 	}
-	var sig ssh.Signature
-	if err := ssh.Unmarshal(s.Signature, &sig); err != nil {
-		return fail(fmt.Errorf("%w: %v", ErrMalformedSignature, err))
-	}
-	signed := append([]byte(sshsigMagic), ssh.Marshal(sshsigSigned{
-		Namespace: s.Namespace, Reserved: s.Reserved, HashAlgorithm: s.HashAlgorithm, Hash: digest,
-	})...)
-	if err := pub.Verify(signed, &sig); err != nil {
-		return fail(fmt.Errorf("%w: %v", ErrUntrusted, err))
-	}
-	return "ssh " + ssh.FingerprintSHA256(pub), nil
+	return "ssh " + fp, nil
 }

@@ -3,9 +3,16 @@ package gitsource
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/fsgit/fsgit/internal/gittest"
 )
@@ -99,5 +106,91 @@ func TestNewVerifier_Errors(t *testing.T) {
 				t.Fatal("accepted")
 			}
 		})
+	}
+}
+
+// sshSignedCommit returns a commit signed by ssh-keygen -Y sign with key k in
+// namespace ns, as git would sign it in namespace "git".
+func sshSignedCommit(t *testing.T, k *gittest.SSHKey, ns string) *object.Commit {
+	t.Helper()
+	when := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	c := &object.Commit{
+		Author:    object.Signature{Name: "A", Email: "a@example.com", When: when},
+		Committer: object.Signature{Name: "A", Email: "a@example.com", When: when},
+		Message:   "change\n",
+		TreeHash:  plumbing.NewHash("4b825dc642cb6eb9a060e54bf8d69288fbee4904"),
+	}
+	obj := &plumbing.MemoryObject{}
+	if err := c.EncodeWithoutSignature(obj); err != nil {
+		t.Fatal(err)
+	}
+	r, err := obj.Reader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := filepath.Join(t.TempDir(), "commit")
+	if err := os.WriteFile(msg, payload, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("ssh-keygen", "-q", "-Y", "sign", "-n", ns, "-f", k.PrivateFile, msg).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen -Y sign: %v\n%s", err, out)
+	}
+	sig, err := os.ReadFile(msg + ".sig")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.PGPSignature = string(sig)
+	c.Hash = obj.Hash()
+	return c
+}
+
+// sshVerifier makes a key with ssh-keygen and a verifier that trusts it.
+func sshVerifier(t *testing.T) (*gittest.SSHKey, *Verifier) {
+	t.Helper()
+	k := gittest.NewSSHKey(t)
+	v, err := NewVerifier([]byte(k.Public + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k, v
+}
+
+func TestVerifier_SSHNamespace(t *testing.T) {
+	k, v := sshVerifier(t)
+	// The same signing path in namespace "git" is accepted, so the refusal
+	// below is the namespace's doing.
+	if signer, err := v.Verify(sshSignedCommit(t, k, "git")); err != nil || !strings.HasPrefix(signer, "ssh SHA256:") {
+		t.Fatalf("namespace git: signer %q, err %v", signer, err)
+	}
+	_, err := v.Verify(sshSignedCommit(t, k, "file"))
+	if !errors.Is(err, ErrUntrusted) || !strings.Contains(err.Error(), `namespace "file"`) {
+		t.Fatalf("namespace file: err = %v, want ErrUntrusted naming the namespace", err)
+	}
+}
+
+func TestVerifier_SSHTamperedMessage(t *testing.T) {
+	k, v := sshVerifier(t)
+	c := sshSignedCommit(t, k, "git")
+	c.Message = "a message the signer never signed\n"
+	if _, err := v.Verify(c); !errors.Is(err, ErrUntrusted) {
+		t.Fatalf("tampered message: err = %v, want ErrUntrusted", err)
+	}
+	c = sshSignedCommit(t, k, "git")
+	c.Author.Email = "mallory@example.com"
+	if _, err := v.Verify(c); !errors.Is(err, ErrUntrusted) {
+		t.Fatalf("tampered author: err = %v, want ErrUntrusted", err)
+	}
+}
+
+func TestVerifier_SSHMalformed(t *testing.T) {
+	k, v := sshVerifier(t)
+	c := sshSignedCommit(t, k, "git")
+	c.PGPSignature = "-----BEGIN SSH SIGNATURE-----\nU1NIU0lHAAAAAQ==\n-----END SSH SIGNATURE-----\n"
+	if _, err := v.Verify(c); !errors.Is(err, ErrMalformedSignature) {
+		t.Fatalf("truncated signature: err = %v, want ErrMalformedSignature", err)
 	}
 }

@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"math/rand/v2"
 	"path"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -119,15 +119,14 @@ func (p *Publisher) Publish(ctx context.Context, n *Node) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	bo := publishBackOff(base, maxDelay)
 	var last error
 	for i := range attempts {
 		if i > 0 {
-			d := min(maxDelay, base<<min(i-1, 20))
-			wait := time.Duration(rand.Int64N(int64(d)) + 1)
 			select {
 			case <-ctx.Done():
 				return fmt.Errorf("publish status of %s: %w", n.Node, errors.Join(ctx.Err(), last))
-			case <-time.After(wait):
+			case <-time.After(bo.NextBackOff()):
 			}
 		}
 		commit, err := p.attempt(ctx, n.Node, doc)
@@ -557,4 +556,11 @@ func ReadNodeFS(fsys fs.FS, node string) (*Node, error) {
 		return nil, fmt.Errorf("decode %s: %w", name, err)
 	}
 	return n, nil
+}
+
+// publishBackOff is the wait between attempts, with full jitter: the n-th
+// wait is drawn from [0, min(maxDelay, base·2^n)] (cenkalti/backoff's
+// ExponentialBackOff centred on half of that bound).
+func publishBackOff(base, maxDelay time.Duration) *backoff.ExponentialBackOff {
+	return &backoff.ExponentialBackOff{InitialInterval: base / 2, RandomizationFactor: 1, Multiplier: 2, MaxInterval: maxDelay / 2}
 }

@@ -38,8 +38,14 @@ import (
 )
 
 // DefaultCacheDir is where the cache lives, under the run's root, when
-// Options.CacheDir is empty.
-const DefaultCacheDir = "/var/lib/fsgit/artifacts"
+// Options.CacheDir is empty: under /var/cache, per the FHS (what is there
+// can be downloaded again); fsgit.service's CacheDirectory= makes it.
+const DefaultCacheDir = "/var/cache/fsgit/artifacts"
+
+// LegacyCacheDir is where fsgit kept the default cache before
+// DefaultCacheDir. A node that has it and not the new one goes on using
+// it, so that no artifact is downloaded again; deleting it moves the cache.
+const LegacyCacheDir = "/var/lib/fsgit/artifacts"
 
 // DefaultMaxSize caps a download whose spec gives no maxSize.
 const DefaultMaxSize = 2 << 30
@@ -222,12 +228,18 @@ func (k *Artifact) cacheOf(env *reconciler.Env) (cache, error) {
 		return cache{fsys: v.(*rootfs.FS), dir: "/"}, nil
 	}
 	fsys := env.FS()
+	dir := DefaultCacheDir
+	if _, err := fsys.Stat(DefaultCacheDir); err != nil {
+		if fi, err := fsys.Stat(LegacyCacheDir); err == nil && fi.IsDir() {
+			dir = LegacyCacheDir
+		}
+	}
 	// Every access to the cache stays in the root anyway; this says so at
 	// plan time when the cache directory leads out of it.
-	if err := fsys.Resolves(DefaultCacheDir); err != nil {
+	if err := fsys.Resolves(dir); err != nil {
 		return cache{}, err
 	}
-	return cache{fsys: fsys, dir: DefaultCacheDir}, nil
+	return cache{fsys: fsys, dir: dir}, nil
 }
 
 // entryPath is the cache entry of a digest in the cache directory dir.

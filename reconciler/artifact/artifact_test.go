@@ -489,11 +489,12 @@ func TestArtifact_Progress(t *testing.T) {
 	r := f.resource(o.URL+"/v1.jar", v1, nil)
 	env := f.env()
 	var last [2]int64
-	env.Progress = func(id reconciler.ID, done, total int64) {
-		if id != r.ID {
-			t.Errorf("progress for %s", id)
+	finished := false
+	env.OnProgress = func(u reconciler.ProgressUpdate) {
+		if u.ID != r.ID || u.Unit != reconciler.UnitBytes {
+			t.Errorf("progress for %s in %q", u.ID, u.Unit)
 		}
-		last = [2]int64{done, total}
+		last, finished = [2]int64{u.Done, u.Total}, u.Finished
 	}
 	p, err := f.kind.Plan(context.Background(), env, r)
 	if err != nil {
@@ -502,8 +503,8 @@ func TestArtifact_Progress(t *testing.T) {
 	if err := p.Apply(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if last != [2]int64{int64(len(v1)), int64(len(v1))} {
-		t.Fatalf("last progress %v, want %d of %d", last, len(v1), len(v1))
+	if last != [2]int64{int64(len(v1)), int64(len(v1))} || !finished {
+		t.Fatalf("last progress %v (finished %v), want %d of %d, finished", last, finished, len(v1), len(v1))
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -83,7 +82,7 @@ func (k *Artifact) download(ctx context.Context, env *reconciler.Env, id reconci
 	if err := c.fsys.MkdirAll(filepath.Dir(entry), 0o700); err != nil {
 		return fmt.Errorf("create artifact cache: %w", err)
 	}
-	delay := k.opts.RetryDelay
+	bo := reconciler.RetryBackOff(k.opts.RetryDelay, k.opts.MaxRetryDelay)
 	for attempt := 0; ; attempt++ {
 		err := k.downloadOnce(ctx, env, id, s, c, entry)
 		if err == nil {
@@ -95,15 +94,13 @@ func (k *Artifact) download(ctx context.Context, env *reconciler.Env, id reconci
 			}
 			return err
 		}
-		// Full jitter over the upper half keeps a fleet from retrying in step.
-		wait := delay/2 + rand.N(delay/2+1)
+		wait := bo.NextBackOff()
 		logger(env).Warn("artifact download failed; retrying", "id", id, "attempt", attempt+1, "wait", wait, "err", err)
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("download %s: %w", redactURL(s.URL), ctx.Err())
 		case <-time.After(wait):
 		}
-		delay = min(delay*2, k.opts.MaxRetryDelay)
 	}
 }
 
@@ -128,9 +125,11 @@ func (k *Artifact) downloadOnce(ctx context.Context, env *reconciler.Env, id rec
 	var werr error
 	err = atomicfile.Replace(c.fsys, entry, atomicfile.Options{UID: -1, GID: -1, Mode: 0o444}, func(w io.Writer) error {
 		h := sha256.New()
-		pr := &progressReader{r: io.LimitReader(body, s.MaxSize+1), id: id, total: total, report: env.Progress, stall: stall, stallAfter: k.opts.StallTimeout}
+		progress := env.StartProgress(id, "download "+src)
+		pr := &progressReader{r: io.LimitReader(body, s.MaxSize+1), total: total, report: progress, stall: stall, stallAfter: k.opts.StallTimeout}
 		n, werr = io.CopyBuffer(io.MultiWriter(w, h), pr, make([]byte, 256<<10))
 		pr.flush()
+		progress.Finish()
 		switch {
 		case werr != nil:
 			if ctx.Err() != nil && errors.Is(werr, context.Canceled) {
@@ -216,9 +215,8 @@ func (k *Artifact) open(ctx context.Context, raw, src string, max int64) (io.Rea
 // 100ms, and pushes back the stall timer on every read that brings bytes.
 type progressReader struct {
 	r          io.Reader
-	id         reconciler.ID
 	total      int64
-	report     func(reconciler.ID, int64, int64)
+	report     *reconciler.Progress
 	stall      *time.Timer
 	stallAfter time.Duration
 	done       int64
@@ -230,19 +228,15 @@ func (p *progressReader) Read(b []byte) (int, error) {
 	if n > 0 {
 		p.done += int64(n)
 		p.stall.Reset(p.stallAfter)
-		if p.report != nil && time.Since(p.last) >= 100*time.Millisecond {
+		if time.Since(p.last) >= 100*time.Millisecond {
 			p.last = time.Now()
-			p.report(p.id, p.done, p.total)
+			p.report.Bytes(p.done, p.total)
 		}
 	}
 	return n, err
 }
 
-func (p *progressReader) flush() {
-	if p.report != nil {
-		p.report(p.id, p.done, p.total)
-	}
-}
+func (p *progressReader) flush() { p.report.Bytes(p.done, p.total) }
 
 // place copies the cache entry of want to path (in fsys) atomically,
 // verifying its digest on the way: a corrupt entry never reaches path.

@@ -3,7 +3,6 @@ package docker
 import (
 	"context"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -117,7 +116,8 @@ func (w *watchState) addHost(host string) {
 // capped, jittered backoff.
 func (w *watchState) follow(host string) {
 	log := w.log.With("docker", host)
-	backoff := time.Second
+	// Equal jitter between 0.5 s and 30 s.
+	bo := reconciler.RetryBackOff(time.Second, 30*time.Second)
 	failing := false
 	first := true
 	for w.ctx.Err() == nil {
@@ -130,7 +130,8 @@ func (w *watchState) follow(host string) {
 				if !first || failing {
 					w.resync(host)
 				}
-				first, failing, backoff = false, false, time.Second
+				first, failing = false, false
+				bo.Reset()
 			})
 		}
 		if w.ctx.Err() != nil {
@@ -140,12 +141,10 @@ func (w *watchState) follow(host string) {
 			log.Warn("docker events: stream broke, reconnecting", "err", daemonErr(host, err))
 			failing = true
 		}
-		sleep := backoff/2 + rand.N(backoff/2+1)
-		backoff = min(backoff*2, 30*time.Second)
 		select {
 		case <-w.ctx.Done():
 			return
-		case <-time.After(sleep):
+		case <-time.After(bo.NextBackOff()):
 		}
 	}
 }

@@ -118,7 +118,9 @@ func (k *Image) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Res
 	pull := func(ctx context.Context) error {
 		// The container kind caches what this ref resolves to in the run.
 		defer env.Cache.Forget(imageCacheKey(s.DockerHost, s.Ref))
-		if err := pullImage(ctx, cl, s.Ref); err != nil {
+		progress := env.StartProgress(r.ID, "pull "+s.Ref)
+		defer progress.Finish()
+		if err := pullImage(ctx, cl, s.Ref, progress); err != nil {
 			return fmt.Errorf("pulling image %s: %w", s.Ref, daemonErr(s.DockerHost, err))
 		}
 		return checkDigest(ctx, cl, s)
@@ -167,17 +169,24 @@ func checkDigest(ctx context.Context, cl *client.Client, s *ImageSpec) error {
 
 // pullMessage is one line of the daemon's pull progress stream.
 type pullMessage struct {
-	Status      string `json:"status"`
+	Status string `json:"status"`
+	// ID is the layer the status is about, when it is about one.
+	ID             string `json:"id"`
+	ProgressDetail struct {
+		Current int64 `json:"current"`
+		Total   int64 `json:"total"`
+	} `json:"progressDetail"`
 	ErrorDetail *struct {
 		Message string `json:"message"`
 	} `json:"errorDetail"`
 	Error string `json:"error"`
 }
 
-// pullImage pulls ref and reads the progress stream to its end. The
-// daemon reports a failed pull inside the stream, not as a status code; a
-// stream that stalls for pullStall is abandoned.
-func pullImage(ctx context.Context, cl *client.Client, ref string) error {
+// pullImage pulls ref and reads the progress stream to its end, reporting
+// the bytes downloaded over every layer seen so far and the last layer's
+// status. The daemon reports a failed pull inside the stream, not as a
+// status code; a stream that stalls for pullStall is abandoned.
+func pullImage(ctx context.Context, cl *client.Client, ref string, progress *reconciler.Progress) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	rc, err := cl.ImagePull(ctx, ref, image.PullOptions{})
@@ -190,6 +199,7 @@ func pullImage(ctx context.Context, cl *client.Client, ref string) error {
 	})
 	defer stall.Stop()
 	dec := json.NewDecoder(rc)
+	layers := &pullLayers{}
 	for {
 		var m pullMessage
 		if err := dec.Decode(&m); err != nil {
@@ -208,7 +218,37 @@ func pullImage(ctx context.Context, cl *client.Client, ref string) error {
 		if m.Error != "" {
 			return errors.New(m.Error)
 		}
+		layers.add(&m, progress)
 	}
+}
+
+// pullLayers sums a pull's layers: bytes downloaded of their sizes.
+type pullLayers struct {
+	done, total map[string]int64
+}
+
+// add counts m and reports the sums with m's status.
+func (l *pullLayers) add(m *pullMessage, progress *reconciler.Progress) {
+	if l.done == nil {
+		l.done, l.total = map[string]int64{}, map[string]int64{}
+	}
+	switch {
+	case m.ID != "" && m.Status == "Downloading" && m.ProgressDetail.Total > 0:
+		l.done[m.ID], l.total[m.ID] = m.ProgressDetail.Current, m.ProgressDetail.Total
+	case m.ID != "" && (m.Status == "Download complete" || m.Status == "Already exists" || m.Status == "Pull complete"):
+		if t, ok := l.total[m.ID]; ok {
+			l.done[m.ID] = t
+		}
+	}
+	var done, total int64
+	for id, t := range l.total {
+		done, total = done+l.done[id], total+t
+	}
+	msg := m.Status
+	if m.ID != "" {
+		msg = m.ID + ": " + m.Status
+	}
+	progress.Update(done, total, reconciler.UnitBytes, msg)
 }
 
 // Retain keeps an image that left the catalog while the node's recent

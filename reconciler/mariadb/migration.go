@@ -349,7 +349,9 @@ func (k *MigrationKind) Plan(ctx context.Context, env *reconciler.Env, r *reconc
 	booked := st.booked
 	p.Apply = func(ctx context.Context) error {
 		defer c.forgetMigrations(env, s.Database)
-		return c.runMigrations(ctx, r.ID, s.Database, run, recorded, booked)
+		progress := env.StartProgress(r.ID, "migrations of "+s.Database)
+		defer progress.Finish()
+		return c.runMigrations(ctx, r.ID, s.Database, run, recorded, booked, progress)
 	}
 	return p, nil
 }
@@ -369,8 +371,9 @@ func rerunnable(rec record, tables map[string]bool) error {
 }
 
 // runMigrations runs the scripts in order, each followed by its record
-// (an insert for a new one; a re-run keeps its record).
-func (c *conn) runMigrations(ctx context.Context, id reconciler.ID, database string, run []Migration, recorded map[int]record, booked bool) error {
+// (an insert for a new one; a re-run keeps its record), and reports the
+// one in hand to progress.
+func (c *conn) runMigrations(ctx context.Context, id reconciler.ID, database string, run []Migration, recorded map[int]record, booked bool, progress *reconciler.Progress) error {
 	script, err := c.scriptDB(database)
 	if err != nil {
 		return fmt.Errorf("%s: open script connection: %w", id, err)
@@ -381,7 +384,8 @@ func (c *conn) runMigrations(ctx context.Context, id reconciler.ID, database str
 			return err
 		}
 	}
-	for _, m := range run {
+	for i, m := range run {
+		progress.Update(int64(i), int64(len(run)), reconciler.UnitSteps, fmt.Sprintf("migration %d (%s)", m.Version, m.Name))
 		before, err := c.fingerprints(ctx, database)
 		if err != nil {
 			return fmt.Errorf("%s: migration %d: %w", id, m.Version, err)

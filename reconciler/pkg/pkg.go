@@ -16,12 +16,15 @@
 package pkg
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -245,7 +248,9 @@ func (k *Kind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Reso
 	}
 	p.Apply = func(ctx context.Context) error {
 		defer env.Cache.Forget(cacheKey)
-		if err := k.apt(ctx, args); err != nil {
+		progress := env.StartProgress(r.ID, "apt-get "+args[0]+" "+s.Name)
+		defer progress.Finish()
+		if err := k.apt(ctx, progress, args); err != nil {
 			return fmt.Errorf("apply %s: %w", r.ID, err)
 		}
 		return nil
@@ -286,18 +291,61 @@ func observed(e entry) map[string]string {
 const maxOutput = 2048
 
 // apt runs apt-get with args, one at a time, and returns an error carrying
-// the tail of its output when it fails.
-func (k *Kind) apt(ctx context.Context, args []string) error {
+// the tail of its output when it fails. apt-get's machine-readable status
+// (APT::Status-Fd: "dlstatus:" while it downloads, "pmstatus:" while dpkg
+// unpacks and configures) goes to progress as it comes.
+func (k *Kind) apt(ctx context.Context, progress *reconciler.Progress, args []string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	full := append([]string{"-q", "-o", "DPkg::Lock::Timeout=120"}, args...)
+	status, statusW, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("run apt-get %s: status pipe: %w", strings.Join(args, " "), err)
+	}
+	defer status.Close()
+	full := append([]string{"-q", "-o", "DPkg::Lock::Timeout=120", "-o", "APT::Status-Fd=3"}, args...)
 	cmd := exec.CommandContext(ctx, k.aptGet, full...)
 	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive", "APT_LISTCHANGES_FRONTEND=none")
+	cmd.ExtraFiles = []*os.File{statusW}
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		readAptStatus(status, progress)
+	}()
 	out, err := cmd.CombinedOutput()
+	_ = statusW.Close()
+	select {
+	case <-read:
+	case <-time.After(2 * time.Second):
+		// A daemon a package script started holds the status pipe open:
+		// stop reading it.
+		_ = status.Close()
+		<-read
+	}
 	if err != nil {
 		return fmt.Errorf("run apt-get %s: %w: %s", strings.Join(args, " "), err, tail(out, maxOutput))
 	}
 	return nil
+}
+
+// readAptStatus reports apt-get's status lines ("pmstatus:mariadb-server:
+// 42.8571:Unpacking mariadb-server (arm64)") until r ends.
+func readAptStatus(r io.Reader, progress *reconciler.Progress) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		kind, rest, ok := strings.Cut(sc.Text(), ":")
+		if !ok || (kind != "dlstatus" && kind != "pmstatus") {
+			continue
+		}
+		parts := strings.SplitN(rest, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		pct, err := strconv.ParseFloat(parts[1], 64)
+		if err != nil {
+			continue
+		}
+		progress.Update(int64(pct), 100, reconciler.UnitPercent, parts[2])
+	}
 }
 
 // tail returns the last n bytes of b, trimmed, marked when cut.
