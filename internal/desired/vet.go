@@ -81,6 +81,7 @@ func (s *Site) vet(ctx context.Context, cats *[]NodeCatalog) []Problem {
 			*cats = append(*cats, NodeCatalog{Catalog: cat, Sources: src})
 		}
 	}
+	all = dropConsequences(all, s.roleProblems())
 	sort.SliceStable(all, func(i, j int) bool {
 		if all[i].Warning != all[j].Warning {
 			return !all[i].Warning
