@@ -119,9 +119,6 @@ func runHold(ctx context.Context, w io.Writer, f holdFlags, args []string) error
 	if err != nil {
 		return couldNotRun(err)
 	}
-	if node && len(args) > 0 {
-		return couldNotRun(errors.New("hold resources by ID, or the whole node with --node: not both"))
-	}
 	req := agent.HoldRequest{IDs: ids(args), Node: node, For: jsondoc.Seconds(f.dur), Reason: f.reason, By: operator()}
 	var ans agent.HoldAnswer
 	err = agent.NewClient(cfg.Socket).Post(ctx, agent.HoldPath, req, &ans)

@@ -120,6 +120,9 @@ func nodeStatus(ctx context.Context, sock, statePath string) (n *status.Node, no
 		return nil, nil, fmt.Errorf("ask the agent on %s: %w", sock, agentErr)
 	}
 	n, err = agent.StatusFromState(statePath, 2*time.Second)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, fmt.Errorf("fsgit has not run on this node: no agent answers on %s and there is no state file at %s; start the agent (systemctl start fsgit, see docs/operating.md) or run fsgit apply --once, or pass --config for another agent", sock, statePath)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("the agent does not answer on %s (%w), and the state file cannot be read: %w", sock, agentErr, err)
 	}

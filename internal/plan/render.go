@@ -184,7 +184,10 @@ func writeFieldDiff(b *strings.Builder, f FieldDiff, created bool) {
 	switch {
 	case f.List:
 		head := f.Path + ":"
-		if len(f.Added) == 0 && len(f.Removed) == 0 {
+		switch {
+		case len(f.Items) == 0 && len(f.Removed) == 0:
+			head += " []"
+		case len(f.Added) == 0 && len(f.Removed) == 0:
 			head += " (order changed)"
 		}
 		line(" ", head)
@@ -286,6 +289,8 @@ func writeField(b *strings.Builder, f FieldDiff, indent string) {
 // the added ones marked "+", then the removed ones marked "-".
 func writeListField(b *strings.Builder, f FieldDiff, indent string) {
 	switch {
+	case len(f.Items) == 0 && len(f.Removed) == 0:
+		fmt.Fprintf(b, "%s%s: []\n", indent, f.Path)
 	case len(f.Added) == 0 && len(f.Removed) == 0:
 		fmt.Fprintf(b, "%s%s: order changed\n", indent, f.Path)
 	case len(f.Items) == len(f.Added) && len(f.Removed) == 0:
