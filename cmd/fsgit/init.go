@@ -85,6 +85,8 @@ after upgrading fsgit.`,
 	fl.StringVar(&f.site, "site", "", "the site's name (default: DIR's name)")
 	fl.StringVar(&f.role, "role", "base", "the role of the first node")
 	fl.StringVar(&f.node, "node", "node-1", "the first node's name")
+	// A new node's name: nothing to complete it from.
+	_ = cmd.RegisterFlagCompletionFunc("node", cobra.NoFileCompletions)
 	fl.BoolVar(&f.schemaOnly, "schema-only", false, "only (re)write schema/, the copy of the schema")
 	return cmd
 }
