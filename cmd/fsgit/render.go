@@ -47,10 +47,9 @@ only as references ({"secret": "name"}); their values are never read.`,
 			}
 			var buf bytes.Buffer
 			switch output {
-			case outJSON:
-				err = renderJSON(&buf, cat)
-			case outYAML:
-				err = renderYAML(&buf, cat)
+			case outJSON, outYAML:
+				// YAML lists the fields in JSON's order.
+				err = writeDoc(&buf, output, cat)
 			default:
 				err = renderText(&buf, cat)
 			}
@@ -79,27 +78,6 @@ func invalid(cmd *cobra.Command, err error) error {
 		return &exitError{code: 1}
 	}
 	return &exitError{code: 1, err: err}
-}
-
-func renderJSON(w io.Writer, cat *reconciler.Catalog) error {
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	return enc.Encode(cat)
-}
-
-func renderYAML(w io.Writer, cat *reconciler.Catalog) error {
-	var buf bytes.Buffer
-	if err := renderJSON(&buf, cat); err != nil {
-		return err
-	}
-	// CUE keeps the JSON's field order, so YAML lists fields as JSON does.
-	b, err := jsonToYAML(buf.Bytes())
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(b)
-	return err
 }
 
 // renderText prints one block per resource: its ID, its edges, then its
