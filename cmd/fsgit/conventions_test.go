@@ -98,7 +98,6 @@ func TestInit_cueLoader(t *testing.T) {
 	}
 }
 
-
 // TestSampleAgentConfig: docs/agent.cue, the sample operators copy, is a
 // valid configuration for the schema.
 func TestSampleAgentConfig(t *testing.T) {
