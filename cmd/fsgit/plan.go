@@ -92,7 +92,7 @@ func runPlan(ctx context.Context, out io.Writer, f *planFlags) error {
 			return fmt.Errorf("plan: %w", err)
 		}
 	}
-	siteDir, err := planSite(repo, f.head, f.site)
+	siteDir, err := planSite(repo, f.repo, f.head, f.site)
 	if err != nil {
 		return fmt.Errorf("plan: %w", err)
 	}
@@ -175,23 +175,17 @@ func runPlan(ctx context.Context, out io.Writer, f *planFlags) error {
 // planSite returns the site directory, relative to the repository's
 // root: the one given, else the sites/ directory the current directory is
 // in, else the one site the head revision has.
-func planSite(repo *gitsource.Local, head, site string) (string, error) {
+func planSite(repo *gitsource.Local, repoDir, head, site string) (string, error) {
 	if site != "" {
 		return path.Clean(filepath.ToSlash(site)), nil
 	}
-	if cwd, err := os.Getwd(); err == nil {
-		for d := cwd; ; d = filepath.Dir(d) {
-			if _, err := os.Stat(filepath.Join(d, ".git")); err == nil {
-				if r, err := filepath.Rel(d, cwd); err == nil {
-					parts := strings.Split(filepath.ToSlash(r), "/")
-					if len(parts) >= 2 && parts[0] == "sites" {
-						return "sites/" + parts[1], nil
-					}
-				}
-				break
-			}
-			if filepath.Dir(d) == d {
-				break
+	// The current directory counts when it is in the repository planned.
+	cwd, err := os.Getwd()
+	if top := gitTop(cwd); err == nil && top != "" && top == gitTop(repoDir) {
+		if r, err := filepath.Rel(top, cwd); err == nil {
+			parts := strings.Split(filepath.ToSlash(r), "/")
+			if len(parts) >= 2 && parts[0] == "sites" {
+				return "sites/" + parts[1], nil
 			}
 		}
 	}
@@ -216,6 +210,23 @@ func planSite(repo *gitsource.Local, head, site string) (string, error) {
 		return "", fmt.Errorf("no site in sites/ at %s: pass --site DIR", head)
 	}
 	return "", fmt.Errorf("%d sites in sites/ at %s (%s): pass --site DIR", len(names), head, strings.Join(names, ", "))
+}
+
+// gitTop is the top of the git work tree dir is in ("" when none).
+func gitTop(dir string) string {
+	d, err := filepath.Abs(dir)
+	if err != nil {
+		return ""
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(d, ".git")); err == nil {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			return ""
+		}
+		d = filepath.Dir(d)
+	}
 }
 
 // headSite is the evaluated head revision: the site and every node's
