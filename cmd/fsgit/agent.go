@@ -3,25 +3,28 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/fsgit/fsgit/internal/agent"
+	"github.com/fsgit/fsgit/internal/gitsource"
 	"github.com/fsgit/fsgit/internal/secrets"
 	"github.com/fsgit/fsgit/reconciler"
 	"github.com/fsgit/fsgit/schema"
 )
 
 func newAgentCmd() *cobra.Command {
-	var configFile string
+	var configFile, checkConfig string
 	cmd := &cobra.Command{
-		Use:   "agent [--config FILE]",
+		Use:   "agent [--config FILE] | --check-config FILE",
 		Short: "Run the daemon: follow the git branch, converge, correct drift, report",
 		Long: `agent is the daemon that runs on every node. It polls the configured branch
 (a ref listing; a fetch only when the branch moved), verifies each new commit's
@@ -34,12 +37,23 @@ The configuration is a CUE file validated by the schema's #AgentConfig
 (schema/agent.cue documents every field and default).
 
 Signals: SIGTERM or SIGINT finishes the resources in hand and stops (a second one
-cancels them); SIGHUP reloads the configuration file.`,
-		Args: cobra.NoArgs,
+cancels them); SIGHUP reloads the configuration file.
+
+With --check-config FILE it validates a configuration (the schema, the files it
+names) and exits without starting: 0 valid, 1 not.`,
+		Example: `  # what fsgit.service runs
+  fsgit agent --config /etc/fsgit/agent.cue
+  # check a configuration before installing it
+  fsgit agent --check-config ./agent.cue`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if checkConfig != "" {
+				return runCheckConfig(cmd.OutOrStdout(), checkConfig)
+			}
 			return runAgent(cmd.Context(), cmd.ErrOrStderr(), configFile)
 		},
 	}
+	cmd.Flags().StringVar(&checkConfig, "check-config", "", "validate this configuration file and exit, without starting")
 	cmd.Flags().StringVarP(&configFile, "config", "c", agent.DefaultConfigFile, "the agent's configuration file (CUE)")
 	return cmd
 }
@@ -138,4 +152,25 @@ func agentSecrets(cfg agent.SecretsConfig, siteSecrets fs.FS) (reconciler.Secret
 		return nil, err
 	}
 	return secrets.Chain{secrets.NewAge(siteSecrets, "secrets", ids...), files}, nil
+}
+
+// runCheckConfig validates an agent configuration without starting the
+// agent: the schema, the trusted keys, the files it names. Exit 0 valid,
+// 1 not, with one line per problem.
+func runCheckConfig(w io.Writer, file string) error {
+	cfg, errs := agent.CheckConfig(schema.Files(), file)
+	if len(errs) > 0 {
+		lines := make([]string, len(errs))
+		for i, e := range errs {
+			lines[i] = e.Error()
+		}
+		return couldNotRun(fmt.Errorf("agent configuration %s is not valid (%d %s):\n%s", file, len(errs), plural(len(errs), "problem", "problems"), strings.Join(lines, "\n")))
+	}
+	signed := "commits are not verified (source.trustedKeys is empty)"
+	if n := len(cfg.Source.TrustedKeys); n > 0 {
+		signed = fmt.Sprintf("commits signed by %d trusted key %s", n, plural(n, "file", "files"))
+	}
+	_, err := fmt.Fprintf(w, "agent configuration %s is valid: node %s follows %s branch %s, site %s; %s\n",
+		file, cfg.Node, gitsource.RedactURL(cfg.Source.URL), cfg.Source.Branch, cfg.Source.Site, signed)
+	return err
 }

@@ -73,15 +73,19 @@ reads nor writes it. With -v the log says where the catalog came from.
 
 Exit codes (Puppet's detailed codes): 0 nothing changed, 2 changes (or, in noop,
 changes found), 4 failures, 6 changes and failures, 1 the run could not start.`,
-		Args: cobra.NoArgs,
+		Example: `  # what would change on this host, in a sandbox, changing nothing
+  fsgit apply --once --site sites/prod --root /tmp/sandbox --noop
+  # converge node online-1 now, with the report as JSON
+  fsgit apply --once --node online-1 -o json`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runApply(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), f)
 		},
 	}
 	fl := cmd.Flags()
 	fl.BoolVar(&f.once, "once", false, "run once and exit (the daemon is fsgit agent)")
-	fl.StringVar(&f.site, "site", "", "the site's directory (sites/<name> of the repository)")
-	fl.StringVar(&f.node, "node", "", "the node to converge (default: the host name)")
+	siteFlag(cmd, &f.site, "the site's directory (sites/<name> of the repository)")
+	nodeFlag(cmd, &f.node, "the node to converge (default: the host name)")
 	fl.BoolVar(&f.noop, "noop", false, "change nothing; report what would change and restart")
 	fl.StringVar(&f.root, "root", "", "prefix every managed path with this directory (a sandbox)")
 	fl.StringVar(&f.statePath, "state", "", "the state file (default "+state.DefaultPath+", under --root if set)")
@@ -91,7 +95,7 @@ changes found), 4 failures, 6 changes and failures, 1 the run could not start.`,
 	fl.IntVar(&f.parallel, "parallel", reconciler.DefaultParallel, "how many independent resources to handle at once")
 	fl.DurationVar(&f.timeout, "timeout", reconciler.DefaultTimeout, "time limit for one resource")
 	fl.DurationVar(&f.lockTimeout, "lock-timeout", state.DefaultTimeout, "how long to wait for the state file's lock")
-	fl.StringVarP(&f.output, "output", "o", "text", "report format: text or json")
+	addOutputFlag(cmd, &f.output, outText)
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "list unchanged resources and log each resource")
 	fl.BoolVar(&f.noPrune, "no-prune", false, "do not remove resources that left the catalog")
 	fl.BoolVar(&f.noCache, "no-cache", false, "evaluate the site even if the compiled catalog is cached, and do not cache it")
@@ -106,11 +110,13 @@ func runApply(ctx context.Context, stdout, stderr io.Writer, f applyFlags) error
 	if !f.once {
 		return couldNotRun(errors.New("apply runs once and needs --once; the daemon is fsgit agent"))
 	}
-	if f.site == "" {
-		return couldNotRun(errors.New("apply needs --site DIR"))
+	site, err := resolveSite(f.site)
+	if err != nil {
+		return couldNotRun(err)
 	}
-	if f.output != "text" && f.output != "json" {
-		return couldNotRun(fmt.Errorf("unknown output format %q: want text or json", f.output))
+	f.site = site
+	if err := checkParallel(f.parallel); err != nil {
+		return couldNotRun(err)
 	}
 	if f.node == "" {
 		h, err := os.Hostname()
@@ -243,10 +249,8 @@ func runApply(ctx context.Context, stdout, stderr io.Writer, f applyFlags) error
 		}
 	}
 
-	if f.output == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+	if structured(f.output) {
+		if err := writeDoc(stdout, f.output, rep); err != nil {
 			return couldNotRun(fmt.Errorf("write report: %w", err))
 		}
 	} else if err := rep.WriteText(stdout, reconciler.TextOptions{Verbose: f.verbose, Times: true}); err != nil {

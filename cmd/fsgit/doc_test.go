@@ -21,6 +21,14 @@ func TestDocuments_roundTrip(t *testing.T) {
 			return json.MarshalIndent(v, "", "  ")
 		}})
 	})
+	t.Run("versionInfo", func(t *testing.T) {
+		// fsgit version -o json, as writeDoc writes it.
+		jsondoctest.RoundTrip[versionInfo](t, jsondoctest.Options{Marshal: func(v any) ([]byte, error) {
+			var b bytes.Buffer
+			err := writeDoc(&b, outJSON, v)
+			return b.Bytes(), err
+		}})
+	})
 	t.Run("catalogCacheFile", func(t *testing.T) {
 		jsondoctest.RoundTrip[catalogCacheFile](t, jsondoctest.Options{Generators: classes, Marshal: func(v any) ([]byte, error) {
 			var b bytes.Buffer

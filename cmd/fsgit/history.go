@@ -29,7 +29,7 @@ type historyFlags struct {
 func newHistoryCmd() *cobra.Command {
 	var f historyFlags
 	cmd := &cobra.Command{
-		Use:   "history [-n N] [--resource ID] [-o table|json]",
+		Use:   "history [-n N] [--resource ID] [-o text|json|yaml]",
 		Short: "Show the runs this node keeps, or when one resource changed and why",
 		Long: `history lists the runs the node's state keeps (the last 100), newest first: when,
 which revision, what triggered it (commit, poll, watch, run, once), the counts of
@@ -41,7 +41,11 @@ changed), drift (the node moved and the run put it back), refresh (a notify edge
 prune (it left the catalog).
 
 It asks the running agent over its socket; with no agent it reads the state file.`,
-		Args: cobra.NoArgs,
+		Example: `  # the last 5 runs
+  fsgit history -n 5
+  # when MariaDB's config file changed, and why
+  fsgit history --resource file:/etc/mysql/mariadb.conf.d/90-fsgit-server.cnf`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runHistory(cmd.Context(), cmd.OutOrStdout(), f)
 		},
@@ -51,16 +55,14 @@ It asks the running agent over its socket; with no agent it reads the state file
 	fl.StringVar(&f.state, "state", "", "the state file read when the agent is down (default: from the configuration)")
 	fl.IntVarP(&f.n, "number", "n", 20, "how many runs to show (0: all kept)")
 	fl.StringVar(&f.resource, "resource", "", "show the runs that touched this resource")
-	fl.StringVarP(&f.output, "output", "o", "table", "output format: table or json")
+	_ = cmd.RegisterFlagCompletionFunc("resource", completeResources)
+	addOutputFlag(cmd, &f.output, outText)
 	return cmd
 }
 
 func runHistory(ctx context.Context, w io.Writer, f historyFlags) error {
 	if ctx == nil {
 		ctx = context.Background()
-	}
-	if f.output != "table" && f.output != "json" {
-		return couldNotRun(fmt.Errorf("unknown output format %q: want table or json", f.output))
 	}
 	if f.n < 0 {
 		return couldNotRun(fmt.Errorf("-n %d: want a count, 0 for all", f.n))
@@ -84,11 +86,11 @@ func runHistory(ctx context.Context, w io.Writer, f historyFlags) error {
 	if f.resource != "" {
 		runs = touching(runs, reconciler.ID(f.resource), f.n)
 	}
-	if f.output == "json" {
+	if structured(f.output) {
 		if runs == nil {
 			runs = []state.Run{}
 		}
-		return writeJSON(w, runs)
+		return writeOut(w, f.output, runs)
 	}
 	if f.resource != "" {
 		return writeResourceHistory(w, runs, reconciler.ID(f.resource))
@@ -218,7 +220,7 @@ type diffFlags struct {
 func newDiffCmd() *cobra.Command {
 	var f diffFlags
 	cmd := &cobra.Command{
-		Use:   "diff ID [-o text|json]",
+		Use:   "diff ID [-o text|json|yaml]",
 		Short: "Show one resource's live state against its desired state",
 		Long: `diff observes one resource and compares it with its desired state in the catalog
 the agent runs, field by field, normalized as the engine compares them (a mode as
@@ -231,23 +233,25 @@ the branch's tip, from the agent's configuration.
 
 Exit codes (like flux diff): 0 no difference, 2 differences, 1 the resource could
 not be compared (not in the catalog, its observation failed, it cannot run here).`,
-		Args: cobra.ExactArgs(1),
+		Example: `  # is MariaDB's config file as the site says?
+  fsgit diff file:/etc/mysql/mariadb.conf.d/90-fsgit-server.cnf
+  # a database, as JSON
+  fsgit diff mariadb.database:feature_store -o json`,
+		Args:              exactArgs(1, "one resource ID"),
+		ValidArgsFunction: completeFirstResource,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDiff(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), f, reconciler.ID(args[0]))
 		},
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&f.config, "config", "c", agent.DefaultConfigFile, "the agent's configuration file")
-	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
+	addOutputFlag(cmd, &f.output, outText)
 	return cmd
 }
 
 func runDiff(ctx context.Context, stdout, stderr io.Writer, f diffFlags, id reconciler.ID) error {
 	if ctx == nil {
 		ctx = context.Background()
-	}
-	if f.output != "text" && f.output != "json" {
-		return couldNotRun(fmt.Errorf("unknown output format %q: want text or json", f.output))
 	}
 	cfg, err := agent.LoadConfig(schema.Files(), f.config)
 	if err != nil {
@@ -277,8 +281,8 @@ func runDiff(ctx context.Context, stdout, stderr io.Writer, f diffFlags, id reco
 	if res == nil {
 		return couldNotRun(fmt.Errorf("%s was not observed", id))
 	}
-	if f.output == "json" {
-		if err := writeJSON(stdout, res); err != nil {
+	if structured(f.output) {
+		if err := writeOut(stdout, f.output, res); err != nil {
 			return couldNotRun(err)
 		}
 	} else {

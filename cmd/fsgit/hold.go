@@ -22,7 +22,7 @@ import (
 
 type holdFlags struct {
 	config string
-	node   bool
+	node   string
 	all    bool
 	dur    time.Duration
 	reason string
@@ -32,10 +32,10 @@ type holdFlags struct {
 func newHoldCmd() *cobra.Command {
 	var f holdFlags
 	cmd := &cobra.Command{
-		Use:   "hold ID...|--node --for DURATION --reason TEXT",
+		Use:   "hold ID...|--node NAME --for DURATION --reason TEXT",
 		Short: "Hold resources (or the whole node) for a time: observed, never changed",
-		Long: `hold keeps fsgit from changing the resources named (or, with --node, any resource
-of the node) for a time: they are still observed, and their drift is reported, but
+		Long: `hold keeps fsgit from changing the resources named (or, with --node NAME, any
+resource of the node, which must be this one) for a time: they are still observed, and their drift is reported, but
 nothing is applied to them, nor are they restarted; a restart they are owed waits for
 the hold's end. A hold always ends: --for is required, and at most the site's
 operations.maxHold (24h when the site does not say). It ends by itself at its time,
@@ -43,35 +43,47 @@ or by fsgit release. Who placed it, why, since and until are kept in the state f
 and shown by fsgit status, in the status document, in metrics and in fsgit plan.
 
 It asks the running agent over its socket; with no agent it writes the state file.`,
+		Example: `  # keep MariaDB from restarting during a backup
+  fsgit hold service:mariadb --for 2h --reason "nightly backup, INC-42"
+  # the whole node
+  fsgit hold --node online-1 --for 30m --reason "disk replacement"`,
+		ValidArgsFunction: completeResources,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runHold(cmd.Context(), cmd.OutOrStdout(), f, args)
 		},
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&f.config, "config", "c", agent.DefaultConfigFile, "the agent's configuration file")
-	fl.BoolVar(&f.node, "node", false, "hold the whole node")
+	thisNodeFlag(cmd, &f.node, "hold the whole node (this node's name)")
 	fl.DurationVar(&f.dur, "for", 0, "how long the hold lasts (required)")
 	fl.StringVar(&f.reason, "reason", "", "why (required; shown to everyone)")
-	fl.StringVarP(&f.output, "output", "o", "table", "output format: table or json")
+	addOutputFlag(cmd, &f.output, outText)
 	return cmd
 }
 
 func newReleaseCmd() *cobra.Command {
 	var f holdFlags
 	cmd := &cobra.Command{
-		Use:   "release ID...|--node|--all",
+		Use:   "release ID...|--node NAME|--all",
 		Short: "End holds before their time",
 		Long: `release ends the holds on the resources named, the hold on the whole node
-(--node), or every hold (--all). The agent then converges what was held at once.`,
+(--node NAME, this node's name), or every hold (--all). The agent then converges
+what was held at once.`,
+		Example: `  # end the hold on MariaDB
+  fsgit release service:mariadb
+  # end the hold on the whole node, then every hold
+  fsgit release --node online-1
+  fsgit release --all`,
+		ValidArgsFunction: completeResources,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runRelease(cmd.Context(), cmd.OutOrStdout(), f, args)
 		},
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&f.config, "config", "c", agent.DefaultConfigFile, "the agent's configuration file")
-	fl.BoolVar(&f.node, "node", false, "end the hold on the whole node")
+	thisNodeFlag(cmd, &f.node, "end the hold on the whole node (this node's name)")
 	fl.BoolVar(&f.all, "all", false, "end every hold")
-	fl.StringVarP(&f.output, "output", "o", "table", "output format: table or json")
+	addOutputFlag(cmd, &f.output, outText)
 	return cmd
 }
 
@@ -99,14 +111,15 @@ func runHold(ctx context.Context, w io.Writer, f holdFlags, args []string) error
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	if f.output != "table" && f.output != "json" {
-		return couldNotRun(fmt.Errorf("unknown output format %q: want table or json", f.output))
-	}
 	cfg, err := agent.LoadConfig(schema.Files(), f.config)
 	if err != nil {
 		return couldNotRun(err)
 	}
-	req := agent.HoldRequest{IDs: ids(args), Node: f.node, For: jsondoc.Seconds(f.dur), Reason: f.reason, By: operator()}
+	node, err := isThisNode(cfg, f.node)
+	if err != nil {
+		return couldNotRun(err)
+	}
+	req := agent.HoldRequest{IDs: ids(args), Node: node, For: jsondoc.Seconds(f.dur), Reason: f.reason, By: operator()}
 	var ans agent.HoldAnswer
 	err = agent.NewClient(cfg.Socket).Post(ctx, agent.HoldPath, req, &ans)
 	switch {
@@ -133,17 +146,18 @@ func runRelease(ctx context.Context, w io.Writer, f holdFlags, args []string) er
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	if f.output != "table" && f.output != "json" {
-		return couldNotRun(fmt.Errorf("unknown output format %q: want table or json", f.output))
-	}
-	if (len(args) > 0) == (f.node || f.all) || (f.node && f.all) {
+	if (len(args) > 0) == (f.node != "" || f.all) || (f.node != "" && f.all) {
 		return couldNotRun(errors.New("release resources by ID, --node or --all: one of them"))
 	}
 	cfg, err := agent.LoadConfig(schema.Files(), f.config)
 	if err != nil {
 		return couldNotRun(err)
 	}
-	req := agent.ReleaseRequest{IDs: ids(args), Node: f.node, All: f.all, By: operator()}
+	node, err := isThisNode(cfg, f.node)
+	if err != nil {
+		return couldNotRun(err)
+	}
+	req := agent.ReleaseRequest{IDs: ids(args), Node: node, All: f.all, By: operator()}
 	var ans agent.HoldAnswer
 	err = agent.NewClient(cfg.Socket).Post(ctx, agent.ReleasePath, req, &ans)
 	switch {
@@ -165,6 +179,42 @@ func runRelease(ctx context.Context, w io.Writer, f holdFlags, args []string) er
 		return couldNotRun(errors.New("no such hold"))
 	}
 	return writeHolds(w, f.output, ans)
+}
+
+// thisNodeFlag adds --node NAME to a command that acts on this node only
+// (hold, release): NAME must be this node's, and completes to it.
+func thisNodeFlag(cmd *cobra.Command, p *string, usage string) {
+	cmd.Flags().StringVar(p, "node", "", usage)
+	_ = cmd.RegisterFlagCompletionFunc("node", func(cmd *cobra.Command, _ []string, _ string) ([]string, cobra.ShellCompDirective) {
+		cfgFile, _ := cmd.Flags().GetString("config")
+		cfg, err := agent.LoadConfig(schema.Files(), cfgFile)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveError
+		}
+		return []string{thisNode(cfg)}, cobra.ShellCompDirectiveNoFileComp
+	})
+}
+
+// thisNode is the node the agent's configuration is for: its node, else
+// the host name.
+func thisNode(cfg *agent.Config) string {
+	if cfg.Node != "" {
+		return cfg.Node
+	}
+	h, _ := os.Hostname()
+	return h
+}
+
+// isThisNode says whether --node was given, and refuses another node's
+// name: holds are placed on the node they run on.
+func isThisNode(cfg *agent.Config, name string) (bool, error) {
+	if name == "" {
+		return false, nil
+	}
+	if this := thisNode(cfg); name != this {
+		return false, fmt.Errorf("--node %s: this is node %s; hold and release act on the node they run on (run it on %s)", name, this, name)
+	}
+	return true, nil
 }
 
 // editHolds changes the holds in the state file, for when no agent runs.
@@ -189,8 +239,8 @@ func writeHolds(w io.Writer, output string, ans agent.HoldAnswer) error {
 	if ans.Holds == nil {
 		ans.Holds = []state.Hold{}
 	}
-	if output == "json" {
-		return writeJSON(w, ans)
+	if structured(output) {
+		return writeOut(w, output, ans)
 	}
 	now := time.Now()
 	for _, h := range ans.Released {

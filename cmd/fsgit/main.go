@@ -77,9 +77,12 @@ func newRootCmd() *cobra.Command {
 		Short:         "GitOps reconciler for a hybrid ML feature store",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       buildVersion().line(),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.AddCommand(
 		newVersionCmd(),
+		newInitCmd(),
 		newApplyCmd(),
 		newPlanCmd(),
 		newVetCmd(),

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -51,7 +54,13 @@ one node that breaks another is shown on both, and a waived check with its reaso
 
 Exit codes: 0 no change, 2 changes, 1 error (an invalid head revision included, or a
 check across nodes that breaks at head, with its sentence).`,
-		Args: cobra.NoArgs,
+		Example: `  # what the last commit does, per node
+  fsgit plan --base HEAD~1
+  # a pull request's comment: against the merge base, as markdown
+  fsgit plan --base origin/main --head HEAD --merge-base -o markdown
+  # one node, as JSON
+  fsgit plan --base main --node online-1 -o json`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runPlan(cmd.Context(), cmd.OutOrStdout(), f)
 		},
@@ -60,9 +69,9 @@ check across nodes that breaks at head, with its sentence).`,
 	cmd.Flags().StringVar(&f.base, "base", "", "base revision (required)")
 	cmd.Flags().StringVar(&f.head, "head", "HEAD", "head revision")
 	cmd.Flags().BoolVar(&f.mergeBase, "merge-base", false, "plan against the merge base of --base and --head, as a pull request would merge")
-	cmd.Flags().StringVar(&f.site, "site", "sites/example", "site directory, relative to the repository root")
-	cmd.Flags().StringSliceVar(&f.nodes, "node", nil, "only these nodes (repeatable)")
-	cmd.Flags().StringVarP(&f.output, "output", "o", "text", "output format: text, markdown or json")
+	cmd.Flags().StringVar(&f.site, "site", "", "site directory, relative to the repository root (default: the site the current directory is in, else the repository's one site)")
+	nodesFlag(cmd, &f.nodes, "only these nodes")
+	addOutputFlag(cmd, &f.output, outText, outText, outMarkdown, outJSON, outYAML)
 	cmd.Flags().StringVar(&f.statusRef, "status-ref", "fsgit/status", "status branch to read the nodes' observed state from (skipped when missing)")
 	addLimitFlags(cmd, &f.limits)
 	_ = cmd.MarkFlagRequired("base")
@@ -72,11 +81,6 @@ check across nodes that breaks at head, with its sentence).`,
 func runPlan(ctx context.Context, out io.Writer, f *planFlags) error {
 	if ctx == nil {
 		ctx = context.Background()
-	}
-	switch f.output {
-	case "text", "markdown", "json":
-	default:
-		return fmt.Errorf("plan: unknown output format %q (want text, markdown or json)", f.output)
 	}
 	repo, err := gitsource.OpenLocal(f.repo)
 	if err != nil {
@@ -88,7 +92,10 @@ func runPlan(ctx context.Context, out io.Writer, f *planFlags) error {
 			return fmt.Errorf("plan: %w", err)
 		}
 	}
-	siteDir := path.Clean(f.site)
+	siteDir, err := planSite(repo, f.repo, f.head, f.site)
+	if err != nil {
+		return fmt.Errorf("plan: %w", err)
+	}
 
 	// The two revisions are loaded at once: each has its own CUE
 	// context. plan.Evaluate then evaluates every head node, and at base
@@ -141,8 +148,16 @@ func runPlan(ctx context.Context, out io.Writer, f *planFlags) error {
 	}
 
 	switch f.output {
-	case "json":
+	case outJSON:
 		err = p.WriteJSON(out)
+	case outYAML:
+		var buf bytes.Buffer
+		if err = p.WriteJSON(&buf); err == nil {
+			var y []byte
+			if y, err = jsonToYAML(buf.Bytes()); err == nil {
+				_, err = out.Write(y)
+			}
+		}
 	case "markdown":
 		err = p.WriteMarkdown(out)
 	default:
@@ -164,6 +179,63 @@ func runPlan(ctx context.Context, out io.Writer, f *planFlags) error {
 		}
 	}
 	return nil
+}
+
+// planSite returns the site directory, relative to the repository's
+// root: the one given, else the sites/ directory the current directory is
+// in, else the one site the head revision has.
+func planSite(repo *gitsource.Local, repoDir, head, site string) (string, error) {
+	if site != "" {
+		return path.Clean(filepath.ToSlash(site)), nil
+	}
+	// The current directory counts when it is in the repository planned.
+	cwd, err := os.Getwd()
+	if top := gitTop(cwd); err == nil && top != "" && top == gitTop(repoDir) {
+		if r, err := filepath.Rel(top, cwd); err == nil {
+			parts := strings.Split(filepath.ToSlash(r), "/")
+			if len(parts) >= 2 && parts[0] == "sites" {
+				return "sites/" + parts[1], nil
+			}
+		}
+	}
+	fsys, _, err := repo.Tree(head)
+	if err != nil {
+		return "", err
+	}
+	ents, err := fs.ReadDir(fsys, "sites")
+	if err != nil {
+		return "", fmt.Errorf("no sites/ directory at %s: pass --site DIR", head)
+	}
+	var names []string
+	for _, e := range ents {
+		if e.IsDir() {
+			names = append(names, e.Name())
+		}
+	}
+	switch len(names) {
+	case 1:
+		return "sites/" + names[0], nil
+	case 0:
+		return "", fmt.Errorf("no site in sites/ at %s: pass --site DIR", head)
+	}
+	return "", fmt.Errorf("%d sites in sites/ at %s (%s): pass --site DIR", len(names), head, strings.Join(names, ", "))
+}
+
+// gitTop is the top of the git work tree dir is in ("" when none).
+func gitTop(dir string) string {
+	d, err := filepath.Abs(dir)
+	if err != nil {
+		return ""
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(d, ".git")); err == nil {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			return ""
+		}
+		d = filepath.Dir(d)
+	}
 }
 
 // headSite is the evaluated head revision: the site and every node's

@@ -94,7 +94,7 @@ func TestPlan_Golden(t *testing.T) {
 					privileges: ["SELECT"]
 				}]`}},
 			wantCode: 2,
-			want:     []string{"mariadb.grant:", "iceberg_catalog_db"},
+			want:     []string{"mariadb.grant:", "iceberg_catalog_db", "\n+    privileges:\n+      - SELECT\n"},
 		},
 		{
 			name:     "remove-database",
@@ -112,7 +112,7 @@ func TestPlan_Golden(t *testing.T) {
 				{"sites/example/site.cue", `"monitoring/mysqld_exporter"]`, `"monitoring/mysqld_exporter", "mariadb/fs_user_2026"]`},
 			},
 			wantCode: 2,
-			want:     []string{"reference changed: secret mariadb/fs_user → secret mariadb/fs_user_2026"},
+			want:     []string{"\n-    password: secret mariadb/fs_user\n+    password: secret mariadb/fs_user_2026\n", "<details open>"},
 		},
 		{
 			// A change on one node that breaks another: online-1 narrows
@@ -135,14 +135,14 @@ func TestPlan_Golden(t *testing.T) {
 			wantCode: 2,
 			// monitoring-1's scrape configuration gains online-2's
 			// exporters and agent: it is generated from the site.
-			want: []string{"online-2", "added", "monitoring-1", "+           - feature-store-online-2.internal:9104"},
+			want: []string{"online-2", "added", "monitoring-1", "\n+                - feature-store-online-2.internal:9104\n"},
 		},
 		{
 			name: "profile-all-nodes",
 			changes: []change{{"schema/profile/base.cue", `"MaxAuthTries \(S.maxAuthTries)",`, `"MaxAuthTries \(S.maxAuthTries)",
 					"LoginGraceTime 30",`}},
 			wantCode: 2,
-			want:     []string{"4 nodes change", "online-1", "offline-1", "vector-1", "monitoring-1", "+ LoginGraceTime 30"},
+			want:     []string{"4 nodes change", "online-1", "offline-1", "vector-1", "monitoring-1", "\n+      LoginGraceTime 30\n"},
 		},
 	}
 	for _, tc := range cases {
@@ -176,6 +176,7 @@ func TestPlan_Golden(t *testing.T) {
 				}
 				return
 			}
+			checkDiffColumns(t, out)
 			want, err := os.ReadFile(golden)
 			if err != nil {
 				t.Fatalf("%v (run with -update to create it)", err)
@@ -314,5 +315,39 @@ func TestPlan_Observed(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("plan lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// checkDiffColumns fails when a line inside a ```diff block of a markdown
+// plan does not start with its mark in column 0 ("+", "-", " " or an "@@"
+// header): GitHub colours a line only by its first character, and a plan
+// whose "+" lines were indented once rendered all grey.
+func checkDiffColumns(t *testing.T, md string) {
+	t.Helper()
+	in, marks := false, 0
+	for i, line := range strings.Split(md, "\n") {
+		switch {
+		case line == "```diff":
+			in = true
+			continue
+		case in && line == "```":
+			in = false
+			continue
+		case !in:
+			continue
+		}
+		switch {
+		case strings.HasPrefix(line, "+"), strings.HasPrefix(line, "-"):
+			marks++
+		case strings.HasPrefix(line, "@@ "), strings.HasPrefix(line, " "):
+		default:
+			t.Errorf("line %d of the plan, in a diff block, has no mark in column 0: %q", i+1, line)
+		}
+		if (strings.HasPrefix(line, " ") || strings.HasPrefix(line, "@@")) && strings.TrimSpace(line) != "" && strings.HasPrefix(strings.TrimSpace(line), "+ ") {
+			t.Errorf("line %d of the plan has its + mark indented: %q", i+1, line)
+		}
+	}
+	if strings.Contains(md, "```diff") && marks == 0 {
+		t.Errorf("the plan's diff blocks have no + or - line:\n%s", md)
 	}
 }

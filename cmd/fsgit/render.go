@@ -9,8 +9,6 @@ import (
 	"sort"
 	"strings"
 
-	"cuelang.org/go/cue/cuecontext"
-	cueyaml "cuelang.org/go/encoding/yaml"
 	"github.com/spf13/cobra"
 
 	"github.com/fsgit/fsgit/internal/desired"
@@ -26,10 +24,18 @@ func newRenderCmd() *cobra.Command {
 		Long: `Render evaluates the site for one node and prints its catalog: every
 resource sorted by ID, with its edges and its resolved fields. Secrets appear
 only as references ({"secret": "name"}); their values are never read.`,
-		Args: cobra.NoArgs,
+		Example: `  # online-1's catalog as JSON, from the site found from the current directory
+  fsgit render --node online-1
+  # as text, from a given site
+  fsgit render --site sites/prod --node online-1 -o text`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if node == "" {
 				return &exitError{code: 1, err: errors.New("render: --node is required")}
+			}
+			siteDir, err := resolveSite(siteDir)
+			if err != nil {
+				return &exitError{code: 1, err: err}
 			}
 			site, err := desired.LoadDirLimits(cmd.Context(), siteDir, lim)
 			if err != nil {
@@ -41,14 +47,11 @@ only as references ({"secret": "name"}); their values are never read.`,
 			}
 			var buf bytes.Buffer
 			switch output {
-			case "json":
-				err = renderJSON(&buf, cat)
-			case "yaml":
-				err = renderYAML(&buf, cat)
-			case "text":
-				err = renderText(&buf, cat)
+			case outJSON, outYAML:
+				// YAML lists the fields in JSON's order.
+				err = writeDoc(&buf, output, cat)
 			default:
-				return &exitError{code: 1, err: fmt.Errorf("render: unknown output %q (json, yaml or text)", output)}
+				err = renderText(&buf, cat)
 			}
 			if err != nil {
 				return &exitError{code: 1, err: fmt.Errorf("render %s: %w", node, err)}
@@ -57,9 +60,9 @@ only as references ({"secret": "name"}); their values are never read.`,
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&siteDir, "site", "sites/example", "the site's directory")
-	cmd.Flags().StringVar(&node, "node", "", "the node to render")
-	cmd.Flags().StringVarP(&output, "output", "o", "json", "output format: json, yaml or text")
+	siteFlag(cmd, &siteDir, "the site's directory")
+	nodeFlag(cmd, &node, "the node to render (required)")
+	addOutputFlag(cmd, &output, outJSON)
 	addLimitFlags(cmd, &lim)
 	return cmd
 }
@@ -75,31 +78,6 @@ func invalid(cmd *cobra.Command, err error) error {
 		return &exitError{code: 1}
 	}
 	return &exitError{code: 1, err: err}
-}
-
-func renderJSON(w io.Writer, cat *reconciler.Catalog) error {
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	return enc.Encode(cat)
-}
-
-func renderYAML(w io.Writer, cat *reconciler.Catalog) error {
-	var buf bytes.Buffer
-	if err := renderJSON(&buf, cat); err != nil {
-		return err
-	}
-	// CUE keeps the JSON's field order, so YAML lists fields as JSON does.
-	v := cuecontext.New().CompileBytes(buf.Bytes())
-	if err := v.Err(); err != nil {
-		return fmt.Errorf("convert to yaml: %w", err)
-	}
-	b, err := cueyaml.Encode(v)
-	if err != nil {
-		return fmt.Errorf("convert to yaml: %w", err)
-	}
-	_, err = w.Write(b)
-	return err
 }
 
 // renderText prints one block per resource: its ID, its edges, then its

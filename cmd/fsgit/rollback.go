@@ -45,7 +45,13 @@ fetched again.
 
 It asks the running agent over its socket and streams the run; with no agent it
 runs once. Exit codes as fsgit run.`,
-		Args: cobra.NoArgs,
+		Example: `  # the catalogs kept, and the pin
+  fsgit rollback --list
+  # back to the catalog before this one
+  fsgit rollback --previous --reason "INC-42: bad buffer pool size"
+  # follow the branch again
+  fsgit rollback --release`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runRollback(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), f)
 		},
@@ -57,16 +63,13 @@ runs once. Exit codes as fsgit run.`,
 	fl.BoolVar(&f.release, "release", false, "follow the branch again")
 	fl.BoolVar(&f.list, "list", false, "list the catalogs kept for rollback")
 	fl.StringVar(&f.reason, "reason", "", "why (required to roll back; shown in the status)")
-	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
+	addOutputFlag(cmd, &f.output, outText)
 	return cmd
 }
 
 func runRollback(ctx context.Context, stdout, stderr io.Writer, f rollbackFlags) error {
 	if ctx == nil {
 		ctx = context.Background()
-	}
-	if f.output != "text" && f.output != "json" {
-		return couldNotRun(fmt.Errorf("unknown output format %q: want text or json", f.output))
 	}
 	cfg, err := agent.LoadConfig(schema.Files(), f.config)
 	if err != nil {
@@ -95,8 +98,8 @@ func runRollback(ctx context.Context, stdout, stderr io.Writer, f rollbackFlags)
 			fmt.Fprintf(stderr, "fsgit: rolled back by hand to %s because %s: the node stays there until fsgit rollback --release\n", shortRev(rep.Revision), rb.Reason)
 		}
 	}
-	if f.output == "json" {
-		if err := writeJSON(stdout, rep); err != nil {
+	if structured(f.output) {
+		if err := writeOut(stdout, f.output, rep); err != nil {
 			return couldNotRun(err)
 		}
 	} else if err := rep.WriteText(stdout, reconciler.TextOptions{Times: true}); err != nil {
@@ -130,8 +133,8 @@ func listKept(ctx context.Context, w io.Writer, cfg *agent.Config, output string
 			return couldNotRun(err)
 		}
 	}
-	if output == "json" {
-		return writeJSON(w, ans)
+	if structured(output) {
+		return writeOut(w, output, ans)
 	}
 	if p := ans.Pin; p != nil {
 		fmt.Fprintf(w, "pinned to %s by %s since %s: %s\n", shortRev(p.Revision), p.By, p.Since.UTC().Format(time.RFC3339), p.Reason)

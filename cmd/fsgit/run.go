@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -28,7 +27,7 @@ type runFlags struct {
 func newRunCmd() *cobra.Command {
 	var f runFlags
 	cmd := &cobra.Command{
-		Use:   "run [--noop] [--config FILE] [-o text|json]",
+		Use:   "run [--noop] [--config FILE] [-o text|json|yaml]",
 		Short: "Have the agent poll and converge now (puppet agent -t)",
 		Long: `run asks the running agent, over its local socket, to poll the branch and converge
 the node now, without waiting for the next poll. Each resource's result is shown on
@@ -47,7 +46,13 @@ the last applied commit from the git cache), runs it and records the run.
 
 Exit codes (Puppet's detailed codes): 0 nothing changed, 2 changes (or, in noop,
 changes found), 4 failures, 6 changes and failures, 1 the run could not happen.`,
-		Args: cobra.NoArgs,
+		Example: `  # converge now
+  fsgit run
+  # what a run would change, changing nothing
+  fsgit run --noop
+  # restart outside the maintenance window
+  fsgit run --now --reason "INC-42: apply the fix now"`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runNow(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), f)
 		},
@@ -55,7 +60,7 @@ changes found), 4 failures, 6 changes and failures, 1 the run could not happen.`
 	fl := cmd.Flags()
 	fl.StringVarP(&f.config, "config", "c", agent.DefaultConfigFile, "the agent's configuration file")
 	fl.BoolVar(&f.noop, "noop", false, "change nothing; report what would change")
-	fl.StringVarP(&f.output, "output", "o", "text", "report format: text or json")
+	addOutputFlag(cmd, &f.output, outText)
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "list unchanged resources too")
 	fl.BoolVar(&f.now, "now", false, "run disruptive changes now, outside the maintenance window (needs --reason)")
 	fl.StringVar(&f.reason, "reason", "", "why --now: recorded in the run's history and logged")
@@ -65,9 +70,6 @@ changes found), 4 failures, 6 changes and failures, 1 the run could not happen.`
 func runNow(ctx context.Context, stdout, stderr io.Writer, f runFlags) error {
 	if ctx == nil {
 		ctx = context.Background()
-	}
-	if f.output != "text" && f.output != "json" {
-		return couldNotRun(fmt.Errorf("unknown output format %q: want text or json", f.output))
 	}
 	if f.now && f.reason == "" {
 		return couldNotRun(errors.New("--now needs a reason (--reason): it is recorded"))
@@ -96,10 +98,8 @@ func runNow(ctx context.Context, stdout, stderr io.Writer, f runFlags) error {
 			return couldNotRun(err)
 		}
 	}
-	if f.output == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+	if structured(f.output) {
+		if err := writeDoc(stdout, f.output, rep); err != nil {
 			return couldNotRun(fmt.Errorf("write report: %w", err))
 		}
 	} else if err := rep.WriteText(stdout, reconciler.TextOptions{Verbose: f.verbose, Times: true}); err != nil {

@@ -49,7 +49,12 @@ script and fetch nothing from elsewhere.
 
 It listens on loopback unless told otherwise; any other address needs --basic-auth-file
 (one line, user:password) or --token-file (a bearer token).`,
-		Args: cobra.NoArgs,
+		Example: `  # on loopback, from a local clone's remote
+  fsgit serve --repo https://git.example.com/site-status.git
+  # for the team, behind a token
+  fsgit serve --repo ssh://git@git.example.com/site.git --ssh-key-file ~/.ssh/id_ed25519 \
+    --known-hosts-file ~/.ssh/known_hosts --listen :8080 --token-file /etc/fsgit/serve-token`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runServe(cmd.Context(), cmd.ErrOrStderr(), f)
 		},

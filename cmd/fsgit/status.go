@@ -35,7 +35,7 @@ type statusFlags struct {
 func newStatusCmd() *cobra.Command {
 	var f statusFlags
 	cmd := &cobra.Command{
-		Use:   "status [--fleet] [-o table|json]",
+		Use:   "status [--fleet] [-o text|json|yaml]",
 		Short: "Show this node's status, or every node's with --fleet",
 		Long: `status shows the node: its role, the applied and desired revisions, whether it is
 converged and since when, the last run, drifted, failed and pending-destroy resources,
@@ -49,7 +49,13 @@ and shows every node in one table.
 
 The socket, state file and status repository come from the agent's configuration
 file when it can be read; flags override them.`,
-		Args: cobra.NoArgs,
+		Example: `  # this node
+  fsgit status
+  # every node, from the status branch
+  fsgit status --fleet
+  # this node, as JSON
+  fsgit status -o json`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runStatus(cmd.Context(), cmd.OutOrStdout(), f)
 		},
@@ -61,16 +67,13 @@ file when it can be read; flags override them.`,
 	fl.BoolVar(&f.fleet, "fleet", false, "show every node, from the status branch")
 	fl.StringVar(&f.repo, "repo", "", "the status repository's URL, for --fleet (default: from the configuration)")
 	fl.StringVar(&f.branch, "branch", "", "the status branch, for --fleet (default: from the configuration, else "+status.DefaultBranch+")")
-	fl.StringVarP(&f.output, "output", "o", "table", "output format: table or json")
+	addOutputFlag(cmd, &f.output, outText)
 	return cmd
 }
 
 func runStatus(ctx context.Context, w io.Writer, f statusFlags) error {
 	if ctx == nil {
 		ctx = context.Background()
-	}
-	if f.output != "table" && f.output != "json" {
-		return couldNotRun(fmt.Errorf("unknown output format %q: want table or json", f.output))
 	}
 	cfg, err := agent.LoadConfig(schema.Files(), f.config)
 	if err != nil {
@@ -97,8 +100,8 @@ func runStatus(ctx context.Context, w io.Writer, f statusFlags) error {
 	if err != nil {
 		return couldNotRun(err)
 	}
-	if f.output == "json" {
-		return writeJSON(w, n)
+	if structured(f.output) {
+		return writeOut(w, f.output, n)
 	}
 	return writeNode(w, n, noAgent, statePath, time.Now())
 }
@@ -118,6 +121,9 @@ func nodeStatus(ctx context.Context, sock, statePath string) (n *status.Node, no
 		return nil, nil, fmt.Errorf("ask the agent on %s: %w", sock, agentErr)
 	}
 	n, err = agent.StatusFromState(statePath, 2*time.Second)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, fmt.Errorf("fsgit has not run on this node: no agent answers on %s and there is no state file at %s; start the agent (systemctl start fsgit, see docs/operating.md) or run fsgit apply --once, or pass --config for another agent", sock, statePath)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("the agent does not answer on %s (%w), and the state file cannot be read: %w", sock, agentErr, err)
 	}
@@ -149,11 +155,11 @@ func fleetStatus(ctx context.Context, w io.Writer, f statusFlags, cfg *agent.Con
 	if err != nil && len(nodes) == 0 {
 		return couldNotRun(err)
 	}
-	if f.output == "json" {
+	if structured(f.output) {
 		if nodes == nil {
 			nodes = []status.Node{}
 		}
-		if werr := writeJSON(w, nodes); werr != nil {
+		if werr := writeOut(w, f.output, nodes); werr != nil {
 			return werr
 		}
 	} else if werr := writeFleet(w, nodes, tip, time.Now()); werr != nil {

@@ -104,7 +104,8 @@ func TestStatus_agentUnreadable(t *testing.T) {
 }
 
 // TestStatus_nothingAnswers: with no agent and no state file, the error
-// says why for both.
+// says in one sentence that fsgit has not run here, where it looked, and
+// what to do.
 func TestStatus_nothingAnswers(t *testing.T) {
 	dir := t.TempDir()
 	sock, statePath := filepath.Join(dir, "no.sock"), filepath.Join(dir, "missing.db")
@@ -113,8 +114,9 @@ func TestStatus_nothingAnswers(t *testing.T) {
 		t.Fatal("no agent and no state file: no error")
 	}
 	msg := err.Error()
-	if !strings.Contains(msg, "dial unix "+sock) || !strings.Contains(msg, statePath) {
-		t.Fatalf("error = %v; want the socket's error and the state file's", err)
+	if !strings.Contains(msg, "no agent answers on "+sock) || !strings.Contains(msg, "no state file at "+statePath) ||
+		!strings.Contains(msg, "start the agent") || strings.Count(msg, ". ") > 0 || strings.Contains(msg, "\n") {
+		t.Fatalf("error = %v; want one sentence naming the socket and the state file, and what to do", err)
 	}
 }
 

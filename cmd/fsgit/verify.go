@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -54,14 +53,18 @@ never from the command line. Each step prints its result and time.
 
 Exit codes: 0 every step passed, 4 a step failed (the message names it), 1 verify
 could not start (invalid site, a store not found in the catalogs).`,
-		Args: cobra.NoArgs,
+		Example: `  # as root on a node that can reach every store
+  fsgit verify --site sites/prod
+  # the stores of two nodes only
+  fsgit verify --node online-1,offline-1`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runVerify(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), f)
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.site, "site", "", "the site's directory (sites/<name> of the repository)")
-	fl.StringSliceVar(&f.nodes, "node", nil, "look for the stores in these nodes' catalogs only (default: every node)")
+	siteFlag(cmd, &f.site, "the site's directory (sites/<name> of the repository)")
+	nodesFlag(cmd, &f.nodes, "look for the stores in these nodes' catalogs only (default: every node)")
 	fl.StringVar(&f.root, "root", "", "the --root the site was applied under (maps a file:// warehouse)")
 	fl.StringVar(&f.secretsDir, "secrets-dir", secrets.DefaultDir, "directory of secret files (root only)")
 	fl.StringVar(&f.ageIdentity, "age-identity", "", "the node's age identity, to decrypt <site>/secrets/<name>.age")
@@ -80,13 +83,15 @@ could not start (invalid site, a store not found in the catalogs).`,
 }
 
 func runVerify(ctx context.Context, stdout, stderr io.Writer, f verifyFlags) error {
-	if f.site == "" {
-		return couldNotRun(errors.New("verify needs --site DIR"))
+	dir, err := resolveSite(f.site)
+	if err != nil {
+		return couldNotRun(err)
 	}
+	f.site = dir
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	site, err := desired.LoadDirLimits(ctx, f.site, f.limits)
+	site, err := desired.LoadDirLimits(ctx, dir, f.limits)
 	if err != nil {
 		return couldNotRun(fmt.Errorf("load site %s:\n%w", f.site, err))
 	}

@@ -26,9 +26,20 @@ written for another schema version. When every node is valid, it checks the
 nodes as one system (docs/invariants.md): endpoints, the Iceberg catalog's
 database, user, secret and grants, listen addresses, ports, Weaviate's modules
 and secrets, each finding naming both sides. Exit status 0 when the site is valid
-(warnings are printed but allowed), 1 otherwise.`,
-		Args: cobra.NoArgs,
+(warnings are printed but allowed), 1 otherwise.
+
+Without --site, vet checks the site the current directory is in (a directory of
+sites/), else the one site of the repository around it.`,
+		Example: `  # the site of the repository the current directory is in
+  fsgit vet
+  # a given site
+  fsgit vet --site sites/prod`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			siteDir, err := resolveSite(siteDir)
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
 			site, err := desired.LoadDirLimits(cmd.Context(), siteDir, lim)
 			if err != nil {
 				var inv *desired.InvalidError
@@ -63,7 +74,7 @@ and secrets, each finding naming both sides. Exit status 0 when the site is vali
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&siteDir, "site", "sites/example", "the site's directory")
+	siteFlag(cmd, &siteDir, "the site's directory")
 	addLimitFlags(cmd, &lim)
 	return cmd
 }

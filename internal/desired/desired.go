@@ -296,10 +296,8 @@ func dirSource(siteDir string) (Source, error) {
 	if err != nil {
 		return Source{}, fmt.Errorf("load site %s: %w", siteDir, err)
 	}
-	if fi, err := os.Stat(abs); err != nil {
-		return Source{}, fmt.Errorf("load site: %w", err)
-	} else if !fi.IsDir() {
-		return Source{}, fmt.Errorf("load site: %s is not a directory", siteDir)
+	if err := checkSiteDir(siteDir, abs); err != nil {
+		return Source{}, err
 	}
 	cwd, _ := os.Getwd()
 	rel := func(p string) string {
@@ -593,7 +591,7 @@ func (s *Site) readStructure(profilePkg cue.Value) error {
 				s.siteProblems = append(s.siteProblems, siteProblem{Problem: Problem{
 					Pos:  s.pos(rv),
 					Node: n.name,
-					Msg:  fmt.Sprintf("node %s has role %q, which is not one of the site's roles (%s)", n.name, role, strings.Join(sortedKeys(s.roles), ", ")),
+					Msg:  fmt.Sprintf("node %s has role %q, which is not one of the site's roles (%s)%s", n.name, role, strings.Join(sortedKeys(s.roles), ", "), didYouMean(role, sortedKeys(s.roles))),
 				}})
 			}
 		}

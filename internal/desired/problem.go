@@ -1,7 +1,11 @@
 package desired
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -27,6 +31,10 @@ type Problem struct {
 	Msg string
 	// Warning marks a problem that does not make the site invalid.
 	Warning bool
+	// incomplete marks a value left non-concrete: on a node other than
+	// one whose role is missing, it may only follow from that one
+	// (dropConsequences).
+	incomplete bool
 }
 
 // String renders the problem on one line:
@@ -240,6 +248,11 @@ func (s *Site) problemsFromError(err error, node string, res reconciler.ID, with
 				p.Pos = dp
 			}
 		}
+		if strings.HasPrefix(ce.msg, "field not allowed") && p.Resource == "" && len(within) > 0 && len(ce.path) > 1 && ce.path[0] == "data" {
+			if hint := allowedHint(within[0], visiblePath(ce.path[1:])); hint != "" {
+				p.Msg = fmt.Sprintf("data field %s: %s", strings.Join(visiblePath(ce.path[1:]), "."), hint)
+			}
+		}
 		if p.Resource != "" && !ce.inSite(s) {
 			rp := s.declaredResourcePos(ce.path)
 			if rp == "" && len(within) > 0 {
@@ -400,6 +413,7 @@ var typeOperand = regexp.MustCompile(` and (int|string|bool|number|float|bytes|s
 func (s *Site) problemFrom(ce cueErr, node string, res reconciler.ID) Problem {
 	p := Problem{Node: node, Resource: res}
 	field, where := s.locate(ce.path, &p)
+	p.incomplete = strings.HasPrefix(ce.msg, "incomplete value") || strings.Contains(ce.msg, "non-concrete value")
 
 	// The most useful position: the site's, then a profile's, then the
 	// schema's. Two site positions on a conflict are two layers.
@@ -534,3 +548,182 @@ func unquote(s string) string {
 	}
 	return s
 }
+
+// allowedHint says, for a data key the schema does not allow, which keys
+// are allowed there, and which one was meant when one is close: "no field
+// pols in base.chrony (did you mean pools?); allowed: package, pools,
+// service". "" when the keys cannot be listed (a map of any key).
+func allowedHint(data cue.Value, path []string) string {
+	if len(path) == 0 {
+		return ""
+	}
+	key := unquote(path[len(path)-1])
+	sel := make([]cue.Selector, len(path)-1)
+	for i, name := range path[:len(path)-1] {
+		sel[i] = cue.Str(unquote(name))
+	}
+	parent := data.LookupPath(cue.MakePath(sel...))
+	it, err := parent.Fields(cue.Optional(true))
+	if err != nil {
+		return ""
+	}
+	var allowed []string
+	for it.Next() {
+		name := it.Selector().Unquoted()
+		if name != key && it.Selector().IsString() {
+			allowed = append(allowed, name)
+		}
+	}
+	if len(allowed) == 0 {
+		return ""
+	}
+	sort.Strings(allowed)
+	where := "in data"
+	if len(sel) > 0 {
+		where = "in " + strings.Join(path[:len(path)-1], ".")
+	}
+	msg := fmt.Sprintf("field not allowed: no field %s %s", key, where)
+	if m := closest(key, allowed); m != "" {
+		msg += fmt.Sprintf(" (did you mean %s?)", m)
+	}
+	return msg + "; allowed: " + strings.Join(allowed, ", ")
+}
+
+// didYouMean is ": did you mean X?" when a candidate is close to word,
+// "" otherwise.
+func didYouMean(word string, candidates []string) string {
+	if m := closest(word, candidates); m != "" {
+		return fmt.Sprintf(": did you mean %q?", m)
+	}
+	return ""
+}
+
+// closest returns the candidate nearest to word by edit distance, when it
+// is near enough to be a typo (at most a third of the word's length, and
+// at least 1 and at most 3 edits); "" otherwise.
+func closest(word string, candidates []string) string {
+	limit := min(max(len(word)/3, 1), 3)
+	best, bestD := "", limit+1
+	for _, c := range candidates {
+		if d := editDistance(strings.ToLower(word), strings.ToLower(c)); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of two strings, by rune.
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(rb)]
+}
+
+// dropConsequences keeps a node whose role is missing or unknown from
+// failing the others: nodes read each other's data (a catalog's
+// endpoints, the scrape targets), and see values left non-concrete on that
+// node. Those problems on other nodes are dropped, and the node's own
+// problem says how many were; everything else is kept. broken are the
+// site's problems about a node's role.
+func dropConsequences(all []Problem, broken []Problem) []Problem {
+	if len(broken) == 0 {
+		return all
+	}
+	bad := map[string]bool{}
+	for _, b := range broken {
+		bad[b.Node] = true
+	}
+	var out []Problem
+	dropped := 0
+	for _, p := range all {
+		if p.incomplete && !p.Warning && !anyNode(p.Node, bad) {
+			dropped++
+			continue
+		}
+		out = append(out, p)
+	}
+	if dropped > 0 {
+		for i := range out {
+			if out[i].Node == broken[0].Node && out[i].Msg == broken[0].Msg {
+				out[i].Msg += fmt.Sprintf(" (%d %s on other nodes that read its values left out until it is fixed)", dropped, pluralWord(dropped, "problem", "problems"))
+				break
+			}
+		}
+	}
+	return out
+}
+
+// anyNode reports whether a problem's node list ("a, b") has a node of
+// set.
+func anyNode(list string, set map[string]bool) bool {
+	for _, n := range strings.Split(list, ", ") {
+		if set[n] {
+			return true
+		}
+	}
+	return false
+}
+
+func pluralWord(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// roleProblems are the site's problems about a node's role (none, or one
+// the site does not define).
+func (s *Site) roleProblems() []Problem {
+	var out []Problem
+	for _, sp := range s.siteProblems {
+		if sp.Node != "" && !sp.Warning && s.nodes[sp.Node] != nil && s.roles[s.nodes[sp.Node].role] == nil {
+			out = append(out, sp.Problem)
+		}
+	}
+	return out
+}
+
+// checkSiteDir refuses a site directory that is missing, not a directory
+// or holds no .cue file, naming it as the user gave it (dir; abs is where
+// it resolves).
+func checkSiteDir(dir, abs string) error {
+	fi, err := os.Stat(abs)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return missingSiteError{dir: dir}
+	case err != nil:
+		return fmt.Errorf("site %s: %w", dir, err)
+	case !fi.IsDir():
+		return fmt.Errorf("site %s is not a directory: --site names the directory of a site's .cue files", dir)
+	}
+	if m, err := filepath.Glob(filepath.Join(abs, "*.cue")); err == nil && len(m) == 0 {
+		return fmt.Errorf("site %s has no .cue files: a site is a directory of CUE files (fsgit init makes one)", dir)
+	}
+	return nil
+}
+
+// missingSiteError is a site directory that does not exist; it is an
+// fs.ErrNotExist.
+type missingSiteError struct{ dir string }
+
+func (e missingSiteError) Error() string {
+	return fmt.Sprintf("site %s: no such directory (--site names the directory of a site's .cue files; fsgit init makes one)", e.dir)
+}
+
+// Is makes the error an fs.ErrNotExist.
+func (e missingSiteError) Is(target error) bool { return target == fs.ErrNotExist }

@@ -72,6 +72,7 @@ func (s *Site) vet(ctx context.Context, res []NodeResult, cats *[]NodeCatalog) [
 			*cats = append(*cats, NodeCatalog{Catalog: r.Catalog, Sources: r.Sources})
 		}
 	}
+	all = dropConsequences(all, s.roleProblems())
 	sort.SliceStable(all, func(i, j int) bool {
 		if all[i].Warning != all[j].Warning {
 			return !all[i].Warning

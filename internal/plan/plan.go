@@ -106,13 +106,23 @@ func (r *ResourcePlan) Refresh() bool { return len(r.RefreshedBy) > 0 }
 
 // FieldDiff is one changed field, by its path in the resource ("mode",
 // "spec.ports[0].host"). A secret reference shows only its name; a
-// multi-line text shows a line diff.
+// multi-line text shows a line diff; a list of scalars (privileges,
+// require) shows its items, the ones added and the ones removed.
 type FieldDiff struct {
 	Path   string   `json:"path"`
 	Before string   `json:"before,omitempty"`
 	After  string   `json:"after,omitempty"`
 	Secret bool     `json:"secret,omitempty"`
 	Lines  []string `json:"lines,omitempty"`
+	// List is set for a list of scalars; Before and After are then empty.
+	List bool `json:"list,omitempty"`
+	// Items is the list at head (empty when the field is removed).
+	Items []string `json:"items,omitempty"`
+	// Added and Removed are the items the head adds to or removes from the
+	// base's list (every item, for a new or removed field). Both empty:
+	// only the order changed.
+	Added   []string `json:"added,omitempty"`
+	Removed []string `json:"removed,omitempty"`
 }
 
 // Compute compares the catalogs of every node at base and head. Nodes
@@ -289,7 +299,11 @@ func diffResource(o, n *reconciler.Resource) []FieldDiff {
 	for k := range keys {
 		b, hasB := before[k]
 		a, hasA := after[k]
-		if hasA && hasB && a == b {
+		if hasA && hasB && a.text == b.text && a.secret == b.secret && a.list == b.list {
+			continue
+		}
+		if a.list || b.list {
+			out = append(out, listDiff(k, b, a))
 			continue
 		}
 		fd := FieldDiff{Path: k, Before: b.text, After: a.text, Secret: a.secret || b.secret}
@@ -314,18 +328,51 @@ func summarizeText(s string) string {
 	return fmt.Sprintf("(%d lines)", strings.Count(strings.TrimSuffix(s, "\n"), "\n")+1)
 }
 
+// leaf is one field's value: text compares two versions; a list of
+// scalars also keeps its items.
 type leaf struct {
 	text   string
 	secret bool
+	list   bool
+	items  []string
+}
+
+// listLeaf makes the leaf of a list of scalars.
+func listLeaf(items []string) leaf {
+	return leaf{text: "[" + strings.Join(items, ", ") + "]", list: true, items: items}
+}
+
+// listDiff compares two versions of a list field, item by item (a list
+// may hold an item twice: each is counted).
+func listDiff(path string, before, after leaf) FieldDiff {
+	fd := FieldDiff{Path: path, List: true, Items: after.items}
+	left := map[string]int{}
+	for _, it := range before.items {
+		left[it]++
+	}
+	for _, it := range after.items {
+		if left[it] > 0 {
+			left[it]--
+			continue
+		}
+		fd.Added = append(fd.Added, it)
+	}
+	for _, it := range before.items {
+		if left[it] > 0 {
+			left[it]--
+			fd.Removed = append(fd.Removed, it)
+		}
+	}
+	return fd
 }
 
 func flattenResource(r *reconciler.Resource) map[string]leaf {
 	m := map[string]leaf{}
 	if len(r.Require) > 0 {
-		m["require"] = leaf{text: joinIDs(r.Require)}
+		m["require"] = listLeaf(sortedIDs(r.Require))
 	}
 	if len(r.Notify) > 0 {
-		m["notify"] = leaf{text: joinIDs(r.Notify)}
+		m["notify"] = listLeaf(sortedIDs(r.Notify))
 	}
 	if r.Mode != "" && r.Mode != reconciler.ModeEnforce {
 		m["drift"] = leaf{text: string(r.Mode)}
@@ -344,18 +391,20 @@ func flattenResource(r *reconciler.Resource) map[string]leaf {
 	return m
 }
 
-func joinIDs(ids []reconciler.ID) string {
+func joinIDs(ids []reconciler.ID) string { return strings.Join(sortedIDs(ids), ", ") }
+
+func sortedIDs(ids []reconciler.ID) []string {
 	s := make([]string, len(ids))
 	for i, id := range ids {
 		s[i] = string(id)
 	}
 	sort.Strings(s)
-	return strings.Join(s, ", ")
+	return s
 }
 
 // flatten walks a decoded JSON value into path -> leaf. A secret reference
-// ({"secret": name}) is one leaf; a list of scalars is one leaf, so that a
-// reordered privilege list reads as one change.
+// ({"secret": name}) is one leaf; a list of scalars is one leaf, compared
+// item by item, so that a reordered privilege list reads as one change.
 func flatten(path string, v any, m map[string]leaf) {
 	switch x := v.(type) {
 	case map[string]any:
@@ -383,7 +432,7 @@ func flatten(path string, v any, m map[string]leaf) {
 			for i, e := range x {
 				parts[i] = scalarText(e)
 			}
-			m[path] = leaf{text: "[" + strings.Join(parts, ", ") + "]"}
+			m[path] = listLeaf(parts)
 			return
 		}
 		for i, e := range x {

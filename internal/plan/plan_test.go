@@ -3,6 +3,7 @@ package plan
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -102,5 +103,91 @@ func TestAddInvariant(t *testing.T) {
 	}
 	if got := p.Summarize().Line(); got != "1 node change: 0 restarts, 1 destroy (1 held as pending destroy); 1 invariant BROKEN across nodes" {
 		t.Errorf("summary %q", got)
+	}
+}
+
+// TestCompute_lists: a list of scalars is compared item by item: the
+// JSON has the items at head and those added and removed, and the
+// markdown shows them as list items with their marks in column 0.
+func TestCompute_lists(t *testing.T) {
+	base := map[string]*reconciler.Catalog{"db-1": {Node: "db-1", Resources: []reconciler.Resource{
+		res("mariadb.grant:u@h/d.*", map[string]any{"privileges": []string{"SELECT", "DELETE"}}),
+	}}}
+	head := map[string]*reconciler.Catalog{"db-1": {Node: "db-1", Resources: []reconciler.Resource{
+		res("mariadb.grant:u@h/d.*", map[string]any{"privileges": []string{"SELECT", "INSERT"}}),
+	}}}
+	p := Compute(base, head, nil)
+	f := p.Nodes[0].Resources[0].Fields[0]
+	if !f.List || f.Before != "" || f.After != "" || strings.Join(f.Items, ",") != "SELECT,INSERT" ||
+		strings.Join(f.Added, ",") != "INSERT" || strings.Join(f.Removed, ",") != "DELETE" {
+		t.Fatalf("list field: %+v", f)
+	}
+	var js bytes.Buffer
+	if err := p.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(js.String(), `"added": [`+"\n") || !strings.Contains(js.String(), `"removed": [`+"\n") {
+		t.Errorf("JSON has no lists of items:\n%s", js.String())
+	}
+	var md bytes.Buffer
+	if err := p.WriteMarkdown(&md); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<details open>", "\n@@ ~ mariadb.grant:u@h/d.* @@\n", "\n     privileges:\n", "\n       - SELECT\n", "\n+      - INSERT\n", "\n-      - DELETE\n"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md.String())
+		}
+	}
+	// Reordered only: one change, said so.
+	head["db-1"].Resources[0] = res("mariadb.grant:u@h/d.*", map[string]any{"privileges": []string{"DELETE", "SELECT"}})
+	f = Compute(base, head, nil).Nodes[0].Resources[0].Fields[0]
+	if len(f.Added)+len(f.Removed) != 0 || len(f.Items) != 2 {
+		t.Errorf("reordered list: %+v", f)
+	}
+	// Two nodes: sections closed.
+	head["db-2"] = &reconciler.Catalog{Node: "db-2", Resources: []reconciler.Resource{res("file:/a", map[string]any{"content": "x"})}}
+	md.Reset()
+	if err := Compute(base, head, nil).WriteMarkdown(&md); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(md.String(), "<details open>") {
+		t.Errorf("two nodes, a section open:\n%s", md.String())
+	}
+}
+
+// TestLineDiff: hunks with two lines of context, "…" between them, and a
+// last line without a newline is not a change.
+func TestLineDiff(t *testing.T) {
+	var a, b []string
+	for i := range 20 {
+		a = append(a, fmt.Sprintf("line %d", i))
+	}
+	b = append(b, a...)
+	b[3], b[15] = "changed 3", "changed 15"
+	got := strings.Join(lineDiff(strings.Join(a, "\n")+"\n", strings.Join(b, "\n")), "\n")
+	want := strings.Join([]string{"  line 1", "  line 2", "- line 3", "+ changed 3", "  line 4", "  line 5", "…",
+		"  line 13", "  line 14", "- line 15", "+ changed 15", "  line 16", "  line 17"}, "\n")
+	if got != want {
+		t.Errorf("line diff:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// BenchmarkLineDiff_3990: a 3,990-line file with changes spread through
+// it (the case of issue 20: 164 MB with the quadratic diff).
+func BenchmarkLineDiff_3990(b *testing.B) {
+	var x, y strings.Builder
+	for i := range 3990 {
+		fmt.Fprintf(&x, "key_%d = value %d\n", i, i)
+		if i%100 == 7 {
+			fmt.Fprintf(&y, "key_%d = changed %d\n", i, i)
+			continue
+		}
+		fmt.Fprintf(&y, "key_%d = value %d\n", i, i)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if len(lineDiff(x.String(), y.String())) == 0 {
+			b.Fatal("no diff")
+		}
 	}
 }

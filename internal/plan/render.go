@@ -105,7 +105,9 @@ func (p *Plan) WriteText(w io.Writer) error {
 }
 
 // WriteMarkdown writes the plan as a pull-request comment: a summary line,
-// then one collapsible section per node.
+// then one collapsible section per node (open when there is only one).
+// The field changes are a ```diff block whose lines start with their
+// "+" or "-" at column 0, as GitHub needs to colour them.
 func (p *Plan) WriteMarkdown(w io.Writer) error {
 	b := &strings.Builder{}
 	s := p.Summarize()
@@ -119,9 +121,13 @@ func (p *Plan) WriteMarkdown(w io.Writer) error {
 			fmt.Fprintf(b, "> - **%s** (%s): %s\n", inv.Check, strings.Join(inv.Nodes, ", "), inv.Message)
 		}
 	}
+	open := ""
+	if len(p.Nodes) == 1 {
+		open = " open"
+	}
 	for _, n := range p.Nodes {
 		ns := (&Plan{Nodes: []NodePlan{n}}).Summarize()
-		fmt.Fprintf(b, "\n<details><summary><b>%s</b> (%s): %s, %s, %s</summary>\n\n", n.Node, n.Role, n.Status,
+		fmt.Fprintf(b, "\n<details%s><summary><b>%s</b> (%s): %s, %s, %s</summary>\n\n", open, n.Node, n.Role, n.Status,
 			plural(ns.Changes, "change"), plural(ns.Restarts, "restart"))
 		if n.Observed != nil {
 			b.WriteString("```\n")
@@ -145,9 +151,14 @@ func (p *Plan) WriteMarkdown(w io.Writer) error {
 			if len(r.Fields) == 0 {
 				continue
 			}
-			fmt.Fprintf(&fields, "%s %s\n", symbol(r), r.ID)
+			if r.Action == reconciler.ActionCreate {
+				fmt.Fprintf(&fields, "+ %s\n", r.ID)
+			} else {
+				// A hunk header: GitHub sets it apart from the lines.
+				fmt.Fprintf(&fields, "@@ %s %s @@\n", symbol(r), r.ID)
+			}
 			for _, f := range r.Fields {
-				writeField(&fields, f, "    ")
+				writeFieldDiff(&fields, f, r.Action == reconciler.ActionCreate)
 			}
 		}
 		if fields.Len() > 0 {
@@ -157,6 +168,67 @@ func (p *Plan) WriteMarkdown(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeFieldDiff writes one field change as diff lines: the mark ("+",
+// "-" or " ") in column 0, then the field indented under its resource.
+// Every line of a created resource is "+".
+func writeFieldDiff(b *strings.Builder, f FieldDiff, created bool) {
+	const indent = "    "
+	line := func(mark, text string) {
+		if created {
+			mark = "+"
+		}
+		fmt.Fprintf(b, "%s%s%s\n", mark, indent, text)
+	}
+	switch {
+	case f.List:
+		head := f.Path + ":"
+		switch {
+		case len(f.Items) == 0 && len(f.Removed) == 0:
+			head += " []"
+		case len(f.Added) == 0 && len(f.Removed) == 0:
+			head += " (order changed)"
+		}
+		line(" ", head)
+		added := counts(f.Added)
+		for _, it := range f.Items {
+			mark := " "
+			if added[it] > 0 {
+				added[it]--
+				mark = "+"
+			}
+			line(mark, "  - "+it)
+		}
+		for _, it := range f.Removed {
+			line("-", "  - "+it)
+		}
+	case len(f.Lines) > 0:
+		line(" ", fmt.Sprintf("%s: %s → %s", f.Path, f.Before, f.After))
+		for _, l := range f.Lines {
+			mark, text := l[:1], strings.TrimPrefix(l[1:], " ")
+			if l == "…" {
+				mark, text = " ", l
+			}
+			line(mark, "  "+text)
+		}
+	default:
+		if f.Before != "" {
+			line("-", f.Path+": "+f.Before)
+		}
+		if f.After != "" {
+			line("+", f.Path+": "+f.After)
+		}
+	}
+}
+
+// counts counts each item of a list.
+func counts(items []string) map[string]int {
+	m := make(map[string]int, len(items))
+	for _, it := range items {
+		m[it]++
+	}
+	return m
 }
 
 func writeObserved(b *strings.Builder, o *Observed, indent string) {
@@ -197,6 +269,8 @@ func writeField(b *strings.Builder, f FieldDiff, indent string) {
 	switch {
 	case f.Secret && f.Before != "" && f.After != "":
 		fmt.Fprintf(b, "%s%s: reference changed: %s → %s\n", indent, f.Path, f.Before, f.After)
+	case f.List:
+		writeListField(b, f, indent)
 	case len(f.Lines) > 0:
 		fmt.Fprintf(b, "%s%s: %s → %s\n", indent, f.Path, f.Before, f.After)
 		for _, l := range f.Lines {
@@ -208,6 +282,33 @@ func writeField(b *strings.Builder, f FieldDiff, indent string) {
 		fmt.Fprintf(b, "%s%s: %s → (unset)\n", indent, f.Path, f.Before)
 	default:
 		fmt.Fprintf(b, "%s%s: %s → %s\n", indent, f.Path, f.Before, f.After)
+	}
+}
+
+// writeListField writes a list field for a terminal: the items at head,
+// the added ones marked "+", then the removed ones marked "-".
+func writeListField(b *strings.Builder, f FieldDiff, indent string) {
+	switch {
+	case len(f.Items) == 0 && len(f.Removed) == 0:
+		fmt.Fprintf(b, "%s%s: []\n", indent, f.Path)
+	case len(f.Added) == 0 && len(f.Removed) == 0:
+		fmt.Fprintf(b, "%s%s: order changed\n", indent, f.Path)
+	case len(f.Items) == len(f.Added) && len(f.Removed) == 0:
+		fmt.Fprintf(b, "%s%s:\n", indent, f.Path)
+	default:
+		fmt.Fprintf(b, "%s%s: %d added, %d removed\n", indent, f.Path, len(f.Added), len(f.Removed))
+	}
+	added := counts(f.Added)
+	for _, it := range f.Items {
+		mark := " "
+		if added[it] > 0 {
+			added[it]--
+			mark = "+"
+		}
+		fmt.Fprintf(b, "%s  %s %s\n", indent, mark, it)
+	}
+	for _, it := range f.Removed {
+		fmt.Fprintf(b, "%s  - %s\n", indent, it)
 	}
 }
 
