@@ -80,11 +80,11 @@ func ReplaceIn(dir *os.Root, base string, o Options, write func(w io.Writer) err
 // writeTemp writes what write produces to base's temporary file in dir,
 // gives it its owner and mode, fsyncs it when sync is set, closes it and
 // returns its name. On error the temporary file is removed.
-func writeTemp(dir *os.Root, base string, o Options, write func(w io.Writer) error, sync bool) (tmp string, err error) {
+func writeTemp(dir *os.Root, base string, o Options, write func(w io.Writer) error, sync bool) (_ string, err error) {
 	if err := checkBase(base); err != nil {
 		return "", err
 	}
-	tmp = TempName(base)
+	tmp := TempName(base)
 	if err := dir.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("remove stale temporary file: %w", err)
 	}
