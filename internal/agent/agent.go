@@ -616,7 +616,9 @@ func (a *Agent) run(ctx context.Context, trigger string, only []reconciler.ID, n
 		a.lastFull = time.Now()
 	}
 	a.mu.Lock()
-	wasQuiet := a.node.Converged && a.node.AppliedRevision == rep.Revision && quiet(trigger, rep)
+	// A fault in the state file is cleared by a recorded run: record.
+	stateOK := a.node.State == nil || a.node.State.Error == ""
+	wasQuiet := stateOK && a.node.Converged && a.node.AppliedRevision == rep.Revision && quiet(trigger, rep)
 	a.mu.Unlock()
 	if a.store != nil && !a.noRecord && !wasQuiet {
 		if _, err := a.store.RecordAs(rep, trigger, a.override); err != nil {
@@ -955,8 +957,8 @@ func joinIDList(ids []reconciler.ID) string {
 // observes only the resources the watch does not cover (databases,
 // containers, packages, paths in unwatched directories): a change to a
 // watched file is corrected when it happens. Every watch.fullCheck, and
-// whenever the node is not converged, a poll observes everything (only is
-// nil). skip is set when there is nothing to observe at all.
+// whenever the node is not converged or its state file is at fault, a poll
+// observes everything (only is nil). skip is set when there is nothing to observe at all.
 func (a *Agent) quietOnly(trigger string, served []*runWaiter) (only []reconciler.ID, skip bool) {
 	if trigger != "poll" || len(served) > 0 || a.watch == nil || a.prepared == nil || a.pinned != nil {
 		return nil, false
@@ -967,8 +969,9 @@ func (a *Agent) quietOnly(trigger string, served []*runWaiter) (only []reconcile
 	}
 	a.mu.Lock()
 	converged := a.node.Converged
+	stateOK := a.node.State == nil || a.node.State.Error == ""
 	a.mu.Unlock()
-	if !converged {
+	if !converged || !stateOK || a.store == nil {
 		return nil, false
 	}
 	ids, ok := a.watch.unwatched(a.prepared.Catalog)

@@ -111,7 +111,7 @@ func BenchmarkAgent_IdlePoll(b *testing.B) {
 			b.Fatal("no poll in 3 s")
 		}
 		np := float64(p1 - p0)
-		b.ReportMetric((cpu1 - cpu0).Seconds()*1000/np, "ms-cpu/poll")
+		b.ReportMetric((cpu1-cpu0).Seconds()*1000/np, "ms-cpu/poll")
 		b.ReportMetric(float64(w1-w0)/np, "B-written/poll")
 		b.ReportMetric(np, "polls")
 	}
