@@ -957,8 +957,8 @@ func joinIDList(ids []reconciler.ID) string {
 // observes only the resources the watch does not cover (databases,
 // containers, packages, paths in unwatched directories): a change to a
 // watched file is corrected when it happens. Every watch.fullCheck, and
-// whenever the node is not converged or its state file is at fault, a poll
-// observes everything (only is nil). skip is set when there is nothing to observe at all.
+// whenever the node is not converged, its state file is at fault or the
+// applied commit is not kept yet, a poll observes everything (only is nil). skip is set when there is nothing to observe at all.
 func (a *Agent) quietOnly(trigger string, served []*runWaiter) (only []reconciler.ID, skip bool) {
 	if trigger != "poll" || len(served) > 0 || a.watch == nil || a.prepared == nil || a.pinned != nil {
 		return nil, false
@@ -971,7 +971,10 @@ func (a *Agent) quietOnly(trigger string, served []*runWaiter) (only []reconcile
 	converged := a.node.Converged
 	stateOK := a.node.State == nil || a.node.State.Error == ""
 	a.mu.Unlock()
-	if !converged || !stateOK || a.store == nil {
+	// A full run also retries what afterRun keeps of the applied commit
+	// (its pin in the git cache, its catalog for rollback).
+	rev := a.prepared.Catalog.Revision
+	if !converged || !stateOK || a.store == nil || a.kept != rev || a.keptCatalog != rev {
 		return nil, false
 	}
 	ids, ok := a.watch.unwatched(a.prepared.Catalog)
