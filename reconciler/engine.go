@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fsgit/fsgit/internal/atomicfile"
 	"github.com/fsgit/fsgit/internal/jsondoc"
 )
 
@@ -351,6 +352,7 @@ func (e *Engine) Run(ctx context.Context, p *Prepared, opts RunOptions) (*Report
 		cache: NewCache(),
 		prior: opts.Prior,
 		out:   map[ID]*outcome{},
+		batch: atomicfile.NewBatch(),
 	}
 	if r.prior == nil {
 		r.prior = NewMemory()

@@ -5,6 +5,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
+
+	"github.com/fsgit/fsgit/internal/atomicfile"
 )
 
 // run is the state of one Engine.Run. The scheduling goroutine owns every
@@ -19,6 +22,10 @@ type run struct {
 	out     map[ID]*outcome
 	pruned  []*outcome
 	stopped string
+	// batch stages the file writes of the resources in hand; staged holds
+	// their outcomes until it commits (see [run.commit]).
+	batch  *atomicfile.Batch
+	staged []*outcome
 }
 
 // outcome is a resource's result plus what the scheduler and the memory
@@ -44,6 +51,9 @@ type outcome struct {
 	// refreshDone: the refresh owed to the resource ran, or cannot run
 	// here; nothing is owed any more.
 	refreshDone bool
+	// after, when set, verifies and refreshes a resource whose apply
+	// staged file writes, once they are committed.
+	after func(ctx context.Context)
 }
 
 type inventoryAction int
@@ -63,6 +73,11 @@ type input struct {
 	// pendingDeps lists dependencies with unapplied changes (noop).
 	pendingDeps []ID
 }
+
+// commitDelay is how long staged file writes wait for the resources in
+// hand when nothing else is ready to start, before they are committed
+// without them.
+const commitDelay = 20 * time.Millisecond
 
 // schedule handles the selected resources in dependency order, up to
 // e.parallel at once, and fills r.out.
@@ -98,8 +113,11 @@ func (r *run) schedule(ctx context.Context, sel map[ID]bool) {
 			}
 		}
 	}
-	for len(r.out) < len(sel) {
-		for ready.Len() > 0 && running < r.e.parallel {
+	// A resource whose apply staged file writes is finished (and what
+	// depends on it may start) when the batch commits: as soon as nothing
+	// else is ready to start, so that one commit serves many resources.
+	for {
+		for ready.Len() > 0 && running < r.e.parallel && r.stopped == "" {
 			if reason := r.stopReason(ctx); reason != "" {
 				r.stopped = reason
 				break
@@ -113,11 +131,36 @@ func (r *run) schedule(ctx context.Context, sel map[ID]bool) {
 			running++
 			go func() { results <- r.handle(ctx, id, in) }()
 		}
+		if len(r.staged) > 0 && (running == 0 || r.stopped != "") {
+			for _, o := range r.commit(ctx) {
+				finish(o)
+			}
+			continue
+		}
 		if running == 0 {
 			break
 		}
-		o := <-results
+		var o *outcome
+		if len(r.staged) > 0 && ready.Len() == 0 {
+			// Only resources in hand are left: commit if they take a
+			// while, so that what depends on the staged ones need not
+			// wait for them.
+			select {
+			case o = <-results:
+			case <-time.After(commitDelay):
+				for _, o := range r.commit(ctx) {
+					finish(o)
+				}
+				continue
+			}
+		} else {
+			o = <-results
+		}
 		running--
+		if o.after != nil {
+			r.staged = append(r.staged, o)
+			continue
+		}
 		finish(o)
 	}
 	if r.stopped == "" {

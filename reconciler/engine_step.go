@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fsgit/fsgit/internal/jsondoc"
@@ -135,6 +136,20 @@ func (r *run) step(ctx context.Context, id ID, in input) *outcome {
 		}
 		o.changed = true
 		o.inventory = invUpsert
+		if r.batch.Pending(string(id)) {
+			// The apply staged file writes: the resource is verified
+			// and refreshed once the run's batch commits them.
+			refreshBy := in.refreshBy
+			o.after = func(ctx context.Context) {
+				ctx, cancel := context.WithTimeout(ctx, limit)
+				defer cancel()
+				r.verify(ctx, limit, k, res, o)
+				if len(refreshBy) > 0 {
+					r.refresh(ctx, limit, k, res, env, refreshBy, o)
+				}
+			}
+			return o
+		}
 		r.verify(rctx, limit, k, res, o)
 	}
 
@@ -149,10 +164,11 @@ func (r *run) step(ctx context.Context, id ID, in input) *outcome {
 const reasonDetect = "drift is detect on this resource: reported, not corrected"
 
 // verify plans the resource again after its apply, with a fresh cache (the
-// run's holds what was observed before the apply), to learn the observed
-// state to remember and to notice an apply that did not converge.
+// run's holds what was observed before the apply; only its stable values
+// are shared), to learn the observed state to remember and to notice an
+// apply that did not converge.
 func (r *run) verify(ctx context.Context, limit time.Duration, k Kind, res *Resource, o *outcome) {
-	cache := NewCache()
+	cache := newVerifyCache(r.cache)
 	defer func() {
 		if err := cache.Close(); err != nil {
 			r.e.log.Warn("closing cached clients after verify", "id", string(res.ID), "err", err)
@@ -268,7 +284,48 @@ func (r *run) env(id ID, cache *Cache) *Env {
 		Cache:         cache,
 		OnProgress:    r.opts.Progress,
 		ProgressEvery: r.opts.ProgressEvery,
+		batch:         r.batch,
+		owner:         id,
 	}
+}
+
+// commit commits the run's staged file writes, then verifies and
+// refreshes the resources that staged them, up to e.parallel at once, and
+// returns their outcomes. A resource whose writes could not be committed
+// fails: its target holds its old content.
+func (r *run) commit(ctx context.Context) []*outcome {
+	staged := r.staged
+	r.staged = nil
+	errs := r.batch.Commit()
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, r.e.parallel)
+	for _, o := range staged {
+		after := o.after
+		o.after = nil
+		if err := errs[string(o.res.ID)]; err != nil {
+			o.res.Outcome = Failed
+			o.res.Error = fmt.Sprintf("apply: %v", err)
+			o.blocked, o.cause = true, o.res.ID
+			o.inventory, o.remember, o.forget = invAddMissing, nil, true
+			continue
+		}
+		wg.Add(1)
+		slots <- struct{}{}
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			start := time.Now()
+			defer func() {
+				if p := recover(); p != nil {
+					r.e.log.Error("engine panicked verifying a resource", "id", string(o.res.ID), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+					o.res.Warning = fmt.Sprintf("applied, but fsgit panicked verifying it: %v", p)
+				}
+				o.res.Duration += jsondoc.Seconds(time.Since(start))
+			}()
+			after(ctx)
+		}()
+	}
+	wg.Wait()
+	return staged
 }
 
 // contain runs one step of a resource on its own goroutine, so that a step

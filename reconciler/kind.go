@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fsgit/fsgit/internal/atomicfile"
 	"github.com/fsgit/fsgit/internal/rootfs"
 )
 
@@ -212,6 +213,27 @@ type Env struct {
 	// ProgressEvery is how often a long step's progress is logged (zero:
 	// [DefaultProgressEvery]).
 	ProgressEvery time.Duration
+
+	// batch, set by the engine, stages the resource's file replacements
+	// (see [Env.ReplaceFile]) on behalf of owner.
+	batch *atomicfile.Batch
+	owner ID
+}
+
+// ReplaceFile replaces the managed file name (through [Env.FS]) with what
+// write produces, atomically: a kill -9 or a power cut at any moment leaves
+// the old content or the new one, whole. Every kind that writes a managed
+// file does it here. In an engine run the replacement is staged in the
+// run's batch and committed (made durable and visible, one syncfs for many
+// files) before the engine verifies the resource or starts what depends on
+// it; the kind must not read the file back in its Apply. Outside a run
+// (a kind's test) the file is replaced and made durable at once. The
+// directory must exist.
+func (e *Env) ReplaceFile(name string, o atomicfile.Options, write func(w io.Writer) error) error {
+	if e.batch == nil {
+		return atomicfile.Replace(e.FS(), name, o, write)
+	}
+	return e.batch.Replace(string(e.owner), e.FS(), name, o, write)
 }
 
 // Path maps an absolute managed path into the root. It refuses relative
@@ -273,7 +295,7 @@ func (e *Env) FS() *rootfs.FS {
 	if e.Cache == nil {
 		return rootfs.New(e.Root)
 	}
-	v, _ := e.Cache.Once("reconciler/rootfs\x00"+e.Root, func() (any, error) { return rootfs.New(e.Root), nil })
+	v, _ := e.Cache.Stable("reconciler/rootfs\x00"+e.Root, func() (any, error) { return rootfs.New(e.Root), nil })
 	return v.(*rootfs.FS)
 }
 
@@ -283,6 +305,8 @@ func (e *Env) FS() *rootfs.FS {
 // that implements io.Closer (a database handle, a Docker client) is closed
 // then, so a kind may keep a per-run client here.
 type Cache struct {
+	// parent, set on a verify's cache, holds the run's stable values.
+	parent    *Cache
 	mu        sync.Mutex
 	m         map[string]*cacheEntry
 	forgotten []*cacheEntry
@@ -320,6 +344,25 @@ func (c *Cache) Once(key string, f func() (any, error)) (any, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.v, e.err
+}
+
+// Stable is [Cache.Once] for a value that no apply in the run changes (a
+// handle on the run's filesystem, the accounts a path's owner is named
+// by): the fresh cache that observes a resource again after its apply
+// takes it from the run's cache rather than computing it again.
+func (c *Cache) Stable(key string, f func() (any, error)) (any, error) {
+	if c.parent != nil {
+		return c.parent.Stable(key, f)
+	}
+	return c.Once(key, f)
+}
+
+// newVerifyCache returns an empty cache that takes stable values from
+// run's. Closing it leaves them open.
+func newVerifyCache(run *Cache) *Cache {
+	c := NewCache()
+	c.parent = run
+	return c
 }
 
 // Forget drops key, so that the next Once recomputes it (after an apply

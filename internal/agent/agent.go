@@ -136,6 +136,8 @@ type Agent struct {
 	listeners []*runWaiter
 	// noRecord keeps runs out of the state (a noop Once).
 	noRecord bool
+	// lastFull is when a run last observed every resource (see quietOnly).
+	lastFull time.Time
 	// pinned is set while the node is rolled back by hand; latest is then
 	// the newest catalog from the branch, waiting for the release.
 	// notifier posts events on transitions (nil: none configured).
@@ -461,7 +463,13 @@ func (a *Agent) handlePoll(ctx context.Context, ev *pollEvent) {
 				a.log.Warn("maintenance window overridden: disruptive changes run now", "reason", w.req.Reason)
 			}
 		}
-		rep := a.run(ctx, trigger, nil, false)
+		only, skip := a.quietOnly(trigger, served)
+		var rep *reconciler.Report
+		if skip {
+			a.checked(now)
+		} else {
+			rep = a.run(ctx, trigger, only, false)
+		}
 		a.listeners, a.override = nil, ""
 		for _, w := range served {
 			a.finishRun(w, rep)
@@ -609,7 +617,15 @@ func (a *Agent) run(ctx context.Context, trigger string, only []reconciler.ID, n
 		return nil
 	}
 	a.repeats.clear("run")
-	if a.store != nil && !a.noRecord {
+	if len(rep.Only) == 0 && rep.Stopped == "" {
+		a.lastFull = time.Now()
+	}
+	a.mu.Lock()
+	// A fault in the state file is cleared by a recorded run: record.
+	stateOK := a.node.State == nil || a.node.State.Error == ""
+	wasQuiet := stateOK && a.node.Converged && a.node.AppliedRevision == rep.Revision && quiet(trigger, rep)
+	a.mu.Unlock()
+	if a.store != nil && !a.noRecord && !wasQuiet {
 		if _, err := a.store.RecordAs(rep, trigger, a.override); err != nil {
 			a.stateFault("record", err)
 		} else {
@@ -939,4 +955,67 @@ func joinIDList(ids []reconciler.ID) string {
 		s[i] = string(id)
 	}
 	return strings.Join(s, ", ")
+}
+
+// quietOnly says what a poll observes. A poll that brings no new commit and
+// serves no fsgit run, on a converged node whose file watch is running,
+// observes only the resources the watch does not cover (databases,
+// containers, packages, paths in unwatched directories): a change to a
+// watched file is corrected when it happens. Every watch.fullCheck, and
+// whenever the node is not converged, its state file is at fault or the
+// applied commit is not kept yet, a poll observes everything (only is nil). skip is set when there is nothing to observe at all.
+func (a *Agent) quietOnly(trigger string, served []*runWaiter) (only []reconciler.ID, skip bool) {
+	if trigger != "poll" || len(served) > 0 || a.watch == nil || a.prepared == nil || a.pinned != nil {
+		return nil, false
+	}
+	full := a.config().Watch.FullCheck.D()
+	if a.lastFull.IsZero() || full <= 0 || time.Since(a.lastFull) >= full {
+		return nil, false
+	}
+	a.mu.Lock()
+	converged := a.node.Converged
+	stateOK := a.node.State == nil || a.node.State.Error == ""
+	a.mu.Unlock()
+	// A full run also retries what afterRun keeps of the applied commit
+	// (its pin in the git cache, its catalog for rollback).
+	rev := a.prepared.Catalog.Revision
+	if !converged || !stateOK || a.store == nil || a.kept != rev || a.keptCatalog != rev {
+		return nil, false
+	}
+	ids, ok := a.watch.unwatched(a.prepared.Catalog)
+	if !ok {
+		return nil, false
+	}
+	return ids, len(ids) == 0
+}
+
+// quiet reports whether rep is a poll that found nothing to do: on a node
+// that was converged on the same revision, such a run is not recorded in
+// the state file (a quiet poll writes nothing). The status the agent
+// serves still says when it ran (LastRun), and the state keeps the last
+// run that did something.
+func quiet(trigger string, rep *reconciler.Report) bool {
+	if trigger != "poll" || rep.Stopped != "" || rep.Noop {
+		return false
+	}
+	for _, r := range rep.Results {
+		if r.Outcome != reconciler.Unchanged || r.Refreshed || r.Warning != "" || r.Corrective {
+			return false
+		}
+	}
+	return true
+}
+
+// checked records a poll that had nothing to observe (every resource is a
+// watched file): the status's last run says when the node was last looked
+// at, its counts are the last run's.
+func (a *Agent) checked(now time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.node.LastRun == nil {
+		return
+	}
+	last := *a.node.LastRun
+	last.Started, last.Duration, last.Trigger = now, 0, "poll"
+	a.node.LastRun = &last
 }

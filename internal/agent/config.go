@@ -126,6 +126,9 @@ type WatchConfig struct {
 	Enabled    bool     `json:"enabled"`
 	MaxWatches int      `json:"maxWatches"`
 	Debounce   Duration `json:"debounce"`
+	// FullCheck is how often a poll without a new commit observes every
+	// resource; the others observe only what the watch does not cover.
+	FullCheck Duration `json:"fullCheck"`
 }
 
 // DriftConfig limits drift corrections per resource.

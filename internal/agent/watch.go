@@ -32,10 +32,17 @@ type watcher struct {
 	log      *slog.Logger
 	debounce time.Duration
 
-	mu      sync.Mutex
-	max     int
-	byPath  map[string][]reconciler.ID // host path -> resources at it
-	dirs    map[string]bool            // watched directories
+	mu     sync.Mutex
+	max    int
+	byPath map[string][]reconciler.ID // host path -> resources at it
+	dirs   map[string]bool            // watched directories
+	// cat and root are what the last sync covered, want the directories
+	// it wanted (sorted) and dirOf the directory of each path resource:
+	// a sync of the same catalog only re-arms what is missing.
+	cat     *reconciler.Catalog
+	root    string
+	want    []string
+	dirOf   map[reconciler.ID]string
 	pending map[reconciler.ID]time.Time
 	timer   *time.Timer
 	limited bool // the bound was hit at the last sync (logged once)
@@ -82,43 +89,19 @@ func (w *watcher) setLimits(maxWatches int, debounce time.Duration) {
 // under root. It adds and removes directory watches by difference, and
 // re-arms directories that came back.
 func (w *watcher) sync(cat *reconciler.Catalog, root string) {
-	byPath := map[string][]reconciler.ID{}
-	if cat != nil {
-		env := &reconciler.Env{Root: root}
-		for _, r := range cat.Resources {
-			if !pathKinds[r.Kind()] {
-				continue
-			}
-			p, err := env.Path(r.Name())
-			if err != nil {
-				continue
-			}
-			byPath[p] = append(byPath[p], r.ID)
-		}
+	w.mu.Lock()
+	same := cat == w.cat && root == w.root && w.dirOf != nil
+	w.mu.Unlock()
+	if !same {
+		w.rebuild(cat, root)
 	}
-	// The directories to watch, shallowest first so that the bound keeps
-	// the ones most paths share.
-	want := map[string]bool{}
-	for p := range byPath {
-		want[filepath.Dir(p)] = true
-	}
-	dirs := make([]string, 0, len(want))
-	for d := range want {
-		dirs = append(dirs, d)
-	}
-	sort.Strings(dirs)
-
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.byPath = byPath
-	for d := range w.dirs {
-		if !want[d] {
-			_ = w.fs.Remove(d)
-			delete(w.dirs, d)
-		}
+	if same && len(w.dirs) == len(w.want) {
+		return // every directory wanted is watched: nothing to do
 	}
 	skipped := 0
-	for _, d := range dirs {
+	for _, d := range w.want {
 		if w.dirs[d] {
 			continue
 		}
@@ -140,6 +123,70 @@ func (w *watcher) sync(cat *reconciler.Catalog, root string) {
 		w.log.Warn("watch limit reached: drift in the other directories is corrected by polls", "max", w.max, "unwatched", skipped)
 	}
 	w.limited = skipped > 0
+}
+
+// rebuild maps the path resources of cat under root to the directories to
+// watch, and drops the watches no longer wanted.
+func (w *watcher) rebuild(cat *reconciler.Catalog, root string) {
+	byPath := map[string][]reconciler.ID{}
+	dirOf := map[reconciler.ID]string{}
+	if cat != nil {
+		// One filesystem for every path's check, not one per path.
+		env := &reconciler.Env{Root: root, Cache: reconciler.NewCache()}
+		for _, r := range cat.Resources {
+			if !pathKinds[r.Kind()] {
+				continue
+			}
+			p, err := env.Path(r.Name())
+			if err != nil {
+				continue
+			}
+			byPath[p] = append(byPath[p], r.ID)
+			dirOf[r.ID] = filepath.Dir(p)
+		}
+		if err := env.Cache.Close(); err != nil {
+			w.log.Warn("watch: close the root", "err", err)
+		}
+	}
+	// The directories to watch, shallowest first so that the bound keeps
+	// the ones most paths share.
+	want := map[string]bool{}
+	for p := range byPath {
+		want[filepath.Dir(p)] = true
+	}
+	dirs := make([]string, 0, len(want))
+	for d := range want {
+		dirs = append(dirs, d)
+	}
+	sort.Strings(dirs)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.byPath, w.dirOf, w.want, w.cat, w.root = byPath, dirOf, dirs, cat, root
+	for d := range w.dirs {
+		if !want[d] {
+			_ = w.fs.Remove(d)
+			delete(w.dirs, d)
+		}
+	}
+}
+
+// unwatched returns the resources of cat that the watch does not cover:
+// those that are not paths, and paths whose directory is not watched (past
+// the bound, not there yet, or gone). ok is false when cat is not the
+// catalog last synced.
+func (w *watcher) unwatched(cat *reconciler.Catalog) (ids []reconciler.ID, ok bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if cat != w.cat || w.dirOf == nil {
+		return nil, false
+	}
+	for _, r := range cat.Resources {
+		if d, ok := w.dirOf[r.ID]; ok && w.dirs[d] {
+			continue
+		}
+		ids = append(ids, r.ID)
+	}
+	return ids, true
 }
 
 // count returns how many directories are watched.

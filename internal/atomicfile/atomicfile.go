@@ -65,17 +65,32 @@ func Replace(d Dirs, name string, o Options, write func(w io.Writer) error) erro
 // write produces. When write returns an error (a digest that does not
 // match, say) the temporary file is removed and base is untouched. A
 // symlink at base is replaced, not followed.
-func ReplaceIn(dir *os.Root, base string, o Options, write func(w io.Writer) error) (err error) {
-	if err := checkBase(base); err != nil {
+func ReplaceIn(dir *os.Root, base string, o Options, write func(w io.Writer) error) error {
+	tmp, err := writeTemp(dir, base, o, write, true)
+	if err != nil {
 		return err
+	}
+	if err := dir.Rename(tmp, base); err != nil {
+		_ = dir.Remove(tmp)
+		return fmt.Errorf("rename into place: %w", err)
+	}
+	return SyncDir(dir)
+}
+
+// writeTemp writes what write produces to base's temporary file in dir,
+// gives it its owner and mode, fsyncs it when sync is set, closes it and
+// returns its name. On error the temporary file is removed.
+func writeTemp(dir *os.Root, base string, o Options, write func(w io.Writer) error, sync bool) (_ string, err error) {
+	if err := checkBase(base); err != nil {
+		return "", err
 	}
 	tmp := TempName(base)
 	if err := dir.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove stale temporary file: %w", err)
+		return "", fmt.Errorf("remove stale temporary file: %w", err)
 	}
 	f, err := dir.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
 	if err != nil {
-		return fmt.Errorf("create temporary file: %w", err)
+		return "", fmt.Errorf("create temporary file: %w", err)
 	}
 	defer func() {
 		if err != nil {
@@ -84,26 +99,25 @@ func ReplaceIn(dir *os.Root, base string, o Options, write func(w io.Writer) err
 		}
 	}()
 	if err = write(f); err != nil {
-		return err
+		return "", err
 	}
 	if o.UID >= 0 || o.GID >= 0 {
 		if err = f.Chown(o.UID, o.GID); err != nil {
-			return fmt.Errorf("chown temporary file: %w", err)
+			return "", fmt.Errorf("chown temporary file: %w", err)
 		}
 	}
 	if err = fchmod(f, o.Mode); err != nil {
-		return fmt.Errorf("chmod temporary file: %w", err)
+		return "", fmt.Errorf("chmod temporary file: %w", err)
 	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("fsync temporary file: %w", err)
+	if sync {
+		if err = f.Sync(); err != nil {
+			return "", fmt.Errorf("fsync temporary file: %w", err)
+		}
 	}
 	if err = f.Close(); err != nil {
-		return fmt.Errorf("close temporary file: %w", err)
+		return "", fmt.Errorf("close temporary file: %w", err)
 	}
-	if err = dir.Rename(tmp, base); err != nil {
-		return fmt.Errorf("rename into place: %w", err)
-	}
-	return SyncDir(dir)
+	return tmp, nil
 }
 
 // WriteFile replaces the file name (through d) with data; see [Replace].

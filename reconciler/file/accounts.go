@@ -48,7 +48,7 @@ func accountsFor(env *reconciler.Env) (*accounts, error) {
 		}
 		return a.(*accounts), nil
 	}
-	v, err := env.Cache.Once("file.accounts\x00"+env.Root, load)
+	v, err := env.Cache.Stable("file.accounts\x00"+env.Root, load)
 	if err != nil {
 		return nil, err
 	}

@@ -31,6 +31,9 @@ func TestMain(m *testing.M) {
 	if path := os.Getenv(childPathEnv); path != "" {
 		os.Exit(childApply(os.Getenv(childRootEnv), path, os.Getenv(childVersionEnv)))
 	}
+	if os.Getenv(childBatchEnv) != "" {
+		os.Exit(childBatchRun(os.Getenv(childRootEnv), os.Getenv(childVersionEnv)))
+	}
 	os.Exit(m.Run())
 }
 

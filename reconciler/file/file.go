@@ -224,7 +224,7 @@ func (k *File) plan(ctx context.Context, env *reconciler.Env, r *reconciler.Reso
 			}
 			fi = nil
 		}
-		return replaceFile(fsys, path, perms.Merge(fi), func(w io.Writer) error {
+		return replaceFile(env, path, perms.Merge(fi), func(w io.Writer) error {
 			if _, err := w.Write(data); err != nil {
 				return fmt.Errorf("write content: %w", err)
 			}

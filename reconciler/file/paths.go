@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"path/filepath"
 
-	"github.com/fsgit/fsgit/internal/atomicfile"
 	"github.com/fsgit/fsgit/internal/rootfs"
 	"github.com/fsgit/fsgit/reconciler"
 )
@@ -63,11 +62,11 @@ func MkdirParents(fsys *rootfs.FS, name string) error {
 }
 
 // replaceFile replaces the file name with what write produces, atomically
-// (see [atomicfile.Replace]), with p's ownership and mode (0644 when p
-// manages none). A symlink at name is replaced, not followed. The
-// directory must exist.
-func replaceFile(fsys *rootfs.FS, name string, p Perms, write func(w io.Writer) error) error {
-	return atomicfile.Replace(fsys, name, p.Options(), write)
+// and durably (see [reconciler.Env.ReplaceFile]), with p's ownership and
+// mode (0644 when p manages none). A symlink at name is replaced, not
+// followed. The directory must exist.
+func replaceFile(env *reconciler.Env, name string, p Perms, write func(w io.Writer) error) error {
+	return env.ReplaceFile(name, p.Options(), write)
 }
 
 // lstat returns name's lstat, or nil when nothing is there.

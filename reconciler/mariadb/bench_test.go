@@ -11,7 +11,7 @@ import (
 // benchCatalog converges users accounts with 4 grants each (on 4
 // databases, one of them ALL PRIVILEGES) and returns the harness and the
 // catalog, with the pools open.
-func benchCatalog(b *testing.B, users int) (*harness, []reconciler.Resource) {
+func benchCatalog(b testing.TB, users int) (*harness, []reconciler.Resource) {
 	b.Helper()
 	h := newHarness(b, srv)
 	var cat []reconciler.Resource
@@ -36,14 +36,14 @@ func benchCatalog(b *testing.B, users int) (*harness, []reconciler.Resource) {
 
 // BenchmarkNoopRun_50Users4Grants times a quiet run through the real
 // engine, against the real server, over 50 users with 4 grants each (and
-// 10, to show what grows), and reports what it sends: queries/run (the
+// 1,000 and 10, to show what grows), and reports what it sends: queries/run (the
 // server's Questions counter, all connections) and connections/run (new
 // connections). Neither may grow with the number of users, and no
 // statement that writes may run.
 //
 // Run: go test ./reconciler/mariadb -run '^$' -bench NoopRun -benchtime 100x
 func BenchmarkNoopRun_50Users4Grants(b *testing.B) {
-	for _, users := range []int{50, 10} {
+	for _, users := range []int{1000, 50, 10} {
 		b.Run(fmt.Sprintf("users=%d", users), func(b *testing.B) {
 			h, cat := benchCatalog(b, users)
 			root := srv.RootDB(b)
@@ -86,4 +86,27 @@ func BenchmarkNoopPlans_50Users4Grants(b *testing.B) {
 			}
 		}
 	}
+}
+
+// TestNoopRun_QueriesConstantInUsers: a quiet run over 40 users with 4
+// grants each sends as many queries as one over 4 users: observation is
+// batched per run, never per resource.
+func TestNoopRun_QueriesConstantInUsers(t *testing.T) {
+	root := srv.RootDB(t)
+	queries := map[int]int64{}
+	for _, users := range []int{4, 40} {
+		h, cat := benchCatalog(t, users)
+		s0 := mariadbtest.Status(t, root)
+		s1 := mariadbtest.Status(t, root)
+		rep := h.run(cat...)
+		s2 := mariadbtest.Status(t, root)
+		if n := rep.Count(reconciler.Unchanged); n != len(cat) {
+			t.Fatalf("%d users: %d of %d unchanged:\n%s", users, n, len(cat), outcomes(rep))
+		}
+		queries[users] = mariadbtest.Delta(s1, s2, "Questions") - mariadbtest.Delta(s0, s1, "Questions")
+	}
+	if queries[4] != queries[40] {
+		t.Fatalf("queries per quiet run: %d with 4 users, %d with 40: observation grows with the catalog", queries[4], queries[40])
+	}
+	t.Logf("%d queries per quiet run", queries[40])
 }
