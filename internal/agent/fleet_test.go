@@ -10,8 +10,11 @@ import (
 )
 
 // TestAgent_FiftyAgents runs 50 agents, each with its own state, cache,
-// socket and root, against one repository: they converge at the same
-// moment after each push, and every one's status lands on the branch.
+// socket and root, against one repository, publishing their status as a
+// fleet does (layout "refs": a ref per node in a status repository of its
+// own): they converge at the same moment after each push, and every one's
+// status lands. Contention on one status branch is tested in
+// internal/status (TestPublisher_FiftyAtOnce).
 func TestAgent_FiftyAgents(t *testing.T) {
 	if testing.Short() {
 		t.Skip("50 agents: skipped in -short")
@@ -30,16 +33,18 @@ func TestAgent_FiftyAgents(t *testing.T) {
 		names[i] = fmt.Sprintf("node%02d", i)
 	}
 	c1 := s.push("v1", catalogs("v1"))
+	s.srv.NewRepo("status.git")
+	statusURL := s.srv.URL("status.git")
 	nodes := make([]*node, count)
 	for i, name := range names {
-		nodes[i] = newNode(t, name, s.url, "2s", "")
+		nodes[i] = newNode(t, name, s.url, "2s", fmt.Sprintf("status: {url: %q, layout: \"refs\"}", statusURL))
 	}
 	for _, n := range nodes {
 		n.start()
 	}
 	allLanded := func(rev string) func() bool {
 		return func() bool {
-			docs, _, err := status.ReadFleet(context.Background(), s.url, "", nil)
+			docs, _, err := status.ReadFleet(context.Background(), statusURL, "", nil)
 			if err != nil || len(docs) != count {
 				return false
 			}
@@ -52,12 +57,12 @@ func TestAgent_FiftyAgents(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	waitEvery(t, "50 agents converged on c1 on the status branch", time.Second, allLanded(c1))
+	waitEvery(t, "50 agents converged on c1 in their status refs", time.Second, allLanded(c1))
 	t.Logf("c1: all %d statuses landed %v after the agents started", count, time.Since(start))
 
 	c2 := s.push("v2", catalogs("v2"))
 	start = time.Now()
-	waitEvery(t, "50 agents converged on c2 on the status branch", time.Second, allLanded(c2))
+	waitEvery(t, "50 agents converged on c2 in their status refs", time.Second, allLanded(c2))
 	t.Logf("c2: all %d statuses landed %v after the push", count, time.Since(start))
 	for _, n := range nodes {
 		if got, want := n.read("/etc/node.conf"), n.name+" v2\n"; got != want {

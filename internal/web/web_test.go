@@ -34,10 +34,40 @@ func publish(t testing.TB, url string, docs ...*status.Node) {
 	t.Helper()
 	p := &status.Publisher{URL: url, BaseDelay: 10 * time.Millisecond, MaxDelay: 100 * time.Millisecond}
 	for _, n := range docs {
+		if n.Node == hostileName {
+			plant(t, url, n)
+			continue
+		}
 		if err := p.Publish(context.Background(), n); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+// plant writes n onto the status branch with the git CLI, as a compromised
+// node that does not go through status.Publisher (which refuses a name
+// like hostileName) would: the server must show whatever the branch holds
+// safely.
+func plant(t testing.TB, url string, n *status.Node) {
+	t.Helper()
+	w := gittest.NewWork(t, url)
+	if w.Git("ls-remote", "origin", status.DefaultBranch) != "" {
+		w.Git("fetch", "--quiet", "origin", status.DefaultBranch)
+		w.Git("checkout", "--quiet", "-B", "main", "FETCH_HEAD")
+	}
+	b, err := n.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(w.Dir, "nodes"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(w.Dir, "nodes", n.Node+".json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.Git("add", "-A")
+	w.Git("commit", "--quiet", "-m", "status of a hostile node")
+	w.Git("push", "--quiet", "origin", "HEAD:refs/heads/"+status.DefaultBranch)
 }
 
 const (
