@@ -722,3 +722,45 @@ func TestRun_EnginePanicFailsTheResource(t *testing.T) {
 		t.Fatalf("outcomes %v", got)
 	}
 }
+
+// failKind fails the way kinds wrap their errors: with its resource's ID.
+type failKind struct{}
+
+func (failKind) Kind() string             { return "tfail" }
+func (failKind) Validate(*Resource) error { return nil }
+func (failKind) Plan(_ context.Context, _ *Env, r *Resource) (*Plan, error) {
+	return nil, fmt.Errorf("plan %s: check guards of %s: %w", r.ID, r.ID, errors.New("disk full"))
+}
+
+// TestEngine_ErrorsDoNotRepeatTheID: the report prints a failed
+// resource's ID next to its error, so the error does not say it again.
+func TestEngine_ErrorsDoNotRepeatTheID(t *testing.T) {
+	h := newHarness(t, failKind{})
+	rep := mustRun(t, h.engine(Config{}), catalog(res("tfail:x", nil)), RunOptions{Root: h.root})
+	r := result(t, rep, "tfail:x")
+	if r.Outcome != Failed || r.Error != "plan: check guards: disk full" {
+		t.Fatalf("result %+v, want failed with %q", r, "plan: check guards: disk full")
+	}
+	var b strings.Builder
+	if err := rep.WriteText(&b, TextOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(b.String(), "tfail:x"); n != 1 {
+		t.Fatalf("the text report names tfail:x %d times, want once:\n%s", n, b.String())
+	}
+}
+
+func TestWithoutID(t *testing.T) {
+	for _, c := range []struct{ msg, want string }{
+		{"plan file:/etc/x: permission denied", "plan: permission denied"},
+		{"apply: apply file:/etc/x: no space", "apply: no space"},
+		{"file:/etc/x: broken", "broken"},
+		{"requires file:/etc/x.d which failed", "requires file:/etc/x.d which failed"},
+		{"plan file:/etc/xy: other", "plan file:/etc/xy: other"},
+		{"", ""},
+	} {
+		if got := withoutID("file:/etc/x", c.msg); got != c.want {
+			t.Errorf("withoutID(%q) = %q, want %q", c.msg, got, c.want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"strings"
 	"time"
 
 	"github.com/fsgit/fsgit/internal/jsondoc"
@@ -111,4 +112,26 @@ func (r *Report) ExitCode() int {
 		}
 	}
 	return code
+}
+
+// withoutID returns msg without the mentions of id that kinds put in their
+// errors ("plan file:/etc/x: ...", "check guards of exec:y: ..."), and
+// without the step name that wrapping then repeats ("apply: apply: ..."
+// becomes "apply: ..."). It keeps id where it is part of a sentence.
+func withoutID(id ID, msg string) string {
+	s := string(id)
+	if s == "" || !strings.Contains(msg, s) {
+		return msg
+	}
+	msg = strings.TrimPrefix(msg, s+": ")
+	msg = strings.ReplaceAll(msg, " of "+s+": ", ": ")
+	msg = strings.ReplaceAll(msg, " "+s+": ", ": ")
+	parts := strings.Split(msg, ": ")
+	out := parts[:1]
+	for _, p := range parts[1:] {
+		if p != out[len(out)-1] {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, ": ")
 }

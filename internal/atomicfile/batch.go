@@ -27,9 +27,15 @@ import (
 //
 // Writes are staged on behalf of an owner (a resource's ID), so that
 // Commit can say whose replacements failed. A Batch is safe for
-// concurrent use; Commit must not run at the same time as Replace.
+// concurrent use: Commit waits for the Replace calls in progress, and a
+// Replace that starts during a Commit stages for the next one.
 type Batch struct {
-	mu sync.Mutex
+	// gate is held shared by each Replace, from opening its directory to
+	// staging its entry, and exclusively by Commit, which closes the
+	// directories: a Replace never stages through a directory that a
+	// Commit running at the same time has closed.
+	gate sync.RWMutex
+	mu   sync.Mutex
 	// dirs are the directories open for staged entries, by name; each is
 	// opened once however many entries it holds.
 	dirs    map[string]*os.Root
@@ -61,6 +67,8 @@ func NewBatch() *Batch {
 // untouched until [Batch.Commit]. Its directory must exist. When write
 // fails nothing is staged.
 func (b *Batch) Replace(owner string, d Dirs, name string, o Options, write func(w io.Writer) error) error {
+	b.gate.RLock()
+	defer b.gate.RUnlock()
 	dirName := filepath.Dir(name)
 	dir, err := b.openDir(d, dirName)
 	if err != nil {
@@ -123,6 +131,8 @@ func (b *Batch) Len() int {
 // target left as it was. The batch is empty afterwards, its directories
 // closed, and can stage again.
 func (b *Batch) Commit() map[string]error {
+	b.gate.Lock()
+	defer b.gate.Unlock()
 	b.mu.Lock()
 	pending, dirs := b.pending, b.dirs
 	b.pending, b.dirs, b.byTemp, b.owners = nil, map[string]*os.Root{}, map[string]*staged{}, map[string]int{}

@@ -2,9 +2,11 @@ package atomicfile
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 )
 
@@ -100,5 +102,60 @@ func TestBatch_CommitReportsOwner(t *testing.T) {
 	}
 	if got := read(t, filepath.Join(dir, "b")); got != "b" {
 		t.Fatalf("b holds %q", got)
+	}
+}
+
+// TestBatch_CommitDuringReplace commits over and over while other
+// goroutines stage files in the same directories (as the engine commits
+// while resources are still in hand): no staged file may go through a
+// directory a commit has closed, and every file ends with its content.
+func TestBatch_CommitDuringReplace(t *testing.T) {
+	dirs := []string{t.TempDir(), t.TempDir()}
+	b := NewBatch()
+	const writers, each = 6, 60
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	errc := make(chan error, writers*each+1)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				name := filepath.Join(dirs[i%2], fmt.Sprintf("w%d-%03d", w, i))
+				if err := b.Replace(name, hostDirs{}, name, Options{UID: -1, GID: -1, Mode: 0o644}, func(wr io.Writer) error {
+					_, err := io.WriteString(wr, filepath.Base(name))
+					return err
+				}); err != nil {
+					errc <- err
+				}
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(done) }()
+	commit := func() {
+		for owner, err := range b.Commit() {
+			errc <- fmt.Errorf("%s: %w", owner, err)
+		}
+	}
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+			commit()
+		}
+	}
+	commit()
+	close(errc)
+	for err := range errc {
+		t.Error(err)
+	}
+	for w := range writers {
+		for i := range each {
+			name := filepath.Join(dirs[i%2], fmt.Sprintf("w%d-%03d", w, i))
+			if got := read(t, name); got != filepath.Base(name) {
+				t.Fatalf("%s holds %q", name, got)
+			}
+		}
 	}
 }
