@@ -85,7 +85,7 @@ func RunFleet(ctx context.Context, f Fleet) (*FleetResult, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	root := filepath.Join(f.Dir, "srv")
-	srv, err := StartServer(ctx, root)
+	srv, err := startServer(ctx, root)
 	if err != nil {
 		return nil, err
 	}
@@ -172,17 +172,17 @@ watch: enabled: false
 	// Idle: a whole poll cycle first, so that the first commit's
 	// fetches are over, then the window.
 	sleep(ctx, f.Interval+f.Jitter)
-	srv.Reset()
+	srv.ResetStats()
 	idleStart := time.Now()
 	sleep(ctx, f.Idle)
-	c := srv.Counts()
+	c := srv.Stats()
 	res.IdleRequestsPerSecond = float64(c.Requests) / time.Since(idleStart).Seconds()
 	if c.Requests > 0 {
-		res.IdleBytesPerRequest = float64(c.Bytes) / float64(c.Requests)
+		res.IdleBytesPerRequest = float64(c.BytesSent) / float64(c.Requests)
 	}
 	f.Log.Info("idle measured", "requests/s", res.IdleRequestsPerSecond)
 
-	srv.Reset()
+	srv.ResetStats()
 	c2, err := site.commit(names, "v2")
 	if err != nil {
 		return nil, err
@@ -198,9 +198,9 @@ watch: enabled: false
 	if err != nil {
 		res.Note = err.Error()
 	}
-	c = srv.Counts()
-	res.PushesPerNode = float64(c.Pushes) / float64(f.Nodes)
-	res.ServerBytes = c.Bytes
+	c = srv.Stats()
+	res.PushesPerNode = float64(c.ReceivePacks) / float64(f.Nodes)
+	res.ServerBytes = c.BytesSent
 	readStart := time.Now()
 	docs, _, err := status.ReadFleet(ctx, statusURL, "", nil)
 	res.FleetRead = time.Since(readStart)

@@ -11,6 +11,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/fsgit/fsgit/internal/githttp"
 )
 
 // Mirrors configures the topology beyond one repository, idle: Pollers
@@ -56,7 +58,7 @@ func RunMirrors(ctx context.Context, m Mirrors) ([]MirrorLoad, error) {
 	if _, err := site.commit([]string{"node0000", "node0001", "node0002"}, "v1"); err != nil {
 		return nil, err
 	}
-	servers := make([]*Server, m.Mirrors)
+	servers := make([]*githttp.Server, m.Mirrors)
 	for i := range servers {
 		root := filepath.Join(m.Dir, fmt.Sprintf("mirror%d", i))
 		// A mirror is a plain copy kept in sync by pushes (or the
@@ -64,7 +66,7 @@ func RunMirrors(ctx context.Context, m Mirrors) ([]MirrorLoad, error) {
 		if _, err := git("", "clone", "--quiet", "--mirror", primary, filepath.Join(root, "site.git")); err != nil {
 			return nil, err
 		}
-		s, err := StartServer(ctx, root)
+		s, err := startServer(ctx, root)
 		if err != nil {
 			return nil, err
 		}
@@ -111,7 +113,7 @@ func RunMirrors(ctx context.Context, m Mirrors) ([]MirrorLoad, error) {
 	}
 	sleep(ctx, m.Interval+m.Jitter)
 	for _, s := range servers {
-		s.Reset()
+		s.ResetStats()
 	}
 	close(measuring)
 	start := time.Now()
@@ -119,10 +121,10 @@ func RunMirrors(ctx context.Context, m Mirrors) ([]MirrorLoad, error) {
 	elapsed := time.Since(start).Seconds()
 	out := make([]MirrorLoad, m.Mirrors)
 	for i, s := range servers {
-		c := s.Counts()
+		c := s.Stats()
 		out[i].RequestsPerSecond = float64(c.Requests) / elapsed
 		if c.Requests > 0 {
-			out[i].BytesPerRequest = float64(c.Bytes) / float64(c.Requests)
+			out[i].BytesPerRequest = float64(c.BytesSent) / float64(c.Requests)
 		}
 	}
 	cancel()

@@ -13,106 +13,26 @@ package fleetsim
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"net/http/cgi"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync/atomic"
-	"time"
+
+	"github.com/fsgit/fsgit/internal/githttp"
 )
 
-// Server serves the bare repositories under Root with git http-backend on
-// a loopback port, and counts what it serves.
-type Server struct {
-	// Root holds the bare repositories.
-	Root string
-
-	addr string
-	srv  *http.Server
-
-	requests, pushes, bytes atomic.Int64
-}
-
-// Counts are what a server served since it started or was last reset.
-type Counts struct {
-	// Requests is every HTTP request; Pushes the POSTs to
-	// git-receive-pack; Bytes the response bytes.
-	Requests, Pushes, Bytes int64
-}
-
-// StartServer serves root on 127.0.0.1 until ctx ends.
-func StartServer(ctx context.Context, root string) (*Server, error) {
-	out, err := exec.Command("git", "--exec-path").Output()
-	if err != nil {
-		return nil, fmt.Errorf("start git server: find git's exec path: %w", err)
-	}
-	backend := filepath.Join(strings.TrimSpace(string(out)), "git-http-backend")
-	if _, err := os.Stat(backend); err != nil {
-		return nil, fmt.Errorf("start git server: %w", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// startServer serves root on 127.0.0.1 (internal/githttp, which counts
+// requests, pushes and bytes) until ctx ends.
+func startServer(ctx context.Context, root string) (*githttp.Server, error) {
+	s, err := githttp.New(root, nil)
 	if err != nil {
 		return nil, fmt.Errorf("start git server: %w", err)
 	}
-	s := &Server{Root: root, addr: ln.Addr().String()}
-	h := &cgi.Handler{Path: backend, Root: "/", Env: []string{
-		"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_NOSYSTEM=1", "HOME=" + root,
-	}, Stderr: io.Discard}
-	s.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.requests.Add(1)
-		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/git-receive-pack") {
-			s.pushes.Add(1)
-		}
-		h.ServeHTTP(&counting{ResponseWriter: w, n: &s.bytes}, r)
-	}), ReadHeaderTimeout: time.Minute}
-	go func() {
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			_ = err // the simulation sees the failures as its agents' errors
-		}
-	}()
 	go func() {
 		<-ctx.Done()
-		_ = s.srv.Close()
+		s.Stop()
 	}()
 	return s, nil
-}
-
-// URL is the HTTP URL of the repository name under Root.
-func (s *Server) URL(name string) string { return "http://" + s.addr + "/" + name }
-
-// Counts returns the counters.
-func (s *Server) Counts() Counts {
-	return Counts{Requests: s.requests.Load(), Pushes: s.pushes.Load(), Bytes: s.bytes.Load()}
-}
-
-// Reset sets the counters to zero.
-func (s *Server) Reset() {
-	s.requests.Store(0)
-	s.pushes.Store(0)
-	s.bytes.Store(0)
-}
-
-type counting struct {
-	http.ResponseWriter
-	n *atomic.Int64
-}
-
-func (w *counting) Write(p []byte) (int, error) {
-	n, err := w.ResponseWriter.Write(p)
-	w.n.Add(int64(n))
-	return n, err
-}
-
-func (w *counting) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
 }
 
 // git runs git in dir and returns its trimmed output.
