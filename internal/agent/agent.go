@@ -982,6 +982,16 @@ func (a *Agent) quietOnly(trigger string, served []*runWaiter) (only []reconcile
 	if !converged || !stateOK || a.store == nil || a.kept != rev || a.keptCatalog != rev {
 		return nil, false
 	}
+	// The state file changed behind the agent's back (a failing disk, a
+	// hand edit, a restore): it is read through again, a damaged one
+	// replaced (a recovery, in the status), and the poll observes
+	// everything.
+	if changed, err := a.store.Recheck(); changed || err != nil {
+		if err != nil {
+			a.log.Warn("state file changed behind the agent and cannot be read", "path", a.store.Path(), "err", err)
+		}
+		return nil, false
+	}
 	ids, ok := a.watch.unwatched(a.prepared.Catalog)
 	if !ok {
 		return nil, false

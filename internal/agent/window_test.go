@@ -75,12 +75,13 @@ func TestWindow_waitsOpensOverride(t *testing.T) {
 		t.Fatalf("history: %+v, %v; want the reason recorded", runs, err)
 	}
 
-	// b back, then removed again, with a window opening in 2s.
+	// b back, then removed again, with a window opening in 10s (time for
+	// the run before it on a slow machine).
 	s.push("v3", map[string]string{"n1": catalogJSON(t, fileRes("/etc/a", "a2\n"), fileRes("/etc/b", "b3\n"))})
 	if _, err := cl.Run(ctx, RunRequest{}, nil); err != nil || n.read("/etc/b") != "b3\n" {
 		t.Fatalf("v3: b %q, %v", n.read("/etc/b"), err)
 	}
-	s.push("v4", map[string]string{"n1": windowCatalog(t, windowFrom(2*time.Second), fileRes("/etc/a", "a2\n"), absentRes("/etc/b"))})
+	s.push("v4", map[string]string{"n1": windowCatalog(t, windowFrom(10*time.Second), fileRes("/etc/a", "a2\n"), absentRes("/etc/b"))})
 	if _, err := cl.Run(ctx, RunRequest{}, nil); err != nil || n.read("/etc/b") != "b3\n" {
 		t.Fatalf("v4 before its window: b %q, %v", n.read("/etc/b"), err)
 	}

@@ -433,3 +433,60 @@ func TestOpen_RemovesStaleHalfBuiltFiles(t *testing.T) {
 		t.Errorf("recent half-built file removed: %v", err)
 	}
 }
+
+// TestRecheck: the store's own writes are not changes from outside; a
+// file damaged under an open store is, and Recheck reads it through,
+// finds the damage and recovers, without any other access.
+func TestRecheck(t *testing.T) {
+	path := realState(t, t.TempDir())
+	var seen []Recovery
+	s, err := Open(path, Options{OnRecover: func(r Recovery) { seen = append(seen, r) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Record(realReport("rev", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := s.Recheck(); changed || err != nil {
+		t.Fatalf("after the store's own write: changed %v, %v", changed, err)
+	}
+	// A write through another descriptor that leaves the file valid:
+	// changed, read through, no recovery.
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := s.Recheck(); !changed || err != nil || len(seen) != 0 {
+		t.Fatalf("after a chmod: changed %v, %v, recoveries %+v", changed, err, seen)
+	}
+	if changed, _ := s.Recheck(); changed {
+		t.Fatal("checked once, still changed")
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(bytes.Repeat([]byte{0xA5}, int(fi.Size())-8192), 8192); err != nil {
+		t.Fatal(err)
+	}
+	_ = f.Close()
+	if !s.ChangedOutside() {
+		t.Fatal("a damaged file is not seen as changed")
+	}
+	if changed, err := s.Recheck(); !changed || err != nil {
+		t.Fatalf("recheck of a damaged file: changed %v, %v", changed, err)
+	}
+	if len(seen) != 1 || seen[0].Restored != 40 {
+		t.Fatalf("recoveries %+v, want one restoring 40 resources", seen)
+	}
+	if s.ChangedOutside() {
+		t.Fatal("the replaced file is seen as changed from outside")
+	}
+	if m, err := s.Memory(); err != nil || len(m.Inventory) != 40 {
+		t.Fatalf("memory after the recovery: %v", err)
+	}
+}

@@ -160,6 +160,11 @@ type Store struct {
 	// copyMu guards copyKey, the inventory copy last written or read.
 	copyMu  sync.Mutex
 	copyKey []byte
+
+	// stampMu guards stamp, the state file's metadata after this store
+	// last opened, wrote or replaced it (see ChangedOutside).
+	stampMu sync.Mutex
+	stamp   stamp
 }
 
 // Open opens the state file at path, creating it (and its directory, mode
@@ -203,6 +208,7 @@ func Open(path string, opts Options) (*Store, error) {
 			s.closeDB(db)
 			return nil, err
 		}
+		s.remember()
 		return s, nil
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
@@ -239,6 +245,7 @@ func Open(path string, opts Options) (*Store, error) {
 		s.db = nil
 	}
 	s.loadCopyKey()
+	s.remember()
 	s.recoveries = recovered
 	for _, r := range recovered {
 		if s.onRecover != nil {
@@ -522,6 +529,9 @@ func (s *Store) access(op string, write bool, fn func(*bolt.Tx) error) error {
 		})
 		s.mu.RUnlock()
 		err = asCorrupt(s.path, op, err)
+		if write && err == nil {
+			s.remember()
+		}
 		if !IsCorrupt(err) || s.readOnly || attempt > 0 {
 			return err
 		}
@@ -569,6 +579,7 @@ func (s *Store) recoverFrom(db *bolt.DB, cause error) error {
 	s.copyMu.Lock()
 	s.copyKey = nil
 	s.copyMu.Unlock()
+	s.remember()
 	if rec != nil && s.onRecover != nil {
 		s.onRecover(*rec)
 	}
