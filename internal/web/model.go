@@ -44,17 +44,21 @@ func stateOf(n *status.Node) string {
 	return StateConverged
 }
 
-// Snapshot is what one read of the status branch found.
+// Snapshot is what one read of the status repository found.
 type Snapshot struct {
-	// Tip is the branch's commit; Read when it was read.
+	// Tip is the status branch's commit (empty when there is no branch);
+	// Refs the fingerprint of the status refs read (status.Refs); Read
+	// when they were read.
 	Tip  string
+	Refs string
 	Read time.Time
-	// Nodes are the documents at the tip, sorted by node name.
+	// Nodes are the nodes' current documents, sorted by node name: from
+	// each node's ref, or from the branch's tip for a node without one.
 	Nodes []status.Node
 	// History holds each node's documents in the commits read, oldest
 	// first.
 	History map[string][]Point
-	// Commits is how many commits of the branch were read for history.
+	// Commits is how many commits were read for the histories.
 	Commits int
 	// Unreadable says which documents could not be read, if any.
 	Unreadable string
@@ -69,10 +73,10 @@ func (s *Snapshot) node(name string) *status.Node {
 	return nil
 }
 
-// Point is one version of a node's document on the status branch: one
-// commit that changed it.
+// Point is one version of a node's document: one commit, on the status
+// branch or the node's ref, that published it.
 type Point struct {
-	// Commit is the status branch's commit; At the document's Updated
+	// Commit is the commit; At the document's Updated
 	// time (the commit's time if the document has none).
 	Commit string    `json:"commit"`
 	At     time.Time `json:"at,omitzero"`
