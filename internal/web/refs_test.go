@@ -1,0 +1,139 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fsgit/fsgit/internal/gittest"
+	"github.com/fsgit/fsgit/internal/status"
+)
+
+// publishLayout publishes docs in layout, as agents configured so do.
+func publishLayout(t testing.TB, url, layout string, docs ...*status.Node) {
+	t.Helper()
+	p := &status.Publisher{URL: url, Layout: layout, BaseDelay: 10 * time.Millisecond, MaxDelay: 100 * time.Millisecond}
+	for _, n := range docs {
+		if err := p.Publish(context.Background(), n); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// fleetRevisions lists the fleet page's rows as node=appliedRevision.
+func fleetRevisions(f *Fleet) string {
+	var out []string
+	for _, r := range f.Rows {
+		out = append(out, r.Node+"="+r.AppliedRevision)
+	}
+	return strings.Join(out, " ")
+}
+
+// historyRevisions lists a node page's history, oldest first.
+func historyRevisions(np *NodePage) string {
+	var out []string
+	for _, p := range np.History {
+		out = append(out, p.AppliedRevision)
+	}
+	return strings.Join(out, ",")
+}
+
+// TestServe_refsLayout serves a fleet whose nodes publish to refs of their
+// own: every node is shown, with its history from its ref; an idle poll
+// lists the refs and fetches nothing; a push to one node's ref alone is
+// read at the next poll.
+func TestServe_refsLayout(t *testing.T) {
+	gs := gittest.NewServer(t)
+	gs.NewRepo("status.git")
+	url := gs.URL("status.git")
+	now := time.Now().UTC().Truncate(time.Second)
+	for _, rev := range []string{rev1, rev2} {
+		for _, node := range []string{"db-1", "db-2", "vector-1"} {
+			publishLayout(t, url, status.LayoutRefs, &status.Node{Node: node, Role: "online", AppliedRevision: rev,
+				DesiredRevision: rev2, Converged: rev == rev2, Source: status.Source{Reachable: true}, Updated: now})
+		}
+	}
+	srv, hs := newTestServer(t, url, Options{})
+	var f Fleet
+	getJSON(t, hs.URL+"/?format=json", &f)
+	if want := "db-1=" + rev2 + " db-2=" + rev2 + " vector-1=" + rev2; fleetRevisions(&f) != want || f.Total != 3 || f.Branch.PollError != "" {
+		t.Fatalf("fleet in the refs layout: %s (%+v), want %s", fleetRevisions(&f), f.Branch, want)
+	}
+	var np NodePage
+	getJSON(t, hs.URL+"/node/db-2?format=json", &np)
+	if got := historyRevisions(&np); got != rev1+","+rev2 {
+		t.Fatalf("db-2's history: %s, want its two documents, oldest first", got)
+	}
+	for _, p := range np.History {
+		if len(p.Commit) != 40 || p.At.IsZero() {
+			t.Errorf("db-2's history: %+v lacks its commit or time", p)
+		}
+	}
+	if code, body := get(t, hs.URL+"/node/db-2"); code != http.StatusOK || !strings.Contains(body, rev1[:12]) {
+		t.Errorf("db-2's page: %d, its history does not show %s", code, rev1[:12])
+	}
+
+	// Nothing moved: one listing, no fetch, no read.
+	before := gs.Stats()
+	srv.Poll(context.Background())
+	after := gs.Stats()
+	if after.UploadPacks != before.UploadPacks || after.Requests != before.Requests+1 {
+		t.Errorf("an idle poll: %d fetches and %d requests, want none and one listing",
+			after.UploadPacks-before.UploadPacks, after.Requests-before.Requests)
+	}
+	if _, body := get(t, hs.URL+"/metrics"); !strings.Contains(body, `fsgit_serve_polls_total{result="unchanged"} 1`) {
+		t.Errorf("an idle poll is not counted unchanged:\n%s", grep(body, "polls_total"))
+	}
+
+	// One node's ref moved: read again.
+	publishLayout(t, url, status.LayoutRefs, &status.Node{Node: "db-1", Role: "online", AppliedRevision: rev3, DesiredRevision: rev3, Updated: now})
+	before = gs.Stats()
+	srv.Poll(context.Background())
+	if after := gs.Stats(); after.UploadPacks != before.UploadPacks+1 {
+		t.Errorf("a poll after a push fetched %d times, want once", after.UploadPacks-before.UploadPacks)
+	}
+	getJSON(t, hs.URL+"/?format=json", &f)
+	if want := "db-1=" + rev3 + " db-2=" + rev2 + " vector-1=" + rev2; fleetRevisions(&f) != want {
+		t.Fatalf("after db-1 published: %s, want %s", fleetRevisions(&f), want)
+	}
+	getJSON(t, hs.URL+"/node/db-1?format=json", &np)
+	if got := historyRevisions(&np); got != rev1+","+rev2+","+rev3 {
+		t.Fatalf("db-1's history after a push: %s", got)
+	}
+}
+
+// TestServe_migratingToRefs serves a fleet moving from the status branch
+// to refs, one node at a time: every node is shown, a node's ref wins over
+// its old document on the branch, and a migrated node's history runs from
+// its ref into the branch's.
+func TestServe_migratingToRefs(t *testing.T) {
+	gs := gittest.NewServer(t)
+	gs.NewRepo("status.git")
+	url := gs.URL("status.git")
+	doc := func(node, rev string) *status.Node {
+		return &status.Node{Node: node, Role: "online", AppliedRevision: rev, Updated: time.Now().UTC()}
+	}
+	publishLayout(t, url, status.LayoutBranch, doc("a", rev1), doc("b", rev1), doc("c", rev1), doc("a", rev2))
+	publishLayout(t, url, status.LayoutRefs, doc("a", rev3), doc("c", rev2))
+	w := gittest.NewWork(t, url)
+	branchTip := strings.Fields(w.Git("ls-remote", "origin", "refs/heads/"+status.DefaultBranch))[0]
+
+	_, hs := newTestServer(t, url, Options{})
+	var f Fleet
+	getJSON(t, hs.URL+"/?format=json", &f)
+	if want := "a=" + rev3 + " b=" + rev1 + " c=" + rev2; fleetRevisions(&f) != want {
+		t.Fatalf("fleet mid-migration: %s, want %s", fleetRevisions(&f), want)
+	}
+	if f.Branch.Tip != branchTip {
+		t.Errorf("fleet mid-migration: tip %q, want the branch's %s", f.Branch.Tip, branchTip)
+	}
+	for node, want := range map[string]string{"a": rev1 + "," + rev2 + "," + rev3, "b": rev1, "c": rev1 + "," + rev2} {
+		var np NodePage
+		getJSON(t, hs.URL+"/node/"+node+"?format=json", &np)
+		if got := historyRevisions(&np); got != want {
+			t.Errorf("%s's history: %s, want %s", node, got, want)
+		}
+	}
+}
