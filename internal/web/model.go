@@ -52,6 +52,9 @@ type Snapshot struct {
 	Tip  string
 	Refs string
 	Read time.Time
+	// NodeRefs counts the nodes read from refs of their own (the refs
+	// layout).
+	NodeRefs int
 	// Nodes are the nodes' current documents, sorted by node name: from
 	// each node's ref, or from the branch's tip for a node without one.
 	Nodes []status.Node
@@ -121,14 +124,18 @@ func pointOf(n *status.Node, commit string, when time.Time) Point {
 	return p
 }
 
-// Branch says which status branch a page was read from.
+// Branch says which status repository a page was read from.
 type Branch struct {
-	// URL is the repository, without credentials; Branch the branch.
+	// URL is the repository, without credentials; Branch the status
+	// branch (the nodes' refs are refs/<Branch>/<node>).
 	URL    string `json:"url"`
 	Branch string `json:"branch"`
-	// Tip is the commit read, Read when; both unset before the first read.
-	Tip  string    `json:"tip,omitempty"`
-	Read time.Time `json:"read,omitzero"`
+	// Tip is the branch's commit read (unset when there is no branch),
+	// NodeRefs how many nodes were read from refs of their own, Read when;
+	// all unset before the first read.
+	Tip      string    `json:"tip,omitempty"`
+	NodeRefs int       `json:"nodeRefs,omitempty"`
+	Read     time.Time `json:"read,omitzero"`
 	// Checked is when the branch was last polled, and PollError why that
 	// poll failed, if it did: the page shows what was read before.
 	Checked   time.Time `json:"checked,omitzero"`

@@ -11,8 +11,8 @@ import (
 // snapshotOf makes the snapshot of a read of the status repository, at
 // now.
 func snapshotOf(f *status.Fleet, now time.Time) *Snapshot {
-	snap := &Snapshot{Tip: f.Tip, Refs: f.Refs.Fingerprint(), Read: now, Nodes: f.Nodes, History: map[string][]Point{},
-		Commits: f.Commits}
+	snap := &Snapshot{Tip: f.Tip, Refs: f.Refs.Fingerprint(), Read: now, NodeRefs: len(f.Refs.Nodes), Nodes: f.Nodes,
+		History: map[string][]Point{}, Commits: f.Commits}
 	if f.Unreadable != nil {
 		snap.Unreadable = f.Unreadable.Error()
 	}

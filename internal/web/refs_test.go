@@ -61,6 +61,12 @@ func TestServe_refsLayout(t *testing.T) {
 	if want := "db-1=" + rev2 + " db-2=" + rev2 + " vector-1=" + rev2; fleetRevisions(&f) != want || f.Total != 3 || f.Branch.PollError != "" {
 		t.Fatalf("fleet in the refs layout: %s (%+v), want %s", fleetRevisions(&f), f.Branch, want)
 	}
+	if f.Branch.NodeRefs != 3 || f.Branch.Tip != "" {
+		t.Errorf("fleet in the refs layout: %+v, want 3 node refs and no branch", f.Branch)
+	}
+	if _, body := get(t, hs.URL+"/"); !strings.Contains(body, "3 node refs") || strings.Contains(body, "no node has published yet") {
+		t.Errorf("the fleet page does not say it read 3 node refs:\n%s", grep(body, "Status branch"))
+	}
 	var np NodePage
 	getJSON(t, hs.URL+"/node/db-2?format=json", &np)
 	if got := historyRevisions(&np); got != rev1+","+rev2 {

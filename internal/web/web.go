@@ -203,7 +203,7 @@ func (s *Server) state() (*Snapshot, Branch) {
 	defer s.mu.Unlock()
 	b := Branch{URL: s.url, Branch: s.opts.Branch, Checked: s.checked, PollError: s.pollError}
 	if s.snap != nil {
-		b.Tip, b.Read, b.Unreadable = s.snap.Tip, s.snap.Read, s.snap.Unreadable
+		b.Tip, b.NodeRefs, b.Read, b.Unreadable = s.snap.Tip, s.snap.NodeRefs, s.snap.Read, s.snap.Unreadable
 	}
 	return s.snap, b
 }
@@ -363,7 +363,7 @@ func (s *Server) node(r *http.Request) result {
 		n = snap.node(name)
 	}
 	if n == nil {
-		return result{code: http.StatusNotFound, tmpl: "missing", doc: notRead{Branch: b, Error: "no node " + name + " on the status branch"}}
+		return result{code: http.StatusNotFound, tmpl: "missing", doc: notRead{Branch: b, Error: "no node " + name + " in the status repository"}}
 	}
 	hist := snap.History[name]
 	if hist == nil {
