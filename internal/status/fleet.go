@@ -282,13 +282,16 @@ func (r *Reader) fetch(ctx context.Context, listed Refs) error {
 	if len(listed.Nodes) > 0 {
 		specs = append(specs, config.RefSpec("+"+NodeRef(r.cfg.Branch, "")+"*:"+nodesTracking+"*"))
 	}
-	err := r.repo.FetchContext(ctx, &git.FetchOptions{RemoteName: "origin", RefSpecs: specs, Depth: max(1, r.cfg.History),
-		Tags: git.NoTags, Force: true, Auth: r.cfg.Auth})
-	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return r.fail(err)
-	}
-	if r.cfg.CacheDir == "" {
+	fetch := func() error {
+		err := r.repo.FetchContext(ctx, &git.FetchOptions{RemoteName: "origin", RefSpecs: specs,
+			Depth: max(1, r.cfg.History), Tags: git.NoTags, Force: true, Auth: r.cfg.Auth})
+		if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+			return r.fail(err)
+		}
 		return nil
+	}
+	if err := fetch(); err != nil || r.cfg.CacheDir == "" {
+		return err
 	}
 	size, err := gitsource.CacheSize(r.cfg.CacheDir)
 	if err != nil {
@@ -305,10 +308,8 @@ func (r *Reader) fetch(ctx context.Context, listed Refs) error {
 	if err := r.open(); err != nil {
 		return err
 	}
-	err = r.repo.FetchContext(ctx, &git.FetchOptions{RemoteName: "origin", RefSpecs: specs, Depth: max(1, r.cfg.History),
-		Tags: git.NoTags, Force: true, Auth: r.cfg.Auth})
-	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return r.fail(err)
+	if err := fetch(); err != nil {
+		return err
 	}
 	// A fleet whose history alone is near the bound would otherwise start
 	// again after every fetch.
