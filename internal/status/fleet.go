@@ -15,12 +15,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-git/go-billy/v5/osfs"
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 	"github.com/go-git/go-git/v5/storage/memory"
 
 	"github.com/fsgit/fsgit/internal/gitsource"
@@ -122,6 +125,7 @@ type Reader struct {
 
 	mu        sync.Mutex
 	repo      *git.Repository
+	store     *filesystem.Storage // the cache's, nil in memory
 	compactAt int64
 }
 
@@ -144,7 +148,14 @@ func NewReader(cfg ReaderConfig) (*Reader, error) {
 // open opens the cache, or makes a memory repository.
 func (r *Reader) open() error {
 	if r.cfg.CacheDir != "" {
-		repo, err := gitsource.OpenCache(r.cfg.CacheDir, r.cfg.URL)
+		if _, err := gitsource.OpenCache(r.cfg.CacheDir, r.cfg.URL); err != nil {
+			return fmt.Errorf("open status cache: %w", err)
+		}
+		// Open again keeping the packs open: a read looks up thousands of
+		// objects, and go-git otherwise opens the pack for each.
+		r.store = filesystem.NewStorageWithOptions(osfs.New(r.cfg.CacheDir), cache.NewObjectLRUDefault(),
+			filesystem.Options{KeepDescriptors: true})
+		repo, err := git.Open(r.store, nil)
 		if err != nil {
 			return fmt.Errorf("open status cache: %w", err)
 		}
@@ -159,6 +170,17 @@ func (r *Reader) open() error {
 		return fmt.Errorf("make status remote: %w", err)
 	}
 	r.repo = repo
+	return nil
+}
+
+// Close closes the cache's files; the reader is not to be used after.
+func (r *Reader) Close() error {
+	if r.store == nil {
+		return nil
+	}
+	if err := r.store.Close(); err != nil {
+		return fmt.Errorf("close status cache: %w", err)
+	}
 	return nil
 }
 
@@ -302,6 +324,9 @@ func (r *Reader) fetch(ctx context.Context, listed Refs) error {
 	}
 	// Every fetch adds the new commits and keeps the old ones: start
 	// again from what the refs need now.
+	if err := r.Close(); err != nil {
+		return err
+	}
 	if err := os.RemoveAll(r.cfg.CacheDir); err != nil {
 		return fmt.Errorf("clear status cache: %w", err)
 	}

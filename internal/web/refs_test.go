@@ -2,7 +2,9 @@ package web
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -142,4 +144,48 @@ func TestServe_migratingToRefs(t *testing.T) {
 			t.Errorf("%s's history: %s, want %s", node, got, want)
 		}
 	}
+}
+
+// BenchmarkServe_refs1000 reads 1,000 nodes in the refs layout, three
+// documents each (made in one git fast-import), into a new server: the
+// first read, history included; it reports what an idle poll then costs
+// the git server.
+func BenchmarkServe_refs1000(b *testing.B) {
+	gs := gittest.NewServer(b)
+	dir := gs.NewRepo("status.git")
+	url := gs.URL("status.git")
+	const nodes, versions = 1000, 3
+	var in strings.Builder
+	for i := range nodes {
+		name := fmt.Sprintf("node%04d", i)
+		for v := range versions {
+			doc, err := (&status.Node{Node: name, AppliedRevision: fmt.Sprintf("%040d", v), Converged: true,
+				Source: status.Source{Reachable: true}, Updated: time.Now().UTC()}).Marshal()
+			if err != nil {
+				b.Fatal(err)
+			}
+			msg := "status: " + name
+			fmt.Fprintf(&in, "commit %s\ncommitter fsgit <fsgit@%s> %d +0000\ndata %d\n%s\nM 100644 inline nodes/%s.json\ndata %d\n%s\n",
+				status.NodeRef("", name), name, 1700000000+v, len(msg), msg, name, len(doc), doc)
+		}
+	}
+	gittest.NewWork(b, url).GitStdin(in.String(), "--git-dir="+dir, "fast-import", "--quiet")
+	var srv *Server
+	for b.Loop() {
+		var err error
+		srv, err = New(Options{URL: url, CacheDir: filepath.Join(b.TempDir(), "cache")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		srv.Poll(context.Background())
+	}
+	snap, br := srv.state()
+	if br.PollError != "" || len(snap.Nodes) != nodes || len(snap.History["node0999"]) != versions {
+		b.Fatalf("read %d nodes, %d versions of node0999: %s", len(snap.Nodes), len(snap.History["node0999"]), br.PollError)
+	}
+	before := gs.Stats()
+	srv.Poll(context.Background())
+	after := gs.Stats()
+	b.ReportMetric(float64(after.BytesSent-before.BytesSent), "idle-poll-bytes")
+	b.ReportMetric(float64(after.UploadPacks-before.UploadPacks), "idle-poll-fetches")
 }
