@@ -35,12 +35,15 @@ func newServeCmd() *cobra.Command {
 	var f serveFlags
 	cmd := &cobra.Command{
 		Use:   "serve --repo URL [--branch B] [--listen 127.0.0.1:8080]",
-		Short: "Serve a read-only view of the fleet, read from the status branch, to a browser",
-		Long: `serve polls the status branch (nodes/<node>.json, one document per node) as an agent
-polls its source, the remote's refs first and a fetch only when the tip moved, and serves:
+		Short: "Serve a read-only view of the fleet, read from the status repository, to a browser",
+		Long: `serve polls the status repository as an agent polls its source, the remote's refs first
+and a fetch only when a status ref moved. It reads both status layouts, as status --fleet does:
+the status branch (nodes/<node>.json, one document per node) and each node's own ref
+(refs/<branch>/<node>, the refs layout), a node's ref winning over its document on the branch. It
+serves:
 
   /                   the fleet: one row per node, counts by state, filters by role and state
-  /node/NAME          a node's document and its history, from the branch's commits
+  /node/NAME          a node's document and its history, from its ref's or the branch's commits
   /revision/COMMIT    which nodes run a commit of the site, which do not, which refused it
   /healthz, /metrics  the server's health and Prometheus metrics
 
@@ -61,12 +64,12 @@ It listens on loopback unless told otherwise; any other address needs --basic-au
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.repo, "repo", "", "the status repository's URL (required)")
-	fl.StringVar(&f.branch, "branch", status.DefaultBranch, "the status branch")
+	fl.StringVar(&f.branch, "branch", status.DefaultBranch, "the status branch (the nodes' refs are refs/<branch>/<node>)")
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:8080", "the address to serve on")
-	fl.DurationVar(&f.interval, "interval", 30*time.Second, "time between polls of the status branch")
+	fl.DurationVar(&f.interval, "interval", 30*time.Second, "time between polls of the status repository")
 	fl.DurationVar(&f.stale, "stale", time.Hour, "mark a node stale when its document is older than this")
-	fl.IntVar(&f.history, "history", 200, "commits of the status branch read for the nodes' histories")
-	fl.StringVar(&f.cacheDir, "cache-dir", "", "the branch's local cache (default: a temporary directory, removed on exit)")
+	fl.IntVar(&f.history, "history", 200, "commits of the status branch, and of each node's ref, read for the nodes' histories")
+	fl.StringVar(&f.cacheDir, "cache-dir", "", "the status refs' local cache (default: a temporary directory, removed on exit)")
 	fl.StringVar(&f.tokenFile, "token-file", "", "a file holding the bearer token readers must present")
 	fl.StringVar(&f.basicFile, "basic-auth-file", "", "a file holding user:password for HTTP basic auth")
 	fl.StringVar(&f.username, "username", "", "the user for the status repository over HTTPS")
@@ -108,7 +111,7 @@ func runServe(ctx context.Context, stderr io.Writer, f serveFlags) error {
 		ctx = context.Background()
 	}
 	if f.repo == "" {
-		return couldNotRun(errors.New("serve needs --repo URL: the repository holding the status branch"))
+		return couldNotRun(errors.New("serve needs --repo URL: the status repository"))
 	}
 	access, err := readAccess(f)
 	if err != nil {
@@ -126,7 +129,7 @@ func runServe(ctx context.Context, stderr io.Writer, f serveFlags) error {
 	if cacheDir == "" {
 		tmp, err := os.MkdirTemp("", "fsgit-serve-")
 		if err != nil {
-			return couldNotRun(fmt.Errorf("make the branch's cache: %w", err))
+			return couldNotRun(fmt.Errorf("make the status cache: %w", err))
 		}
 		defer func() { _ = os.RemoveAll(tmp) }()
 		cacheDir = tmp + "/cache"

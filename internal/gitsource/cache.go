@@ -14,8 +14,9 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/storer"
 )
 
-// cacheSize returns the bytes held by the cache's objects.
-func cacheSize(dir string) (int64, error) {
+// CacheSize returns the bytes held by the objects of the bare cache at
+// dir.
+func CacheSize(dir string) (int64, error) {
 	var n int64
 	err := filepath.WalkDir(filepath.Join(dir, "objects"), func(_ string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -35,7 +36,7 @@ func cacheSize(dir string) (int64, error) {
 
 // maybeCompact compacts the cache when it holds more than its bound.
 func (s *Source) maybeCompact() error {
-	size, err := cacheSize(s.cfg.CacheDir)
+	size, err := CacheSize(s.cfg.CacheDir)
 	if err != nil {
 		return fmt.Errorf("measure git cache: %w", err)
 	}
@@ -117,7 +118,7 @@ func (s *Source) compact(before int64) error {
 	if err := os.RemoveAll(old); err != nil {
 		return fmt.Errorf("remove old cache: %w", err)
 	}
-	after, _ := cacheSize(dir)
+	after, _ := CacheSize(dir)
 	// A site larger than half the bound would otherwise be compacted after
 	// every fetch.
 	s.compactAt = 2 * after

@@ -127,7 +127,7 @@ func Open(cfg Config) (*Source, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	s := &Source{cfg: cfg, log: cfg.Log}
-	repo, err := openCache(cfg.CacheDir, cfg.URL)
+	repo, err := OpenCache(cfg.CacheDir, cfg.URL)
 	if err != nil {
 		return nil, err
 	}
@@ -135,10 +135,10 @@ func Open(cfg Config) (*Source, error) {
 	return s, nil
 }
 
-// openCache opens or makes the bare cache and sets its remote's URL. A
-// compaction interrupted between its two renames left the old cache at
-// dir.old: it is put back.
-func openCache(dir, url string) (*git.Repository, error) {
+// OpenCache opens or makes the bare cache at dir and points its remote
+// "origin" at url. A compaction interrupted between its two renames left
+// the old cache at dir.old: it is put back.
+func OpenCache(dir, url string) (*git.Repository, error) {
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		if _, err := os.Stat(dir + ".old"); err == nil {
 			if err := os.Rename(dir+".old", dir); err != nil {

@@ -208,7 +208,7 @@ func TestSource_CacheBounded(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		size, err := cacheSize(cache)
+		size, err := CacheSize(cache)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -250,7 +250,7 @@ func BenchmarkSource_IdlePoll(b *testing.B) {
 		b.Fatal(err)
 	}
 	cache := s.cfg.CacheDir
-	before, _ := cacheSize(cache)
+	before, _ := CacheSize(cache)
 	srv.ResetStats()
 	b.ResetTimer()
 	for b.Loop() {
@@ -260,7 +260,7 @@ func BenchmarkSource_IdlePoll(b *testing.B) {
 	}
 	b.StopTimer()
 	st := srv.Stats()
-	after, _ := cacheSize(cache)
+	after, _ := CacheSize(cache)
 	b.ReportMetric(float64(st.BytesSent)/float64(b.N), "bytes-received/poll")
 	b.ReportMetric(float64(st.UploadPacks)/float64(b.N), "fetches/poll")
 	b.ReportMetric(float64(after-before), "cache-growth-bytes")

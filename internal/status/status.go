@@ -2,8 +2,9 @@
 // that fsgit status prints and that the agent publishes as
 // nodes/<node>.json on the status branch, the [Publisher] that commits it
 // there (fetch, rebuild on the new tip, push, retry with jittered backoff:
-// many nodes converge at once after a deploy), and [ReadFleet], which reads
-// every node's document back.
+// many nodes converge at once after a deploy), [ReadFleet], which reads
+// every node's document back, and the [Reader] it is made of, which reads
+// them again and again with their histories (fsgit serve).
 //
 // A Node holds resource IDs, outcomes, revisions, error messages and
 // secret-free change summaries, never a secret value.

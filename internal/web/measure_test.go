@@ -70,7 +70,7 @@ func TestMeasure_thousandNodes(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Logf("start to first read (healthz OK): %v", time.Since(start).Round(time.Millisecond))
-	t.Logf("fsgit serve: %s", grep(logs.String(), "status branch read"))
+	t.Logf("fsgit serve: %s", grep(logs.String(), "status read"))
 	t.Logf("RSS after the first read: %s", rss(t, cmd.Process.Pid))
 
 	for _, p := range []string{"/", "/?format=json", "/?state=failing", "/?role=online", "/node/node-0007", "/node/node-0007?format=json",

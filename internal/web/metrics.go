@@ -24,16 +24,16 @@ func newMetrics() *metrics {
 		reg: prometheus.NewRegistry(),
 		polls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fsgit_serve_polls_total",
-			Help: "Polls of the status branch, by result: unchanged (the tip did not move), changed (read again) or error.",
+			Help: "Polls of the status repository, by result: unchanged (no status ref moved), changed (read again) or error.",
 		}, []string{"result"}),
 		pollSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "fsgit_serve_poll_seconds",
-			Help:    "Time a poll of the status branch took, reading included.",
+			Help:    "Time a poll of the status repository took, reading included.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10),
 		}),
 		nodes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "fsgit_serve_nodes",
-			Help: "Node documents on the status branch at the last read.",
+			Help: "Node documents in the status repository at the last read.",
 		}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fsgit_serve_requests_total",

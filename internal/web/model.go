@@ -44,17 +44,24 @@ func stateOf(n *status.Node) string {
 	return StateConverged
 }
 
-// Snapshot is what one read of the status branch found.
+// Snapshot is what one read of the status repository found.
 type Snapshot struct {
-	// Tip is the branch's commit; Read when it was read.
+	// Tip is the status branch's commit (empty when there is no branch);
+	// Refs the fingerprint of the status refs read (status.Refs); Read
+	// when they were read.
 	Tip  string
+	Refs string
 	Read time.Time
-	// Nodes are the documents at the tip, sorted by node name.
+	// NodeRefs counts the nodes read from refs of their own (the refs
+	// layout).
+	NodeRefs int
+	// Nodes are the nodes' current documents, sorted by node name: from
+	// each node's ref, or from the branch's tip for a node without one.
 	Nodes []status.Node
 	// History holds each node's documents in the commits read, oldest
 	// first.
 	History map[string][]Point
-	// Commits is how many commits of the branch were read for history.
+	// Commits is how many commits were read for the histories.
 	Commits int
 	// Unreadable says which documents could not be read, if any.
 	Unreadable string
@@ -69,10 +76,10 @@ func (s *Snapshot) node(name string) *status.Node {
 	return nil
 }
 
-// Point is one version of a node's document on the status branch: one
-// commit that changed it.
+// Point is one version of a node's document: one commit, on the status
+// branch or the node's ref, that published it.
 type Point struct {
-	// Commit is the status branch's commit; At the document's Updated
+	// Commit is the commit; At the document's Updated
 	// time (the commit's time if the document has none).
 	Commit string    `json:"commit"`
 	At     time.Time `json:"at,omitzero"`
@@ -117,14 +124,18 @@ func pointOf(n *status.Node, commit string, when time.Time) Point {
 	return p
 }
 
-// Branch says which status branch a page was read from.
+// Branch says which status repository a page was read from.
 type Branch struct {
-	// URL is the repository, without credentials; Branch the branch.
+	// URL is the repository, without credentials; Branch the status
+	// branch (the nodes' refs are refs/<Branch>/<node>).
 	URL    string `json:"url"`
 	Branch string `json:"branch"`
-	// Tip is the commit read, Read when; both unset before the first read.
-	Tip  string    `json:"tip,omitempty"`
-	Read time.Time `json:"read,omitzero"`
+	// Tip is the branch's commit read (unset when there is no branch),
+	// NodeRefs how many nodes were read from refs of their own, Read when;
+	// all unset before the first read.
+	Tip      string    `json:"tip,omitempty"`
+	NodeRefs int       `json:"nodeRefs,omitempty"`
+	Read     time.Time `json:"read,omitzero"`
 	// Checked is when the branch was last polled, and PollError why that
 	// poll failed, if it did: the page shows what was read before.
 	Checked   time.Time `json:"checked,omitzero"`

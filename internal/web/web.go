@@ -1,10 +1,13 @@
 // Package web is `fsgit serve`: a read-only view of the fleet in a browser,
-// read from the status branch that every agent publishes its document to.
+// read from the status repository that every agent publishes its document
+// to, in either layout (the status branch, or a ref per node) or both, as
+// status.ReadFleet reads it.
 //
-// A [Server] polls the branch as an agent polls its source (internal/gitsource:
-// the remote's refs first, a shallow fetch only when the tip moved), reads
-// every node's document at the tip (internal/status) and each node's
-// history from the commits fetched, and serves pages rendered on the server
+// A [Server] polls the repository with a status.Reader, as an agent polls
+// its source: the remote's refs first (one round trip), a shallow fetch
+// only when one of the status refs moved. It reads every node's document
+// and each node's history from the commits fetched (the node's ref, or the
+// branch for a node without one), and serves pages rendered on the server
 // with html/template: the fleet (/), a node (/node/NAME), a revision
 // (/revision/COMMIT), /healthz and /metrics. Every page is also JSON
 // (?format=json), following internal/jsondoc's conventions.
@@ -56,16 +59,17 @@ func (a Access) open() bool { return a.Token == "" && a.Password == "" }
 // Options configure a Server.
 type Options struct {
 	// URL is the status repository, Branch its status branch
-	// (status.DefaultBranch if empty), Auth how to reach it.
+	// (status.DefaultBranch if empty; the nodes' refs are
+	// refs/<Branch>/<node>), Auth how to reach it.
 	URL    string
 	Branch string
 	Auth   transport.AuthMethod
-	// CacheDir holds the bare cache of the branch.
+	// CacheDir holds the bare cache of the status refs.
 	CacheDir string
 	// Interval is the time between polls (30 s if zero).
 	Interval time.Duration
-	// Depth is how many commits of the branch are fetched and read for
-	// the nodes' histories (200 if zero).
+	// Depth is how many commits of the branch, and of each node's ref,
+	// are fetched and read for the nodes' histories (200 if zero).
 	Depth int
 	// StaleAfter marks a node stale when its document is older (1 h if
 	// zero; agents publish when their outcome changes, so a quiet,
@@ -83,7 +87,7 @@ type Options struct {
 // Server serves the fleet's pages. It is safe for concurrent use.
 type Server struct {
 	opts    Options
-	src     *gitsource.Source
+	reader  *status.Reader
 	tmpl    *template.Template
 	metrics *metrics
 	log     *slog.Logger
@@ -95,8 +99,12 @@ type Server struct {
 	pollError string
 }
 
-// New makes a server; Run polls the branch and Handler serves the pages.
+// New makes a server; Run polls the repository and Handler serves the
+// pages.
 func New(opts Options) (*Server, error) {
+	if opts.URL == "" || opts.CacheDir == "" {
+		return nil, errors.New("serve the fleet: the status repository's URL and a cache directory are required")
+	}
 	if opts.Branch == "" {
 		opts.Branch = status.DefaultBranch
 	}
@@ -117,10 +125,10 @@ func New(opts Options) (*Server, error) {
 			opts.Redact = append(opts.Redact, p)
 		}
 	}
-	// The source redacts the URL's password in its errors and log lines
+	// The reader redacts the URL's password in its errors
 	// (gitsource.RedactURL); Redact above covers what else a page shows.
-	src, err := gitsource.Open(gitsource.Config{URL: opts.URL, Branch: opts.Branch, Auth: opts.Auth,
-		CacheDir: opts.CacheDir, Depth: opts.Depth, Log: opts.Log})
+	reader, err := status.NewReader(status.ReaderConfig{URL: opts.URL, Branch: opts.Branch, Auth: opts.Auth,
+		History: opts.Depth, CacheDir: opts.CacheDir})
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +136,7 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, src: src, tmpl: tmpl, metrics: newMetrics(), log: opts.Log}
+	s := &Server{opts: opts, reader: reader, tmpl: tmpl, metrics: newMetrics(), log: opts.Log}
 	s.url = s.redact(gitsource.RedactURL(opts.URL))
 	return s, nil
 }
@@ -143,7 +151,7 @@ func (s *Server) redact(text string) string {
 	return text
 }
 
-// Run polls the branch until ctx ends: once at once, then every
+// Run polls the repository until ctx ends: once at once, then every
 // Options.Interval.
 func (s *Server) Run(ctx context.Context) error {
 	for {
@@ -156,16 +164,13 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 }
 
-// Poll polls the branch once and, when its tip moved, reads it again.
+// Poll lists the status refs once and, when one moved, reads them again.
 func (s *Server) Poll(ctx context.Context) {
 	s.mu.Lock()
-	known := ""
-	if s.snap != nil {
-		known = s.snap.Tip
-	}
+	known := s.snap
 	s.mu.Unlock()
 	start := time.Now()
-	snap, err := poll(ctx, s.src, known, s.opts.Depth, start)
+	snap, err := poll(ctx, s.reader, known, start)
 	s.metrics.pollSeconds.Observe(time.Since(start).Seconds())
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -175,17 +180,17 @@ func (s *Server) Poll(ctx context.Context) {
 		s.metrics.polls.WithLabelValues("error").Inc()
 		msg := s.redact(err.Error())
 		if msg != s.pollError {
-			s.log.Warn("poll the status branch", "url", s.url, "branch", s.opts.Branch, "err", msg)
+			s.log.Warn("poll the status repository", "url", s.url, "branch", s.opts.Branch, "err", msg)
 		}
 		s.pollError = msg
-	case snap == nil, snap.Tip == "" && s.snap != nil && s.snap.Tip == "":
-		// The same tip, or still no status branch.
+	case snap == nil:
+		// The same refs, or still no status.
 		s.metrics.polls.WithLabelValues("unchanged").Inc()
 		s.pollError = ""
 	default:
 		s.metrics.polls.WithLabelValues("changed").Inc()
 		s.metrics.nodes.Set(float64(len(snap.Nodes)))
-		s.log.Info("status branch read", "tip", snap.Tip, "nodes", len(snap.Nodes), "commits", snap.Commits,
+		s.log.Info("status read", "tip", snap.Tip, "nodes", len(snap.Nodes), "commits", snap.Commits,
 			"duration", time.Since(start))
 		s.snap, s.pollError = snap, ""
 	}
@@ -198,7 +203,7 @@ func (s *Server) state() (*Snapshot, Branch) {
 	defer s.mu.Unlock()
 	b := Branch{URL: s.url, Branch: s.opts.Branch, Checked: s.checked, PollError: s.pollError}
 	if s.snap != nil {
-		b.Tip, b.Read, b.Unreadable = s.snap.Tip, s.snap.Read, s.snap.Unreadable
+		b.Tip, b.NodeRefs, b.Read, b.Unreadable = s.snap.Tip, s.snap.NodeRefs, s.snap.Read, s.snap.Unreadable
 	}
 	return s.snap, b
 }
@@ -358,7 +363,7 @@ func (s *Server) node(r *http.Request) result {
 		n = snap.node(name)
 	}
 	if n == nil {
-		return result{code: http.StatusNotFound, tmpl: "missing", doc: notRead{Branch: b, Error: "no node " + name + " on the status branch"}}
+		return result{code: http.StatusNotFound, tmpl: "missing", doc: notRead{Branch: b, Error: "no node " + name + " in the status repository"}}
 	}
 	hist := snap.History[name]
 	if hist == nil {
