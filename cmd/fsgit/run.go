@@ -133,13 +133,11 @@ func runOnceReq(ctx context.Context, stderr io.Writer, cfg *agent.Config, req ag
 		level = slog.LevelInfo
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	loader := &siteLoader{config: func() *agent.Config { return cfg }, log: log, restart: func(error) {}}
 	a, err := agent.New(agent.Options{
 		Config:   cfg,
 		SchemaFS: schema.Files(),
 		Registry: newRegistry(),
-		Load:     loader.load,
-		Secrets:  agentSecrets,
+		Secrets:  agent.NodeSecrets,
 		Log:      log,
 	})
 	if err != nil {

@@ -57,9 +57,11 @@ type Options struct {
 	SchemaFS   fs.FS
 	// Registry holds the resource kinds.
 	Registry *reconciler.Registry
-	// Load builds catalogs.
+	// Load builds catalogs; nil evaluates the commit's CUE site under the
+	// configured limits (see siteLoader).
 	Load CatalogLoader
-	// Secrets makes the secret resolver; nil runs without secrets.
+	// Secrets makes the secret resolver (NodeSecrets is the node's);
+	// nil runs without secrets.
 	Secrets SecretsFactory
 	// Log is the agent's logger; LogLevel, when set, follows log.level.
 	Log      *slog.Logger
@@ -154,12 +156,16 @@ type Agent struct {
 	repeats *repeats
 	// tracer exports runs as traces (nil: tracing is off).
 	tracer *tracer
+	// daemon is set while Run runs; restartErr, under mu, is why the
+	// daemon stopped to be started again (see restart).
+	daemon     bool
+	restartErr error
 }
 
 // New checks the options and returns an agent ready to Run.
 func New(opts Options) (*Agent, error) {
-	if opts.Config == nil || opts.Load == nil || opts.Registry == nil {
-		return nil, errors.New("make agent: a configuration, a catalog loader and a registry are required")
+	if opts.Config == nil || opts.Registry == nil {
+		return nil, errors.New("make agent: a configuration and a registry are required")
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
@@ -187,6 +193,10 @@ func New(opts Options) (*Agent, error) {
 		a.notify = systemdNotifier()
 	}
 	a.wd = newWatchdog(a.notify)
+	if a.opts.Load == nil {
+		l := &siteLoader{config: a.config, log: a.log, restart: a.restart}
+		a.opts.Load = l.load
+	}
 	a.engine = reconciler.NewEngine(reconciler.Config{Registry: opts.Registry, Log: opts.Log})
 	a.applyLogLevel(opts.Config)
 	return a, nil
@@ -228,8 +238,12 @@ func (a *Agent) source() *gitsource.Source {
 
 // Run runs the agent until Stop or ctx ends. It returns an error when it
 // cannot start (the state file is held by another fsgit, the socket cannot
-// be bound, the source cannot be opened).
+// be bound, the source cannot be opened), and when it stopped to be
+// started again (see restart).
 func (a *Agent) Run(ctx context.Context) error {
+	a.mu.Lock()
+	a.daemon = true
+	a.mu.Unlock()
 	cfg := a.config()
 	meta, err := a.openState(cfg)
 	if err != nil {
@@ -336,7 +350,24 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.pub.flush(5 * time.Second)
 	stopLoops()
 	wg.Wait()
-	return nil
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.restartErr
+}
+
+// restart stops the daemon for the service manager to start it again
+// (fsgit.service has Restart=on-failure): Run returns err. The first
+// reason is kept. Outside Run (Once) it does nothing.
+func (a *Agent) restart(err error) {
+	a.mu.Lock()
+	stop := a.daemon && a.restartErr == nil
+	if stop {
+		a.restartErr = err
+	}
+	a.mu.Unlock()
+	if stop {
+		a.Stop()
+	}
 }
 
 // applyLoop handles polls, file events and reloads until Stop or ctx.
