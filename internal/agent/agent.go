@@ -32,6 +32,7 @@ import (
 
 	"github.com/fsgit/fsgit/internal/crash"
 	"github.com/fsgit/fsgit/internal/gitsource"
+	"github.com/fsgit/fsgit/internal/pass"
 	"github.com/fsgit/fsgit/internal/state"
 	"github.com/fsgit/fsgit/internal/status"
 	"github.com/fsgit/fsgit/reconciler"
@@ -600,8 +601,9 @@ func (a *Agent) handleWatch(ctx context.Context) {
 	a.afterChange()
 }
 
-// run runs the current catalog (or only the given resources), records it
-// and updates the status. It returns nil when the run could not start, or
+// run runs the current catalog (or only the given resources) as one
+// pass: the state's memory, the engine, then, deferred, the record
+// (recordRun) and the status (runDone). It returns nil when the run could not start, or
 // when the agent is stopping (a run that would only skip everything is not
 // worth recording).
 func (a *Agent) run(ctx context.Context, trigger string, only []reconciler.ID, noop bool) *reconciler.Report {
@@ -622,37 +624,49 @@ func (a *Agent) run(ctx context.Context, trigger string, only []reconciler.ID, n
 		a.mu.Unlock()
 	}()
 
-	if a.store == nil {
-		// The state file could not be opened (a full or read-only disk):
-		// try again, and run without it if it still cannot.
-		if _, err := a.openState(cfg); err != nil {
-			a.stateFault("open", err)
-		}
-	}
 	held, holdNoPrune := a.heldForRun(a.prepared.Catalog)
-	rep, err := a.engine.Run(runCtx, a.prepared, reconciler.RunOptions{
-		Waiting:   a.windowWaiting(time.Now()),
-		Held:      held,
-		NoPrune:   holdNoPrune,
-		Root:      cfg.Root,
-		Secrets:   a.secrets,
-		Prior:     a.memory,
-		Only:      only,
-		Noop:      noop,
-		Stop:      a.stopCh,
-		LogResult: func(r *reconciler.Result) bool { a.wd.ping(); return a.streamResult(r) },
-		Progress:  func(reconciler.ProgressUpdate) { a.wd.ping() },
-	})
-	if err != nil {
-		a.logRepeated(slog.LevelError, "run", err.Error(), "run", "trigger", trigger, "err", err)
-		return nil
+	p := pass.Pass{
+		Engine:   a.engine,
+		Prepared: a.prepared,
+		State: func() (*reconciler.Memory, error) {
+			if a.store == nil {
+				// The state file could not be opened (a full or read-only
+				// disk): try again, and run without it if it still cannot.
+				if _, err := a.openState(cfg); err != nil {
+					a.stateFault("open", err)
+				}
+			}
+			return a.memory, nil
+		},
+		Options: reconciler.RunOptions{
+			Waiting:   a.windowWaiting(time.Now()),
+			Held:      held,
+			NoPrune:   holdNoPrune,
+			Root:      cfg.Root,
+			Secrets:   a.secrets,
+			Only:      only,
+			Noop:      noop,
+			Stop:      a.stopCh,
+			LogResult: func(r *reconciler.Result) bool { a.wd.ping(); return a.streamResult(r) },
+			Progress:  func(reconciler.ProgressUpdate) { a.wd.ping() },
+		},
+		Record: func(rep *reconciler.Report) error { a.recordRun(rep, trigger); return nil },
+		Finish: func(res *pass.Result) {
+			if res.Err != nil {
+				a.logRepeated(slog.LevelError, "run", res.Err.Error(), "run", "trigger", trigger, "err", res.Err)
+				return
+			}
+			a.runDone(res.Report, trigger)
+		},
 	}
-	a.repeats.clear("run")
-	if len(rep.Only) == 0 && rep.Stopped == "" {
-		a.lastFull = time.Now()
-	}
+	return p.Run(runCtx).Report
+}
+
+// recordRun records a run in the state file, unless the agent keeps runs
+// out of it (a noop Once) or the run is a quiet poll; a fault in the state
+// file is cleared by a recorded run, so a run is always recorded then.
+func (a *Agent) recordRun(rep *reconciler.Report, trigger string) {
 	a.mu.Lock()
-	// A fault in the state file is cleared by a recorded run: record.
 	stateOK := a.node.State == nil || a.node.State.Error == ""
 	wasQuiet := stateOK && a.node.Converged && a.node.AppliedRevision == rep.Revision && quiet(trigger, rep)
 	a.mu.Unlock()
@@ -663,7 +677,14 @@ func (a *Agent) run(ctx context.Context, trigger string, only []reconciler.ID, n
 			a.stateOK()
 		}
 	}
+}
+
+// runDone updates what the agent keeps of a run that happened: the memory,
+// the view of every resource, the metrics and the status.
+func (a *Agent) runDone(rep *reconciler.Report, trigger string) {
+	a.repeats.clear("run")
 	if len(rep.Only) == 0 && rep.Stopped == "" {
+		a.lastFull = time.Now()
 		a.forgetResources(rep)
 	}
 	if rep.Next != nil {
@@ -715,7 +736,6 @@ func (a *Agent) run(ctx context.Context, trigger string, only []reconciler.ID, n
 	if rep.Stopped != "" {
 		a.log.Info("run stopped early", "trigger", trigger, "reason", rep.Stopped)
 	}
-	return rep
 }
 
 func (a *Agent) viewList() []reconciler.Result {
