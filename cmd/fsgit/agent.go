@@ -14,6 +14,7 @@ import (
 
 	"github.com/fsgit/fsgit/internal/agent"
 	"github.com/fsgit/fsgit/internal/gitsource"
+	"github.com/fsgit/fsgit/internal/pass"
 	"github.com/fsgit/fsgit/schema"
 )
 
@@ -82,28 +83,23 @@ func runAgent(ctx context.Context, stderr io.Writer, configFile string) error {
 		return couldNotRun(err)
 	}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
+	// SIGTERM or SIGINT finishes the resources in hand, a second one
+	// cancels them; SIGHUP reloads the configuration.
+	ctx, _, release := pass.Interrupted(ctx, func(s os.Signal) {
+		log.Info("signal: finishing the resources in hand (signal again to cancel them)", "signal", s.String())
+		a.Stop()
+	})
+	defer release()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	go func() {
-		stopping := false
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case s := <-sigs:
-				switch {
-				case s == syscall.SIGHUP:
-					a.Reload()
-				case !stopping:
-					stopping = true
-					log.Info("signal: finishing the resources in hand (signal again to cancel them)", "signal", s.String())
-					a.Stop()
-				default:
-					cancel()
-				}
+			case <-hup:
+				a.Reload()
 			}
 		}
 	}()

@@ -138,22 +138,14 @@ func runApply(ctx context.Context, stdout, stderr io.Writer, f applyFlags) error
 		return couldNotRun(res.Err)
 	}
 	rep := res.Report
-	if structured(f.output) {
-		if err := writeDoc(stdout, f.output, rep); err != nil {
-			return couldNotRun(fmt.Errorf("write report: %w", err))
-		}
-	} else if err := rep.WriteText(stdout, reconciler.TextOptions{Verbose: f.verbose, Times: true}); err != nil {
-		return couldNotRun(fmt.Errorf("write report: %w", err))
+	if err := writeReport(stdout, f.output, f.verbose, rep); err != nil {
+		return err
 	}
 
-	code := rep.ExitCode()
 	if res.RecordErr != nil {
 		// The node changed but its memory did not: say so, and count it as
 		// a failure.
-		return &exitError{code: code | 4, err: fmt.Errorf("the run is not recorded: %w", res.RecordErr)}
+		return &exitError{code: rep.ExitCode() | 4, err: fmt.Errorf("the run is not recorded: %w", res.RecordErr)}
 	}
-	if code != 0 {
-		return &exitError{code: code}
-	}
-	return nil
+	return runExit(rep)
 }

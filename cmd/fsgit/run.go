@@ -98,17 +98,10 @@ func runNow(ctx context.Context, stdout, stderr io.Writer, f runFlags) error {
 			return couldNotRun(err)
 		}
 	}
-	if structured(f.output) {
-		if err := writeDoc(stdout, f.output, rep); err != nil {
-			return couldNotRun(fmt.Errorf("write report: %w", err))
-		}
-	} else if err := rep.WriteText(stdout, reconciler.TextOptions{Verbose: f.verbose, Times: true}); err != nil {
-		return couldNotRun(fmt.Errorf("write report: %w", err))
+	if err := writeReport(stdout, f.output, f.verbose, rep); err != nil {
+		return err
 	}
-	if code := rep.ExitCode(); code != 0 {
-		return &exitError{code: code}
-	}
-	return nil
+	return runExit(rep)
 }
 
 // showRunEvent shows a streamed event as one line: a resource that did

@@ -11,8 +11,6 @@ package pass
 import (
 	"context"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/fsgit/fsgit/reconciler"
 )
@@ -110,7 +108,7 @@ func (p *Pass) Run(ctx context.Context) (res *Result) {
 		{"run", func() (err error) {
 			runCtx := ctx
 			if p.Interrupt != nil {
-				runCtx, opts.Stop, release = interrupted(ctx, p.Interrupt)
+				runCtx, opts.Stop, release = Interrupted(ctx, func(os.Signal) { p.Interrupt() })
 			}
 			res.Report, err = p.Engine.Run(runCtx, res.Prepared, opts)
 			return err
@@ -123,28 +121,4 @@ func (p *Pass) Run(ctx context.Context) (res *Result) {
 		}
 	}
 	return res
-}
-
-// interrupted catches SIGINT and SIGTERM until release: the first calls
-// notice and closes stop, the second cancels the returned context.
-func interrupted(ctx context.Context, notice func()) (context.Context, chan struct{}, func()) {
-	stop := make(chan struct{})
-	ctx, cancel := context.WithCancel(ctx)
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		select {
-		case <-sigs:
-			notice()
-			close(stop)
-		case <-ctx.Done():
-			return
-		}
-		select {
-		case <-sigs:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	return ctx, stop, func() { signal.Stop(sigs); cancel() }
 }

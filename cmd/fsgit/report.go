@@ -10,6 +10,29 @@ import (
 	"github.com/fsgit/fsgit/reconciler"
 )
 
+// writeReport prints a run's report in the output format; an error
+// writing it means the command could not run.
+func writeReport(w io.Writer, output string, verbose bool, rep *reconciler.Report) error {
+	var err error
+	if structured(output) {
+		err = writeDoc(w, output, rep)
+	} else {
+		err = rep.WriteText(w, reconciler.TextOptions{Verbose: verbose, Times: true})
+	}
+	if err != nil {
+		return couldNotRun(fmt.Errorf("write report: %w", err))
+	}
+	return nil
+}
+
+// runExit is the exit of a command that ran rep: its exit code.
+func runExit(rep *reconciler.Report) error {
+	if code := rep.ExitCode(); code != 0 {
+		return &exitError{code: code}
+	}
+	return nil
+}
+
 // progress shows the progress of long steps (downloads, package installs,
 // image pulls, migrations) on a terminal, one line rewritten in place;
 // elsewhere it shows nothing, so that pipes stay clean (the log has the
