@@ -4,8 +4,11 @@
 // record and the status are written in a defer, in the manner of Flux's
 // reconcilers, so that every way out of the pass reports how it ended.
 //
-// It holds what those commands share besides: the compiled catalog cache,
-// the node's secret chain and the last-run summary.
+// Local is the pass of fsgit apply --once, from a site directory; the
+// agent (and fsgit run, which runs the agent's work once) builds its own
+// Pass around the commit it accepted. The package holds what those share
+// besides: the compiled catalog cache, the node's secret chain, the
+// last-run summary and the two-stage signal handling.
 package pass
 
 import (
@@ -52,8 +55,8 @@ type Result struct {
 	// Report is the run's report; nil when the run did not happen.
 	Report *reconciler.Report
 	// Step names the step that failed ("load", "secrets", "prepare",
-	// "state", "run"), and Err says why; both empty when the run
-	// happened.
+	// "state", "run"; Local's "root" before them), and Err says why; both
+	// empty when the run happened.
 	Step string
 	Err  error
 	// RecordErr is why a run that happened is not recorded.
