@@ -603,9 +603,9 @@ func (a *Agent) handleWatch(ctx context.Context) {
 
 // run runs the current catalog (or only the given resources) as one
 // pass: the state's memory, the engine, then, deferred, the record
-// (recordRun) and the status (runDone). It returns nil when the run could not start, or
-// when the agent is stopping (a run that would only skip everything is not
-// worth recording).
+// (recordRun) and the status (runDone). It returns nil when the run could
+// not start, or when the agent is stopping (a run that would only skip
+// everything is not worth recording).
 func (a *Agent) run(ctx context.Context, trigger string, only []reconciler.ID, noop bool) *reconciler.Report {
 	select {
 	case <-a.stopCh:
