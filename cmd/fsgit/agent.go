@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -16,8 +14,7 @@ import (
 
 	"github.com/fsgit/fsgit/internal/agent"
 	"github.com/fsgit/fsgit/internal/gitsource"
-	"github.com/fsgit/fsgit/internal/secrets"
-	"github.com/fsgit/fsgit/reconciler"
+	"github.com/fsgit/fsgit/internal/pass"
 	"github.com/fsgit/fsgit/schema"
 )
 
@@ -73,26 +70,12 @@ func runAgent(ctx context.Context, stderr io.Writer, configFile string) error {
 		h = slog.NewJSONHandler(stderr, opts)
 	}
 	log := slog.New(h)
-	var a *agent.Agent
-	restart := make(chan error, 1)
-	loader := &siteLoader{
-		config: func() *agent.Config { return a.Config() },
-		log:    log,
-		restart: func(err error) {
-			select {
-			case restart <- err:
-				a.Stop()
-			default:
-			}
-		},
-	}
-	a, err = agent.New(agent.Options{
+	a, err := agent.New(agent.Options{
 		Config:     cfg,
 		ConfigFile: configFile,
 		SchemaFS:   schema.Files(),
 		Registry:   newRegistry(),
-		Load:       loader.load,
-		Secrets:    agentSecrets,
+		Secrets:    agent.NodeSecrets,
 		Log:        log,
 		LogLevel:   level,
 	})
@@ -100,58 +83,32 @@ func runAgent(ctx context.Context, stderr io.Writer, configFile string) error {
 		return couldNotRun(err)
 	}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
+	// SIGTERM or SIGINT finishes the resources in hand, a second one
+	// cancels them; SIGHUP reloads the configuration.
+	ctx, _, release := pass.Interrupted(ctx, func(s os.Signal) {
+		log.Info("signal: finishing the resources in hand (signal again to cancel them)", "signal", s.String())
+		a.Stop()
+	})
+	defer release()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	go func() {
-		stopping := false
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case s := <-sigs:
-				switch {
-				case s == syscall.SIGHUP:
-					a.Reload()
-				case !stopping:
-					stopping = true
-					log.Info("signal: finishing the resources in hand (signal again to cancel them)", "signal", s.String())
-					a.Stop()
-				default:
-					cancel()
-				}
+			case <-hup:
+				a.Reload()
 			}
 		}
 	}()
 	if err := a.Run(ctx); err != nil {
+		// Exit 1; after a restart request, for the service manager to
+		// start the agent again.
 		return couldNotRun(err)
-	}
-	select {
-	case err := <-restart:
-		// Exit 1, for the service manager to start the agent again.
-		return couldNotRun(err)
-	default:
 	}
 	return nil
-}
-
-// agentSecrets makes the node's secret providers: the secrets directory,
-// and with the age provider the site's encrypted files first.
-func agentSecrets(cfg agent.SecretsConfig, siteSecrets fs.FS) (reconciler.SecretResolver, error) {
-	files := secrets.NewFiles(cfg.Dir)
-	if cfg.Provider != "age" {
-		return secrets.Chain{files}, nil
-	}
-	if cfg.IdentityFile == "" {
-		return nil, errors.New("the age secret provider needs secrets.identityFile")
-	}
-	ids, err := secrets.LoadIdentities(cfg.IdentityFile)
-	if err != nil {
-		return nil, err
-	}
-	return secrets.Chain{secrets.NewAge(siteSecrets, "secrets", ids...), files}, nil
 }
 
 // runCheckConfig validates an agent configuration without starting the

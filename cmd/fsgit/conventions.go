@@ -13,8 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"cuelang.org/go/cue/cuecontext"
-	cueyaml "cuelang.org/go/encoding/yaml"
 	"github.com/spf13/cobra"
 
 	"github.com/fsgit/fsgit/internal/agent"
@@ -99,7 +97,7 @@ func writeDoc(w io.Writer, format string, v any) error {
 		_, err := w.Write(buf.Bytes())
 		return err
 	}
-	b, err := jsonToYAML(buf.Bytes())
+	b, err := desired.YAML(buf.Bytes())
 	if err != nil {
 		return err
 	}
@@ -114,19 +112,6 @@ func writeOut(w io.Writer, format string, v any) error {
 		return couldNotRun(fmt.Errorf("write %s: %w", format, err))
 	}
 	return nil
-}
-
-// jsonToYAML converts a JSON document to YAML, keeping its field order.
-func jsonToYAML(js []byte) ([]byte, error) {
-	v := cuecontext.New().CompileBytes(js)
-	if err := v.Err(); err != nil {
-		return nil, fmt.Errorf("convert to yaml: %w", err)
-	}
-	b, err := cueyaml.Encode(v)
-	if err != nil {
-		return nil, fmt.Errorf("convert to yaml: %w", err)
-	}
-	return b, nil
 }
 
 // noArgs refuses positional arguments with a sentence that says so.

@@ -23,6 +23,7 @@ import (
 	"testing"
 
 	"github.com/fsgit/fsgit/internal/faulttest"
+	"github.com/fsgit/fsgit/internal/pass"
 	"github.com/fsgit/fsgit/internal/state"
 )
 
@@ -170,7 +171,7 @@ func TestFault_StateGrowDiskFull(t *testing.T) {
 	if err != nil || len(c.Inventory) != 153 {
 		t.Fatalf("inventory copy: %v", err)
 	}
-	var cf catalogCacheFile
+	var cf pass.CacheFile
 	if b, err := os.ReadFile(filepath.Join(dir, "catalog-n1.json")); err != nil || json.Unmarshal(b, &cf) != nil || len(cf.Catalog.Resources) != 155 {
 		t.Fatalf("catalog cache not written once space is back: %v", err)
 	}

@@ -154,7 +154,7 @@ func runPlan(ctx context.Context, out io.Writer, f *planFlags) error {
 		var buf bytes.Buffer
 		if err = p.WriteJSON(&buf); err == nil {
 			var y []byte
-			if y, err = jsonToYAML(buf.Bytes()); err == nil {
+			if y, err = desired.YAML(buf.Bytes()); err == nil {
 				_, err = out.Write(y)
 			}
 		}

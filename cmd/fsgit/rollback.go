@@ -105,10 +105,7 @@ func runRollback(ctx context.Context, stdout, stderr io.Writer, f rollbackFlags)
 	} else if err := rep.WriteText(stdout, reconciler.TextOptions{Times: true}); err != nil {
 		return couldNotRun(fmt.Errorf("write report: %w", err))
 	}
-	if code := rep.ExitCode(); code != 0 {
-		return &exitError{code: code}
-	}
-	return nil
+	return runExit(rep)
 }
 
 func listKept(ctx context.Context, w io.Writer, cfg *agent.Config, output string) error {

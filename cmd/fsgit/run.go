@@ -98,17 +98,10 @@ func runNow(ctx context.Context, stdout, stderr io.Writer, f runFlags) error {
 			return couldNotRun(err)
 		}
 	}
-	if structured(f.output) {
-		if err := writeDoc(stdout, f.output, rep); err != nil {
-			return couldNotRun(fmt.Errorf("write report: %w", err))
-		}
-	} else if err := rep.WriteText(stdout, reconciler.TextOptions{Verbose: f.verbose, Times: true}); err != nil {
-		return couldNotRun(fmt.Errorf("write report: %w", err))
+	if err := writeReport(stdout, f.output, f.verbose, rep); err != nil {
+		return err
 	}
-	if code := rep.ExitCode(); code != 0 {
-		return &exitError{code: code}
-	}
-	return nil
+	return runExit(rep)
 }
 
 // showRunEvent shows a streamed event as one line: a resource that did
@@ -133,13 +126,11 @@ func runOnceReq(ctx context.Context, stderr io.Writer, cfg *agent.Config, req ag
 		level = slog.LevelInfo
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	loader := &siteLoader{config: func() *agent.Config { return cfg }, log: log, restart: func(error) {}}
 	a, err := agent.New(agent.Options{
 		Config:   cfg,
 		SchemaFS: schema.Files(),
 		Registry: newRegistry(),
-		Load:     loader.load,
-		Secrets:  agentSecrets,
+		Secrets:  agent.NodeSecrets,
 		Log:      log,
 	})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fsgit/fsgit/internal/desired"
+	"github.com/fsgit/fsgit/internal/pass"
 	"github.com/fsgit/fsgit/internal/secrets"
 	"github.com/fsgit/fsgit/internal/verify"
 	"github.com/fsgit/fsgit/reconciler"
@@ -111,11 +112,11 @@ func runVerify(ctx context.Context, stdout, stderr io.Writer, f verifyFlags) err
 	if err != nil {
 		return couldNotRun(fmt.Errorf("find the stores in site %s:\n%w", f.site, err))
 	}
-	root, err := sandboxRoot(f.root, true)
+	root, err := pass.SandboxRoot(f.root, true)
 	if err != nil {
 		return couldNotRun(err)
 	}
-	resolver, err := secretResolver(applyFlags{site: f.site, secretsDir: f.secretsDir, ageIdentity: f.ageIdentity})
+	resolver, err := pass.SiteSecrets(f.site, f.secretsDir, f.ageIdentity)
 	if err != nil {
 		return couldNotRun(err)
 	}

@@ -32,6 +32,7 @@ import (
 
 	"github.com/fsgit/fsgit/internal/crash"
 	"github.com/fsgit/fsgit/internal/gitsource"
+	"github.com/fsgit/fsgit/internal/pass"
 	"github.com/fsgit/fsgit/internal/state"
 	"github.com/fsgit/fsgit/internal/status"
 	"github.com/fsgit/fsgit/reconciler"
@@ -57,9 +58,11 @@ type Options struct {
 	SchemaFS   fs.FS
 	// Registry holds the resource kinds.
 	Registry *reconciler.Registry
-	// Load builds catalogs.
+	// Load builds catalogs; nil evaluates the commit's CUE site under the
+	// configured limits (see siteLoader).
 	Load CatalogLoader
-	// Secrets makes the secret resolver; nil runs without secrets.
+	// Secrets makes the secret resolver (NodeSecrets is the node's);
+	// nil runs without secrets.
 	Secrets SecretsFactory
 	// Log is the agent's logger; LogLevel, when set, follows log.level.
 	Log      *slog.Logger
@@ -154,12 +157,16 @@ type Agent struct {
 	repeats *repeats
 	// tracer exports runs as traces (nil: tracing is off).
 	tracer *tracer
+	// daemon is set while Run runs; restartErr, under mu, is why the
+	// daemon stopped to be started again (see restart).
+	daemon     bool
+	restartErr error
 }
 
 // New checks the options and returns an agent ready to Run.
 func New(opts Options) (*Agent, error) {
-	if opts.Config == nil || opts.Load == nil || opts.Registry == nil {
-		return nil, errors.New("make agent: a configuration, a catalog loader and a registry are required")
+	if opts.Config == nil || opts.Registry == nil {
+		return nil, errors.New("make agent: a configuration and a registry are required")
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
@@ -187,6 +194,10 @@ func New(opts Options) (*Agent, error) {
 		a.notify = systemdNotifier()
 	}
 	a.wd = newWatchdog(a.notify)
+	if a.opts.Load == nil {
+		l := &siteLoader{config: a.config, log: a.log, restart: a.restart}
+		a.opts.Load = l.load
+	}
 	a.engine = reconciler.NewEngine(reconciler.Config{Registry: opts.Registry, Log: opts.Log})
 	a.applyLogLevel(opts.Config)
 	return a, nil
@@ -228,8 +239,12 @@ func (a *Agent) source() *gitsource.Source {
 
 // Run runs the agent until Stop or ctx ends. It returns an error when it
 // cannot start (the state file is held by another fsgit, the socket cannot
-// be bound, the source cannot be opened).
+// be bound, the source cannot be opened), and when it stopped to be
+// started again (see restart).
 func (a *Agent) Run(ctx context.Context) error {
+	a.mu.Lock()
+	a.daemon = true
+	a.mu.Unlock()
 	cfg := a.config()
 	meta, err := a.openState(cfg)
 	if err != nil {
@@ -336,7 +351,24 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.pub.flush(5 * time.Second)
 	stopLoops()
 	wg.Wait()
-	return nil
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.restartErr
+}
+
+// restart stops the daemon for the service manager to start it again
+// (fsgit.service has Restart=on-failure): Run returns err. The first
+// reason is kept. Outside Run (Once) it does nothing.
+func (a *Agent) restart(err error) {
+	a.mu.Lock()
+	stop := a.daemon && a.restartErr == nil
+	if stop {
+		a.restartErr = err
+	}
+	a.mu.Unlock()
+	if stop {
+		a.Stop()
+	}
 }
 
 // applyLoop handles polls, file events and reloads until Stop or ctx.
@@ -569,10 +601,11 @@ func (a *Agent) handleWatch(ctx context.Context) {
 	a.afterChange()
 }
 
-// run runs the current catalog (or only the given resources), records it
-// and updates the status. It returns nil when the run could not start, or
-// when the agent is stopping (a run that would only skip everything is not
-// worth recording).
+// run runs the current catalog (or only the given resources) as one
+// pass: the state's memory, the engine, then, deferred, the record
+// (recordRun) and the status (runDone). It returns nil when the run could
+// not start, or when the agent is stopping (a run that would only skip
+// everything is not worth recording).
 func (a *Agent) run(ctx context.Context, trigger string, only []reconciler.ID, noop bool) *reconciler.Report {
 	select {
 	case <-a.stopCh:
@@ -591,37 +624,49 @@ func (a *Agent) run(ctx context.Context, trigger string, only []reconciler.ID, n
 		a.mu.Unlock()
 	}()
 
-	if a.store == nil {
-		// The state file could not be opened (a full or read-only disk):
-		// try again, and run without it if it still cannot.
-		if _, err := a.openState(cfg); err != nil {
-			a.stateFault("open", err)
-		}
-	}
 	held, holdNoPrune := a.heldForRun(a.prepared.Catalog)
-	rep, err := a.engine.Run(runCtx, a.prepared, reconciler.RunOptions{
-		Waiting:   a.windowWaiting(time.Now()),
-		Held:      held,
-		NoPrune:   holdNoPrune,
-		Root:      cfg.Root,
-		Secrets:   a.secrets,
-		Prior:     a.memory,
-		Only:      only,
-		Noop:      noop,
-		Stop:      a.stopCh,
-		LogResult: func(r *reconciler.Result) bool { a.wd.ping(); return a.streamResult(r) },
-		Progress:  func(reconciler.ProgressUpdate) { a.wd.ping() },
-	})
-	if err != nil {
-		a.logRepeated(slog.LevelError, "run", err.Error(), "run", "trigger", trigger, "err", err)
-		return nil
+	p := pass.Pass{
+		Engine:   a.engine,
+		Prepared: a.prepared,
+		State: func() (*reconciler.Memory, error) {
+			if a.store == nil {
+				// The state file could not be opened (a full or read-only
+				// disk): try again, and run without it if it still cannot.
+				if _, err := a.openState(cfg); err != nil {
+					a.stateFault("open", err)
+				}
+			}
+			return a.memory, nil
+		},
+		Options: reconciler.RunOptions{
+			Waiting:   a.windowWaiting(time.Now()),
+			Held:      held,
+			NoPrune:   holdNoPrune,
+			Root:      cfg.Root,
+			Secrets:   a.secrets,
+			Only:      only,
+			Noop:      noop,
+			Stop:      a.stopCh,
+			LogResult: func(r *reconciler.Result) bool { a.wd.ping(); return a.streamResult(r) },
+			Progress:  func(reconciler.ProgressUpdate) { a.wd.ping() },
+		},
+		Record: func(rep *reconciler.Report) error { a.recordRun(rep, trigger); return nil },
+		Finish: func(res *pass.Result) {
+			if res.Err != nil {
+				a.logRepeated(slog.LevelError, "run", res.Err.Error(), "run", "trigger", trigger, "err", res.Err)
+				return
+			}
+			a.runDone(res.Report, trigger)
+		},
 	}
-	a.repeats.clear("run")
-	if len(rep.Only) == 0 && rep.Stopped == "" {
-		a.lastFull = time.Now()
-	}
+	return p.Run(runCtx).Report
+}
+
+// recordRun records a run in the state file, unless the agent keeps runs
+// out of it (a noop Once) or the run is a quiet poll; a fault in the state
+// file is cleared by a recorded run, so a run is always recorded then.
+func (a *Agent) recordRun(rep *reconciler.Report, trigger string) {
 	a.mu.Lock()
-	// A fault in the state file is cleared by a recorded run: record.
 	stateOK := a.node.State == nil || a.node.State.Error == ""
 	wasQuiet := stateOK && a.node.Converged && a.node.AppliedRevision == rep.Revision && quiet(trigger, rep)
 	a.mu.Unlock()
@@ -632,7 +677,14 @@ func (a *Agent) run(ctx context.Context, trigger string, only []reconciler.ID, n
 			a.stateOK()
 		}
 	}
+}
+
+// runDone updates what the agent keeps of a run that happened: the memory,
+// the view of every resource, the metrics and the status.
+func (a *Agent) runDone(rep *reconciler.Report, trigger string) {
+	a.repeats.clear("run")
 	if len(rep.Only) == 0 && rep.Stopped == "" {
+		a.lastFull = time.Now()
 		a.forgetResources(rep)
 	}
 	if rep.Next != nil {
@@ -684,7 +736,6 @@ func (a *Agent) run(ctx context.Context, trigger string, only []reconciler.ID, n
 	if rep.Stopped != "" {
 		a.log.Info("run stopped early", "trigger", trigger, "reason", rep.Stopped)
 	}
-	return rep
 }
 
 func (a *Agent) viewList() []reconciler.Result {

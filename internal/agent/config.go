@@ -1,18 +1,13 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
-	"strings"
 	"time"
 
-	"cuelang.org/go/cue"
-	"cuelang.org/go/cue/build"
-	"cuelang.org/go/cue/cuecontext"
-	cueerrors "cuelang.org/go/cue/errors"
-
+	"github.com/fsgit/fsgit/internal/desired"
 	"github.com/fsgit/fsgit/internal/gitsource"
 )
 
@@ -204,128 +199,13 @@ func LoadConfig(schemaFS fs.FS, name string) (*Config, error) {
 // problem is reported once per field, with its position in src and what
 // the field's type expects.
 func ParseConfig(schemaFS fs.FS, name string, src []byte) (*Config, error) {
-	ctx := cuecontext.New()
-	def, err := agentSchema(ctx, schemaFS)
+	var c Config
+	err := desired.DecodeConfig(schemaFS, "#AgentConfig", name, src, &c)
+	if ce := (*desired.ConfigError)(nil); errors.As(err, &ce) {
+		return nil, fmt.Errorf("agent configuration %s:\n%w", name, err)
+	}
 	if err != nil {
 		return nil, err
 	}
-	user := ctx.CompileBytes(src, cue.Filename(name))
-	if err := user.Err(); err != nil {
-		return nil, fmt.Errorf("agent configuration %s:\n%s", name, explain(def, name, err))
-	}
-	v := def.Unify(user)
-	if err := v.Validate(cue.Concrete(true)); err != nil {
-		return nil, fmt.Errorf("agent configuration %s:\n%s", name, explain(def, name, err))
-	}
-	var c Config
-	if err := v.Decode(&c); err != nil {
-		return nil, fmt.Errorf("agent configuration %s:\n%s", name, explain(def, name, err))
-	}
 	return &c, nil
-}
-
-// agentSchema builds the schema package's top-level files and returns
-// #AgentConfig.
-func agentSchema(ctx *cue.Context, schemaFS fs.FS) (cue.Value, error) {
-	inst := build.NewContext().NewInstance("schema", nil)
-	entries, err := fs.ReadDir(schemaFS, ".")
-	if err != nil {
-		return cue.Value{}, fmt.Errorf("read schema: %w", err)
-	}
-	for _, e := range entries {
-		if e.IsDir() || path.Ext(e.Name()) != ".cue" {
-			continue
-		}
-		b, err := fs.ReadFile(schemaFS, e.Name())
-		if err != nil {
-			return cue.Value{}, fmt.Errorf("read schema: %w", err)
-		}
-		if err := inst.AddFile("schema/"+e.Name(), b); err != nil {
-			return cue.Value{}, fmt.Errorf("parse schema/%s: %w", e.Name(), err)
-		}
-	}
-	v := ctx.BuildInstance(inst)
-	def := v.LookupPath(cue.ParsePath("#AgentConfig"))
-	if err := def.Err(); err != nil {
-		return cue.Value{}, fmt.Errorf("schema has no valid #AgentConfig:\n%s", strings.TrimSpace(cueerrors.Details(err, nil)))
-	}
-	return def, nil
-}
-
-// explain renders a validation error one line per field: the position in
-// the configuration file, the field, the most telling message (a default's
-// "conflicting values" and "empty disjunction" are the noise of the
-// schema's defaults), and the doc of the schema type the field has.
-func explain(def cue.Value, name string, err error) string {
-	type field struct {
-		path string
-		msgs []string
-		pos  string
-	}
-	var order []*field
-	byPath := map[string]*field{}
-	for _, e := range cueerrors.Errors(err) {
-		path := strings.TrimPrefix(strings.Join(e.Path(), "."), "#AgentConfig.")
-		f := byPath[path]
-		if f == nil {
-			f = &field{path: path}
-			byPath[path] = f
-			order = append(order, f)
-		}
-		format, args := e.Msg()
-		f.msgs = append(f.msgs, fmt.Sprintf(format, args...))
-		for _, p := range append(e.InputPositions(), e.Position()) {
-			if p.IsValid() && p.Filename() == name && f.pos == "" {
-				f.pos = fmt.Sprintf("%s:%d:%d", name, p.Line(), p.Column())
-			}
-		}
-	}
-	var lines []string
-	for _, f := range order {
-		msg := f.msgs[0]
-		for _, m := range f.msgs {
-			if !strings.Contains(m, "conflicting values") && !strings.Contains(m, "empty disjunction") {
-				msg = m
-				break
-			}
-		}
-		pos := f.pos
-		if pos == "" {
-			pos = name
-		}
-		line := fmt.Sprintf("%s: %s: %s", pos, f.path, msg)
-		if f.path == "" {
-			line = fmt.Sprintf("%s: %s", pos, msg)
-		}
-		if doc := typeDoc(def, f.path); doc != "" {
-			line += "\n\t" + doc
-		}
-		lines = append(lines, line)
-	}
-	return strings.Join(lines, "\n")
-}
-
-// typeDoc returns the first paragraph of the doc of the schema definition
-// that the field at path is declared with (#AbsPath, #Duration, ...), on
-// one line, or "".
-func typeDoc(def cue.Value, path string) string {
-	if path == "" {
-		return ""
-	}
-	f := def.LookupPath(cue.ParsePath(path))
-	if !f.Exists() {
-		return ""
-	}
-	_, args := f.Expr()
-	for _, a := range append([]cue.Value{f}, args...) {
-		root, ref := a.ReferencePath()
-		if len(ref.Selectors()) == 0 {
-			continue
-		}
-		for _, d := range root.LookupPath(ref).Doc() {
-			para, _, _ := strings.Cut(strings.TrimSpace(d.Text()), "\n\n")
-			return strings.Join(strings.Fields(para), " ")
-		}
-	}
-	return ""
 }

@@ -71,7 +71,7 @@ func StatusFromState(path string, timeout time.Duration) (*status.Node, error) {
 		}
 		// The history counts drifted resources without naming them.
 		drifted := r.Summary.Outcomes[reconciler.Drifted]
-		n.Converged = len(n.Failed)+len(n.PendingDestroy)+drifted == 0 && n.AppliedRevision != "" && n.AppliedRevision == n.DesiredRevision
+		n.Converged = status.Converged(drifted, len(n.Failed), len(n.PendingDestroy), n.AppliedRevision, n.DesiredRevision)
 		n.Since = r.Started
 		break
 	}

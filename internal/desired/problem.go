@@ -154,6 +154,13 @@ func errRank(msg string) int {
 	}
 }
 
+// defaultsNoise reports whether a message is the noise of a schema's
+// defaults (a conflict with a default, an empty disjunction) rather than
+// the cause, by errRank; CUE's bare "empty disjunction" too.
+func defaultsNoise(msg string) bool {
+	return errRank(msg) <= 2 || msg == "empty disjunction"
+}
+
 // cueErr is one CUE error, flattened.
 type cueErr struct {
 	path []string

@@ -203,8 +203,13 @@ func (n *Node) Update(rep *reconciler.Report, view []reconciler.Result, trigger 
 			n.PendingDestroy = append(n.PendingDestroy, Item{ID: r.ID, Reason: clip(r.Reason), Changes: r.Changes})
 		}
 	}
-	n.SetConverged(len(n.Drifted)+len(n.Failed)+len(n.PendingDestroy) == 0 &&
-		n.AppliedRevision != "" && n.AppliedRevision == n.DesiredRevision, now)
+	n.SetConverged(Converged(len(n.Drifted), len(n.Failed), len(n.PendingDestroy), n.AppliedRevision, n.DesiredRevision), now)
+}
+
+// Converged is the convergence rule: nothing drifted, failed or held for
+// destroy, and the desired revision applied.
+func Converged(drifted, failed, pendingDestroy int, applied, desired string) bool {
+	return drifted+failed+pendingDestroy == 0 && applied != "" && applied == desired
 }
 
 // SetConverged sets Converged, and Since when it changes.

@@ -1,4 +1,4 @@
-package main
+package agent
 
 import (
 	"errors"
@@ -10,7 +10,6 @@ import (
 	"testing/fstest"
 	"time"
 
-	"github.com/fsgit/fsgit/internal/agent"
 	"github.com/fsgit/fsgit/internal/desired"
 )
 
@@ -35,11 +34,11 @@ nodes: "n1": data: _y: [for a in _l for b in _l for c in _l {a + b + c}]
 // again, refuses the commit without evaluating it, unless the budget was
 // raised.
 func TestSiteLoader_Overrun(t *testing.T) {
-	cfg := &agent.Config{StateFile: filepath.Join(t.TempDir(), "state.db")}
-	cfg.Limits.EvalTimeout = agent.Duration(100 * time.Millisecond)
+	cfg := &Config{StateFile: filepath.Join(t.TempDir(), "state.db")}
+	cfg.Limits.EvalTimeout = Duration(100 * time.Millisecond)
 	restarted := make(chan error, 1)
 	l := &siteLoader{
-		config:  func() *agent.Config { return cfg },
+		config:  func() *Config { return cfg },
 		log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		restart: func(err error) { restarted <- err },
 		grace:   50 * time.Millisecond,
@@ -74,7 +73,7 @@ func TestSiteLoader_Overrun(t *testing.T) {
 	t.Logf("refused again in %s", took)
 	// Another commit is evaluated (with a budget that the abandoned
 	// evaluation, still holding a CPU, does not make it overrun).
-	cfg.Limits.EvalTimeout = agent.Duration(time.Minute)
+	cfg.Limits.EvalTimeout = Duration(time.Minute)
 	quick := fstest.MapFS{"sites/slow/site.cue": {Data: []byte(strings.Replace(slowSite, "for c in _l {a + b + c}", "{a + b}", 1))}}
 	if _, err := l2.load(t.Context(), quick, "sites/slow", "beef", "n1"); err != nil {
 		t.Fatalf("another commit: %v", err)

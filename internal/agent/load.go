@@ -1,4 +1,4 @@
-package main
+package agent
 
 import (
 	"context"
@@ -11,8 +11,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/fsgit/fsgit/internal/agent"
 	"github.com/fsgit/fsgit/internal/desired"
+	"github.com/fsgit/fsgit/internal/pass"
 	"github.com/fsgit/fsgit/reconciler"
 )
 
@@ -22,7 +22,8 @@ import (
 const overrunFile = "eval-overrun.json"
 
 // siteLoader builds the agent's catalogs from a commit's tree with the CUE
-// loader, under the configured limits.
+// loader, under the configured limits: the agent's CatalogLoader unless
+// Options.Load is set.
 //
 // An evaluation that overruns its budget cannot be stopped from inside
 // the process: CUE's evaluator takes no context. desired abandons it (the
@@ -37,7 +38,7 @@ const overrunFile = "eval-overrun.json"
 // before evaluation (file and site sizes, nesting depth) make the known
 // slow inputs fail in milliseconds, so this is the backstop, not the rule.
 type siteLoader struct {
-	config  func() *agent.Config
+	config  func() *Config
 	log     *slog.Logger
 	restart func(error)
 	// grace is how long an abandoned evaluation may run on before the
@@ -53,11 +54,11 @@ type overrun struct {
 }
 
 // limits converts the agent's configuration.
-func limits(c agent.LimitsConfig) desired.Limits {
+func limits(c LimitsConfig) desired.Limits {
 	return desired.Limits{MaxFileBytes: c.MaxFileBytes, MaxSiteBytes: c.MaxSiteBytes, MaxDepth: c.MaxDepth, MaxTerms: c.MaxTerms, EvalTimeout: c.EvalTimeout.D()}
 }
 
-// load implements agent.CatalogLoader.
+// load implements CatalogLoader.
 func (l *siteLoader) load(ctx context.Context, fsys fs.FS, siteDir, revision, node string) (*reconciler.Catalog, error) {
 	cfg := l.config()
 	lim := limits(cfg.Limits)
@@ -98,7 +99,7 @@ func (l *siteLoader) watch(be *desired.BudgetError, revision string) {
 
 // overrunBefore returns the remembered overrun of revision when the
 // budget now is no larger than the one it overran.
-func (l *siteLoader) overrunBefore(cfg *agent.Config, revision string) *overrun {
+func (l *siteLoader) overrunBefore(cfg *Config, revision string) *overrun {
 	b, err := os.ReadFile(filepath.Join(filepath.Dir(cfg.StateFile), overrunFile))
 	if err != nil {
 		return nil
@@ -116,7 +117,7 @@ func (l *siteLoader) overrunBefore(cfg *agent.Config, revision string) *overrun 
 
 // remember writes the overrun down (best effort: without it, a restart
 // evaluates the commit once more).
-func (l *siteLoader) remember(cfg *agent.Config, o overrun) {
+func (l *siteLoader) remember(cfg *Config, o overrun) {
 	b, err := json.Marshal(o)
 	if err == nil {
 		dir := filepath.Dir(cfg.StateFile)
@@ -128,4 +129,16 @@ func (l *siteLoader) remember(cfg *agent.Config, o overrun) {
 	if err != nil {
 		l.log.Warn("cannot remember the commit that overran its budget", "commit", o.Revision, "err", err)
 	}
+}
+
+// NodeSecrets is the node's SecretsFactory: the secrets directory, and
+// with the age provider the site's encrypted files first.
+func NodeSecrets(cfg SecretsConfig, siteSecrets fs.FS) (reconciler.SecretResolver, error) {
+	if cfg.Provider != "age" {
+		return pass.Secrets(pass.SecretSources{Dir: cfg.Dir})
+	}
+	if cfg.IdentityFile == "" {
+		return nil, errors.New("the age secret provider needs secrets.identityFile")
+	}
+	return pass.Secrets(pass.SecretSources{Dir: cfg.Dir, IdentityFile: cfg.IdentityFile, Site: siteSecrets, Where: "secrets"})
 }

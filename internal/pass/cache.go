@@ -1,0 +1,188 @@
+package pass
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"debug/elf"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"syscall"
+
+	"github.com/fsgit/fsgit/internal/atomicfile"
+	"github.com/fsgit/fsgit/reconciler"
+)
+
+// CacheFormat is the layout of the cache file; a file of another layout
+// is not read.
+const CacheFormat = 1
+
+// Cache is one node's compiled catalog, cached in a file of the state
+// directory. The catalog holds secret references, never values.
+type Cache struct {
+	File File
+	Node string
+}
+
+// CacheFile is the cache file's content.
+type CacheFile struct {
+	Format int `json:"format"`
+	// Key is the site's content key (desired.Key) the catalog was
+	// compiled from.
+	Key string `json:"key"`
+	// Build identifies the fsgit build that compiled it: another build may
+	// compile the same site differently.
+	Build   string              `json:"build"`
+	Node    string              `json:"node"`
+	Catalog *reconciler.Catalog `json:"catalog"`
+}
+
+// CachePath is the cache file of a node in the state directory. A node
+// name that is not a plain file name is hashed.
+func CachePath(stateDir, node string) string {
+	name := node
+	if !plainFileName(node) {
+		sum := sha256.Sum256([]byte(node))
+		name = hex.EncodeToString(sum[:12])
+	}
+	return filepath.Join(stateDir, "catalog-"+name+".json")
+}
+
+func plainFileName(s string) bool {
+	if s == "" || len(s) > 200 || s[0] == '.' || s[0] == '-' {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// read returns the cached catalog if the file holds one for key, this
+// node and this build; otherwise nil and why not. A file that anyone but
+// its owner (this user) could have written is not trusted.
+func (c *Cache) read(key string) (*reconciler.Catalog, string) {
+	fh, err := c.File.FS.Open(c.File.Name)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, "no cache file"
+	}
+	if err != nil {
+		return nil, err.Error()
+	}
+	defer fh.Close()
+	fi, err := fh.Stat()
+	if err != nil {
+		return nil, err.Error()
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !fi.Mode().IsRegular() || fi.Mode().Perm()&0o022 != 0 ||
+		(ok && int(st.Uid) != os.Geteuid()) {
+		return nil, fmt.Sprintf("not trusted (mode %s, not a private file of this user)", fi.Mode())
+	}
+	var cf CacheFile
+	if err := json.NewDecoder(fh).Decode(&cf); err != nil {
+		return nil, fmt.Sprintf("unreadable: %v", err)
+	}
+	switch build, ok := BuildIdentity(); {
+	case cf.Format != CacheFormat:
+		return nil, fmt.Sprintf("format %d, want %d", cf.Format, CacheFormat)
+	case !ok:
+		return nil, "this fsgit build cannot be identified"
+	case cf.Build != build:
+		return nil, "compiled by another fsgit build"
+	case cf.Key != key:
+		return nil, "the site changed"
+	case cf.Node != c.Node || cf.Catalog == nil || cf.Catalog.Node != c.Node:
+		return nil, "not this node's catalog"
+	}
+	return cf.Catalog, ""
+}
+
+// write caches the catalog under key, atomically, readable by the owner
+// only. It does nothing when the build cannot be identified.
+func (c *Cache) write(key string, cat *reconciler.Catalog) error {
+	build, ok := BuildIdentity()
+	if !ok {
+		return errors.New("this fsgit build cannot be identified")
+	}
+	var buf bytes.Buffer
+	// Compact and without HTML escapes: the specs' raw JSON is kept byte
+	// for byte, as the evaluation produced it.
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(CacheFile{Format: CacheFormat, Key: key, Build: build, Node: c.Node, Catalog: cat}); err != nil {
+		return fmt.Errorf("encode the catalog: %w", err)
+	}
+	if err := atomicfile.WriteFile(c.File.FS, c.File.Name, buf.Bytes(), atomicfile.Options{UID: -1, GID: -1, Mode: 0o600}); err != nil {
+		return fmt.Errorf("write %s: %w", c.File, err)
+	}
+	return nil
+}
+
+// BuildIdentity identifies the running fsgit build: the module's version
+// and VCS revision, and the Go build ID of the executable, which changes
+// with any change of the code (a dirty tree at the same revision too). ok
+// is false when nothing reliable identifies it.
+func BuildIdentity() (id string, ok bool) {
+	var b strings.Builder
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		fmt.Fprintf(&b, "%s@%s", bi.Main.Path, bi.Main.Version)
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" || s.Key == "vcs.modified" {
+				fmt.Fprintf(&b, " %s=%s", s.Key, s.Value)
+			}
+		}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "", false
+	}
+	if bid, err := goBuildID(exe); err == nil {
+		fmt.Fprintf(&b, " buildid=%s", bid)
+		return b.String(), true
+	}
+	// No build ID (not ELF): the executable file itself, by size and
+	// modification time.
+	fi, err := os.Stat(exe)
+	if err != nil {
+		return "", false
+	}
+	fmt.Fprintf(&b, " exe=%s size=%d mtime=%d", exe, fi.Size(), fi.ModTime().UnixNano())
+	return b.String(), true
+}
+
+// goBuildID reads the Go build ID from an ELF executable's
+// .note.go.buildid section (the note the go command's own buildid reads).
+func goBuildID(exe string) (string, error) {
+	f, err := elf.Open(exe)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	sec := f.Section(".note.go.buildid")
+	if sec == nil {
+		return "", errors.New("no .note.go.buildid section")
+	}
+	note, err := sec.Data()
+	if err != nil {
+		return "", err
+	}
+	// An ELF note: namesz, descsz, type (4 bytes each), the name "Go\x00"
+	// padded to 4 bytes, then the build ID.
+	if len(note) < 16 {
+		return "", errors.New("short .note.go.buildid")
+	}
+	bo := f.ByteOrder
+	namesz, descsz := bo.Uint32(note[0:]), bo.Uint32(note[4:])
+	off := 12 + (uint64(namesz)+3)&^3
+	if namesz != 4 || string(note[12:15]) != "Go\x00" || off+uint64(descsz) > uint64(len(note)) || descsz == 0 {
+		return "", errors.New("malformed .note.go.buildid")
+	}
+	return string(note[off : off+uint64(descsz)]), nil
+}

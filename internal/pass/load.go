@@ -1,0 +1,70 @@
+package pass
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/fsgit/fsgit/internal/desired"
+	"github.com/fsgit/fsgit/reconciler"
+)
+
+// SiteCatalog loads a node's catalog from a site directory: from the
+// cache when the cache holds it for the site's current content and this
+// fsgit build, evaluated from the CUE site otherwise.
+type SiteCatalog struct {
+	Dir, Node string
+	Limits    desired.Limits
+	// Cache is the node's compiled catalog cache; nil: not used.
+	Cache *Cache
+	Log   *slog.Logger
+	// fresh is the site's content key when the catalog was evaluated
+	// (what to cache it under), "" when it came from the cache.
+	fresh string
+	cat   *reconciler.Catalog
+}
+
+// Load returns the node's catalog.
+func (s *SiteCatalog) Load(ctx context.Context) (*reconciler.Catalog, error) {
+	start := time.Now()
+	if s.Cache == nil {
+		s.Log.Info("catalog cache not used", "node", s.Node, "reason", "--no-cache")
+	} else if key, err := desired.KeyDir(s.Dir); err != nil {
+		// LoadDir fails alike and says it better.
+		s.Log.Info("catalog cache not used", "node", s.Node, "reason", err)
+	} else if cat, why := s.Cache.read(key); cat != nil {
+		s.Log.Info("catalog from cache", "node", s.Node, "file", s.Cache.File.String(), "key", key,
+			"resources", len(cat.Resources), "took", time.Since(start).Round(time.Microsecond))
+		return cat, nil
+	} else {
+		s.Log.Info("catalog cache not used", "node", s.Node, "file", s.Cache.File.String(), "reason", why)
+	}
+
+	site, err := desired.LoadDirLimits(ctx, s.Dir, s.Limits)
+	if err != nil {
+		return nil, fmt.Errorf("load site %s:\n%w", s.Dir, err)
+	}
+	cat, err := site.Catalog(s.Node)
+	if err != nil {
+		return nil, fmt.Errorf("build the catalog of node %s:\n%w", s.Node, err)
+	}
+	if cat.Revision == "" {
+		cat.Revision = site.Revision()
+	}
+	s.Log.Info("catalog evaluated", "node", s.Node, "key", site.Key(),
+		"resources", len(cat.Resources), "took", time.Since(start).Round(time.Microsecond))
+	s.fresh, s.cat = site.Key(), cat
+	return cat, nil
+}
+
+// Keep writes an evaluated catalog to the cache (best effort: a warning
+// when it cannot).
+func (s *SiteCatalog) Keep() {
+	if s.fresh == "" || s.Cache == nil {
+		return
+	}
+	if err := s.Cache.write(s.fresh, s.cat); err != nil {
+		s.Log.Warn("the compiled catalog is not cached", "err", err)
+	}
+}
