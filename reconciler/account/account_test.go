@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,8 +18,22 @@ import (
 	"github.com/fsgit/fsgit/reconciler"
 )
 
+// resource returns a resource of kind with spec, a user's filled with the
+// defaults schema/kinds.cue gives it (the kind has none of its own).
 func resource(t testing.TB, kind, name string, spec map[string]any) *reconciler.Resource {
 	t.Helper()
+	if kind == UserKindName {
+		spec = maps.Clone(spec)
+		login := name
+		if n, ok := spec["name"].(string); ok {
+			login = n
+		}
+		for k, v := range map[string]any{"group": login, "home": "/home/" + login, "shell": "/bin/bash", "manageHome": true} {
+			if _, ok := spec[k]; !ok {
+				spec[k] = v
+			}
+		}
+	}
 	b, err := json.Marshal(spec)
 	if err != nil {
 		t.Fatal(err)
