@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"strings"
@@ -14,8 +15,14 @@ import (
 	"github.com/fsgit/fsgit/reconciler"
 )
 
+// resource returns a package resource with spec, its ensure defaulted as
+// the schema does.
 func resource(t testing.TB, name string, spec map[string]any) *reconciler.Resource {
 	t.Helper()
+	if _, ok := spec["ensure"]; !ok {
+		spec = maps.Clone(spec)
+		spec["ensure"] = ensureInstalled
+	}
 	b, err := json.Marshal(spec)
 	if err != nil {
 		t.Fatal(err)
