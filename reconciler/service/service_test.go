@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,8 +33,16 @@ import (
 	"github.com/fsgit/fsgit/reconciler"
 )
 
+// resource returns a service resource with spec, filled with the defaults
+// the schema gives it.
 func resource(t testing.TB, name string, spec map[string]any) *reconciler.Resource {
 	t.Helper()
+	spec = maps.Clone(spec)
+	for k, v := range map[string]any{"ensure": ensureRunning, "enable": true, "refresh": refreshRestart} {
+		if _, ok := spec[k]; !ok {
+			spec[k] = v
+		}
+	}
 	b, err := json.Marshal(spec)
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +71,7 @@ func TestKind_Validate(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			r := resource(t, c.id, c.spec)
-			s, err := decode(r)
+			s, err := New().Decode(r)
 			if (err == nil) != c.ok {
 				t.Fatalf("decode: err = %v, want ok = %v", err, c.ok)
 			}
@@ -105,10 +114,10 @@ func TestKind_Plan_underRootIsSkipped(t *testing.T) {
 }
 
 func TestKind_Plan_dialFailureIsAnError(t *testing.T) {
-	k := &Kind{
+	k := reconciler.NewTyped(&Kind{
 		booted: func() error { return nil },
 		dial:   func(context.Context) (manager, error) { return nil, errors.New("no bus") },
-	}
+	})
 	_, err := k.Plan(context.Background(), newEnv(), resource(t, "nginx", map[string]any{}))
 	if err == nil || reconciler.IsSkip(err) {
 		t.Fatalf("Plan with systemd booted but unreachable = %v, want a failure, not a skip", err)
@@ -124,13 +133,13 @@ func TestKind_Plan_dialFailureIsAnError(t *testing.T) {
 func TestKind_connectionOutlivesTheResource(t *testing.T) {
 	f := &fakeSystemd{units: map[string]*unitState{}, onDisk: map[string]bool{}, changed: map[string]bool{}}
 	var dialled context.Context
-	k := &Kind{
+	k := reconciler.NewTyped(&Kind{
 		booted: func() error { return nil },
 		dial: func(ctx context.Context) (manager, error) {
 			dialled = ctx
 			return f, nil
 		},
-	}
+	})
 	env := newEnv()
 	ctx, cancel := context.WithCancel(context.Background())
 	if _, err := k.Plan(ctx, env, resource(t, "nginx", map[string]any{})); err != nil {
@@ -197,7 +206,7 @@ func TestDiff(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			s, err := decode(resource(t, "x", c.spec))
+			s, err := New().Decode(resource(t, "x", c.spec))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -232,14 +241,14 @@ type fakeSystemd struct {
 	changed map[string]bool // unit files changed on disk since loaded
 }
 
-func fakeKind(t testing.TB) (*Kind, *fakeSystemd) {
+func fakeKind(t testing.TB) (*reconciler.Typed[spec], *fakeSystemd) {
 	t.Helper()
 	f := &fakeSystemd{units: map[string]*unitState{}, onDisk: map[string]bool{}, changed: map[string]bool{}}
-	return &Kind{
+	return reconciler.NewTyped(&Kind{
 		booted:  func() error { return nil },
 		dial:    func(context.Context) (manager, error) { return f, nil },
 		dropIns: func(string) []string { return nil },
-	}, f
+	}), f
 }
 
 func (f *fakeSystemd) record(call string) {
@@ -350,7 +359,7 @@ func (f *fakeSystemd) Close() {
 	f.mu.Unlock()
 }
 
-func mustPlan(t testing.TB, k *Kind, env *reconciler.Env, r *reconciler.Resource) *reconciler.Plan {
+func mustPlan(t testing.TB, k reconciler.Kind, env *reconciler.Env, r *reconciler.Resource) *reconciler.Plan {
 	t.Helper()
 	p, err := k.Plan(context.Background(), env, r)
 	if err != nil {
