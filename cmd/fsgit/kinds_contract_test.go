@@ -53,7 +53,8 @@ func TestKinds_SpecFieldsMatchSchema(t *testing.T) {
 
 // specFields appends the JSON paths of t's fields, going into structs and
 // into the element of slices of structs; maps are leaves, also listed in
-// maps.
+// maps. A field tagged remembered:"..." (a digest the node keeps instead
+// of content, never in a catalog) is left out.
 func specFields(t reflect.Type, prefix string, out, maps *[]string) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -65,8 +66,8 @@ func specFields(t reflect.Type, prefix string, out, maps *[]string) {
 			specFields(f.Type, prefix, out, maps) // embedded: its fields are the spec's
 			continue
 		}
-		if name == "-" || !f.IsExported() {
-			continue
+		if name == "-" || !f.IsExported() || f.Tag.Get("remembered") != "" {
+			continue // a remembered-only field is not the catalog's
 		}
 		if name == "" {
 			name = f.Name

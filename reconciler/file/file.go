@@ -46,7 +46,7 @@ type fileSpec struct {
 	// ContentSHA256 replaces content in the spec the node remembers
 	// (RememberSpec): the hex SHA-256 of content without secrets. Only
 	// PlanDelete sees it.
-	ContentSHA256 string `json:"contentSha256,omitempty"`
+	ContentSHA256 string `json:"contentSha256,omitempty" remembered:"content"`
 	// Secrets maps placeholder keys ({{secret:KEY}} in Content) to secrets.
 	Secrets map[string]reconciler.SecretRef `json:"secrets,omitempty"`
 	Owner   string                          `json:"owner"`
