@@ -86,11 +86,13 @@ func runAgent(ctx context.Context, stderr io.Writer, configFile string) error {
 			}
 		},
 	}
+	reg := newRegistry()
+	defer reg.Close() // its kinds' clients: Docker Engine API, MariaDB pools
 	a, err = agent.New(agent.Options{
 		Config:     cfg,
 		ConfigFile: configFile,
 		SchemaFS:   schema.Files(),
-		Registry:   newRegistry(),
+		Registry:   reg,
 		Load:       loader.load,
 		Secrets:    agentSecrets,
 		Log:        log,

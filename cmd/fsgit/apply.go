@@ -156,8 +156,10 @@ func runApply(ctx context.Context, stdout, stderr io.Writer, f applyFlags) error
 	if err != nil {
 		return couldNotRun(err)
 	}
+	reg := newRegistry()
+	defer reg.Close() // its kinds' clients: Docker Engine API, MariaDB pools
 	eng := reconciler.NewEngine(reconciler.Config{
-		Registry: newRegistry(),
+		Registry: reg,
 		Log:      log,
 		Parallel: f.parallel,
 		Timeout:  f.timeout,

@@ -134,10 +134,12 @@ func runOnceReq(ctx context.Context, stderr io.Writer, cfg *agent.Config, req ag
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	loader := &siteLoader{config: func() *agent.Config { return cfg }, log: log, restart: func(error) {}}
+	reg := newRegistry()
+	defer reg.Close() // its kinds' clients: Docker Engine API, MariaDB pools
 	a, err := agent.New(agent.Options{
 		Config:   cfg,
 		SchemaFS: schema.Files(),
-		Registry: newRegistry(),
+		Registry: reg,
 		Load:     loader.load,
 		Secrets:  agentSecrets,
 		Log:      log,
