@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/fsgit/fsgit/internal/desired"
+	"github.com/fsgit/fsgit/reconciler"
 )
 
 // TestKinds_SpecFieldsMatchSchema walks every typed kind's Go spec struct
@@ -85,6 +87,44 @@ func specFields(t reflect.Type, prefix string, out, maps *[]string) {
 			specFields(ft, p+".", out, maps)
 		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
 			specFields(ft.Elem(), p+"[].", out, maps)
+		}
+	}
+}
+
+// TestKinds_DecodedOnceAtPrepare: every registered kind is typed, so the
+// engine decodes each resource's spec once, when the catalog is prepared
+// (a run then plans, refreshes and times it out with that spec); preparing
+// the sample of every kind decodes each of its resources exactly once.
+func TestKinds_DecodedOnceAtPrepare(t *testing.T) {
+	site, err := desired.LoadDir(context.Background(), "../../internal/desired/testdata/allkinds")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := site.Catalog("n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := newRegistry()
+	p, err := reconciler.NewEngine(reconciler.Config{Registry: reg}).Prepare(cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inv := p.Invalid(); len(inv) > 0 {
+		t.Fatalf("invalid resources in the sample: %v", inv)
+	}
+	resources := map[string]int64{}
+	for _, r := range cat.Resources {
+		resources[r.Kind()]++
+	}
+	for _, name := range reg.Kinds() {
+		k, _ := reg.Lookup(name)
+		d, ok := k.(interface{ Decodes() int64 })
+		if !ok {
+			t.Errorf("kind %s is not typed: it decodes its spec itself", name)
+			continue
+		}
+		if got := d.Decodes(); got != resources[name] {
+			t.Errorf("kind %s: %d decodes for %d resources", name, got, resources[name])
 		}
 	}
 }
