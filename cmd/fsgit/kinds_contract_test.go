@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"reflect"
 	"slices"
 	"strings"
@@ -96,14 +95,7 @@ func specFields(t reflect.Type, prefix string, out, maps *[]string) {
 // (a run then plans, refreshes and times it out with that spec); preparing
 // the sample of every kind decodes each of its resources exactly once.
 func TestKinds_DecodedOnceAtPrepare(t *testing.T) {
-	site, err := desired.LoadDir(context.Background(), "../../internal/desired/testdata/allkinds")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat, err := site.Catalog("n")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cat := allKindsCatalog(t)
 	reg := newRegistry()
 	p, err := reconciler.NewEngine(reconciler.Config{Registry: reg}).Prepare(cat)
 	if err != nil {
