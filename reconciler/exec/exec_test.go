@@ -3,6 +3,7 @@ package exec
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,8 +13,14 @@ import (
 	"github.com/fsgit/fsgit/reconciler"
 )
 
+// resource returns an exec resource with spec, its timeout defaulted as
+// the schema does.
 func resource(t testing.TB, spec map[string]any) *reconciler.Resource {
 	t.Helper()
+	if _, ok := spec["timeout"]; !ok {
+		spec = maps.Clone(spec)
+		spec["timeout"] = "5m"
+	}
 	b, err := json.Marshal(spec)
 	if err != nil {
 		t.Fatal(err)
