@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +13,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/fsgit/fsgit/internal/kindtest"
 	"github.com/fsgit/fsgit/reconciler"
 )
 
@@ -22,23 +21,15 @@ import (
 // defaults schema/kinds.cue gives it (the kind has none of its own).
 func resource(t testing.TB, kind, name string, spec map[string]any) *reconciler.Resource {
 	t.Helper()
+	var defaults map[string]any
 	if kind == UserKindName {
-		spec = maps.Clone(spec)
 		login := name
 		if n, ok := spec["name"].(string); ok {
 			login = n
 		}
-		for k, v := range map[string]any{"group": login, "home": "/home/" + login, "shell": "/bin/bash", "manageHome": true} {
-			if _, ok := spec[k]; !ok {
-				spec[k] = v
-			}
-		}
+		defaults = map[string]any{"group": login, "home": "/home/" + login, "shell": "/bin/bash", "manageHome": true}
 	}
-	b, err := json.Marshal(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &reconciler.Resource{ID: reconciler.NewID(kind, name), Spec: b}
+	return kindtest.Resource(t, kind, name, spec, defaults)
 }
 
 func newEnv() *reconciler.Env { return &reconciler.Env{Cache: reconciler.NewCache()} }

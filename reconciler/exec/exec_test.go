@@ -2,14 +2,13 @@ package exec
 
 import (
 	"context"
-	"encoding/json"
-	"maps"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/fsgit/fsgit/internal/kindtest"
 	"github.com/fsgit/fsgit/reconciler"
 )
 
@@ -17,15 +16,7 @@ import (
 // the schema does.
 func resource(t testing.TB, spec map[string]any) *reconciler.Resource {
 	t.Helper()
-	if _, ok := spec["timeout"]; !ok {
-		spec = maps.Clone(spec)
-		spec["timeout"] = "5m"
-	}
-	b, err := json.Marshal(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &reconciler.Resource{ID: reconciler.NewID(KindName, t.Name()), Spec: b}
+	return kindtest.Resource(t, KindName, t.Name(), spec, map[string]any{"timeout": "5m"})
 }
 
 func newEnv() *reconciler.Env { return &reconciler.Env{Cache: reconciler.NewCache()} }

@@ -2,9 +2,7 @@ package pkg
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"maps"
 	"os"
 	"os/exec"
 	"strings"
@@ -12,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsgit/fsgit/internal/kindtest"
 	"github.com/fsgit/fsgit/reconciler"
 )
 
@@ -19,15 +18,7 @@ import (
 // the schema does.
 func resource(t testing.TB, name string, spec map[string]any) *reconciler.Resource {
 	t.Helper()
-	if _, ok := spec["ensure"]; !ok {
-		spec = maps.Clone(spec)
-		spec["ensure"] = ensureInstalled
-	}
-	b, err := json.Marshal(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &reconciler.Resource{ID: reconciler.NewID(KindName, name), Spec: b}
+	return kindtest.Resource(t, KindName, name, spec, map[string]any{"ensure": ensureInstalled})
 }
 
 func newEnv() *reconciler.Env { return &reconciler.Env{Cache: reconciler.NewCache()} }

@@ -16,10 +16,8 @@ package service
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +28,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/dbus"
 
+	"github.com/fsgit/fsgit/internal/kindtest"
 	"github.com/fsgit/fsgit/reconciler"
 )
 
@@ -37,17 +36,7 @@ import (
 // the schema gives it.
 func resource(t testing.TB, name string, spec map[string]any) *reconciler.Resource {
 	t.Helper()
-	spec = maps.Clone(spec)
-	for k, v := range map[string]any{"ensure": ensureRunning, "enable": true, "refresh": refreshRestart} {
-		if _, ok := spec[k]; !ok {
-			spec[k] = v
-		}
-	}
-	b, err := json.Marshal(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &reconciler.Resource{ID: reconciler.NewID(KindName, name), Spec: b}
+	return kindtest.Resource(t, KindName, name, spec, map[string]any{"ensure": ensureRunning, "enable": true, "refresh": refreshRestart})
 }
 
 func newEnv() *reconciler.Env { return &reconciler.Env{Cache: reconciler.NewCache()} }
