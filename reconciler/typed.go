@@ -367,7 +367,7 @@ func (e *Ensure) UnmarshalJSON(b []byte) error {
 		*e = Ensure(s)
 		return nil
 	}
-	return fmt.Errorf("ensure %q is not present or absent", s)
+	return fmt.Errorf("ensure %q is neither present nor absent", s)
 }
 
 // DecodeAs decodes and checks r's spec as kind k does, outside a run (a

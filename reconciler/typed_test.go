@@ -3,6 +3,7 @@ package reconciler
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -202,4 +203,33 @@ func (planOnly) Kind() string { return "tvalue" }
 
 func (planOnly) Plan(context.Context, *Env, *Resource, *valueSpec) (*Plan, error) {
 	return &Plan{}, nil
+}
+
+// closingKind is a plan-only typed kind that keeps a client: Close counts
+// its calls and returns err.
+type closingKind struct {
+	planOnly
+	name   string
+	closed int
+	err    error
+}
+
+func (k *closingKind) Kind() string { return k.name }
+
+func (k *closingKind) Close() error { k.closed++; return k.err }
+
+// TestRegistry_CloseClosesTheKindsThatKeepClients: Close reaches every
+// kind with clients (a typed one through its implementation), once, and
+// joins their errors naming the kind; a kind without clients is left be.
+func TestRegistry_CloseClosesTheKindsThatKeepClients(t *testing.T) {
+	ok := &closingKind{name: "tok"}
+	failing := &closingKind{name: "tfail", err: errors.New("pool busy")}
+	reg := NewRegistry(NewTyped[valueSpec](ok), NewTyped[valueSpec](failing), NewTyped[valueSpec](planOnly{}))
+	err := reg.Close()
+	if ok.closed != 1 || failing.closed != 1 {
+		t.Errorf("closed %d and %d times, want once each", ok.closed, failing.closed)
+	}
+	if err == nil || !strings.Contains(err.Error(), "closing kind tfail: pool busy") || strings.Contains(err.Error(), "tok") {
+		t.Errorf("Close = %v, want tfail's error alone", err)
+	}
 }

@@ -70,11 +70,13 @@ func runAgent(ctx context.Context, stderr io.Writer, configFile string) error {
 		h = slog.NewJSONHandler(stderr, opts)
 	}
 	log := slog.New(h)
+	reg := newRegistry()
+	defer reg.Close() // its kinds' clients: Docker Engine API, MariaDB pools
 	a, err := agent.New(agent.Options{
 		Config:     cfg,
 		ConfigFile: configFile,
 		SchemaFS:   schema.Files(),
-		Registry:   newRegistry(),
+		Registry:   reg,
 		Secrets:    agent.NodeSecrets,
 		Log:        log,
 		LogLevel:   level,

@@ -120,12 +120,14 @@ func runApply(ctx context.Context, stdout, stderr io.Writer, f applyFlags) error
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	progress := newProgress(stderr)
+	reg := newRegistry()
+	defer reg.Close() // its kinds' clients: Docker Engine API, MariaDB pools
 	local := pass.Local{
 		Site: site, Node: f.node, Noop: f.noop, Root: f.root,
 		StatePath: f.statePath, SummaryPath: f.summaryPath,
 		SecretsDir: f.secretsDir, AgeIdentity: f.ageIdentity,
 		NoCache: f.noCache, Limits: f.limits, LockTimeout: f.lockTimeout,
-		Engine:  reconciler.NewEngine(reconciler.Config{Registry: newRegistry(), Log: log, Parallel: f.parallel, Timeout: f.timeout}),
+		Engine:  reconciler.NewEngine(reconciler.Config{Registry: reg, Log: log, Parallel: f.parallel, Timeout: f.timeout}),
 		Options: reconciler.RunOptions{Progress: progress.update, NoPrune: f.noPrune},
 		Interrupt: func() {
 			fmt.Fprintln(stderr, "fsgit: stopping after the resources in hand (signal again to cancel them)")

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/fsgit/fsgit/internal/desired"
+	"github.com/fsgit/fsgit/reconciler"
 )
 
 // TestKinds_SpecFieldsMatchSchema walks every typed kind's Go spec struct
@@ -53,7 +54,8 @@ func TestKinds_SpecFieldsMatchSchema(t *testing.T) {
 
 // specFields appends the JSON paths of t's fields, going into structs and
 // into the element of slices of structs; maps are leaves, also listed in
-// maps.
+// maps. A field tagged remembered:"..." (a digest the node keeps instead
+// of content, never in a catalog) is left out.
 func specFields(t reflect.Type, prefix string, out, maps *[]string) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -65,8 +67,8 @@ func specFields(t reflect.Type, prefix string, out, maps *[]string) {
 			specFields(f.Type, prefix, out, maps) // embedded: its fields are the spec's
 			continue
 		}
-		if name == "-" || !f.IsExported() {
-			continue
+		if name == "-" || !f.IsExported() || f.Tag.Get("remembered") != "" {
+			continue // a remembered-only field is not the catalog's
 		}
 		if name == "" {
 			name = f.Name
@@ -84,6 +86,37 @@ func specFields(t reflect.Type, prefix string, out, maps *[]string) {
 			specFields(ft, p+".", out, maps)
 		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
 			specFields(ft.Elem(), p+"[].", out, maps)
+		}
+	}
+}
+
+// TestKinds_DecodedOnceAtPrepare: every registered kind is typed, so the
+// engine decodes each resource's spec once, when the catalog is prepared
+// (a run then plans, refreshes and times it out with that spec); preparing
+// the sample of every kind decodes each of its resources exactly once.
+func TestKinds_DecodedOnceAtPrepare(t *testing.T) {
+	cat := allKindsCatalog(t)
+	reg := newRegistry()
+	p, err := reconciler.NewEngine(reconciler.Config{Registry: reg}).Prepare(cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inv := p.Invalid(); len(inv) > 0 {
+		t.Fatalf("invalid resources in the sample: %v", inv)
+	}
+	resources := map[string]int64{}
+	for _, r := range cat.Resources {
+		resources[r.Kind()]++
+	}
+	for _, name := range reg.Kinds() {
+		k, _ := reg.Lookup(name)
+		d, ok := k.(interface{ Decodes() int64 })
+		if !ok {
+			t.Errorf("kind %s is not typed: it decodes its spec itself", name)
+			continue
+		}
+		if got := d.Decodes(); got != resources[name] {
+			t.Errorf("kind %s: %d decodes for %d resources", name, got, resources[name])
 		}
 	}
 }

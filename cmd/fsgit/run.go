@@ -126,10 +126,12 @@ func runOnceReq(ctx context.Context, stderr io.Writer, cfg *agent.Config, req ag
 		level = slog.LevelInfo
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	reg := newRegistry()
+	defer reg.Close() // its kinds' clients: Docker Engine API, MariaDB pools
 	a, err := agent.New(agent.Options{
 		Config:   cfg,
 		SchemaFS: schema.Files(),
-		Registry: newRegistry(),
+		Registry: reg,
 		Secrets:  agent.NodeSecrets,
 		Log:      log,
 	})

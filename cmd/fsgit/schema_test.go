@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/fsgit/fsgit/internal/desired"
+	"github.com/fsgit/fsgit/reconciler"
 )
 
 // TestKinds_DecodeEverySchemaField feeds every Go kind a resource of its
@@ -14,14 +15,7 @@ import (
 // here instead of being dropped silently; a kind of the schema without a Go
 // implementation fails too.
 func TestKinds_DecodeEverySchemaField(t *testing.T) {
-	site, err := desired.LoadDir(context.Background(), "../../internal/desired/testdata/allkinds")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat, err := site.Catalog("n")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cat := allKindsCatalog(t)
 	fields, err := desired.KindFields()
 	if err != nil {
 		t.Fatal(err)
@@ -50,4 +44,19 @@ func TestKinds_DecodeEverySchemaField(t *testing.T) {
 			t.Errorf("Go kind %s is not in the schema's #Kinds", name)
 		}
 	}
+}
+
+// allKindsCatalog returns node n's catalog of internal/desired/testdata/
+// allkinds: a resource of every kind with every field set.
+func allKindsCatalog(t *testing.T) *reconciler.Catalog {
+	t.Helper()
+	site, err := desired.LoadDir(context.Background(), "../../internal/desired/testdata/allkinds")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := site.Catalog("n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cat
 }

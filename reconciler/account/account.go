@@ -52,16 +52,6 @@ func checkName(id reconciler.ID, name string) error {
 	return nil
 }
 
-func checkEnsure(id reconciler.ID, ensure string) (string, error) {
-	switch ensure {
-	case "":
-		return ensurePresent, nil
-	case ensurePresent, ensureAbsent:
-		return ensure, nil
-	}
-	return "", fmt.Errorf("validate %s: ensure %q is neither present nor absent", id, ensure)
-}
-
 // passwdEntry is one line of /etc/passwd.
 type passwdEntry struct {
 	name    string
@@ -218,23 +208,19 @@ func skipUnderRoot(env *reconciler.Env) error {
 }
 
 // accountSpec is what the user and group specs share for the helpers
-// below: the account's name, its ensure, and the id it pins (nil: none).
+// below: whether the account is to be absent, and the id it pins (nil:
+// none).
 type accountSpec interface {
-	account() (name, ensure string, id *int)
+	account() (absent bool, id *int)
 }
 
-func (s *UserSpec) account() (string, string, *int)  { return s.Name, s.Ensure, s.UID }
-func (s *GroupSpec) account() (string, string, *int) { return s.Name, s.Ensure, s.GID }
+func (s *UserSpec) account() (bool, *int)  { return s.Ensure.Absent(), s.UID }
+func (s *GroupSpec) account() (bool, *int) { return s.Ensure.Absent(), s.GID }
 
-// planDelete plans to remove a user or a group that left the catalog. The
-// name comes from the spec when it still decodes, else from the ID; find
-// looks the account up in the run's snapshot and summarizes it; del is
-// userdel or groupdel.
-func planDelete[S accountSpec](env *reconciler.Env, r *reconciler.Resource, decode func(*reconciler.Resource) (S, error), find func(d *db, name string) (map[string]string, bool), del string) (*reconciler.Plan, error) {
-	name := r.Name()
-	if s, err := decode(r); err == nil {
-		name, _, _ = s.account()
-	}
+// planDelete plans to remove the user or group name, which left the
+// catalog; find looks the account up in the run's snapshot and summarizes
+// it; del is userdel or groupdel.
+func planDelete(env *reconciler.Env, r *reconciler.Resource, name string, find func(d *db, name string) (map[string]string, bool), del string) (*reconciler.Plan, error) {
 	d, err := observe(env)
 	if err != nil {
 		return nil, err
@@ -271,20 +257,21 @@ func preview[S accountSpec](old, new *reconciler.Resource, decode func(*reconcil
 	if err != nil {
 		return reconciler.Safe, ""
 	}
-	_, ensure, id := s.account()
-	oldEnsure, oldID := "", (*int)(nil)
+	absent, id := s.account()
+	oldPresent, oldAbsent, oldID := false, false, (*int)(nil)
 	if old != nil {
 		if o, err := decode(old); err == nil {
-			_, oldEnsure, oldID = o.account()
+			oldAbsent, oldID = o.account()
+			oldPresent = !oldAbsent
 		}
 	}
-	if ensure == ensureAbsent {
-		if oldEnsure == ensureAbsent {
+	if absent {
+		if oldAbsent {
 			return reconciler.Safe, ""
 		}
 		return reconciler.Destructive, "delete " + noun
 	}
-	if oldEnsure == ensurePresent && oldID != nil && id != nil && *oldID != *id {
+	if oldPresent && oldID != nil && id != nil && *oldID != *id {
 		return reconciler.Disruptive, "change " + idField
 	}
 	return reconciler.Safe, ""

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,16 +13,23 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/fsgit/fsgit/internal/kindtest"
 	"github.com/fsgit/fsgit/reconciler"
 )
 
+// resource returns a resource of kind with spec, a user's filled with the
+// defaults schema/kinds.cue gives it (the kind has none of its own).
 func resource(t testing.TB, kind, name string, spec map[string]any) *reconciler.Resource {
 	t.Helper()
-	b, err := json.Marshal(spec)
-	if err != nil {
-		t.Fatal(err)
+	var defaults map[string]any
+	if kind == UserKindName {
+		login := name
+		if n, ok := spec["name"].(string); ok {
+			login = n
+		}
+		defaults = map[string]any{"group": login, "home": "/home/" + login, "shell": "/bin/bash", "manageHome": true}
 	}
-	return &reconciler.Resource{ID: reconciler.NewID(kind, name), Spec: b}
+	return kindtest.Resource(t, kind, name, spec, defaults)
 }
 
 func newEnv() *reconciler.Env { return &reconciler.Env{Cache: reconciler.NewCache()} }

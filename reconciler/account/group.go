@@ -16,7 +16,7 @@ type GroupSpec struct {
 	// Name is the group's name; empty means the resource's name.
 	Name string `json:"name,omitempty"`
 	// Ensure is "present" (default) or "absent".
-	Ensure string `json:"ensure,omitempty"`
+	Ensure reconciler.Ensure `json:"ensure,omitempty"`
 	// GID pins the group's id; nil leaves it to groupadd.
 	GID *int `json:"gid,omitempty"`
 	// System makes groupadd pick a system gid. It matters at creation only.
@@ -27,52 +27,36 @@ type GroupSpec struct {
 type Group struct{}
 
 var (
-	_ reconciler.Kind   = (*Group)(nil)
-	_ reconciler.Pruner = (*Group)(nil)
+	_ reconciler.KindOf[GroupSpec]     = (*Group)(nil)
+	_ reconciler.SpecPruner[GroupSpec] = (*Group)(nil)
 )
 
 // NewGroup returns the group kind.
-func NewGroup() *Group { return &Group{} }
+func NewGroup() *reconciler.Typed[GroupSpec] { return reconciler.NewTyped(&Group{}) }
 
 // Kind returns "group".
 func (g *Group) Kind() string { return GroupKindName }
 
-// Validate decodes the spec and checks the name and the gid.
-func (g *Group) Validate(r *reconciler.Resource) error {
-	_, err := decodeGroup(r)
-	return err
-}
-
-func decodeGroup(r *reconciler.Resource) (*GroupSpec, error) {
-	var s GroupSpec
-	if err := r.DecodeSpec(&s); err != nil {
-		return nil, err
-	}
+// Check checks the name (taken from the ID when the spec has none) and
+// the gid.
+func (g *Group) Check(r *reconciler.Resource, s *GroupSpec) error {
 	if s.Name == "" {
 		s.Name = r.Name()
 	}
 	if err := checkName(r.ID, s.Name); err != nil {
-		return nil, err
-	}
-	var err error
-	if s.Ensure, err = checkEnsure(r.ID, s.Ensure); err != nil {
-		return nil, err
+		return err
 	}
 	if s.GID != nil && (*s.GID < 0 || *s.GID > maxID) {
-		return nil, fmt.Errorf("validate %s: gid %d is out of range", r.ID, *s.GID)
+		return fmt.Errorf("validate %s: gid %d is out of range", r.ID, *s.GID)
 	}
-	return &s, nil
+	return nil
 }
 
 // maxID is the largest uid or gid the schema accepts ((uid_t)-1 is "none").
 const maxID = 4294967294
 
 // Plan compares the group with the run's /etc/group snapshot.
-func (g *Group) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := decodeGroup(r)
-	if err != nil {
-		return nil, err
-	}
+func (g *Group) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *GroupSpec) (*reconciler.Plan, error) {
 	d, err := observe(env)
 	if err != nil {
 		return nil, err
@@ -85,9 +69,9 @@ func (g *Group) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Res
 
 	var argv []string
 	switch {
-	case s.Ensure == ensureAbsent && !exists:
+	case s.Ensure.Absent() && !exists:
 		return p, nil
-	case s.Ensure == ensureAbsent:
+	case s.Ensure.Absent():
 		return deletePlan(env, r, p, "groupdel", s.Name), nil
 	case !exists:
 		argv = []string{"groupadd"}
@@ -118,8 +102,8 @@ func (g *Group) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Res
 }
 
 // PlanDelete plans to remove a group that left the catalog.
-func (g *Group) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	return planDelete(env, r, decodeGroup, func(d *db, name string) (map[string]string, bool) {
+func (g *Group) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *GroupSpec) (*reconciler.Plan, error) {
+	return planDelete(env, r, s.Name, func(d *db, name string) (map[string]string, bool) {
 		cur, ok := d.groups[name]
 		return observedGroup(cur), ok
 	}, "groupdel")
@@ -134,5 +118,5 @@ var _ reconciler.Previewer = (*Group)(nil)
 // Preview classes a catalog change without observing: deleting a group is
 // destructive, changing its gid disruptive, anything else safe.
 func (g *Group) Preview(old, new *reconciler.Resource) (reconciler.Class, string) {
-	return preview(old, new, decodeGroup, "group", "gid")
+	return preview(old, new, func(r *reconciler.Resource) (*GroupSpec, error) { return reconciler.DecodeAs(g, r) }, "group", "gid")
 }

@@ -15,13 +15,12 @@ import (
 const UserKindName = "user"
 
 // UserSpec is the user resource's spec, as written in CUE. The schema fills
-// in every default; the Go defaults below only matter for a catalog built
-// without it (tests).
+// in every default (group, home, shell, manageHome).
 type UserSpec struct {
 	// Name is the login; empty means the resource's name.
 	Name string `json:"name,omitempty"`
 	// Ensure is "present" (default) or "absent".
-	Ensure string `json:"ensure,omitempty"`
+	Ensure reconciler.Ensure `json:"ensure,omitempty"`
 	// UID pins the user's id; nil leaves it to useradd.
 	UID *int `json:"uid,omitempty"`
 	// Group is the primary group (default: the user's name; created with
@@ -32,7 +31,7 @@ type UserSpec struct {
 	// Home is the home directory (default /home/<name>).
 	Home string `json:"home,omitempty"`
 	// ManageHome creates the home directory with the user (default true).
-	ManageHome *bool `json:"manageHome,omitempty"`
+	ManageHome bool `json:"manageHome,omitempty"`
 	// Shell is the login shell (default /bin/bash).
 	Shell string `json:"shell,omitempty"`
 	// System makes useradd pick a system uid. It matters at creation only.
@@ -48,27 +47,19 @@ type UserSpec struct {
 type User struct{}
 
 var (
-	_ reconciler.Kind   = (*User)(nil)
-	_ reconciler.Pruner = (*User)(nil)
+	_ reconciler.KindOf[UserSpec]     = (*User)(nil)
+	_ reconciler.SpecPruner[UserSpec] = (*User)(nil)
 )
 
 // NewUser returns the user kind.
-func NewUser() *User { return &User{} }
+func NewUser() *reconciler.Typed[UserSpec] { return reconciler.NewTyped(&User{}) }
 
 // Kind returns "user".
 func (u *User) Kind() string { return UserKindName }
 
-// Validate decodes the spec and checks names, paths and keys.
-func (u *User) Validate(r *reconciler.Resource) error {
-	_, err := decodeUser(r)
-	return err
-}
-
-func decodeUser(r *reconciler.Resource) (*UserSpec, error) {
-	var s UserSpec
-	if err := r.DecodeSpec(&s); err != nil {
-		return nil, err
-	}
+// Check checks names, paths and keys, takes the name from the ID when
+// the spec has none, and sorts the supplementary groups.
+func (u *User) Check(r *reconciler.Resource, s *UserSpec) error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("validate %s: %s", r.ID, fmt.Sprintf(format, a...))
 	}
@@ -76,61 +67,39 @@ func decodeUser(r *reconciler.Resource) (*UserSpec, error) {
 		s.Name = r.Name()
 	}
 	if err := checkName(r.ID, s.Name); err != nil {
-		return nil, err
-	}
-	var err error
-	if s.Ensure, err = checkEnsure(r.ID, s.Ensure); err != nil {
-		return nil, err
+		return err
 	}
 	if s.UID != nil && (*s.UID < 0 || *s.UID > maxID) {
-		return nil, bad("uid %d is out of range", *s.UID)
-	}
-	if s.Group == "" {
-		s.Group = s.Name
+		return bad("uid %d is out of range", *s.UID)
 	}
 	for _, g := range append([]string{s.Group}, s.Groups...) {
 		if err := checkName(r.ID, g); err != nil {
-			return nil, err
+			return err
 		}
-	}
-	if s.Home == "" {
-		s.Home = "/home/" + s.Name
-	}
-	if s.Shell == "" {
-		s.Shell = "/bin/bash"
 	}
 	for field, p := range map[string]string{"home": s.Home, "shell": s.Shell} {
 		if !filepath.IsAbs(p) || filepath.Clean(p) != p || strings.ContainsAny(p, ":\n") {
-			return nil, bad("%s %q is not an absolute clean path", field, p)
+			return bad("%s %q is not an absolute clean path", field, p)
 		}
 	}
 	if s.Comment != nil && strings.ContainsAny(*s.Comment, ":\n") {
-		return nil, bad("comment may not hold ':' or a newline")
-	}
-	if s.ManageHome == nil {
-		yes := true
-		s.ManageHome = &yes
+		return bad("comment may not hold ':' or a newline")
 	}
 	for i, k := range s.AuthorizedKeys {
 		k = strings.TrimSpace(k)
 		if k == "" || strings.ContainsAny(k, "\n\r") {
-			return nil, bad("authorizedKeys[%d] is not one key line", i)
+			return bad("authorizedKeys[%d] is not one key line", i)
 		}
 		s.AuthorizedKeys[i] = k
 	}
-	s.Groups = slices.Clone(s.Groups)
 	slices.Sort(s.Groups)
 	s.Groups = slices.Compact(s.Groups)
-	return &s, nil
+	return nil
 }
 
 // Plan compares the user with the run's /etc/passwd and /etc/group
 // snapshot and with its authorized_keys file.
-func (u *User) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := decodeUser(r)
-	if err != nil {
-		return nil, err
-	}
+func (u *User) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *UserSpec) (*reconciler.Plan, error) {
 	d, err := observe(env)
 	if err != nil {
 		return nil, err
@@ -139,9 +108,9 @@ func (u *User) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Reso
 	p := &reconciler.Plan{Observed: map[string]string{"ensure": ensureAbsent}}
 
 	switch {
-	case s.Ensure == ensureAbsent && !exists:
+	case s.Ensure.Absent() && !exists:
 		return p, nil
-	case s.Ensure == ensureAbsent:
+	case s.Ensure.Absent():
 		p.Observed = observedUser(d, cur, nil)
 		return deletePlan(env, r, p, "userdel", s.Name), nil
 	case !exists:
@@ -243,7 +212,7 @@ func (u *User) createPlan(env *reconciler.Env, r *reconciler.Resource, d *db, s 
 			argv = append(argv, "-G", strings.Join(s.Groups, ","))
 		}
 		argv = append(argv, "-d", s.Home, "-s", s.Shell)
-		if *s.ManageHome {
+		if s.ManageHome {
 			argv = append(argv, "-m")
 		} else {
 			argv = append(argv, "-M")
@@ -269,8 +238,8 @@ func (u *User) createPlan(env *reconciler.Env, r *reconciler.Resource, d *db, s 
 }
 
 // PlanDelete plans to remove a user that left the catalog.
-func (u *User) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	return planDelete(env, r, decodeUser, func(d *db, name string) (map[string]string, bool) {
+func (u *User) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *UserSpec) (*reconciler.Plan, error) {
+	return planDelete(env, r, s.Name, func(d *db, name string) (map[string]string, bool) {
 		cur, ok := d.users[name]
 		if !ok {
 			return nil, false
@@ -299,5 +268,5 @@ var _ reconciler.Previewer = (*User)(nil)
 // Preview classes a catalog change without observing: deleting a user is
 // destructive, changing its uid disruptive, anything else safe.
 func (u *User) Preview(old, new *reconciler.Resource) (reconciler.Class, string) {
-	return preview(old, new, decodeUser, "user", "uid")
+	return preview(old, new, func(r *reconciler.Resource) (*UserSpec, error) { return reconciler.DecodeAs(u, r) }, "user", "uid")
 }

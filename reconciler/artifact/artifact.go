@@ -47,9 +47,6 @@ const DefaultCacheDir = "/var/cache/fsgit/artifacts"
 // it, so that no artifact is downloaded again; deleting it moves the cache.
 const LegacyCacheDir = "/var/lib/fsgit/artifacts"
 
-// DefaultMaxSize caps a download whose spec gives no maxSize.
-const DefaultMaxSize = 2 << 30
-
 // Options configures the artifact kind.
 type Options struct {
 	// CacheDir holds the content-addressed cache (CacheDir/sha256/<hex>)
@@ -77,14 +74,16 @@ type Artifact struct {
 }
 
 var (
-	_ reconciler.Kind      = (*Artifact)(nil)
-	_ reconciler.Pruner    = (*Artifact)(nil)
-	_ reconciler.Timeouter = (*Artifact)(nil)
-	_ reconciler.Retainer  = (*Artifact)(nil)
+	_ reconciler.KindOf[spec]        = (*Artifact)(nil)
+	_ reconciler.SpecPruner[spec]    = (*Artifact)(nil)
+	_ reconciler.SpecTimeouter[spec] = (*Artifact)(nil)
+	_ reconciler.Retainer            = (*Artifact)(nil)
 )
 
 // New returns the artifact kind with the given options.
-func New(o Options) *Artifact {
+func New(o Options) *reconciler.Typed[spec] { return reconciler.NewTyped(newArtifact(o)) }
+
+func newArtifact(o Options) *Artifact {
 	if o.MaxRetries == 0 {
 		o.MaxRetries = 3
 	}
@@ -119,12 +118,12 @@ type spec struct {
 	Path   string `json:"path"`
 	URL    string `json:"url"`
 	SHA256 string `json:"sha256"`
-	// MaxSize caps the download, in bytes; 0 means DefaultMaxSize.
-	MaxSize int64  `json:"maxSize,omitempty"`
-	Owner   string `json:"owner"`
-	Group   string `json:"group"`
-	Mode    string `json:"mode"`
-	Ensure  string `json:"ensure"`
+	// MaxSize caps the download, in bytes.
+	MaxSize int64             `json:"maxSize,omitempty"`
+	Owner   string            `json:"owner"`
+	Group   string            `json:"group"`
+	Mode    string            `json:"mode"`
+	Ensure  reconciler.Ensure `json:"ensure"`
 }
 
 var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -132,74 +131,52 @@ var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 // Kind returns "artifact".
 func (*Artifact) Kind() string { return "artifact" }
 
-// Validate decodes the spec and checks path, URL, digest, size and mode.
-func (*Artifact) Validate(r *reconciler.Resource) error {
-	_, err := decodeSpec(r)
-	return err
-}
-
-func decodeSpec(r *reconciler.Resource) (*spec, error) {
-	var s spec
-	if err := r.DecodeSpec(&s); err != nil {
-		return nil, err
-	}
+// Check checks path (taken from the ID when not given), URL, digest,
+// size and mode.
+func (*Artifact) Check(r *reconciler.Resource, s *spec) error {
 	if s.Path == "" {
 		s.Path = r.Name()
 	}
 	if s.Path != r.Name() {
-		return nil, fmt.Errorf("validate %s: path %q differs from the ID's name", r.ID, s.Path)
+		return fmt.Errorf("validate %s: path %q differs from the ID's name", r.ID, s.Path)
 	}
 	if _, err := (&reconciler.Env{}).Path(s.Path); err != nil {
-		return nil, fmt.Errorf("validate %s: %w", r.ID, err)
-	}
-	switch s.Ensure {
-	case "":
-		s.Ensure = "present"
-	case "present", "absent":
-	default:
-		return nil, fmt.Errorf("validate %s: ensure %q is neither present nor absent", r.ID, s.Ensure)
+		return fmt.Errorf("validate %s: %w", r.ID, err)
 	}
 	if !sha256RE.MatchString(s.SHA256) {
-		return nil, fmt.Errorf("validate %s: sha256 %q is not 64 lower-case hex digits", r.ID, s.SHA256)
+		return fmt.Errorf("validate %s: sha256 %q is not 64 lower-case hex digits", r.ID, s.SHA256)
 	}
 	u, err := url.Parse(s.URL)
 	if err != nil {
-		return nil, fmt.Errorf("validate %s: url: %w", r.ID, err)
+		return fmt.Errorf("validate %s: url: %w", r.ID, err)
 	}
 	switch u.Scheme {
 	case "http", "https":
 		if u.Host == "" {
-			return nil, fmt.Errorf("validate %s: url %q has no host", r.ID, s.URL)
+			return fmt.Errorf("validate %s: url %q has no host", r.ID, s.URL)
 		}
 	case "file":
 		if !filepath.IsAbs(u.Path) {
-			return nil, fmt.Errorf("validate %s: file url %q has no absolute path", r.ID, s.URL)
+			return fmt.Errorf("validate %s: file url %q has no absolute path", r.ID, s.URL)
 		}
 	default:
-		return nil, fmt.Errorf("validate %s: url %q: scheme must be http, https or file", r.ID, s.URL)
+		return fmt.Errorf("validate %s: url %q: scheme must be http, https or file", r.ID, s.URL)
 	}
 	if s.MaxSize < 0 {
-		return nil, fmt.Errorf("validate %s: maxSize %d is negative", r.ID, s.MaxSize)
-	}
-	if s.MaxSize == 0 {
-		s.MaxSize = DefaultMaxSize
+		return fmt.Errorf("validate %s: maxSize %d is negative", r.ID, s.MaxSize)
 	}
 	if s.Mode != "" {
 		if _, err := file.ParseMode(s.Mode); err != nil {
-			return nil, fmt.Errorf("validate %s: %w", r.ID, err)
+			return fmt.Errorf("validate %s: %w", r.ID, err)
 		}
 	}
-	return &s, nil
+	return nil
 }
 
 // Timeout gives an artifact time for its download: ten minutes plus a
 // second per MiB of its size cap.
-func (*Artifact) Timeout(r *reconciler.Resource) time.Duration {
-	max := int64(DefaultMaxSize)
-	if s, err := decodeSpec(r); err == nil {
-		max = s.MaxSize
-	}
-	return 10*time.Minute + time.Duration(max>>20)*time.Second
+func (*Artifact) Timeout(s *spec) time.Duration {
+	return 10*time.Minute + time.Duration(s.MaxSize>>20)*time.Second
 }
 
 // cache is a run's artifact cache: a directory of a filesystem that keeps
@@ -246,12 +223,8 @@ func (k *Artifact) cacheOf(env *reconciler.Env) (cache, error) {
 func entryPath(dir, sum string) string { return filepath.Join(dir, "sha256", sum) }
 
 // Plan observes the artifact and returns the changes that converge it.
-func (k *Artifact) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := decodeSpec(r)
-	if err != nil {
-		return nil, err
-	}
-	return k.plan(ctx, env, r, s, s.Ensure == "absent")
+func (k *Artifact) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *spec) (*reconciler.Plan, error) {
+	return k.plan(ctx, env, r, s, s.Ensure.Absent())
 }
 
 // Retain keeps an artifact (a jar) that left the catalog while the node's
@@ -261,11 +234,7 @@ func (*Artifact) Retain(*reconciler.Resource) bool { return true }
 // PlanDelete returns the plan that removes an artifact that left the
 // catalog: safe when the file is the verified artifact (it can be had
 // again), destructive when it holds something else.
-func (k *Artifact) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := decodeSpec(r)
-	if err != nil {
-		return nil, err
-	}
+func (k *Artifact) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *spec) (*reconciler.Plan, error) {
 	return k.plan(ctx, env, r, s, true)
 }
 

@@ -123,7 +123,7 @@ type fixture struct {
 	t     *testing.T
 	root  string
 	cache string
-	kind  *Artifact
+	kind  *reconciler.Typed[spec]
 	log   bytes.Buffer
 }
 
@@ -517,7 +517,7 @@ func TestArtifact_SharedDigest(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	for _, p := range []string{"/opt/a.jar", "/opt/b.jar"} {
-		raw, _ := json.Marshal(map[string]any{"path": p, "url": o.URL + "/v1.jar", "sha256": hexSum(v1), "owner": "root", "group": "root", "mode": "0644", "ensure": "present"})
+		raw, _ := json.Marshal(map[string]any{"path": p, "url": o.URL + "/v1.jar", "sha256": hexSum(v1), "maxSize": 1 << 30, "owner": "root", "group": "root", "mode": "0644", "ensure": "present"})
 		r := &reconciler.Resource{ID: reconciler.NewID("artifact", p), Spec: raw}
 		plan, err := f.kind.Plan(context.Background(), env, r)
 		if err != nil {

@@ -133,25 +133,19 @@ type Container struct {
 }
 
 var (
-	_ reconciler.Kind      = (*Container)(nil)
-	_ reconciler.Refresher = (*Container)(nil)
-	_ reconciler.Pruner    = (*Container)(nil)
+	_ reconciler.KindOf[ContainerSpec]        = (*Container)(nil)
+	_ reconciler.SpecRefresher[ContainerSpec] = (*Container)(nil)
+	_ reconciler.SpecPruner[ContainerSpec]    = (*Container)(nil)
 )
 
 // NewContainer returns the docker.container kind.
-func NewContainer() *Container { return &Container{} }
+func NewContainer() *reconciler.Typed[ContainerSpec] { return reconciler.NewTyped(&Container{}) }
 
 // Kind returns "docker.container".
 func (*Container) Kind() string { return "docker.container" }
 
 // Close closes the kind's Engine API clients.
 func (k *Container) Close() error { return k.clients.close() }
-
-// Validate checks the spec.
-func (*Container) Validate(r *reconciler.Resource) error {
-	_, err := decodeContainer(r)
-	return err
-}
 
 var (
 	envKeyRe   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]*$`)
@@ -160,11 +154,10 @@ var (
 	durationRe = regexp.MustCompile(`^[0-9]+(ms|s|m|h)$`)
 )
 
-func decodeContainer(r *reconciler.Resource) (*ContainerSpec, error) {
-	var s ContainerSpec
-	if err := r.DecodeSpec(&s); err != nil {
-		return nil, err
-	}
+// Check checks the spec: the name (taken from the ID when not given), the
+// keys of env and secretEnv and the secrets they name, ports, mounts,
+// networks, the health check and the labels.
+func (*Container) Check(r *reconciler.Resource, s *ContainerSpec) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("validating %s: %s", r.ID, fmt.Sprintf(format, args...))
 	}
@@ -172,97 +165,83 @@ func decodeContainer(r *reconciler.Resource) (*ContainerSpec, error) {
 		s.Name = r.Name()
 	}
 	if !nameRe.MatchString(s.Name) {
-		return nil, bad("container name %q is not valid", s.Name)
+		return bad("container name %q is not valid", s.Name)
 	}
 	switch s.Ensure {
-	case "":
-		s.Ensure = "running"
 	case "running", "stopped", "absent":
 	default:
-		return nil, bad("ensure %q is not running, stopped or absent", s.Ensure)
+		return bad("ensure %q is not running, stopped or absent", s.Ensure)
 	}
 	if s.Image == "" && s.Ensure != "absent" {
-		return nil, bad("image is empty")
-	}
-	if s.Restart == "" {
-		s.Restart = "unless-stopped"
+		return bad("image is empty")
 	}
 	if !restartRe.MatchString(s.Restart) {
-		return nil, bad("restart %q is not no, always, unless-stopped, on-failure or on-failure:N", s.Restart)
+		return bad("restart %q is not no, always, unless-stopped, on-failure or on-failure:N", s.Restart)
 	}
 	for k := range s.Env {
 		if !envKeyRe.MatchString(k) {
-			return nil, bad("env key %q is not valid", k)
+			return bad("env key %q is not valid", k)
 		}
 	}
 	for k, ref := range s.SecretEnv {
 		if !envKeyRe.MatchString(k) {
-			return nil, bad("secretEnv key %q is not valid", k)
+			return bad("secretEnv key %q is not valid", k)
 		}
 		if _, dup := s.Env[k]; dup {
-			return nil, bad("%s is in both env and secretEnv", k)
+			return bad("%s is in both env and secretEnv", k)
 		}
 		if ref.IsZero() {
-			return nil, bad("secretEnv %s names no secret", k)
+			return bad("secretEnv %s names no secret", k)
 		}
 	}
 	for i := range s.Ports {
 		p := &s.Ports[i]
-		if p.Proto == "" {
-			p.Proto = "tcp"
-		}
-		if p.HostIP == "" {
-			p.HostIP = "0.0.0.0"
-		}
 		if p.Proto != "tcp" && p.Proto != "udp" {
-			return nil, bad("port proto %q is not tcp or udp", p.Proto)
+			return bad("port proto %q is not tcp or udp", p.Proto)
 		}
 		if p.Host < 1 || p.Host > 65535 || p.Container < 1 || p.Container > 65535 {
-			return nil, bad("port %d:%d out of range", p.Host, p.Container)
+			return bad("port %d:%d out of range", p.Host, p.Container)
 		}
 	}
 	for _, m := range s.Mounts {
 		switch m.Type {
 		case "bind":
 			if !strings.HasPrefix(m.Source, "/") {
-				return nil, bad("bind mount source %q is not absolute", m.Source)
+				return bad("bind mount source %q is not absolute", m.Source)
 			}
 		case "volume":
 			if m.Source == "" {
-				return nil, bad("volume mount of %s names no volume", m.Target)
+				return bad("volume mount of %s names no volume", m.Target)
 			}
 		default:
-			return nil, bad("mount type %q is not bind or volume", m.Type)
+			return bad("mount type %q is not bind or volume", m.Type)
 		}
 		if !strings.HasPrefix(m.Target, "/") {
-			return nil, bad("mount target %q is not absolute", m.Target)
+			return bad("mount target %q is not absolute", m.Target)
 		}
 	}
 	for _, n := range s.Networks {
 		if n.Name == "" {
-			return nil, bad("a network attachment names no network")
+			return bad("a network attachment names no network")
 		}
 	}
 	if h := s.Healthcheck; h != nil {
 		if len(h.Test) == 0 {
-			return nil, bad("healthcheck test is empty")
+			return bad("healthcheck test is empty")
 		}
 		for _, d := range []*string{&h.Interval, &h.Timeout, &h.StartPeriod} {
 			if *d == "" {
 				continue
 			}
 			if !durationRe.MatchString(*d) {
-				return nil, bad("healthcheck duration %q is not like 30s", *d)
+				return bad("healthcheck duration %q is not like 30s", *d)
 			}
 		}
 	}
 	if err := checkLabels(r, s.Labels); err != nil {
-		return nil, err
+		return err
 	}
-	if s.Env == nil {
-		s.Env = map[string]string{}
-	}
-	return &s, nil
+	return nil
 }
 
 // desiredContainer is a spec normalized for comparison and hashing: bind
@@ -386,11 +365,7 @@ func listContainers(ctx context.Context, env *reconciler.Env, cl *client.Client,
 }
 
 // Plan observes the container and diffs it against the spec.
-func (k *Container) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := decodeContainer(r)
-	if err != nil {
-		return nil, err
-	}
+func (k *Container) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *ContainerSpec) (*reconciler.Plan, error) {
 	k.remember(r.ID, s.DockerHost)
 	cl, err := k.clients.get(s.DockerHost)
 	if err != nil {
@@ -481,11 +456,7 @@ func (k *Container) isEcho(id reconciler.ID, at time.Time) bool {
 
 // Refresh restarts the container when something it depends on through a
 // notify edge changed, unless it was just created or recreated.
-func (k *Container) Refresh(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, changed bool) error {
-	s, err := decodeContainer(r)
-	if err != nil {
-		return err
-	}
+func (k *Container) Refresh(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *ContainerSpec, changed bool) (err error) {
 	if changed || s.Ensure != "running" {
 		return nil
 	}
@@ -505,11 +476,7 @@ func (k *Container) Refresh(ctx context.Context, env *reconciler.Env, r *reconci
 
 // PlanDelete stops and removes a container that left the catalog, if fsgit
 // created it. Its volumes and bind-mounted data are kept.
-func (k *Container) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := decodeContainer(r)
-	if err != nil {
-		return nil, err
-	}
+func (k *Container) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *ContainerSpec) (*reconciler.Plan, error) {
 	cl, err := k.clients.get(s.DockerHost)
 	if err != nil {
 		return nil, err

@@ -93,7 +93,7 @@ type kinds struct {
 	image     *reconciler.Typed[ImageSpec]
 	network   *reconciler.Typed[NetworkSpec]
 	volume    *reconciler.Typed[VolumeSpec]
-	container *Container
+	container *reconciler.Typed[ContainerSpec]
 }
 
 func newKinds(t testing.TB) *kinds {
@@ -340,7 +340,7 @@ func TestContainer_DaemonUnreachable(t *testing.T) {
 	k := newKinds(t)
 	dead := "unix://" + t.TempDir() + "/no-docker.sock"
 	broken := resource(t, "docker.container:unreachable", map[string]any{
-		"name": "unreachable", "image": standinImage, "dockerHost": dead,
+		"name": "unreachable", "ensure": "running", "image": standinImage, "dockerHost": dead,
 		"command": []string{}, "env": map[string]string{}, "secretEnv": map[string]any{},
 		"ports": []any{}, "mounts": []any{}, "networks": []any{}, "restart": "unless-stopped", "labels": map[string]string{},
 	})

@@ -40,9 +40,12 @@ func TestLimiter(t *testing.T) {
 	}
 }
 
+// watcher returns the container kind that a Typed wraps, for its Watch.
+func watcher(k *reconciler.Typed[ContainerSpec]) *Container { return k.Impl().(*Container) }
+
 // watchAndCorrect runs Watch with an onChange that plans and applies the
 // resource, as the agent does.
-func watchAndCorrect(tb testing.TB, k *Container, r *reconciler.Resource) (corrections *atomic.Int64, stop func()) {
+func watchAndCorrect(tb testing.TB, k *reconciler.Typed[ContainerSpec], r *reconciler.Resource) (corrections *atomic.Int64, stop func()) {
 	tb.Helper()
 	c, _, stop := watchAndCorrectTimed(tb, k, r)
 	return c, stop
@@ -50,14 +53,14 @@ func watchAndCorrect(tb testing.TB, k *Container, r *reconciler.Resource) (corre
 
 // watchAndCorrectTimed is watchAndCorrect that also records when onChange
 // was last called (unix nanoseconds).
-func watchAndCorrectTimed(tb testing.TB, k *Container, r *reconciler.Resource) (corrections, notified *atomic.Int64, stop func()) {
+func watchAndCorrectTimed(tb testing.TB, k *reconciler.Typed[ContainerSpec], r *reconciler.Resource) (corrections, notified *atomic.Int64, stop func()) {
 	tb.Helper()
 	corrections, notified = &atomic.Int64{}, &atomic.Int64{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = k.Watch(ctx, slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: slog.LevelDebug})), func(id reconciler.ID) {
+		_ = watcher(k).Watch(ctx, slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: slog.LevelDebug})), func(id reconciler.ID) {
 			if id != r.ID {
 				return
 			}
@@ -133,7 +136,7 @@ func BenchmarkWatch_CorrectKilled(b *testing.B) {
 	cl := dockerClient(b)
 	st := newBenchStack(b)
 	k := newKinds(b)
-	k.container.EventBurst, k.container.EventEvery = 1000, time.Millisecond
+	watcher(k.container).EventBurst, watcher(k.container).EventEvery = 1000, time.Millisecond
 	r := st.ctr
 	env := newEnv(nil, nil)
 	apply(b, k.network, env, st.net)
@@ -188,7 +191,7 @@ func TestContainer_WatchCrashLoopIsRateLimited(t *testing.T) {
 	cl := dockerClient(t)
 	st := newStack(t, cl)
 	k := newKinds(t)
-	k.container.EventBurst, k.container.EventEvery = 2, time.Second
+	watcher(k.container).EventBurst, watcher(k.container).EventEvery = 2, time.Second
 	crashing := st.with(t, "command", []string{"-dims", "1"}, "restart", "no", "healthcheck", nil)
 	env := newEnv(nil, nil)
 	apply(t, k.network, env, st.net)
@@ -205,7 +208,7 @@ func TestContainer_WatchCrashLoopIsRateLimited(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = k.container.Watch(ctx, nil, func(id reconciler.ID) {
+		_ = watcher(k.container).Watch(ctx, nil, func(id reconciler.ID) {
 			if ctx.Err() != nil || id != crashing.ID {
 				return
 			}

@@ -72,8 +72,6 @@ func (*Image) Check(r *reconciler.Resource, s *ImageSpec) error {
 		return fmt.Errorf("validating %s: ref is empty", r.ID)
 	}
 	switch s.Pull {
-	case "":
-		s.Pull = PullMissing
 	case PullMissing, PullAlways, PullNever:
 	default:
 		return fmt.Errorf("validating %s: pull %q is not missing, always or never", r.ID, s.Pull)

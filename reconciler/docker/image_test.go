@@ -84,7 +84,7 @@ func TestImage_PullUnreachable(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	base := func(kv ...any) map[string]any {
-		m := map[string]any{"name": "c", "image": "x:1", "command": []string{}, "env": map[string]string{},
+		m := map[string]any{"name": "c", "ensure": "running", "image": "x:1", "command": []string{}, "env": map[string]string{},
 			"secretEnv": map[string]any{}, "ports": []any{}, "mounts": []any{}, "networks": []any{},
 			"restart": "unless-stopped", "labels": map[string]string{}, "dockerHost": DefaultHost}
 		for i := 0; i < len(kv); i += 2 {

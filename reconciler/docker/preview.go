@@ -80,18 +80,18 @@ func (k *Volume) Preview(old, new *reconciler.Resource) (reconciler.Class, strin
 // Preview says whether the change recreates the container (any field in
 // its spec hash), only adjusts it in place (restart policy, networks), or
 // starts, stops or removes it.
-func (*Container) Preview(old, new *reconciler.Resource) (reconciler.Class, string) {
+func (k *Container) Preview(old, new *reconciler.Resource) (reconciler.Class, string) {
 	if new == nil {
 		return reconciler.Disruptive, "remove container"
 	}
-	n, err := decodeContainer(new)
+	n, err := reconciler.DecodeAs(k, new)
 	if err != nil {
 		return reconciler.Safe, ""
 	}
 	if old == nil {
 		return reconciler.Safe, "create container"
 	}
-	o, err := decodeContainer(old)
+	o, err := reconciler.DecodeAs(k, old)
 	if err != nil {
 		return reconciler.Safe, ""
 	}

@@ -36,10 +36,6 @@ import (
 // KindName is the kind's name in resource IDs: "exec:initdb".
 const KindName = "exec"
 
-// DefaultTimeout bounds a command (and each guard) when the spec says
-// nothing.
-const DefaultTimeout = 5 * time.Minute
-
 // maxOutput bounds how much of a failed command's output goes into its
 // error.
 const maxOutput = 2048
@@ -64,7 +60,8 @@ type Spec struct {
 	Env map[string]string `json:"env,omitempty"`
 	// User runs the command and its guards as this user (name or uid).
 	User string `json:"user,omitempty"`
-	// Timeout bounds the command and each guard ("30s", "5m").
+	// Timeout bounds the command and each guard ("30s", "5m"; the schema
+	// defaults it to 5m).
 	Timeout string `json:"timeout,omitempty"`
 }
 
@@ -125,14 +122,11 @@ func (k *Kind) Check(r *reconciler.Resource, s *spec) error {
 			return bad("env name %q is not valid", key)
 		}
 	}
-	s.timeout = DefaultTimeout
-	if s.Timeout != "" {
-		d, err := time.ParseDuration(s.Timeout)
-		if err != nil || !timeoutRE.MatchString(s.Timeout) || d <= 0 {
-			return bad("timeout %q is not a positive duration like 30s or 5m", s.Timeout)
-		}
-		s.timeout = d
+	d, err := time.ParseDuration(s.Timeout)
+	if err != nil || !timeoutRE.MatchString(s.Timeout) || d <= 0 {
+		return bad("timeout %q is not a positive duration like 30s or 5m", s.Timeout)
 	}
+	s.timeout = d
 	return nil
 }
 

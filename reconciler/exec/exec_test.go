@@ -2,23 +2,21 @@ package exec
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/fsgit/fsgit/internal/kindtest"
 	"github.com/fsgit/fsgit/reconciler"
 )
 
+// resource returns an exec resource with spec, its timeout defaulted as
+// the schema does.
 func resource(t testing.TB, spec map[string]any) *reconciler.Resource {
 	t.Helper()
-	b, err := json.Marshal(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &reconciler.Resource{ID: reconciler.NewID(KindName, t.Name()), Spec: b}
+	return kindtest.Resource(t, KindName, t.Name(), spec, map[string]any{"timeout": "5m"})
 }
 
 func newEnv() *reconciler.Env { return &reconciler.Env{Cache: reconciler.NewCache()} }

@@ -26,32 +26,24 @@ func NewDirectory() *reconciler.Typed[dirSpec] { return reconciler.NewTyped(&Dir
 
 // dirSpec is the spec of a directory resource; see docs/kinds.md.
 type dirSpec struct {
-	Path   string `json:"path"`
-	Ensure string `json:"ensure"`
-	Owner  string `json:"owner"`
-	Group  string `json:"group"`
-	Mode   string `json:"mode"`
+	Path   string            `json:"path"`
+	Ensure reconciler.Ensure `json:"ensure"`
+	Owner  string            `json:"owner"`
+	Group  string            `json:"group"`
+	Mode   string            `json:"mode"`
 }
 
 // Kind returns "directory".
 func (*Directory) Kind() string { return "directory" }
 
-// Check checks path, ensure and mode.
+// Check checks path and mode.
 func (*Directory) Check(r *reconciler.Resource, s *dirSpec) error {
-	if err := checkCommon(r, &s.Path, &s.Ensure); err != nil {
-		return err
-	}
-	if s.Mode != "" {
-		if _, err := ParseMode(s.Mode); err != nil {
-			return fmt.Errorf("validate %s: %w", r.ID, err)
-		}
-	}
-	return nil
+	return checkCommon(r, &s.Path, s.Mode)
 }
 
 // Plan observes the directory and returns the changes that converge it.
 func (k *Directory) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *dirSpec) (*reconciler.Plan, error) {
-	return k.plan(env, r, s, s.Ensure == "absent")
+	return k.plan(env, r, s, s.Ensure.Absent())
 }
 
 // PlanDelete returns the plan that removes a directory that left the

@@ -24,13 +24,13 @@ import (
 type File struct{}
 
 var (
-	_ reconciler.Kind       = (*File)(nil)
-	_ reconciler.Pruner     = (*File)(nil)
-	_ reconciler.Rememberer = (*File)(nil)
+	_ reconciler.KindOf[fileSpec]         = (*File)(nil)
+	_ reconciler.SpecPruner[fileSpec]     = (*File)(nil)
+	_ reconciler.SpecRememberer[fileSpec] = (*File)(nil)
 )
 
 // NewFile returns the file kind.
-func NewFile() *File { return &File{} }
+func NewFile() *reconciler.Typed[fileSpec] { return reconciler.NewTyped(&File{}) }
 
 // Kinds returns the file, directory and symlink kinds.
 func Kinds() []reconciler.Kind {
@@ -39,14 +39,14 @@ func Kinds() []reconciler.Kind {
 
 // fileSpec is the spec of a file resource; see docs/kinds.md.
 type fileSpec struct {
-	Path   string `json:"path"`
-	Ensure string `json:"ensure"`
+	Path   string            `json:"path"`
+	Ensure reconciler.Ensure `json:"ensure"`
 	// Content is nil when the content is not managed.
 	Content *string `json:"content,omitempty"`
 	// ContentSHA256 replaces content in the spec the node remembers
 	// (RememberSpec): the hex SHA-256 of content without secrets. Only
 	// PlanDelete sees it.
-	ContentSHA256 string `json:"contentSha256,omitempty"`
+	ContentSHA256 string `json:"contentSha256,omitempty" remembered:"content"`
 	// Secrets maps placeholder keys ({{secret:KEY}} in Content) to secrets.
 	Secrets map[string]reconciler.SecretRef `json:"secrets,omitempty"`
 	Owner   string                          `json:"owner"`
@@ -63,53 +63,39 @@ var secretKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // Kind returns "file".
 func (*File) Kind() string { return "file" }
 
-// Validate decodes the spec and checks the path, ensure, mode, and that
-// every placeholder in the content names a declared secret.
-func (*File) Validate(r *reconciler.Resource) error {
-	_, err := decodeFileSpec(r)
-	return err
-}
-
-func decodeFileSpec(r *reconciler.Resource) (*fileSpec, error) {
-	var s fileSpec
-	if err := r.DecodeSpec(&s); err != nil {
-		return nil, err
-	}
-	if err := checkCommon(r, &s.Path, &s.Ensure); err != nil {
-		return nil, err
-	}
-	if s.Mode != "" {
-		if _, err := ParseMode(s.Mode); err != nil {
-			return nil, fmt.Errorf("validate %s: %w", r.ID, err)
-		}
+// Check checks the path, the mode, and that every placeholder in the
+// content names a declared secret.
+func (*File) Check(r *reconciler.Resource, s *fileSpec) error {
+	if err := checkCommon(r, &s.Path, s.Mode); err != nil {
+		return err
 	}
 	if s.ContentSHA256 != "" && (s.Content != nil || len(s.ContentSHA256) != 64) {
-		return nil, fmt.Errorf("validate %s: contentSha256 is the remembered digest of content, 64 hex digits, never given with it", r.ID)
+		return fmt.Errorf("validate %s: contentSha256 is the remembered digest of content, 64 hex digits, never given with it", r.ID)
 	}
 	if len(s.Secrets) > 0 && s.Content == nil {
-		return nil, fmt.Errorf("validate %s: secrets given without content", r.ID)
+		return fmt.Errorf("validate %s: secrets given without content", r.ID)
 	}
 	for k, ref := range s.Secrets {
 		if !secretKeyRE.MatchString(k) {
-			return nil, fmt.Errorf("validate %s: secret key %q is not an identifier", r.ID, k)
+			return fmt.Errorf("validate %s: secret key %q is not an identifier", r.ID, k)
 		}
 		if ref.IsZero() {
-			return nil, fmt.Errorf("validate %s: secret key %q names no secret", r.ID, k)
+			return fmt.Errorf("validate %s: secret key %q names no secret", r.ID, k)
 		}
 	}
 	if s.Content != nil && strings.Contains(*s.Content, "{{secret:") {
 		for _, m := range placeholderRE.FindAllStringSubmatch(*s.Content, -1) {
 			if _, ok := s.Secrets[m[1]]; !ok {
-				return nil, fmt.Errorf("validate %s: content uses {{secret:%s}}, which secrets does not declare", r.ID, m[1])
+				return fmt.Errorf("validate %s: content uses {{secret:%s}}, which secrets does not declare", r.ID, m[1])
 			}
 		}
 	}
-	return &s, nil
+	return nil
 }
 
-// checkCommon checks the path (absolute, clean, the ID's name) and ensure
-// of a spec, defaulting them from the ID and to "present".
-func checkCommon(r *reconciler.Resource, path, ensure *string) error {
+// checkCommon checks the path of a spec (absolute, clean, the ID's name;
+// taken from the ID when not given) and its mode, if given.
+func checkCommon(r *reconciler.Resource, path *string, mode string) error {
 	if *path == "" {
 		*path = r.Name()
 	}
@@ -119,12 +105,10 @@ func checkCommon(r *reconciler.Resource, path, ensure *string) error {
 	if _, err := (&reconciler.Env{}).Path(*path); err != nil {
 		return fmt.Errorf("validate %s: %w", r.ID, err)
 	}
-	switch *ensure {
-	case "":
-		*ensure = "present"
-	case "present", "absent":
-	default:
-		return fmt.Errorf("validate %s: ensure %q is neither present nor absent", r.ID, *ensure)
+	if mode != "" {
+		if _, err := ParseMode(mode); err != nil {
+			return fmt.Errorf("validate %s: %w", r.ID, err)
+		}
 	}
 	return nil
 }
@@ -140,11 +124,7 @@ func checkCommon(r *reconciler.Resource, path, ensure *string) error {
 // It also refuses content over the inline limit (the schema refuses it
 // first, at its position): the engine calls it for every file of a
 // catalog before the run.
-func (*File) RememberSpec(r *reconciler.Resource) (json.RawMessage, error) {
-	s, err := decodeFileSpec(r)
-	if err != nil {
-		return nil, err
-	}
+func (*File) RememberSpec(r *reconciler.Resource, s *fileSpec) (json.RawMessage, error) {
 	if s.Content != nil && len(*s.Content) > reconciler.MaxInline {
 		return nil, fmt.Errorf("validate %s: content of %d bytes is over the inline limit of %d bytes (1 MiB): put large content in an artifact instead",
 			r.ID, len(*s.Content), reconciler.MaxInline)
@@ -152,31 +132,24 @@ func (*File) RememberSpec(r *reconciler.Resource) (json.RawMessage, error) {
 	if s.Content == nil || len(s.Secrets) > 0 {
 		return r.Spec, nil
 	}
-	s.ContentSHA256 = hex.EncodeToString(digest([]byte(*s.Content)))
-	s.Content = nil
-	return json.Marshal(s)
+	m := *s // s is the run's decoded spec: left as it is
+	m.ContentSHA256 = hex.EncodeToString(digest([]byte(*s.Content)))
+	m.Content = nil
+	return json.Marshal(&m)
 }
 
 // Plan observes the file and returns the changes that converge it.
-func (k *File) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := decodeFileSpec(r)
-	if err != nil {
-		return nil, err
-	}
+func (k *File) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *fileSpec) (*reconciler.Plan, error) {
 	if s.ContentSHA256 != "" {
 		return nil, fmt.Errorf("plan %s: a remembered spec (contentSha256) cannot be applied", r.ID)
 	}
-	return k.plan(ctx, env, r, s, s.Ensure == "absent")
+	return k.plan(ctx, env, r, s, s.Ensure.Absent())
 }
 
 // PlanDelete returns the plan that removes a file that left the catalog:
 // safe when its content was managed and is found intact, destructive
 // otherwise.
-func (k *File) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := decodeFileSpec(r)
-	if err != nil {
-		return nil, err
-	}
+func (k *File) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *fileSpec) (*reconciler.Plan, error) {
 	return k.plan(ctx, env, r, s, true)
 }
 

@@ -26,20 +26,20 @@ func NewSymlink() *reconciler.Typed[linkSpec] { return reconciler.NewTyped(&Syml
 
 // linkSpec is the spec of a symlink resource; see docs/kinds.md.
 type linkSpec struct {
-	Path   string `json:"path"`
-	Target string `json:"target"`
-	Ensure string `json:"ensure"`
+	Path   string            `json:"path"`
+	Target string            `json:"target"`
+	Ensure reconciler.Ensure `json:"ensure"`
 }
 
 // Kind returns "symlink".
 func (*Symlink) Kind() string { return "symlink" }
 
-// Check checks path, ensure and target.
+// Check checks path and target.
 func (*Symlink) Check(r *reconciler.Resource, s *linkSpec) error {
-	if err := checkCommon(r, &s.Path, &s.Ensure); err != nil {
+	if err := checkCommon(r, &s.Path, ""); err != nil {
 		return err
 	}
-	if s.Ensure == "present" && s.Target == "" {
+	if !s.Ensure.Absent() && s.Target == "" {
 		return fmt.Errorf("validate %s: target is empty", r.ID)
 	}
 	if strings.IndexByte(s.Target, 0) >= 0 {
@@ -50,7 +50,7 @@ func (*Symlink) Check(r *reconciler.Resource, s *linkSpec) error {
 
 // Plan observes the link and returns the changes that converge it.
 func (k *Symlink) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *linkSpec) (*reconciler.Plan, error) {
-	return k.plan(env, r, s, s.Ensure == "absent")
+	return k.plan(env, r, s, s.Ensure.Absent())
 }
 
 // PlanDelete returns the plan that removes a symlink that left the catalog

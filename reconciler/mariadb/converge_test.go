@@ -247,7 +247,7 @@ func TestPrivilegeLists(t *testing.T) {
 	t.Cleanup(func() { _, _ = root.Exec("DROP USER privlists@localhost") })
 	k := New()
 	t.Cleanup(func() { _ = k.Close() })
-	c, err := k.pools.get(Server{Socket: srv.Socket()}, nil)
+	c, err := k.pools.get(Server{Socket: srv.Socket(), Port: 3306, AdminUser: "root"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ type DatabaseSpec struct {
 	// Name is the database (from the ID).
 	Name string `json:"name"`
 	// Ensure is present (default) or absent (DROP DATABASE: destructive).
-	Ensure string `json:"ensure,omitempty"`
+	Ensure reconciler.Ensure `json:"ensure,omitempty"`
 	// Charset and Collation are the database defaults; the collation must
 	// belong to the charset. Empty: not managed.
 	Charset   string `json:"charset,omitempty"`
@@ -27,27 +27,28 @@ type DatabaseSpec struct {
 type DatabaseKind struct{ k *Kinds }
 
 var (
-	_ reconciler.Kind      = (*DatabaseKind)(nil)
-	_ reconciler.Pruner    = (*DatabaseKind)(nil)
-	_ reconciler.Previewer = (*DatabaseKind)(nil)
+	_ reconciler.KindOf[DatabaseSpec]     = (*DatabaseKind)(nil)
+	_ reconciler.SpecPruner[DatabaseSpec] = (*DatabaseKind)(nil)
+	_ reconciler.Previewer                = (*DatabaseKind)(nil)
 )
 
 // Kind returns "mariadb.database".
 func (*DatabaseKind) Kind() string { return "mariadb.database" }
 
-func decodeDatabase(r *reconciler.Resource) (*DatabaseSpec, error) {
-	var s DatabaseSpec
-	if err := r.DecodeSpec(&s); err != nil {
-		return nil, err
-	}
+// Close closes the MariaDB connection pools the kinds share.
+func (k *DatabaseKind) Close() error { return k.k.Close() }
+
+// Check checks the spec (no I/O), taking the name from the ID when not
+// given, and reads the charset and collation as the server reports them.
+func (*DatabaseKind) Check(r *reconciler.Resource, s *DatabaseSpec) error {
 	if s.Name == "" {
 		s.Name = r.Name()
 	}
 	if err := s.check(r); err != nil {
-		return nil, fmt.Errorf("%s: %w", r.ID, err)
+		return fmt.Errorf("%s: %w", r.ID, err)
 	}
 	s.Charset, s.Collation = normCharset(s.Charset), normCharset(s.Collation)
-	return &s, nil
+	return nil
 }
 
 func (s *DatabaseSpec) check(r *reconciler.Resource) error {
@@ -55,9 +56,6 @@ func (s *DatabaseSpec) check(r *reconciler.Resource) error {
 		return fmt.Errorf("name %q differs from the ID's %q", s.Name, r.Name())
 	}
 	if err := checkIdent("database", s.Name); err != nil {
-		return err
-	}
-	if err := checkEnsure(s.Ensure); err != nil {
 		return err
 	}
 	for _, v := range []string{s.Charset, s.Collation} {
@@ -83,37 +81,28 @@ func normCharset(v string) string {
 	return v
 }
 
-// Validate decodes and checks the spec; no I/O.
-func (*DatabaseKind) Validate(r *reconciler.Resource) error {
-	_, err := decodeDatabase(r)
-	return err
-}
-
 // Preview classes a change without observing: dropping a database is
 // destructive, anything else safe.
 func (*DatabaseKind) Preview(old, new *reconciler.Resource) (reconciler.Class, string) {
-	if new == nil || ensureOf(new) == ensureAbsent {
+	if new == nil || absentIn(new) {
 		return reconciler.Destructive, "drop database"
 	}
 	return reconciler.Safe, ""
 }
 
-// ensureOf reads the ensure field of any mariadb spec, for Preview.
-func ensureOf(r *reconciler.Resource) string {
+// absentIn reads the ensure field of any mariadb spec, for Preview: true
+// when it is absent.
+func absentIn(r *reconciler.Resource) bool {
 	var s struct {
-		Ensure string `json:"ensure"`
+		Ensure reconciler.Ensure `json:"ensure"`
 	}
 	_ = json.Unmarshal(r.Spec, &s)
-	return s.Ensure
+	return s.Ensure.Absent()
 }
 
 // Plan observes the database (one SCHEMATA read shared by the run) and
 // diffs its existence, charset and collation.
-func (k *DatabaseKind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := decodeDatabase(r)
-	if err != nil {
-		return nil, err
-	}
+func (k *DatabaseKind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *DatabaseSpec) (*reconciler.Plan, error) {
 	c, err := k.k.pools.get(s.Server, env)
 	if err != nil {
 		return nil, err
@@ -127,7 +116,7 @@ func (k *DatabaseKind) Plan(ctx context.Context, env *reconciler.Env, r *reconci
 	if exists {
 		p.Observed["charset"], p.Observed["collation"] = got.Charset, got.Collation
 	}
-	if s.Ensure == ensureAbsent {
+	if s.Ensure.Absent() {
 		return dropPlan(c, env, r, "database", "DROP DATABASE "+quoteIdent(s.Name), exists, p), nil
 	}
 	if !exists {
@@ -176,11 +165,7 @@ func charsetClause(charset, collation string) string {
 
 // PlanDelete plans DROP DATABASE for a database that left the catalog:
 // destructive, so held unless the last applied resource allowed destroy.
-func (k *DatabaseKind) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := decodeDatabase(r)
-	if err != nil {
-		return nil, err
-	}
+func (k *DatabaseKind) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *DatabaseSpec) (*reconciler.Plan, error) {
 	c, err := k.k.pools.get(s.Server, env)
 	if err != nil {
 		return nil, err

@@ -24,8 +24,8 @@ type GrantSpec struct {
 	// GrantOption adds WITH GRANT OPTION.
 	GrantOption bool `json:"grantOption,omitempty"`
 	// Ensure is present (default) or absent (revoke everything there).
-	Ensure string `json:"ensure,omitempty"`
-	Server Server `json:"server"`
+	Ensure reconciler.Ensure `json:"ensure,omitempty"`
+	Server Server            `json:"server"`
 
 	privs privSet
 	all   bool
@@ -35,30 +35,25 @@ type GrantSpec struct {
 type GrantKind struct{ k *Kinds }
 
 var (
-	_ reconciler.Kind      = (*GrantKind)(nil)
-	_ reconciler.Pruner    = (*GrantKind)(nil)
-	_ reconciler.Previewer = (*GrantKind)(nil)
+	_ reconciler.KindOf[GrantSpec]     = (*GrantKind)(nil)
+	_ reconciler.SpecPruner[GrantSpec] = (*GrantKind)(nil)
+	_ reconciler.Previewer             = (*GrantKind)(nil)
 )
 
 // Kind returns "mariadb.grant".
 func (*GrantKind) Kind() string { return "mariadb.grant" }
 
-func decodeGrant(r *reconciler.Resource) (*GrantSpec, error) {
-	var s GrantSpec
-	if err := r.DecodeSpec(&s); err != nil {
-		return nil, err
-	}
-	if s.Host == "" {
-		s.Host = "localhost"
-	}
+// Close closes the MariaDB connection pools the kinds share.
+func (k *GrantKind) Close() error { return k.k.Close() }
+
+// Check checks the spec, privilege names included (no I/O), and
+// lower-cases the host.
+func (*GrantKind) Check(r *reconciler.Resource, s *GrantSpec) error {
 	s.Host = strings.ToLower(s.Host)
-	if s.Table == "" {
-		s.Table = "*"
-	}
 	if err := s.check(r); err != nil {
-		return nil, fmt.Errorf("%s: %w", r.ID, err)
+		return fmt.Errorf("%s: %w", r.ID, err)
 	}
-	return &s, nil
+	return nil
 }
 
 func (s *GrantSpec) check(r *reconciler.Resource) error {
@@ -83,10 +78,7 @@ func (s *GrantSpec) check(r *reconciler.Resource) error {
 	if want := s.User + "@" + s.Host + "/" + s.Database + "." + s.Table; !sameGrantID(r.Name(), want) {
 		return fmt.Errorf("ID name %q differs from %q", r.Name(), want)
 	}
-	if err := checkEnsure(s.Ensure); err != nil {
-		return err
-	}
-	if len(s.Privileges) == 0 && s.Ensure != ensureAbsent {
+	if len(s.Privileges) == 0 && !s.Ensure.Absent() {
 		return fmt.Errorf("privileges: empty (use USAGE for none)")
 	}
 	var err error
@@ -108,17 +100,11 @@ func sameGrantID(name, want string) bool {
 	return strings.EqualFold(hn, hw) && on == ow
 }
 
-// Validate decodes and checks the spec, privilege names included; no I/O.
-func (*GrantKind) Validate(r *reconciler.Resource) error {
-	_, err := decodeGrant(r)
-	return err
-}
-
 // Preview: from two versions alone, a grant that loses privileges or goes
 // away revokes what the CUE declared, which is safe; only hand-granted
 // privileges make a revoke destructive, and that needs observation.
 func (*GrantKind) Preview(old, new *reconciler.Resource) (reconciler.Class, string) {
-	if new == nil || ensureOf(new) == ensureAbsent {
+	if new == nil || absentIn(new) {
 		return reconciler.Safe, "revoke"
 	}
 	return reconciler.Safe, ""
@@ -130,12 +116,8 @@ func (s *GrantSpec) key() grantKey {
 
 // Plan observes the account's privileges at this level (one pass over all
 // grants, shared by the run) and diffs them as sets.
-func (k *GrantKind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := decodeGrant(r)
-	if err != nil {
-		return nil, err
-	}
-	if s.Ensure == ensureAbsent {
+func (k *GrantKind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *GrantSpec) (*reconciler.Plan, error) {
+	if s.Ensure.Absent() {
 		return k.plan(ctx, env, r, s, privSet{}, false)
 	}
 	return k.plan(ctx, env, r, s, s.privs, s.GrantOption)
@@ -143,11 +125,7 @@ func (k *GrantKind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler
 
 // PlanDelete revokes what a grant that left the catalog holds: safe for
 // what the CUE declared on it, destructive for anything granted by hand.
-func (k *GrantKind) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := decodeGrant(r)
-	if err != nil {
-		return nil, err
-	}
+func (k *GrantKind) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *GrantSpec) (*reconciler.Plan, error) {
 	return k.plan(ctx, env, r, s, privSet{}, false)
 }
 

@@ -18,25 +18,16 @@ func New() *Kinds { return &Kinds{} }
 // All returns the kinds to register: mariadb.database, mariadb.user,
 // mariadb.grant, mariadb.migration and mariadb.security.
 func (k *Kinds) All() []reconciler.Kind {
-	return []reconciler.Kind{&DatabaseKind{k}, &UserKind{k}, &GrantKind{k}, &MigrationKind{k}, &SecurityKind{k}}
-}
-
-// Close closes every connection pool.
-func (k *Kinds) Close() error { return k.pools.closeAll() }
-
-// Ensure values.
-const (
-	ensurePresent = "present"
-	ensureAbsent  = "absent"
-)
-
-func checkEnsure(e string) error {
-	switch e {
-	case "", ensurePresent, ensureAbsent:
-		return nil
+	return []reconciler.Kind{
+		reconciler.NewTyped(&DatabaseKind{k}), reconciler.NewTyped(&UserKind{k}), reconciler.NewTyped(&GrantKind{k}),
+		reconciler.NewTyped(&MigrationKind{k}), reconciler.NewTyped(&SecurityKind{k}),
 	}
-	return fmt.Errorf("ensure %q: want present or absent", e)
 }
+
+// Close closes every connection pool. Each kind's Close does too, so
+// that [reconciler.Registry.Close] closes them; closing again does
+// nothing.
+func (k *Kinds) Close() error { return k.pools.closeAll() }
 
 // exec runs one statement on the server, wrapping its error with the
 // statement's verb and the resource. Statements carry no secret value.

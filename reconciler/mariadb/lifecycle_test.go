@@ -131,7 +131,7 @@ func TestServerDownMidRun(t *testing.T) {
 	}
 
 	// The error is typed, for the agent's retry.
-	k := &UserKind{h.kinds}
+	k := reconciler.NewTyped(&UserKind{h.kinds})
 	_, err := k.Plan(t.Context(), &reconciler.Env{Secrets: h.secrets, Cache: reconciler.NewCache()}, &cat[2])
 	var ue *UnavailableError
 	if !errors.As(err, &ue) || !ue.Retryable() {

@@ -58,12 +58,14 @@ func newHarness(t testing.TB, s *mariadbtest.Server, extra ...reconciler.Kind) *
 	return h
 }
 
-// res builds a resource; spec gets the server's socket.
+// res builds a resource; spec gets the server's socket, and the defaults
+// the schema gives (see schemaDefaults).
 func (h *harness) res(id string, spec map[string]any, opts ...func(*reconciler.Resource)) reconciler.Resource {
 	h.t.Helper()
 	if _, ok := spec["server"]; !ok {
 		spec["server"] = map[string]any{"socket": h.server.Socket()}
 	}
+	schemaDefaults(id, spec)
 	b, err := json.Marshal(spec)
 	if err != nil {
 		h.t.Fatal(err)
@@ -73,6 +75,31 @@ func (h *harness) res(id string, spec map[string]any, opts ...func(*reconciler.R
 		o(&r)
 	}
 	return r
+}
+
+// schemaDefaults fills in spec, a MariaDB kind's spec written as JSON,
+// the defaults schema/kinds.cue gives a catalog's: the server's port and
+// admin user, a user's host and plugin, a grant's host and table.
+func schemaDefaults(id string, spec map[string]any) {
+	fill := func(m map[string]any, kv ...any) {
+		for i := 0; i < len(kv); i += 2 {
+			if _, ok := m[kv[i].(string)]; !ok {
+				m[kv[i].(string)] = kv[i+1]
+			}
+		}
+	}
+	if srv, ok := spec["server"].(map[string]any); ok {
+		fill(srv, "port", 3306, "adminUser", "root")
+		if _, tcp := srv["host"]; !tcp {
+			fill(srv, "socket", "/run/mysqld/mysqld.sock")
+		}
+	}
+	switch kind, _, _ := strings.Cut(id, ":"); kind {
+	case "mariadb.user":
+		fill(spec, "host", "localhost", "plugin", pluginNative)
+	case "mariadb.grant":
+		fill(spec, "host", "localhost", "table", "*")
+	}
 }
 
 func requires(ids ...string) func(*reconciler.Resource) {

@@ -66,6 +66,9 @@ type Migration struct {
 	Version int    `json:"version"`
 	Name    string `json:"name"`
 	SQL     string `json:"sql"`
+	// SQLSHA256 replaces SQL in the spec the node remembers (see
+	// RememberSpec): only PlanDelete, which needs nothing of it, sees it.
+	SQLSHA256 string `json:"sqlSha256,omitempty" remembered:"sql"`
 }
 
 func (m Migration) checksum() string {
@@ -108,9 +111,9 @@ func migrationsDDL(database string) string {
 type MigrationKind struct{ k *Kinds }
 
 var (
-	_ reconciler.Kind      = (*MigrationKind)(nil)
-	_ reconciler.Pruner    = (*MigrationKind)(nil)
-	_ reconciler.Timeouter = (*MigrationKind)(nil)
+	_ reconciler.KindOf[MigrationSpec]        = (*MigrationKind)(nil)
+	_ reconciler.SpecPruner[MigrationSpec]    = (*MigrationKind)(nil)
+	_ reconciler.SpecTimeouter[MigrationSpec] = (*MigrationKind)(nil)
 )
 
 // migrationTimeout bounds one migration resource: an ALTER TABLE on a big
@@ -118,23 +121,24 @@ var (
 const migrationTimeout = 2 * time.Hour
 
 // Timeout gives migrations longer than the engine's default.
-func (*MigrationKind) Timeout(*reconciler.Resource) time.Duration { return migrationTimeout }
+func (*MigrationKind) Timeout(*MigrationSpec) time.Duration { return migrationTimeout }
 
 // Kind returns "mariadb.migration".
 func (*MigrationKind) Kind() string { return "mariadb.migration" }
 
-func decodeMigration(r *reconciler.Resource) (*MigrationSpec, error) {
-	var s MigrationSpec
-	if err := r.DecodeSpec(&s); err != nil {
-		return nil, err
-	}
+// Close closes the MariaDB connection pools the kinds share.
+func (k *MigrationKind) Close() error { return k.k.Close() }
+
+// Check checks the spec (no I/O), taking the database from the ID when
+// not given.
+func (*MigrationKind) Check(r *reconciler.Resource, s *MigrationSpec) error {
 	if s.Database == "" {
 		s.Database = r.Name()
 	}
 	if err := s.check(r); err != nil {
-		return nil, fmt.Errorf("%s: %w", r.ID, err)
+		return fmt.Errorf("%s: %w", r.ID, err)
 	}
-	return &s, nil
+	return nil
 }
 
 func (s *MigrationSpec) check(r *reconciler.Resource) error {
@@ -158,7 +162,10 @@ func (s *MigrationSpec) check(r *reconciler.Resource) error {
 		if strings.TrimSpace(m.Name) == "" || len(m.Name) > 255 {
 			return fmt.Errorf("migrations[%d]: name: want 1 to 255 characters", i)
 		}
-		if strings.TrimSpace(m.SQL) == "" {
+		switch {
+		case m.SQLSHA256 != "" && (m.SQL != "" || len(m.SQLSHA256) != 64):
+			return fmt.Errorf("migrations[%d]: sqlSha256 is the remembered digest of sql, 64 hex digits, never given with it", i)
+		case m.SQLSHA256 == "" && strings.TrimSpace(m.SQL) == "":
 			return fmt.Errorf("migrations[%d]: sql: empty", i)
 		}
 		prev = m.Version
@@ -166,15 +173,9 @@ func (s *MigrationSpec) check(r *reconciler.Resource) error {
 	return s.Server.validate()
 }
 
-// Validate decodes and checks the spec; no I/O.
-func (*MigrationKind) Validate(r *reconciler.Resource) error {
-	_, err := decodeMigration(r)
-	return err
-}
-
 // PlanDelete: a migration leaving the catalog undoes nothing (its schema
 // stays, so does its record), so there is never anything to do.
-func (*MigrationKind) PlanDelete(context.Context, *reconciler.Env, *reconciler.Resource) (*reconciler.Plan, error) {
+func (*MigrationKind) PlanDelete(context.Context, *reconciler.Env, *reconciler.Resource, *MigrationSpec) (*reconciler.Plan, error) {
 	return &reconciler.Plan{}, nil
 }
 
@@ -266,10 +267,11 @@ func touchers(recs []record) map[string][]record {
 
 // Plan reads the database's tables and applied migrations and plans the
 // pending ones and the re-creation of tables dropped by hand.
-func (k *MigrationKind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := decodeMigration(r)
-	if err != nil {
-		return nil, err
+func (k *MigrationKind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *MigrationSpec) (*reconciler.Plan, error) {
+	for _, m := range s.Migrations {
+		if m.SQLSHA256 != "" {
+			return nil, fmt.Errorf("%s: a remembered spec (sqlSha256) cannot be applied", r.ID)
+		}
 	}
 	c, err := k.k.pools.get(s.Server, env)
 	if err != nil {

@@ -120,8 +120,8 @@ func TestMigration_ChecksumMismatch(t *testing.T) {
 	}
 
 	// The error is typed for callers.
-	k := &MigrationKind{New()}
-	t.Cleanup(func() { _ = k.k.Close() })
+	k := reconciler.NewTyped(&MigrationKind{New()})
+	t.Cleanup(func() { _ = k.Close() })
 	_, err := k.Plan(t.Context(), &reconciler.Env{}, &changed)
 	var ce *ChecksumError
 	if !errors.As(err, &ce) || ce.Version != 1 {

@@ -6,7 +6,7 @@ import (
 	"github.com/fsgit/fsgit/reconciler"
 )
 
-var _ reconciler.Rememberer = (*MigrationKind)(nil)
+var _ reconciler.SpecRememberer[MigrationSpec] = (*MigrationKind)(nil)
 
 // rememberedMigration is a migration as the node's inventory keeps it:
 // the script's SHA-256 (its checksum, as fsgit_schema_migrations records
@@ -21,11 +21,7 @@ type rememberedMigration struct {
 // script replaced by its SHA-256. PlanDelete needs nothing of it (a
 // migration that leaves the catalog undoes nothing), and equal checksums
 // mean equal scripts.
-func (*MigrationKind) RememberSpec(r *reconciler.Resource) (json.RawMessage, error) {
-	s, err := decodeMigration(r)
-	if err != nil {
-		return nil, err
-	}
+func (*MigrationKind) RememberSpec(_ *reconciler.Resource, s *MigrationSpec) (json.RawMessage, error) {
 	out := struct {
 		Database   string                `json:"database"`
 		Migrations []rememberedMigration `json:"migrations"`

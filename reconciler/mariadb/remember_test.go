@@ -14,10 +14,10 @@ func TestMigration_RemembersChecksums(t *testing.T) {
 	spec := []byte(`{"database":"fs","migrations":[{"version":1,"name":"init","sql":"CREATE TABLE secret_looking_script (id INT)"}],` +
 		`"server":{"socket":"/run/mysqld/mysqld.sock","port":3306,"adminUser":"root"}}`)
 	r := &reconciler.Resource{ID: "mariadb.migration:fs", Spec: spec}
-	if err := (&MigrationKind{}).Validate(r); err != nil {
+	if err := reconciler.NewTyped(&MigrationKind{}).Validate(r); err != nil {
 		t.Fatal(err)
 	}
-	got, err := (&MigrationKind{}).RememberSpec(r)
+	got, err := reconciler.NewTyped(&MigrationKind{}).RememberSpec(r)
 	if err != nil {
 		t.Fatal(err)
 	}

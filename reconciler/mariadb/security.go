@@ -43,7 +43,7 @@ type SecuritySpec struct {
 // SecurityKind implements mariadb.security.
 type SecurityKind struct{ k *Kinds }
 
-var _ reconciler.Kind = (*SecurityKind)(nil)
+var _ reconciler.KindOf[SecuritySpec] = (*SecurityKind)(nil)
 
 // Kind returns "mariadb.security".
 func (*SecurityKind) Kind() string { return "mariadb.security" }
@@ -56,25 +56,19 @@ const (
 	publicRole   = "PUBLIC"
 )
 
-func decodeSecurity(r *reconciler.Resource) (*SecuritySpec, error) {
-	var s SecuritySpec
-	if err := r.DecodeSpec(&s); err != nil {
-		return nil, err
-	}
-	if err := s.Server.validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", r.ID, err)
-	}
-	adm := s.Server.withDefaults()
-	if s.RootUnixSocketOnly && adm.AdminUser == "root" && adm.AdminPassword != nil {
-		return nil, fmt.Errorf("%s: rootUnixSocketOnly would lock out fsgit's own connection (root with a password): connect as root over the socket, as another admin account, or set rootUnixSocketOnly: false", r.ID)
-	}
-	return &s, nil
-}
+// Close closes the MariaDB connection pools the kinds share.
+func (k *SecurityKind) Close() error { return k.k.Close() }
 
-// Validate decodes and checks the spec; no I/O.
-func (*SecurityKind) Validate(r *reconciler.Resource) error {
-	_, err := decodeSecurity(r)
-	return err
+// Check checks the server and that the spec does not lock fsgit out of
+// it (no I/O).
+func (*SecurityKind) Check(r *reconciler.Resource, s *SecuritySpec) error {
+	if err := s.Server.validate(); err != nil {
+		return fmt.Errorf("%s: %w", r.ID, err)
+	}
+	if s.RootUnixSocketOnly && s.Server.AdminUser == "root" && s.Server.AdminPassword != nil {
+		return fmt.Errorf("%s: rootUnixSocketOnly would lock out fsgit's own connection (root with a password): connect as root over the socket, as another admin account, or set rootUnixSocketOnly: false", r.ID)
+	}
+	return nil
 }
 
 // socketOnly reports whether an account can only log in through
@@ -102,11 +96,7 @@ type securityStep struct {
 
 // Plan observes accounts, databases and privileges (the run's shared
 // reads) and plans what is left of an unsecured installation.
-func (k *SecurityKind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := decodeSecurity(r)
-	if err != nil {
-		return nil, err
-	}
+func (k *SecurityKind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *SecuritySpec) (*reconciler.Plan, error) {
 	c, err := k.k.pools.get(s.Server, env)
 	if err != nil {
 		return nil, err

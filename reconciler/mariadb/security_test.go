@@ -99,7 +99,7 @@ func TestGrant_WildcardFromBeforeIsRevoked(t *testing.T) {
 	// and the declared-grants record of it.
 	allOutcome(t, h.run(cat[0], cat[1], cat[3]), reconciler.Created)
 	mustExec(t, root, "GRANT SELECT, INSERT, UPDATE, DELETE ON `"+db+"`.* TO wo_user@localhost")
-	c, err := h.kinds.pools.get(Server{Socket: srv.Socket()}, nil)
+	c, err := h.kinds.pools.get(Server{Socket: srv.Socket(), Port: 3306, AdminUser: "root"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +249,7 @@ func TestUser_AnonymousAbsent(t *testing.T) {
 	quietly(t, root, func() { allOutcome(t, h.run(anon), reconciler.Unchanged) })
 
 	present := h.res("mariadb.user:@localhost", map[string]any{"user": "", "host": "localhost", "password": map[string]any{"secret": "x"}})
-	if err := (&UserKind{}).Validate(&present); err == nil || !strings.Contains(err.Error(), "only be declared absent") {
+	if err := reconciler.NewTyped(&UserKind{}).Validate(&present); err == nil || !strings.Contains(err.Error(), "only be declared absent") {
 		t.Fatalf("anonymous account present: %v", err)
 	}
 }
@@ -306,16 +306,17 @@ func TestNames_Limits(t *testing.T) {
 		var k reconciler.Kind
 		switch r.Kind() {
 		case "mariadb.database":
-			k, spec["name"] = &DatabaseKind{}, name
+			k, spec["name"] = reconciler.NewTyped(&DatabaseKind{}), name
 		case "mariadb.user":
 			u, h, _ := strings.Cut(name, "@")
-			k, spec["user"], spec["host"], spec["password"] = &UserKind{}, u, h, map[string]any{"secret": "x"}
+			k, spec["user"], spec["host"], spec["password"] = reconciler.NewTyped(&UserKind{}), u, h, map[string]any{"secret": "x"}
 		case "mariadb.grant":
 			acct, obj, _ := strings.Cut(name, "/")
 			u, h, _ := strings.Cut(acct, "@")
 			d, tb, _ := strings.Cut(obj, ".")
-			k, spec["user"], spec["host"], spec["database"], spec["table"], spec["privileges"] = &GrantKind{}, u, h, d, tb, []string{"SELECT"}
+			k, spec["user"], spec["host"], spec["database"], spec["table"], spec["privileges"] = reconciler.NewTyped(&GrantKind{}), u, h, d, tb, []string{"SELECT"}
 		}
+		schemaDefaults(tc.id, spec)
 		r.Spec, _ = json.Marshal(spec)
 		err := k.Validate(&r)
 		switch {
@@ -334,7 +335,7 @@ func TestGrant_BookkeepingDatabaseNamed(t *testing.T) {
 	h.secrets["mariadb/bk_user"] = "bk-pw"
 	root := srv.RootDB(t)
 	clean(t, root, "bk_db", "bk_user@localhost", "site_books")
-	srvSpec := map[string]any{"socket": srv.Socket(), "bookkeepingDatabase": "site_books"}
+	srvSpec := map[string]any{"socket": srv.Socket(), "port": 3306, "adminUser": "root", "bookkeepingDatabase": "site_books"}
 	cat := onlineStore(h, "bk_db", "bk_user")
 	for i := range cat {
 		var m map[string]any
@@ -385,14 +386,14 @@ func TestDBPattern(t *testing.T) {
 
 // mariadb.security refuses to lock out fsgit's own admin connection.
 func TestSecurity_RefusesToLockOutItsOwnConnection(t *testing.T) {
-	spec, _ := json.Marshal(map[string]any{"rootUnixSocketOnly": true, "server": map[string]any{"host": "db", "adminUser": "root", "adminPassword": map[string]any{"secret": "mariadb/root"}}})
+	spec, _ := json.Marshal(map[string]any{"rootUnixSocketOnly": true, "server": map[string]any{"host": "db", "port": 3306, "adminUser": "root", "adminPassword": map[string]any{"secret": "mariadb/root"}}})
 	r := reconciler.Resource{ID: "mariadb.security:mariadb", Spec: spec}
-	if err := (&SecurityKind{}).Validate(&r); err == nil || !strings.Contains(err.Error(), "lock out") {
+	if err := reconciler.NewTyped(&SecurityKind{}).Validate(&r); err == nil || !strings.Contains(err.Error(), "lock out") {
 		t.Fatalf("got %v", err)
 	}
-	spec, _ = json.Marshal(map[string]any{"rootUnixSocketOnly": false, "server": map[string]any{"host": "db", "adminUser": "root", "adminPassword": map[string]any{"secret": "mariadb/root"}}})
+	spec, _ = json.Marshal(map[string]any{"rootUnixSocketOnly": false, "server": map[string]any{"host": "db", "port": 3306, "adminUser": "root", "adminPassword": map[string]any{"secret": "mariadb/root"}}})
 	r.Spec = spec
-	if err := (&SecurityKind{}).Validate(&r); err != nil {
+	if err := reconciler.NewTyped(&SecurityKind{}).Validate(&r); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -23,13 +23,15 @@ import (
 // Server is the #MariaDBServer endpoint of every mariadb.* resource: how
 // fsgit reaches the server and as whom.
 type Server struct {
-	// Socket is the unix socket, used unless Host is set.
+	// Socket is the unix socket, used unless Host is set (the schema
+	// defaults it to /run/mysqld/mysqld.sock).
 	Socket string `json:"socket,omitempty"`
 	// Host, when set, makes fsgit connect over TCP to Host:Port.
 	Host string `json:"host,omitempty"`
 	// Port is the TCP port (the schema defaults it to 3306).
 	Port int `json:"port,omitempty"`
-	// AdminUser is the account fsgit connects as (default root).
+	// AdminUser is the account fsgit connects as (the schema defaults it
+	// to root).
 	AdminUser string `json:"adminUser,omitempty"`
 	// AdminPassword is the admin account's password. Absent: unix_socket
 	// authentication, which works for root when fsgit runs as OS root.
@@ -47,25 +49,9 @@ func (s Server) bookkeeping() string {
 	return s.BookkeepingDatabase
 }
 
-const defaultSocket = "/run/mysqld/mysqld.sock"
-
-func (s Server) withDefaults() Server {
-	if s.Socket == "" && s.Host == "" {
-		s.Socket = defaultSocket
-	}
-	if s.Port == 0 {
-		s.Port = 3306
-	}
-	if s.AdminUser == "" {
-		s.AdminUser = "root"
-	}
-	return s
-}
-
 // key identifies a pool: one per endpoint and admin identity. It holds no
 // secret, only the secret's name.
 func (s Server) key() string {
-	s = s.withDefaults()
 	k := "unix:" + s.Socket
 	if s.Host != "" {
 		k = "tcp:" + net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
@@ -78,7 +64,6 @@ func (s Server) key() string {
 }
 
 func (s Server) validate() error {
-	s = s.withDefaults()
 	if s.Host == "" && (len(s.Socket) == 0 || s.Socket[0] != '/') {
 		return fmt.Errorf("server: socket %q is not an absolute path", s.Socket)
 	}
@@ -160,7 +145,6 @@ type conn struct {
 type resolverBox struct{ r reconciler.SecretResolver }
 
 func (p *pools) get(spec Server, env *reconciler.Env) (*conn, error) {
-	spec = spec.withDefaults()
 	key := spec.key()
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -17,7 +17,7 @@ type UserSpec struct {
 	// compared lower case.
 	Host string `json:"host,omitempty"`
 	// Ensure is present (default) or absent (DROP USER: destructive).
-	Ensure string `json:"ensure,omitempty"`
+	Ensure reconciler.Ensure `json:"ensure,omitempty"`
 	// Plugin is mysql_native_password (default), ed25519 or unix_socket.
 	Plugin string `json:"plugin,omitempty"`
 	// Password is required unless Plugin is unix_socket.
@@ -68,35 +68,29 @@ func (l Limits) with() string {
 type UserKind struct{ k *Kinds }
 
 var (
-	_ reconciler.Kind      = (*UserKind)(nil)
-	_ reconciler.Pruner    = (*UserKind)(nil)
-	_ reconciler.Previewer = (*UserKind)(nil)
+	_ reconciler.KindOf[UserSpec]     = (*UserKind)(nil)
+	_ reconciler.SpecPruner[UserSpec] = (*UserKind)(nil)
+	_ reconciler.Previewer            = (*UserKind)(nil)
 )
 
 // Kind returns "mariadb.user".
 func (*UserKind) Kind() string { return "mariadb.user" }
 
-func decodeUser(r *reconciler.Resource) (*UserSpec, error) {
-	var s UserSpec
-	if err := r.DecodeSpec(&s); err != nil {
-		return nil, err
-	}
-	if s.Host == "" {
-		s.Host = "localhost"
-	}
+// Close closes the MariaDB connection pools the kinds share.
+func (k *UserKind) Close() error { return k.k.Close() }
+
+// Check checks the spec (no I/O) and lower-cases the host.
+func (*UserKind) Check(r *reconciler.Resource, s *UserSpec) error {
 	s.Host = strings.ToLower(s.Host)
-	if s.Plugin == "" {
-		s.Plugin = pluginNative
-	}
 	if err := s.check(r); err != nil {
-		return nil, fmt.Errorf("%s: %w", r.ID, err)
+		return fmt.Errorf("%s: %w", r.ID, err)
 	}
-	return &s, nil
+	return nil
 }
 
 func (s *UserSpec) check(r *reconciler.Resource) error {
 	switch {
-	case s.User == "" && s.Ensure != ensureAbsent:
+	case s.User == "" && !s.Ensure.Absent():
 		return fmt.Errorf("user \"\" (an anonymous account) can only be declared absent (ensure: absent)")
 	case s.User == "":
 	default:
@@ -110,12 +104,9 @@ func (s *UserSpec) check(r *reconciler.Resource) error {
 	if !sameAccount(r.Name(), s.User, s.Host) {
 		return fmt.Errorf("ID name %q differs from user@host %q", r.Name(), s.User+"@"+s.Host)
 	}
-	if err := checkEnsure(s.Ensure); err != nil {
-		return err
-	}
 	switch s.Plugin {
 	case pluginNative, pluginEd:
-		if s.Ensure != ensureAbsent && (s.Password == nil || s.Password.IsZero()) {
+		if !s.Ensure.Absent() && (s.Password == nil || s.Password.IsZero()) {
 			return fmt.Errorf("plugin %s needs a password secret", s.Plugin)
 		}
 	case pluginSocket:
@@ -133,15 +124,9 @@ func (s *UserSpec) check(r *reconciler.Resource) error {
 	return s.Server.validate()
 }
 
-// Validate decodes and checks the spec; no I/O.
-func (*UserKind) Validate(r *reconciler.Resource) error {
-	_, err := decodeUser(r)
-	return err
-}
-
 // Preview: dropping an account is destructive, anything else safe.
 func (*UserKind) Preview(old, new *reconciler.Resource) (reconciler.Class, string) {
-	if new == nil || ensureOf(new) == ensureAbsent {
+	if new == nil || absentIn(new) {
 		return reconciler.Destructive, "drop user"
 	}
 	return reconciler.Safe, ""
@@ -182,11 +167,7 @@ func identified(plugin, auth string) (string, error) {
 
 // Plan observes the account (one mysql.global_priv read shared by the run)
 // and diffs plugin, password (by locally computed hash) and limits.
-func (k *UserKind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := decodeUser(r)
-	if err != nil {
-		return nil, err
-	}
+func (k *UserKind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *UserSpec) (*reconciler.Plan, error) {
 	c, err := k.k.pools.get(s.Server, env)
 	if err != nil {
 		return nil, err
@@ -204,7 +185,7 @@ func (k *UserKind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.
 			p.Observed[f.field] = strconv.FormatInt(f.v, 10)
 		}
 	}
-	if s.Ensure == ensureAbsent {
+	if s.Ensure.Absent() {
 		return dropPlan(c, env, r, "user", "DROP USER "+acct, exists, p), nil
 	}
 	auth, known, err := desiredAuth(ctx, env, s)
@@ -308,11 +289,7 @@ func (k *UserKind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.
 
 // PlanDelete plans DROP USER for an account that left the catalog:
 // destructive, so held unless the last applied resource allowed destroy.
-func (k *UserKind) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := decodeUser(r)
-	if err != nil {
-		return nil, err
-	}
+func (k *UserKind) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *UserSpec) (*reconciler.Plan, error) {
 	c, err := k.k.pools.get(s.Server, env)
 	if err != nil {
 		return nil, err

@@ -73,8 +73,8 @@ type Kind struct {
 }
 
 var (
-	_ reconciler.Kind      = (*Kind)(nil)
-	_ reconciler.Timeouter = (*Kind)(nil)
+	_ reconciler.KindOf[Spec]        = (*Kind)(nil)
+	_ reconciler.SpecTimeouter[Spec] = (*Kind)(nil)
 )
 
 // aptTimeout bounds one package's handling: apt may download and configure
@@ -82,41 +82,33 @@ var (
 const aptTimeout = 20 * time.Minute
 
 // Timeout returns aptTimeout: installing a package can take minutes.
-func (k *Kind) Timeout(*reconciler.Resource) time.Duration { return aptTimeout }
+func (k *Kind) Timeout(*Spec) time.Duration { return aptTimeout }
 
 // New returns the package kind, using dpkg-query and apt-get from PATH.
-func New() *Kind { return &Kind{dpkgQuery: "dpkg-query", aptGet: "apt-get"} }
+func New() *reconciler.Typed[Spec] {
+	return reconciler.NewTyped(&Kind{dpkgQuery: "dpkg-query", aptGet: "apt-get"})
+}
 
 // Kind returns "package".
 func (k *Kind) Kind() string { return KindName }
 
-// Validate decodes the spec and checks the package name and the version.
-func (k *Kind) Validate(r *reconciler.Resource) error {
-	_, err := decode(r)
-	return err
-}
-
-func decode(r *reconciler.Resource) (*Spec, error) {
-	var s Spec
-	if err := r.DecodeSpec(&s); err != nil {
-		return nil, err
-	}
+// Check checks the package name (taken from the ID when the spec has
+// none) and the version.
+func (k *Kind) Check(r *reconciler.Resource, s *Spec) error {
 	if s.Name == "" {
 		s.Name = r.Name()
 	}
 	if !nameRE.MatchString(s.Name) {
-		return nil, fmt.Errorf("validate %s: %q is not a Debian package name", r.ID, s.Name)
+		return fmt.Errorf("validate %s: %q is not a Debian package name", r.ID, s.Name)
 	}
 	switch s.Ensure {
-	case "":
-		s.Ensure = ensureInstalled
 	case ensureInstalled, ensureAbsent, ensurePurged:
 	default:
 		if !versionRE.MatchString(s.Ensure) {
-			return nil, fmt.Errorf("validate %s: ensure %q is neither installed, absent, purged nor a Debian version", r.ID, s.Ensure)
+			return fmt.Errorf("validate %s: ensure %q is neither installed, absent, purged nor a Debian version", r.ID, s.Ensure)
 		}
 	}
-	return &s, nil
+	return nil
 }
 
 // entry is one package as dpkg knows it.
@@ -189,11 +181,7 @@ func sameVersion(a, b string) bool {
 }
 
 // Plan compares the package with the run's dpkg snapshot.
-func (k *Kind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := decode(r)
-	if err != nil {
-		return nil, err
-	}
+func (k *Kind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *Spec) (*reconciler.Plan, error) {
 	if env.Root != "" {
 		return nil, reconciler.Skip(fmt.Sprintf("packages cannot be installed under --root %s: apt and dpkg act on the host", env.Root))
 	}
@@ -367,13 +355,13 @@ func (k *Kind) Preview(old, new *reconciler.Resource) (reconciler.Class, string)
 	if new == nil {
 		return reconciler.Safe, "leave installed (packages are not pruned)"
 	}
-	s, err := decode(new)
+	s, err := reconciler.DecodeAs(k, new)
 	if err != nil {
 		return reconciler.Safe, ""
 	}
 	var was string
 	if old != nil {
-		if o, err := decode(old); err == nil {
+		if o, err := reconciler.DecodeAs(k, old); err == nil {
 			was = o.Ensure
 		}
 	}

@@ -2,7 +2,6 @@ package pkg
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,16 +10,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsgit/fsgit/internal/kindtest"
 	"github.com/fsgit/fsgit/reconciler"
 )
 
+// resource returns a package resource with spec, its ensure defaulted as
+// the schema does.
 func resource(t testing.TB, name string, spec map[string]any) *reconciler.Resource {
 	t.Helper()
-	b, err := json.Marshal(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &reconciler.Resource{ID: reconciler.NewID(KindName, name), Spec: b}
+	return kindtest.Resource(t, KindName, name, spec, map[string]any{"ensure": ensureInstalled})
 }
 
 func newEnv() *reconciler.Env { return &reconciler.Env{Cache: reconciler.NewCache()} }

@@ -68,7 +68,7 @@ type Spec struct {
 	// Ensure is "running" (default) or "stopped".
 	Ensure string `json:"ensure,omitempty"`
 	// Enable starts the unit at boot (default true).
-	Enable *bool `json:"enable,omitempty"`
+	Enable bool `json:"enable,omitempty"`
 	// Refresh is what a notify edge does: "restart" (default), "reload"
 	// or "try-restart" (restart only if running).
 	Refresh string `json:"refresh,omitempty"`
@@ -155,13 +155,13 @@ func (k *Kind) props(ctx context.Context, m manager, unit string) (map[string]an
 }
 
 var (
-	_ reconciler.Kind      = (*Kind)(nil)
-	_ reconciler.Refresher = (*Kind)(nil)
+	_ reconciler.KindOf[spec]        = (*Kind)(nil)
+	_ reconciler.SpecRefresher[spec] = (*Kind)(nil)
 )
 
 // New returns the service kind, talking to the host's systemd.
-func New() *Kind {
-	return &Kind{
+func New() *reconciler.Typed[spec] {
+	return reconciler.NewTyped(&Kind{
 		booted: systemdBooted,
 		dial: func(ctx context.Context) (manager, error) {
 			// As root, systemd's private socket first, as systemctl
@@ -179,7 +179,7 @@ func New() *Kind {
 			}
 			return c, nil
 		},
-	}
+	})
 }
 
 // systemdBooted is sd_booted(): systemd creates /run/systemd/system when
@@ -198,29 +198,20 @@ func systemdBooted() error {
 // Kind returns "service".
 func (k *Kind) Kind() string { return KindName }
 
-// Validate decodes the spec and checks the unit name.
-func (k *Kind) Validate(r *reconciler.Resource) error {
-	_, err := decode(r)
-	return err
-}
-
-// spec is a decoded Spec with its defaults and the full unit name.
+// spec is a decoded Spec with the full unit name.
 type spec struct {
 	Spec
-	unit   string
-	enable bool
+	unit string
 }
 
-func decode(r *reconciler.Resource) (*spec, error) {
-	var s spec
-	if err := r.DecodeSpec(&s.Spec); err != nil {
-		return nil, err
-	}
+// Check checks the unit name (taken from the ID when the spec has none),
+// ensure and refresh, and finds the full unit name.
+func (k *Kind) Check(r *reconciler.Resource, s *spec) error {
 	if s.Name == "" {
 		s.Name = r.Name()
 	}
 	if !unitRE.MatchString(s.Name) || len(s.Name) > 240 {
-		return nil, fmt.Errorf("validate %s: %q is not a systemd unit name", r.ID, s.Name)
+		return fmt.Errorf("validate %s: %q is not a systemd unit name", r.ID, s.Name)
 	}
 	s.unit = s.Name + ".service"
 	for _, suffix := range unitSuffixes {
@@ -229,21 +220,16 @@ func decode(r *reconciler.Resource) (*spec, error) {
 		}
 	}
 	switch s.Ensure {
-	case "":
-		s.Ensure = ensureRunning
 	case ensureRunning, ensureStopped:
 	default:
-		return nil, fmt.Errorf("validate %s: ensure %q is neither running nor stopped", r.ID, s.Ensure)
+		return fmt.Errorf("validate %s: ensure %q is neither running nor stopped", r.ID, s.Ensure)
 	}
-	s.enable = s.Enable == nil || *s.Enable
 	switch s.Refresh {
-	case "":
-		s.Refresh = refreshRestart
 	case refreshRestart, refreshReload, refreshTryRestart:
 	default:
-		return nil, fmt.Errorf("validate %s: refresh %q is not restart, reload or try-restart", r.ID, s.Refresh)
+		return fmt.Errorf("validate %s: refresh %q is not restart, reload or try-restart", r.ID, s.Refresh)
 	}
-	return &s, nil
+	return nil
 }
 
 // conn is the run's connection to systemd, closed with the run's cache.
@@ -349,14 +335,14 @@ func diff(s *spec, u unitState) ([]reconciler.Change, actions, error) {
 		a       actions
 	)
 	if strings.HasPrefix(u.load, "masked") || strings.HasPrefix(u.fileState, "masked") {
-		if s.Ensure == ensureRunning || s.enable {
+		if s.Ensure == ensureRunning || s.Enable {
 			return nil, a, fmt.Errorf("unit %s is masked: unmask it (fsgit does not) or want it stopped and disabled", s.unit)
 		}
 		return nil, a, nil
 	}
 	switch {
 	case u.load == "not-found":
-		if s.Ensure == ensureStopped && !s.enable {
+		if s.Ensure == ensureStopped && !s.Enable {
 			return nil, a, nil // nothing to stop, nothing to disable
 		}
 		// Its file may have been written by this run: reload, then look.
@@ -368,9 +354,9 @@ func diff(s *spec, u unitState) ([]reconciler.Change, actions, error) {
 	case u.load == "error" || u.load == "bad-setting":
 		return nil, a, fmt.Errorf("unit %s failed to load (LoadState %s): see systemctl status %s", s.unit, u.load, s.unit)
 	}
-	if on, settable := u.enabled(); settable && on != s.enable {
-		a.enable, a.disable = s.enable, !s.enable
-		changes = append(changes, reconciler.Change{Field: "enable", Before: fmt.Sprint(on), After: fmt.Sprint(s.enable), Class: reconciler.Safe})
+	if on, settable := u.enabled(); settable && on != s.Enable {
+		a.enable, a.disable = s.Enable, !s.Enable
+		changes = append(changes, reconciler.Change{Field: "enable", Before: fmt.Sprint(on), After: fmt.Sprint(s.Enable), Class: reconciler.Safe})
 	}
 	switch {
 	case s.Ensure == ensureRunning && !u.running():
@@ -384,11 +370,7 @@ func diff(s *spec, u unitState) ([]reconciler.Change, actions, error) {
 }
 
 // Plan reads the unit's properties and compares them with the spec.
-func (k *Kind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := decode(r)
-	if err != nil {
-		return nil, err
-	}
+func (k *Kind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *spec) (*reconciler.Plan, error) {
 	m, err := k.connect(ctx, env)
 	if err != nil {
 		return nil, err
@@ -566,11 +548,7 @@ func job(ctx context.Context, verb, unit string, queue func(context.Context, str
 // a unit this run has just started (its own plan had changes: changed is
 // true, and the apply started it; a change of enablement alone still
 // restarts) and for a service that is meant to be stopped.
-func (k *Kind) Refresh(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, changed bool) error {
-	s, err := decode(r)
-	if err != nil {
-		return err
-	}
+func (k *Kind) Refresh(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *spec, changed bool) error {
 	m, err := k.connect(ctx, env)
 	if err != nil {
 		return err
@@ -635,13 +613,13 @@ func (k *Kind) Preview(old, new *reconciler.Resource) (reconciler.Class, string)
 	if new == nil {
 		return reconciler.Safe, "leave as is (services are not pruned)"
 	}
-	s, err := decode(new)
+	s, err := reconciler.DecodeAs(k, new)
 	if err != nil {
 		return reconciler.Safe, ""
 	}
 	was := ""
 	if old != nil {
-		if o, err := decode(old); err == nil {
+		if o, err := reconciler.DecodeAs(k, old); err == nil {
 			was = o.Ensure
 		}
 	}

@@ -16,7 +16,6 @@ package service
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -29,16 +28,15 @@ import (
 
 	"github.com/coreos/go-systemd/v22/dbus"
 
+	"github.com/fsgit/fsgit/internal/kindtest"
 	"github.com/fsgit/fsgit/reconciler"
 )
 
+// resource returns a service resource with spec, filled with the defaults
+// the schema gives it.
 func resource(t testing.TB, name string, spec map[string]any) *reconciler.Resource {
 	t.Helper()
-	b, err := json.Marshal(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &reconciler.Resource{ID: reconciler.NewID(KindName, name), Spec: b}
+	return kindtest.Resource(t, KindName, name, spec, map[string]any{"ensure": ensureRunning, "enable": true, "refresh": refreshRestart})
 }
 
 func newEnv() *reconciler.Env { return &reconciler.Env{Cache: reconciler.NewCache()} }
@@ -62,7 +60,7 @@ func TestKind_Validate(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			r := resource(t, c.id, c.spec)
-			s, err := decode(r)
+			s, err := New().Decode(r)
 			if (err == nil) != c.ok {
 				t.Fatalf("decode: err = %v, want ok = %v", err, c.ok)
 			}
@@ -105,10 +103,10 @@ func TestKind_Plan_underRootIsSkipped(t *testing.T) {
 }
 
 func TestKind_Plan_dialFailureIsAnError(t *testing.T) {
-	k := &Kind{
+	k := reconciler.NewTyped(&Kind{
 		booted: func() error { return nil },
 		dial:   func(context.Context) (manager, error) { return nil, errors.New("no bus") },
-	}
+	})
 	_, err := k.Plan(context.Background(), newEnv(), resource(t, "nginx", map[string]any{}))
 	if err == nil || reconciler.IsSkip(err) {
 		t.Fatalf("Plan with systemd booted but unreachable = %v, want a failure, not a skip", err)
@@ -124,13 +122,13 @@ func TestKind_Plan_dialFailureIsAnError(t *testing.T) {
 func TestKind_connectionOutlivesTheResource(t *testing.T) {
 	f := &fakeSystemd{units: map[string]*unitState{}, onDisk: map[string]bool{}, changed: map[string]bool{}}
 	var dialled context.Context
-	k := &Kind{
+	k := reconciler.NewTyped(&Kind{
 		booted: func() error { return nil },
 		dial: func(ctx context.Context) (manager, error) {
 			dialled = ctx
 			return f, nil
 		},
-	}
+	})
 	env := newEnv()
 	ctx, cancel := context.WithCancel(context.Background())
 	if _, err := k.Plan(ctx, env, resource(t, "nginx", map[string]any{})); err != nil {
@@ -197,7 +195,7 @@ func TestDiff(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			s, err := decode(resource(t, "x", c.spec))
+			s, err := New().Decode(resource(t, "x", c.spec))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -232,14 +230,14 @@ type fakeSystemd struct {
 	changed map[string]bool // unit files changed on disk since loaded
 }
 
-func fakeKind(t testing.TB) (*Kind, *fakeSystemd) {
+func fakeKind(t testing.TB) (*reconciler.Typed[spec], *fakeSystemd) {
 	t.Helper()
 	f := &fakeSystemd{units: map[string]*unitState{}, onDisk: map[string]bool{}, changed: map[string]bool{}}
-	return &Kind{
+	return reconciler.NewTyped(&Kind{
 		booted:  func() error { return nil },
 		dial:    func(context.Context) (manager, error) { return f, nil },
 		dropIns: func(string) []string { return nil },
-	}, f
+	}), f
 }
 
 func (f *fakeSystemd) record(call string) {
@@ -350,7 +348,7 @@ func (f *fakeSystemd) Close() {
 	f.mu.Unlock()
 }
 
-func mustPlan(t testing.TB, k *Kind, env *reconciler.Env, r *reconciler.Resource) *reconciler.Plan {
+func mustPlan(t testing.TB, k reconciler.Kind, env *reconciler.Env, r *reconciler.Resource) *reconciler.Plan {
 	t.Helper()
 	p, err := k.Plan(context.Background(), env, r)
 	if err != nil {

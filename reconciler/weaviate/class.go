@@ -37,7 +37,7 @@ type ClassSpec struct {
 	// InvertedIndexConfig is the inverted index configuration, free JSON.
 	InvertedIndexConfig map[string]any `json:"invertedIndexConfig,omitempty"`
 	// Ensure is "present" or "absent" (deletes the class and its objects).
-	Ensure string `json:"ensure"`
+	Ensure reconciler.Ensure `json:"ensure"`
 }
 
 // Property is one property of a class.
@@ -65,13 +65,13 @@ type Class struct {
 }
 
 var (
-	_ reconciler.Kind   = (*Class)(nil)
-	_ reconciler.Pruner = (*Class)(nil)
+	_ reconciler.KindOf[ClassSpec]     = (*Class)(nil)
+	_ reconciler.SpecPruner[ClassSpec] = (*Class)(nil)
 )
 
 // NewClass returns the weaviate.class kind.
-func NewClass() *Class {
-	return &Class{http: &http.Client{Timeout: 30 * time.Second}}
+func NewClass() *reconciler.Typed[ClassSpec] {
+	return reconciler.NewTyped(&Class{http: &http.Client{Timeout: 30 * time.Second}})
 }
 
 // Kind returns "weaviate.class".
@@ -82,20 +82,10 @@ var (
 	propRe  = regexp.MustCompile(`^[_A-Za-z][_0-9A-Za-z]*$`)
 )
 
-// Validate decodes the spec strictly and checks it without I/O: the class
-// name is a Weaviate class name, the url is http(s), ensure is present or
-// absent, and each property has a valid, unique name, a dataType and a known
-// tokenization.
-func (*Class) Validate(r *reconciler.Resource) error {
-	_, err := decodeClass(r)
-	return err
-}
-
-func decodeClass(r *reconciler.Resource) (*ClassSpec, error) {
-	var s ClassSpec
-	if err := r.DecodeSpec(&s); err != nil {
-		return nil, err
-	}
+// Check checks the spec without I/O: the class name (taken from the ID
+// when not given) is a Weaviate class name, the url is http(s), and each
+// property has a valid, unique name, a dataType and a known tokenization.
+func (*Class) Check(r *reconciler.Resource, s *ClassSpec) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("validating %s: %s", r.ID, fmt.Sprintf(format, args...))
 	}
@@ -103,43 +93,30 @@ func decodeClass(r *reconciler.Resource) (*ClassSpec, error) {
 		s.Class = r.Name()
 	}
 	if !classRe.MatchString(s.Class) {
-		return nil, bad("class name %q must match %s", s.Class, classRe)
-	}
-	if s.URL == "" {
-		s.URL = "http://127.0.0.1:8080"
+		return bad("class name %q must match %s", s.Class, classRe)
 	}
 	if !strings.HasPrefix(s.URL, "http://") && !strings.HasPrefix(s.URL, "https://") {
-		return nil, bad("url %q is not http(s)", s.URL)
-	}
-	if s.Vectorizer == "" {
-		s.Vectorizer = "none"
-	}
-	switch s.Ensure {
-	case "":
-		s.Ensure = "present"
-	case "present", "absent":
-	default:
-		return nil, bad("ensure %q is not present or absent", s.Ensure)
+		return bad("url %q is not http(s)", s.URL)
 	}
 	seen := map[string]bool{}
 	for _, p := range s.Properties {
 		if !propRe.MatchString(p.Name) {
-			return nil, bad("property name %q must match %s", p.Name, propRe)
+			return bad("property name %q must match %s", p.Name, propRe)
 		}
 		if seen[propKey(p.Name)] {
-			return nil, bad("property %q declared twice", p.Name)
+			return bad("property %q declared twice", p.Name)
 		}
 		seen[propKey(p.Name)] = true
 		if len(p.DataType) == 0 {
-			return nil, bad("property %q has no dataType", p.Name)
+			return bad("property %q has no dataType", p.Name)
 		}
 		switch p.Tokenization {
 		case "", "word", "lowercase", "whitespace", "field", "trigram", "gse", "kagome_kr", "kagome_ja":
 		default:
-			return nil, bad("property %q: tokenization %q is not known", p.Name, p.Tokenization)
+			return bad("property %q: tokenization %q is not known", p.Name, p.Tokenization)
 		}
 	}
-	return &s, nil
+	return nil
 }
 
 // propKey is how Weaviate stores a property name: first letter lower-case.
@@ -212,11 +189,7 @@ func (k *Class) observe(ctx context.Context, env *reconciler.Env, a *api, s *Cla
 }
 
 // Plan observes the class and diffs it against the spec.
-func (k *Class) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := decodeClass(r)
-	if err != nil {
-		return nil, err
-	}
+func (k *Class) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *ClassSpec) (*reconciler.Plan, error) {
 	a, err := k.client(ctx, env, s)
 	if err != nil {
 		return nil, err
@@ -229,7 +202,7 @@ func (k *Class) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Res
 	if notReady != nil {
 		// Noop before the container exists: say what would happen.
 		plan.Observed["present"] = "unknown"
-		if s.Ensure == "present" {
+		if !s.Ensure.Absent() {
 			plan.Action = reconciler.ActionCreate
 			plan.Changes = []reconciler.Change{{Field: "class", After: s.Class + " (weaviate not reachable now, so not observed: " + notReady.Error() + ")", Class: reconciler.Safe}}
 		}
@@ -239,7 +212,7 @@ func (k *Class) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Res
 		plan.Observed["vectorizer"] = str(cur["vectorizer"])
 		plan.Observed["properties"] = strings.Join(propNames(cur), ",")
 	}
-	if s.Ensure == "absent" {
+	if s.Ensure.Absent() {
 		if cur != nil {
 			plan.Action = reconciler.ActionDelete
 			plan.Changes = []reconciler.Change{{Field: "class", Before: s.Class, After: "(deleted with all its objects)", Class: reconciler.Destructive}}
@@ -457,19 +430,10 @@ func (d *classDiff) applySafe(ctx context.Context, a *api, s *ClassSpec, cur map
 }
 
 // PlanDelete deletes a class that left the catalog: destructive.
-func (k *Class) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource) (*reconciler.Plan, error) {
-	s, err := decodeClass(r)
-	if err != nil {
-		return nil, err
-	}
-	s.Ensure = "absent"
-	b, err := json.Marshal(s)
-	if err != nil {
-		return nil, fmt.Errorf("encoding spec of %s: %w", r.ID, err)
-	}
-	gone := *r
-	gone.Spec = b
-	return k.Plan(ctx, env, &gone)
+func (k *Class) PlanDelete(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *ClassSpec) (*reconciler.Plan, error) {
+	gone := *s
+	gone.Ensure = reconciler.EnsureAbsent
+	return k.Plan(ctx, env, r, &gone)
 }
 
 // subset reports whether every field of want is in have with the same

@@ -78,8 +78,8 @@ type node struct {
 	clsSpec           map[string]any
 	kinds             struct {
 		network   *reconciler.Typed[docker.NetworkSpec]
-		container *docker.Container
-		class     *Class
+		container *reconciler.Typed[docker.ContainerSpec]
+		class     *reconciler.Typed[ClassSpec]
 	}
 }
 

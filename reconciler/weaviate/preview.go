@@ -9,22 +9,22 @@ var _ reconciler.Previewer = (*Class)(nil)
 // Preview classes a change of the class from the two specs: added
 // properties and mutable settings are safe; what Weaviate cannot change in
 // place, and deleting the class, are destructive.
-func (*Class) Preview(old, new *reconciler.Resource) (reconciler.Class, string) {
+func (k *Class) Preview(old, new *reconciler.Resource) (reconciler.Class, string) {
 	if new == nil {
 		return reconciler.Destructive, "delete class and its objects"
 	}
-	n, err := decodeClass(new)
+	n, err := reconciler.DecodeAs(k, new)
 	if err != nil {
 		return reconciler.Safe, ""
 	}
 	if old == nil {
 		return reconciler.Safe, "create class"
 	}
-	o, err := decodeClass(old)
+	o, err := reconciler.DecodeAs(k, old)
 	if err != nil {
 		return reconciler.Safe, ""
 	}
-	if n.Ensure == "absent" && o.Ensure != "absent" {
+	if n.Ensure.Absent() && !o.Ensure.Absent() {
 		return reconciler.Destructive, "delete class and its objects"
 	}
 	// Diff the new spec against the class the old spec would have made.

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestKindsDoc_UpToDate fails while docs/kinds.md is not what kinddoc
+// writes from the schema and the template.
+func TestKindsDoc_UpToDate(t *testing.T) {
+	want, err := page()
+	if err != nil {
+		t.Fatal(err)
+	}
+	have, err := os.ReadFile(filepath.Join("..", "..", "docs", "kinds.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(have, want) {
+		t.Fatal("docs/kinds.md is out of date with schema/kinds.cue or internal/kinddoc/kinds.md.tmpl: run go run ./internal/kinddoc")
+	}
+}
+
+// TestRender_TablesFromTheSchema: a field's constraint, default, doc
+// comment, required or optional mark and key-from-ID mark come from the
+// schema; a note template lands under its definition's table.
+func TestRender_TablesFromTheSchema(t *testing.T) {
+	src := []byte(`package schema
+
+// #Thing is a thing.
+#Thing: {
+	#Common
+	// name is what it is called.
+	name:  =~"^[a-z]+$"
+	size:  *3 | int & >0
+	tag?:  string
+	kind!: "a" | "b"
+	parts: [...{
+		id: int
+	}]
+}
+
+#Kinds: {"thing": #Thing}
+
+#Resources: {
+	[K=(=~"^thing:")]: #Thing & {name: strings.TrimPrefix(K, "thing:")}
+}
+`)
+	var b bytes.Buffer
+	tmpl := `{{range .Defs}}## {{.Kind}}
+{{range .Fields}}{{.Name}}|{{.Type}}|{{.Default}}|{{.Doc}}|{{.Required}}|{{.Optional}}|{{.FromID}}
+{{end}}{{note .Kind}}{{end}}{{define "note:thing"}}hand-written{{end}}`
+	if err := render(&b, src, tmpl); err != nil {
+		t.Fatal(err)
+	}
+	want := `## thing
+name|=~"^[a-z]+$"||name is what it is called.|false|false|true
+size|3 | int & >0|3||false|false|false
+tag|string|||false|true|false
+kind|"a" | "b"|||true|false|false
+parts|list|||false|false|false
+parts[].id|int|||false|false|false
+hand-written`
+	if got := b.String(); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
