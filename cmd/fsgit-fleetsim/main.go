@@ -83,9 +83,18 @@ func run(args []string, stdout, stderr io.Writer) error {
 			if r.Landed == 0 {
 				landed = "not all"
 			}
-			fmt.Fprintf(stdout, "| %d | %s | %.2f (%.2f) | %.0f | %.1f s | %.1f s | %.1f s | %.1f s | %s | %.2f | %.1f | %.2f s |\n",
+			// A share of the fleet that did not converge within the
+			// timeout has no time: "–", not 0.
+			var conv [4]string
+			for i, d := range r.Converged {
+				conv[i] = "–"
+				if d > 0 {
+					conv[i] = fmt.Sprintf("%.1f s", d.Seconds())
+				}
+			}
+			fmt.Fprintf(stdout, "| %d | %s | %.2f (%.2f) | %.0f | %s | %s | %s | %s | %s | %.2f | %.1f | %.2f s |\n",
 				r.Nodes, layout, r.IdleRequestsPerSecond, r.FormulaRequestsPerSecond, r.IdleBytesPerRequest,
-				r.Converged[0].Seconds(), r.Converged[1].Seconds(), r.Converged[2].Seconds(), r.Converged[3].Seconds(),
+				conv[0], conv[1], conv[2], conv[3],
 				landed, r.PushesPerNode, float64(r.ServerBytes)/1e6, r.FleetRead.Seconds())
 			if note != "" {
 				fmt.Fprintf(stdout, "\n> %d nodes, %s: %s\n\n", n, layout, note)

@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -190,14 +191,16 @@ watch: enabled: false
 	start = time.Now()
 	conv, err := waitConverged(ctx, agents, c2, start, f.Timeout)
 	res.Converged = conv
+	var notes []string
 	if err != nil {
-		res.Note = err.Error()
+		notes = append(notes, err.Error())
 	}
 	landed, err := waitLanded(ctx, fileURL, names, c2, start, f.Timeout)
 	res.Landed = landed
 	if err != nil {
-		res.Note = err.Error()
+		notes = append(notes, err.Error())
 	}
+	res.Note = strings.Join(notes, "; ")
 	c = srv.Stats()
 	res.PushesPerNode = float64(c.ReceivePacks) / float64(f.Nodes)
 	res.ServerBytes = c.BytesSent
