@@ -146,6 +146,7 @@ func runServe(ctx context.Context, stderr io.Writer, f serveFlags) error {
 	if err != nil {
 		return couldNotRun(err)
 	}
+	defer srv.Close()
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return couldNotRun(fmt.Errorf("listen on %s: %w", f.listen, err))

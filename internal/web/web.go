@@ -141,6 +141,10 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
+// Close releases the server's status cache (its open pack files). The
+// server polls no more after it.
+func (s *Server) Close() error { return s.reader.Close() }
+
 // redact replaces every value of Options.Redact in s.
 func (s *Server) redact(text string) string {
 	for _, v := range s.opts.Redact {

@@ -112,6 +112,11 @@ func newTestServer(t testing.TB, url string, opts Options) (*Server, *httptest.S
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close the server: %v", err)
+		}
+	})
 	s.Poll(context.Background())
 	hs := httptest.NewServer(s.Handler())
 	t.Cleanup(hs.Close)
