@@ -89,6 +89,10 @@ func (e *RefusedError) Unwrap() error { return e.Err }
 
 // Agent is the daemon. Make one with New, then Run it.
 type Agent struct {
+	// acceptedWhen is the commit time of the commit last accepted (the
+	// poll loop's own: see checkNotOlder).
+	acceptedWhen time.Time
+
 	opts    Options
 	log     *slog.Logger
 	engine  *reconciler.Engine

@@ -154,6 +154,46 @@ func TestAgent_RefusesUnsignedAndBadCommits(t *testing.T) {
 	})
 }
 
+// TestAgent_RefusesAnOlderSignedCommit: with trusted keys, a source that
+// goes back to an older signed commit (a stale or hostile mirror) is
+// refused, also after a restart; a newer commit is accepted again.
+func TestAgent_RefusesAnOlderSignedCommit(t *testing.T) {
+	s := newSite(t)
+	key := gittest.NewSSHKey(t)
+	s.work.SignWithSSH(key)
+	c1 := s.push("old", map[string]string{"n1": catalogJSON(t, fileRes("/etc/a", "old\n"))})
+	time.Sleep(1100 * time.Millisecond) // commit times have a resolution of a second
+	c2 := s.push("new", map[string]string{"n1": catalogJSON(t, fileRes("/etc/a", "new\n"))})
+	n := newNode(t, "n1", s.url, "100ms", `source: trustedKeys: ["`+key.PublicFile+`"]`)
+	n.start()
+	waitFor(t, "converged on c2", func() bool { st := n.agent.Status(); return st.Converged && st.AppliedRevision == c2 })
+
+	s.work.Git("push", "--quiet", "--force", "origin", c1+":refs/heads/main")
+	waitFor(t, "c1 refused", func() bool { st := n.agent.Status(); return len(st.Refused) > 0 && st.Refused[0].Commit == c1 })
+	st := n.agent.Status()
+	if !strings.Contains(st.Refused[0].Reason, "before the commit this node accepted last") || st.AppliedRevision != c2 {
+		t.Fatalf("after going back to c1: %+v", st)
+	}
+	if got := n.read("/etc/a"); got != "new\n" {
+		t.Fatalf("/etc/a = %q: the node was rolled back", got)
+	}
+	// After a restart the node compares with the commit it applied.
+	n.stop()
+	n.start()
+	waitFor(t, "c1 refused after a restart", func() bool {
+		st := n.agent.Status()
+		return len(st.Refused) > 0 && st.Refused[0].Commit == c1 && st.AppliedRevision == c2
+	})
+	if got := n.read("/etc/a"); got != "new\n" {
+		t.Fatalf("/etc/a = %q after a restart: the node was rolled back", got)
+	}
+
+	time.Sleep(1100 * time.Millisecond)
+	s.work.Git("reset", "--quiet", "--hard", c2)
+	c3 := s.push("newer", map[string]string{"n1": catalogJSON(t, fileRes("/etc/a", "newer\n"))})
+	waitFor(t, "converged on c3", func() bool { st := n.agent.Status(); return st.Converged && st.AppliedRevision == c3 })
+}
+
 // TestPollEvent_mergeRefusals: events merged while a run is in flight keep
 // apart the refusals before the accepted commit (cleared by it) from those
 // after it (still refused).

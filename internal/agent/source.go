@@ -209,6 +209,9 @@ func (a *Agent) loadCommit(ctx context.Context, rev string, ev *pollEvent) (refu
 	if err != nil {
 		return nil, err
 	}
+	if err := a.checkNotOlder(cfg, c); err != nil {
+		return &RefusedError{Commit: rev, Err: err}, nil
+	}
 	cat, err := a.opts.Load(ctx, c.FS, cfg.Source.Site, rev, cfg.Node)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -236,7 +239,44 @@ func (a *Agent) loadCommit(ctx context.Context, rev string, ev *pollEvent) (refu
 		}
 	}
 	ev.prepared, ev.secrets, ev.signer = p, resolver, c.Signer
+	a.acceptedWhen = c.When
 	return nil, nil
+}
+
+// checkNotOlder refuses, where commits must be signed, a commit made
+// before the one the node accepted last (or, after a restart, the one it
+// applied): signatures let a node poll a mirror it does not trust, and a
+// mirror could still serve an older signed commit and so roll the node
+// back. Going back on purpose is `fsgit rollback`, or a new commit that
+// reverts. Without trusted keys anyone who can push can do worse, and a
+// branch moved back by force is followed.
+func (a *Agent) checkNotOlder(cfg *Config, c *gitsource.Commit) error {
+	if len(cfg.Source.TrustedKeys) == 0 {
+		return nil
+	}
+	last := a.acceptedWhen
+	if last.IsZero() {
+		a.mu.Lock()
+		applied := a.node.AppliedRevision
+		a.mu.Unlock()
+		if applied == "" || applied == c.Hash {
+			return nil
+		}
+		prev, err := a.source().Commit(applied)
+		if err != nil {
+			// Not in the cache (compacted, or a new cache): nothing to
+			// compare with.
+			return nil
+		}
+		last = prev.When
+	}
+	if c.When.Before(last) {
+		return fmt.Errorf("it was committed at %s, before the commit this node accepted last (committed at %s): "+
+			"a mirror serving an older signed commit would roll the node back; to go back on purpose, "+
+			"use fsgit rollback or push a new commit that reverts",
+			c.When.UTC().Format(time.RFC3339), last.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // openSource opens the git source the configuration describes.
