@@ -37,6 +37,7 @@ func (r *run) prune(ctx context.Context) []*outcome {
 		o := r.pruneOne(ctx, &res)
 		o.res.Pruned = true
 		o.res.Duration = jsondoc.Seconds(time.Since(start))
+		o.res.dropOwnID()
 		r.log(o)
 		r.pruned = append(r.pruned, o)
 	}

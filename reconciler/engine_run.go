@@ -101,6 +101,7 @@ func (r *run) schedule(ctx context.Context, sel map[ID]bool) {
 	running := 0
 	finish := func(o *outcome) {
 		id := o.res.ID
+		o.res.dropOwnID()
 		r.out[id] = o
 		r.log(o)
 		for _, next := range g.After[id] {
@@ -252,13 +253,9 @@ func (r *run) owesRefresh(id ID, o *outcome) bool {
 	return ok && res.Mode != ModeDetect
 }
 
-// log writes one line for a resource's outcome. It first removes the
-// resource's own ID from the outcome's error and reason: the report and
-// the log print the ID next to them already (kinds wrap their errors as
-// "plan <id>: ...", for their callers other than the engine).
+// log writes one line for a resource's outcome.
 func (r *run) log(o *outcome) {
 	res := &o.res
-	res.Error, res.Reason = withoutID(res.ID, res.Error), withoutID(res.ID, res.Reason)
 	if r.opts.LogResult != nil && !r.opts.LogResult(res) {
 		return
 	}

@@ -114,6 +114,14 @@ func (r *Report) ExitCode() int {
 	return code
 }
 
+// dropOwnID removes the resource's own ID from its error and reason: the
+// report and the log print the ID next to them already (kinds wrap their
+// errors as "plan <id>: ...", for their callers other than the engine).
+// The engine calls it once an outcome is final.
+func (r *Result) dropOwnID() {
+	r.Error, r.Reason = withoutID(r.ID, r.Error), withoutID(r.ID, r.Reason)
+}
+
 // withoutID returns msg without the mentions of id that kinds put in their
 // errors ("plan file:/etc/x: ...", "check guards of exec:y: ..."), and
 // without the step name that wrapping then repeats ("apply: apply: ..."

@@ -1,6 +1,7 @@
 package githttp
 
 import (
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -17,14 +18,14 @@ func TestServer_CountsAndRestarts(t *testing.T) {
 		cmd.Env = append(cmd.Environ(), "GIT_CONFIG_NOSYSTEM=1", "HOME="+root, "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org",
 			"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.org")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return &exec.ExitError{ProcessState: cmd.ProcessState, Stderr: out}
+			return fmt.Errorf("git %v: %w: %s", args, err, out)
 		}
 		return nil
 	}
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
-			t.Fatalf("%v: %s", err, err.(*exec.ExitError).Stderr)
+			t.Fatal(err)
 		}
 	}
 	must(git("", "init", "-q", "--bare", "-b", "main", filepath.Join(root, "r.git")))

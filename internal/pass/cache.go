@@ -111,18 +111,27 @@ func (c *Cache) write(key string, cat *reconciler.Catalog) error {
 	if !ok {
 		return errors.New("this fsgit build cannot be identified")
 	}
-	var buf bytes.Buffer
-	// Compact and without HTML escapes: the specs' raw JSON is kept byte
-	// for byte, as the evaluation produced it.
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(CacheFile{Format: CacheFormat, Key: key, Build: build, Node: c.Node, Catalog: cat}); err != nil {
-		return fmt.Errorf("encode the catalog: %w", err)
+	b, err := (&CacheFile{Format: CacheFormat, Key: key, Build: build, Node: c.Node, Catalog: cat}).Encode()
+	if err != nil {
+		return err
 	}
-	if err := atomicfile.WriteFile(c.File.FS, c.File.Name, buf.Bytes(), atomicfile.Options{UID: -1, GID: -1, Mode: 0o600}); err != nil {
+	if err := atomicfile.WriteFile(c.File.FS, c.File.Name, b, atomicfile.Options{UID: -1, GID: -1, Mode: 0o600}); err != nil {
 		return fmt.Errorf("write %s: %w", c.File, err)
 	}
 	return nil
+}
+
+// Encode is the cache file as written: compact and without HTML escapes,
+// so that the specs' raw JSON is kept byte for byte, as the evaluation
+// produced it.
+func (f *CacheFile) Encode() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(f); err != nil {
+		return nil, fmt.Errorf("encode the catalog: %w", err)
+	}
+	return buf.Bytes(), nil
 }
 
 // BuildIdentity identifies the running fsgit build: the module's version

@@ -113,17 +113,26 @@ func WriteSummary(path File, rep *reconciler.Report) error {
 	s.Time.Duration = rep.Duration
 	s.Resources = rep.Summary()
 	s.Noop, s.Stopped, s.ExitCode = rep.Noop, rep.Stopped, rep.ExitCode()
-	b, err := json.MarshalIndent(s, "", "  ")
+	b, err := s.Encode()
 	if err != nil {
-		return fmt.Errorf("encode run summary: %w", err)
+		return err
 	}
 	if err := path.FS.MkdirAll(filepath.Dir(path.Name), 0o755); err != nil {
 		return fmt.Errorf("write run summary: %w", err)
 	}
-	if err := atomicfile.WriteFile(path.FS, path.Name, append(b, '\n'), atomicfile.Options{UID: -1, GID: -1, Mode: 0o644}); err != nil {
+	if err := atomicfile.WriteFile(path.FS, path.Name, b, atomicfile.Options{UID: -1, GID: -1, Mode: 0o644}); err != nil {
 		return fmt.Errorf("write run summary %s: %w", path, err)
 	}
 	return nil
+}
+
+// Encode is the summary as written: indented, one line at the end.
+func (s *Summary) Encode() ([]byte, error) {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode run summary: %w", err)
+	}
+	return append(b, '\n'), nil
 }
 
 // fsgitVersion returns the module version the binary was built from.

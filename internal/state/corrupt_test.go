@@ -273,21 +273,7 @@ func TestRecovery_WhileOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	// Scribble over every page but the metas, through another descriptor:
-	// bbolt's shared mapping sees it.
-	fi, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	junk := bytes.Repeat([]byte{0xA5}, int(fi.Size())-8192)
-	if _, err := f.WriteAt(junk, 8192); err != nil {
-		t.Fatal(err)
-	}
-	_ = f.Close()
+	scribble(t, path)
 
 	m, err := s.Memory()
 	if err != nil {
@@ -462,19 +448,8 @@ func TestRecheck(t *testing.T) {
 	if changed, _ := s.Recheck(); changed {
 		t.Fatal("checked once, still changed")
 	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteAt(bytes.Repeat([]byte{0xA5}, int(fi.Size())-8192), 8192); err != nil {
-		t.Fatal(err)
-	}
-	_ = f.Close()
-	if !s.ChangedOutside() {
+	scribble(t, path)
+	if !s.changedOutside() {
 		t.Fatal("a damaged file is not seen as changed")
 	}
 	if changed, err := s.Recheck(); !changed || err != nil {
@@ -483,10 +458,29 @@ func TestRecheck(t *testing.T) {
 	if len(seen) != 1 || seen[0].Restored != 40 {
 		t.Fatalf("recoveries %+v, want one restoring 40 resources", seen)
 	}
-	if s.ChangedOutside() {
+	if s.changedOutside() {
 		t.Fatal("the replaced file is seen as changed from outside")
 	}
 	if m, err := s.Memory(); err != nil || len(m.Inventory) != 40 {
 		t.Fatalf("memory after the recovery: %v", err)
+	}
+}
+
+// scribble writes over every page of the state file at path but the
+// metas, through a descriptor of its own, as a failing disk would: an
+// open store's shared mapping sees it.
+func scribble(t *testing.T, path string) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(bytes.Repeat([]byte{0xA5}, int(fi.Size())-8192), 8192); err != nil {
+		t.Fatal(err)
 	}
 }

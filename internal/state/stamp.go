@@ -13,10 +13,10 @@ type stamp struct {
 	ino, size         int64
 	ctimeSec, ctimeNs int64
 	mtimeSec, mtimeNs int64
-	known             bool
 }
 
-// stampOf stats path; a file it cannot stat has the zero stamp.
+// stampOf stats path; a file it cannot stat has the zero stamp, which
+// matches none (no file has inode 0).
 func stampOf(path string) stamp {
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -27,7 +27,7 @@ func stampOf(path string) stamp {
 		return stamp{}
 	}
 	return stamp{ino: int64(st.Ino), size: st.Size, ctimeSec: st.Ctim.Sec, ctimeNs: st.Ctim.Nsec,
-		mtimeSec: st.Mtim.Sec, mtimeNs: st.Mtim.Nsec, known: true}
+		mtimeSec: st.Mtim.Sec, mtimeNs: st.Mtim.Nsec}
 }
 
 // remember records the state file's stamp as the store's own: it is
@@ -39,25 +39,27 @@ func (s *Store) remember() {
 	s.stampMu.Unlock()
 }
 
-// ChangedOutside reports whether the state file changed since this store
+// changedOutside reports whether the state file changed since this store
 // last opened, wrote, checked or replaced it: written by something else (a
 // hand edit, a restore, a failing disk), replaced, or gone. It costs one
 // stat.
-func (s *Store) ChangedOutside() bool {
+func (s *Store) changedOutside() bool {
 	now := stampOf(s.path)
 	s.stampMu.Lock()
 	defer s.stampMu.Unlock()
-	return !now.known || !s.stamp.known || now != s.stamp
+	return now == stamp{} || now != s.stamp
 }
 
 // Recheck reads the state file through again, as Open does (its structure,
-// then every bucket and value), when it changed outside this store (see
-// [Store.ChangedOutside]); otherwise it costs one stat. A writable store
+// then every bucket and value), when it changed outside this store since
+// the store last opened, wrote, checked or replaced it (written by
+// something else: a hand edit, a restore, a failing disk); otherwise it
+// costs one stat. A writable store
 // moves a damaged file aside and carries on from the inventory copy, as
 // any access that finds one does (a [Recovery]). It reports whether the
 // file had changed.
 func (s *Store) Recheck() (bool, error) {
-	if !s.ChangedOutside() {
+	if !s.changedOutside() {
 		return false, nil
 	}
 	s.mu.RLock()

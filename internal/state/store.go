@@ -162,7 +162,7 @@ type Store struct {
 	copyKey []byte
 
 	// stampMu guards stamp, the state file's metadata after this store
-	// last opened, wrote or replaced it (see ChangedOutside).
+	// last opened, wrote, checked or replaced it (see Recheck).
 	stampMu sync.Mutex
 	stamp   stamp
 }

@@ -12,9 +12,9 @@ import (
 	"net/http"
 	"net/http/cgi"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
+
+	"github.com/fsgit/fsgit/internal/githttp"
 )
 
 func main() {
@@ -24,13 +24,13 @@ func main() {
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 
-	out, err := exec.Command("git", "--exec-path").Output()
+	path, err := githttp.Backend()
 	if err != nil {
-		log.Error("find git's exec path", "err", err)
+		log.Error("find git-http-backend", "err", err)
 		os.Exit(1)
 	}
 	backend := &cgi.Handler{
-		Path: filepath.Join(strings.TrimSpace(string(out)), "git-http-backend"),
+		Path: path,
 		Root: "/git",
 		Env: []string{
 			"GIT_PROJECT_ROOT=" + *gitRoot,
