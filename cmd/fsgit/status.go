@@ -196,7 +196,7 @@ func writeNode(w io.Writer, n *status.Node, noAgent error, statePath string, now
 	if fromAgent {
 		row("agent", "running")
 	} else {
-		row("agent", "not running: read from "+statePath+" (the agent: "+noAgent.Error()+")")
+		row("agent", "not running: read from "+statePath+" ("+noAgent.Error()+")")
 	}
 	row("applied", shortRev(n.AppliedRevision))
 	row("desired", shortRev(n.DesiredRevision))
