@@ -1020,6 +1020,19 @@ func joinIDList(ids []reconciler.ID) string {
 // whenever the node is not converged, its state file is at fault or the
 // applied commit is not kept yet, a poll observes everything (only is nil). skip is set when there is nothing to observe at all.
 func (a *Agent) quietOnly(trigger string, served []*runWaiter) (only []reconciler.ID, skip bool) {
+	// A run that finds nothing to do, quiet or full, neither reads nor
+	// writes the state file: each poll checks it (one stat), so that a file
+	// changed behind the agent's back (a failing disk, a hand edit, a
+	// restore) is read through again, a damaged one replaced (a recovery,
+	// in the status), and the poll observes everything.
+	stateChanged := false
+	if a.store != nil {
+		changed, err := a.store.Recheck()
+		if err != nil {
+			a.log.Warn("state file changed behind the agent and cannot be read", "path", a.store.Path(), "err", err)
+		}
+		stateChanged = changed || err != nil
+	}
 	if trigger != "poll" || len(served) > 0 || a.watch == nil || a.prepared == nil || a.pinned != nil {
 		return nil, false
 	}
@@ -1037,14 +1050,7 @@ func (a *Agent) quietOnly(trigger string, served []*runWaiter) (only []reconcile
 	if !converged || !stateOK || a.store == nil || a.kept != rev || a.keptCatalog != rev {
 		return nil, false
 	}
-	// The state file changed behind the agent's back (a failing disk, a
-	// hand edit, a restore): it is read through again, a damaged one
-	// replaced (a recovery, in the status), and the poll observes
-	// everything.
-	if changed, err := a.store.Recheck(); changed || err != nil {
-		if err != nil {
-			a.log.Warn("state file changed behind the agent and cannot be read", "path", a.store.Path(), "err", err)
-		}
+	if stateChanged {
 		return nil, false
 	}
 	ids, ok := a.watch.unwatched(a.prepared.Catalog)
