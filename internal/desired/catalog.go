@@ -91,13 +91,7 @@ func (s *Site) catalogFor(node string) (*reconciler.Catalog, *Sources, []Problem
 	}
 	// One fill with everything: each FillPath evaluates the result, so
 	// filling field by field would evaluate the catalog once per field.
-	c := s.catalog.FillPath(cue.Path{}, map[string]any{
-		"siteName": s.name,
-		"siteData": s.site.LookupPath(cue.ParsePath("data")),
-		"node":     n.value,
-		"role":     s.site.LookupPath(cue.MakePath(cue.Str("roles"), cue.Str(n.role))),
-		"topology": topo,
-	})
+	c := s.catalog.FillPath(cue.Path{}, s.catalogInput(n, n.value, topo, nil))
 	// Invalid data would fail every profile that reads it, each with the
 	// same message: report it once, and check only the resources the role
 	// and the node declare themselves.
@@ -107,18 +101,67 @@ func (s *Site) catalogFor(node string) (*reconciler.Catalog, *Sources, []Problem
 		probs = append(probs, s.problemsFromError(dataErr, node, "", data)...)
 	}
 
-	parts := make([]part, 0, len(role.profiles)+2)
+	parts := make([]decodedPart, 0, len(role.profiles)+2)
 	for _, p := range role.profiles {
 		if !s.profiles[p] || dataErr != nil {
 			continue
 		}
-		parts = append(parts, part{name: "profile " + p, value: c.LookupPath(cue.MakePath(cue.Str("profiles"), cue.Str(p)))})
+		parts = append(parts, decodedPart{part: part{name: "profile " + p, value: c.LookupPath(cue.MakePath(cue.Str("profiles"), cue.Str(p)))}})
 	}
 	parts = append(parts,
-		part{name: "role " + role.name, value: c.LookupPath(cue.ParsePath("roleResources"))},
-		part{name: "node " + node, value: c.LookupPath(cue.ParsePath("nodeResources"))},
+		decodedPart{part: part{name: "role " + role.name, value: c.LookupPath(cue.ParsePath("roleResources"))}},
+		decodedPart{part: part{name: "node " + node, value: c.LookupPath(cue.ParsePath("nodeResources"))}},
 	)
+	for i := range parts {
+		probs = append(probs, parts[i].decode(s, node)...)
+	}
+	return s.assemble(n, data, parts, probs)
+}
 
+// catalogInput is what catalogFor fills into #Catalog for node n: the
+// node's value (nodeValue: n's own, or the part of it a group shares) and
+// skip, the profiles to leave out (nil: none).
+func (s *Site) catalogInput(n *nodeInfo, nodeValue any, topo map[string]any, skip map[string]any) map[string]any {
+	in := map[string]any{
+		"siteName": s.name,
+		"siteData": s.site.LookupPath(cue.ParsePath("data")),
+		"node":     nodeValue,
+		"role":     s.site.LookupPath(cue.MakePath(cue.Str("roles"), cue.Str(n.role))),
+		"topology": topo,
+	}
+	if skip != nil {
+		in["skip"] = skip
+	}
+	return in
+}
+
+// decodedPart is a part with its resources, once decoded (ok).
+type decodedPart struct {
+	part
+	res []reconciler.Resource
+	ok  bool
+}
+
+// decode checks that the part is concrete and decodes its resources; the
+// problems say why it could not.
+func (d *decodedPart) decode(s *Site, node string) []Problem {
+	if err := d.value.Validate(cue.Concrete(true)); err != nil {
+		return s.problemsFromError(err, node, "", d.value)
+	}
+	res, err := decodePart(d.value)
+	if err != nil {
+		return []Problem{{Pos: s.pos(d.value), Node: node, Msg: fmt.Sprintf("%s: %v", d.name, err)}}
+	}
+	d.res, d.ok = res, true
+	return nil
+}
+
+// assemble makes node n's catalog of its decoded parts (in order: the
+// profiles', the role's, the node's) and its data: the operations settings,
+// duplicate IDs, edges and warnings. probs are the problems found so far;
+// any that is not a warning makes the catalog invalid.
+func (s *Site) assemble(n *nodeInfo, data cue.Value, parts []decodedPart, probs []Problem) (*reconciler.Catalog, *Sources, []Problem) {
+	node := n.name
 	cat := &reconciler.Catalog{Site: s.name, Node: node, Role: n.role, Revision: s.revision}
 	if v := s.site.LookupPath(cue.ParsePath("pruning.keepCatalogs")); v.Exists() {
 		if keep, err := v.Int64(); err == nil {
@@ -152,16 +195,10 @@ func (s *Site) catalogFor(node string) (*reconciler.Catalog, *Sources, []Problem
 	}
 	from := map[reconciler.ID]part{}
 	for _, pt := range parts {
-		if err := pt.value.Validate(cue.Concrete(true)); err != nil {
-			probs = append(probs, s.problemsFromError(err, node, "", pt.value)...)
+		if !pt.ok {
 			continue
 		}
-		res, err := decodePart(pt.value)
-		if err != nil {
-			probs = append(probs, Problem{Pos: s.pos(pt.value), Node: node, Msg: fmt.Sprintf("%s: %v", pt.name, err)})
-			continue
-		}
-		for _, r := range res {
+		for _, r := range pt.res {
 			if prev, dup := from[r.ID]; dup {
 				probs = append(probs, Problem{
 					Pos:      s.resourcePos(pt.value, r.ID),
@@ -172,7 +209,7 @@ func (s *Site) catalogFor(node string) (*reconciler.Catalog, *Sources, []Problem
 				})
 				continue
 			}
-			from[r.ID] = pt
+			from[r.ID] = pt.part
 			cat.Resources = append(cat.Resources, r)
 		}
 	}

@@ -77,6 +77,8 @@ type Site struct {
 	schemaDigest string
 	// keyParts are the parts of InputKey shared by nodes, once found.
 	keyParts map[string]string
+	// groups are the evaluations nodes share (groups.go), by group key.
+	groups map[string]*group
 
 	ctx     *cue.Context
 	site    cue.Value // the site package

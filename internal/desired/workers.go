@@ -65,6 +65,7 @@ func (s *Site) evaluateNodes(ctx context.Context, nodes []string) []NodeResult {
 	for i, n := range nodes {
 		out[i].Node = n
 	}
+	keys := s.groupKeys(nodes)
 	var next atomic.Int64
 	work := func(site *Site) {
 		for ctx.Err() == nil {
@@ -72,7 +73,16 @@ func (s *Site) evaluateNodes(ctx context.Context, nodes []string) []NodeResult {
 			if i >= len(nodes) {
 				return
 			}
-			cat, src, probs := site.catalogFor(nodes[i])
+			var cat *reconciler.Catalog
+			var src *Sources
+			var probs []Problem
+			ok := false
+			if keys[i] != "" {
+				cat, src, probs, ok = site.groupCatalog(nodes[i], keys[i])
+			}
+			if !ok {
+				cat, src, probs = site.catalogFor(nodes[i])
+			}
 			out[i] = NodeResult{Node: nodes[i], Catalog: cat, Sources: src, Problems: probs, Evaluated: true}
 		}
 	}

@@ -1,0 +1,282 @@
+package desired
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+
+	"cuelang.org/go/cue"
+
+	"github.com/fsgit/fsgit/reconciler"
+)
+
+// Nodes of one role that differ only in their name and fqdn (the usual
+// case in a fleet: same role, same data, same resources) get most of their
+// catalog from the same evaluation. The group's catalog is evaluated once
+// with the name and fqdn left open: a part (a profile's resources, the
+// role's, the node's) that comes out concrete and valid does not depend on
+// them, since unification only adds to it; giving a name can make it
+// neither different nor, for what the catalog holds, invalid. Those parts
+// are decoded once and shared. The profiles that read the name or fqdn
+// (weaviate_node's CLUSTER_HOSTNAME) are evaluated per node, alone, through
+// #Catalog's skip. Any doubt (the group's data is not valid, a shared
+// part is not concrete, a per-node part has a problem) falls back to evaluating the
+// node on its own, so that what vet reports is what one node's evaluation
+// reports.
+
+// minGroup is the smallest group worth a shared evaluation: the group's
+// evaluation costs about one node's.
+const minGroup = 3
+
+// identity reports whether a field of a node is one its group leaves
+// open.
+func identity(field string) bool { return field == "name" || field == "fqdn" }
+
+// group is what the nodes of one group share, in one Site (one CUE
+// context): found on the first node asked for.
+type group struct {
+	ok      bool        // the shared evaluation is usable
+	data    cue.Value   // the nodes' data
+	parts   []groupPart // in catalog order
+	skip    map[string]any
+	perNode bool // some profile is evaluated per node
+}
+
+// groupPart is a part of the group's catalog: shared (decoded once) or
+// evaluated per node (a profile that reads the node's name or fqdn).
+type groupPart struct {
+	// profile names a profile's part; "" the role's or the node's, as
+	// own says.
+	profile string
+	own     string // "role" or "node"
+	shared  *decodedPart
+}
+
+// groupKey is the key of n's group: a digest of its role and of every
+// value of the node but its identity. ok is false when a value cannot be
+// exported: the node is evaluated on its own then.
+func (s *Site) groupKey(n *nodeInfo) (string, bool) {
+	if s.roles[n.role] == nil {
+		return "", false
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "role\x00%s\x00", n.role)
+	it, err := n.value.Fields()
+	if err != nil {
+		return "", false
+	}
+	for it.Next() {
+		f := it.Selector().Unquoted()
+		if identity(f) {
+			continue
+		}
+		if !writeValue(h, f, it.Value()) {
+			return "", false
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), true
+}
+
+// groupKeys are the group keys of nodes that share one with at least
+// minGroup-1 others, "" for the others.
+func (s *Site) groupKeys(nodes []string) []string {
+	keys := make([]string, len(nodes))
+	count := map[string]int{}
+	for i, name := range nodes {
+		n := s.nodes[name]
+		if n == nil || s.hasLoadProblem(n) {
+			continue
+		}
+		if k, ok := s.groupKey(n); ok {
+			keys[i] = k
+			count[k]++
+		}
+	}
+	for i, k := range keys {
+		if count[k] < minGroup {
+			keys[i] = ""
+		}
+	}
+	return keys
+}
+
+// hasLoadProblem reports whether a problem found at load time concerns n.
+func (s *Site) hasLoadProblem(n *nodeInfo) bool {
+	for _, sp := range s.siteProblems {
+		if sp.Node == n.name || (sp.Node == "" && (sp.role == n.role || sp.role == "")) {
+			return true
+		}
+	}
+	return false
+}
+
+// groupFor is the group of key, evaluated from n (one of its nodes) the
+// first time.
+func (s *Site) groupFor(key string, n *nodeInfo) *group {
+	if g, ok := s.groups[key]; ok {
+		return g
+	}
+	if s.groups == nil {
+		s.groups = map[string]*group{}
+	}
+	g := s.evalGroup(n)
+	s.groups[key] = g
+	return g
+}
+
+// evalGroup evaluates the catalog of n's group: n without its identity.
+func (s *Site) evalGroup(n *nodeInfo) *group {
+	g := &group{}
+	role := s.roles[n.role]
+	topo, err := s.topologyFor(role.profiles)
+	if err != nil {
+		return g
+	}
+	open := map[string]any{}
+	it, err := n.value.Fields()
+	if err != nil {
+		return g
+	}
+	for it.Next() {
+		if f := it.Selector().Unquoted(); !identity(f) {
+			open[f] = it.Value()
+		}
+	}
+	c := s.catalog.FillPath(cue.Path{}, s.catalogInput(n, open, topo, nil))
+	// Invalid data fails every node of the group: catalogFor says how.
+	g.data = c.LookupPath(cue.ParsePath("data"))
+	if g.data.Validate() != nil {
+		return g
+	}
+	// A #Catalog of a site's own profiles may not have skip: its per-node
+	// profiles cannot be evaluated alone.
+	canSkip := s.catalog.LookupPath(cue.ParsePath("skip")).Exists()
+	g.skip = map[string]any{}
+	shared := 0
+	for _, p := range role.profiles {
+		if !s.profiles[p] {
+			continue
+		}
+		d := &decodedPart{part: part{name: "profile " + p, value: c.LookupPath(cue.MakePath(cue.Str("profiles"), cue.Str(p)))}}
+		if concrete(d.value) && d.decode(s, "") == nil {
+			g.parts = append(g.parts, groupPart{profile: p, shared: d})
+			g.skip[p] = true
+			shared++
+			continue
+		}
+		if !canSkip {
+			return g
+		}
+		g.parts = append(g.parts, groupPart{profile: p})
+		g.perNode = true
+	}
+	for _, own := range []string{"role", "node"} {
+		d := &decodedPart{part: part{value: c.LookupPath(cue.MakePath(cue.Str(own + "Resources")))}}
+		if !concrete(d.value) || d.decode(s, "") != nil {
+			return g
+		}
+		g.parts = append(g.parts, groupPart{own: own, shared: d})
+	}
+	g.ok = shared > 0
+	return g
+}
+
+// groupCatalog is catalogFor for a node of a group: the shared parts as
+// they are, the per-node profiles evaluated alone. ok is false when the
+// node must be evaluated on its own (the group's evaluation is not usable,
+// or a per-node part has a problem, which catalogFor reports as it would
+// for any node).
+func (s *Site) groupCatalog(node, key string) (cat *reconciler.Catalog, src *Sources, probs []Problem, ok bool) {
+	n := s.nodes[node]
+	g := s.groupFor(key, n)
+	if !g.ok {
+		return nil, nil, nil, false
+	}
+	role := s.roles[n.role]
+	var c cue.Value
+	if g.perNode {
+		topo, err := s.topologyFor(role.profiles)
+		if err != nil {
+			return nil, nil, nil, false
+		}
+		c = s.catalog.FillPath(cue.Path{}, s.catalogInput(n, n.value, topo, g.skip))
+	}
+	parts := make([]decodedPart, 0, len(g.parts))
+	for _, gp := range g.parts {
+		switch {
+		case gp.shared == nil:
+			d := decodedPart{part: part{name: "profile " + gp.profile, value: c.LookupPath(cue.MakePath(cue.Str("profiles"), cue.Str(gp.profile)))}}
+			if len(d.decode(s, node)) > 0 {
+				return nil, nil, nil, false
+			}
+			parts = append(parts, d)
+		default:
+			d := *gp.shared
+			d.res = cloneResources(d.res)
+			switch gp.own {
+			case "role":
+				d.name = "role " + role.name
+			case "node":
+				d.name = "node " + node
+			}
+			parts = append(parts, d)
+		}
+	}
+	cat, src, probs = s.assemble(n, g.data, parts, nil)
+	return cat, src, probs, true
+}
+
+// concrete reports whether v is concrete throughout (defaults taken),
+// its hidden fields too: a hidden field that constrains the node's name
+// (valid for one name, not for another) does not show in the resources,
+// and Validate does not ask hidden fields to be concrete.
+func concrete(v cue.Value) bool {
+	return v.Validate(cue.Concrete(true)) == nil && concreteHidden(v)
+}
+
+// concreteHidden is concrete's walk: every value under v, defaults
+// taken, hidden fields included, is concrete.
+func concreteHidden(v cue.Value) bool {
+	if d, ok := v.Default(); ok {
+		v = d
+	}
+	switch v.IncompleteKind() {
+	case cue.StructKind:
+		it, err := v.Fields(cue.Hidden(true))
+		if err != nil {
+			return false
+		}
+		for it.Next() {
+			if !concreteHidden(it.Value()) {
+				return false
+			}
+		}
+		return true
+	case cue.ListKind:
+		it, err := v.List()
+		if err != nil {
+			return false
+		}
+		for it.Next() {
+			if !concreteHidden(it.Value()) {
+				return false
+			}
+		}
+		return true
+	default:
+		return v.IsConcrete()
+	}
+}
+
+// cloneResources copies resources, so that no two catalogs share a slice
+// or a spec.
+func cloneResources(res []reconciler.Resource) []reconciler.Resource {
+	out := make([]reconciler.Resource, len(res))
+	for i, r := range res {
+		r.Spec = append([]byte(nil), r.Spec...)
+		r.Require = append([]reconciler.ID(nil), r.Require...)
+		r.Notify = append([]reconciler.ID(nil), r.Notify...)
+		out[i] = r
+	}
+	return out
+}

@@ -1,0 +1,178 @@
+package desired
+
+import (
+	"context"
+	"encoding/json"
+	"io/fs"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/fsgit/fsgit/schema"
+)
+
+// groupsFS is sites/example with n generated nodes of its three roles and
+// of a role "probe" whose profiles read the node's name in the ways a
+// shared evaluation must not get wrong, plus nodes that differ from their
+// role's others in data, address, resources and windows.
+func groupsFS(t *testing.T, n int) map[string]string {
+	return groupsFSWith(t, n, func(name, src string) string { return src })
+}
+
+// groupsFSWith is groupsFS with the built-in profile files passed through
+// edit (by name, "profile/catalog.cue").
+func groupsFSWith(t *testing.T, n int, edit func(name, src string) string) map[string]string {
+	t.Helper()
+	extra := fleetFS(t, n)
+	var b strings.Builder
+	b.WriteString(extra["sites/example/nodes.cue"])
+	b.WriteString(`
+nodes: {
+	"probe-1": {role: "probe"}
+	"probe-2": {role: "probe", fqdn: "probe-2.example.org"}
+	"probe-3": {role: "probe"}
+	"probe-4": {role: "probe"}
+	"probe-5": {role: "probe", address: "10.0.0.5"}
+	"node-003": data: mariadb: maxConnections: 900
+	"node-006": resources: "file:/etc/node-006": content: "mine\n"
+	"node-009": operations: windows: [{start: "01:00", end: "02:00"}]
+}
+
+roles: probe: profiles: ["base", "namecond", "usesname", "hiddencheck", "plain"]
+`)
+	extra["sites/example/nodes.cue"] = b.String()
+	// A tree with schema/profile/ has those profiles only: the built-in
+	// ones, and the probes.
+	for _, name := range schema.ProfileFiles() {
+		b, err := fs.ReadFile(schema.Files(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		extra["schema/"+name] = edit(name, string(b))
+	}
+	extra["schema/profile/zz_probe.cue"] = `package profile
+
+// namecond has a resource only on one node.
+#Profiles: namecond: #Profile & {
+	data: _
+	node: _
+	resources: {
+		if node.name == "probe-3" {
+			"file:/etc/special": content: "special\n"
+		}
+		"file:/etc/plain-namecond": content: "plain\n"
+	}
+}
+
+// usesname puts the name and fqdn in an ID and a value.
+#Profiles: usesname: #Profile & {
+	node: _
+	resources: "file:/etc/hostname-\(node.name)": content: "\(node.fqdn)\n"
+}
+
+// hiddencheck is concrete but for a hidden field that refuses one name.
+#Profiles: hiddencheck: #Profile & {
+	node: _
+	resources: "file:/etc/hc": {content: "x\n", _c: node.name & !="probe-4"}
+}
+
+// plain does not read the node at all.
+#Profiles: plain: #Profile & {
+	resources: "file:/etc/plain": content: "plain\n"
+}
+`
+	return extra
+}
+
+// TestGroups_SameAsAlone checks that evaluating nodes together (sharing
+// the parts of a group's catalog) gives every node the catalog and the
+// problems that evaluating it alone gives.
+func TestGroups_SameAsAlone(t *testing.T) {
+	t.Run("skip", func(t *testing.T) { sameAsAlone(t, groupsFS(t, 30), 25) })
+	// A site's own #Catalog without skip: the nodes of a group whose
+	// profiles read the name are evaluated alone.
+	t.Run("no skip", func(t *testing.T) {
+		sameAsAlone(t, groupsFSWith(t, 30, func(name, src string) string {
+			if name != "profile/catalog.cue" {
+				return src
+			}
+			out := strings.Replace(src, "skip: [string]: true", "", 1)
+			out = strings.Replace(out, " if skip[p] == _|_", "", 1)
+			if out == src {
+				t.Fatal("catalog.cue has no skip to remove")
+			}
+			return out
+		}), 15)
+	})
+}
+
+// sameAsAlone checks the nodes of the site of extra, and that at least
+// minShared of them were evaluated in a usable group.
+func sameAsAlone(t *testing.T, extra map[string]string, minShared int) {	together := loadExample(t, extra)
+	res, err := together.EvaluateNodes(context.Background(), together.Nodes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(together.groups) == 0 {
+		t.Fatal("no group was evaluated: the test checks nothing")
+	}
+	alone := loadExample(t, extra)
+	shared := 0
+	for _, r := range res {
+		cat, _, probs := alone.catalogFor(r.Node)
+		got, _ := json.Marshal(r.Catalog)
+		want, _ := json.Marshal(cat)
+		if string(got) != string(want) {
+			t.Errorf("%s: catalog evaluated together:\n%s\nalone:\n%s", r.Node, got, want)
+		}
+		if !reflect.DeepEqual(r.Problems, probs) {
+			t.Errorf("%s: problems evaluated together: %v\nalone: %v", r.Node, r.Problems, probs)
+		}
+		if k, ok := together.groupKey(together.nodes[r.Node]); ok && together.groups[k] != nil && together.groups[k].ok {
+			shared++
+		}
+	}
+	if shared < minShared {
+		t.Errorf("only %d nodes were evaluated in a usable group", shared)
+	}
+	// The cases the probe role is there for.
+	byNode := map[string]NodeResult{}
+	for _, r := range res {
+		byNode[r.Node] = r
+	}
+	if c := byNode["probe-3"].Catalog; c == nil || c.Lookup("file:/etc/special") == nil {
+		t.Errorf("probe-3 lost the resource only it has: %v", byNode["probe-3"].Problems)
+	}
+	if c := byNode["probe-1"].Catalog; c == nil || c.Lookup("file:/etc/special") != nil || c.Lookup("file:/etc/hostname-probe-1") == nil {
+		t.Errorf("probe-1: wrong resources: %v", byNode["probe-1"].Problems)
+	}
+	if c := byNode["node-006"].Catalog; c == nil || c.Lookup("file:/etc/node-006") == nil {
+		t.Error("node-006 lost its own resource")
+	}
+	if c := byNode["node-009"].Catalog; c == nil || len(c.Windows) != 1 {
+		t.Error("node-009 lost its window")
+	}
+}
+
+// TestGroups_Differ checks that nodes whose inputs differ beyond their
+// name and fqdn are not in one group.
+func TestGroups_Differ(t *testing.T) {
+	s := loadExample(t, groupsFS(t, 15))
+	key := func(n string) string {
+		k, ok := s.groupKey(s.nodes[n])
+		if !ok {
+			t.Fatalf("%s: no key", n)
+		}
+		return k
+	}
+	for _, p := range [][2]string{{"node-000", "node-012"}, {"probe-1", "probe-2"}} {
+		if key(p[0]) != key(p[1]) {
+			t.Errorf("%s and %s: different groups", p[0], p[1])
+		}
+	}
+	for _, p := range [][2]string{{"node-000", "node-003"}, {"node-000", "node-006"}, {"node-000", "node-009"}, {"probe-1", "probe-5"}, {"node-000", "node-001"}} {
+		if key(p[0]) == key(p[1]) {
+			t.Errorf("%s and %s: one group", p[0], p[1])
+		}
+	}
+}
