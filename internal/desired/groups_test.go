@@ -108,7 +108,8 @@ func TestGroups_SameAsAlone(t *testing.T) {
 
 // sameAsAlone checks the nodes of the site of extra, and that at least
 // minShared of them were evaluated in a usable group.
-func sameAsAlone(t *testing.T, extra map[string]string, minShared int) {	together := loadExample(t, extra)
+func sameAsAlone(t *testing.T, extra map[string]string, minShared int) {
+	together := loadExample(t, extra)
 	res, err := together.EvaluateNodes(context.Background(), together.Nodes())
 	if err != nil {
 		t.Fatal(err)
