@@ -3,6 +3,7 @@ package desired
 import (
 	"context"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -66,6 +67,10 @@ func (s *Site) evaluateNodes(ctx context.Context, nodes []string) []NodeResult {
 		out[i].Node = n
 	}
 	keys := s.groupKeys(nodes)
+	workers := min(runtime.GOMAXPROCS(0), len(nodes)/minNodesPerWorker)
+	if workers > 1 {
+		s.shareTopology(nodes)
+	}
 	var next atomic.Int64
 	work := func(site *Site) {
 		for ctx.Err() == nil {
@@ -86,7 +91,6 @@ func (s *Site) evaluateNodes(ctx context.Context, nodes []string) []NodeResult {
 			out[i] = NodeResult{Node: nodes[i], Catalog: cat, Sources: src, Problems: probs, Evaluated: true}
 		}
 	}
-	workers := min(runtime.GOMAXPROCS(0), len(nodes)/minNodesPerWorker)
 	var wg sync.WaitGroup
 	for range workers - 1 {
 		wg.Add(1)
@@ -106,6 +110,23 @@ func (s *Site) evaluateNodes(ctx context.Context, nodes []string) []NodeResult {
 	return out
 }
 
+// shareTopology evaluates, once, what the nodes' catalogs need of the
+// topology, so that the workers' copies read it rather than evaluate it
+// again (copySite).
+func (s *Site) shareTopology(nodes []string) {
+	s.icebergCatalogHost()
+	for _, name := range nodes {
+		n := s.nodes[name]
+		if n == nil || s.roles[n.role] == nil {
+			continue
+		}
+		if !s.topo.builtin || slices.Contains(s.roles[n.role].profiles, builtinPart) {
+			_ = s.evalTopology() // an error is the node's problem, found again by its worker
+			return
+		}
+	}
+}
+
 // copySite builds the site again, from the same files, in a CUE context of
 // its own. Its catalogs and positions are the same as the site's.
 func (s *Site) copySite() (*Site, error) {
@@ -122,6 +143,13 @@ func (s *Site) copySite() (*Site, error) {
 	c.docs.src = s.docs.src
 	if err := c.evaluate(c.srcFiles); err != nil {
 		return nil, err
+	}
+	// What the topology computed is plain data: the copy reads it too.
+	if s.topo.done && s.topo.err == nil {
+		c.topo.done, c.topo.out = true, s.topo.out
+	}
+	if s.topo.icebergDone {
+		c.topo.icebergDone, c.topo.iceberg = true, s.topo.iceberg
 	}
 	return c, nil
 }

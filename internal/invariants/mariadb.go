@@ -154,12 +154,14 @@ func (c *checker) findServer(from string, side Side, what string, ref serverRef)
 		return target{}, false
 	}
 	if r.node != from {
-		other := c.serverSide(*m, "bindAddress")
+		// Where the server is costs CUE lookups: only a finding needs it.
 		if m.skipNet {
+			other := c.serverSide(*m, "bindAddress")
 			c.add(CheckMariaDBListen, side, other, "%s connects to node %s over TCP, but its MariaDB server has skip-networking (%s)", what, r.node, where(other))
 			return target{}, false
 		}
 		if !admitsRemote(m.bind) {
+			other := c.serverSide(*m, "bindAddress")
 			c.add(CheckMariaDBListen, side, other, "%s connects from node %s to node %s over TCP, but that MariaDB server binds %s, which admits no other machine (%s): set its bindAddress to 0.0.0.0 or the node's address", what, from, r.node, m.bind, where(other))
 			return target{}, false
 		}
