@@ -65,8 +65,9 @@ type Node struct {
 	Role    string
 	FQDN    string
 	Address string
-	// Pos is where the site declares the node.
-	Pos     string
+	// At finds where the site declares the node: a CUE lookup, done only
+	// when a finding needs it (nil: not known).
+	At      func() string
 	Catalog *reconciler.Catalog
 	Where   Locator
 }
@@ -344,11 +345,19 @@ func (c *checker) knownHosts() string {
 	return strings.Join(l, ", ")
 }
 
+// pos is where the site declares the node, "" when not known.
+func (n *Node) pos() string {
+	if n.At == nil {
+		return ""
+	}
+	return n.At()
+}
+
 // nodeSide is a node as a side, positioned at its declaration.
 func (c *checker) nodeSide(node string) Side {
 	s := Side{Node: node}
 	if n := c.nodes[node]; n != nil {
-		s.Pos = n.Pos
+		s.Pos = n.pos()
 	}
 	return s
 }

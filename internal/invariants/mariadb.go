@@ -178,7 +178,7 @@ func (c *checker) serverSide(m mysqld, fields ...string) Side {
 	for _, f := range fields {
 		cands = append(cands, n.Where.Data("mariadb", f))
 	}
-	cands = append(cands, n.Pos, n.Where.Resource(m.id, "content"))
+	cands = append(cands, n.pos(), n.Where.Resource(m.id, "content"))
 	return Side{Node: m.node, Resource: m.id, Pos: c.best(cands...)}
 }
 
@@ -290,7 +290,7 @@ func (c *checker) consumers() []consumer {
 					node: name, id: id, what: fmt.Sprintf("the Iceberg catalog %s", spec.Catalog.Name), ref: ref,
 					database: db.Database, user: db.User, secret: db.Password.Secret,
 					pos: func(field string) string {
-						return c.best(n.Where.Data("iceberg", "db", field), n.Where.Resource(id, "catalog", "db", field), n.Pos)
+						return c.best(n.Where.Data("iceberg", "db", field), n.Where.Resource(id, "catalog", "db", field), n.pos())
 					},
 				})
 			case "file":
@@ -361,7 +361,7 @@ func jdbcConsumers(c *checker, n *Node, r *reconciler.Resource) []consumer {
 		}
 		id := r.ID
 		co.pos = func(field string) string {
-			return c.best(n.Where.Data("iceberg", "db", field), n.Where.Resource(id, "content"), n.Pos)
+			return c.best(n.Where.Data("iceberg", "db", field), n.Where.Resource(id, "content"), n.pos())
 		}
 		out = append(out, co)
 	}
@@ -595,7 +595,7 @@ func (c *checker) catalogs() {
 				gn := c.nodes[c.declarer(grants, grantIDs[0])]
 				other = Side{Node: gn.Name, Resource: grantIDs[0], Pos: c.best(gn.Where.Data("iceberg", "db", "privileges"), gn.Where.Resource(grantIDs[0], "privileges"))}
 			} else {
-				other.Pos = c.best(mn.Where.Resource(match.id), srvNode.Pos)
+				other.Pos = c.best(mn.Where.Resource(match.id), srvNode.pos())
 			}
 			side.Pos = co.pos("user")
 			c.add(CheckCatalogGrants, side, other, "%s needs %s on %s.%s and %s.%s, but the grants of %s@'%s' lack %s (%s)", co.what, strings.Join(catalogPrivileges, ", "), co.database, catalogTables[0], co.database, catalogTables[1], match.user, match.host, strings.Join(missing, ", "), where(other)).

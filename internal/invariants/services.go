@@ -110,7 +110,7 @@ func (c *checker) claimPos(n *Node, cl claim) string {
 	if cl.data != nil {
 		data = n.Where.Data(cl.data...)
 	}
-	return c.best(data, n.Where.Resource(cl.id, cl.field...), n.Pos)
+	return c.best(data, n.Where.Resource(cl.id, cl.field...), n.pos())
 }
 
 // moduleEnv is the environment variable that gives Weaviate the URL of a
@@ -243,7 +243,7 @@ func (c *checker) unusedVectorizers() {
 		other := c.nodeSide(n.Name)
 		for _, w := range containers(n) {
 			if _, ok := w.modules(); ok {
-				other = Side{Node: n.Name, Resource: w.id, Pos: c.best(n.Where.Resource(w.id, "env", "ENABLE_MODULES"), n.Pos)}
+				other = Side{Node: n.Name, Resource: w.id, Pos: c.best(n.Where.Resource(w.id, "env", "ENABLE_MODULES"), n.pos())}
 				break
 			}
 		}
@@ -331,7 +331,13 @@ func (c *checker) classes() {
 				c.add(CheckEndpoint, side, o, "its url %s reaches container %s, which is not Weaviate (no ENABLE_MODULES; %s)", spec.URL, ct.id.Name(), where(o))
 				return
 			}
-			o := Side{Node: tn.Name, Resource: ct.id, Pos: c.best(tn.Where.Resource(ct.id, "env", "ENABLE_MODULES"), tn.Where.Data("weaviate", "vectorizer", "module"), tn.Pos)}
+			o := Side{Node: tn.Name, Resource: ct.id}
+			oPos := func() string {
+				if o.Pos == "" {
+					o.Pos = c.best(tn.Where.Resource(ct.id, "env", "ENABLE_MODULES"), tn.Where.Data("weaviate", "vectorizer", "module"), tn.pos())
+				}
+				return o.Pos
+			}
 			need := []string{}
 			if spec.Vectorizer != "" && spec.Vectorizer != "none" {
 				need = append(need, spec.Vectorizer)
@@ -342,6 +348,7 @@ func (c *checker) classes() {
 			sort.Strings(need)
 			for _, m := range need {
 				if !slices.Contains(mods, m) {
+					oPos()
 					s := side
 					s.Pos = c.best(n.Where.Data("weaviate", "classes", r.ID.Name(), "vectorizer"), n.Where.Resource(r.ID, "vectorizer"), n.Where.Data("weaviate", "classes", r.ID.Name(), "moduleConfig"), n.Where.Resource(r.ID, "moduleConfig"))
 					c.add(CheckWeaviateModules, s, o, "the class uses module %s, which the Weaviate at %s does not enable (ENABLE_MODULES %s; %s)", m, spec.URL, strings.Join(mods, ","), where(o))

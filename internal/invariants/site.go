@@ -22,7 +22,7 @@ func FromSite(site *desired.Site, cats []desired.NodeCatalog) (Input, error) {
 	}
 	for _, nc := range cats {
 		name := nc.Catalog.Node
-		n := Node{Name: name, Role: nc.Catalog.Role, FQDN: site.FQDN(name), Pos: site.Pos("nodes", name), Catalog: nc.Catalog, Where: nc.Sources}
+		n := Node{Name: name, Role: nc.Catalog.Role, FQDN: site.FQDN(name), At: func() string { return site.Pos("nodes", name) }, Catalog: nc.Catalog, Where: nc.Sources}
 		var addr string
 		if ok, _ := site.Decode(&addr, "nodes", name, "address"); ok {
 			n.Address = addr
