@@ -61,7 +61,9 @@ func (s *Site) groupKey(n *nodeInfo) (string, bool) {
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "role\x00%s\x00", n.role)
-	it, err := n.value.Fields()
+	// Optional fields too: a constraint the site puts on its node is an
+	// input even when it sets no value.
+	it, err := n.value.Fields(cue.Optional(true))
 	if err != nil {
 		return "", false
 	}

@@ -55,11 +55,18 @@ func (s *Site) InputKey(node string) (key string, ok bool) {
 	if !ok {
 		return "", false
 	}
-	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%s\x00", site, n.role, role)
-	if !writeValue(h, "node", n.value) {
+	// The node: its group's key (every value but its name and fqdn), and
+	// those two.
+	group, ok := s.groupKey(n)
+	if !ok {
 		return "", false
 	}
+	fqdn, err := n.value.LookupPath(cue.MakePath(cue.Str("fqdn"))).String()
+	if err != nil {
+		return "", false
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%s\x00%s\x00", site, n.role, role, group, n.name, fqdn)
 	topo, err := s.topologyFor(s.roles[n.role].profiles)
 	if err != nil {
 		return "", false
