@@ -152,6 +152,11 @@ func Compute(base, head map[string]*reconciler.Catalog, reg *reconciler.Registry
 }
 
 func computeNode(node string, base, head *reconciler.Catalog, reg *reconciler.Registry) NodePlan {
+	if sameResources(base, head) {
+		// Evaluate gave the base the head's own resources (the node's
+		// inputs are the same at both revisions): nothing to compare.
+		return NodePlan{Node: node, Status: NodeUnchanged}
+	}
 	np := NodePlan{Node: node, Status: NodeChanged}
 	empty := &reconciler.Catalog{}
 	switch {
@@ -452,4 +457,10 @@ func scalarText(v any) string {
 	default:
 		return fmt.Sprint(x)
 	}
+}
+
+// sameResources reports whether two catalogs hold the very same resources
+// (one slice), as Evaluate gives a node whose inputs did not change.
+func sameResources(a, b *reconciler.Catalog) bool {
+	return a != nil && b != nil && len(a.Resources) > 0 && len(a.Resources) == len(b.Resources) && &a.Resources[0] == &b.Resources[0]
 }
