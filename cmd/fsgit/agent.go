@@ -129,6 +129,9 @@ func runCheckConfig(w io.Writer, file string) error {
 	if n := len(cfg.Source.TrustedKeys); n > 0 {
 		signed = fmt.Sprintf("commits signed by %d trusted key %s", n, plural(n, "file", "files"))
 	}
+	if d := cfg.Source.MaxTipAge.D(); d > 0 {
+		signed += fmt.Sprintf("; the source is reported frozen when its tip is older than %s", d)
+	}
 	_, err := fmt.Fprintf(w, "agent configuration %s is valid: node %s follows %s branch %s, site %s; %s\n",
 		file, cfg.Node, gitsource.RedactURL(cfg.Source.URL), cfg.Source.Branch, cfg.Source.Site, signed)
 	return err

@@ -628,8 +628,8 @@ func TestMonitoring_AlertRulesPromtool(t *testing.T) {
 	if err != nil {
 		t.Fatalf("promtool check rules: %v\n%s", err, out)
 	}
-	if !strings.Contains(string(out), "SUCCESS: 10 rules found") {
-		t.Fatalf("promtool check rules:\n%s\nwant 10 rules", out)
+	if !strings.Contains(string(out), "SUCCESS: 11 rules found") {
+		t.Fatalf("promtool check rules:\n%s\nwant 11 rules", out)
 	}
 
 	tests, err := os.ReadFile("testdata/monitoring/rules_test.yml")

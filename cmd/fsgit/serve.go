@@ -24,6 +24,7 @@ import (
 type serveFlags struct {
 	repo, branch, listen string
 	interval, stale      time.Duration
+	maxTipLag            time.Duration
 	history              int
 	cacheDir             string
 	tokenFile, basicFile string
@@ -68,6 +69,7 @@ It listens on loopback unless told otherwise; any other address needs --basic-au
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:8080", "the address to serve on")
 	fl.DurationVar(&f.interval, "interval", 30*time.Second, "time between polls of the status repository")
 	fl.DurationVar(&f.stale, "stale", time.Hour, "mark a node stale when its document is older than this")
+	fl.DurationVar(&f.maxTipLag, "max-tip-lag", 0, "flag a node whose source tip is older than the fleet's newest by more than this (default: each node's source.maxTipAge)")
 	fl.IntVar(&f.history, "history", 200, "commits of the status branch, and of each node's ref, read for the nodes' histories")
 	fl.StringVar(&f.cacheDir, "cache-dir", "", "the status refs' local cache (default: a temporary directory, removed on exit)")
 	fl.StringVar(&f.tokenFile, "token-file", "", "a file holding the bearer token readers must present")
@@ -142,7 +144,7 @@ func runServe(ctx context.Context, stderr io.Writer, f serveFlags) error {
 		}
 	}
 	srv, err := web.New(web.Options{URL: f.repo, Branch: f.branch, Auth: auth, CacheDir: cacheDir, Interval: f.interval,
-		Depth: f.history, StaleAfter: f.stale, Access: access, Redact: redact, Log: log})
+		Depth: f.history, StaleAfter: f.stale, MaxTipLag: f.maxTipLag, Access: access, Redact: redact, Log: log})
 	if err != nil {
 		return couldNotRun(err)
 	}

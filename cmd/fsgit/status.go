@@ -30,6 +30,7 @@ type statusFlags struct {
 	repo   string
 	branch string
 	output string
+	maxLag time.Duration
 }
 
 func newStatusCmd() *cobra.Command {
@@ -45,7 +46,12 @@ less (drift is only counted).
 
 With --fleet it reads the status repository (nodes/<node>.json on the status branch,
 or each node's own ref refs/<branch>/<node> in the refs layout; a node's ref wins)
-and shows every node in one table.
+and shows every node in one table, with the tip of the branch its source serves and
+how old that commit is. A node whose source looks frozen (its tip older than its
+source.maxTipAge) is flagged FROZEN; one whose tip is older than the newest tip of the
+nodes on the same site and branch by more than --max-tip-lag (default: the node's own
+maxTipAge) is flagged BEHIND: a node on a mirror that stopped following the repository,
+while the others move on.
 
 The socket, state file and status repository come from the agent's configuration
 file when it can be read; flags override them.`,
@@ -67,6 +73,7 @@ file when it can be read; flags override them.`,
 	fl.BoolVar(&f.fleet, "fleet", false, "show every node, from the status branch")
 	fl.StringVar(&f.repo, "repo", "", "the status repository's URL, for --fleet (default: from the configuration)")
 	fl.StringVar(&f.branch, "branch", "", "the status branch, for --fleet (default: from the configuration, else "+status.DefaultBranch+")")
+	fl.DurationVar(&f.maxLag, "max-tip-lag", 0, "with --fleet, flag a node whose source tip is older than the fleet's newest by more than this (default: each node's source.maxTipAge)")
 	addOutputFlag(cmd, &f.output, outText)
 	return cmd
 }
@@ -155,6 +162,8 @@ func fleetStatus(ctx context.Context, w io.Writer, f statusFlags, cfg *agent.Con
 	if err != nil && len(nodes) == 0 {
 		return couldNotRun(err)
 	}
+	now := time.Now()
+	compareTips(nodes, now, f.maxLag)
 	if structured(f.output) {
 		if nodes == nil {
 			nodes = []status.Node{}
@@ -162,7 +171,7 @@ func fleetStatus(ctx context.Context, w io.Writer, f statusFlags, cfg *agent.Con
 		if werr := writeOut(w, f.output, nodes); werr != nil {
 			return werr
 		}
-	} else if werr := writeFleet(w, nodes, tip, time.Now()); werr != nil {
+	} else if werr := writeFleet(w, nodes, tip, now); werr != nil {
 		return couldNotRun(werr)
 	}
 	if err != nil {
@@ -244,6 +253,16 @@ func writeNode(w io.Writer, n *status.Node, noAgent error, statePath string, now
 			src += "not polled yet"
 		}
 		row("source", src)
+		if t := n.Source; !t.TipTime.IsZero() {
+			line := fmt.Sprintf("%s committed %s, first seen %s", shortRev(t.Tip), when(t.TipTime, now), when(t.TipSeen, now))
+			if t.MaxTipAge > 0 {
+				line += "; maxTipAge " + t.MaxTipAge.D().String()
+			}
+			row("tip", line)
+		}
+		if n.Source.Frozen != "" {
+			row("FROZEN", n.Source.Frozen)
+		}
 	}
 	items := func(k string, list []status.Item) {
 		if len(list) == 0 {
@@ -284,16 +303,32 @@ func writeNode(w io.Writer, n *status.Node, noAgent error, statePath string, now
 	return tw.Flush()
 }
 
-// writeFleet prints one line per node.
+// compareTips measures every node's source tip at now (its age, whether
+// it looks frozen) and compares it with the others' (status.CompareTips).
+func compareTips(nodes []status.Node, now time.Time, maxLag time.Duration) {
+	for i := range nodes {
+		nodes[i].Source.CheckTip(now)
+	}
+	lags := status.CompareTips(nodes, maxLag)
+	for i := range nodes {
+		if l, ok := lags[nodes[i].Node]; ok {
+			nodes[i].TipLag = &l
+		}
+	}
+}
+
+// writeFleet prints one line per node, then what stands out about the
+// nodes' source tips.
 func writeFleet(w io.Writer, nodes []status.Node, tip string, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tROLE\tCONVERGED\tSINCE\tAPPLIED\tDESIRED\tDRIFTED\tFAILED\tPENDING\tREFUSED\tSOURCE\tUPDATED")
+	fmt.Fprintln(tw, "NODE\tROLE\tCONVERGED\tSINCE\tAPPLIED\tDESIRED\tDRIFTED\tFAILED\tPENDING\tREFUSED\tSOURCE\tTIP\tTIP-AGE\tUPDATED")
 	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Node < nodes[j].Node })
-	converged, unreadable := 0, 0
+	converged, unreadable, minority := 0, 0, false
+	var notes []string
 	for _, n := range nodes {
 		if n.Unreadable != "" {
 			unreadable++
-			fmt.Fprintf(tw, "%s\t-\t?\t-\t-\t-\t-\t-\t-\t-\t-\tUNREADABLE: %s\n", n.Node, firstLine(n.Unreadable))
+			fmt.Fprintf(tw, "%s\t-\t?\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\tUNREADABLE: %s\n", n.Node, firstLine(n.Unreadable))
 			continue
 		}
 		conv := "no"
@@ -301,17 +336,38 @@ func writeFleet(w io.Writer, nodes []status.Node, tip string, now time.Time) err
 			conv = "yes"
 			converged++
 		}
-		src := "ok"
+		var src []string
 		if !n.Source.Reachable {
-			src = "DOWN"
+			src = append(src, "DOWN")
+		}
+		if n.Source.Frozen != "" {
+			src = append(src, "FROZEN")
+			notes = append(notes, n.Node+" FROZEN: "+n.Source.Frozen)
+		}
+		tipCell, ageCell := shortRev(n.Source.Tip), "-"
+		if !n.Source.TipTime.IsZero() {
+			ageCell = n.Source.TipAge.D().String()
+		}
+		if l := n.TipLag; l != nil {
+			if l.Reason != "" {
+				src = append(src, "BEHIND")
+				notes = append(notes, n.Node+" BEHIND: "+l.Reason)
+			}
+			if l.Minority {
+				tipCell += "*"
+				minority = true
+			}
+		}
+		if len(src) == 0 {
+			src = append(src, "ok")
 		}
 		refused := "-"
 		if len(n.Refused) > 0 {
 			refused = shortRev(n.Refused[0].Commit)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", n.Node, orDash(n.Role), conv, when(n.Since, now),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", n.Node, orDash(n.Role), conv, when(n.Since, now),
 			shortRev(n.AppliedRevision), shortRev(n.DesiredRevision), len(n.Drifted), len(n.Failed), len(n.PendingDestroy),
-			refused, src, when(n.Updated, now))
+			refused, strings.Join(src, ","), tipCell, ageCell, when(n.Updated, now))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -324,8 +380,25 @@ func writeFleet(w io.Writer, nodes []status.Node, tip string, now time.Time) err
 	if tip == "" && len(nodes) > 0 {
 		from = "the nodes' own refs" // the refs layout
 	}
-	_, err := fmt.Fprintf(w, "%s (%s)\n", line, from)
-	return err
+	if _, err := fmt.Fprintf(w, "%s (%s)\n", line, from); err != nil {
+		return err
+	}
+	if minority {
+		seen := map[string]bool{}
+		for _, n := range nodes {
+			if l := n.TipLag; l != nil && l.Minority && !seen[l.Majority+l.Newest] {
+				seen[l.Majority+l.Newest] = true
+				fmt.Fprintf(w, "* not the tip most nodes of %s report (%s; the newest is %s, committed %s, on %s)\n",
+					orDash(n.Site), shortRev(l.Majority), shortRev(l.Newest), when(l.NewestTime, now), l.NewestNode)
+			}
+		}
+	}
+	for _, note := range notes {
+		if _, err := fmt.Fprintln(w, note); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func counts(c map[reconciler.Outcome]int) string {

@@ -154,7 +154,7 @@ func TestStatus_FleetUnreadable(t *testing.T) {
 		!strings.Contains(lines[4], "3 nodes, 1 converged, 1 unreadable") {
 		t.Fatalf("fleet table:\n%s", out)
 	}
-	if f := strings.Fields(lines[2]); len(f) < 10 || f[len(f)-4] != "1" {
+	if f := strings.Fields(lines[2]); len(f) < 10 || f[len(f)-6] != "1" {
 		t.Errorf("online-1's PENDING column = %v, want 1:\n%s", f, out)
 	}
 

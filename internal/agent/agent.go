@@ -32,6 +32,7 @@ import (
 
 	"github.com/fsgit/fsgit/internal/crash"
 	"github.com/fsgit/fsgit/internal/gitsource"
+	"github.com/fsgit/fsgit/internal/jsondoc"
 	"github.com/fsgit/fsgit/internal/pass"
 	"github.com/fsgit/fsgit/internal/state"
 	"github.com/fsgit/fsgit/internal/status"
@@ -219,11 +220,14 @@ func (a *Agent) Reload() {
 	}
 }
 
-// Status returns a copy of the node's current status.
+// Status returns a copy of the node's current status, its source tip's
+// age measured now.
 func (a *Agent) Status() status.Node {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.node
+	n := a.node
+	n.Source.CheckTip(time.Now())
+	return n
 }
 
 // Config returns the configuration in force (it changes on Reload).
@@ -425,7 +429,8 @@ func (a *Agent) applyLoop(ctx context.Context) {
 // a new one if a commit was accepted, the current one otherwise.
 func (a *Agent) handlePoll(ctx context.Context, ev *pollEvent) {
 	now := time.Now()
-	a.recordSource(ev, now)
+	froze, thawed := a.recordSource(ev, now)
+	a.notifyFrozen(froze, thawed)
 	for _, r := range ev.refused {
 		a.log.Warn("commit refused: staying on the last good commit", "commit", r.Commit, "err", r.Err)
 		a.metrics.refused.Inc()
@@ -517,14 +522,16 @@ func (a *Agent) handlePoll(ctx context.Context, ev *pollEvent) {
 	a.afterChange()
 }
 
-// recordSource updates the source's health, logging transitions only.
-func (a *Agent) recordSource(ev *pollEvent, now time.Time) {
+// recordSource updates the source's health and its tip, and says whether
+// the source started or stopped looking frozen; it logs transitions only.
+func (a *Agent) recordSource(ev *pollEvent, now time.Time) (froze, thawed bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	s := &a.node.Source
 	cfg := a.cfg
 	s.URL, s.Branch = gitsource.RedactURL(cfg.Source.URL), cfg.Source.Branch
-	if ev.err != nil {
+	switch {
+	case ev.err != nil:
 		a.metrics.polls.WithLabelValues("error").Inc()
 		a.metrics.sourceUp.Set(0)
 		if s.Reachable || s.UnreachableSince.IsZero() {
@@ -533,20 +540,44 @@ func (a *Agent) recordSource(ev *pollEvent, now time.Time) {
 		}
 		s.Reachable = false
 		s.Error = ev.err.Error()
-		return
-	}
-	if (ev.prepared != nil && !ev.resumed) || len(ev.refused) > 0 {
-		a.metrics.polls.WithLabelValues("new").Inc()
-	} else {
-		a.metrics.polls.WithLabelValues("unchanged").Inc()
-	}
-	a.metrics.sourceUp.Set(1)
-	if !ev.resumed {
+	default:
+		if (ev.prepared != nil && !ev.resumed) || len(ev.refused) > 0 {
+			a.metrics.polls.WithLabelValues("new").Inc()
+		} else {
+			a.metrics.polls.WithLabelValues("unchanged").Inc()
+		}
+		a.metrics.sourceUp.Set(1)
+		if ev.resumed {
+			break
+		}
 		if !s.UnreachableSince.IsZero() {
 			a.log.Info("git source reachable again", "url", s.URL, "down", now.Sub(s.UnreachableSince).Round(time.Second))
 		}
 		s.Reachable, s.Error, s.UnreachableSince, s.LastSuccess = true, "", time.Time{}, ev.at
+		// A tip whose time cannot be trusted (its signature did not
+		// verify) leaves the last trusted one, and its age, in place.
+		if ev.tip != "" && !ev.tipWhen.IsZero() {
+			if ev.tip != s.Tip {
+				s.TipSeen = ev.at
+			}
+			s.Tip, s.TipTime = ev.tip, ev.tipWhen
+		}
 	}
+	// The tip ages whether the source answers or not.
+	s.MaxTipAge = jsondoc.Seconds(cfg.Source.MaxTipAge.D())
+	was := s.Frozen != ""
+	s.CheckTip(now)
+	a.metrics.observeTip(s.TipTime, cfg.Source.MaxTipAge.D())
+	switch {
+	case s.Frozen != "" && !was:
+		a.log.Warn("git source looks frozen: its tip is older than maxTipAge", "url", s.URL, "tip", s.Tip,
+			"committed", s.TipTime, "age", s.TipAge.D(), "maxTipAge", s.MaxTipAge.D())
+		return true, false
+	case s.Frozen == "" && was:
+		a.log.Info("git source no longer looks frozen", "url", s.URL, "tip", s.Tip, "age", s.TipAge.D())
+		return false, true
+	}
+	return false, false
 }
 
 // handleWatch re-runs the resources whose files changed. A resource
@@ -758,6 +789,7 @@ func (a *Agent) afterChange() {
 	n := a.node
 	n.Updated = time.Now()
 	a.mu.Unlock()
+	n.Source.CheckTip(n.Updated)
 	a.pub.offer(&n)
 	a.notify("STATUS=" + statusLine(&n))
 }
@@ -779,6 +811,9 @@ func statusLine(n *status.Node) string {
 	}
 	if !n.Source.Reachable && !n.Source.UnreachableSince.IsZero() {
 		s += "; git unreachable since " + n.Source.UnreachableSince.Format(time.RFC3339)
+	}
+	if n.Source.Frozen != "" {
+		s += fmt.Sprintf("; source looks frozen: tip %s is %s old", short(n.Source.Tip), n.Source.TipAge.D())
 	}
 	if len(n.Refused) > 0 {
 		s += "; refused " + short(n.Refused[0].Commit)

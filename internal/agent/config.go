@@ -79,6 +79,9 @@ type SourceConfig struct {
 	MaxBackoff    Duration     `json:"maxBackoff"`
 	TrustedKeys   []string     `json:"trustedKeys"`
 	CacheMaxBytes int64        `json:"cacheMaxBytes"`
+	// MaxTipAge, when set, is the age of the tip's commit past which the
+	// source is reported frozen (see status.Source.CheckTip).
+	MaxTipAge Duration `json:"maxTipAge,omitempty"`
 }
 
 // StatusConfig says where the node publishes its status.

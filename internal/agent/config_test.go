@@ -109,3 +109,21 @@ func TestParseConfig_StatusLayout(t *testing.T) {
 		}
 	}
 }
+
+// TestParseConfig_MaxTipAge: unset, freeze detection is off; set, it is
+// decoded; a value that is not a duration is refused where it stands.
+func TestParseConfig_MaxTipAge(t *testing.T) {
+	const src = `node: "n", source: {url: "https://git.example/site.git", site: "sites/x"`
+	cfg, err := ParseConfig(schema.Files(), "a.cue", []byte(src+`}`))
+	if err != nil || cfg.Source.MaxTipAge != 0 {
+		t.Fatalf("unset: %+v, %v", cfg, err)
+	}
+	cfg, err = ParseConfig(schema.Files(), "a.cue", []byte(src+`, maxTipAge: "24h"}`))
+	if err != nil || cfg.Source.MaxTipAge.D() != 24*time.Hour {
+		t.Fatalf("24h: %+v, %v", cfg, err)
+	}
+	_, err = ParseConfig(schema.Files(), "a.cue", []byte(src+`, maxTipAge: "1d"}`))
+	if err == nil || !strings.Contains(err.Error(), "source.maxTipAge") || !strings.Contains(err.Error(), `(ms|s|m|h)`) {
+		t.Fatalf("1d: err = %v", err)
+	}
+}

@@ -1,6 +1,9 @@
 package agent
 
 import (
+	"sync/atomic"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -31,6 +34,11 @@ type metrics struct {
 	holdsExpired     prometheus.Counter
 	webhooks         *prometheus.CounterVec
 	notifications    *prometheus.CounterVec
+
+	// tipTime is the source tip's commit time (Unix nanoseconds, 0:
+	// unknown), maxTipAge the threshold (0: off); the tip's gauges read
+	// them when scraped, so that the age is the age then.
+	tipTime, maxTipAge atomic.Int64
 }
 
 func newMetrics() *metrics {
@@ -99,6 +107,25 @@ func newMetrics() *metrics {
 		Name: "fsgit_notifications_total", Help: "Notifications, by result (sent, failed, dropped, limited).",
 	}, []string{"result"})
 	m.reg.MustRegister(m.holdUntil, m.holdsExpired, m.webhooks, m.notifications)
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "fsgit_source_tip_timestamp_seconds", Help: "Commit time of the source branch's tip (0: not known yet).",
+		}, func() float64 { return m.tipAt().Seconds() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "fsgit_source_tip_age_seconds", Help: "Age of the source branch's tip commit (0: not known yet); a mirror that stopped following the repository lets it grow.",
+		}, func() float64 { return m.tipAge(time.Now()).Seconds() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "fsgit_source_max_tip_age_seconds", Help: "source.maxTipAge: the tip age past which the source is reported frozen (0: off).",
+		}, func() float64 { return time.Duration(m.maxTipAge.Load()).Seconds() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "fsgit_source_frozen", Help: "1 when the source branch's tip is older than source.maxTipAge: the source (a mirror) looks frozen.",
+		}, func() float64 {
+			if limit := time.Duration(m.maxTipAge.Load()); limit > 0 && m.tipAge(time.Now()) > limit {
+				return 1
+			}
+			return 0
+		}),
+	)
 	m.reg.MustRegister(m.stateRecoveries, m.stateErrors, m.stateUp, m.runs, m.runDuration, m.changes, m.driftCorrections, m.driftLimited, m.resources,
 		m.converged, m.lastSuccess, m.polls, m.sourceUp, m.refused, m.publishes, m.watches,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -133,4 +160,27 @@ func (m *metrics) observeView(view []reconciler.Result) {
 	for _, o := range reconciler.Outcomes {
 		m.resources.WithLabelValues(string(o)).Set(float64(counts[o]))
 	}
+}
+
+// observeTip records the source tip's commit time and the threshold.
+func (m *metrics) observeTip(when time.Time, maxTipAge time.Duration) {
+	var ns int64
+	if !when.IsZero() {
+		ns = when.UnixNano()
+	}
+	m.tipTime.Store(ns)
+	m.maxTipAge.Store(int64(maxTipAge))
+}
+
+// tipAt is the tip's commit time as a duration since the Unix epoch, 0
+// when unknown.
+func (m *metrics) tipAt() time.Duration { return time.Duration(m.tipTime.Load()) }
+
+// tipAge is the tip's age at now, 0 when unknown.
+func (m *metrics) tipAge(now time.Time) time.Duration {
+	ns := m.tipTime.Load()
+	if ns == 0 {
+		return 0
+	}
+	return max(now.Sub(time.Unix(0, ns)), 0)
 }

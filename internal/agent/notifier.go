@@ -26,6 +26,9 @@ const (
 	EventRefused        = "refused"
 	EventPendingDestroy = "pending-destroy"
 	EventHoldEnded      = "hold-ended"
+	// EventSourceFrozen: the source's tip is older than maxTipAge (and,
+	// resolved, no longer).
+	EventSourceFrozen = "source-frozen"
 )
 
 // Event is what the agent posts to its notification endpoints when the
@@ -209,6 +212,8 @@ func alertName(kind string) string {
 		return "FsgitCommitRefused"
 	case EventPendingDestroy:
 		return "FsgitPendingDestroy"
+	case EventSourceFrozen:
+		return "FsgitSourceFrozen"
 	}
 	return "FsgitHoldEnded"
 }
@@ -257,4 +262,22 @@ func (a *Agent) event(kind, severity, summary string, ids []reconciler.ID) Event
 	defer a.mu.Unlock()
 	return Event{Kind: kind, Severity: severity, Node: a.node.Node, Site: a.node.Site, Role: a.node.Role,
 		Revision: a.node.DesiredRevision, Summary: summary, Resources: ids, At: time.Now().UTC()}
+}
+
+// notifyFrozen posts the source's starting, or ceasing, to look frozen.
+func (a *Agent) notifyFrozen(froze, thawed bool) {
+	if a.notifier == nil || !froze && !thawed {
+		return
+	}
+	a.mu.Lock()
+	reason := a.node.Source.Frozen
+	tip, age := a.node.Source.Tip, a.node.Source.TipAge.D()
+	a.mu.Unlock()
+	if froze {
+		a.notifier.send(a.event(EventSourceFrozen, "warning", reason, nil))
+		return
+	}
+	e := a.event(EventSourceFrozen, "warning", fmt.Sprintf("source no longer looks frozen: tip %s is %s old", short(tip), age), nil)
+	e.Resolved = true
+	a.notifier.send(e)
 }

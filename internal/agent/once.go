@@ -79,7 +79,7 @@ func (a *Agent) Once(ctx context.Context, req RunRequest) (*reconciler.Report, e
 		return a.onceRun(ctx, "once", noop)
 	}
 
-	known := ""
+	var known knownTip
 	ev := a.pollOnce(ctx, cfg, &known)
 	if ev.prepared == nil && meta.AppliedRevision != "" {
 		// Git unreachable, or the tip refused: the last applied commit,

@@ -22,6 +22,9 @@ type pollEvent struct {
 	seq uint64
 	at  time.Time
 	tip string
+	// tipWhen is tip's commit time, when it can be trusted (its signature
+	// verified, or no keys are configured); zero otherwise.
+	tipWhen time.Time
 	// err is set when the poll failed (the remote is unreachable).
 	err error
 	// prepared is a newly accepted catalog; signer the key that signed
@@ -95,17 +98,17 @@ func (a *Agent) takeReset() bool {
 // tip is verified, loaded and prepared here, so that the run in flight is
 // cancelled only for a catalog that is ready to replace it.
 func (a *Agent) sourceLoop(ctx context.Context, resume string) {
-	known := ""
+	var known knownTip
 	if resume != "" {
 		ev := &pollEvent{at: time.Now(), tip: resume, resumed: true}
 		refused, err := a.loadCommit(ctx, resume, ev)
 		switch {
 		case ev.prepared != nil:
-			known = resume
+			known = knownTip{resume, ev.tipWhen}
 			a.sendPoll(ev)
 		case refused != nil:
 			ev.refused = []*RefusedError{refused}
-			known = resume
+			known = knownTip{resume, ev.tipWhen}
 			a.sendPoll(ev)
 		default:
 			// Not in the cache: the first poll fetches what there is.
@@ -123,7 +126,7 @@ func (a *Agent) sourceLoop(ctx context.Context, resume string) {
 		case <-a.pollPoke:
 		}
 		if a.takeReset() {
-			known = ""
+			known = knownTip{}
 		}
 		cfg := a.config()
 		a.mu.Lock()
@@ -151,23 +154,34 @@ func (a *Agent) sourceLoop(ctx context.Context, resume string) {
 	}
 }
 
+// knownTip is the tip the source loop handled last, and its commit time
+// when it can be trusted: every poll that finds it again reports it.
+type knownTip struct {
+	hash string
+	when time.Time
+}
+
 // pollOnce polls, and loads a new tip. known is the tip last handled.
-func (a *Agent) pollOnce(ctx context.Context, cfg *Config, known *string) *pollEvent {
+func (a *Agent) pollOnce(ctx context.Context, cfg *Config, known *knownTip) *pollEvent {
 	pctx, cancel := context.WithTimeout(ctx, max(30*time.Second, cfg.Source.PollInterval.D()))
 	defer cancel()
-	tip, changed, err := a.source().Poll(pctx, *known)
+	tip, changed, err := a.source().Poll(pctx, known.hash)
 	ev := &pollEvent{at: time.Now(), tip: tip, err: err}
-	if err != nil || !changed {
+	if err != nil {
+		return ev
+	}
+	if !changed {
+		ev.tipWhen = known.when
 		return ev
 	}
 	refused, err := a.loadCommit(ctx, tip, ev)
 	switch {
 	case ev.prepared != nil:
-		*known = tip
+		*known = knownTip{tip, ev.tipWhen}
 		a.cancelRunUnless(tip)
 	case refused != nil:
 		ev.refused = []*RefusedError{refused}
-		*known = tip
+		*known = knownTip{tip, ev.tipWhen}
 	default:
 		// Reading the cache failed: not the commit's fault. Try again on
 		// the next poll.
@@ -209,6 +223,9 @@ func (a *Agent) loadCommit(ctx context.Context, rev string, ev *pollEvent) (refu
 	if err != nil {
 		return nil, err
 	}
+	// Read, and its signature verified: its time can be trusted, whether
+	// the commit is accepted or not.
+	ev.tipWhen = c.When
 	if err := a.checkNotOlder(cfg, c); err != nil {
 		return &RefusedError{Commit: rev, Err: err}, nil
 	}

@@ -68,6 +68,10 @@ type Node struct {
 	// when the node's document on the status branch cannot be read: why.
 	// A node never publishes it.
 	Unreadable string `json:"unreadable,omitempty"`
+	// TipLag is set by readers that compare the fleet's source tips
+	// (fsgit status --fleet, with [CompareTips]): how this node's tip
+	// compares with the others'. A node never publishes it.
+	TipLag *TipLag `json:"tipLag,omitempty"`
 }
 
 // Run summarizes one run of the engine on the node: which revision, when and
@@ -162,6 +166,25 @@ type Source struct {
 	// started failing, while they fail.
 	Error            string    `json:"error,omitempty"`
 	UnreachableSince time.Time `json:"unreachableSince,omitzero"`
+	// Tip is the branch's tip the source served at the last poll that
+	// worked, TipTime its commit time (the committer's, which a signature
+	// covers), and TipSeen when this agent first saw it (the last time it
+	// saw the branch move; after a restart, at the latest its first poll).
+	// A commit whose signature does not verify (see Refused) does not
+	// count: Tip stays the last one that did, and so does its age.
+	Tip     string    `json:"tip,omitempty"`
+	TipTime time.Time `json:"tipTime,omitzero"`
+	TipSeen time.Time `json:"tipSeen,omitzero"`
+	// TipAge is how old the tip's commit was when the document was made
+	// (its Updated; live on the agent's socket).
+	TipAge jsondoc.Seconds `json:"tipAge,omitzero"`
+	// MaxTipAge is the agent's source.maxTipAge (unset: off). Frozen says
+	// why the source looks frozen, when TipAge passes it: an untrusted
+	// mirror that stopped following the main repository keeps serving an
+	// old, validly signed commit, and the node, converged on it, would
+	// otherwise look fine. See [Source.CheckTip].
+	MaxTipAge jsondoc.Seconds `json:"maxTipAge,omitzero"`
+	Frozen    string          `json:"frozen,omitempty"`
 }
 
 // maxItemReason bounds an error message kept in a status document.
@@ -247,6 +270,9 @@ func (n *Node) Refuse(commit, reason string, now time.Time) {
 func (n *Node) Fingerprint() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s|%s|%s|%s|%v|%v\n", n.Node, n.Role, n.AppliedRevision, n.DesiredRevision, n.Converged, n.Source.Reachable)
+	// The tip and whether it looks frozen, not its age: a frozen source is
+	// published once, when it starts to look frozen.
+	fmt.Fprintf(&b, "tip %s %v\n", n.Source.Tip, n.Source.Frozen != "")
 	for _, l := range []struct {
 		tag   string
 		items []Item

@@ -153,8 +153,7 @@ type Row struct {
 	State     string    `json:"state"`
 	Converged bool      `json:"converged"`
 	Since     time.Time `json:"since,omitzero"`
-	// AppliedRevision and DesiredRevision are the node's; Behind is set
-	// when the applied one is not the newest commit any node desires.
+	// AppliedRevision and DesiredRevision are the node's.
 	AppliedRevision string `json:"appliedRevision,omitempty"`
 	DesiredRevision string `json:"desiredRevision,omitempty"`
 	Drifted         int    `json:"drifted"`
@@ -168,6 +167,20 @@ type Row struct {
 	Refused string `json:"refused,omitempty"`
 	// SourceError is set while the node cannot reach its git source.
 	SourceError string `json:"sourceError,omitempty"`
+	// Tip is the branch's tip the node's source serves, TipTime its commit
+	// time and TipAge its age at the page's time; Frozen says why the
+	// source looks frozen (the tip older than the node's maxTipAge).
+	Tip     string          `json:"tip,omitempty"`
+	TipTime time.Time       `json:"tipTime,omitzero"`
+	TipAge  jsondoc.Seconds `json:"tipAge,omitzero"`
+	Frozen  string          `json:"frozen,omitempty"`
+	// TipBehind is how much older the tip is than the newest tip of the
+	// nodes on the same site and branch; TipMinority is set when it is not
+	// the tip most of them report, and BehindFleet says why the node looks
+	// stuck when TipBehind passes the threshold (status.CompareTips).
+	TipBehind   jsondoc.Seconds `json:"tipBehind,omitzero"`
+	TipMinority bool            `json:"tipMinority,omitempty"`
+	BehindFleet string          `json:"behindFleet,omitempty"`
 	// Updated is when the node last published; Stale is set when that is
 	// longer ago than the server's stale threshold, Age how long ago.
 	Updated time.Time       `json:"updated,omitzero"`
@@ -186,24 +199,34 @@ type Count struct {
 // Fleet is the fleet page.
 type Fleet struct {
 	Branch Branch `json:"branch"`
-	// Role and State are the filters applied (empty: all).
+	// Role and State are the filters applied (empty: all; the state
+	// filter also takes "stale" and "frozen").
 	Role  string `json:"role,omitempty"`
 	State string `json:"state,omitempty"`
 	// Total counts every node, Shown those the filters let through, Stale
-	// the stale ones among every node.
-	Total int `json:"total"`
-	Shown int `json:"shown"`
-	Stale int `json:"stale"`
+	// the stale ones among every node, Frozen those whose source looks
+	// frozen or whose tip is behind the fleet's.
+	Total  int `json:"total"`
+	Shown  int `json:"shown"`
+	Stale  int `json:"stale"`
+	Frozen int `json:"frozen"`
 	// States and Roles count every node by state and by role.
 	States []Count `json:"states"`
 	Roles  []Count `json:"roles"`
-	// StaleAfter is the stale threshold.
+	// StaleAfter is the stale threshold; MaxTipLag the threshold of
+	// BehindFleet (unset: each node's maxTipAge).
 	StaleAfter jsondoc.Seconds `json:"staleAfter,omitzero"`
+	MaxTipLag  jsondoc.Seconds `json:"maxTipLag,omitzero"`
 	Rows       []Row           `json:"rows"`
 }
 
-// rowOf makes the fleet row of n at now.
-func rowOf(n *status.Node, now time.Time, staleAfter time.Duration) Row {
+// frozen reports whether the row's source looks frozen, or its tip is
+// behind the fleet's.
+func (r *Row) frozen() bool { return r.Frozen != "" || r.BehindFleet != "" }
+
+// rowOf makes the fleet row of n at now; lag compares its source's tip
+// with the fleet's (nil: not compared).
+func rowOf(n *status.Node, now time.Time, staleAfter time.Duration, lag *status.TipLag) Row {
 	r := Row{Node: n.Node, Role: n.Role, Site: n.Site, State: stateOf(n), Converged: n.Converged, Since: n.Since,
 		AppliedRevision: n.AppliedRevision, DesiredRevision: n.DesiredRevision, Drifted: len(n.Drifted),
 		Failed: len(n.Failed), PendingDestroy: len(n.PendingDestroy), Holds: len(n.Holds), Updated: n.Updated, Unreadable: n.Unreadable}
@@ -223,22 +246,46 @@ func rowOf(n *status.Node, now time.Time, staleAfter time.Duration) Row {
 		r.Age = jsondoc.Seconds(now.Sub(n.Updated).Truncate(time.Second))
 		r.Stale = staleAfter > 0 && now.Sub(n.Updated) > staleAfter
 	}
+	src := n.Source
+	src.CheckTip(now)
+	r.Tip, r.TipTime, r.TipAge, r.Frozen = src.Tip, src.TipTime, src.TipAge, src.Frozen
+	if lag != nil {
+		r.TipBehind, r.TipMinority, r.BehindFleet = lag.Behind, lag.Minority, lag.Reason
+	}
 	return r
 }
 
+// tipLags compares the snapshot's nodes' tips (status.CompareTips).
+func tipLags(snap *Snapshot, maxLag time.Duration) map[string]status.TipLag {
+	return status.CompareTips(snap.Nodes, maxLag)
+}
+
+// lagOf returns the comparison of node's tip, nil when it has none.
+func lagOf(lags map[string]status.TipLag, node string) *status.TipLag {
+	if l, ok := lags[node]; ok {
+		return &l
+	}
+	return nil
+}
+
 // fleetPage builds the fleet page of snap, filtered by role and state.
-func fleetPage(b Branch, snap *Snapshot, role, state string, now time.Time, staleAfter time.Duration) *Fleet {
-	f := &Fleet{Branch: b, Role: role, State: state, StaleAfter: jsondoc.Seconds(staleAfter), Rows: []Row{}}
+func fleetPage(b Branch, snap *Snapshot, role, state string, now time.Time, staleAfter, maxTipLag time.Duration) *Fleet {
+	f := &Fleet{Branch: b, Role: role, State: state, StaleAfter: jsondoc.Seconds(staleAfter), MaxTipLag: jsondoc.Seconds(maxTipLag), Rows: []Row{}}
 	byState, byRole := map[string]int{}, map[string]int{}
+	lags := tipLags(snap, maxTipLag)
 	for i := range snap.Nodes {
-		r := rowOf(&snap.Nodes[i], now, staleAfter)
+		r := rowOf(&snap.Nodes[i], now, staleAfter, lagOf(lags, snap.Nodes[i].Node))
 		f.Total++
 		byState[r.State]++
 		byRole[r.Role]++
 		if r.Stale {
 			f.Stale++
 		}
-		if role != "" && r.Role != role || state != "" && r.State != state && !(state == "stale" && r.Stale) {
+		if r.frozen() {
+			f.Frozen++
+		}
+		if role != "" && r.Role != role ||
+			state != "" && r.State != state && !(state == "stale" && r.Stale) && !(state == "frozen" && r.frozen()) {
 			continue
 		}
 		f.Rows = append(f.Rows, r)

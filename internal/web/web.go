@@ -75,6 +75,10 @@ type Options struct {
 	// zero; agents publish when their outcome changes, so a quiet,
 	// converged node also turns stale).
 	StaleAfter time.Duration
+	// MaxTipLag flags a node whose source tip is older than the newest
+	// tip of the nodes on the same site and branch by more than this
+	// (zero: by more than the node's own maxTipAge).
+	MaxTipLag time.Duration
 	// Access limits who may read the pages.
 	Access Access
 	// Redact lists values never to show: the repository's password, say,
@@ -356,7 +360,7 @@ func (s *Server) fleet(r *http.Request) result {
 		snap = &Snapshot{}
 	}
 	q := r.URL.Query()
-	return result{tmpl: "fleet", doc: fleetPage(b, snap, q.Get("role"), q.Get("state"), time.Now(), s.opts.StaleAfter)}
+	return result{tmpl: "fleet", doc: fleetPage(b, snap, q.Get("role"), q.Get("state"), time.Now(), s.opts.StaleAfter, s.opts.MaxTipLag)}
 }
 
 func (s *Server) node(r *http.Request) result {
@@ -373,7 +377,8 @@ func (s *Server) node(r *http.Request) result {
 	if hist == nil {
 		hist = []Point{}
 	}
-	return result{tmpl: "node", doc: &NodePage{Branch: b, Row: rowOf(n, time.Now(), s.opts.StaleAfter), Document: n, History: hist}}
+	row := rowOf(n, time.Now(), s.opts.StaleAfter, lagOf(tipLags(snap, s.opts.MaxTipLag), name))
+	return result{tmpl: "node", doc: &NodePage{Branch: b, Row: row, Document: n, History: hist}}
 }
 
 func (s *Server) revision(r *http.Request) result {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/fsgit/fsgit/internal/gittest"
+	"github.com/fsgit/fsgit/internal/jsondoc"
 	"github.com/fsgit/fsgit/internal/jsondoc/jsondoctest"
 	"github.com/fsgit/fsgit/internal/status"
 	"github.com/fsgit/fsgit/reconciler"
@@ -552,5 +553,68 @@ func TestServe_namesInPaths(t *testing.T) {
 		if np.Document.Node != n {
 			t.Errorf("GET %s: node %q, want %q", href, np.Document.Node, n)
 		}
+	}
+}
+
+// TestServe_frozenMirror: three nodes of one site, db3 on a mirror that
+// stopped a day ago (its own maxTipAge 24h). The fleet page shows every
+// node's source tip and its age, counts db3 as frozen (its source looks
+// frozen, and its tip is behind the others' by more than the threshold),
+// filters on it, and the node page says why; with no maxTipAge anywhere,
+// the server's MaxTipLag flags db3 behind all the same.
+func TestServe_frozenMirror(t *testing.T) {
+	gs := gittest.NewServer(t)
+	gs.NewRepo("status.git")
+	url := gs.URL("status.git")
+	now := time.Now().UTC().Truncate(time.Second)
+	newTip, oldTip := strings.Repeat("a1", 20), strings.Repeat("0b", 20)
+	doc := func(name, tip string, ago, maxTipAge time.Duration) *status.Node {
+		return &status.Node{Node: name, Site: "prod", Role: "db", Converged: true, AppliedRevision: tip, DesiredRevision: tip, Updated: now,
+			Source: status.Source{URL: "https://" + name + ".mirror.example.org/site.git", Branch: "main", Reachable: true,
+				Tip: tip, TipTime: now.Add(-ago), TipSeen: now.Add(-ago), MaxTipAge: jsondoc.Seconds(maxTipAge)}}
+	}
+	publish(t, url, doc("db1", newTip, 10*time.Minute, 24*time.Hour), doc("db2", newTip, 10*time.Minute, 24*time.Hour),
+		doc("db3", oldTip, 26*time.Hour, 24*time.Hour))
+	_, hs := newTestServer(t, url, Options{})
+
+	var f Fleet
+	getJSON(t, hs.URL+"/?format=json", &f)
+	if f.Total != 3 || f.Frozen != 1 {
+		t.Fatalf("fleet: total %d frozen %d, want 3 1", f.Total, f.Frozen)
+	}
+	for _, r := range f.Rows {
+		if r.Tip == "" || r.TipTime.IsZero() || r.TipAge == 0 {
+			t.Errorf("%s: no tip: %+v", r.Node, r)
+		}
+		if frozen := r.Node == "db3"; frozen != (r.Frozen != "") || frozen != (r.BehindFleet != "") || frozen != r.TipMinority {
+			t.Errorf("%s: frozen %q, behind %q, minority %v", r.Node, r.Frozen, r.BehindFleet, r.TipMinority)
+		}
+	}
+	f = Fleet{}
+	getJSON(t, hs.URL+"/?format=json&state=frozen", &f)
+	if f.Shown != 1 || f.Rows[0].Node != "db3" || f.Rows[0].TipBehind.D() != 25*time.Hour+50*time.Minute || f.Rows[0].TipAge.D() < 26*time.Hour {
+		t.Fatalf("filter state=frozen: %+v", f.Rows)
+	}
+	code, body := get(t, hs.URL+"/")
+	if code != http.StatusOK || !strings.Contains(body, `"><b>1</b> frozen</a>`) ||
+		!strings.Contains(body, `<span class="badge frozen bad" title="the source https://db3.mirror.example.org/site.git (branch main) has served commit 0b0b0b0b0b0b`) ||
+		!strings.Contains(body, `<code class="behind" title="not the tip most nodes report">0b0b0b0b0b0b</code>`) {
+		t.Fatalf("fleet page:\n%s", grep(body, "frozen"))
+	}
+	code, body = get(t, hs.URL+"/node/db3")
+	if code != http.StatusOK || !strings.Contains(body, `<p class="alert" id="frozen">The source looks frozen: `) ||
+		!strings.Contains(body, `<p class="alert" id="behind-fleet">Behind the fleet: its source tip 0b0b0b0b0b0b`) {
+		t.Fatalf("node page:\n%s", grep(body, "source"))
+	}
+
+	// No node sets maxTipAge: the server's threshold flags db3 behind.
+	gs.NewRepo("plain.git")
+	plain := gs.URL("plain.git")
+	publish(t, plain, doc("db1", newTip, 10*time.Minute, 0), doc("db3", oldTip, 26*time.Hour, 0))
+	_, hs = newTestServer(t, plain, Options{MaxTipLag: time.Hour})
+	f = Fleet{}
+	getJSON(t, hs.URL+"/?format=json&state=frozen", &f)
+	if f.Shown != 1 || f.Rows[0].Node != "db3" || f.Rows[0].Frozen != "" || f.Rows[0].BehindFleet == "" || f.MaxTipLag.D() != time.Hour {
+		t.Fatalf("with MaxTipLag 1h: %+v", f)
 	}
 }
