@@ -21,6 +21,7 @@ import (
 type part struct {
 	name  string    // "profile base", "role feature_store_online", "node online-1"
 	value cue.Value // struct keyed by resource ID
+	own   bool      // the node's own resources
 }
 
 // Catalog returns the node's catalog: every resource of its profiles, role
@@ -110,7 +111,7 @@ func (s *Site) catalogFor(node string) (*reconciler.Catalog, *Sources, []Problem
 	}
 	parts = append(parts,
 		decodedPart{part: part{name: "role " + role.name, value: c.LookupPath(cue.ParsePath("roleResources"))}},
-		decodedPart{part: part{name: "node " + node, value: c.LookupPath(cue.ParsePath("nodeResources"))}},
+		decodedPart{part: part{name: "node " + node, value: c.LookupPath(cue.ParsePath("nodeResources")), own: true}},
 	)
 	for i := range parts {
 		probs = append(probs, parts[i].decode(s, node)...)

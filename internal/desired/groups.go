@@ -173,7 +173,7 @@ func (s *Site) evalGroup(n *nodeInfo) *group {
 		g.perNode = true
 	}
 	for _, own := range []string{"role", "node"} {
-		d := &decodedPart{part: part{value: c.LookupPath(cue.MakePath(cue.Str(own + "Resources")))}}
+		d := &decodedPart{part: part{value: c.LookupPath(cue.MakePath(cue.Str(own + "Resources"))), own: own == "node"}}
 		if !concrete(d.value) || d.decode(s, "") != nil {
 			return g
 		}
@@ -225,7 +225,33 @@ func (s *Site) groupCatalog(node, key string) (cat *reconciler.Catalog, src *Sou
 		}
 	}
 	cat, src, probs = s.assemble(n, g.data, parts, nil)
+	// A problem's position may lie in the node's own declarations, which
+	// the group's evaluation has from another node: the node's own
+	// evaluation says where (a warning about a profile's or the role's
+	// resource is positioned there, the same for every node).
+	for _, p := range probs {
+		if !p.Warning || ownResource(parts, p.Resource) {
+			return nil, nil, nil, false
+		}
+	}
+	if src != nil {
+		src.group = &groupSources{own: n.value.LookupPath(cue.MakePath(cue.Str("data")))}
+	}
 	return cat, src, probs, true
+}
+
+// ownResource reports whether id is one of the node's own resources.
+func ownResource(parts []decodedPart, id reconciler.ID) bool {
+	for _, pt := range parts {
+		if pt.own {
+			for _, r := range pt.res {
+				if r.ID == id {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // concrete reports whether v is concrete throughout (defaults taken),

@@ -36,6 +36,19 @@ nodes: {
 	"node-003": data: mariadb: maxConnections: 900
 	"node-006": resources: "file:/etc/node-006": content: "mine\n"
 	"node-009": operations: windows: [{start: "01:00", end: "02:00"}]
+	// Three groups of three with node data and node resources, each
+	// node's on its own line: positions must be each node's own.
+	"node-012": data: mariadb: port: 3307
+	"node-015": data: mariadb: port: 3307
+	"node-018": data: mariadb: port: 3307
+	"node-013": resources: "file:/etc/same": content: "same\n"
+	"node-016": resources: "file:/etc/same": content: "same\n"
+	"node-019": resources: "file:/etc/same": content: "same\n"
+	// A group whose own resource has a problem: each node's is at its
+	// own line.
+	"node-022": resources: "file:/etc/bad": {content: "x\n", require: ["file:/nope"]}
+	"node-025": resources: "file:/etc/bad": {content: "x\n", require: ["file:/nope"]}
+	"node-028": resources: "file:/etc/bad": {content: "x\n", require: ["file:/nope"]}
 }
 
 roles: probe: profiles: ["base", "namecond", "usesname", "hiddencheck", "plain"]
@@ -120,7 +133,7 @@ func sameAsAlone(t *testing.T, extra map[string]string, minShared int) {
 	alone := loadExample(t, extra)
 	shared := 0
 	for _, r := range res {
-		cat, _, probs := alone.catalogFor(r.Node)
+		cat, src, probs := alone.catalogFor(r.Node)
 		got, _ := json.Marshal(r.Catalog)
 		want, _ := json.Marshal(cat)
 		if string(got) != string(want) {
@@ -128,6 +141,20 @@ func sameAsAlone(t *testing.T, extra map[string]string, minShared int) {
 		}
 		if !reflect.DeepEqual(r.Problems, probs) {
 			t.Errorf("%s: problems evaluated together: %v\nalone: %v", r.Node, r.Problems, probs)
+		}
+		if r.Catalog != nil && cat != nil {
+			for _, res := range cat.Resources {
+				for _, field := range [][]string{nil, {"content"}, {"env"}} {
+					if g, w := r.Sources.Resource(res.ID, field...), src.Resource(res.ID, field...); g != w {
+						t.Errorf("%s: %s %v is at %s evaluated together, at %s alone", r.Node, res.ID, field, g, w)
+					}
+				}
+			}
+			for _, path := range [][]string{{"mariadb", "maxConnections"}, {"mariadb", "port"}, {"base", "packages"}, {"weaviate", "version"}} {
+				if g, w := r.Sources.Data(path...), src.Data(path...); g != w {
+					t.Errorf("%s: data %v is at %s evaluated together, at %s alone", r.Node, path, g, w)
+				}
+			}
 		}
 		if k, ok := together.groupKey(together.nodes[r.Node]); ok && together.groups[k] != nil && together.groups[k].ok {
 			shared++
@@ -158,7 +185,7 @@ func sameAsAlone(t *testing.T, extra map[string]string, minShared int) {
 // TestGroups_Differ checks that nodes whose inputs differ beyond their
 // name and fqdn are not in one group.
 func TestGroups_Differ(t *testing.T) {
-	s := loadExample(t, groupsFS(t, 15))
+	s := loadExample(t, groupsFS(t, 30))
 	key := func(n string) string {
 		k, ok := s.groupKey(s.nodes[n])
 		if !ok {
@@ -166,7 +193,7 @@ func TestGroups_Differ(t *testing.T) {
 		}
 		return k
 	}
-	for _, p := range [][2]string{{"node-000", "node-012"}, {"probe-1", "probe-2"}} {
+	for _, p := range [][2]string{{"node-000", "node-021"}, {"node-012", "node-015"}, {"node-013", "node-016"}, {"probe-1", "probe-2"}} {
 		if key(p[0]) != key(p[1]) {
 			t.Errorf("%s and %s: different groups", p[0], p[1])
 		}

@@ -20,6 +20,19 @@ type Sources struct {
 	node string
 	data cue.Value
 	from map[reconciler.ID]part
+	// group is set for a node evaluated with its group (groups.go): its
+	// data and its own part are the group's, whose node-layer positions
+	// are those of the node the group was evaluated from. A position that
+	// may lie in the node's own declarations is found in the node's own
+	// evaluation, done the first time one is asked for (alone).
+	group *groupSources
+}
+
+// groupSources is what Sources needs for a node of a group.
+type groupSources struct {
+	own   cue.Value // the node's own data layer, in the site
+	alone *Sources  // the node's own evaluation, once done
+	done  bool
 }
 
 // Resource returns the most useful position of a resource of the catalog
@@ -33,9 +46,20 @@ func (src *Sources) Resource(id reconciler.ID, field ...string) string {
 	s := src.site
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return src.resource(id, field)
+}
+
+// resource is Resource; s.mu is held.
+func (src *Sources) resource(id reconciler.ID, field []string) string {
+	s := src.site
 	pt, ok := src.from[id]
 	if !ok {
 		return ""
+	}
+	if pt.own && src.group != nil {
+		if alone := src.alone(); alone != nil {
+			return alone.resource(id, field)
+		}
 	}
 	v := pt.value.LookupPath(cue.MakePath(cue.Str(string(id))))
 	base := s.pos(v)
@@ -58,10 +82,32 @@ func (src *Sources) Data(path ...string) string {
 	s := src.site
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return src.dataPos(path)
+}
+
+// dataPos is Data; s.mu is held.
+func (src *Sources) dataPos(path []string) string {
+	if g := src.group; g != nil && lookup(g.own, path).Exists() {
+		if alone := src.alone(); alone != nil {
+			return alone.dataPos(path)
+		}
+	}
 	if w := lookup(src.data, path); w.Exists() {
-		return s.pos(w)
+		return src.site.pos(w)
 	}
 	return ""
+}
+
+// alone is the node's own evaluation, for a node of a group; nil when it
+// has none (it would not validate alone, which cannot be: its catalog
+// did). s.mu is held.
+func (src *Sources) alone() *Sources {
+	g := src.group
+	if !g.done {
+		g.done = true
+		_, g.alone, _ = src.site.catalogFor(src.node)
+	}
+	return g.alone
 }
 
 // InSite reports whether a position returned by Sources or Site.Pos names
