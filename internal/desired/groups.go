@@ -271,29 +271,23 @@ func concreteHidden(v cue.Value) bool {
 	switch v.IncompleteKind() {
 	case cue.StructKind:
 		it, err := v.Fields(cue.Hidden(true))
-		if err != nil {
-			return false
-		}
-		for it.Next() {
-			if !concreteHidden(it.Value()) {
-				return false
-			}
-		}
-		return true
+		return err == nil && everyConcrete(it.Next, it.Value)
 	case cue.ListKind:
 		it, err := v.List()
-		if err != nil {
-			return false
-		}
-		for it.Next() {
-			if !concreteHidden(it.Value()) {
-				return false
-			}
-		}
-		return true
+		return err == nil && everyConcrete(it.Next, it.Value)
 	default:
 		return v.IsConcrete()
 	}
+}
+
+// everyConcrete is concreteHidden of every value an iterator gives.
+func everyConcrete(next func() bool, value func() cue.Value) bool {
+	for next() {
+		if !concreteHidden(value()) {
+			return false
+		}
+	}
+	return true
 }
 
 // cloneResources copies resources, so that no two catalogs share a slice
