@@ -274,16 +274,18 @@ func TestLoad_RevisionFollowsFiles(t *testing.T) {
 	}
 }
 
-// TestKindFields_AllKindsSample checks that testdata/allkinds sets every
-// field of every kind, so that the decode test in cmd/fsgit (which feeds
-// that sample to the Go kinds) covers every field.
+// TestKindFields_AllKindsSample checks that testdata/allkinds (the
+// examples of every kind in #Kinds) sets every field of every kind, so
+// that the decode test in cmd/fsgit (which feeds that sample to the Go
+// kinds) covers every field. That the kinds are the Go registry's is
+// checked in cmd/fsgit.
 func TestKindFields_AllKindsSample(t *testing.T) {
 	fields, err := KindFields()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(fields) != 21 {
-		t.Errorf("%d kinds in #Kinds, want 21", len(fields))
+	if len(fields) < 2 {
+		t.Fatalf("%d kinds in #Kinds", len(fields))
 	}
 	s, err := LoadDir(context.Background(), "testdata/allkinds")
 	if err != nil {
@@ -304,7 +306,7 @@ func TestKindFields_AllKindsSample(t *testing.T) {
 	for kind, paths := range fields {
 		for _, p := range paths {
 			if !seen[kind][p] {
-				t.Errorf("testdata/allkinds does not set %s field %s", kind, p)
+				t.Errorf("the examples of #Kinds (testdata/allkinds) do not set %s field %s", kind, p)
 			}
 		}
 	}

@@ -25,7 +25,8 @@ func TestKindsDoc_UpToDate(t *testing.T) {
 
 // TestRender_TablesFromTheSchema: a field's constraint, default, doc
 // comment, required or optional mark and key-from-ID mark come from the
-// schema; a note template lands under its definition's table.
+// schema (the kind and its key from the kind's entry in #Kinds, with its
+// example); a note template lands under its definition's table.
 func TestRender_TablesFromTheSchema(t *testing.T) {
 	src := []byte(`package schema
 
@@ -42,16 +43,17 @@ func TestRender_TablesFromTheSchema(t *testing.T) {
 	}]
 }
 
-#Kinds: {"thing": #Thing}
-
-#Resources: {
-	[K=(=~"^thing:")]: #Thing & {name: strings.TrimPrefix(K, "thing:")}
+#Kinds: thing: {
+	def: #Thing
+	key: "name"
+	example: "thing:a": {kind: "a"}
 }
 `)
 	var b bytes.Buffer
 	tmpl := `{{range .Defs}}## {{.Kind}}
 {{range .Fields}}{{.Name}}|{{.Type}}|{{.Default}}|{{.Doc}}|{{.Required}}|{{.Optional}}|{{.FromID}}
-{{end}}{{note .Kind}}{{end}}{{define "note:thing"}}hand-written{{end}}`
+{{end}}{{.Example}}
+{{note .Kind}}{{end}}{{define "note:thing"}}hand-written{{end}}`
 	if err := render(&b, src, tmpl); err != nil {
 		t.Fatal(err)
 	}
@@ -62,6 +64,7 @@ tag|string|||false|true|false
 kind|"a" | "b"|||true|false|false
 parts|list|||false|false|false
 parts[].id|int|||false|false|false
+"thing:a": {kind: "a"}
 hand-written`
 	if got := b.String(); got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)

@@ -10,6 +10,7 @@ import (
 
 	"cuelang.org/go/cue/ast"
 	"cuelang.org/go/cue/format"
+	"cuelang.org/go/cue/literal"
 	"cuelang.org/go/cue/parser"
 	"cuelang.org/go/cue/token"
 )
@@ -29,8 +30,11 @@ type Def struct {
 	// Fields are its fields, nested ones as "limits.maxQueriesPerHour"
 	// and "ports[].host".
 	Fields []Field
-	// Checks are the messages of the schema's own checks across fields.
+	// Checks are the messages of the schema's own checks across fields,
+	// and the doc comments of the constraints it embeds (an exec's guard).
 	Checks []string
+	// Example is the kind's example in #Kinds, CUE resources by ID.
+	Example string
 }
 
 // Field is one field of a definition.
@@ -56,7 +60,7 @@ type Page struct {
 
 // skipped are the definitions of kinds.cue that the template documents
 // by hand or that are no struct of fields.
-var skipped = map[string]bool{"#Common": true, "#Resources": true, "#Kinds": true, "#MaxInline": true}
+var skipped = map[string]bool{"#Common": true, "#Resources": true, "#KindPrefix": true, "#MaxInline": true}
 
 // parse reads the definitions of kinds.cue (its source, src).
 func parse(src []byte) (*Page, error) {
@@ -66,39 +70,36 @@ func parse(src []byte) (*Page, error) {
 	}
 	top := map[string]*ast.Field{}
 	var order []string
+	kinds := map[string]string{}  // definition -> kind
+	fromID := map[string]string{} // definition -> field taken from the ID
+	examples := map[string]string{}
 	for _, d := range f.Decls {
 		fd, ok := d.(*ast.Field)
 		if !ok {
 			continue
 		}
 		name, _, _ := ast.LabelName(fd.Label)
+		if name == "#Kinds" {
+			// "#Kinds: file: {def: #File, key: "path", example: ...}",
+			// under each kind's definition.
+			for _, e := range structElts(fd.Value) {
+				kf, ok := e.(*ast.Field)
+				if !ok {
+					continue
+				}
+				kind, _, err := ast.LabelName(kf.Label)
+				if err != nil || kind == "" {
+					continue // the pattern every entry satisfies
+				}
+				entry := kindEntry(kf.Value)
+				kinds[entry.def] = kind
+				fromID[entry.def] = entry.key
+				examples[entry.def] = entry.example
+			}
+			continue
+		}
 		top[name] = fd
 		order = append(order, name)
-	}
-	kinds := map[string]string{} // definition -> kind
-	if k, ok := top["#Kinds"]; ok {
-		for _, e := range structElts(k.Value) {
-			if kf, ok := e.(*ast.Field); ok {
-				name, _, _ := ast.LabelName(kf.Label)
-				kinds[source(kf.Value)] = name
-			}
-		}
-	}
-	fromID := map[string]string{} // definition -> field taken from the ID
-	if r, ok := top["#Resources"]; ok {
-		for _, e := range structElts(r.Value) {
-			rf, ok := e.(*ast.Field)
-			if !ok {
-				continue
-			}
-			if b, ok := rf.Value.(*ast.BinaryExpr); ok && b.Op == token.AND {
-				if st, ok := b.Y.(*ast.StructLit); ok && len(st.Elts) == 1 {
-					if kf, ok := st.Elts[0].(*ast.Field); ok {
-						fromID[source(b.X)], _, _ = ast.LabelName(kf.Label)
-					}
-				}
-			}
-		}
 	}
 	p := &Page{}
 	for _, name := range order {
@@ -107,7 +108,7 @@ func parse(src []byte) (*Page, error) {
 		if !ok || skipped[name] || !strings.HasPrefix(name, "#") {
 			continue
 		}
-		d := Def{Name: name, Kind: kinds[name], Doc: doc(fd)}
+		d := Def{Name: name, Kind: kinds[name], Doc: doc(fd), Example: examples[name]}
 		d.walk(st, "", fromID[name], top)
 		p.Defs = append(p.Defs, d)
 	}
@@ -128,6 +129,10 @@ func (d *Def) walk(st *ast.StructLit, prefix, key string, top map[string]*ast.Fi
 					d.walk(est, prefix, key, top)
 					continue
 				}
+			}
+			if c := doc(e); c != "" {
+				d.Checks = append(d.Checks, c) // a constraint, such as matchN
+				continue
 			}
 			d.Embeds = append(d.Embeds, name)
 		case *ast.Comprehension:
@@ -208,6 +213,49 @@ func disjuncts(v ast.Expr) []ast.Expr {
 	return []ast.Expr{v}
 }
 
+// entry is what the page uses of a kind's entry in #Kinds.
+type entry struct {
+	// def is the definition's name, key the field taken from the ID
+	// ("" for none), example the example's CUE source.
+	def, key, example string
+}
+
+// kindEntry reads a kind's entry in #Kinds: {def: #File, key: "path",
+// example: {...}}.
+func kindEntry(v ast.Expr) entry {
+	var e entry
+	for _, d := range structElts(v) {
+		f, ok := d.(*ast.Field)
+		if !ok {
+			continue
+		}
+		switch name, _, _ := ast.LabelName(f.Label); name {
+		case "def":
+			e.def = source(f.Value)
+		case "key":
+			if lit, ok := f.Value.(*ast.BasicLit); ok {
+				e.key, _ = literal.Unquote(lit.Value)
+			}
+		case "example":
+			e.example = example(f.Value)
+		}
+	}
+	return e
+}
+
+// example formats an example's resources as CUE, one ID a paragraph.
+func example(v ast.Expr) string {
+	var parts []string
+	for _, d := range structElts(v) {
+		b, err := format.Node(d)
+		if err != nil {
+			continue
+		}
+		parts = append(parts, strings.TrimSpace(string(b)))
+	}
+	return strings.Join(parts, "\n")
+}
+
 func structElts(v ast.Expr) []ast.Decl {
 	if st, ok := v.(*ast.StructLit); ok {
 		return st.Elts
@@ -238,8 +286,9 @@ func errorMessages(src string) []string {
 	return out
 }
 
-// doc returns a field's doc comment on one line.
-func doc(f *ast.Field) string {
+// doc returns the doc comment of a field or an embedded constraint on
+// one line.
+func doc(f ast.Node) string {
 	var lines []string
 	for _, cg := range ast.Comments(f) {
 		if !cg.Doc {
