@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -246,7 +247,7 @@ func TestLoad_SchemaVersionMismatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := strings.Replace(string(src), `schemaVersion: "`+schema.Version()+`"`, `schemaVersion: "v0"`, 1)
+	old := strings.Replace(string(src), `schemaVersion: "`+SchemaVersion()+`"`, `schemaVersion: "v0"`, 1)
 	if old == string(src) {
 		t.Fatal("site.cue does not declare the current schema version")
 	}
@@ -256,7 +257,7 @@ func TestLoad_SchemaVersionMismatch(t *testing.T) {
 		t.Fatalf("want *InvalidError, got %v", err)
 	}
 	msg := inv.Error()
-	for _, want := range []string{`"v0"`, `"` + schema.Version() + `"`, "sites/example/site.cue:"} {
+	for _, want := range []string{`"v0"`, `"` + SchemaVersion() + `"`, "sites/example/site.cue:"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("message %q lacks %q", msg, want)
 		}
@@ -414,5 +415,16 @@ nodes: n: {role: "r", data: motd: text: "hello\n"}
 	f := spec(t, c, "file:/etc/motd")
 	if f["content"] != "hello\n" || f["mode"] != "0644" || f["owner"] != "root" {
 		t.Errorf("file:/etc/motd %v", f)
+	}
+}
+
+// TestSchemaVersion: the embedded schema's #Version, vN; a version.cue
+// without one is an error.
+func TestSchemaVersion(t *testing.T) {
+	if v := SchemaVersion(); !regexp.MustCompile(`^v[0-9]+$`).MatchString(v) {
+		t.Errorf("SchemaVersion() = %q", v)
+	}
+	if _, err := versionOf([]byte("package schema\n\n#Other: \"v1\"\n")); err == nil {
+		t.Error("a version.cue without #Version: no error")
 	}
 }
