@@ -43,14 +43,6 @@ func (d *docIndex) build() {
 			continue
 		}
 		ast.Walk(f, func(n ast.Node) bool {
-			if e, ok := n.(*ast.EmbedDecl); ok {
-				// A constraint embedded in a definition (an exec's guard):
-				// its comment says what it wants.
-				if doc := docText(e, ""); doc != "" {
-					d.spans[name] = append(d.spans[name], docSpan{start: e.Pos().Line(), end: e.End().Line(), doc: doc})
-				}
-				return true
-			}
 			field, ok := n.(*ast.Field)
 			if !ok {
 				return true
@@ -95,11 +87,10 @@ func kindLabels(field *ast.Field) []string {
 	return out
 }
 
-// docText returns the first paragraph of the doc comment of n (a field
-// labelled label, or an embedded constraint) on one line, without a
-// leading "<label> is ".
-func docText(n ast.Node, label string) string {
-	for _, cg := range ast.Comments(n) {
+// docText returns the first paragraph of the doc comment of a field
+// labelled label on one line, without a leading "<label> is ".
+func docText(field *ast.Field, label string) string {
+	for _, cg := range ast.Comments(field) {
 		if !cg.Doc {
 			continue
 		}
@@ -112,9 +103,7 @@ func docText(n ast.Node, label string) string {
 			words = append(words, line)
 		}
 		text := strings.Join(words, " ")
-		if label != "" {
-			text = strings.TrimPrefix(text, label+" is ")
-		}
+		text = strings.TrimPrefix(text, label+" is ")
 		return strings.TrimSuffix(text, ".")
 	}
 	return ""

@@ -25,8 +25,8 @@ func TestKindsDoc_UpToDate(t *testing.T) {
 
 // TestRender_TablesFromTheSchema: a field's constraint, default, doc
 // comment, required or optional mark and key-from-ID mark come from the
-// schema (the kind and its key from the kind's entry in #Kinds, with its
-// example); a note template lands under its definition's table.
+// schema (the kind, its key, its check and its example from the kind's
+// entry in #Kinds); a note template lands under its definition's table.
 func TestRender_TablesFromTheSchema(t *testing.T) {
 	src := []byte(`package schema
 
@@ -46,12 +46,15 @@ func TestRender_TablesFromTheSchema(t *testing.T) {
 #Kinds: thing: {
 	def: #Thing
 	key: "name"
+	// a thing needs a tag or a size
+	check: matchN(>=1, [{tag!: _}, {size!: _}])
 	example: "thing:a": {kind: "a"}
 }
 `)
 	var b bytes.Buffer
 	tmpl := `{{range .Defs}}## {{.Kind}}
 {{range .Fields}}{{.Name}}|{{.Type}}|{{.Default}}|{{.Doc}}|{{.Required}}|{{.Optional}}|{{.FromID}}
+{{end}}{{range .Checks}}check: {{.}}
 {{end}}{{.Example}}
 {{note .Kind}}{{end}}{{define "note:thing"}}hand-written{{end}}`
 	if err := render(&b, src, tmpl); err != nil {
@@ -64,6 +67,7 @@ tag|string|||false|true|false
 kind|"a" | "b"|||true|false|false
 parts|list|||false|false|false
 parts[].id|int|||false|false|false
+check: a thing needs a tag or a size
 "thing:a": {kind: "a"}
 hand-written`
 	if got := b.String(); got != want {

@@ -31,7 +31,7 @@ type Def struct {
 	// and "ports[].host".
 	Fields []Field
 	// Checks are the messages of the schema's own checks across fields,
-	// and the doc comments of the constraints it embeds (an exec's guard).
+	// and the doc comment of the kind's check in #Kinds (an exec's guard).
 	Checks []string
 	// Example is the kind's example in #Kinds, CUE resources by ID.
 	Example string
@@ -73,6 +73,7 @@ func parse(src []byte) (*Page, error) {
 	kinds := map[string]string{}  // definition -> kind
 	fromID := map[string]string{} // definition -> field taken from the ID
 	examples := map[string]string{}
+	checks := map[string]string{} // definition -> its check's doc comment
 	for _, d := range f.Decls {
 		fd, ok := d.(*ast.Field)
 		if !ok {
@@ -95,6 +96,9 @@ func parse(src []byte) (*Page, error) {
 				kinds[entry.def] = kind
 				fromID[entry.def] = entry.key
 				examples[entry.def] = entry.example
+				if entry.check != "" {
+					checks[entry.def] = entry.check
+				}
 			}
 			continue
 		}
@@ -110,6 +114,9 @@ func parse(src []byte) (*Page, error) {
 		}
 		d := Def{Name: name, Kind: kinds[name], Doc: doc(fd), Example: examples[name]}
 		d.walk(st, "", fromID[name], top)
+		if c, ok := checks[name]; ok {
+			d.Checks = append(d.Checks, c)
+		}
 		p.Defs = append(p.Defs, d)
 	}
 	return p, nil
@@ -129,10 +136,6 @@ func (d *Def) walk(st *ast.StructLit, prefix, key string, top map[string]*ast.Fi
 					d.walk(est, prefix, key, top)
 					continue
 				}
-			}
-			if c := doc(e); c != "" {
-				d.Checks = append(d.Checks, c) // a constraint, such as matchN
-				continue
 			}
 			d.Embeds = append(d.Embeds, name)
 		case *ast.Comprehension:
@@ -216,12 +219,13 @@ func disjuncts(v ast.Expr) []ast.Expr {
 // entry is what the page uses of a kind's entry in #Kinds.
 type entry struct {
 	// def is the definition's name, key the field taken from the ID
-	// ("" for none), example the example's CUE source.
-	def, key, example string
+	// ("" for none), check the doc comment of its check, example the
+	// example's CUE source.
+	def, key, check, example string
 }
 
 // kindEntry reads a kind's entry in #Kinds: {def: #File, key: "path",
-// example: {...}}.
+// check: ..., example: {...}}.
 func kindEntry(v ast.Expr) entry {
 	var e entry
 	for _, d := range structElts(v) {
@@ -236,6 +240,8 @@ func kindEntry(v ast.Expr) entry {
 			if lit, ok := f.Value.(*ast.BasicLit); ok {
 				e.key, _ = literal.Unquote(lit.Value)
 			}
+		case "check":
+			e.check = doc(f)
 		case "example":
 			e.example = example(f.Value)
 		}
@@ -286,9 +292,8 @@ func errorMessages(src string) []string {
 	return out
 }
 
-// doc returns the doc comment of a field or an embedded constraint on
-// one line.
-func doc(f ast.Node) string {
+// doc returns a field's doc comment on one line.
+func doc(f *ast.Field) string {
 	var lines []string
 	for _, cg := range ast.Comments(f) {
 		if !cg.Doc {
