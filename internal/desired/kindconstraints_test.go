@@ -14,7 +14,8 @@ import (
 func TestVet_KindConstraints(t *testing.T) {
 	cases := []struct {
 		name string
-		// res is the resource, one line; at is the bad value in it.
+		// res is the resource, one line; at is the bad value in it (an ID
+		// for a field taken from it).
 		res, at string
 		// want is in the message.
 		want string
@@ -44,6 +45,16 @@ func TestVet_KindConstraints(t *testing.T) {
 		{"artifact sha256", `"artifact:/opt/a.jar": {url: "https://example.org/a.jar", sha256: "abc"}`, `"abc"`, `field sha256: "abc" is not a valid #SHA256`},
 		{"artifact maxSize", `"artifact:/opt/a.jar": {url: "https://example.org/a.jar", sha256: "` + strings.Repeat("a", 64) + `", maxSize: -1}`, `-1`, `field maxSize: -1 is not a valid #Artifact`},
 		{"mariadb port", `"mariadb.database:a": server: {host: "db", port: 0}`, `0}`, `field server.port: 0 is not a valid #Port`},
+		{"service name", `"service:a b": {}`, `"service:a b"`, `field name: "a b" is not a valid #ServiceName`},
+		{"user name", `"user:Deploy": {}`, `"user:Deploy"`, `field name: "Deploy" is not a valid #Name`},
+		{"user groups", `"user:a": groups: ["a b"]`, `"a b"`, `field groups.0: "a b" is not a valid #Name`},
+		{"group gid too large", `"group:a": gid: 4294967295`, `4294967295`, `field gid: 4294967295 is not a valid #Group`},
+		{"package name", `"package:Tree": {}`, `"package:Tree"`, `field name: "Tree" is not a valid #PackageName`},
+		{"container healthcheck duration", `"docker.container:a": {image: "busybox:1.36", healthcheck: {test: ["CMD", "true"], interval: "soon"}}`, `"soon"`, `field healthcheck.interval: "soon" is not a valid #Duration`},
+		{"exec empty unless", `"exec:a": {command: ["/bin/true"], unless: []}`, `unless`, `field unless: incompatible list lengths (0 and 1)`},
+		{"symlink empty target", `"symlink:/a": target: ""`, `""`, `field target: "" is not a valid #Symlink`},
+		{"file mode", `"file:/etc/a": mode: "0899"`, `"0899"`, `field mode: "0899" is not a valid #Mode`},
+		{"iceberg db port", `"iceberg.namespace:a": {namespace: ["a"], catalog: {warehouse: "file:///w", db: {host: "db", port: 0, database: "c", user: "c", password: secret: "c"}}}`, `0,`, `field catalog.db.port: 0 is not a valid #Port`},
 		{"file secret key", `"file:/etc/a": {content: "{{secret:1x}}", secrets: "1x": secret: "a/b"}`, `"1x": secret`, `field secrets."1x": field not allowed`},
 	}
 	for _, c := range cases {
