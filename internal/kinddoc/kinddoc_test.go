@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -20,6 +21,53 @@ func TestKindsDoc_UpToDate(t *testing.T) {
 	}
 	if !bytes.Equal(have, want) {
 		t.Fatal("docs/kinds.md is out of date with schema/kinds.cue or internal/kinddoc/kinds.md.tmpl: run go run ./internal/kinddoc")
+	}
+}
+
+// TestResources_UpToDate fails while schema/resources.cue is not what
+// kinddoc writes from #Kinds.
+func TestResources_UpToDate(t *testing.T) {
+	want, err := resourcesFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	have, err := os.ReadFile(filepath.Join("..", "..", "schema", "resources.cue"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(have, want) {
+		t.Fatal("schema/resources.cue is out of date with #Kinds in schema/kinds.cue: run go run ./internal/kinddoc")
+	}
+}
+
+// TestResources_PatternPerKind: a kind's pattern quotes the dots of its
+// name, applies its check and takes its key field from the ID; a kind
+// without a key has none.
+func TestResources_PatternPerKind(t *testing.T) {
+	src := []byte(`package schema
+
+#A: {name: string}
+#Kinds: "a.b": {def: #A, key: "name", example: {}}
+
+#C: {x?: int}
+#Kinds: c: {
+	def: #C
+	// a c needs an x
+	check: matchN(1, [{x!: _}])
+	example: {}
+}
+`)
+	got, err := resources(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`[K=(=~"^a\\.b:")]: #A & {name: strings.TrimPrefix(K, "a.b:")}`,
+		`[=~"^c:"]: #C & #Kinds["c"].check`,
+	} {
+		if !strings.Contains(string(got), want) {
+			t.Errorf("resources.cue lacks %s:\n%s", want, got)
+		}
 	}
 }
 

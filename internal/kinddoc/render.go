@@ -56,11 +56,19 @@ type Field struct {
 type Page struct {
 	// Defs are the documented definitions in schema order.
 	Defs []Def
+	// kinds are the entries of #Kinds in schema order, by kind name.
+	kinds []namedEntry
+}
+
+// namedEntry is a kind's entry in #Kinds with the kind's name.
+type namedEntry struct {
+	name string
+	entry
 }
 
 // skipped are the definitions of kinds.cue that the template documents
 // by hand or that are no struct of fields.
-var skipped = map[string]bool{"#Common": true, "#Resources": true, "#KindPrefix": true, "#MaxInline": true}
+var skipped = map[string]bool{"#Common": true, "#MaxInline": true}
 
 // parse reads the definitions of kinds.cue (its source, src).
 func parse(src []byte) (*Page, error) {
@@ -74,6 +82,7 @@ func parse(src []byte) (*Page, error) {
 	fromID := map[string]string{} // definition -> field taken from the ID
 	examples := map[string]string{}
 	checks := map[string]string{} // definition -> its check's doc comment
+	var entries []namedEntry
 	for _, d := range f.Decls {
 		fd, ok := d.(*ast.Field)
 		if !ok {
@@ -93,6 +102,7 @@ func parse(src []byte) (*Page, error) {
 					continue // the pattern every entry satisfies
 				}
 				entry := kindEntry(kf.Value)
+				entries = append(entries, namedEntry{name: kind, entry: entry})
 				kinds[entry.def] = kind
 				fromID[entry.def] = entry.key
 				examples[entry.def] = entry.example
@@ -105,7 +115,7 @@ func parse(src []byte) (*Page, error) {
 		top[name] = fd
 		order = append(order, name)
 	}
-	p := &Page{}
+	p := &Page{kinds: entries}
 	for _, name := range order {
 		fd := top[name]
 		st, ok := fd.Value.(*ast.StructLit)
@@ -222,6 +232,8 @@ type entry struct {
 	// ("" for none), check the doc comment of its check, example the
 	// example's CUE source.
 	def, key, check, example string
+	// hasCheck says the entry has a check.
+	hasCheck bool
 }
 
 // kindEntry reads a kind's entry in #Kinds: {def: #File, key: "path",
@@ -241,7 +253,7 @@ func kindEntry(v ast.Expr) entry {
 				e.key, _ = literal.Unquote(lit.Value)
 			}
 		case "check":
-			e.check = doc(f)
+			e.check, e.hasCheck = doc(f), true
 		case "example":
 			e.example = example(f.Value)
 		}
