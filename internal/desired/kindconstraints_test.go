@@ -59,31 +59,12 @@ func TestVet_KindConstraints(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			const line = 11
-			src := fmt.Sprintf(`package s
-
-import "github.com/fsgit/fsgit/schema"
-
-schema.#Site
-schemaVersion: "v1"
-name:          "s"
-roles: r: profiles: []
-nodes: n: {
-	role: "r"
-	resources: %s
-}
-`, "{\n\t\t"+c.res+"\n\t}")
-			files := map[string][]byte{"sites/s/site.cue": []byte(src)}
-			s, err := Load(context.Background(), Source{FS: newMemFS(files), SiteDir: "sites/s"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			probs := s.Vet(context.Background())
+			probs := vetResources(t, "{\n\t\t"+c.res+"\n\t}")
 			if !HasErrors(probs) {
 				t.Fatalf("no problem: %v", probs)
 			}
 			col := strings.Index("\t\t"+c.res, c.at) + 1
-			pos := fmt.Sprintf("sites/s/site.cue:%d:%d", line+1, col)
+			pos := fmt.Sprintf("sites/s/site.cue:%d:%d", resourcesLine+1, col)
 			p := probs[0]
 			if p.Pos != pos || !strings.Contains(p.Msg, c.want) {
 				t.Errorf("got %s\nwant at %s: ...%s", p, pos, c.want)
@@ -102,7 +83,23 @@ func TestVet_KindsClosed(t *testing.T) {
 	}
 	for kind := range fields {
 		t.Run(kind, func(t *testing.T) {
-			src := fmt.Sprintf(`package s
+			probs := vetResources(t, fmt.Sprintf("{for id, r in schema.#Kinds[%q].example {(id): r & {zzUnknown: 1}}}", kind))
+			if len(probs) == 0 || !strings.Contains(probs[0].Msg, "field zzUnknown: field not allowed") {
+				t.Errorf("got %v, want zzUnknown not allowed", probs)
+			}
+		})
+	}
+}
+
+// resourcesLine is the line of vetResources's site file that holds its
+// resources.
+const resourcesLine = 11
+
+// vetResources vets a site whose one node declares resources (CUE, from
+// line resourcesLine of sites/s/site.cue on).
+func vetResources(t *testing.T, resources string) []Problem {
+	t.Helper()
+	src := fmt.Sprintf(`package s
 
 import "github.com/fsgit/fsgit/schema"
 
@@ -112,18 +109,13 @@ name:          "s"
 roles: r: profiles: []
 nodes: n: {
 	role: "r"
-	resources: {for id, r in schema.#Kinds[%q].example {(id): r & {zzUnknown: 1}}}
+	resources: %s
 }
-`, kind)
-			files := map[string][]byte{"sites/s/site.cue": []byte(src)}
-			s, err := Load(context.Background(), Source{FS: newMemFS(files), SiteDir: "sites/s"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			probs := s.Vet(context.Background())
-			if len(probs) == 0 || !strings.Contains(probs[0].Msg, "field zzUnknown: field not allowed") {
-				t.Errorf("got %v, want zzUnknown not allowed", probs)
-			}
-		})
+`, resources)
+	files := map[string][]byte{"sites/s/site.cue": []byte(src)}
+	s, err := Load(context.Background(), Source{FS: newMemFS(files), SiteDir: "sites/s"})
+	if err != nil {
+		t.Fatal(err)
 	}
+	return s.Vet(context.Background())
 }

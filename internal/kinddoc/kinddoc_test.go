@@ -8,35 +8,24 @@ import (
 	"testing"
 )
 
-// TestKindsDoc_UpToDate fails while docs/kinds.md is not what kinddoc
-// writes from the schema and the template.
+// TestKindsDoc_UpToDate fails while docs/kinds.md or schema/resources.cue
+// is not what kinddoc writes from the schema and the template.
 func TestKindsDoc_UpToDate(t *testing.T) {
-	want, err := page()
-	if err != nil {
-		t.Fatal(err)
-	}
-	have, err := os.ReadFile(filepath.Join("..", "..", "docs", "kinds.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(have, want) {
-		t.Fatal("docs/kinds.md is out of date with schema/kinds.cue or internal/kinddoc/kinds.md.tmpl: run go run ./internal/kinddoc")
-	}
-}
-
-// TestResources_UpToDate fails while schema/resources.cue is not what
-// kinddoc writes from #Kinds.
-func TestResources_UpToDate(t *testing.T) {
-	want, err := resourcesFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	have, err := os.ReadFile(filepath.Join("..", "..", "schema", "resources.cue"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(have, want) {
-		t.Fatal("schema/resources.cue is out of date with #Kinds in schema/kinds.cue: run go run ./internal/kinddoc")
+	for file, gen := range map[string]func() ([]byte, error){
+		"docs/kinds.md":        page,
+		"schema/resources.cue": resourcesFile,
+	} {
+		want, err := gen()
+		if err != nil {
+			t.Fatal(err)
+		}
+		have, err := os.ReadFile(filepath.Join("..", "..", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(have, want) {
+			t.Errorf("%s is out of date with schema/kinds.cue or internal/kinddoc/kinds.md.tmpl: run go run ./internal/kinddoc", file)
+		}
 	}
 }
 
