@@ -5,7 +5,9 @@
 // CUE package "github.com/fsgit/fsgit/schema/profile").
 //
 // The .cue files are the one source of truth: Go decodes what they produce
-// and never re-declares their constraints. When fsgit loads a site, the
+// and never re-declares their constraints. This package only embeds them:
+// internal/desired is what reads and evaluates CUE (the schema version
+// too, desired.SchemaVersion). When fsgit loads a site, the
 // embedded schema files replace whatever the repository has at schema/;
 // the profiles are replaced only when the repository has none.
 package schema
@@ -14,11 +16,6 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
-	"sync"
-
-	"cuelang.org/go/cue/ast"
-	"cuelang.org/go/cue/literal"
-	"cuelang.org/go/cue/parser"
 )
 
 //go:embed *.cue profile/*.cue
@@ -68,36 +65,3 @@ func globOrPanic(pattern string) []string {
 	}
 	return m
 }
-
-// Version returns the schema version, #Version in version.cue. It is read
-// from the embedded file (parsed, not evaluated), so the version is
-// declared once, in CUE.
-func Version() string {
-	return version()
-}
-
-var version = sync.OnceValue(func() string {
-	src, err := files.ReadFile("version.cue")
-	if err != nil {
-		panic(fmt.Sprintf("schema: read version.cue: %v", err))
-	}
-	f, err := parser.ParseFile("version.cue", src)
-	if err != nil {
-		panic(fmt.Sprintf("schema: parse version.cue: %v", err))
-	}
-	for _, d := range f.Decls {
-		field, ok := d.(*ast.Field)
-		if !ok {
-			continue
-		}
-		if name, _, _ := ast.LabelName(field.Label); name != "#Version" {
-			continue
-		}
-		if lit, ok := field.Value.(*ast.BasicLit); ok {
-			if s, err := literal.Unquote(lit.Value); err == nil {
-				return s
-			}
-		}
-	}
-	panic("schema: version.cue declares no #Version string")
-})

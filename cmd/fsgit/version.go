@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/fsgit/fsgit/schema"
+	"github.com/fsgit/fsgit/internal/desired"
 )
 
 // versionInfo is what fsgit version prints: the binary's module version,
@@ -29,7 +29,7 @@ type versionInfo struct {
 
 // buildVersion reads the build info of the running binary.
 func buildVersion() versionInfo {
-	v := versionInfo{Version: "(devel)", SchemaVersion: schema.Version(), GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
+	v := versionInfo{Version: "(devel)", SchemaVersion: desired.SchemaVersion(), GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return v

@@ -512,7 +512,7 @@ func collect(fsys fs.FS, siteDir string, maxFile int64, big map[string]int64) (f
 
 // checkVersion refuses a site written for another schema version.
 func (s *Site) checkVersion() error {
-	want := schema.Version()
+	want := SchemaVersion()
 	v := s.site.LookupPath(cue.ParsePath("schemaVersion"))
 	got, err := v.String()
 	if err != nil {

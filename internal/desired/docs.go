@@ -25,7 +25,7 @@ type docIndex struct {
 	once  sync.Once
 	src   map[string][]byte // file name -> content, schema and profiles
 	spans map[string][]docSpan
-	// kindNames are the labels of #Kinds in schema/kinds.cue.
+	// kindNames are the kinds of #Kinds in schema/kinds.cue, in order.
 	kindNames []string
 }
 
@@ -48,20 +48,13 @@ func (d *docIndex) build() {
 				return true
 			}
 			if label, _, _ := ast.LabelName(field.Label); label == "#Kinds" && name == "schema/kinds.cue" {
-				if st, ok := field.Value.(*ast.StructLit); ok {
-					for _, e := range st.Elts {
-						if f, ok := e.(*ast.Field); ok {
-							k, _, _ := ast.LabelName(f.Label)
-							d.kindNames = append(d.kindNames, k)
-						}
-					}
-				}
+				d.kindNames = append(d.kindNames, kindLabels(field)...)
 			}
-			doc := docText(field)
+			label, _, _ := ast.LabelName(field.Label)
+			doc := docText(field, label)
 			if doc == "" {
 				return true
 			}
-			label, _, _ := ast.LabelName(field.Label)
 			d.spans[name] = append(d.spans[name], docSpan{
 				start: field.Pos().Line(),
 				end:   field.End().Line(),
@@ -73,9 +66,30 @@ func (d *docIndex) build() {
 	}
 }
 
-// docText returns the first paragraph of a field's doc comment on one
-// line, without a leading "<label> is ".
-func docText(field *ast.Field) string {
+// kindLabels returns the kind names a #Kinds field of schema/kinds.cue
+// declares ("#Kinds: file: {...}"); not the pattern that every entry
+// satisfies ("#Kinds: [string]: {...}").
+func kindLabels(field *ast.Field) []string {
+	st, ok := field.Value.(*ast.StructLit)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, e := range st.Elts {
+		f, ok := e.(*ast.Field)
+		if !ok {
+			continue
+		}
+		if k, _, err := ast.LabelName(f.Label); err == nil && k != "" {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// docText returns the first paragraph of the doc comment of a field
+// labelled label on one line, without a leading "<label> is ".
+func docText(field *ast.Field, label string) string {
 	for _, cg := range ast.Comments(field) {
 		if !cg.Doc {
 			continue
@@ -89,7 +103,6 @@ func docText(field *ast.Field) string {
 			words = append(words, line)
 		}
 		text := strings.Join(words, " ")
-		label, _, _ := ast.LabelName(field.Label)
 		text = strings.TrimPrefix(text, label+" is ")
 		return strings.TrimSuffix(text, ".")
 	}

@@ -14,7 +14,7 @@ import (
 )
 
 // KindFields lists, for every resource kind of the embedded schema
-// (#Kinds), the paths of the fields of its spec: "mode", "server.socket",
+// (#Kinds, each kind's def), the paths of the fields of its spec: "mode", "server.socket",
 // "ports[].host". The common fields (require, notify, drift, allowDestroy)
 // are not part of a spec and are left out. Tests use it to check that the
 // Go kinds and docs/kinds.md know every field.
@@ -42,7 +42,7 @@ func KindFields() (map[string][]string, error) {
 	out := map[string][]string{}
 	for it.Next() {
 		var paths []string
-		collectFields(it.Value(), "", &paths, 0)
+		collectFields(it.Value().LookupPath(cue.ParsePath("def")), "", &paths, 0)
 		var spec []string
 		for _, p := range paths {
 			top, _, _ := strings.Cut(p, ".")

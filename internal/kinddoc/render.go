@@ -10,6 +10,7 @@ import (
 
 	"cuelang.org/go/cue/ast"
 	"cuelang.org/go/cue/format"
+	"cuelang.org/go/cue/literal"
 	"cuelang.org/go/cue/parser"
 	"cuelang.org/go/cue/token"
 )
@@ -29,8 +30,11 @@ type Def struct {
 	// Fields are its fields, nested ones as "limits.maxQueriesPerHour"
 	// and "ports[].host".
 	Fields []Field
-	// Checks are the messages of the schema's own checks across fields.
+	// Checks are the messages of the schema's own checks across fields,
+	// and the doc comment of the kind's check in #Kinds (an exec's guard).
 	Checks []string
+	// Example is the kind's example in #Kinds, CUE resources by ID.
+	Example string
 }
 
 // Field is one field of a definition.
@@ -52,11 +56,19 @@ type Field struct {
 type Page struct {
 	// Defs are the documented definitions in schema order.
 	Defs []Def
+	// kinds are the entries of #Kinds in schema order, by kind name.
+	kinds []namedEntry
+}
+
+// namedEntry is a kind's entry in #Kinds with the kind's name.
+type namedEntry struct {
+	name string
+	entry
 }
 
 // skipped are the definitions of kinds.cue that the template documents
 // by hand or that are no struct of fields.
-var skipped = map[string]bool{"#Common": true, "#Resources": true, "#Kinds": true, "#MaxInline": true}
+var skipped = map[string]bool{"#Common": true, "#MaxInline": true}
 
 // parse reads the definitions of kinds.cue (its source, src).
 func parse(src []byte) (*Page, error) {
@@ -66,49 +78,55 @@ func parse(src []byte) (*Page, error) {
 	}
 	top := map[string]*ast.Field{}
 	var order []string
+	kinds := map[string]string{}  // definition -> kind
+	fromID := map[string]string{} // definition -> field taken from the ID
+	examples := map[string]string{}
+	checks := map[string]string{} // definition -> its check's doc comment
+	var entries []namedEntry
 	for _, d := range f.Decls {
 		fd, ok := d.(*ast.Field)
 		if !ok {
 			continue
 		}
 		name, _, _ := ast.LabelName(fd.Label)
+		if name == "#Kinds" {
+			// "#Kinds: file: {def: #File, key: "path", example: ...}",
+			// under each kind's definition.
+			for _, e := range structElts(fd.Value) {
+				kf, ok := e.(*ast.Field)
+				if !ok {
+					continue
+				}
+				kind, _, err := ast.LabelName(kf.Label)
+				if err != nil || kind == "" {
+					continue // the pattern every entry satisfies
+				}
+				entry := kindEntry(kf.Value)
+				entries = append(entries, namedEntry{name: kind, entry: entry})
+				kinds[entry.def] = kind
+				fromID[entry.def] = entry.key
+				examples[entry.def] = entry.example
+				if entry.check != "" {
+					checks[entry.def] = entry.check
+				}
+			}
+			continue
+		}
 		top[name] = fd
 		order = append(order, name)
 	}
-	kinds := map[string]string{} // definition -> kind
-	if k, ok := top["#Kinds"]; ok {
-		for _, e := range structElts(k.Value) {
-			if kf, ok := e.(*ast.Field); ok {
-				name, _, _ := ast.LabelName(kf.Label)
-				kinds[source(kf.Value)] = name
-			}
-		}
-	}
-	fromID := map[string]string{} // definition -> field taken from the ID
-	if r, ok := top["#Resources"]; ok {
-		for _, e := range structElts(r.Value) {
-			rf, ok := e.(*ast.Field)
-			if !ok {
-				continue
-			}
-			if b, ok := rf.Value.(*ast.BinaryExpr); ok && b.Op == token.AND {
-				if st, ok := b.Y.(*ast.StructLit); ok && len(st.Elts) == 1 {
-					if kf, ok := st.Elts[0].(*ast.Field); ok {
-						fromID[source(b.X)], _, _ = ast.LabelName(kf.Label)
-					}
-				}
-			}
-		}
-	}
-	p := &Page{}
+	p := &Page{kinds: entries}
 	for _, name := range order {
 		fd := top[name]
 		st, ok := fd.Value.(*ast.StructLit)
 		if !ok || skipped[name] || !strings.HasPrefix(name, "#") {
 			continue
 		}
-		d := Def{Name: name, Kind: kinds[name], Doc: doc(fd)}
+		d := Def{Name: name, Kind: kinds[name], Doc: doc(fd), Example: examples[name]}
 		d.walk(st, "", fromID[name], top)
+		if c, ok := checks[name]; ok {
+			d.Checks = append(d.Checks, c)
+		}
 		p.Defs = append(p.Defs, d)
 	}
 	return p, nil
@@ -206,6 +224,54 @@ func disjuncts(v ast.Expr) []ast.Expr {
 		return append(disjuncts(b.X), disjuncts(b.Y)...)
 	}
 	return []ast.Expr{v}
+}
+
+// entry is what the page uses of a kind's entry in #Kinds.
+type entry struct {
+	// def is the definition's name, key the field taken from the ID
+	// ("" for none), check the doc comment of its check, example the
+	// example's CUE source.
+	def, key, check, example string
+	// hasCheck says the entry has a check.
+	hasCheck bool
+}
+
+// kindEntry reads a kind's entry in #Kinds: {def: #File, key: "path",
+// check: ..., example: {...}}.
+func kindEntry(v ast.Expr) entry {
+	var e entry
+	for _, d := range structElts(v) {
+		f, ok := d.(*ast.Field)
+		if !ok {
+			continue
+		}
+		switch name, _, _ := ast.LabelName(f.Label); name {
+		case "def":
+			e.def = source(f.Value)
+		case "key":
+			if lit, ok := f.Value.(*ast.BasicLit); ok {
+				e.key, _ = literal.Unquote(lit.Value)
+			}
+		case "check":
+			e.check, e.hasCheck = doc(f), true
+		case "example":
+			e.example = example(f.Value)
+		}
+	}
+	return e
+}
+
+// example formats an example's resources as CUE, one ID a paragraph.
+func example(v ast.Expr) string {
+	var parts []string
+	for _, d := range structElts(v) {
+		b, err := format.Node(d)
+		if err != nil {
+			continue
+		}
+		parts = append(parts, strings.TrimSpace(string(b)))
+	}
+	return strings.Join(parts, "\n")
 }
 
 func structElts(v ast.Expr) []ast.Decl {

@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -38,19 +37,6 @@ const (
 	cacheDB   = "account/db"
 	cacheLock = "account/lock"
 )
-
-// nameRE is the schema's #Name: what fsgit accepts as a user or group name.
-var nameRE = regexp.MustCompile(`^[a-z_][a-z0-9_.@+-]*$`)
-
-// maxName is the longest name the shadow utilities accept on Linux.
-const maxName = 32
-
-func checkName(id reconciler.ID, name string) error {
-	if !nameRE.MatchString(name) || len(name) > maxName {
-		return fmt.Errorf("validate %s: %q is not a valid account name", id, name)
-	}
-	return nil
-}
 
 // passwdEntry is one line of /etc/passwd.
 type passwdEntry struct {

@@ -37,23 +37,14 @@ func NewGroup() *reconciler.Typed[GroupSpec] { return reconciler.NewTyped(&Group
 // Kind returns "group".
 func (g *Group) Kind() string { return GroupKindName }
 
-// Check checks the name (taken from the ID when the spec has none) and
-// the gid.
+// Check takes the name from the ID when the spec has none. The name and
+// the gid's range are the schema's (#Name, #Group).
 func (g *Group) Check(r *reconciler.Resource, s *GroupSpec) error {
 	if s.Name == "" {
 		s.Name = r.Name()
 	}
-	if err := checkName(r.ID, s.Name); err != nil {
-		return err
-	}
-	if s.GID != nil && (*s.GID < 0 || *s.GID > maxID) {
-		return fmt.Errorf("validate %s: gid %d is out of range", r.ID, *s.GID)
-	}
 	return nil
 }
-
-// maxID is the largest uid or gid the schema accepts ((uid_t)-1 is "none").
-const maxID = 4294967294
 
 // Plan compares the group with the run's /etc/group snapshot.
 func (g *Group) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *GroupSpec) (*reconciler.Plan, error) {

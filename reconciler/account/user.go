@@ -3,7 +3,6 @@ package account
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,8 +56,10 @@ func NewUser() *reconciler.Typed[UserSpec] { return reconciler.NewTyped(&User{})
 // Kind returns "user".
 func (u *User) Kind() string { return UserKindName }
 
-// Check checks names, paths and keys, takes the name from the ID when
-// the spec has none, and sorts the supplementary groups.
+// Check takes the name from the ID when the spec has none, keeps
+// /etc/passwd's fields whole, and sorts the supplementary groups. Names,
+// the uid's range and the paths' shape are the schema's (#Name, #User,
+// #AbsPath).
 func (u *User) Check(r *reconciler.Resource, s *UserSpec) error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("validate %s: %s", r.ID, fmt.Sprintf(format, a...))
@@ -66,26 +67,19 @@ func (u *User) Check(r *reconciler.Resource, s *UserSpec) error {
 	if s.Name == "" {
 		s.Name = r.Name()
 	}
-	if err := checkName(r.ID, s.Name); err != nil {
-		return err
-	}
-	if s.UID != nil && (*s.UID < 0 || *s.UID > maxID) {
-		return bad("uid %d is out of range", *s.UID)
-	}
-	for _, g := range append([]string{s.Group}, s.Groups...) {
-		if err := checkName(r.ID, g); err != nil {
-			return err
-		}
-	}
+	// ':' separates /etc/passwd's fields and a newline its entries: the
+	// schema's #AbsPath and comment allow both.
 	for field, p := range map[string]string{"home": s.Home, "shell": s.Shell} {
-		if !filepath.IsAbs(p) || filepath.Clean(p) != p || strings.ContainsAny(p, ":\n") {
-			return bad("%s %q is not an absolute clean path", field, p)
+		if strings.ContainsAny(p, ":\n") {
+			return bad("%s %q may not hold ':' or a newline", field, p)
 		}
 	}
 	if s.Comment != nil && strings.ContainsAny(*s.Comment, ":\n") {
 		return bad("comment may not hold ':' or a newline")
 	}
 	for i, k := range s.AuthorizedKeys {
+		// The schema's #SSHPublicKey lets a carriage return through, which
+		// would end the line in authorized_keys.
 		k = strings.TrimSpace(k)
 		if k == "" || strings.ContainsAny(k, "\n\r") {
 			return bad("authorizedKeys[%d] is not one key line", i)

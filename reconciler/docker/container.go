@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -147,16 +146,10 @@ func (*Container) Kind() string { return "docker.container" }
 // Close closes the kind's Engine API clients.
 func (k *Container) Close() error { return k.clients.close() }
 
-var (
-	envKeyRe   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]*$`)
-	restartRe  = regexp.MustCompile(`^(no|always|unless-stopped|on-failure(:[0-9]+)?)$`)
-	nameRe     = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
-	durationRe = regexp.MustCompile(`^[0-9]+(ms|s|m|h)$`)
-)
-
-// Check checks the spec: the name (taken from the ID when not given), the
-// keys of env and secretEnv and the secrets they name, ports, mounts,
-// networks, the health check and the labels.
+// Check takes the name from the ID when the spec has none and checks what
+// the schema (#DockerContainer) does not: a key in both env and
+// secretEnv, a bind mount's source (a relative one would also match the
+// schema's volume name), and fsgit's own labels.
 func (*Container) Check(r *reconciler.Resource, s *ContainerSpec) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("validating %s: %s", r.ID, fmt.Sprintf(format, args...))
@@ -164,84 +157,17 @@ func (*Container) Check(r *reconciler.Resource, s *ContainerSpec) error {
 	if s.Name == "" {
 		s.Name = r.Name()
 	}
-	if !nameRe.MatchString(s.Name) {
-		return bad("container name %q is not valid", s.Name)
-	}
-	switch s.Ensure {
-	case "running", "stopped", "absent":
-	default:
-		return bad("ensure %q is not running, stopped or absent", s.Ensure)
-	}
-	if s.Image == "" && s.Ensure != "absent" {
-		return bad("image is empty")
-	}
-	if !restartRe.MatchString(s.Restart) {
-		return bad("restart %q is not no, always, unless-stopped, on-failure or on-failure:N", s.Restart)
-	}
-	for k := range s.Env {
-		if !envKeyRe.MatchString(k) {
-			return bad("env key %q is not valid", k)
-		}
-	}
-	for k, ref := range s.SecretEnv {
-		if !envKeyRe.MatchString(k) {
-			return bad("secretEnv key %q is not valid", k)
-		}
+	for k := range s.SecretEnv {
 		if _, dup := s.Env[k]; dup {
 			return bad("%s is in both env and secretEnv", k)
 		}
-		if ref.IsZero() {
-			return bad("secretEnv %s names no secret", k)
-		}
-	}
-	for i := range s.Ports {
-		p := &s.Ports[i]
-		if p.Proto != "tcp" && p.Proto != "udp" {
-			return bad("port proto %q is not tcp or udp", p.Proto)
-		}
-		if p.Host < 1 || p.Host > 65535 || p.Container < 1 || p.Container > 65535 {
-			return bad("port %d:%d out of range", p.Host, p.Container)
-		}
 	}
 	for _, m := range s.Mounts {
-		switch m.Type {
-		case "bind":
-			if !strings.HasPrefix(m.Source, "/") {
-				return bad("bind mount source %q is not absolute", m.Source)
-			}
-		case "volume":
-			if m.Source == "" {
-				return bad("volume mount of %s names no volume", m.Target)
-			}
-		default:
-			return bad("mount type %q is not bind or volume", m.Type)
-		}
-		if !strings.HasPrefix(m.Target, "/") {
-			return bad("mount target %q is not absolute", m.Target)
+		if m.Type == "bind" && !strings.HasPrefix(m.Source, "/") {
+			return bad("bind mount source %q is not absolute", m.Source)
 		}
 	}
-	for _, n := range s.Networks {
-		if n.Name == "" {
-			return bad("a network attachment names no network")
-		}
-	}
-	if h := s.Healthcheck; h != nil {
-		if len(h.Test) == 0 {
-			return bad("healthcheck test is empty")
-		}
-		for _, d := range []*string{&h.Interval, &h.Timeout, &h.StartPeriod} {
-			if *d == "" {
-				continue
-			}
-			if !durationRe.MatchString(*d) {
-				return bad("healthcheck duration %q is not like 30s", *d)
-			}
-		}
-	}
-	if err := checkLabels(r, s.Labels); err != nil {
-		return err
-	}
-	return nil
+	return checkLabels(r, s.Labels)
 }
 
 // desiredContainer is a spec normalized for comparison and hashing: bind

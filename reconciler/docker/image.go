@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"strings"
 	"time"
 
@@ -29,8 +28,6 @@ const (
 	PullAlways  = "always"
 	PullNever   = "never"
 )
-
-var digestRe = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
 // ImageSpec is the spec of a docker.image resource.
 type ImageSpec struct {
@@ -65,22 +62,6 @@ func (*Image) Kind() string { return "docker.image" }
 
 // Close closes the kind's Engine API clients.
 func (k *Image) Close() error { return k.clients.close() }
-
-// Check checks the spec.
-func (*Image) Check(r *reconciler.Resource, s *ImageSpec) error {
-	if s.Ref == "" {
-		return fmt.Errorf("validating %s: ref is empty", r.ID)
-	}
-	switch s.Pull {
-	case PullMissing, PullAlways, PullNever:
-	default:
-		return fmt.Errorf("validating %s: pull %q is not missing, always or never", r.ID, s.Pull)
-	}
-	if s.Digest != "" && !digestRe.MatchString(s.Digest) {
-		return fmt.Errorf("validating %s: digest %q is not sha256:<64 hex>", r.ID, s.Digest)
-	}
-	return nil
-}
 
 // imageMatches reports whether the local image is the one the digest pins.
 func imageMatches(img image.InspectResponse, digest string) bool {

@@ -36,9 +36,9 @@ type dirSpec struct {
 // Kind returns "directory".
 func (*Directory) Kind() string { return "directory" }
 
-// Check checks path and mode.
+// Check checks the path; the mode is the schema's (#Mode).
 func (*Directory) Check(r *reconciler.Resource, s *dirSpec) error {
-	return checkCommon(r, &s.Path, s.Mode)
+	return checkCommon(r, &s.Path)
 }
 
 // Plan observes the directory and returns the changes that converge it.

@@ -57,16 +57,15 @@ type fileSpec struct {
 // placeholderRE matches a secret placeholder in file content.
 var placeholderRE = regexp.MustCompile(`\{\{secret:([A-Za-z_][A-Za-z0-9_]*)\}\}`)
 
-// secretKeyRE is what a secrets key must look like.
-var secretKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
 // Kind returns "file".
 func (*File) Kind() string { return "file" }
 
-// Check checks the path, the mode, and that every placeholder in the
-// content names a declared secret.
+// Check checks the path and what the schema does not: the remembered
+// digest (never in a catalog), and that secrets come with content whose
+// every placeholder names a declared secret. The mode and the secrets'
+// keys and references are the schema's (#File).
 func (*File) Check(r *reconciler.Resource, s *fileSpec) error {
-	if err := checkCommon(r, &s.Path, s.Mode); err != nil {
+	if err := checkCommon(r, &s.Path); err != nil {
 		return err
 	}
 	if s.ContentSHA256 != "" && (s.Content != nil || len(s.ContentSHA256) != 64) {
@@ -74,14 +73,6 @@ func (*File) Check(r *reconciler.Resource, s *fileSpec) error {
 	}
 	if len(s.Secrets) > 0 && s.Content == nil {
 		return fmt.Errorf("validate %s: secrets given without content", r.ID)
-	}
-	for k, ref := range s.Secrets {
-		if !secretKeyRE.MatchString(k) {
-			return fmt.Errorf("validate %s: secret key %q is not an identifier", r.ID, k)
-		}
-		if ref.IsZero() {
-			return fmt.Errorf("validate %s: secret key %q names no secret", r.ID, k)
-		}
 	}
 	if s.Content != nil && strings.Contains(*s.Content, "{{secret:") {
 		for _, m := range placeholderRE.FindAllStringSubmatch(*s.Content, -1) {
@@ -93,9 +84,9 @@ func (*File) Check(r *reconciler.Resource, s *fileSpec) error {
 	return nil
 }
 
-// checkCommon checks the path of a spec (absolute, clean, the ID's name;
-// taken from the ID when not given) and its mode, if given.
-func checkCommon(r *reconciler.Resource, path *string, mode string) error {
+// checkCommon takes the path of a spec from the ID when not given and
+// keeps it the ID's and inside the root (the test every write makes).
+func checkCommon(r *reconciler.Resource, path *string) error {
 	if *path == "" {
 		*path = r.Name()
 	}
@@ -104,11 +95,6 @@ func checkCommon(r *reconciler.Resource, path *string, mode string) error {
 	}
 	if _, err := (&reconciler.Env{}).Path(*path); err != nil {
 		return fmt.Errorf("validate %s: %w", r.ID, err)
-	}
-	if mode != "" {
-		if _, err := ParseMode(mode); err != nil {
-			return fmt.Errorf("validate %s: %w", r.ID, err)
-		}
 	}
 	return nil
 }

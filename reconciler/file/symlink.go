@@ -34,13 +34,11 @@ type linkSpec struct {
 // Kind returns "symlink".
 func (*Symlink) Kind() string { return "symlink" }
 
-// Check checks path and target.
+// Check checks the path, and that the target holds no NUL byte, which
+// the schema (#Symlink) lets through and no file name can hold.
 func (*Symlink) Check(r *reconciler.Resource, s *linkSpec) error {
-	if err := checkCommon(r, &s.Path, ""); err != nil {
+	if err := checkCommon(r, &s.Path); err != nil {
 		return err
-	}
-	if !s.Ensure.Absent() && s.Target == "" {
-		return fmt.Errorf("validate %s: target is empty", r.ID)
 	}
 	if strings.IndexByte(s.Target, 0) >= 0 {
 		return fmt.Errorf("validate %s: target holds a NUL byte", r.ID)

@@ -63,13 +63,10 @@ func (s Server) key() string {
 	return k
 }
 
+// validate checks the names that reach SQL, adminUser and the
+// bookkeeping database. The socket and port are the schema's
+// (#MariaDBServer).
 func (s Server) validate() error {
-	if s.Host == "" && (len(s.Socket) == 0 || s.Socket[0] != '/') {
-		return fmt.Errorf("server: socket %q is not an absolute path", s.Socket)
-	}
-	if s.Port < 1 || s.Port > 65535 {
-		return fmt.Errorf("server: port %d out of range", s.Port)
-	}
 	if err := checkUser(s.AdminUser); err != nil {
 		return fmt.Errorf("server: adminUser: %w", err)
 	}

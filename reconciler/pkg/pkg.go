@@ -47,13 +47,9 @@ const cacheKey = "package/dpkg-query"
 // dpkgFormat is the dpkg-query output format: one package per line.
 const dpkgFormat = "${Package}\t${Architecture}\t${Status}\t${Version}\n"
 
-var (
-	// nameRE matches a Debian package name, optionally with an
-	// architecture qualifier (libc6:amd64).
-	nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?$`)
-	// versionRE matches a Debian version: [epoch:]upstream[-revision].
-	versionRE = regexp.MustCompile(`^([0-9]+:)?[0-9][A-Za-z0-9.+~:-]*$`)
-)
+// versionRE matches a Debian version, [epoch:]upstream[-revision]: an
+// ensure that pins one.
+var versionRE = regexp.MustCompile(`^([0-9]+:)?[0-9][A-Za-z0-9.+~:-]*$`)
 
 // Spec is the package resource's spec, as written in CUE.
 type Spec struct {
@@ -92,21 +88,11 @@ func New() *reconciler.Typed[Spec] {
 // Kind returns "package".
 func (k *Kind) Kind() string { return KindName }
 
-// Check checks the package name (taken from the ID when the spec has
-// none) and the version.
+// Check takes the package name from the ID when the spec has none. The
+// name and ensure are the schema's (#PackageName, #Package).
 func (k *Kind) Check(r *reconciler.Resource, s *Spec) error {
 	if s.Name == "" {
 		s.Name = r.Name()
-	}
-	if !nameRE.MatchString(s.Name) {
-		return fmt.Errorf("validate %s: %q is not a Debian package name", r.ID, s.Name)
-	}
-	switch s.Ensure {
-	case ensureInstalled, ensureAbsent, ensurePurged:
-	default:
-		if !versionRE.MatchString(s.Ensure) {
-			return fmt.Errorf("validate %s: ensure %q is neither installed, absent, purged nor a Debian version", r.ID, s.Ensure)
-		}
 	}
 	return nil
 }

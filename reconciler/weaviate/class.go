@@ -8,7 +8,6 @@ import (
 	"maps"
 	"net/http"
 	"reflect"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -77,44 +76,21 @@ func NewClass() *reconciler.Typed[ClassSpec] {
 // Kind returns "weaviate.class".
 func (*Class) Kind() string { return "weaviate.class" }
 
-var (
-	classRe = regexp.MustCompile(`^[A-Z][_0-9A-Za-z]*$`)
-	propRe  = regexp.MustCompile(`^[_A-Za-z][_0-9A-Za-z]*$`)
-)
-
-// Check checks the spec without I/O: the class name (taken from the ID
-// when not given) is a Weaviate class name, the url is http(s), and each
-// property has a valid, unique name, a dataType and a known tokenization.
+// Check takes the class name from the ID when the spec has none and
+// refuses a property declared twice (Weaviate compares property names
+// without regard to case of the first letter, which the schema does not
+// say). Names, the url, dataType and tokenization are the schema's
+// (#WeaviateClass).
 func (*Class) Check(r *reconciler.Resource, s *ClassSpec) error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("validating %s: %s", r.ID, fmt.Sprintf(format, args...))
-	}
 	if s.Class == "" {
 		s.Class = r.Name()
 	}
-	if !classRe.MatchString(s.Class) {
-		return bad("class name %q must match %s", s.Class, classRe)
-	}
-	if !strings.HasPrefix(s.URL, "http://") && !strings.HasPrefix(s.URL, "https://") {
-		return bad("url %q is not http(s)", s.URL)
-	}
 	seen := map[string]bool{}
 	for _, p := range s.Properties {
-		if !propRe.MatchString(p.Name) {
-			return bad("property name %q must match %s", p.Name, propRe)
-		}
 		if seen[propKey(p.Name)] {
-			return bad("property %q declared twice", p.Name)
+			return fmt.Errorf("validating %s: property %q declared twice", r.ID, p.Name)
 		}
 		seen[propKey(p.Name)] = true
-		if len(p.DataType) == 0 {
-			return bad("property %q has no dataType", p.Name)
-		}
-		switch p.Tokenization {
-		case "", "word", "lowercase", "whitespace", "field", "trigram", "gse", "kagome_kr", "kagome_ja":
-		default:
-			return bad("property %q: tokenization %q is not known", p.Name, p.Tokenization)
-		}
 	}
 	return nil
 }
