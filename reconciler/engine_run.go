@@ -261,10 +261,13 @@ func (r *run) log(o *outcome) {
 	}
 	level := slog.LevelInfo
 	switch {
-	case res.Outcome == Failed:
+	case res.Outcome == Failed, res.Warning != "":
 		level = slog.LevelWarn
 	case res.Outcome == Unchanged && !res.Refreshed, res.Outcome == Skipped:
 		level = slog.LevelDebug
+	}
+	if !r.e.log.Enabled(context.Background(), level) {
+		return // a quiet run's thousand unchanged lines cost nothing
 	}
 	attrs := []any{"id", string(res.ID), "outcome", string(res.Outcome)}
 	if res.Refreshed {
@@ -281,9 +284,6 @@ func (r *run) log(o *outcome) {
 	}
 	if res.Warning != "" {
 		attrs = append(attrs, "warning", res.Warning)
-		if level < slog.LevelWarn {
-			level = slog.LevelWarn
-		}
 	}
 	r.e.log.Log(context.Background(), level, "resource", attrs...)
 }
