@@ -2,7 +2,9 @@ package mariadb
 
 import (
 	"fmt"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/fsgit/fsgit/internal/mariadbtest"
 	"github.com/fsgit/fsgit/reconciler"
@@ -39,7 +41,10 @@ func benchCatalog(b testing.TB, users int) (*harness, []reconciler.Resource) {
 // 1,000 and 10, to show what grows), and reports what it sends: queries/run (the
 // server's Questions counter, all connections) and connections/run (new
 // connections). Neither may grow with the number of users, and no
-// statement that writes may run.
+// statement that writes may run. It also reports the CPU time a run costs
+// this process (cpu-ms/run: fsgit, the harness and the driver) and the
+// server (server-cpu-ms/run), which a loaded machine inflates far less
+// than ns/op.
 //
 // Run: go test ./reconciler/mariadb -run '^$' -bench NoopRun -benchtime 100x
 func BenchmarkNoopRun_50Users4Grants(b *testing.B) {
@@ -50,11 +55,13 @@ func BenchmarkNoopRun_50Users4Grants(b *testing.B) {
 			s0 := mariadbtest.Status(b, root)
 			s1 := mariadbtest.Status(b, root)
 			var rep *reconciler.Report
+			cpu0, srv0 := cpuTimes(b)
 			b.ResetTimer()
 			for range b.N {
 				rep = h.run(cat...)
 			}
 			b.StopTimer()
+			cpu1, srv1 := cpuTimes(b)
 			s2 := mariadbtest.Status(b, root)
 			if n := rep.Count(reconciler.Unchanged); n != len(cat) {
 				b.Fatalf("%d of %d unchanged:\n%s", n, len(cat), outcomes(rep))
@@ -66,8 +73,25 @@ func BenchmarkNoopRun_50Users4Grants(b *testing.B) {
 			b.ReportMetric(float64(mariadbtest.Delta(s1, s2, "Questions")-statusCost)/float64(b.N), "queries/run")
 			b.ReportMetric(float64(mariadbtest.Delta(s1, s2, "Connections"))/float64(b.N), "connections/run")
 			b.ReportMetric(float64(len(cat)), "resources")
+			b.ReportMetric(float64((cpu1-cpu0).Microseconds())/1e3/float64(b.N), "cpu-ms/run")
+			b.ReportMetric(float64((srv1-srv0).Microseconds())/1e3/float64(b.N), "server-cpu-ms/run")
 		})
 	}
+}
+
+// cpuTimes returns the CPU time this process and the package's server
+// have used so far.
+func cpuTimes(b *testing.B) (self, server time.Duration) {
+	b.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	server, err := srv.CPUTime()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), server
 }
 
 // BenchmarkNoopPlans_50Users4Grants times the kinds alone, without the

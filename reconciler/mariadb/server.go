@@ -51,16 +51,16 @@ func (s Server) bookkeeping() string {
 
 // key identifies a pool: one per endpoint and admin identity. It holds no
 // secret, only the secret's name.
+// Every plan asks for its pool: the key is built with few allocations.
 func (s Server) key() string {
-	k := "unix:" + s.Socket
+	endpoint := "unix:" + s.Socket
 	if s.Host != "" {
-		k = "tcp:" + net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
+		endpoint = "tcp:" + net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
 	}
-	k += " as " + s.AdminUser
 	if s.AdminPassword != nil {
-		k += " (" + s.AdminPassword.String() + ")"
+		return endpoint + " as " + s.AdminUser + " (secret " + s.AdminPassword.Secret + ")"
 	}
-	return k
+	return endpoint + " as " + s.AdminUser
 }
 
 func (s Server) validate() error {
@@ -132,8 +132,11 @@ type pools struct {
 type conn struct {
 	key  string
 	spec Server
-	db   *sql.DB
-	log  driverLogger
+	// cacheKeys are the run-cache keys of the server-wide reads, built
+	// once rather than by every plan.
+	cacheKeys struct{ accounts, privileges, schemata string }
+	db        *sql.DB
+	log       driverLogger
 	// secrets is the resolver of the latest run, used when the pool opens a
 	// new connection and needs the admin password.
 	secrets atomic.Pointer[resolverBox]
@@ -154,6 +157,7 @@ func (p *pools) get(spec Server, env *reconciler.Env) (*conn, error) {
 	c, ok := p.m[key]
 	if !ok {
 		c = &conn{key: key, spec: spec, log: driverLogger{discard}}
+		c.cacheKeys.accounts, c.cacheKeys.privileges, c.cacheKeys.schemata = cacheAccounts+key, cachePrivileges+key, cacheSchemata+key
 		if env != nil && env.Log != nil {
 			c.log = driverLogger{env.Log.With("mariadb", key)}
 		}
