@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/fsgit/fsgit/reconciler"
 )
 
 // infoSchemaPrivilegesQuery reads every account's privileges at every
@@ -132,5 +134,49 @@ func TestColumnPrivilege(t *testing.T) {
 		if got := columnPrivilege(col); got != want {
 			t.Errorf("%s: %q, want %q", col, got, want)
 		}
+	}
+}
+
+// TestPools_SameServerSamePool: specs that name the same endpoint and admin
+// identity share a pool, found without building its key; any difference
+// in them is another pool.
+func TestPools_SameServerSamePool(t *testing.T) {
+	var p pools
+	t.Cleanup(func() { _ = p.closeAll() })
+	get := func(s Server) *conn {
+		t.Helper()
+		c, err := p.get(s, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	pw := func(name string) *reconciler.SecretRef { return &reconciler.SecretRef{Secret: name} }
+	base := Server{Socket: "/run/a.sock", Port: 3306, AdminUser: "root"}
+	c := get(base)
+	same := []Server{base, {Socket: "/run/a.sock", Port: 3307, AdminUser: "root", BookkeepingDatabase: "other"}}
+	for _, s := range same {
+		if get(s) != c {
+			t.Errorf("%+v: another pool than %+v", s, base)
+		}
+	}
+	withPW := get(Server{Socket: "/run/a.sock", Port: 3306, AdminUser: "root", AdminPassword: pw("x")})
+	if get(Server{Socket: "/run/a.sock", Port: 3306, AdminUser: "root", AdminPassword: pw("x")}) != withPW {
+		t.Error("the same password secret, another pool")
+	}
+	seen := map[*conn]string{c: "base", withPW: "password x"}
+	for name, s := range map[string]Server{
+		"socket":     {Socket: "/run/b.sock", Port: 3306, AdminUser: "root"},
+		"user":       {Socket: "/run/a.sock", Port: 3306, AdminUser: "admin"},
+		"password y": {Socket: "/run/a.sock", Port: 3306, AdminUser: "root", AdminPassword: pw("y")},
+		"empty name": {Socket: "/run/a.sock", Port: 3306, AdminUser: "root", AdminPassword: pw("")},
+		"tcp":        {Host: "db", Port: 3306, AdminUser: "root"},
+		"tcp port":   {Host: "db", Port: 3307, AdminUser: "root"},
+	} {
+		got := get(s)
+		if other, ok := seen[got]; ok {
+			t.Errorf("%s: the pool of %s", name, other)
+		}
+		seen[got] = name
 	}
 }
