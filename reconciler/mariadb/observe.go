@@ -19,8 +19,8 @@ import (
 // sends a fixed handful of queries:
 //
 //	accounts    SELECT User, Host, Priv FROM mysql.global_priv
-//	privileges  one UNION ALL over information_schema.USER_PRIVILEGES,
-//	            SCHEMA_PRIVILEGES and TABLE_PRIVILEGES
+//	privileges  one UNION ALL over information_schema.USER_PRIVILEGES
+//	            and TABLE_PRIVILEGES, and SELECT * FROM mysql.db
 //	history     SELECT ... FROM fsgit.declared_grants
 //	schemata    SELECT ... FROM information_schema.SCHEMATA
 //
@@ -280,7 +280,7 @@ func (c *conn) readPrivileges(ctx context.Context, out map[grantKey]*grantState,
 // mysql.db, to out. Its privilege columns are found by name (Select_priv
 // is SELECT, Create_tmp_table_priv CREATE TEMPORARY TABLES, Grant_priv the
 // grant option), so that a server version with more of them is read
-// whole; TestDatabasePrivilegesAsInformationSchema checks the result
+// whole; TestPrivilegesAsInformationSchema checks the result
 // against information_schema.SCHEMA_PRIVILEGES.
 func (c *conn) readDatabasePrivileges(ctx context.Context, out map[grantKey]*grantState, in *interner) error {
 	rows, err := c.db.QueryContext(ctx, databasePrivilegesQuery)
