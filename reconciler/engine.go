@@ -432,6 +432,9 @@ func (noSecrets) Resolve(_ context.Context, ref SecretRef) (Secret, error) {
 
 // orderedIDs sorts ids by their position in the graph order.
 func (p *Prepared) orderedIDs(ids []ID) []ID {
+	if len(ids) < 2 {
+		return ids // nothing to sort, and the caller only reads it
+	}
 	out := append([]ID(nil), ids...)
 	sort.Slice(out, func(i, j int) bool { return p.index[out[i]] < p.index[out[j]] })
 	return out

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"slices"
+	"unicode/utf8"
 )
 
 // Memory is what a node remembers between runs: what fsgit manages (to
@@ -103,14 +104,91 @@ func (o ObservedState) compact() ObservedState {
 // HashObserved returns "sha256:<hex>" of the fields in a canonical form
 // (JSON with sorted keys), so that equal summaries hash equally whatever
 // the order in which a kind filled them.
+//
+// The canonical form is what json.Marshal makes of the map (hashes are
+// kept in state files, so it must not change), written here without
+// reflection: every resource of every run is hashed.
+// TestHashObservedIsJSON and FuzzHashObserved hold the two equal.
 func HashObserved(fields map[string]string) string {
-	if fields == nil {
-		fields = map[string]string{}
+	keys := make([]string, 0, len(fields))
+	n := 2
+	for k, v := range fields {
+		keys = append(keys, k)
+		n += len(k) + len(v) + 6
 	}
-	// Marshalling a map[string]string cannot fail, and sorts its keys.
-	b, _ := json.Marshal(fields)
+	slices.Sort(keys)
+	b := make([]byte, 0, n)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		b = appendJSONString(b, fields[k])
+	}
+	b = append(b, '}')
 	sum := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(sum[:])
+	out := make([]byte, len("sha256:")+hex.EncodedLen(len(sum)))
+	copy(out, "sha256:")
+	hex.Encode(out[len("sha256:"):], sum[:])
+	return string(out)
+}
+
+// appendJSONString appends s as encoding/json writes a string: HTML
+// characters, control characters, U+2028 and U+2029 escaped, invalid UTF-8
+// replaced by U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	const hexDigits = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // SameDesired reports whether two resources describe the same desired

@@ -84,7 +84,7 @@ const commitDelay = 20 * time.Millisecond
 func (r *run) schedule(ctx context.Context, sel map[ID]bool) {
 	g := r.p.Graph
 	waiting := make(map[ID]int, len(sel))
-	ready := &idHeap{index: r.p.index}
+	ready := &idHeap{order: g.Order, index: r.p.index}
 	for id := range sel {
 		n := 0
 		for _, dep := range g.Before[id] {
@@ -261,10 +261,13 @@ func (r *run) log(o *outcome) {
 	}
 	level := slog.LevelInfo
 	switch {
-	case res.Outcome == Failed:
+	case res.Outcome == Failed, res.Warning != "":
 		level = slog.LevelWarn
 	case res.Outcome == Unchanged && !res.Refreshed, res.Outcome == Skipped:
 		level = slog.LevelDebug
+	}
+	if !r.e.log.Enabled(context.Background(), level) {
+		return // a quiet run's thousand unchanged lines cost nothing
 	}
 	attrs := []any{"id", string(res.ID), "outcome", string(res.Outcome)}
 	if res.Refreshed {
@@ -281,9 +284,6 @@ func (r *run) log(o *outcome) {
 	}
 	if res.Warning != "" {
 		attrs = append(attrs, "warning", res.Warning)
-		if level < slog.LevelWarn {
-			level = slog.LevelWarn
-		}
 	}
 	r.e.log.Log(context.Background(), level, "resource", attrs...)
 }
@@ -342,18 +342,20 @@ func (r *run) next(full bool) *Memory {
 }
 
 // idHeap is a min-heap of IDs by their position in the graph order, so
-// that ready resources start in a stable order.
+// that ready resources start in a stable order. It holds the positions,
+// which compare without a map lookup.
 type idHeap struct {
-	ids   []ID
+	pos   []int
+	order []ID
 	index map[ID]int
 }
 
-func (h *idHeap) Len() int           { return len(h.ids) }
-func (h *idHeap) Less(i, j int) bool { return h.index[h.ids[i]] < h.index[h.ids[j]] }
-func (h *idHeap) Swap(i, j int)      { h.ids[i], h.ids[j] = h.ids[j], h.ids[i] }
-func (h *idHeap) Push(x any)         { h.ids = append(h.ids, x.(ID)) }
+func (h *idHeap) Len() int           { return len(h.pos) }
+func (h *idHeap) Less(i, j int) bool { return h.pos[i] < h.pos[j] }
+func (h *idHeap) Swap(i, j int)      { h.pos[i], h.pos[j] = h.pos[j], h.pos[i] }
+func (h *idHeap) Push(x any)         { h.pos = append(h.pos, h.index[x.(ID)]) }
 func (h *idHeap) Pop() any {
-	x := h.ids[len(h.ids)-1]
-	h.ids = h.ids[:len(h.ids)-1]
-	return x
+	x := h.pos[len(h.pos)-1]
+	h.pos = h.pos[:len(h.pos)-1]
+	return h.order[x]
 }

@@ -1,8 +1,9 @@
 package reconciler
 
 import (
+	"container/heap"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -64,9 +65,13 @@ func BuildGraph(c *Catalog) (*Graph, []error) {
 		seen[r.ID] = true
 	}
 	g := &Graph{Before: map[ID][]ID{}, After: map[ID][]ID{}, NotifiedBy: map[ID][]ID{}}
+	// Edges are collected with repeats (a require and a notify of the same
+	// pair, a name listed twice) and deduplicated once at the end: checking
+	// on every append is quadratic in a resource's degree (a directory
+	// that a thousand files require).
 	addEdge := func(from, to ID) {
-		g.Before[to] = appendUnique(g.Before[to], from)
-		g.After[from] = appendUnique(g.After[from], to)
+		g.Before[to] = append(g.Before[to], from)
+		g.After[from] = append(g.After[from], to)
 	}
 	for _, r := range c.Resources {
 		for _, dep := range r.Require {
@@ -82,7 +87,7 @@ func BuildGraph(c *Catalog) (*Graph, []error) {
 				continue
 			}
 			addEdge(r.ID, n)
-			g.NotifiedBy[n] = appendUnique(g.NotifiedBy[n], r.ID)
+			g.NotifiedBy[n] = append(g.NotifiedBy[n], r.ID)
 		}
 	}
 	if len(errs) > 0 {
@@ -92,36 +97,41 @@ func BuildGraph(c *Catalog) (*Graph, []error) {
 	for id := range seen {
 		ids = append(ids, id)
 	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	for _, l := range g.After {
-		sort.Slice(l, func(i, j int) bool { return l[i] < l[j] })
+	slices.Sort(ids)
+	for id, l := range g.After {
+		slices.Sort(l)
+		g.After[id] = slices.Compact(l)
+	}
+	for _, m := range []map[ID][]ID{g.Before, g.NotifiedBy} {
+		for id, l := range m {
+			m[id] = dedupe(l)
+		}
 	}
 
-	// Kahn's algorithm with a sorted ready list gives a stable order.
+	// Kahn's algorithm, always taking the smallest ready ID, gives a
+	// stable order; a heap keeps that O(n log n) when many resources are
+	// ready at once (a thousand users, each freeing its grants).
 	indeg := make(map[ID]int, len(ids))
 	for _, id := range ids {
 		indeg[id] = len(g.Before[id])
 	}
-	var ready []ID
+	ready := &byID{}
 	for _, id := range ids {
 		if indeg[id] == 0 {
-			ready = append(ready, id)
+			ready.ids = append(ready.ids, id) // ids is sorted: already a heap
 		}
 	}
-	for len(ready) > 0 {
-		id := ready[0]
-		ready = ready[1:]
+	if len(ids) > 0 {
+		g.Order = make([]ID, 0, len(ids))
+	}
+	for ready.Len() > 0 {
+		id := heap.Pop(ready).(ID)
 		g.Order = append(g.Order, id)
-		var newly []ID
 		for _, next := range g.After[id] {
 			indeg[next]--
 			if indeg[next] == 0 {
-				newly = append(newly, next)
+				heap.Push(ready, next)
 			}
-		}
-		if len(newly) > 0 {
-			ready = append(ready, newly...)
-			sort.Slice(ready, func(i, j int) bool { return ready[i] < ready[j] })
 		}
 	}
 	if len(g.Order) < len(ids) {
@@ -175,11 +185,40 @@ func findCycle(ids []ID, indeg map[ID]int, after map[ID][]ID) []ID {
 	return cycle
 }
 
-func appendUnique(l []ID, id ID) []ID {
-	for _, x := range l {
-		if x == id {
-			return l
+// byID is a min-heap of IDs.
+type byID struct{ ids []ID }
+
+func (h *byID) Len() int           { return len(h.ids) }
+func (h *byID) Less(i, j int) bool { return h.ids[i] < h.ids[j] }
+func (h *byID) Swap(i, j int)      { h.ids[i], h.ids[j] = h.ids[j], h.ids[i] }
+func (h *byID) Push(x any)         { h.ids = append(h.ids, x.(ID)) }
+func (h *byID) Pop() any {
+	x := h.ids[len(h.ids)-1]
+	h.ids = h.ids[:len(h.ids)-1]
+	return x
+}
+
+// dedupe drops repeats from l, keeping the first of each, in place.
+func dedupe(l []ID) []ID {
+	if len(l) < 2 {
+		return l
+	}
+	if len(l) <= 16 {
+		out := l[:1]
+		for _, id := range l[1:] {
+			if !slices.Contains(out, id) {
+				out = append(out, id)
+			}
+		}
+		return out
+	}
+	seen := make(map[ID]bool, len(l))
+	out := l[:0]
+	for _, id := range l {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
 		}
 	}
-	return append(l, id)
+	return out
 }

@@ -2,6 +2,8 @@ package reconciler
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -79,5 +81,47 @@ func TestEnvPath(t *testing.T) {
 		if _, err := e.Path(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// TestBuildGraph_RepeatedEdges: a pair joined twice (require listed twice,
+// require and notify) is one edge each way, so that a resource waits for
+// each dependency once.
+func TestBuildGraph_RepeatedEdges(t *testing.T) {
+	g, errs := BuildGraph(&Catalog{Resources: []Resource{
+		{ID: "a:1", Notify: []ID{"c:3", "c:3"}},
+		{ID: "b:2"},
+		{ID: "c:3", Require: []ID{"a:1", "b:2", "a:1"}},
+	}})
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if got := fmt.Sprint(g.Before["c:3"], g.After["a:1"], g.NotifiedBy["c:3"]); got != "[a:1 b:2] [c:3] [a:1]" {
+		t.Fatalf("before, after, notified by = %s", got)
+	}
+}
+
+// TestBuildGraph_ManyReady: among resources ready at once, the smallest ID
+// always runs first (here: each user frees its grants, which sort before
+// the next users).
+func TestBuildGraph_ManyReady(t *testing.T) {
+	var res []Resource
+	for i := range 50 {
+		u := ID(fmt.Sprintf("u:%02d", i))
+		res = append(res, Resource{ID: u})
+		for j := range 3 {
+			res = append(res, Resource{ID: ID(fmt.Sprintf("g:%02d/%d", i, j)), Require: []ID{u}})
+		}
+	}
+	g, errs := BuildGraph(&Catalog{Resources: res})
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	want := []ID{"u:00", "g:00/0", "g:00/1", "g:00/2", "u:01", "g:01/0"}
+	if got := g.Order[:len(want)]; !slices.Equal(got, want) {
+		t.Fatalf("order starts %v, want %v", got, want)
+	}
+	if len(g.Order) != len(res) {
+		t.Fatalf("%d in order, want %d", len(g.Order), len(res))
 	}
 }

@@ -2,7 +2,9 @@ package mariadbtest
 
 import (
 	"database/sql"
+	"os"
 	"testing"
+	"time"
 )
 
 func TestStart(t *testing.T) {
@@ -79,4 +81,25 @@ func TestStartWith_TCP(t *testing.T) {
 	if err := tdb.Ping(); err != nil {
 		t.Fatalf("tcp login: %v", err)
 	}
+}
+
+func TestProcCPUTime(t *testing.T) {
+	d, err := procCPUTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Spin until the test's own CPU time grows: the figure is live.
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); {
+		for i := 0; i < 1e6; i++ {
+			_ = i * i
+		}
+		d2, err := procCPUTime(os.Getpid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d2 > d {
+			return
+		}
+	}
+	t.Fatalf("cpu time stayed at %v after 5 s of spinning", d)
 }

@@ -11,6 +11,17 @@
 // directory. Without a root, names are host paths and the os package's
 // functions are used as they are.
 //
+// Reads (Lstat, Stat, Open and OpenFile for reading, ReadFile, Readlink)
+// resolve the directory that holds the name once per FS: the directory is
+// opened inside the root as above, its handle kept, and the last element
+// looked up relative to it, so that a run that looks at a thousand files
+// in one directory opens it once rather than walking the path for each.
+// A handle is an open directory, not a path: a symlink planted on the way
+// later cannot redirect it. Removing or renaming through the FS drops the
+// handles (what they name may have gone); a change made by another
+// process while the FS is in use is seen as os.Root sees a root moved
+// under it. Writes always resolve the whole name.
+//
 // The last element of a name is not followed by Lstat, Lchown, Remove,
 // Rename, Symlink and Readlink; Stat, Open, OpenFile, OpenDir and Chmod
 // follow it (inside the root).
@@ -21,7 +32,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 )
@@ -41,6 +54,21 @@ type FS struct {
 	root   *os.Root
 	escape error // what os.Root returns for a name that leaves it
 	closed bool
+	// dirs are the directories reads went through, opened inside root,
+	// by their name relative to it.
+	dirs map[string]*kept
+}
+
+// kept is a directory kept open for reads: as a root for os.Root's
+// operations, and as a file for the few made directly on its descriptor.
+type kept struct {
+	root *os.Root
+	file *os.File
+}
+
+func (k *kept) close() {
+	_ = k.root.Close()
+	_ = k.file.Close()
 }
 
 // New returns the filesystem under dir, or the host's when dir is "" or
@@ -73,6 +101,7 @@ func (f *FS) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.closed = true
+	f.dropDirsLocked()
 	if f.root == nil {
 		return nil
 	}
@@ -118,6 +147,106 @@ func (f *FS) open(create bool) (opened, error) {
 	}
 	f.root = r
 	return opened{f.root, f.escape}, nil
+}
+
+// dropDirsLocked closes the directories kept for reads. f.mu is held.
+func (f *FS) dropDirsLocked() {
+	for _, d := range f.dirs {
+		d.close()
+	}
+	f.dirs = nil
+}
+
+// dropDirs forgets the directories kept for reads, before an operation
+// that may remove or move one of them.
+func (f *FS) dropDirs() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.dropDirsLocked()
+}
+
+// keptDir returns the directory dir (relative, never "" or ".") opened inside
+// the root, from the ones kept or opened now and kept. Failures are not
+// kept: a directory missing now may be created later.
+func (f *FS) keptDir(o opened, dir string) (*kept, error) {
+	f.mu.Lock()
+	d := f.dirs[dir]
+	f.mu.Unlock()
+	if d != nil {
+		return d, nil
+	}
+	r, err := o.root.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	file, err := r.Open(".")
+	if err != nil {
+		_ = r.Close()
+		return nil, err
+	}
+	d = &kept{root: r, file: file}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed || f.root != o.root {
+		d.close()
+		return nil, fmt.Errorf("root %s: %w", f.dir, fs.ErrClosed)
+	}
+	if k := f.dirs[dir]; k != nil {
+		d.close() // opened at the same moment by another read
+		return k, nil
+	}
+	if f.dirs == nil {
+		f.dirs = map[string]*kept{}
+	}
+	f.dirs[dir] = d
+	return d, nil
+}
+
+// read is in for a read: op runs on the directory that holds name, kept
+// open, with the last element of name alone. An op that follows that
+// element (follows true) and is refused because it leaves the directory
+// runs again on the root, which may hold where it leads.
+func read[T any](f *FS, opName, name string, follows bool, op func(r *os.Root, rel string) (T, error)) (T, error) {
+	return readIn(f, opName, name, follows, op, nil)
+}
+
+// readIn is read, with inDir, when set, run instead of op on a kept
+// directory.
+func readIn[T any](f *FS, opName, name string, follows bool, op func(r *os.Root, rel string) (T, error), inDir func(d *kept, base string) (T, error)) (T, error) {
+	var zero T
+	rel, err := f.rel(name)
+	if err != nil {
+		return zero, err
+	}
+	o, err := f.open(false)
+	if err != nil {
+		return zero, f.wrap(opName, name, nil, err)
+	}
+	parent, base := path.Split(rel)
+	if parent == "" {
+		v, err := op(o.root, rel)
+		if err != nil {
+			return zero, f.wrap(opName, name, o.escape, err)
+		}
+		return v, nil
+	}
+	d, err := f.keptDir(o, strings.TrimSuffix(parent, "/"))
+	if err != nil {
+		return zero, f.wrap(opName, name, o.escape, err)
+	}
+	var v T
+	if inDir != nil {
+		v, err = inDir(d, base)
+	} else {
+		v, err = op(d.root, base)
+	}
+	if err != nil && follows && o.escape != nil && errors.Is(err, o.escape) {
+		v, err = op(o.root, rel)
+	}
+	if err != nil {
+		return zero, f.wrap(opName, name, o.escape, err)
+	}
+	return v, nil
 }
 
 // rel returns name relative to the root: "." for "/".
@@ -199,7 +328,7 @@ func (f *FS) Lstat(name string) (fs.FileInfo, error) {
 	if f.dir == "" {
 		return os.Lstat(name)
 	}
-	return in(f, "lstat", name, false, (*os.Root).Lstat)
+	return read(f, "lstat", name, false, (*os.Root).Lstat)
 }
 
 // Stat returns what name leads to.
@@ -207,7 +336,7 @@ func (f *FS) Stat(name string) (fs.FileInfo, error) {
 	if f.dir == "" {
 		return os.Stat(name)
 	}
-	return in(f, "stat", name, false, (*os.Root).Stat)
+	return read(f, "stat", name, true, (*os.Root).Stat)
 }
 
 // Open opens name for reading.
@@ -215,7 +344,7 @@ func (f *FS) Open(name string) (*os.File, error) {
 	if f.dir == "" {
 		return os.Open(name)
 	}
-	return in(f, "open", name, false, (*os.Root).Open)
+	return read(f, "open", name, true, (*os.Root).Open)
 }
 
 // OpenFile opens name as os.OpenFile does. perm may hold permission bits
@@ -224,9 +353,19 @@ func (f *FS) OpenFile(name string, flag int, perm fs.FileMode) (*os.File, error)
 	if f.dir == "" {
 		return os.OpenFile(name, flag, perm)
 	}
-	return in(f, "open", name, flag&os.O_CREATE != 0, func(r *os.Root, rel string) (*os.File, error) {
-		return r.OpenFile(rel, flag, perm)
-	})
+	openFile := func(r *os.Root, rel string) (*os.File, error) { return r.OpenFile(rel, flag, perm) }
+	if flag&(os.O_WRONLY|os.O_RDWR|os.O_CREATE|os.O_TRUNC|os.O_APPEND) == 0 {
+		if flag&syscall.O_NOFOLLOW == 0 || !directOpen {
+			return read(f, "open", name, flag&syscall.O_NOFOLLOW == 0, openFile)
+		}
+		// Nothing is followed: the last element is opened on the kept
+		// directory's descriptor directly (os.Root's file would be tried
+		// on the poller, four fcntl calls for a regular file).
+		return readIn(f, "open", name, false, openFile, func(d *kept, base string) (*os.File, error) {
+			return openNoFollow(d.file, base, flag)
+		})
+	}
+	return in(f, "open", name, flag&os.O_CREATE != 0, openFile)
 }
 
 // OpenDir opens the directory name as an [os.Root] of its own, for work in
@@ -244,7 +383,7 @@ func (f *FS) ReadFile(name string) ([]byte, error) {
 	if f.dir == "" {
 		return os.ReadFile(name)
 	}
-	return in(f, "read", name, false, (*os.Root).ReadFile)
+	return read(f, "read", name, true, (*os.Root).ReadFile)
 }
 
 // Readlink returns the target of the symlink name.
@@ -252,7 +391,7 @@ func (f *FS) Readlink(name string) (string, error) {
 	if f.dir == "" {
 		return os.Readlink(name)
 	}
-	return in(f, "readlink", name, false, (*os.Root).Readlink)
+	return read(f, "readlink", name, false, (*os.Root).Readlink)
 }
 
 // Mkdir creates the directory name.
@@ -282,6 +421,7 @@ func (f *FS) Remove(name string) error {
 	if f.dir == "" {
 		return os.Remove(name)
 	}
+	f.dropDirs()
 	return do(f, "remove", name, false, (*os.Root).Remove)
 }
 
@@ -291,6 +431,7 @@ func (f *FS) RemoveAll(name string) error {
 	if f.dir == "" {
 		return os.RemoveAll(name)
 	}
+	f.dropDirs()
 	return do(f, "remove", name, false, (*os.Root).RemoveAll)
 }
 
@@ -304,6 +445,7 @@ func (f *FS) Rename(oldname, newname string) error {
 	if err != nil {
 		return err
 	}
+	f.dropDirs()
 	return do(f, "rename", oldname, false, func(r *os.Root, rel string) error { return r.Rename(rel, newRel) })
 }
 

@@ -149,3 +149,77 @@ func assertUntouched(t *testing.T, dir string, before fileState) {
 		t.Errorf("mode of the directory outside the root changed to %v", fi.Mode())
 	}
 }
+
+// TestRoot_DirSwappedDuringRun: a run keeps the directories its reads went
+// through open. When <root>/etc is moved aside and replaced by a symlink
+// out of the root during the run, later plans in the same run do not read
+// through the symlink, and applies (which resolve the whole path) refuse.
+func TestRoot_DirSwappedDuringRun(t *testing.T) {
+	root, outside := t.TempDir(), t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "etc/app"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(outside, "app"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(root, "etc/app/a.conf"), "a\n", 0o644)
+	writeFile(t, filepath.Join(root, "etc/app/b.conf"), "old\n", 0o644)
+	writeFile(t, filepath.Join(outside, "app/keep.conf"), "host\n", 0o644)
+	before := stateOf(t, filepath.Join(outside, "app/keep.conf"))
+
+	k := NewFile()
+	env := testEnv(t, root, nil) // one run: one cache, one FS
+	plan := func(name, content string) *reconciler.Plan {
+		t.Helper()
+		r := resource(t, "file", name, map[string]any{"content": content})
+		if err := k.Validate(r); err != nil {
+			t.Fatal(err)
+		}
+		p, err := k.Plan(context.Background(), env, r)
+		if err != nil {
+			t.Fatalf("plan %s: %v", name, err)
+		}
+		return p
+	}
+	if p := plan("/etc/app/a.conf", "a\n"); p.HasChanges() {
+		t.Fatalf("a.conf: %v", p.Changes)
+	}
+	pb := plan("/etc/app/b.conf", "new\n")
+
+	if err := os.Rename(filepath.Join(root, "etc"), filepath.Join(root, "etc.aside")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(root, "etc")); err != nil {
+		t.Fatal(err)
+	}
+	// keep.conf is "host\n" outside: a plan that read it would want a
+	// rewrite. The plan sees it absent (in the kept directory) or refuses
+	// (/etc, looked up for the missing parents, now leads out).
+	plans := map[string]*reconciler.Plan{"b.conf": pb}
+	r := resource(t, "file", "/etc/app/keep.conf", map[string]any{"content": "x\n"})
+	if err := k.Validate(r); err != nil {
+		t.Fatal(err)
+	}
+	pk, err := k.Plan(context.Background(), env, r)
+	switch {
+	case err != nil && !strings.Contains(err.Error(), "outside root"):
+		t.Errorf("plan keep.conf after the swap: %v", err)
+	case err == nil && pk.Observed["ensure"] != "absent":
+		t.Errorf("keep.conf observed through the symlink: %v", pk.Observed)
+	case err == nil:
+		plans["keep.conf"] = pk
+	}
+	for name, p := range plans {
+		err := p.Apply(context.Background())
+		if err == nil || !strings.Contains(err.Error(), "outside root") {
+			t.Errorf("apply %s after the swap: err = %v, want a refusal", name, err)
+		}
+	}
+	if got := stateOf(t, filepath.Join(outside, "app/keep.conf")); got != before {
+		t.Errorf("keep.conf outside the root changed: %+v -> %+v", before, got)
+	}
+	ents, rerr := os.ReadDir(filepath.Join(outside, "app"))
+	if rerr != nil || len(ents) != 1 {
+		t.Errorf("outside app/ holds %v (%v), want keep.conf only", ents, rerr)
+	}
+}

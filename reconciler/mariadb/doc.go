@@ -18,11 +18,14 @@
 //
 // Observation is batched per server and run (see observe.go): one read of
 // mysql.global_priv for all accounts, one UNION over information_schema's
-// privilege views for all grants, one of information_schema.SCHEMATA, one of
-// fsgit's declared-grants table; per migration resource, two reads. A quiet
-// run over 50 users with 4 grants each sends 3 queries (over connections
-// kept from the last run) and writes nothing; the number does not grow
-// with the number of users (BenchmarkNoopRun_50Users4Grants).
+// global and table privilege views and one of mysql.db (database-level
+// privileges, a row per account and database) for all grants, one of
+// information_schema.SCHEMATA, one of fsgit's declared-grants table; per
+// migration resource, two reads. A quiet run over users with 4 grants each
+// sends 4 queries (over connections kept from the last run) and writes
+// nothing; the number does not grow with the number of users
+// (BenchmarkNoopRun_50Users4Grants, which also reports the CPU a run
+// costs fsgit and the server).
 //
 // Names: database and table names may use letters of any script
 // (fëature_ß, 特征库), as MariaDB allows, up to 64 characters and none
@@ -66,8 +69,8 @@
 // At the database level MariaDB reads the name in GRANT and REVOKE as a
 // LIKE pattern: an underscore in `feature_store_online`.* would also match
 // featureXstoreXonline. fsgit escapes _ and % there
-// (`feature\_store\_online`.*), reads the escaped form back from
-// information_schema.SCHEMA_PRIVILEGES (mysql.db) as the one database it
+// (`feature\_store\_online`.*), reads the escaped form back from mysql.db
+// (what information_schema.SCHEMA_PRIVILEGES shows) as the one database it
 // names, and revokes a grant on the unescaped pattern (as fsgit wrote it
 // before, or as granted by hand) from the account of a grant resource on
 // that database: safe for what the CUE declared there, destructive

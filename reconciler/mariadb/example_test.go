@@ -66,7 +66,7 @@ func TestExampleSite_OnlineStore(t *testing.T) {
 
 	// fs_user: SELECT, INSERT, UPDATE, DELETE on feature_store_online and
 	// nothing else, at any level.
-	rows, err := root.Query(privilegesQuery)
+	rows, err := root.Query(infoSchemaPrivilegesQuery)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -120,6 +120,9 @@ func escapeDBPattern(name string) string {
 // every database the pattern does (wildcard true) and name is the pattern
 // as stored.
 func parseDBPattern(p string) (name string, wildcard bool) {
+	if !strings.ContainsAny(p, `\_%`) {
+		return p, false
+	}
 	var b strings.Builder
 	esc := false
 	for _, r := range p {

@@ -1,7 +1,9 @@
 package mariadb
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,8 +19,8 @@ import (
 // sends a fixed handful of queries:
 //
 //	accounts    SELECT User, Host, Priv FROM mysql.global_priv
-//	privileges  one UNION ALL over information_schema.USER_PRIVILEGES,
-//	            SCHEMA_PRIVILEGES and TABLE_PRIVILEGES
+//	privileges  one UNION ALL over information_schema.USER_PRIVILEGES
+//	            and TABLE_PRIVILEGES, and SELECT * FROM mysql.db
 //	history     SELECT ... FROM fsgit.declared_grants
 //	schemata    SELECT ... FROM information_schema.SCHEMATA
 //
@@ -38,8 +40,8 @@ func (c *conn) forget(env *reconciler.Env) {
 	if env == nil || env.Cache == nil {
 		return
 	}
-	for _, p := range []string{cacheAccounts, cachePrivileges, cacheSchemata} {
-		env.Cache.Forget(p + c.key)
+	for _, k := range []string{c.cacheKeys.accounts, c.cacheKeys.privileges, c.cacheKeys.schemata} {
+		env.Cache.Forget(k)
 	}
 	c.historyDBs.Range(func(db, _ any) bool {
 		env.Cache.Forget(cacheHistory + c.key + " " + db.(string))
@@ -113,7 +115,7 @@ type globalPriv struct {
 }
 
 func (c *conn) accounts(ctx context.Context, env *reconciler.Env) (map[accountKey]accountState, error) {
-	return once(env, cacheAccounts+c.key, func() (map[accountKey]accountState, error) {
+	return once(env, c.cacheKeys.accounts, func() (map[accountKey]accountState, error) {
 		rows, err := c.db.QueryContext(ctx, "SELECT User, Host, Priv FROM mysql.global_priv")
 		if err != nil {
 			return nil, c.wrap("read accounts", err)
@@ -176,64 +178,190 @@ type grantState struct {
 	GrantOption bool
 }
 
-// privilegesQuery reads every account's privileges at every level in one
-// statement. The string literals are plain ASCII in single quotes, which no
+// Privileges are read in two statements. Global and table-level ones come
+// from information_schema (a row per account and privilege: few, as
+// accounts hold USAGE globally and rarely table grants). Database-level
+// ones come from mysql.db, where MariaDB keeps them: one row per account
+// and database with a Y/N column per privilege. Its information_schema
+// view, SCHEMA_PRIVILEGES, has a row per privilege instead (26 for an
+// account with 4 grants, one of them ALL PRIVILEGES), which the server
+// materializes in a temporary table (on disk past 16 MiB: a thousand such
+// accounts) and the client decodes row by row; mysql.db costs a fraction
+// of both. The string literals are plain ASCII in single quotes, which no
 // sql_mode changes.
-const privilegesQuery = `SELECT GRANTEE, '*', '*', PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.USER_PRIVILEGES
-UNION ALL SELECT GRANTEE, TABLE_SCHEMA, '*', PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.SCHEMA_PRIVILEGES
+const (
+	privilegesQuery = `SELECT GRANTEE, '*', '*', PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.USER_PRIVILEGES
 UNION ALL SELECT GRANTEE, TABLE_SCHEMA, TABLE_NAME, PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.TABLE_PRIVILEGES`
+	databasePrivilegesQuery = "SELECT * FROM mysql.db"
+)
 
 func (c *conn) privileges(ctx context.Context, env *reconciler.Env) (map[grantKey]*grantState, error) {
-	return once(env, cachePrivileges+c.key, func() (map[grantKey]*grantState, error) {
-		rows, err := c.db.QueryContext(ctx, privilegesQuery)
-		if err != nil {
-			return nil, c.wrap("read privileges", err)
-		}
-		defer rows.Close()
+	return once(env, c.cacheKeys.privileges, func() (map[grantKey]*grantState, error) {
 		out := map[grantKey]*grantState{}
-		for rows.Next() {
-			var grantee, db, table, priv, grantable string
-			if err := rows.Scan(&grantee, &db, &table, &priv, &grantable); err != nil {
-				return nil, c.wrap("read privileges", err)
-			}
-			user, host, ok := parseGrantee(grantee)
-			if !ok {
-				continue // not an account fsgit could manage
-			}
-			k := grantKey{User: user, Host: strings.ToLower(host), Database: db, Table: table}
-			if db != "*" && table == "*" {
-				// SCHEMA_PRIVILEGES reports the database as the grant's
-				// pattern (mysql.db.Db): feature\_store\_online for the
-				// database feature_store_online alone.
-				k.Database, k.Wildcard = parseDBPattern(db)
-			}
-			st := out[k]
-			if st == nil {
-				st = &grantState{Privs: privSet{}}
-				out[k] = st
-			}
-			if priv != "USAGE" {
-				st.Privs[priv] = true
-			}
-			if grantable == "YES" {
-				st.GrantOption = true
-			}
+		var in interner
+		if err := c.readPrivileges(ctx, out, &in); err != nil {
+			return nil, err
 		}
-		if err := rows.Err(); err != nil {
-			return nil, c.wrap("read privileges", err)
+		if err := c.readDatabasePrivileges(ctx, out, &in); err != nil {
+			return nil, err
 		}
 		return out, nil
 	})
 }
 
-// parseGrantee splits information_schema's 'user'@'host'.
-func parseGrantee(g string) (user, host string, ok bool) {
-	if len(g) < 5 || g[0] != '\'' || g[len(g)-1] != '\'' {
-		return "", "", false
+// interner hands out one string per distinct byte content, so that the
+// thousands of rows of a read share their user, host, database and
+// privilege names instead of allocating each.
+type interner map[string]string
+
+func (in *interner) str(b []byte) string {
+	if s, ok := (*in)[string(b)]; ok {
+		return s
 	}
-	i := strings.LastIndex(g, "'@'")
+	if *in == nil {
+		*in = interner{}
+	}
+	s := string(b)
+	(*in)[s] = s
+	return s
+}
+
+// lower is str of b in lower case, as strings.ToLower has it.
+func (in *interner) lower(b []byte) string {
+	for _, c := range b {
+		if 'A' <= c && c <= 'Z' || c >= 0x80 {
+			return in.str(bytes.ToLower(b))
+		}
+	}
+	return in.str(b)
+}
+
+// state returns out's entry for k, created empty when missing.
+func state(out map[grantKey]*grantState, k grantKey) *grantState {
+	st := out[k]
+	if st == nil {
+		st = &grantState{Privs: privSet{}}
+		out[k] = st
+	}
+	return st
+}
+
+// readPrivileges adds the global and table-level privileges to out.
+func (c *conn) readPrivileges(ctx context.Context, out map[grantKey]*grantState, in *interner) error {
+	rows, err := c.db.QueryContext(ctx, privilegesQuery)
+	if err != nil {
+		return c.wrap("read privileges", err)
+	}
+	defer rows.Close()
+	var grantee, db, table, priv, grantable sql.RawBytes
+	for rows.Next() {
+		if err := rows.Scan(&grantee, &db, &table, &priv, &grantable); err != nil {
+			return c.wrap("read privileges", err)
+		}
+		user, host, ok := parseGrantee(grantee)
+		if !ok {
+			continue // not an account fsgit could manage
+		}
+		st := state(out, grantKey{User: in.str(user), Host: in.lower(host), Database: in.str(db), Table: in.str(table)})
+		if string(priv) != "USAGE" {
+			st.Privs[in.str(priv)] = true
+		}
+		if string(grantable) == "YES" {
+			st.GrantOption = true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return c.wrap("read privileges", err)
+	}
+	return nil
+}
+
+// readDatabasePrivileges adds the database-level privileges, from
+// mysql.db, to out. Its privilege columns are found by name (Select_priv
+// is SELECT, Create_tmp_table_priv CREATE TEMPORARY TABLES, Grant_priv the
+// grant option), so that a server version with more of them is read
+// whole; TestPrivilegesAsInformationSchema checks the result
+// against information_schema.SCHEMA_PRIVILEGES.
+func (c *conn) readDatabasePrivileges(ctx context.Context, out map[grantKey]*grantState, in *interner) error {
+	rows, err := c.db.QueryContext(ctx, databasePrivilegesQuery)
+	if err != nil {
+		return c.wrap("read database privileges", err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return c.wrap("read database privileges", err)
+	}
+	vals := make([]sql.RawBytes, len(cols))
+	dest := make([]any, len(cols))
+	for i := range vals {
+		dest[i] = &vals[i]
+	}
+	user, host, db, grant := -1, -1, -1, -1
+	privs := make([]string, len(cols)) // privilege of each column, "" for none
+	for i, col := range cols {
+		switch col {
+		case "User":
+			user = i
+		case "Host":
+			host = i
+		case "Db":
+			db = i
+		case "Grant_priv":
+			grant = i
+		default:
+			privs[i] = columnPrivilege(col)
+		}
+	}
+	if user < 0 || host < 0 || db < 0 || grant < 0 {
+		return fmt.Errorf("read database privileges: mysql.db has columns %v, want User, Host, Db and Grant_priv", cols)
+	}
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return c.wrap("read database privileges", err)
+		}
+		k := grantKey{User: in.str(vals[user]), Host: in.lower(vals[host]), Table: "*"}
+		// mysql.db.Db is the grant's pattern: feature\_store\_online for
+		// the database feature_store_online alone.
+		k.Database, k.Wildcard = parseDBPattern(in.str(vals[db]))
+		st := state(out, k)
+		for i, p := range privs {
+			if p != "" && string(vals[i]) == "Y" {
+				st.Privs[p] = true
+			}
+		}
+		if string(vals[grant]) == "Y" {
+			st.GrantOption = true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return c.wrap("read database privileges", err)
+	}
+	return nil
+}
+
+// columnPrivilege names the privilege of a mysql.db column as
+// information_schema does (Show_view_priv: SHOW VIEW), or "" for a column
+// that holds none.
+func columnPrivilege(col string) string {
+	name, ok := strings.CutSuffix(col, "_priv")
+	if !ok {
+		return ""
+	}
+	if name == "Create_tmp_table" {
+		return "CREATE TEMPORARY TABLES"
+	}
+	return strings.ToUpper(strings.ReplaceAll(name, "_", " "))
+}
+
+// parseGrantee splits information_schema's 'user'@'host'.
+func parseGrantee(g []byte) (user, host []byte, ok bool) {
+	if len(g) < 5 || g[0] != '\'' || g[len(g)-1] != '\'' {
+		return nil, nil, false
+	}
+	i := bytes.LastIndex(g, []byte("'@'"))
 	if i < 1 {
-		return "", "", false
+		return nil, nil, false
 	}
 	return g[1:i], g[i+3 : len(g)-1], true
 }
@@ -288,17 +416,18 @@ func (c *conn) history(ctx context.Context, env *reconciler.Env, db string) (*hi
 		}
 		defer rows.Close()
 		h.exists = true
+		var in interner
+		var user, host, database, table, privs sql.RawBytes
 		for rows.Next() {
-			var k grantKey
-			var privs string
 			var opt bool
-			if err := rows.Scan(&k.User, &k.Host, &k.Database, &k.Table, &privs, &opt); err != nil {
+			if err := rows.Scan(&user, &host, &database, &table, &privs, &opt); err != nil {
 				return nil, c.wrap("read declared grants", err)
 			}
+			k := grantKey{User: in.str(user), Host: in.str(host), Database: in.str(database), Table: in.str(table)}
 			st := grantState{Privs: privSet{}, GrantOption: opt}
-			for _, p := range strings.Split(privs, ",") {
-				if p != "" {
-					st.Privs[p] = true
+			for p := range bytes.SplitSeq(privs, []byte(",")) {
+				if len(p) > 0 {
+					st.Privs[in.str(p)] = true
 				}
 			}
 			h.m[k] = st
@@ -314,7 +443,7 @@ func (c *conn) history(ctx context.Context, env *reconciler.Env, db string) (*hi
 type schema struct{ Charset, Collation string }
 
 func (c *conn) schemata(ctx context.Context, env *reconciler.Env) (map[string]schema, error) {
-	return once(env, cacheSchemata+c.key, func() (map[string]schema, error) {
+	return once(env, c.cacheKeys.schemata, func() (map[string]schema, error) {
 		rows, err := c.db.QueryContext(ctx, "SELECT SCHEMA_NAME, DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA")
 		if err != nil {
 			return nil, c.wrap("read databases", err)

@@ -51,16 +51,16 @@ func (s Server) bookkeeping() string {
 
 // key identifies a pool: one per endpoint and admin identity. It holds no
 // secret, only the secret's name.
+// Every plan asks for its pool: the key is built with few allocations.
 func (s Server) key() string {
-	k := "unix:" + s.Socket
+	endpoint := "unix:" + s.Socket
 	if s.Host != "" {
-		k = "tcp:" + net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
+		endpoint = "tcp:" + net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
 	}
-	k += " as " + s.AdminUser
 	if s.AdminPassword != nil {
-		k += " (" + s.AdminPassword.String() + ")"
+		return endpoint + " as " + s.AdminUser + " (secret " + s.AdminPassword.Secret + ")"
 	}
-	return k
+	return endpoint + " as " + s.AdminUser
 }
 
 // validate checks the names that reach SQL, adminUser and the
@@ -123,14 +123,38 @@ func isUnavailable(err error) bool {
 type pools struct {
 	mu sync.Mutex
 	m  map[string]*conn
+	// byID finds the pool of a spec without building its key: every plan
+	// asks for its pool.
+	byID map[serverID]*conn
+}
+
+// serverID is what a pool's key is made of, as a comparable value.
+type serverID struct {
+	socket, host, adminUser, password string
+	port                              int
+	hasPassword                       bool
+}
+
+func (s Server) id() serverID {
+	id := serverID{socket: s.Socket, adminUser: s.AdminUser}
+	if s.Host != "" {
+		id = serverID{host: s.Host, port: s.Port, adminUser: s.AdminUser}
+	}
+	if s.AdminPassword != nil {
+		id.password, id.hasPassword = s.AdminPassword.Secret, true
+	}
+	return id
 }
 
 // conn is one server's pool and what it needs to (re)connect.
 type conn struct {
 	key  string
 	spec Server
-	db   *sql.DB
-	log  driverLogger
+	// cacheKeys are the run-cache keys of the server-wide reads, built
+	// once rather than by every plan.
+	cacheKeys struct{ accounts, privileges, schemata string }
+	db        *sql.DB
+	log       driverLogger
 	// secrets is the resolver of the latest run, used when the pool opens a
 	// new connection and needs the admin password.
 	secrets atomic.Pointer[resolverBox]
@@ -142,15 +166,17 @@ type conn struct {
 type resolverBox struct{ r reconciler.SecretResolver }
 
 func (p *pools) get(spec Server, env *reconciler.Env) (*conn, error) {
-	key := spec.key()
+	id := spec.id()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.m == nil {
-		p.m = map[string]*conn{}
+	c := p.byID[id]
+	if c == nil {
+		c = p.m[spec.key()]
 	}
-	c, ok := p.m[key]
-	if !ok {
+	if c == nil {
+		key := spec.key()
 		c = &conn{key: key, spec: spec, log: driverLogger{discard}}
+		c.cacheKeys.accounts, c.cacheKeys.privileges, c.cacheKeys.schemata = cacheAccounts+key, cachePrivileges+key, cacheSchemata+key
 		if env != nil && env.Log != nil {
 			c.log = driverLogger{env.Log.With("mariadb", key)}
 		}
@@ -171,8 +197,15 @@ func (p *pools) get(spec Server, env *reconciler.Env) (*conn, error) {
 		c.db.SetMaxOpenConns(4)
 		c.db.SetMaxIdleConns(2)
 		c.db.SetConnMaxIdleTime(10 * time.Minute)
+		if p.m == nil {
+			p.m, p.byID = map[string]*conn{}, map[serverID]*conn{}
+		}
 		p.m[key] = c
 	}
+	if p.byID == nil {
+		p.byID = map[serverID]*conn{}
+	}
+	p.byID[id] = c
 	if env != nil && env.Secrets != nil {
 		c.secrets.Store(&resolverBox{r: env.Secrets})
 	}
@@ -188,6 +221,7 @@ func (p *pools) closeAll() error {
 		errs = append(errs, c.db.Close())
 		delete(p.m, k)
 	}
+	clear(p.byID)
 	return errors.Join(errs...)
 }
 

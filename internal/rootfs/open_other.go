@@ -1,0 +1,13 @@
+//go:build !linux
+
+package rootfs
+
+import (
+	"errors"
+	"os"
+)
+
+// directOpen is false where there is no openat: reads go through os.Root.
+const directOpen = false
+
+func openNoFollow(*os.File, string, int) (*os.File, error) { return nil, errors.ErrUnsupported }
