@@ -68,16 +68,15 @@ func (s *Site) evaluateNodes(ctx context.Context, nodes []string) []NodeResult {
 	}
 	keys := s.groupKeys(nodes)
 	workers := min(runtime.GOMAXPROCS(0), len(nodes)/minNodesPerWorker)
-	if workers > 1 {
-		s.shareTopology(nodes)
-	}
+	order := s.workOrder(nodes)
 	var next atomic.Int64
 	work := func(site *Site) {
 		for ctx.Err() == nil {
-			i := int(next.Add(1)) - 1
-			if i >= len(nodes) {
+			j := int(next.Add(1)) - 1
+			if j >= len(nodes) {
 				return
 			}
+			i := order[j]
 			var cat *reconciler.Catalog
 			var src *Sources
 			var probs []Problem
@@ -110,21 +109,21 @@ func (s *Site) evaluateNodes(ctx context.Context, nodes []string) []NodeResult {
 	return out
 }
 
-// shareTopology evaluates, once, what the nodes' catalogs need of the
-// topology, so that the workers' copies read it rather than evaluate it
-// again (copySite).
-func (s *Site) shareTopology(nodes []string) {
-	s.icebergCatalogHost()
-	for _, name := range nodes {
+// workOrder is the order the workers take nodes in (indexes into nodes):
+// first those whose catalog evaluates the topology (the prometheus_server
+// nodes, which list the whole fleet), so that one worker does it while the
+// others go on, rather than all of them waiting for it at the end.
+func (s *Site) workOrder(nodes []string) []int {
+	first, rest := []int{}, make([]int, 0, len(nodes))
+	for i, name := range nodes {
 		n := s.nodes[name]
-		if n == nil || s.roles[n.role] == nil {
-			continue
-		}
-		if !s.topo.builtin || slices.Contains(s.roles[n.role].profiles, builtinPart) {
-			_ = s.evalTopology() // an error is the node's problem, found again by its worker
-			return
+		if n != nil && s.roles[n.role] != nil && (!s.topo.builtin || slices.Contains(s.roles[n.role].profiles, builtinPart)) {
+			first = append(first, i)
+		} else {
+			rest = append(rest, i)
 		}
 	}
+	return append(first, rest...)
 }
 
 // copySite builds the site again, from the same files, in a CUE context of
@@ -145,6 +144,9 @@ func (s *Site) copySite() (*Site, error) {
 		return nil, err
 	}
 	// What the topology computed is plain data: the copy reads it too.
+	// (It is not computed for the copies up front: only the nodes of the
+	// roles that need it do, and one worker evaluating it while the
+	// others go on costs less than all of them waiting for it.)
 	if s.topo.done && s.topo.err == nil {
 		c.topo.done, c.topo.out = true, s.topo.out
 	}
