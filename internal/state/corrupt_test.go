@@ -448,6 +448,18 @@ func TestRecheck(t *testing.T) {
 	if changed, _ := s.Recheck(); changed {
 		t.Fatal("checked once, still changed")
 	}
+	// A change from outside followed by the store's own write (a disk
+	// failing while the agent records a run): the write does not make the
+	// change the store's own, the next check still reads the file.
+	if err := os.Chmod(path, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Record(realReport("rev2", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := s.Recheck(); !changed || err != nil {
+		t.Fatalf("a change from outside, then the store's write: changed %v, %v", changed, err)
+	}
 	scribble(t, path)
 	if !s.changedOutside() {
 		t.Fatal("a damaged file is not seen as changed")

@@ -519,6 +519,10 @@ func oneLine(err error) string { return strings.Join(strings.Fields(err.Error())
 // the fresh file: fn must start from scratch each time it is called.
 func (s *Store) access(op string, write bool, fn func(*bolt.Tx) error) error {
 	for attempt := 0; ; attempt++ {
+		// A change by someone else before this write must not pass for
+		// the store's own once the write is done: the stamp is renewed
+		// only when the file was the store's own before it.
+		outside := write && s.changedOutside()
 		s.mu.RLock()
 		db := s.db
 		err := guard(s.path, op, func() error {
@@ -529,7 +533,7 @@ func (s *Store) access(op string, write bool, fn func(*bolt.Tx) error) error {
 		})
 		s.mu.RUnlock()
 		err = asCorrupt(s.path, op, err)
-		if write && err == nil {
+		if write && err == nil && !outside {
 			s.remember()
 		}
 		if !IsCorrupt(err) || s.readOnly || attempt > 0 {
