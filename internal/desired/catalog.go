@@ -73,7 +73,7 @@ func (s *Site) catalogFor(node string) (*reconciler.Catalog, *Sources, []Problem
 	// (when the role exists) to find the others.
 	var probs []Problem
 	for _, sp := range s.siteProblems {
-		if sp.Node == node || (sp.Node == "" && (sp.role == n.role || sp.role == "")) {
+		if sp.concerns(n) {
 			probs = append(probs, sp.Problem)
 		}
 	}

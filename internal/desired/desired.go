@@ -110,6 +110,22 @@ type siteProblem struct {
 	role string
 }
 
+// concerns reports whether the problem concerns node n: found on it, on
+// its role, or on the whole site.
+func (sp siteProblem) concerns(n *nodeInfo) bool {
+	return sp.Node == n.name || (sp.Node == "" && (sp.role == n.role || sp.role == ""))
+}
+
+// hasLoadProblem reports whether a problem found at load time concerns n.
+func (s *Site) hasLoadProblem(n *nodeInfo) bool {
+	for _, sp := range s.siteProblems {
+		if sp.concerns(n) {
+			return true
+		}
+	}
+	return false
+}
+
 type roleInfo struct {
 	name     string
 	profiles []string

@@ -102,16 +102,6 @@ func (s *Site) groupKeys(nodes []string) []string {
 	return keys
 }
 
-// hasLoadProblem reports whether a problem found at load time concerns n.
-func (s *Site) hasLoadProblem(n *nodeInfo) bool {
-	for _, sp := range s.siteProblems {
-		if sp.Node == n.name || (sp.Node == "" && (sp.role == n.role || sp.role == "")) {
-			return true
-		}
-	}
-	return false
-}
-
 // groupFor is the group of key, evaluated from n (one of its nodes) the
 // first time.
 func (s *Site) groupFor(key string, n *nodeInfo) *group {

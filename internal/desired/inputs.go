@@ -29,10 +29,8 @@ func (s *Site) InputKey(node string) (key string, ok bool) {
 	if n == nil || s.roles[n.role] == nil {
 		return "", false
 	}
-	for _, sp := range s.siteProblems {
-		if sp.Node == node || (sp.Node == "" && (sp.role == n.role || sp.role == "")) {
-			return "", false
-		}
+	if s.hasLoadProblem(n) {
+		return "", false
 	}
 	if s.keyParts == nil {
 		s.keyParts = map[string]string{}
