@@ -82,22 +82,7 @@ func TestAgentFault_StateCorruptWhileRunning(t *testing.T) {
 	waitFor(t, "converged", func() bool { return n.agent.Status().Converged })
 
 	path := filepath.Join(n.stateDir, "state.db")
-	fi, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	junk := make([]byte, fi.Size()-8192)
-	for i := range junk {
-		junk[i] = 0xA5
-	}
-	if _, err := f.WriteAt(junk, 8192); err != nil {
-		t.Fatal(err)
-	}
-	_ = f.Close()
+	faulttest.Scribble(t, path)
 
 	waitFor(t, "the recovery in the status", func() bool {
 		st := n.agent.Status().State

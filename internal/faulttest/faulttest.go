@@ -1,10 +1,11 @@
 // Package faulttest injects file system faults for tests, on real file
 // systems: a small tmpfs that fills up, a read-only remount, an immutable
-// file. Mounting needs root; a test skips, saying why, only where the
+// file, a file damaged under the program that has it open. Mounting needs root; a test skips, saying why, only where the
 // kernel refuses the mount.
 package faulttest
 
 import (
+	"bytes"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -107,4 +108,24 @@ func Leftovers(tb testing.TB, dir string) []string {
 		return nil
 	})
 	return out
+}
+
+// Scribble writes 0xA5 over every byte of the file at path past its first
+// 8 KiB (a bbolt file's two meta pages, at the usual 4 KiB page size),
+// through a descriptor of its own, as a failing disk would: a program
+// that has the file open or mapped sees the damage.
+func Scribble(tb testing.TB, path string) {
+	tb.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(bytes.Repeat([]byte{0xA5}, int(fi.Size())-8192), 8192); err != nil {
+		tb.Fatal(err)
+	}
 }

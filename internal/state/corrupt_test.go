@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsgit/fsgit/internal/faulttest"
 	"github.com/fsgit/fsgit/reconciler"
 )
 
@@ -273,7 +274,7 @@ func TestRecovery_WhileOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	scribble(t, path)
+	faulttest.Scribble(t, path)
 
 	m, err := s.Memory()
 	if err != nil {
@@ -460,7 +461,7 @@ func TestRecheck(t *testing.T) {
 	if changed, err := s.Recheck(); !changed || err != nil {
 		t.Fatalf("a change from outside, then the store's write: changed %v, %v", changed, err)
 	}
-	scribble(t, path)
+	faulttest.Scribble(t, path)
 	if !s.changedOutside() {
 		t.Fatal("a damaged file is not seen as changed")
 	}
@@ -475,24 +476,5 @@ func TestRecheck(t *testing.T) {
 	}
 	if m, err := s.Memory(); err != nil || len(m.Inventory) != 40 {
 		t.Fatalf("memory after the recovery: %v", err)
-	}
-}
-
-// scribble writes over every page of the state file at path but the
-// metas, through a descriptor of its own, as a failing disk would: an
-// open store's shared mapping sees it.
-func scribble(t *testing.T, path string) {
-	t.Helper()
-	fi, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteAt(bytes.Repeat([]byte{0xA5}, int(fi.Size())-8192), 8192); err != nil {
-		t.Fatal(err)
 	}
 }
