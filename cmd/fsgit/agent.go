@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fsgit/fsgit/internal/agent"
+	"github.com/fsgit/fsgit/internal/desired"
 	"github.com/fsgit/fsgit/internal/gitsource"
 	"github.com/fsgit/fsgit/internal/pass"
 	"github.com/fsgit/fsgit/schema"
@@ -119,11 +121,20 @@ func runAgent(ctx context.Context, stderr io.Writer, configFile string) error {
 func runCheckConfig(w io.Writer, file string) error {
 	cfg, errs := agent.CheckConfig(schema.Files(), file)
 	if len(errs) > 0 {
-		lines := make([]string, len(errs))
-		for i, e := range errs {
-			lines[i] = e.Error()
+		// One line per problem: a schema error holds one per field, under
+		// a heading that would say the file's name twice.
+		var lines []string
+		for _, e := range errs {
+			var ce *desired.ConfigError
+			if !errors.As(e, &ce) {
+				lines = append(lines, e.Error())
+				continue
+			}
+			for _, p := range ce.Problems {
+				lines = append(lines, p.String())
+			}
 		}
-		return couldNotRun(fmt.Errorf("agent configuration %s is not valid (%d %s):\n%s", file, len(errs), plural(len(errs), "problem", "problems"), strings.Join(lines, "\n")))
+		return couldNotRun(fmt.Errorf("agent configuration %s is not valid (%d %s):\n%s", file, len(lines), plural(len(lines), "problem", "problems"), strings.Join(lines, "\n")))
 	}
 	signed := "commits are not verified (source.trustedKeys is empty)"
 	if n := len(cfg.Source.TrustedKeys); n > 0 {

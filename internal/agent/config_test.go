@@ -49,6 +49,9 @@ status: url: "ssh://git@git.example.com/status.git"
 		{"bad duration", `node: "n", source: {url: "file:///r", site: "s", pollInterval: "soon"}`, "agent.cue:1:64: source.pollInterval: invalid value \"soon\"" +
 			" (out of bound =~\"^[0-9]+(ms|s|m|h)$\")\n\t#Duration is a duration with one unit"},
 		{"relative path", `node: "n", source: {url: "file:///r", site: "s"}, stateFile: "state.db"`, "#AbsPath is an absolute, clean path"},
+		// An optional field is explained as a required one is.
+		{"bad optional duration", `node: "n", source: {url: "file:///r", site: "s", maxTipAge: "1d"}`, "source.maxTipAge: invalid value \"1d\"" +
+			" (out of bound =~\"^[0-9]+(ms|s|m|h)$\")\n\t#Duration is a duration with one unit"},
 		{"not a url", `node: "n", source: {url: "/srv/site", site: "s"}`, "source.url: invalid value \"/srv/site\""},
 		{"missing site", `node: "n", source: url: "file:///r"`, "source.site: incomplete value"},
 		{"syntax", `node: "n`, "agent.cue:1"},

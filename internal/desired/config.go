@@ -142,9 +142,18 @@ func typeDoc(def cue.Value, path string) string {
 	if path == "" {
 		return ""
 	}
-	f := def.LookupPath(cue.ParsePath(path))
-	if !f.Exists() {
-		return ""
+	// A field may be optional (maxTipAge?): look each selector up as a
+	// regular field, else as an optional one.
+	f := def
+	for _, sel := range cue.ParsePath(path).Selectors() {
+		w := f.LookupPath(cue.MakePath(sel))
+		if !w.Exists() && sel.Type() == cue.StringLabel {
+			w = f.LookupPath(cue.MakePath(sel.Optional()))
+		}
+		if !w.Exists() {
+			return ""
+		}
+		f = w
 	}
 	_, args := f.Expr()
 	for _, a := range append([]cue.Value{f}, args...) {
