@@ -37,7 +37,7 @@ only as references ({"secret": "name"}); their values are never read.`,
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
-			site, err := desired.LoadDirLimits(cmd.Context(), siteDir, lim)
+			site, err := desired.LoadDirNode(cmd.Context(), siteDir, node, lim)
 			if err != nil {
 				return invalid(cmd, err)
 			}

@@ -65,7 +65,7 @@ func (l *siteLoader) load(ctx context.Context, fsys fs.FS, siteDir, revision, no
 	if o := l.overrunBefore(cfg, revision); o != nil {
 		return nil, fmt.Errorf("%s (refused without evaluating it again: it overran the same budget before)", o.Error)
 	}
-	site, err := desired.Load(ctx, desired.Source{FS: fsys, SiteDir: siteDir, Revision: revision, Limits: lim})
+	site, err := desired.Load(ctx, desired.Source{FS: fsys, SiteDir: siteDir, Revision: revision, Limits: lim, Node: node})
 	var cat *reconciler.Catalog
 	if err == nil {
 		cat, err = site.Catalog(node)

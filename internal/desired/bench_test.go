@@ -89,3 +89,26 @@ func BenchmarkCatalog_1000Nodes(b *testing.B) { benchCatalog(b, fleetFS(b, 1000)
 
 // BenchmarkVet_1000Nodes is fsgit vet on a 1,000-node site.
 func BenchmarkVet_1000Nodes(b *testing.B) { benchVet(b, fleetFS(b, 1000)) }
+
+// benchRender is what an agent and fsgit render do: load the site for one
+// node, then that node's catalog.
+func benchRender(b *testing.B, extra map[string]string, node string) {
+	fsys := exampleFS(b, extra)
+	b.ReportAllocs()
+	for b.Loop() {
+		s, err := Load(context.Background(), Source{FS: fsys, SiteDir: "sites/example", Node: node})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Catalog(node); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRender_Example is one node's load and catalog on sites/example.
+func BenchmarkRender_Example(b *testing.B) { benchRender(b, nil, "offline-1") }
+
+// BenchmarkRender_1000Nodes is the same on 1,000 nodes: within 1.5x of
+// the example's (issue 14).
+func BenchmarkRender_1000Nodes(b *testing.B) { benchRender(b, fleetFS(b, 1000), "node-501") }

@@ -59,6 +59,10 @@ type Source struct {
 	// Limits bound what evaluating the site may cost; zero fields take
 	// their defaults.
 	Limits Limits
+	// Node, when set, is the one node the caller needs a catalog of: the
+	// other nodes' entries are left out of the evaluation where they cannot
+	// change its catalog (prune.go), and the Site serves that node only.
+	Node string
 }
 
 // Site is a loaded, evaluated site. Its methods are safe for concurrent
@@ -96,6 +100,11 @@ type Site struct {
 	// budget is the time left for evaluation; every CUE evaluation of
 	// the site runs under it.
 	budget *budget
+
+	// pruned is the number of nodes left out of the evaluation (a site
+	// loaded for Source.Node); whole makes evaluate leave none out.
+	pruned int
+	whole  bool
 
 	// problems found while loading that do not stop evaluation: an unknown
 	// role or profile, an invalid value in the site's own structure. Vet
@@ -213,7 +222,14 @@ func Load(ctx context.Context, src Source) (*Site, error) {
 
 	s.budget = &budget{left: lim.EvalTimeout, total: lim.EvalTimeout, display: displayName(src, siteDir)}
 	var evalErr error
-	if err := s.budget.run(ctx, func() { evalErr = s.evaluate(files) }); err != nil {
+	if err := s.budget.run(ctx, func() {
+		evalErr = s.evaluate(files)
+		if errors.Is(evalErr, errWholeSite) {
+			s.reset()
+			s.whole = true
+			evalErr = s.evaluate(files)
+		}
+	}); err != nil {
 		return nil, err
 	}
 	if evalErr != nil {
@@ -243,6 +259,10 @@ func (s *Site) evaluate(files map[string][]byte) error {
 	if len(probs) > 0 {
 		return &InvalidError{Problems: probs}
 	}
+	var pruned map[string]*prunedNode
+	if s.src.Node != "" && !s.whole && prunable(insts[1].ImportPaths, files, s.files) {
+		pruned = prune(insts[0].Files, s.src.Node)
+	}
 	s.ctx = cuecontext.New()
 	vals, err := s.ctx.BuildInstances([]*build.Instance{insts[0], insts[1]})
 	if err != nil {
@@ -267,6 +287,12 @@ func (s *Site) evaluate(files map[string][]byte) error {
 	// reports what is wrong in the terms of the whole site.
 	s.topo.def = vals[1].LookupPath(cue.MakePath(cue.Def("Topology")))
 	s.topo.builtin = siteErr == nil && builtinTopology(files, s.files)
+	if pruned != nil {
+		if err := s.checkPruned(pruned); err != nil {
+			return err
+		}
+		s.pruned = len(pruned)
+	}
 	if !s.topo.builtin {
 		if err := s.evalTopology(); err != nil {
 			return err
@@ -286,6 +312,14 @@ func (s *Site) evaluate(files map[string][]byte) error {
 	return nil
 }
 
+// reset forgets what evaluate found, before it runs again.
+func (s *Site) reset() {
+	s.ctx, s.site, s.catalog = nil, cue.Value{}, cue.Value{}
+	s.topo = topology{}
+	s.name, s.profiles, s.roles, s.nodes, s.order = "", nil, nil, nil, nil
+	s.siteProblems, s.pruned = nil, 0
+}
+
 // LoadDir loads the site in a directory. The repository root is the
 // nearest directory above it that has a cue.mod/; without one, the site's
 // directory is loaded alone with the embedded module. Positions name files
@@ -298,11 +332,17 @@ func LoadDir(ctx context.Context, siteDir string) (*Site, error) {
 // LoadDirLimits is LoadDir with limits on what evaluating the site may
 // cost.
 func LoadDirLimits(ctx context.Context, siteDir string, lim Limits) (*Site, error) {
+	return LoadDirNode(ctx, siteDir, "", lim)
+}
+
+// LoadDirNode is LoadDirLimits for one node's catalog (Source.Node): the
+// Site serves that node only. An empty node loads every node.
+func LoadDirNode(ctx context.Context, siteDir, node string, lim Limits) (*Site, error) {
 	src, err := dirSource(siteDir)
 	if err != nil {
 		return nil, err
 	}
-	src.Limits = lim
+	src.Limits, src.Node = lim, node
 	return Load(ctx, src)
 }
 

@@ -131,6 +131,10 @@ func sameAsAlone(t *testing.T, extra map[string]string, minShared int) {
 		t.Fatal("no group was evaluated: the test checks nothing")
 	}
 	alone := loadExample(t, extra)
+	keys := map[string]string{}
+	for i, k := range together.groupKeys(together.Nodes()) {
+		keys[together.Nodes()[i]] = k
+	}
 	shared := 0
 	for _, r := range res {
 		cat, src, probs := alone.catalogFor(r.Node)
@@ -156,7 +160,9 @@ func sameAsAlone(t *testing.T, extra map[string]string, minShared int) {
 				}
 			}
 		}
-		if k, ok := together.groupKey(together.nodes[r.Node]); ok && together.groups[k] != nil && together.groups[k].ok {
+		// The group may have been evaluated by another worker's copy of
+		// the site: evaluate it here (once) to know whether it is usable.
+		if k := keys[r.Node]; k != "" && together.groupFor(k, together.nodes[r.Node]).ok {
 			shared++
 		}
 	}

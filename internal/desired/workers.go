@@ -138,6 +138,8 @@ func (s *Site) copySite() (*Site, error) {
 		display:  s.display,
 		shown:    s.shown,
 		budget:   s.budget,
+		// A site loaded for one node leaves the same nodes out.
+		whole: s.pruned == 0,
 	}
 	c.docs.src = s.docs.src
 	if err := c.evaluate(c.srcFiles); err != nil {

@@ -41,7 +41,7 @@ func (s *SiteCatalog) Load(ctx context.Context) (*reconciler.Catalog, error) {
 		s.Log.Info("catalog cache not used", "node", s.Node, "file", s.Cache.File.String(), "reason", why)
 	}
 
-	site, err := desired.LoadDirLimits(ctx, s.Dir, s.Limits)
+	site, err := desired.LoadDirNode(ctx, s.Dir, s.Node, s.Limits)
 	if err != nil {
 		return nil, fmt.Errorf("load site %s:\n%w", s.Dir, err)
 	}
