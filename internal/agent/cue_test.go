@@ -12,7 +12,7 @@ import (
 
 // cueLoader is what cmd/fsgit wires: the CUE site loader.
 func cueLoader(ctx context.Context, fsys fs.FS, siteDir, rev, node string) (*reconciler.Catalog, error) {
-	site, err := desired.Load(ctx, desired.Source{FS: fsys, SiteDir: siteDir, Revision: rev})
+	site, err := desired.Load(ctx, desired.Source{FS: fsys, SiteDir: siteDir, Revision: rev, Node: node})
 	if err != nil {
 		return nil, err
 	}
@@ -83,6 +83,15 @@ func TestAgent_CUESite(t *testing.T) {
 	c3 := s.work.CommitAndPush("v3", cueSite(`"v3\n"`))
 	waitFor(t, "converged on c3", func() bool { st := n.agent.Status(); return st.Converged && st.AppliedRevision == c3 })
 	if got := n.read("/etc/app/app.conf"); got != "v3\n" {
+		t.Fatalf("app.conf = %q", got)
+	}
+
+	// Another node's mistake is that node's: n1 applies the commit.
+	site := cueSite(`"v4\n"`)
+	site["sites/test/site.cue"] += "nodes: n2: {role: \"web\", address: \"not an address\"}\n"
+	c4 := s.work.CommitAndPush("v4, n2 broken", site)
+	waitFor(t, "converged on c4", func() bool { st := n.agent.Status(); return st.Converged && st.AppliedRevision == c4 })
+	if got := n.read("/etc/app/app.conf"); got != "v4\n" {
 		t.Fatalf("app.conf = %q", got)
 	}
 }
