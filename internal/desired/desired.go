@@ -87,7 +87,10 @@ type Site struct {
 	ctx     *cue.Context
 	site    cue.Value // the site package
 	catalog cue.Value // profile.#Catalog
-	topo    topology
+	// profileDefs is profile.#Profiles when #Catalog is the built-in one,
+	// whose way of calling a profile groups.go may then take as its own.
+	profileDefs cue.Value
+	topo        topology
 
 	name     string
 	profiles map[string]bool
@@ -286,6 +289,9 @@ func (s *Site) evaluate(files map[string][]byte) error {
 	// site that does not validate is evaluated through it at once, which
 	// reports what is wrong in the terms of the whole site.
 	s.topo.def = vals[1].LookupPath(cue.MakePath(cue.Def("Topology")))
+	if builtinFile(files, s.files, "profile/catalog.cue") {
+		s.profileDefs = vals[1].LookupPath(cue.MakePath(cue.Def("Profiles")))
+	}
 	s.topo.builtin = siteErr == nil && builtinTopology(files, s.files)
 	if pruned != nil {
 		if err := s.checkPruned(pruned); err != nil {
@@ -314,7 +320,7 @@ func (s *Site) evaluate(files map[string][]byte) error {
 
 // reset forgets what evaluate found, before it runs again.
 func (s *Site) reset() {
-	s.ctx, s.site, s.catalog = nil, cue.Value{}, cue.Value{}
+	s.ctx, s.site, s.catalog, s.profileDefs = nil, cue.Value{}, cue.Value{}, cue.Value{}
 	s.topo = topology{}
 	s.name, s.profiles, s.roles, s.nodes, s.order = "", nil, nil, nil, nil
 	s.siteProblems, s.pruned = nil, 0

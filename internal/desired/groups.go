@@ -40,6 +40,14 @@ type group struct {
 	parts   []groupPart // in catalog order
 	skip    map[string]any
 	perNode bool // some profile is evaluated per node
+	// direct: a per-node profile is evaluated alone, with the group's
+	// data, as the built-in #Catalog calls it, rather than in a whole
+	// #Catalog (#Data is not unified again for every node). The data is
+	// the same for every node of the group: #Data & the site's, the
+	// role's and the node's data, which are the group's (its key), and
+	// #Data cannot refer to the node.
+	direct bool
+	topo   map[string]any // the role's topology, for direct
 }
 
 // groupPart is a part of the group's catalog: shared (decoded once) or
@@ -170,7 +178,37 @@ func (s *Site) evalGroup(n *nodeInfo) *group {
 		g.parts = append(g.parts, groupPart{own: own, shared: d})
 	}
 	g.ok = shared > 0
+	if g.perNode && s.profileDefs.Exists() {
+		g.direct, g.topo = true, topo
+	}
 	return g
+}
+
+// profileAlone evaluates profile p's resources for node n of group g as
+// the built-in #Catalog does: #Profiles[p] & {data: data, node: ctx}.
+func (s *Site) profileAlone(g *group, n *nodeInfo, p string) (cue.Value, bool) {
+	fqdn, err := n.value.LookupPath(cue.MakePath(cue.Str("fqdn"))).String()
+	if err != nil {
+		return cue.Value{}, false
+	}
+	role := s.roles[n.role]
+	// #Catalog's ctx.topology: the topology's parts for the role's
+	// profiles (out.profiles), or {}.
+	var topo any = map[string]any{}
+	if parts, ok := g.topo["profiles"]; ok {
+		topo = parts
+	}
+	ctx := map[string]any{
+		"site":     s.name,
+		"name":     n.name,
+		"fqdn":     fqdn,
+		"role":     role.name,
+		"profiles": role.profiles,
+		"topology": topo,
+	}
+	def := s.profileDefs.LookupPath(cue.MakePath(cue.Str(p)))
+	v := def.FillPath(cue.Path{}, map[string]any{"data": g.data, "node": ctx})
+	return v.LookupPath(cue.MakePath(cue.Str("resources"))), true
 }
 
 // groupCatalog is catalogFor for a node of a group: the shared parts as
@@ -186,7 +224,7 @@ func (s *Site) groupCatalog(node, key string) (cat *reconciler.Catalog, src *Sou
 	}
 	role := s.roles[n.role]
 	var c cue.Value
-	if g.perNode {
+	if g.perNode && !g.direct {
 		topo, err := s.topologyFor(role.profiles)
 		if err != nil {
 			return nil, nil, nil, false
@@ -197,7 +235,16 @@ func (s *Site) groupCatalog(node, key string) (cat *reconciler.Catalog, src *Sou
 	for _, gp := range g.parts {
 		switch {
 		case gp.shared == nil:
-			d := decodedPart{part: part{name: "profile " + gp.profile, value: c.LookupPath(cue.MakePath(cue.Str("profiles"), cue.Str(gp.profile)))}}
+			d := decodedPart{part: part{name: "profile " + gp.profile}}
+			if g.direct {
+				v, ok := s.profileAlone(g, n, gp.profile)
+				if !ok {
+					return nil, nil, nil, false
+				}
+				d.value = v
+			} else {
+				d.value = c.LookupPath(cue.MakePath(cue.Str("profiles"), cue.Str(gp.profile)))
+			}
 			if len(d.decode(s, node)) > 0 {
 				return nil, nil, nil, false
 			}

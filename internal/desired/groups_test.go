@@ -52,6 +52,18 @@ nodes: {
 }
 
 roles: probe: profiles: ["base", "namecond", "usesname", "hiddencheck", "plain"]
+
+// A monitoring role with a profile that reads the name and the topology:
+// evaluated per node, it must see the topology as #Catalog gives it.
+nodes: {
+	"pm-1": role: "probemon"
+	"pm-2": role: "probemon"
+	"pm-3": role: "probemon"
+}
+roles: probemon: {
+	profiles: ["base", "node_exporter", "prometheus_server", "toponame"]
+	data: monitoring: alertmanager: receiver: {name: "x", webhooks: [{url: "http://127.0.0.1:5001/alerts"}]}
+}
 `)
 	extra["sites/example/nodes.cue"] = b.String()
 	// A tree with schema/profile/ has those profiles only: the built-in
@@ -81,6 +93,12 @@ roles: probe: profiles: ["base", "namecond", "usesname", "hiddencheck", "plain"]
 #Profiles: usesname: #Profile & {
 	node: _
 	resources: "file:/etc/hostname-\(node.name)": content: "\(node.fqdn)\n"
+}
+
+// toponame puts the name and what the topology holds in a file.
+#Profiles: toponame: #Profile & {
+	node: _
+	resources: "file:/etc/topo-\(node.name)": content: "parts for prometheus_server: \(len([for k, _ in node.topology if k == "prometheus_server" {k}]))\n"
 }
 
 // hiddencheck is concrete but for a hidden field that refuses one name.
@@ -179,6 +197,9 @@ func sameAsAlone(t *testing.T, extra map[string]string, minShared int) {
 	}
 	if c := byNode["probe-1"].Catalog; c == nil || c.Lookup("file:/etc/special") != nil || c.Lookup("file:/etc/hostname-probe-1") == nil {
 		t.Errorf("probe-1: wrong resources: %v", byNode["probe-1"].Problems)
+	}
+	if c := byNode["pm-2"].Catalog; c == nil || c.Lookup("file:/etc/topo-pm-2") == nil || !strings.Contains(string(c.Lookup("file:/etc/topo-pm-2").Spec), "prometheus_server: 1") {
+		t.Errorf("pm-2: no topology in its per-node profile: %v", byNode["pm-2"].Problems)
 	}
 	if c := byNode["node-006"].Catalog; c == nil || c.Lookup("file:/etc/node-006") == nil {
 		t.Error("node-006 lost its own resource")

@@ -70,6 +70,13 @@ func builtinTopology(files map[string][]byte, origins map[string]fileOrigin) boo
 	return n == len(want)
 }
 
+// builtinFile reports whether the profile file name ("profile/x.cue") of
+// the load tree is the embedded one.
+func builtinFile(files map[string][]byte, origins map[string]fileOrigin, name string) bool {
+	b, err := fs.ReadFile(schema.Files(), name)
+	return err == nil && origins["schema/"+name] == originProfile && bytes.Equal(files["schema/"+name], b)
+}
+
 // evalTopology evaluates #Topology.out for the whole site, once. The
 // result is filled into catalogs as plain data: filling the CUE value
 // would evaluate its comprehensions over every node again for each node.
