@@ -264,7 +264,7 @@ func (s *Site) evaluate(files map[string][]byte) error {
 	}
 	var pruned map[string]*prunedNode
 	if s.src.Node != "" && !s.whole && prunable(insts[1].ImportPaths, files, s.files) {
-		pruned = prune(insts[0].Files, s.src.Node)
+		pruned = prune(insts[0].Files, s.src.Node, siteImports(insts[0]))
 	}
 	s.ctx = cuecontext.New()
 	vals, err := s.ctx.BuildInstances([]*build.Instance{insts[0], insts[1]})

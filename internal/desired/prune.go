@@ -7,6 +7,7 @@ import (
 
 	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/ast"
+	"cuelang.org/go/cue/build"
 	"cuelang.org/go/cue/literal"
 	"cuelang.org/go/cue/token"
 
@@ -74,10 +75,10 @@ func prunable(profiles []string, files map[string][]byte, origins map[string]fil
 
 // prune takes out of files the entries of the nodes other than keep that
 // are plain data, and returns those nodes by name. It returns nil and
-// leaves files alone when a file reads nodes, or when keep has no entry of
-// its own (its catalog then needs whatever declares it).
-func prune(files []*ast.File, keep string) map[string]*prunedNode {
-	if readsNodes(files) {
+// leaves files alone when a file, or a file of a package the site
+// imports, reads nodes, or when keep has no entry of its own (its catalog then needs whatever declares it).
+func prune(files []*ast.File, keep string, imported []*ast.File) map[string]*prunedNode {
+	if readsNodes(files) || readsNodes(imported) {
 		return nil
 	}
 	byNode := map[string][]nodeEntry{}
@@ -146,6 +147,27 @@ func prune(files []*ast.File, keep string) map[string]*prunedNode {
 		}
 	}
 	return out
+}
+
+// siteImports are the files of the packages the site imports, directly or
+// not, but the schema's: a package shared by sites may read the nodes of
+// a site that embeds it.
+func siteImports(inst *build.Instance) []*ast.File {
+	var files []*ast.File
+	seen := map[*build.Instance]bool{}
+	var walk func(*build.Instance)
+	walk = func(i *build.Instance) {
+		for _, imp := range i.Imports {
+			if seen[imp] || imp.ImportPath == schema.ImportPath {
+				continue
+			}
+			seen[imp] = true
+			files = append(files, imp.Files...)
+			walk(imp)
+		}
+	}
+	walk(inst)
+	return files
 }
 
 // plainNode returns the node of the entries when every one is plain data

@@ -36,6 +36,15 @@ nodes: {
 	if extra != "" {
 		files["sites/example/extra.cue"] = "package example\n\n" + extra
 	}
+	// A package shared by sites, which reads the nodes of the site that
+	// embeds it.
+	files["sites/shared/fleet.cue"] = `package shared
+
+#Fleet: {
+	nodes: _
+	data: base: groups: {for n, _ in nodes if n == "node-000" {"g-node-000": {}}}
+}
+`
 	return files
 }
 
@@ -90,6 +99,10 @@ nodes: "node-900": {role: "feature_store_online", fqdn: _h}
 		// A site that reads nodes is loaded whole.
 		{name: "reads nodes", extra: `data: base: packages: [for n, _ in nodes if n == "none" {n}]`},
 		{name: "reads a node", extra: `_other: nodes["node-001"].fqdn`},
+		{name: "imports what reads nodes", extra: `import "github.com/fsgit/fsgit/sites/shared"
+
+shared.#Fleet
+`},
 		{name: "aliases nodes", extra: `N=nodes: {}
 _n: N`},
 		// The host's entry does not validate: every node is refused, as
