@@ -240,7 +240,7 @@ func (in *interner) lower(b []byte) string {
 func state(out map[grantKey]*grantState, k grantKey) *grantState {
 	st := out[k]
 	if st == nil {
-		st = &grantState{Privs: privSet{}}
+		st = &grantState{}
 		out[k] = st
 	}
 	return st
@@ -264,7 +264,7 @@ func (c *conn) readPrivileges(ctx context.Context, out map[grantKey]*grantState,
 		}
 		st := state(out, grantKey{User: in.str(user), Host: in.lower(host), Database: in.str(db), Table: in.str(table)})
 		if string(priv) != "USAGE" {
-			st.Privs[in.str(priv)] = true
+			st.Privs.addBytes(priv, in)
 		}
 		if string(grantable) == "YES" {
 			st.GrantOption = true
@@ -298,7 +298,8 @@ func (c *conn) readDatabasePrivileges(ctx context.Context, out map[grantKey]*gra
 		dest[i] = &vals[i]
 	}
 	user, host, db, grant := -1, -1, -1, -1
-	privs := make([]string, len(cols)) // privilege of each column, "" for none
+	privs := make([]string, len(cols))   // privilege of each column, "" for none
+	colBits := make([]uint64, len(cols)) // its bit, 0 for none or one fsgit does not know
 	for i, col := range cols {
 		switch col {
 		case "User":
@@ -311,6 +312,7 @@ func (c *conn) readDatabasePrivileges(ctx context.Context, out map[grantKey]*gra
 			grant = i
 		default:
 			privs[i] = columnPrivilege(col)
+			colBits[i], _ = privBit(privs[i])
 		}
 	}
 	if user < 0 || host < 0 || db < 0 || grant < 0 {
@@ -326,8 +328,13 @@ func (c *conn) readDatabasePrivileges(ctx context.Context, out map[grantKey]*gra
 		k.Database, k.Wildcard = parseDBPattern(in.str(vals[db]))
 		st := state(out, k)
 		for i, p := range privs {
-			if p != "" && string(vals[i]) == "Y" {
-				st.Privs[p] = true
+			if p == "" || string(vals[i]) != "Y" {
+				continue
+			}
+			if colBits[i] != 0 {
+				st.Privs.bits |= colBits[i]
+			} else {
+				st.Privs.add(p)
 			}
 		}
 		if string(vals[grant]) == "Y" {
@@ -424,10 +431,10 @@ func (c *conn) history(ctx context.Context, env *reconciler.Env, db string) (*hi
 				return nil, c.wrap("read declared grants", err)
 			}
 			k := grantKey{User: in.str(user), Host: in.str(host), Database: in.str(database), Table: in.str(table)}
-			st := grantState{Privs: privSet{}, GrantOption: opt}
+			st := grantState{GrantOption: opt}
 			for p := range bytes.SplitSeq(privs, []byte(",")) {
 				if len(p) > 0 {
-					st.Privs[in.str(p)] = true
+					st.Privs.addBytes(p, &in)
 				}
 			}
 			h.m[k] = st

@@ -78,7 +78,7 @@ func TestPrivilegesAsInformationSchema(t *testing.T) {
 		}
 		st := state(want, key)
 		if priv != "USAGE" {
-			st.Privs[priv] = true
+			st.Privs.add(priv)
 		}
 		st.GrantOption = st.GrantOption || grantable == "YES"
 	}
