@@ -374,6 +374,7 @@ func (e *Engine) Run(ctx context.Context, p *Prepared, opts RunOptions) (*Report
 		Noop:     opts.Noop,
 		Started:  time.Now(),
 		Only:     append([]ID(nil), opts.Only...),
+		Results:  make([]Result, 0, len(sel)),
 	}
 	r.schedule(ctx, sel)
 	for _, id := range p.Graph.Order {
