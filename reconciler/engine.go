@@ -353,7 +353,9 @@ func (e *Engine) Run(ctx context.Context, p *Prepared, opts RunOptions) (*Report
 		prior: opts.Prior,
 		out:   map[ID]*outcome{},
 		batch: atomicfile.NewBatch(),
+		steps: &steppers{},
 	}
+	defer r.steps.close()
 	if r.prior == nil {
 		r.prior = NewMemory()
 	}

@@ -22,6 +22,9 @@ type run struct {
 	out     map[ID]*outcome
 	pruned  []*outcome
 	stopped string
+	// steps runs the contained steps of the run's resources (see
+	// [contain]).
+	steps *steppers
 	// batch stages the file writes of the resources in hand; staged holds
 	// their outcomes until it commits (see [run.commit]).
 	batch  *atomicfile.Batch
@@ -97,8 +100,18 @@ func (r *run) schedule(ctx context.Context, sel map[ID]bool) {
 			heap.Push(ready, id)
 		}
 	}
-	results := make(chan *outcome)
-	running := 0
+	// Up to e.parallel workers, started as needed, take the resources to
+	// handle: a goroutine per worker rather than per resource, whose stack
+	// has grown to what handling one needs by the next. running never
+	// exceeds e.parallel, so neither channel is ever full.
+	type task struct {
+		id ID
+		in input
+	}
+	tasks := make(chan task, r.e.parallel)
+	defer close(tasks)
+	results := make(chan *outcome, r.e.parallel)
+	running, workers := 0, 0
 	finish := func(o *outcome) {
 		id := o.res.ID
 		o.res.dropOwnID()
@@ -130,7 +143,15 @@ func (r *run) schedule(ctx context.Context, sel map[ID]bool) {
 			}
 			in := r.inputs(id)
 			running++
-			go func() { results <- r.handle(ctx, id, in) }()
+			if workers < running {
+				workers++
+				go func() {
+					for t := range tasks {
+						results <- r.handle(ctx, t.id, t.in)
+					}
+				}()
+			}
+			tasks <- task{id, in}
 		}
 		if len(r.staged) > 0 && (running == 0 || r.stopped != "") {
 			for _, o := range r.commit(ctx) {

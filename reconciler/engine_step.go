@@ -55,7 +55,7 @@ func (r *run) step(ctx context.Context, id ID, in input) *outcome {
 	defer cancel()
 	env := r.env(id, r.cache)
 
-	plan, err := contain(rctx, limit, "plan", func(ctx context.Context) (*Plan, error) { return r.p.plan(ctx, k, env, res) })
+	plan, err := contain(r.steps, rctx, limit, "plan", func(ctx context.Context) (*Plan, error) { return r.p.plan(ctx, k, env, res) })
 	switch {
 	case IsSkip(err):
 		o.res.Outcome, o.res.Reason = Skipped, skipReason(err)
@@ -116,7 +116,7 @@ func (r *run) step(ctx context.Context, id ID, in input) *outcome {
 		}
 		o.inventory = invAddMissing
 		o.forget = true
-		if _, err := contain(rctx, limit, "apply", func(ctx context.Context) (struct{}, error) {
+		if _, err := contain(r.steps, rctx, limit, "apply", func(ctx context.Context) (struct{}, error) {
 			return struct{}{}, plan.Apply(ctx)
 		}); err != nil {
 			if IsSkip(err) {
@@ -175,7 +175,7 @@ func (r *run) verify(ctx context.Context, limit time.Duration, k Kind, res *Reso
 		}
 	}()
 	env := r.env(res.ID, cache)
-	plan, err := contain(ctx, limit, "verify", func(ctx context.Context) (*Plan, error) { return r.p.plan(ctx, k, env, res) })
+	plan, err := contain(r.steps, ctx, limit, "verify", func(ctx context.Context) (*Plan, error) { return r.p.plan(ctx, k, env, res) })
 	switch {
 	case err != nil:
 		o.res.Warning = fmt.Sprintf("applied, but observing it again failed: %v", err)
@@ -243,7 +243,7 @@ func (r *run) refresh(ctx context.Context, limit time.Duration, k Kind, res *Res
 		return
 	}
 	ownChange := o.res.Outcome == Created || o.res.Outcome == Changed
-	if _, err := contain(ctx, limit, "refresh", func(ctx context.Context) (struct{}, error) {
+	if _, err := contain(r.steps, ctx, limit, "refresh", func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, r.p.refresh(ctx, k, rf, env, res, ownChange)
 	}); err != nil {
 		if IsSkip(err) {
@@ -280,7 +280,7 @@ func (r *run) env(id ID, cache *Cache) *Env {
 		Root:          r.opts.Root,
 		Noop:          r.opts.Noop,
 		Secrets:       r.opts.Secrets,
-		Log:           r.e.log.With("resource", string(id)),
+		Log:           resourceLogger(r.e.log, id),
 		Cache:         cache,
 		OnProgress:    r.opts.Progress,
 		ProgressEvery: r.opts.ProgressEvery,
@@ -328,17 +328,18 @@ func (r *run) commit(ctx context.Context) []*outcome {
 	return staged
 }
 
-// contain runs one step of a resource on its own goroutine, so that a step
-// that ignores its context cannot hold the run past its time limit, and
-// turns a panic into an error. The goroutine of a step that timed out is
-// abandoned; it may finish later, and its result is dropped.
-func contain[T any](ctx context.Context, limit time.Duration, step string, f func(context.Context) (T, error)) (T, error) {
+// contain runs one step of a resource on a goroutine of its own (one of
+// sp's), so that a step that ignores its context cannot hold the run past
+// its time limit, and turns a panic into an error. The goroutine of a step
+// that timed out is abandoned; it may finish later, and its result is
+// dropped.
+func contain[T any](sp *steppers, ctx context.Context, limit time.Duration, step string, f func(context.Context) (T, error)) (T, error) {
 	type result struct {
 		v   T
 		err error
 	}
 	ch := make(chan result, 1)
-	go func() {
+	sp.run(func() {
 		defer func() {
 			if p := recover(); p != nil {
 				ch <- result{err: &PanicError{Step: step, Value: p, Stack: debug.Stack()}}
@@ -346,7 +347,7 @@ func contain[T any](ctx context.Context, limit time.Duration, step string, f fun
 		}()
 		v, err := f(ctx)
 		ch <- result{v: v, err: err}
-	}()
+	})
 	var out result
 	select {
 	case out = <-ch:
