@@ -161,6 +161,9 @@ type conn struct {
 	// historyDBs are the bookkeeping databases read through this pool,
 	// whose cached reads an apply forgets.
 	historyDBs sync.Map
+	// sizes are how many entries the last server-wide reads found: the
+	// next read sizes its map so at once.
+	sizes struct{ accounts, privileges, history atomic.Int64 }
 }
 
 // resolverBox holds a run's resolver, and the run's cache, which tells
