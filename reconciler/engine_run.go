@@ -1,7 +1,6 @@
 package reconciler
 
 import (
-	"container/heap"
 	"context"
 	"fmt"
 	"log/slog"
@@ -97,7 +96,7 @@ func (r *run) schedule(ctx context.Context, sel map[ID]bool) {
 		}
 		waiting[id] = n
 		if n == 0 {
-			heap.Push(ready, id)
+			ready.push(id)
 		}
 	}
 	// Up to e.parallel workers, started as needed, take the resources to
@@ -123,7 +122,7 @@ func (r *run) schedule(ctx context.Context, sel map[ID]bool) {
 			}
 			waiting[next]--
 			if waiting[next] == 0 {
-				heap.Push(ready, next)
+				ready.push(next)
 			}
 		}
 	}
@@ -136,7 +135,7 @@ func (r *run) schedule(ctx context.Context, sel map[ID]bool) {
 				r.stopped = reason
 				break
 			}
-			id := heap.Pop(ready).(ID)
+			id := ready.pop()
 			if o := r.blocked(id); o != nil {
 				finish(o)
 				continue
@@ -364,19 +363,48 @@ func (r *run) next(full bool) *Memory {
 
 // idHeap is a min-heap of IDs by their position in the graph order, so
 // that ready resources start in a stable order. It holds the positions,
-// which compare without a map lookup.
+// which compare without a map lookup, and is typed: container/heap would
+// box every ID pushed and popped.
 type idHeap struct {
 	pos   []int
 	order []ID
 	index map[ID]int
 }
 
-func (h *idHeap) Len() int           { return len(h.pos) }
-func (h *idHeap) Less(i, j int) bool { return h.pos[i] < h.pos[j] }
-func (h *idHeap) Swap(i, j int)      { h.pos[i], h.pos[j] = h.pos[j], h.pos[i] }
-func (h *idHeap) Push(x any)         { h.pos = append(h.pos, h.index[x.(ID)]) }
-func (h *idHeap) Pop() any {
-	x := h.pos[len(h.pos)-1]
-	h.pos = h.pos[:len(h.pos)-1]
-	return h.order[x]
+func (h *idHeap) Len() int { return len(h.pos) }
+
+// push adds id.
+func (h *idHeap) push(id ID) {
+	h.pos = append(h.pos, h.index[id])
+	for i := len(h.pos) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if h.pos[parent] <= h.pos[i] {
+			break
+		}
+		h.pos[parent], h.pos[i] = h.pos[i], h.pos[parent]
+		i = parent
+	}
+}
+
+// pop removes and returns the ID first in the graph order.
+func (h *idHeap) pop() ID {
+	top := h.pos[0]
+	n := len(h.pos) - 1
+	h.pos[0] = h.pos[n]
+	h.pos = h.pos[:n]
+	for i := 0; ; {
+		least, l, r := i, 2*i+1, 2*i+2
+		if l < n && h.pos[l] < h.pos[least] {
+			least = l
+		}
+		if r < n && h.pos[r] < h.pos[least] {
+			least = r
+		}
+		if least == i {
+			break
+		}
+		h.pos[i], h.pos[least] = h.pos[least], h.pos[i]
+		i = least
+	}
+	return h.order[top]
 }
