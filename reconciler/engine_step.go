@@ -12,26 +12,29 @@ import (
 	"github.com/fsgit/fsgit/internal/jsondoc"
 )
 
-// handle runs one resource through plan, apply, verify and refresh, and
-// returns its outcome. It runs on a worker goroutine.
-func (r *run) handle(ctx context.Context, id ID, in input) (o *outcome) {
+// handle runs the resource at position i through plan, apply, verify and
+// refresh, and returns its outcome. It runs on a worker goroutine.
+func (r *run) handle(ctx context.Context, i int, in input) (o *outcome) {
 	start := time.Now()
+	id := r.p.Graph.Order[i]
 	// The kinds' steps run contained; a panic in the engine's own handling
 	// fails the resource rather than the process (whose exit code 2 would
 	// say "changes applied").
 	defer func() {
 		if p := recover(); p != nil {
 			r.e.log.Error("engine panicked handling a resource", "id", string(id), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			o = &outcome{res: Result{ID: id, Outcome: Failed, Error: fmt.Sprintf("fsgit panicked handling it: %v", p)}, blocked: true, cause: id}
+			o = &outcome{res: Result{ID: id, Outcome: Failed, Error: fmt.Sprintf("fsgit panicked handling it: %v", p)}, pos: i, blocked: true, cause: id}
 		}
 		o.res.Duration = jsondoc.Seconds(time.Since(start))
 	}()
-	return r.step(ctx, id, in)
+	return r.step(ctx, i, in)
 }
 
-func (r *run) step(ctx context.Context, id ID, in input) *outcome {
-	res := r.p.res[id]
-	o := &outcome{res: Result{ID: id}}
+func (r *run) step(ctx context.Context, i int, in input) *outcome {
+	at := &r.p.at[i]
+	res := at.res
+	id := res.ID
+	o := &outcome{res: Result{ID: id}, pos: i}
 	fail := func(err error) *outcome {
 		var pe *PanicError
 		if errors.As(err, &pe) {
@@ -46,16 +49,16 @@ func (r *run) step(ctx context.Context, id ID, in input) *outcome {
 		o.blocked, o.cause = true, id
 		return o
 	}
-	if err := r.p.invalid[id]; err != nil {
+	if err := at.invalid; err != nil {
 		return fail(err)
 	}
-	k := r.p.kinds[id]
-	limit := r.p.timeout(k, res, r.e.timeout)
+	k := at.kind
+	limit := r.p.timeoutAt(i, r.e.timeout)
 	rctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	env := r.env(id, r.cache)
 
-	plan, err := contain(r.steps, rctx, limit, "plan", func(ctx context.Context) (*Plan, error) { return r.p.plan(ctx, k, env, res) })
+	plan, err := contain(r.steps, rctx, limit, "plan", func(ctx context.Context) (*Plan, error) { return r.p.planAt(ctx, i, env) })
 	switch {
 	case IsSkip(err):
 		o.res.Outcome, o.res.Reason = Skipped, skipReason(err)

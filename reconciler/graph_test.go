@@ -127,43 +127,32 @@ func TestBuildGraph_ManyReady(t *testing.T) {
 	}
 }
 
-// TestIDHeap: IDs pushed in any order, some while others are popped, come
-// out in the graph order.
-func TestIDHeap(t *testing.T) {
-	order := make([]ID, 200)
-	index := map[ID]int{}
-	for i := range order {
-		order[i] = ID(fmt.Sprintf("k:%03d", i))
-		index[order[i]] = i
-	}
-	h := &idHeap{order: order, index: index}
-	perm := rand.New(rand.NewPCG(1, 2)).Perm(len(order))
-	var got []ID
+// TestPosHeap: positions pushed in any order, some while others are
+// popped, come out least first.
+func TestPosHeap(t *testing.T) {
+	h := &posHeap{}
+	perm := rand.New(rand.NewPCG(1, 2)).Perm(200)
+	var got []int
+	seen := map[int]bool{}
 	for i, p := range perm {
-		h.push(order[p])
+		h.push(p)
+		seen[p] = true
 		if i%3 == 2 {
-			got = append(got, h.pop())
-		}
-	}
-	var rest []ID
-	for h.Len() > 0 {
-		rest = append(rest, h.pop())
-	}
-	if !slices.IsSorted(rest) || len(got)+len(rest) != len(order) {
-		t.Fatalf("popped %d then %v", len(got), rest)
-	}
-	// Each early pop was the least of what was in the heap then.
-	seen := map[ID]bool{}
-	for i, p := range perm {
-		seen[order[p]] = true
-		if i%3 == 2 {
-			least := got[i/3]
-			for id := range seen {
-				if id < least {
-					t.Fatalf("pop %d gave %s while %s was in", i/3, least, id)
+			least := h.pop()
+			for q := range seen {
+				if q < least {
+					t.Fatalf("pop gave %d while %d was in", least, q)
 				}
 			}
 			delete(seen, least)
+			got = append(got, least)
 		}
+	}
+	var rest []int
+	for h.Len() > 0 {
+		rest = append(rest, h.pop())
+	}
+	if !slices.IsSorted(rest) || len(got)+len(rest) != len(perm) {
+		t.Fatalf("popped %d then %v", len(got), rest)
 	}
 }
