@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -174,6 +174,23 @@ type Prepared struct {
 	specs   map[ID]any // decoded specs of Typed kinds, decoded once here
 	invalid map[ID]error
 	index   map[ID]int
+	// at holds, by position in Graph.Order, what a run looks up for each
+	// resource (the maps above hold it by ID for the rest): a run does so
+	// for every resource, several times, and thousands of string lookups
+	// in maps of thousands cost more than the rest of a quiet run.
+	at []prepared
+}
+
+// prepared is what a run needs of one resource, found by its position.
+type prepared struct {
+	res     *Resource
+	mem     *Resource // as the inventory keeps it (see [Prepared.remembered])
+	kind    Kind
+	spec    any // decoded spec of a Typed kind, nil for others
+	invalid error
+	// before, after and notifiedBy are the positions of the resource's
+	// edges in Graph, ascending: in the graph order.
+	before, after, notifiedBy []int
 }
 
 // Prepare checks the catalog's edges and each resource's spec. Problems
@@ -232,7 +249,49 @@ func (e *Engine) Prepare(cat *Catalog) (*Prepared, error) {
 			p.mem[r.ID] = &m
 		}
 	}
+	p.at = make([]prepared, len(g.Order))
+	for i, id := range g.Order {
+		p.at[i] = prepared{
+			res: p.res[id], mem: p.remembered(id), kind: p.kinds[id], spec: p.specs[id], invalid: p.invalid[id],
+			before: p.positions(g.Before[id]), after: p.positions(g.After[id]), notifiedBy: p.positions(g.NotifiedBy[id]),
+		}
+	}
 	return p, nil
+}
+
+// positions returns the positions of ids in the graph order, ascending.
+func (p *Prepared) positions(ids []ID) []int {
+	if len(ids) == 0 {
+		return nil
+	}
+	out := make([]int, len(ids))
+	for i, id := range ids {
+		out[i] = p.index[id]
+	}
+	slices.Sort(out)
+	return out
+}
+
+// timeoutAt returns the time limit of the resource at position i (see
+// [Prepared.timeout]).
+func (p *Prepared) timeoutAt(i int, def time.Duration) time.Duration {
+	e := &p.at[i]
+	if tk, ok := e.kind.(typedKind); ok && e.spec != nil {
+		if d := tk.timeoutSpec(e.spec); d > 0 {
+			return d
+		}
+		return def
+	}
+	return p.timeout(e.kind, e.res, def)
+}
+
+// planAt plans the resource at position i (see [Prepared.plan]).
+func (p *Prepared) planAt(ctx context.Context, i int, env *Env) (*Plan, error) {
+	e := &p.at[i]
+	if tk, ok := e.kind.(typedKind); ok && e.spec != nil {
+		return tk.planSpec(ctx, env, e.res, e.spec)
+	}
+	return e.kind.Plan(ctx, env, e.res)
 }
 
 // remembered returns the resource as the node's inventory keeps it: its
@@ -351,9 +410,11 @@ func (e *Engine) Run(ctx context.Context, p *Prepared, opts RunOptions) (*Report
 		opts:  opts,
 		cache: NewCache(),
 		prior: opts.Prior,
-		out:   map[ID]*outcome{},
+		out:   make([]*outcome, len(p.Graph.Order)),
 		batch: atomicfile.NewBatch(),
+		steps: &steppers{},
 	}
+	defer r.steps.close()
 	if r.prior == nil {
 		r.prior = NewMemory()
 	}
@@ -374,10 +435,11 @@ func (e *Engine) Run(ctx context.Context, p *Prepared, opts RunOptions) (*Report
 		Noop:     opts.Noop,
 		Started:  time.Now(),
 		Only:     append([]ID(nil), opts.Only...),
+		Results:  make([]Result, 0, len(r.out)),
 	}
 	r.schedule(ctx, sel)
-	for _, id := range p.Graph.Order {
-		if o, ok := r.out[id]; ok {
+	for _, o := range r.out {
+		if o != nil {
 			rep.Results = append(rep.Results, o.res)
 		}
 	}
@@ -394,23 +456,23 @@ func (e *Engine) Run(ctx context.Context, p *Prepared, opts RunOptions) (*Report
 	return rep, nil
 }
 
-// selection returns the resources a run covers: all, or the given ones and
-// everything downstream of them.
-func (p *Prepared) selection(only []ID) (map[ID]bool, error) {
-	sel := make(map[ID]bool, len(p.Graph.Order))
+// selection returns the resources a run covers, by position in the graph
+// order: all, or the given ones and everything downstream of them.
+func (p *Prepared) selection(only []ID) ([]bool, error) {
+	sel := make([]bool, len(p.Graph.Order))
 	if len(only) == 0 {
-		for _, id := range p.Graph.Order {
-			sel[id] = true
+		for i := range sel {
+			sel[i] = true
 		}
 		return sel, nil
 	}
-	var walk func(id ID)
-	walk = func(id ID) {
-		if sel[id] {
+	var walk func(i int)
+	walk = func(i int) {
+		if sel[i] {
 			return
 		}
-		sel[id] = true
-		for _, next := range p.Graph.After[id] {
+		sel[i] = true
+		for _, next := range p.at[i].after {
 			walk(next)
 		}
 	}
@@ -418,7 +480,7 @@ func (p *Prepared) selection(only []ID) (map[ID]bool, error) {
 		if _, ok := p.res[id]; !ok {
 			return nil, fmt.Errorf("run %s: not in the catalog", id)
 		}
-		walk(id)
+		walk(p.index[id])
 	}
 	return sel, nil
 }
@@ -428,16 +490,6 @@ type noSecrets struct{}
 
 func (noSecrets) Resolve(_ context.Context, ref SecretRef) (Secret, error) {
 	return Secret{}, fmt.Errorf("resolve %s: no secret provider configured: %w", ref, ErrSecretNotFound)
-}
-
-// orderedIDs sorts ids by their position in the graph order.
-func (p *Prepared) orderedIDs(ids []ID) []ID {
-	if len(ids) < 2 {
-		return ids // nothing to sort, and the caller only reads it
-	}
-	out := append([]ID(nil), ids...)
-	sort.Slice(out, func(i, j int) bool { return p.index[out[i]] < p.index[out[j]] })
-	return out
 }
 
 // ErrTimeout is wrapped by the error of a resource that ran out of time.

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"maps"
 	"slices"
 	"unicode/utf8"
 )
@@ -39,22 +40,27 @@ func NewMemory() *Memory {
 
 // Clone returns a copy whose maps can be changed without touching m. The
 // resources and observed fields themselves are shared: they are never
-// modified in place.
+// modified in place. The maps are copied whole (maps.Clone), not entry by
+// entry: every run clones the memory of every resource.
 func (m *Memory) Clone() *Memory {
-	c := NewMemory()
 	if m == nil {
-		return c
+		return NewMemory()
 	}
-	for id, r := range m.Inventory {
-		c.Inventory[id] = r
+	c := &Memory{
+		Inventory: maps.Clone(m.Inventory),
+		Observed:  maps.Clone(m.Observed),
+		Refresh:   maps.Clone(m.Refresh),
+		Applied:   slices.Clone(m.Applied),
 	}
-	for id, o := range m.Observed {
-		c.Observed[id] = o
+	if c.Inventory == nil {
+		c.Inventory = map[ID]Resource{}
 	}
-	for id, by := range m.Refresh {
-		c.Refresh[id] = by
+	if c.Observed == nil {
+		c.Observed = map[ID]ObservedState{}
 	}
-	c.Applied = slices.Clone(m.Applied)
+	if c.Refresh == nil {
+		c.Refresh = map[ID][]ID{}
+	}
 	return c
 }
 
@@ -110,14 +116,21 @@ func (o ObservedState) compact() ObservedState {
 // reflection: every resource of every run is hashed.
 // TestHashObservedIsJSON and FuzzHashObserved hold the two equal.
 func HashObserved(fields map[string]string) string {
-	keys := make([]string, 0, len(fields))
+	// Summaries are a few short fields: their keys and JSON fit on the
+	// stack.
+	var keyBuf [16]string
+	var jsonBuf [512]byte
+	keys := keyBuf[:0]
 	n := 2
 	for k, v := range fields {
 		keys = append(keys, k)
 		n += len(k) + len(v) + 6
 	}
 	slices.Sort(keys)
-	b := make([]byte, 0, n)
+	b := jsonBuf[:0]
+	if n > len(jsonBuf) {
+		b = make([]byte, 0, n)
+	}
 	b = append(b, '{')
 	for i, k := range keys {
 		if i > 0 {
@@ -129,10 +142,10 @@ func HashObserved(fields map[string]string) string {
 	}
 	b = append(b, '}')
 	sum := sha256.Sum256(b)
-	out := make([]byte, len("sha256:")+hex.EncodedLen(len(sum)))
-	copy(out, "sha256:")
+	var out [len("sha256:") + 2*sha256.Size]byte
+	copy(out[:], "sha256:")
 	hex.Encode(out[len("sha256:"):], sum[:])
-	return string(out)
+	return string(out[:])
 }
 
 // appendJSONString appends s as encoding/json writes a string: HTML

@@ -83,7 +83,7 @@ func (r *run) pruneOne(ctx context.Context, res *Resource) *outcome {
 	rctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	env := r.env(res.ID, r.cache)
-	plan, err := contain(rctx, limit, "plan delete", func(ctx context.Context) (*Plan, error) {
+	plan, err := contain(r.steps, rctx, limit, "plan delete", func(ctx context.Context) (*Plan, error) {
 		switch {
 		case !typed:
 			return pr.PlanDelete(ctx, env, res)
@@ -127,7 +127,7 @@ func (r *run) pruneOne(ctx context.Context, res *Resource) *outcome {
 		o.res.Error = fmt.Sprintf("left the catalog; plan has changes but no apply function (a bug in kind %s)", k.Kind())
 		return o
 	}
-	if _, err := contain(rctx, limit, "delete", func(ctx context.Context) (struct{}, error) {
+	if _, err := contain(r.steps, rctx, limit, "delete", func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, plan.Apply(ctx)
 	}); err != nil {
 		if IsSkip(err) {

@@ -1,7 +1,6 @@
 package reconciler
 
 import (
-	"container/heap"
 	"context"
 	"fmt"
 	"log/slog"
@@ -14,14 +13,19 @@ import (
 // field; workers only read their own resource and the inputs given to
 // them, and hand back an *outcome.
 type run struct {
-	e       *Engine
-	p       *Prepared
-	opts    RunOptions
-	cache   *Cache
-	prior   *Memory
-	out     map[ID]*outcome
+	e     *Engine
+	p     *Prepared
+	opts  RunOptions
+	cache *Cache
+	prior *Memory
+	// out holds the outcomes of the catalog's resources, by position in
+	// the graph order; nil for one not handled (yet).
+	out     []*outcome
 	pruned  []*outcome
 	stopped string
+	// steps runs the contained steps of the run's resources (see
+	// [contain]).
+	steps *steppers
 	// batch stages the file writes of the resources in hand; staged holds
 	// their outcomes until it commits (see [run.commit]).
 	batch  *atomicfile.Batch
@@ -32,6 +36,8 @@ type run struct {
 // need to know about it.
 type outcome struct {
 	res Result
+	// pos is the resource's position in the graph order.
+	pos int
 	// changed: the resource changed, or was refreshed (in noop: would be),
 	// so resources it notifies are refreshed.
 	changed bool
@@ -79,38 +85,50 @@ type input struct {
 // without them.
 const commitDelay = 20 * time.Millisecond
 
-// schedule handles the selected resources in dependency order, up to
-// e.parallel at once, and fills r.out.
-func (r *run) schedule(ctx context.Context, sel map[ID]bool) {
-	g := r.p.Graph
-	waiting := make(map[ID]int, len(sel))
-	ready := &idHeap{order: g.Order, index: r.p.index}
-	for id := range sel {
+// schedule handles the selected resources (by position) in dependency
+// order, up to e.parallel at once, and fills r.out.
+func (r *run) schedule(ctx context.Context, sel []bool) {
+	at := r.p.at
+	waiting := make([]int, len(sel))
+	ready := &posHeap{}
+	for i, in := range sel {
+		if !in {
+			continue
+		}
 		n := 0
-		for _, dep := range g.Before[id] {
+		for _, dep := range at[i].before {
 			if sel[dep] {
 				n++
 			}
 		}
-		waiting[id] = n
+		waiting[i] = n
 		if n == 0 {
-			heap.Push(ready, id)
+			ready.push(i)
 		}
 	}
-	results := make(chan *outcome)
-	running := 0
+	// Up to e.parallel workers, started as needed, take the resources to
+	// handle: a goroutine per worker rather than per resource, whose stack
+	// has grown to what handling one needs by the next. running never
+	// exceeds e.parallel, so neither channel is ever full.
+	type task struct {
+		pos int
+		in  input
+	}
+	tasks := make(chan task, r.e.parallel)
+	defer close(tasks)
+	results := make(chan *outcome, r.e.parallel)
+	running, workers := 0, 0
 	finish := func(o *outcome) {
-		id := o.res.ID
 		o.res.dropOwnID()
-		r.out[id] = o
+		r.out[o.pos] = o
 		r.log(o)
-		for _, next := range g.After[id] {
+		for _, next := range at[o.pos].after {
 			if !sel[next] {
 				continue
 			}
 			waiting[next]--
 			if waiting[next] == 0 {
-				heap.Push(ready, next)
+				ready.push(next)
 			}
 		}
 	}
@@ -123,14 +141,22 @@ func (r *run) schedule(ctx context.Context, sel map[ID]bool) {
 				r.stopped = reason
 				break
 			}
-			id := heap.Pop(ready).(ID)
-			if o := r.blocked(id); o != nil {
+			i := ready.pop()
+			if o := r.blocked(i); o != nil {
 				finish(o)
 				continue
 			}
-			in := r.inputs(id)
+			in := r.inputs(i)
 			running++
-			go func() { results <- r.handle(ctx, id, in) }()
+			if workers < running {
+				workers++
+				go func() {
+					for t := range tasks {
+						results <- r.handle(ctx, t.pos, t.in)
+					}
+				}()
+			}
+			tasks <- task{i, in}
 		}
 		if len(r.staged) > 0 && (running == 0 || r.stopped != "") {
 			for _, o := range r.commit(ctx) {
@@ -167,9 +193,9 @@ func (r *run) schedule(ctx context.Context, sel map[ID]bool) {
 	if r.stopped == "" {
 		r.stopped = r.stopReason(ctx)
 	}
-	for id := range sel {
-		if _, done := r.out[id]; !done {
-			r.out[id] = &outcome{res: Result{ID: id, Outcome: Skipped, Reason: "not run: " + r.stopped}, blocked: true}
+	for i, in := range sel {
+		if in && r.out[i] == nil {
+			r.out[i] = &outcome{res: Result{ID: r.p.Graph.Order[i], Outcome: Skipped, Reason: "not run: " + r.stopped}, pos: i, blocked: true}
 		}
 	}
 }
@@ -187,14 +213,17 @@ func (r *run) stopReason(ctx context.Context) string {
 	}
 }
 
-// blocked returns a skip outcome when one of id's dependencies failed or
-// was skipped because of a failure, and nil when id may run.
-func (r *run) blocked(id ID) *outcome {
-	for _, dep := range r.p.orderedIDs(r.p.Graph.Before[id]) {
-		o, ok := r.out[dep]
-		if !ok || !o.blocked {
+// blocked returns a skip outcome when one of the dependencies of the
+// resource at position i failed or was skipped because of a failure, and
+// nil when it may run.
+func (r *run) blocked(i int) *outcome {
+	id := r.p.Graph.Order[i]
+	for _, d := range r.p.at[i].before {
+		o := r.out[d]
+		if o == nil || !o.blocked {
 			continue
 		}
+		dep := o.res.ID
 		reason := fmt.Sprintf("dependency %s failed", dep)
 		if o.cause != dep {
 			reason = fmt.Sprintf("dependency %s was skipped because %s failed", dep, o.cause)
@@ -202,17 +231,18 @@ func (r *run) blocked(id ID) *outcome {
 		if o.res.Outcome == Skipped && o.cause == "" {
 			reason = fmt.Sprintf("dependency %s was not run", dep)
 		}
-		return &outcome{res: Result{ID: id, Outcome: Skipped, Reason: reason}, blocked: true, cause: o.cause}
+		return &outcome{res: Result{ID: id, Outcome: Skipped, Reason: reason}, pos: i, blocked: true, cause: o.cause}
 	}
 	return nil
 }
 
-// inputs collects what id needs from its finished dependencies.
-func (r *run) inputs(id ID) input {
-	in := input{refreshBy: r.notifiers(id)}
-	for _, dep := range r.p.orderedIDs(r.p.Graph.Before[id]) {
-		if o, ok := r.out[dep]; ok && o.pending {
-			in.pendingDeps = append(in.pendingDeps, dep)
+// inputs collects what the resource at position i needs from its
+// finished dependencies.
+func (r *run) inputs(i int) input {
+	in := input{refreshBy: r.notifiers(i)}
+	for _, d := range r.p.at[i].before {
+		if o := r.out[d]; o != nil && o.pending {
+			in.pendingDeps = append(in.pendingDeps, o.res.ID)
 		}
 	}
 	return in
@@ -221,16 +251,22 @@ func (r *run) inputs(id ID) input {
 // notifiers returns the resources whose change owes id a refresh: its
 // notifiers that changed in this run, then those of a refresh owed from an
 // earlier one.
-func (r *run) notifiers(id ID) []ID {
+func (r *run) notifiers(i int) []ID {
 	var by []ID
-	seen := map[ID]bool{}
-	for _, n := range r.p.orderedIDs(r.p.Graph.NotifiedBy[id]) {
-		if o, ok := r.out[n]; ok && o.changed {
-			by = append(by, n)
-			seen[n] = true
+	for _, n := range r.p.at[i].notifiedBy {
+		if o := r.out[n]; o != nil && o.changed {
+			by = append(by, o.res.ID)
 		}
 	}
-	for _, n := range r.prior.Refresh[id] {
+	owed := r.prior.Refresh[r.p.Graph.Order[i]]
+	if len(owed) == 0 {
+		return by
+	}
+	seen := make(map[ID]bool, len(by)+len(owed))
+	for _, n := range by {
+		seen[n] = true
+	}
+	for _, n := range owed {
 		if !seen[n] {
 			by = append(by, n)
 			seen[n] = true
@@ -239,17 +275,17 @@ func (r *run) notifiers(id ID) []ID {
 	return by
 }
 
-// owesRefresh reports whether a refresh that id was owed and did not get
-// must be kept for the next run.
-func (r *run) owesRefresh(id ID, o *outcome) bool {
+// owesRefresh reports whether a refresh that the resource at position i
+// was owed and did not get must be kept for the next run.
+func (r *run) owesRefresh(i int, o *outcome) bool {
 	if o.refreshDone || o.res.Refreshed {
 		return false
 	}
 	if o.res.Outcome == Skipped && !o.blocked {
 		return false // its kind cannot run here
 	}
-	res := r.p.res[id]
-	_, ok := AsRefresher(r.p.kinds[id])
+	res := r.p.at[i].res
+	_, ok := AsRefresher(r.p.at[i].kind)
 	return ok && res.Mode != ModeDetect
 }
 
@@ -312,9 +348,13 @@ func (r *run) next(full bool) *Memory {
 			delete(m.Observed, id)
 		}
 	}
-	for id, o := range r.out {
-		apply(o, r.p.remembered(id))
-		if by := r.notifiers(id); len(by) > 0 && r.owesRefresh(id, o) {
+	for i, o := range r.out {
+		if o == nil {
+			continue
+		}
+		id := o.res.ID
+		apply(o, r.p.at[i].mem)
+		if by := r.notifiers(i); len(by) > 0 && r.owesRefresh(i, o) {
 			m.Refresh[id] = by
 		} else {
 			delete(m.Refresh, id)
@@ -341,21 +381,44 @@ func (r *run) next(full bool) *Memory {
 	return m
 }
 
-// idHeap is a min-heap of IDs by their position in the graph order, so
-// that ready resources start in a stable order. It holds the positions,
-// which compare without a map lookup.
-type idHeap struct {
-	pos   []int
-	order []ID
-	index map[ID]int
+// posHeap is a min-heap of positions in the graph order, so that ready
+// resources start in a stable order.
+type posHeap struct{ pos []int }
+
+func (h *posHeap) Len() int { return len(h.pos) }
+
+// push adds position i.
+func (h *posHeap) push(i int) {
+	h.pos = append(h.pos, i)
+	for i := len(h.pos) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if h.pos[parent] <= h.pos[i] {
+			break
+		}
+		h.pos[parent], h.pos[i] = h.pos[i], h.pos[parent]
+		i = parent
+	}
 }
 
-func (h *idHeap) Len() int           { return len(h.pos) }
-func (h *idHeap) Less(i, j int) bool { return h.pos[i] < h.pos[j] }
-func (h *idHeap) Swap(i, j int)      { h.pos[i], h.pos[j] = h.pos[j], h.pos[i] }
-func (h *idHeap) Push(x any)         { h.pos = append(h.pos, h.index[x.(ID)]) }
-func (h *idHeap) Pop() any {
-	x := h.pos[len(h.pos)-1]
-	h.pos = h.pos[:len(h.pos)-1]
-	return h.order[x]
+// pop removes and returns the least position.
+func (h *posHeap) pop() int {
+	top := h.pos[0]
+	n := len(h.pos) - 1
+	h.pos[0] = h.pos[n]
+	h.pos = h.pos[:n]
+	for i := 0; ; {
+		least, l, r := i, 2*i+1, 2*i+2
+		if l < n && h.pos[l] < h.pos[least] {
+			least = l
+		}
+		if r < n && h.pos[r] < h.pos[least] {
+			least = r
+		}
+		if least == i {
+			break
+		}
+		h.pos[i], h.pos[least] = h.pos[least], h.pos[i]
+		i = least
+	}
+	return top
 }

@@ -12,26 +12,29 @@ import (
 	"github.com/fsgit/fsgit/internal/jsondoc"
 )
 
-// handle runs one resource through plan, apply, verify and refresh, and
-// returns its outcome. It runs on a worker goroutine.
-func (r *run) handle(ctx context.Context, id ID, in input) (o *outcome) {
+// handle runs the resource at position i through plan, apply, verify and
+// refresh, and returns its outcome. It runs on a worker goroutine.
+func (r *run) handle(ctx context.Context, i int, in input) (o *outcome) {
 	start := time.Now()
+	id := r.p.Graph.Order[i]
 	// The kinds' steps run contained; a panic in the engine's own handling
 	// fails the resource rather than the process (whose exit code 2 would
 	// say "changes applied").
 	defer func() {
 		if p := recover(); p != nil {
 			r.e.log.Error("engine panicked handling a resource", "id", string(id), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			o = &outcome{res: Result{ID: id, Outcome: Failed, Error: fmt.Sprintf("fsgit panicked handling it: %v", p)}, blocked: true, cause: id}
+			o = &outcome{res: Result{ID: id, Outcome: Failed, Error: fmt.Sprintf("fsgit panicked handling it: %v", p)}, pos: i, blocked: true, cause: id}
 		}
 		o.res.Duration = jsondoc.Seconds(time.Since(start))
 	}()
-	return r.step(ctx, id, in)
+	return r.step(ctx, i, in)
 }
 
-func (r *run) step(ctx context.Context, id ID, in input) *outcome {
-	res := r.p.res[id]
-	o := &outcome{res: Result{ID: id}}
+func (r *run) step(ctx context.Context, i int, in input) *outcome {
+	at := &r.p.at[i]
+	res := at.res
+	id := res.ID
+	o := &outcome{res: Result{ID: id}, pos: i}
 	fail := func(err error) *outcome {
 		var pe *PanicError
 		if errors.As(err, &pe) {
@@ -46,16 +49,16 @@ func (r *run) step(ctx context.Context, id ID, in input) *outcome {
 		o.blocked, o.cause = true, id
 		return o
 	}
-	if err := r.p.invalid[id]; err != nil {
+	if err := at.invalid; err != nil {
 		return fail(err)
 	}
-	k := r.p.kinds[id]
-	limit := r.p.timeout(k, res, r.e.timeout)
+	k := at.kind
+	limit := r.p.timeoutAt(i, r.e.timeout)
 	rctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	env := r.env(id, r.cache)
 
-	plan, err := contain(rctx, limit, "plan", func(ctx context.Context) (*Plan, error) { return r.p.plan(ctx, k, env, res) })
+	plan, err := contain(r.steps, rctx, limit, "plan", func(ctx context.Context) (*Plan, error) { return r.p.planAt(ctx, i, env) })
 	switch {
 	case IsSkip(err):
 		o.res.Outcome, o.res.Reason = Skipped, skipReason(err)
@@ -116,7 +119,7 @@ func (r *run) step(ctx context.Context, id ID, in input) *outcome {
 		}
 		o.inventory = invAddMissing
 		o.forget = true
-		if _, err := contain(rctx, limit, "apply", func(ctx context.Context) (struct{}, error) {
+		if _, err := contain(r.steps, rctx, limit, "apply", func(ctx context.Context) (struct{}, error) {
 			return struct{}{}, plan.Apply(ctx)
 		}); err != nil {
 			if IsSkip(err) {
@@ -175,7 +178,7 @@ func (r *run) verify(ctx context.Context, limit time.Duration, k Kind, res *Reso
 		}
 	}()
 	env := r.env(res.ID, cache)
-	plan, err := contain(ctx, limit, "verify", func(ctx context.Context) (*Plan, error) { return r.p.plan(ctx, k, env, res) })
+	plan, err := contain(r.steps, ctx, limit, "verify", func(ctx context.Context) (*Plan, error) { return r.p.plan(ctx, k, env, res) })
 	switch {
 	case err != nil:
 		o.res.Warning = fmt.Sprintf("applied, but observing it again failed: %v", err)
@@ -243,7 +246,7 @@ func (r *run) refresh(ctx context.Context, limit time.Duration, k Kind, res *Res
 		return
 	}
 	ownChange := o.res.Outcome == Created || o.res.Outcome == Changed
-	if _, err := contain(ctx, limit, "refresh", func(ctx context.Context) (struct{}, error) {
+	if _, err := contain(r.steps, ctx, limit, "refresh", func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, r.p.refresh(ctx, k, rf, env, res, ownChange)
 	}); err != nil {
 		if IsSkip(err) {
@@ -280,7 +283,7 @@ func (r *run) env(id ID, cache *Cache) *Env {
 		Root:          r.opts.Root,
 		Noop:          r.opts.Noop,
 		Secrets:       r.opts.Secrets,
-		Log:           r.e.log.With("resource", string(id)),
+		Log:           resourceLogger(r.e.log, id),
 		Cache:         cache,
 		OnProgress:    r.opts.Progress,
 		ProgressEvery: r.opts.ProgressEvery,
@@ -328,17 +331,18 @@ func (r *run) commit(ctx context.Context) []*outcome {
 	return staged
 }
 
-// contain runs one step of a resource on its own goroutine, so that a step
-// that ignores its context cannot hold the run past its time limit, and
-// turns a panic into an error. The goroutine of a step that timed out is
-// abandoned; it may finish later, and its result is dropped.
-func contain[T any](ctx context.Context, limit time.Duration, step string, f func(context.Context) (T, error)) (T, error) {
+// contain runs one step of a resource on a goroutine of its own (one of
+// sp's), so that a step that ignores its context cannot hold the run past
+// its time limit, and turns a panic into an error. The goroutine of a step
+// that timed out is abandoned; it may finish later, and its result is
+// dropped.
+func contain[T any](sp *steppers, ctx context.Context, limit time.Duration, step string, f func(context.Context) (T, error)) (T, error) {
 	type result struct {
 		v   T
 		err error
 	}
 	ch := make(chan result, 1)
-	go func() {
+	sp.run(func() {
 		defer func() {
 			if p := recover(); p != nil {
 				ch <- result{err: &PanicError{Step: step, Value: p, Stack: debug.Stack()}}
@@ -346,7 +350,7 @@ func contain[T any](ctx context.Context, limit time.Duration, step string, f fun
 		}()
 		v, err := f(ctx)
 		ch <- result{v: v, err: err}
-	}()
+	})
 	var out result
 	select {
 	case out = <-ch:

@@ -3,6 +3,7 @@ package reconciler
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -123,5 +124,35 @@ func TestBuildGraph_ManyReady(t *testing.T) {
 	}
 	if len(g.Order) != len(res) {
 		t.Fatalf("%d in order, want %d", len(g.Order), len(res))
+	}
+}
+
+// TestPosHeap: positions pushed in any order, some while others are
+// popped, come out least first.
+func TestPosHeap(t *testing.T) {
+	h := &posHeap{}
+	perm := rand.New(rand.NewPCG(1, 2)).Perm(200)
+	var got []int
+	seen := map[int]bool{}
+	for i, p := range perm {
+		h.push(p)
+		seen[p] = true
+		if i%3 == 2 {
+			least := h.pop()
+			for q := range seen {
+				if q < least {
+					t.Fatalf("pop gave %d while %d was in", least, q)
+				}
+			}
+			delete(seen, least)
+			got = append(got, least)
+		}
+	}
+	var rest []int
+	for h.Len() > 0 {
+		rest = append(rest, h.pop())
+	}
+	if !slices.IsSorted(rest) || len(got)+len(rest) != len(perm) {
+		t.Fatalf("popped %d then %v", len(got), rest)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -31,6 +32,7 @@ func TestHashObservedIsJSON(t *testing.T) {
 		{"html": "<a href=\"x\">&amp;</a>"},
 		{"utf8": "héllo wörld ✓ 𝄞", "bad": "\xff\xfe ok \xc3"},
 		{"seps": "line\u2028para\u2029end"},
+		large(),
 	} {
 		if got, want := HashObserved(m), hashObservedJSON(m); got != want {
 			t.Errorf("%q: %s, json.Marshal gives %s", m, got, want)
@@ -47,4 +49,37 @@ func FuzzHashObserved(f *testing.F) {
 			t.Fatalf("%q: %s, json.Marshal gives %s", m, got, want)
 		}
 	})
+}
+
+// large is a summary past the keys and bytes HashObserved keeps on the
+// stack.
+func large() map[string]string {
+	m := map[string]string{}
+	for i := range 40 {
+		m[strings.Repeat("k", i+1)] = strings.Repeat("v<", 20*i)
+	}
+	return m
+}
+
+// TestMemoryClone: a clone's maps are its own, an empty memory's too.
+func TestMemoryClone(t *testing.T) {
+	m := NewMemory()
+	m.Inventory["file:/a"] = Resource{ID: "file:/a"}
+	m.Observed["file:/a"] = NewObservedState(map[string]string{"ensure": "file"})
+	m.Refresh["service:x"] = []ID{"file:/a"}
+	m.Applied = []AppliedCatalog{{Revision: "r1"}}
+	c := m.Clone()
+	c.Inventory["file:/b"] = Resource{ID: "file:/b"}
+	delete(c.Observed, "file:/a")
+	c.Refresh["service:y"] = nil
+	c.Applied[0].Revision = "r2"
+	if len(m.Inventory) != 1 || len(m.Observed) != 1 || len(m.Refresh) != 1 || m.Applied[0].Revision != "r1" {
+		t.Fatalf("changing the clone changed the memory: %+v", m)
+	}
+	for _, e := range []*Memory{nil, {}} {
+		c := e.Clone()
+		c.Inventory["x:y"] = Resource{}
+		c.Observed["x:y"] = ObservedState{}
+		c.Refresh["x:y"] = nil
+	}
 }

@@ -259,7 +259,7 @@ func TestPrivilegeLists(t *testing.T) {
 		}
 		got := all[grantKey{User: "privlists", Host: "localhost", Database: lv.db, Table: lv.table}]
 		want := levelPrivileges(lv.db, lv.table)
-		if got == nil || len(got.Privs) != len(want) || !got.Privs.isAll(lv.db, lv.table) {
+		if got == nil || got.Privs.len() != len(want) || !got.Privs.isAll(lv.db, lv.table) {
 			t.Errorf("level %s.%s: server has %v, fsgit's list is %v", lv.db, lv.table, got, want)
 		}
 		mustExec(t, root, "REVOKE ALL PRIVILEGES ON "+level(lv.db, lv.table)+" FROM privlists@localhost")
@@ -273,7 +273,7 @@ func TestPrivilegeLists(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := all[grantKey{User: "privlists", Host: "localhost", Database: "*", Table: "*"}]; got == nil || !got.Privs[name] || len(got.Privs) != 1 {
+		if got := all[grantKey{User: "privlists", Host: "localhost", Database: "*", Table: "*"}]; got == nil || !got.Privs.has(name) || got.Privs.len() != 1 {
 			t.Errorf("alias %s: server has %v, want %s", alias, got, name)
 		}
 		mustExec(t, root, "REVOKE ALL PRIVILEGES ON *.* FROM privlists@localhost")

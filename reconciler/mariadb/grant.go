@@ -3,6 +3,7 @@ package mariadb
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/fsgit/fsgit/reconciler"
@@ -143,7 +144,7 @@ func (k *GrantKind) plan(ctx context.Context, env *reconciler.Env, r *reconciler
 		return nil, fmt.Errorf("%s: %w", r.ID, err)
 	}
 	key := s.key()
-	got := grantState{Privs: privSet{}}
+	var got grantState
 	if g := all[key]; g != nil {
 		got = *g
 	}
@@ -156,7 +157,7 @@ func (k *GrantKind) plan(ctx context.Context, env *reconciler.Env, r *reconciler
 
 	p := &reconciler.Plan{Observed: map[string]string{
 		"privileges":  got.Privs.display(s.Database, s.Table),
-		"grantOption": fmt.Sprint(got.GrantOption),
+		"grantOption": strconv.FormatBool(got.GrantOption),
 	}}
 	if wild != nil {
 		p.Observed["wildcardPrivileges"] = wild.Privs.display(s.Database, s.Table)
@@ -164,7 +165,7 @@ func (k *GrantKind) plan(ctx context.Context, env *reconciler.Env, r *reconciler
 	add := want.minus(got.Privs)
 	var revokeSafe, revokeHand []string
 	for _, x := range got.Privs.minus(want) {
-		if declared.Privs[x] {
+		if declared.Privs.has(x) {
 			revokeSafe = append(revokeSafe, x)
 		} else {
 			revokeHand = append(revokeHand, x)
@@ -200,7 +201,7 @@ func (k *GrantKind) plan(ctx context.Context, env *reconciler.Env, r *reconciler
 		cl := reconciler.Safe
 		wildRevoke = wild.Privs.list()
 		for _, x := range wildRevoke {
-			if !declared.Privs[x] {
+			if !declared.Privs.has(x) {
 				cl = reconciler.Destructive
 			}
 		}
@@ -221,9 +222,9 @@ func (k *GrantKind) plan(ctx context.Context, env *reconciler.Env, r *reconciler
 		return p, nil
 	}
 	switch {
-	case len(want) == 0 && !wantOpt:
+	case want.len() == 0 && !wantOpt:
 		p.Action = reconciler.ActionDelete
-	case len(got.Privs) == 0 && !got.GrantOption:
+	case got.Privs.len() == 0 && !got.GrantOption:
 		p.Action = reconciler.ActionCreate
 	default:
 		p.Action = reconciler.ActionUpdate
@@ -234,7 +235,7 @@ func (k *GrantKind) plan(ctx context.Context, env *reconciler.Env, r *reconciler
 	if len(add) > 0 || addOpt {
 		privs := "USAGE"
 		switch {
-		case s.all && len(want) > 0:
+		case s.all && want.len() > 0:
 			privs = "ALL PRIVILEGES"
 		case len(add) > 0:
 			privs = strings.Join(add, ", ")
@@ -261,14 +262,8 @@ func (k *GrantKind) plan(ctx context.Context, env *reconciler.Env, r *reconciler
 		stmts = append(stmts, "REVOKE "+strings.Join(wildRevoke, ", ")+" ON "+quoteIdent(s.Database)+".* FROM "+acct)
 	}
 	// What the CUE has ever declared on this grant, to class later revokes.
-	newDeclared := privSet{}
-	for x := range declared.Privs {
-		newDeclared[x] = true
-	}
-	for x := range want {
-		newDeclared[x] = true
-	}
-	recordHistory := len(newDeclared) != len(declared.Privs) || (wantOpt && !declared.GrantOption)
+	newDeclared := declared.Privs.union(want)
+	recordHistory := newDeclared.len() != declared.Privs.len() || (wantOpt && !declared.GrantOption)
 	p.Apply = func(ctx context.Context) error {
 		defer c.forget(env)
 		for _, st := range stmts {
@@ -295,7 +290,7 @@ func (s *GrantSpec) wildcard(all map[grantKey]*grantState) *grantState {
 	k := s.key()
 	k.Wildcard = true
 	g := all[k]
-	if g == nil || (len(g.Privs) == 0 && !g.GrantOption) {
+	if g == nil || (g.Privs.len() == 0 && !g.GrantOption) {
 		return nil
 	}
 	return g

@@ -121,7 +121,7 @@ func (c *conn) accounts(ctx context.Context, env *reconciler.Env) (map[accountKe
 			return nil, c.wrap("read accounts", err)
 		}
 		defer rows.Close()
-		out := map[accountKey]accountState{}
+		out := make(map[accountKey]accountState, c.sizes.accounts.Load())
 		for rows.Next() {
 			var user, host, priv string
 			if err := rows.Scan(&user, &host, &priv); err != nil {
@@ -158,6 +158,7 @@ func (c *conn) accounts(ctx context.Context, env *reconciler.Env) (map[accountKe
 		if err := rows.Err(); err != nil {
 			return nil, c.wrap("read accounts", err)
 		}
+		c.sizes.accounts.Store(int64(len(out)))
 		return out, nil
 	})
 }
@@ -197,15 +198,16 @@ UNION ALL SELECT GRANTEE, TABLE_SCHEMA, TABLE_NAME, PRIVILEGE_TYPE, IS_GRANTABLE
 
 func (c *conn) privileges(ctx context.Context, env *reconciler.Env) (map[grantKey]*grantState, error) {
 	return once(env, c.cacheKeys.privileges, func() (map[grantKey]*grantState, error) {
-		out := map[grantKey]*grantState{}
+		g := newGrantStates(int(c.sizes.privileges.Load()))
 		var in interner
-		if err := c.readPrivileges(ctx, out, &in); err != nil {
+		if err := c.readPrivileges(ctx, g, &in); err != nil {
 			return nil, err
 		}
-		if err := c.readDatabasePrivileges(ctx, out, &in); err != nil {
+		if err := c.readDatabasePrivileges(ctx, g, &in); err != nil {
 			return nil, err
 		}
-		return out, nil
+		c.sizes.privileges.Store(int64(len(g.m)))
+		return g.m, nil
 	})
 }
 
@@ -236,18 +238,37 @@ func (in *interner) lower(b []byte) string {
 	return in.str(b)
 }
 
-// state returns out's entry for k, created empty when missing.
-func state(out map[grantKey]*grantState, k grantKey) *grantState {
-	st := out[k]
+// grantStates collects what accounts hold, level by level, as a read
+// finds it.
+type grantStates struct {
+	m map[grantKey]*grantState
+	// slab holds the states, allocated many at a time: a read makes
+	// thousands.
+	slab []grantState
+}
+
+// newGrantStates returns an empty collection sized for about n levels.
+func newGrantStates(n int) *grantStates {
+	return &grantStates{m: make(map[grantKey]*grantState, n), slab: make([]grantState, 0, max(n, 16))}
+}
+
+// state returns the entry for k, created empty when missing.
+func (g *grantStates) state(k grantKey) *grantState {
+	st := g.m[k]
 	if st == nil {
-		st = &grantState{Privs: privSet{}}
-		out[k] = st
+		if len(g.slab) == cap(g.slab) {
+			// A new slab: the states handed out stay where they are.
+			g.slab = make([]grantState, 0, 2*cap(g.slab))
+		}
+		g.slab = g.slab[:len(g.slab)+1]
+		st = &g.slab[len(g.slab)-1]
+		g.m[k] = st
 	}
 	return st
 }
 
 // readPrivileges adds the global and table-level privileges to out.
-func (c *conn) readPrivileges(ctx context.Context, out map[grantKey]*grantState, in *interner) error {
+func (c *conn) readPrivileges(ctx context.Context, out *grantStates, in *interner) error {
 	rows, err := c.db.QueryContext(ctx, privilegesQuery)
 	if err != nil {
 		return c.wrap("read privileges", err)
@@ -262,9 +283,9 @@ func (c *conn) readPrivileges(ctx context.Context, out map[grantKey]*grantState,
 		if !ok {
 			continue // not an account fsgit could manage
 		}
-		st := state(out, grantKey{User: in.str(user), Host: in.lower(host), Database: in.str(db), Table: in.str(table)})
+		st := out.state(grantKey{User: in.str(user), Host: in.lower(host), Database: in.str(db), Table: in.str(table)})
 		if string(priv) != "USAGE" {
-			st.Privs[in.str(priv)] = true
+			st.Privs.addBytes(priv, in)
 		}
 		if string(grantable) == "YES" {
 			st.GrantOption = true
@@ -282,7 +303,7 @@ func (c *conn) readPrivileges(ctx context.Context, out map[grantKey]*grantState,
 // grant option), so that a server version with more of them is read
 // whole; TestPrivilegesAsInformationSchema checks the result
 // against information_schema.SCHEMA_PRIVILEGES.
-func (c *conn) readDatabasePrivileges(ctx context.Context, out map[grantKey]*grantState, in *interner) error {
+func (c *conn) readDatabasePrivileges(ctx context.Context, out *grantStates, in *interner) error {
 	rows, err := c.db.QueryContext(ctx, databasePrivilegesQuery)
 	if err != nil {
 		return c.wrap("read database privileges", err)
@@ -298,7 +319,8 @@ func (c *conn) readDatabasePrivileges(ctx context.Context, out map[grantKey]*gra
 		dest[i] = &vals[i]
 	}
 	user, host, db, grant := -1, -1, -1, -1
-	privs := make([]string, len(cols)) // privilege of each column, "" for none
+	privs := make([]string, len(cols))   // privilege of each column, "" for none
+	colBits := make([]uint64, len(cols)) // its bit, 0 for none or one fsgit does not know
 	for i, col := range cols {
 		switch col {
 		case "User":
@@ -311,6 +333,7 @@ func (c *conn) readDatabasePrivileges(ctx context.Context, out map[grantKey]*gra
 			grant = i
 		default:
 			privs[i] = columnPrivilege(col)
+			colBits[i], _ = privBit(privs[i])
 		}
 	}
 	if user < 0 || host < 0 || db < 0 || grant < 0 {
@@ -324,10 +347,15 @@ func (c *conn) readDatabasePrivileges(ctx context.Context, out map[grantKey]*gra
 		// mysql.db.Db is the grant's pattern: feature\_store\_online for
 		// the database feature_store_online alone.
 		k.Database, k.Wildcard = parseDBPattern(in.str(vals[db]))
-		st := state(out, k)
+		st := out.state(k)
 		for i, p := range privs {
-			if p != "" && string(vals[i]) == "Y" {
-				st.Privs[p] = true
+			if p == "" || string(vals[i]) != "Y" {
+				continue
+			}
+			if colBits[i] != 0 {
+				st.Privs.bits |= colBits[i]
+			} else {
+				st.Privs.add(p)
 			}
 		}
 		if string(vals[grant]) == "Y" {
@@ -405,7 +433,7 @@ type history struct {
 func (c *conn) history(ctx context.Context, env *reconciler.Env, db string) (*history, error) {
 	c.historyDBs.Store(db, true)
 	return once(env, cacheHistory+c.key+" "+db, func() (*history, error) {
-		h := &history{db: db, m: map[grantKey]grantState{}}
+		h := &history{db: db, m: make(map[grantKey]grantState, c.sizes.history.Load())}
 		rows, err := c.db.QueryContext(ctx, "SELECT `user`, `host`, `db`, `tbl`, `privileges`, `grant_option` FROM "+quoteIdent(db)+"."+quoteIdent(historyTable))
 		if err != nil {
 			var me *mysql.MySQLError
@@ -424,10 +452,10 @@ func (c *conn) history(ctx context.Context, env *reconciler.Env, db string) (*hi
 				return nil, c.wrap("read declared grants", err)
 			}
 			k := grantKey{User: in.str(user), Host: in.str(host), Database: in.str(database), Table: in.str(table)}
-			st := grantState{Privs: privSet{}, GrantOption: opt}
+			st := grantState{GrantOption: opt}
 			for p := range bytes.SplitSeq(privs, []byte(",")) {
 				if len(p) > 0 {
-					st.Privs[in.str(p)] = true
+					st.Privs.addBytes(p, &in)
 				}
 			}
 			h.m[k] = st
@@ -435,6 +463,7 @@ func (c *conn) history(ctx context.Context, env *reconciler.Env, db string) (*hi
 		if err := rows.Err(); err != nil {
 			return nil, c.wrap("read declared grants", err)
 		}
+		c.sizes.history.Store(int64(len(h.m)))
 		return h, nil
 	})
 }

@@ -2,6 +2,8 @@ package mariadb
 
 import (
 	"fmt"
+	"math/bits"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -70,8 +72,141 @@ func levelName(database, table string) string {
 	}
 }
 
-// privSet is a normalized set of privilege names.
-type privSet map[string]bool
+// privSet is a normalized set of privilege names. The privileges MariaDB
+// 10.11 knows (globalPrivileges, which every level's list is part of) are
+// bits, by their rank: a run reads thousands of these sets, and compares,
+// lists and displays each, without a map or a sort. A name it does not
+// know (a newer server's privilege, read from the server) is kept by name.
+// A privSet is a value: a copy does not share what add changes.
+type privSet struct {
+	bits uint64
+	// other holds the names that have no bit, sorted, without
+	// duplicates. It is never appended to in place.
+	other []string
+}
+
+// privBit returns the bit of a privilege fsgit knows, 0 and false for
+// another.
+func privBit(name string) (uint64, bool) {
+	r, ok := privilegeRank[name]
+	if !ok || r >= 64 {
+		return 0, false
+	}
+	return 1 << r, true
+}
+
+// add adds name to the set.
+func (s *privSet) add(name string) {
+	if b, ok := privBit(name); ok {
+		s.bits |= b
+		return
+	}
+	i, found := slices.BinarySearch(s.other, name)
+	if !found {
+		s.other = slices.Insert(slices.Clip(s.other), i, name)
+	}
+}
+
+// addBytes adds the privilege named b, taking a string for a name fsgit
+// does not know from in.
+func (s *privSet) addBytes(b []byte, in *interner) {
+	if r, ok := privilegeRank[string(b)]; ok && r < 64 {
+		s.bits |= 1 << r
+		return
+	}
+	s.add(in.str(b))
+}
+
+// has reports whether name is in the set.
+func (s privSet) has(name string) bool {
+	if b, ok := privBit(name); ok {
+		return s.bits&b != 0
+	}
+	_, found := slices.BinarySearch(s.other, name)
+	return found
+}
+
+// len returns the number of privileges in the set.
+func (s privSet) len() int { return bits.OnesCount64(s.bits) + len(s.other) }
+
+// union returns the privileges in s or o.
+func (s privSet) union(o privSet) privSet {
+	u := privSet{bits: s.bits | o.bits, other: s.other}
+	for _, p := range o.other {
+		u.add(p)
+	}
+	return u
+}
+
+// isAll reports whether s holds every privilege of the level.
+func (s privSet) isAll(database, table string) bool {
+	m := levelMasks[levelName(database, table)]
+	return s.bits&m == m
+}
+
+// minus returns the privileges of s not in o, in the level's order.
+func (s privSet) minus(o privSet) []string {
+	d := privSet{bits: s.bits &^ o.bits}
+	for _, p := range s.other {
+		if !o.has(p) {
+			d.other = append(d.other, p)
+		}
+	}
+	if d.len() == 0 {
+		return nil
+	}
+	return d.list()
+}
+
+// list returns the set's privileges in MariaDB's order (see
+// sortPrivileges).
+func (s privSet) list() []string {
+	out := make([]string, 0, s.len())
+	for b := s.bits; b != 0; b &= b - 1 {
+		out = append(out, globalPrivileges[bits.TrailingZeros64(b)])
+	}
+	return append(out, s.other...)
+}
+
+// display renders the set compactly: "ALL PRIVILEGES" when it is the whole
+// level, "USAGE" when empty.
+func (s privSet) display(database, table string) string {
+	switch {
+	case s.len() == 0:
+		return "USAGE"
+	case s.isAll(database, table):
+		return "ALL PRIVILEGES"
+	case s.len() == 1 && len(s.other) == 0:
+		return globalPrivileges[bits.TrailingZeros64(s.bits)]
+	}
+	return strings.Join(s.list(), ", ")
+}
+
+// String lists the set, for test failures.
+func (s privSet) String() string { return "[" + strings.Join(s.list(), " ") + "]" }
+
+// levelMasks holds each level's privileges as bits, by level name.
+var levelMasks = map[string]uint64{
+	"global":   setOf(globalPrivileges).bits,
+	"database": setOf(databasePrivileges).bits,
+	"table":    setOf(tablePrivileges).bits,
+}
+
+// knownAt reports whether p is a privilege of the level whose mask is
+// level.
+func knownAt(level uint64, p string) bool {
+	b, ok := privBit(p)
+	return ok && level&b != 0
+}
+
+// setOf returns the set of the names in l.
+func setOf(l []string) privSet {
+	var s privSet
+	for _, p := range l {
+		s.add(p)
+	}
+	return s
+}
 
 // normalizePrivileges turns the CUE list into the set MariaDB would report
 // for that level: upper case, single spaces, aliases resolved, ALL
@@ -80,8 +215,8 @@ type privSet map[string]bool
 // rejects names that do not exist at the level.
 func normalizePrivileges(list []string, database, table string) (privSet, bool, error) {
 	valid := levelPrivileges(database, table)
-	known := levelSets[levelName(database, table)]
-	set := privSet{}
+	known := levelMasks[levelName(database, table)]
+	var set privSet
 	all := false
 	for _, raw := range list {
 		p := strings.Join(strings.Fields(strings.ToUpper(raw)), " ")
@@ -92,77 +227,18 @@ func normalizePrivileges(list []string, database, table string) (privSet, bool, 
 		case p == "ALL PRIVILEGES":
 			all = true
 			for _, v := range valid {
-				set[v] = true
+				set.add(v)
 			}
 		case p == "USAGE":
 		case p == "GRANT OPTION":
-			return nil, false, fmt.Errorf("privilege GRANT OPTION: use grantOption: true")
-		case known[p]:
-			set[p] = true
+			return privSet{}, false, fmt.Errorf("privilege GRANT OPTION: use grantOption: true")
+		case knownAt(known, p):
+			set.add(p)
 		default:
-			return nil, false, fmt.Errorf("privilege %q does not exist at the %s level", raw, levelName(database, table))
+			return privSet{}, false, fmt.Errorf("privilege %q does not exist at the %s level", raw, levelName(database, table))
 		}
 	}
 	return set, all, nil
-}
-
-// isAll reports whether s holds every privilege of the level.
-func (s privSet) isAll(database, table string) bool {
-	for _, p := range levelPrivileges(database, table) {
-		if !s[p] {
-			return false
-		}
-	}
-	return true
-}
-
-// minus returns the privileges of s not in o, in the level's order.
-func (s privSet) minus(o privSet) []string {
-	var out []string
-	for p := range s {
-		if !o[p] {
-			out = append(out, p)
-		}
-	}
-	sortPrivileges(out)
-	return out
-}
-
-// list returns the set's privileges in a stable order.
-func (s privSet) list() []string {
-	out := make([]string, 0, len(s))
-	for p := range s {
-		out = append(out, p)
-	}
-	sortPrivileges(out)
-	return out
-}
-
-// display renders the set compactly: "ALL PRIVILEGES" when it is the whole
-// level, "USAGE" when empty.
-func (s privSet) display(database, table string) string {
-	if len(s) == 0 {
-		return "USAGE"
-	}
-	if s.isAll(database, table) {
-		return "ALL PRIVILEGES"
-	}
-	return strings.Join(s.list(), ", ")
-}
-
-// levelSets holds each level's privileges as a set, by level name.
-var levelSets = map[string]privSet{
-	"global":   setOf(globalPrivileges),
-	"database": setOf(databasePrivileges),
-	"table":    setOf(tablePrivileges),
-}
-
-func setOf(l []string) privSet {
-	s := make(privSet, len(l))
-	for _, p := range l {
-		s[p] = true
-	}
-	return s
 }
 
 // privilegeRank orders privileges as MariaDB lists them.

@@ -170,7 +170,7 @@ func (k *SecurityKind) Plan(ctx context.Context, env *reconciler.Env, r *reconci
 		for gk, st := range privs {
 			public := (gk.User == publicRole && gk.Host == "") || gk.User == ""
 			onTest := gk.Table == "*" && ((gk.Database == testDatabase && !gk.Wildcard) || (gk.Database == testPattern && gk.Wildcard))
-			if public && onTest && (len(st.Privs) > 0 || st.GrantOption) {
+			if public && onTest && (st.Privs.len() > 0 || st.GrantOption) {
 				gks = append(gks, gk)
 			}
 		}

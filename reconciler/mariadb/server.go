@@ -121,7 +121,7 @@ func isUnavailable(err error) bool {
 // pools holds one *sql.DB per server endpoint, opened on first use and kept
 // for every later run, so that a quiet run costs no connection set-up.
 type pools struct {
-	mu sync.Mutex
+	mu sync.RWMutex
 	m  map[string]*conn
 	// byID finds the pool of a spec without building its key: every plan
 	// asks for its pool.
@@ -161,12 +161,44 @@ type conn struct {
 	// historyDBs are the bookkeeping databases read through this pool,
 	// whose cached reads an apply forgets.
 	historyDBs sync.Map
+	// sizes are how many entries the last server-wide reads found: the
+	// next read sizes its map so at once.
+	sizes struct{ accounts, privileges, history atomic.Int64 }
 }
 
-type resolverBox struct{ r reconciler.SecretResolver }
+// resolverBox holds a run's resolver, and the run's cache, which tells
+// the run's later plans that their resolver is in already.
+type resolverBox struct {
+	r     reconciler.SecretResolver
+	cache *reconciler.Cache
+}
 
+// get returns spec's pool, opening it on first use, and makes env's
+// resolver the one its new connections use. Every plan asks: a pool
+// known by its spec's identity is found under a read lock, and a run
+// stores its resolver once.
 func (p *pools) get(spec Server, env *reconciler.Env) (*conn, error) {
 	id := spec.id()
+	p.mu.RLock()
+	c := p.byID[id]
+	p.mu.RUnlock()
+	if c == nil {
+		var err error
+		if c, err = p.open(spec, id, env); err != nil {
+			return nil, err
+		}
+	}
+	if env != nil && env.Secrets != nil {
+		if b := c.secrets.Load(); b == nil || env.Cache == nil || b.cache != env.Cache {
+			c.secrets.Store(&resolverBox{r: env.Secrets, cache: env.Cache})
+		}
+	}
+	return c, nil
+}
+
+// open returns the pool of spec (identity id), opening it unless a spec
+// of another identity with the same key opened it.
+func (p *pools) open(spec Server, id serverID, env *reconciler.Env) (*conn, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	c := p.byID[id]
@@ -206,9 +238,6 @@ func (p *pools) get(spec Server, env *reconciler.Env) (*conn, error) {
 		p.byID = map[serverID]*conn{}
 	}
 	p.byID[id] = c
-	if env != nil && env.Secrets != nil {
-		c.secrets.Store(&resolverBox{r: env.Secrets})
-	}
 	return c, nil
 }
 

@@ -36,16 +36,17 @@ type Limits struct {
 	MaxUserConnections    int64 `json:"maxUserConnections,omitempty"`
 }
 
-// fields lists the limits in a fixed order: CUE field name, the ALTER USER
-// ... WITH option, and the value.
-func (l Limits) fields() []struct {
+// limitField is one limit: its CUE field name, its ALTER USER ... WITH
+// option, and its value.
+type limitField struct {
 	field, option string
 	v             int64
-} {
-	return []struct {
-		field, option string
-		v             int64
-	}{
+}
+
+// fields lists the limits in a fixed order (an array: every plan of a
+// user lists them, without allocating).
+func (l Limits) fields() [4]limitField {
+	return [4]limitField{
 		{"limits.maxQueriesPerHour", "MAX_QUERIES_PER_HOUR", l.MaxQueriesPerHour},
 		{"limits.maxUpdatesPerHour", "MAX_UPDATES_PER_HOUR", l.MaxUpdatesPerHour},
 		{"limits.maxConnectionsPerHour", "MAX_CONNECTIONS_PER_HOUR", l.MaxConnectionsPerHour},
@@ -178,7 +179,8 @@ func (k *UserKind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.
 	}
 	acct := account(s.User, s.Host)
 	got, exists := accts[accountKey{s.User, s.Host}]
-	p := &reconciler.Plan{Observed: map[string]string{"exists": fmt.Sprint(exists)}}
+	p := &reconciler.Plan{Observed: make(map[string]string, 7)}
+	p.Observed["exists"] = strconv.FormatBool(exists)
 	if exists {
 		p.Observed["plugin"] = got.Plugin
 		for _, f := range got.Limits.fields() {
@@ -249,8 +251,9 @@ func (k *UserKind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.
 		p.Observed["password"] = "cannot compare"
 	}
 	limitsChanged := false
+	gotLimits := got.Limits.fields()
 	for i, f := range s.Limits.fields() {
-		if cur := got.Limits.fields()[i].v; cur != f.v {
+		if cur := gotLimits[i].v; cur != f.v {
 			p.Changes = append(p.Changes, reconciler.Change{Field: f.field, Before: strconv.FormatInt(cur, 10), After: strconv.FormatInt(f.v, 10)})
 			limitsChanged = true
 		}
@@ -299,7 +302,7 @@ func (k *UserKind) PlanDelete(ctx context.Context, env *reconciler.Env, r *recon
 		return nil, fmt.Errorf("%s: %w", r.ID, err)
 	}
 	_, exists := accts[accountKey{s.User, s.Host}]
-	return dropPlan(c, env, r, "user", "DROP USER "+account(s.User, s.Host), exists, &reconciler.Plan{Observed: map[string]string{"exists": fmt.Sprint(exists)}}), nil
+	return dropPlan(c, env, r, "user", "DROP USER "+account(s.User, s.Host), exists, &reconciler.Plan{Observed: map[string]string{"exists": strconv.FormatBool(exists)}}), nil
 }
 
 // sameAccount reports whether name is user@host (host compared without
