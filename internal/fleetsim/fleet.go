@@ -60,6 +60,12 @@ type FleetResult struct {
 	// status repository together).
 	PushesPerNode float64
 	ServerBytes   int64
+	// SiteRequestsPerNode and StatusRequestsPerNode split the requests
+	// made after the commit, per node, between the polled repository and
+	// the status repository. In the branch layout status lives in the
+	// polled repository: StatusRequestsPerNode is then 0 and
+	// SiteRequestsPerNode counts both.
+	SiteRequestsPerNode, StatusRequestsPerNode float64
 	// FleetRead is how long status.ReadFleet took over HTTP for every
 	// node.
 	FleetRead time.Duration
@@ -90,10 +96,18 @@ func RunFleet(ctx context.Context, f Fleet) (*FleetResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, r := range []string{"site.git", "status.git"} {
-		if err := newBare(filepath.Join(root, r)); err != nil {
-			return nil, err
-		}
+	// The status repository of the refs layout has a server of its own,
+	// so that its requests are counted apart from the polled one's.
+	statusRoot := filepath.Join(f.Dir, "statussrv")
+	statusSrv, err := startServer(ctx, statusRoot)
+	if err != nil {
+		return nil, err
+	}
+	if err := newBare(filepath.Join(root, "site.git")); err != nil {
+		return nil, err
+	}
+	if err := newBare(filepath.Join(statusRoot, "status.git")); err != nil {
+		return nil, err
 	}
 	site := &siteRepo{dir: filepath.Join(f.Dir, "work"), remote: filepath.Join(root, "site.git")}
 	names := make([]string, f.Nodes)
@@ -104,11 +118,11 @@ func RunFleet(ctx context.Context, f Fleet) (*FleetResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	statusURL := srv.URL("site.git")
+	statusURL, statusRepo := srv.URL("site.git"), filepath.Join(root, "site.git")
 	if f.Layout == status.LayoutRefs {
-		statusURL = srv.URL("status.git")
+		statusURL, statusRepo = statusSrv.URL("status.git"), filepath.Join(statusRoot, "status.git")
 	}
-	fileURL := "file://" + filepath.Join(root, path.Base(statusURL))
+	fileURL := "file://" + statusRepo
 	sockDir, err := os.MkdirTemp("", "fsim")
 	if err != nil {
 		return nil, fmt.Errorf("fleet simulation: %w", err)
@@ -184,6 +198,7 @@ watch: enabled: false
 	f.Log.Info("idle measured", "requests/s", res.IdleRequestsPerSecond)
 
 	srv.ResetStats()
+	statusSrv.ResetStats()
 	c2, err := site.commit(names, "v2")
 	if err != nil {
 		return nil, err
@@ -201,9 +216,11 @@ watch: enabled: false
 		notes = append(notes, err.Error())
 	}
 	res.Note = strings.Join(notes, "; ")
-	c = srv.Stats()
-	res.PushesPerNode = float64(c.ReceivePacks) / float64(f.Nodes)
-	res.ServerBytes = c.BytesSent
+	c, cs := srv.Stats(), statusSrv.Stats()
+	res.PushesPerNode = float64(c.ReceivePacks+cs.ReceivePacks) / float64(f.Nodes)
+	res.ServerBytes = c.BytesSent + cs.BytesSent
+	res.SiteRequestsPerNode = float64(c.Requests) / float64(f.Nodes)
+	res.StatusRequestsPerNode = float64(cs.Requests) / float64(f.Nodes)
 	readStart := time.Now()
 	docs, _, err := status.ReadFleet(ctx, statusURL, "", nil)
 	res.FleetRead = time.Since(readStart)
