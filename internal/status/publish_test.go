@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -472,4 +473,57 @@ func TestPublisher_RefsPushOnLast(t *testing.T) {
 		t.Fatalf("the same document again: %+v, want no push", st)
 	}
 	landed("r6")
+}
+
+// BenchmarkPublisher_RefsRepublish: one node publishes a new document in
+// the refs layout, as after every change of outcome. "fetch-first" is a
+// publisher that remembers nothing (an agent's first publish after it
+// starts, and every publish before publishers remembered their last push):
+// it fetches its ref, then pushes. "push-on-last" is one that pushed last
+// time and pushes on that commit without fetching. It reports requests
+// per publish and the CPU time (user and system) the server's git
+// processes (git http-backend and what it starts) and this process (the
+// publisher and the Go HTTP server) spent per publish.
+func BenchmarkPublisher_RefsRepublish(b *testing.B) {
+	for _, mode := range []string{"fetch-first", "push-on-last"} {
+		b.Run(mode, func(b *testing.B) {
+			srv := gittest.NewServer(b)
+			srv.NewRepo("status.git")
+			url := srv.URL("status.git")
+			ctx := context.Background()
+			p := &Publisher{URL: url, Layout: LayoutRefs}
+			if err := p.Publish(ctx, &Node{Node: "db1", AppliedRevision: "r0"}); err != nil {
+				b.Fatal(err)
+			}
+			srv.ResetStats()
+			self0, kids0 := cpuTimes()
+			i := 0
+			for b.Loop() {
+				i++
+				if mode == "fetch-first" {
+					p = &Publisher{URL: url, Layout: LayoutRefs}
+				}
+				if err := p.Publish(ctx, &Node{Node: "db1", AppliedRevision: strconv.Itoa(i)}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			self1, kids1 := cpuTimes()
+			st := srv.Stats()
+			if st.ReceivePacks != int64(i) {
+				b.Fatalf("%d pushes for %d publishes", st.ReceivePacks, i)
+			}
+			b.ReportMetric(float64(st.Requests)/float64(i), "requests/op")
+			b.ReportMetric(float64(kids1-kids0)/float64(time.Millisecond)/float64(i), "git-cpu-ms/op")
+			b.ReportMetric(float64(self1-self0)/float64(time.Millisecond)/float64(i), "go-cpu-ms/op")
+		})
+	}
+}
+
+// cpuTimes returns the CPU time (user and system) of this process and of
+// its children waited for.
+func cpuTimes() (self, children time.Duration) {
+	var s, c syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &s)
+	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &c)
+	return time.Duration(s.Utime.Nano() + s.Stime.Nano()), time.Duration(c.Utime.Nano() + c.Stime.Nano())
 }
