@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/fsgit/fsgit/internal/fleetsim"
+	"github.com/fsgit/fsgit/internal/status"
 )
 
 func main() {
@@ -63,8 +64,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if len(sizes) > 0 {
-		fmt.Fprintf(stdout, "| nodes | status layout | idle req/s (formula) | idle bytes/req | 50 %% | 90 %% | 99 %% | 100 %% converged | status landed | pushes/node | server MB | status --fleet |\n")
-		fmt.Fprintf(stdout, "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		fmt.Fprintf(stdout, "| nodes | status layout | idle req/s (formula) | idle bytes/req | 50 %% | 90 %% | 99 %% | 100 %% converged | status landed | pushes/node | site req/node | status req/node | git CPU | agents' CPU | server MB | status --fleet |\n")
+		fmt.Fprintf(stdout, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	}
 	for _, n := range sizes {
 		for _, layout := range strings.Split(*layouts, ",") {
@@ -92,10 +93,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 					conv[i] = fmt.Sprintf("%.1f s", d.Seconds())
 				}
 			}
-			fmt.Fprintf(stdout, "| %d | %s | %.2f (%.2f) | %.0f | %s | %s | %s | %s | %s | %.2f | %.1f | %.2f s |\n",
+			statusReqs := "in site"
+			if layout == status.LayoutRefs {
+				statusReqs = fmt.Sprintf("%.2f", r.StatusRequestsPerNode)
+			}
+			fmt.Fprintf(stdout, "| %d | %s | %.2f (%.2f) | %.0f | %s | %s | %s | %s | %s | %.2f | %.2f | %s | %.1f s | %.1f s | %.1f | %.2f s |\n",
 				r.Nodes, layout, r.IdleRequestsPerSecond, r.FormulaRequestsPerSecond, r.IdleBytesPerRequest,
 				conv[0], conv[1], conv[2], conv[3],
-				landed, r.PushesPerNode, float64(r.ServerBytes)/1e6, r.FleetRead.Seconds())
+				landed, r.PushesPerNode, r.SiteRequestsPerNode, statusReqs, r.GitCPU.Seconds(), r.AgentCPU.Seconds(), float64(r.ServerBytes)/1e6, r.FleetRead.Seconds())
 			if note != "" {
 				fmt.Fprintf(stdout, "\n> %d nodes, %s: %s\n\n", n, layout, note)
 			}

@@ -13,7 +13,11 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
+
+	gogit "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
 
 	"github.com/fsgit/fsgit/internal/agent"
 	"github.com/fsgit/fsgit/internal/status"
@@ -60,6 +64,18 @@ type FleetResult struct {
 	// status repository together).
 	PushesPerNode float64
 	ServerBytes   int64
+	// SiteRequestsPerNode and StatusRequestsPerNode split the requests
+	// made after the commit, per node, between the polled repository and
+	// the status repository. In the branch layout status lives in the
+	// polled repository: StatusRequestsPerNode is then 0 and
+	// SiteRequestsPerNode counts both.
+	SiteRequestsPerNode, StatusRequestsPerNode float64
+	// GitCPU is the CPU time (user and system) of the git processes the
+	// servers ran from the commit until every status landed (git
+	// http-backend and what it starts); AgentCPU is this process's own
+	// over the same time (the agents, the Go HTTP servers, the watch).
+	// Unlike the times, they hardly depend on what else the machine runs.
+	GitCPU, AgentCPU time.Duration
 	// FleetRead is how long status.ReadFleet took over HTTP for every
 	// node.
 	FleetRead time.Duration
@@ -90,10 +106,18 @@ func RunFleet(ctx context.Context, f Fleet) (*FleetResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, r := range []string{"site.git", "status.git"} {
-		if err := newBare(filepath.Join(root, r)); err != nil {
-			return nil, err
-		}
+	// The status repository of the refs layout has a server of its own,
+	// so that its requests are counted apart from the polled one's.
+	statusRoot := filepath.Join(f.Dir, "statussrv")
+	statusSrv, err := startServer(ctx, statusRoot)
+	if err != nil {
+		return nil, err
+	}
+	if err := newBare(filepath.Join(root, "site.git")); err != nil {
+		return nil, err
+	}
+	if err := newBare(filepath.Join(statusRoot, "status.git")); err != nil {
+		return nil, err
 	}
 	site := &siteRepo{dir: filepath.Join(f.Dir, "work"), remote: filepath.Join(root, "site.git")}
 	names := make([]string, f.Nodes)
@@ -104,11 +128,10 @@ func RunFleet(ctx context.Context, f Fleet) (*FleetResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	statusURL := srv.URL("site.git")
+	statusURL, statusRepo := srv.URL("site.git"), filepath.Join(root, "site.git")
 	if f.Layout == status.LayoutRefs {
-		statusURL = srv.URL("status.git")
+		statusURL, statusRepo = statusSrv.URL("status.git"), filepath.Join(statusRoot, "status.git")
 	}
-	fileURL := "file://" + filepath.Join(root, path.Base(statusURL))
 	sockDir, err := os.MkdirTemp("", "fsim")
 	if err != nil {
 		return nil, fmt.Errorf("fleet simulation: %w", err)
@@ -165,7 +188,7 @@ watch: enabled: false
 	if _, err := waitConverged(ctx, agents, c1, start, f.Timeout); err != nil {
 		return nil, fmt.Errorf("first commit: %w", err)
 	}
-	if _, err := waitLanded(ctx, fileURL, names, c1, start, f.Timeout); err != nil {
+	if _, err := waitLanded(ctx, statusRepo, names, c1, start, f.Timeout); err != nil {
 		return nil, fmt.Errorf("first commit's status: %w", err)
 	}
 	f.Log.Info("fleet up", "nodes", f.Nodes, "after", time.Since(start).Round(time.Second))
@@ -184,6 +207,8 @@ watch: enabled: false
 	f.Log.Info("idle measured", "requests/s", res.IdleRequestsPerSecond)
 
 	srv.ResetStats()
+	statusSrv.ResetStats()
+	self0, kids0 := cpuTimes()
 	c2, err := site.commit(names, "v2")
 	if err != nil {
 		return nil, err
@@ -195,15 +220,19 @@ watch: enabled: false
 	if err != nil {
 		notes = append(notes, err.Error())
 	}
-	landed, err := waitLanded(ctx, fileURL, names, c2, start, f.Timeout)
+	landed, err := waitLanded(ctx, statusRepo, names, c2, start, f.Timeout)
 	res.Landed = landed
 	if err != nil {
 		notes = append(notes, err.Error())
 	}
 	res.Note = strings.Join(notes, "; ")
-	c = srv.Stats()
-	res.PushesPerNode = float64(c.ReceivePacks) / float64(f.Nodes)
-	res.ServerBytes = c.BytesSent
+	self1, kids1 := cpuTimes()
+	res.AgentCPU, res.GitCPU = self1-self0, kids1-kids0
+	c, cs := srv.Stats(), statusSrv.Stats()
+	res.PushesPerNode = float64(c.ReceivePacks+cs.ReceivePacks) / float64(f.Nodes)
+	res.ServerBytes = c.BytesSent + cs.BytesSent
+	res.SiteRequestsPerNode = float64(c.Requests) / float64(f.Nodes)
+	res.StatusRequestsPerNode = float64(cs.Requests) / float64(f.Nodes)
 	readStart := time.Now()
 	docs, _, err := status.ReadFleet(ctx, statusURL, "", nil)
 	res.FleetRead = time.Since(readStart)
@@ -211,6 +240,18 @@ watch: enabled: false
 		return res, fmt.Errorf("read the fleet: %d documents of %d: %w", len(docs), f.Nodes, err)
 	}
 	return res, nil
+}
+
+// cpuTimes returns the CPU time (user and system) of this process and of
+// its children waited for.
+func cpuTimes() (self, children time.Duration) {
+	var s, c syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &s)
+	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &c)
+	sum := func(r syscall.Rusage) time.Duration {
+		return time.Duration(r.Utime.Nano() + r.Stime.Nano())
+	}
+	return sum(s), sum(c)
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -258,15 +299,22 @@ func fillQuantiles(out *[4]time.Duration, done []time.Duration, n int) {
 	}
 }
 
-// waitLanded reads the status repository (from disk, not through the
-// counted server) until every node's document says rev.
-func waitLanded(ctx context.Context, fileURL string, names []string, rev string, start time.Time, timeout time.Duration) (time.Duration, error) {
+// waitLanded reads the status repository until every node's document
+// says rev. It reads the repository's directory (statusDir, a bare
+// repository) with go-git, and only the refs that moved since the last
+// look: watching the fleet costs no git process, no pack and no request to
+// the counted servers, whose CPU it would otherwise take (a read over
+// file:// runs git upload-pack and packs every node's document each time).
+func waitLanded(ctx context.Context, statusDir string, names []string, rev string, start time.Time, timeout time.Duration) (time.Duration, error) {
+	w := &statusWatch{dir: statusDir, seen: map[plumbing.ReferenceName]plumbing.Hash{},
+		fromRef: map[string]*status.Node{}, fromBranch: map[string]*status.Node{}}
 	for {
-		docs, _, _ := status.ReadFleet(ctx, fileURL, "", nil)
 		ok := 0
-		for _, d := range docs {
-			if d.Converged && d.AppliedRevision == rev {
-				ok++
+		if err := w.read(); err == nil {
+			for _, n := range names {
+				if d := w.doc(n); d != nil && d.Converged && d.AppliedRevision == rev {
+					ok++
+				}
 			}
 		}
 		if ok == len(names) {
@@ -275,8 +323,102 @@ func waitLanded(ctx context.Context, fileURL string, names []string, rev string,
 		if time.Since(start) > timeout || ctx.Err() != nil {
 			return 0, fmt.Errorf("%d of %d statuses landed on %.7s within %v", ok, len(names), rev, timeout)
 		}
-		sleep(ctx, time.Second)
+		sleep(ctx, 500*time.Millisecond)
 	}
+}
+
+// statusWatch reads node documents from a bare status repository on disk,
+// in either layout, re-reading only the refs that moved.
+type statusWatch struct {
+	dir        string
+	seen       map[plumbing.ReferenceName]plumbing.Hash
+	fromRef    map[string]*status.Node
+	fromBranch map[string]*status.Node
+}
+
+// doc is node's newest document: its own ref's, else the branch's.
+func (w *statusWatch) doc(node string) *status.Node {
+	if d := w.fromRef[node]; d != nil {
+		return d
+	}
+	return w.fromBranch[node]
+}
+
+func (w *statusWatch) read() error {
+	// Opened again each time: a push may have added a pack since.
+	repo, err := gogit.PlainOpen(w.dir)
+	if err != nil {
+		return fmt.Errorf("watch status: %w", err)
+	}
+	refs, err := repo.References()
+	if err != nil {
+		return fmt.Errorf("watch status: %w", err)
+	}
+	branch := plumbing.NewBranchReferenceName(status.DefaultBranch)
+	prefix := status.NodeRef("", "").String()
+	return refs.ForEach(func(r *plumbing.Reference) error {
+		name := r.Name()
+		if r.Type() != plumbing.HashReference || w.seen[name] == r.Hash() {
+			return nil
+		}
+		switch {
+		case name == branch:
+			docs, err := readDocs(repo, r.Hash(), "")
+			if err != nil {
+				return nil // mid-push: read again next time
+			}
+			w.fromBranch = docs
+		case strings.HasPrefix(name.String(), prefix):
+			node := strings.TrimPrefix(name.String(), prefix)
+			docs, err := readDocs(repo, r.Hash(), node)
+			if err != nil || docs[node] == nil {
+				return nil
+			}
+			w.fromRef[node] = docs[node]
+		default:
+			return nil
+		}
+		w.seen[name] = r.Hash()
+		return nil
+	})
+}
+
+// readDocs reads the documents under nodes/ of commit h: every one, or
+// only node's when node is not empty.
+func readDocs(repo *gogit.Repository, h plumbing.Hash, node string) (map[string]*status.Node, error) {
+	c, err := repo.CommitObject(h)
+	if err != nil {
+		return nil, fmt.Errorf("read status commit: %w", err)
+	}
+	root, err := c.Tree()
+	if err != nil {
+		return nil, fmt.Errorf("read status tree: %w", err)
+	}
+	nodes, err := root.Tree("nodes")
+	if err != nil {
+		return nil, fmt.Errorf("read status tree: %w", err)
+	}
+	out := map[string]*status.Node{}
+	for _, e := range nodes.Entries {
+		name, ok := strings.CutSuffix(e.Name, ".json")
+		if !ok || (node != "" && name != node) {
+			continue
+		}
+		f, err := nodes.TreeEntryFile(&e)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", e.Name, err)
+		}
+		text, err := f.Contents()
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", e.Name, err)
+		}
+		d, err := status.Decode([]byte(text))
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", e.Name, err)
+		}
+		out[name] = d
+	}
+	return out, nil
 }
 
 // siteRepo is the working tree the site's commits are pushed from.

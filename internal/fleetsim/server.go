@@ -48,9 +48,15 @@ func git(dir string, args ...string) (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
-// newBare makes a bare repository that accepts pushes over HTTP.
+// newBare makes a bare repository that accepts pushes over HTTP. It does
+// not run git gc --auto after each push (receive.autogc), a process more
+// per push: a git host runs its own maintenance, and the simulation is
+// too short to need one.
 func newBare(path string) error {
 	if _, err := git("", "init", "--quiet", "--bare", "--initial-branch=main", path); err != nil {
+		return err
+	}
+	if _, err := git(path, "config", "receive.autogc", "false"); err != nil {
 		return err
 	}
 	_, err := git(path, "config", "http.receivepack", "true")

@@ -9,6 +9,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -58,7 +59,11 @@ const dir = "nodes"
 // Publisher commits node documents to a status branch. Each node touches
 // only its own file, so a push that lost a race is redone by rebuilding
 // the commit on the branch's new tip (a rebase without conflicts) and
-// pushing again, after a jittered, exponentially growing wait.
+// pushing again, after a jittered, exponentially growing wait. In the refs
+// layout it remembers the commit it pushed last and pushes the next
+// document on top of it without fetching first (two requests instead of
+// four), fetching only when that push is refused. A Publisher is not to be
+// copied once used.
 type Publisher struct {
 	// URL is the repository; Branch the status branch (DefaultBranch if
 	// empty).
@@ -84,6 +89,10 @@ type Publisher struct {
 	BaseDelay, MaxDelay time.Duration
 	// Log receives one line per publish and per failed attempt.
 	Log *slog.Logger
+
+	// In the refs layout, the commit pushed last (see attempt).
+	mu   sync.Mutex
+	last *lastPush
 }
 
 // ErrPublishGaveUp is wrapped when every attempt failed.
@@ -115,10 +124,7 @@ func (p *Publisher) Publish(ctx context.Context, n *Node) error {
 	if maxDelay <= 0 {
 		maxDelay = 8 * time.Second
 	}
-	log := p.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := p.logger()
 	bo := publishBackOff(base, maxDelay)
 	var last error
 	for i := range attempts {
@@ -160,13 +166,33 @@ func (p *Publisher) branch() string {
 	return p.Branch
 }
 
-// attempt fetches the branch tip (shallow, into memory), commits doc on
-// top of it and pushes. It returns the pushed commit, or the tip when doc
-// was already there.
+// attempt publishes doc once. In the refs layout, a publisher that
+// remembers the commit it pushed last to the node's ref builds on it and
+// pushes without fetching first (a node is the only writer of its ref):
+// two requests, a ref listing and the push. If that push is refused (the
+// ref moved, or went, behind the publisher's back) or fails, or the
+// document is the remembered one, the attempt does what it does with
+// nothing remembered: fetch the tip (shallow, into memory), commit doc on
+// top of it, push. It returns the pushed commit, or the tip when doc was
+// already there.
 func (p *Publisher) attempt(ctx context.Context, node string, doc []byte) (string, error) {
 	target := plumbing.NewBranchReferenceName(p.branch())
 	if p.Layout == LayoutRefs {
 		target = NodeRef(p.branch(), node)
+		if last := p.remembered(target); last != nil {
+			h, err := p.commitAndPush(ctx, last.repo, last.tip, nil, target, node, doc)
+			switch {
+			case err == nil && !h.IsZero():
+				p.remember(last.repo, h, target)
+				return h.String(), nil
+			case ctx.Err() != nil:
+				return "", err
+			}
+			p.forget()
+			if err != nil {
+				p.logger().Debug("status push on the last commit refused or failed; fetching the ref", "node", node, "err", err)
+			}
+		}
 	}
 	repo, tip, err := fetchRef(ctx, p.URL, target, p.Auth)
 	if err != nil {
@@ -180,36 +206,57 @@ func (p *Publisher) attempt(ctx context.Context, node string, doc []byte) (strin
 			return "", err
 		}
 	}
+	h, err := p.commitAndPush(ctx, repo, tip, parent, target, node, doc)
+	if err != nil {
+		return "", err
+	}
+	if h.IsZero() {
+		// Already there: the tip is the node's document.
+		h = tip.Hash
+	}
+	if p.Layout == LayoutRefs {
+		p.remember(repo, h, target)
+	}
+	return h.String(), nil
+}
+
+// commitAndPush commits doc as nodes/<node>.json in repo, on top of tip
+// (or, when tip is nil, of parent, whose history it continues: "Continues
+// <branch> at <parent>"), points target at it and pushes target. It
+// returns the zero hash, and pushes nothing, when tip already holds doc.
+func (p *Publisher) commitAndPush(ctx context.Context, repo *git.Repository, tip, parent *object.Commit,
+	target plumbing.ReferenceName, node string, doc []byte) (plumbing.Hash, error) {
 	var root *object.Tree
+	var err error
 	if tip != nil {
 		if root, err = tip.Tree(); err != nil {
-			return "", fmt.Errorf("read status tree: %w", err)
+			return plumbing.ZeroHash, fmt.Errorf("read status tree: %w", err)
 		}
 	}
 	s := repo.Storer
 	blob, err := putBlob(s, doc)
 	if err != nil {
-		return "", err
+		return plumbing.ZeroHash, err
 	}
 	name := node + ".json"
 	var nodes *object.Tree
 	if root != nil {
 		if nodes, err = root.Tree(dir); err != nil && !errors.Is(err, object.ErrDirectoryNotFound) {
-			return "", fmt.Errorf("read status tree: %w", err)
+			return plumbing.ZeroHash, fmt.Errorf("read status tree: %w", err)
 		}
 		if nodes != nil {
 			if e, err := nodes.FindEntry(name); err == nil && e.Hash == blob {
-				return tip.Hash.String(), nil
+				return plumbing.ZeroHash, nil
 			}
 		}
 	}
 	nodesHash, err := putTree(s, nodes, object.TreeEntry{Name: name, Mode: filemode.Regular, Hash: blob})
 	if err != nil {
-		return "", err
+		return plumbing.ZeroHash, err
 	}
 	rootHash, err := putTree(s, root, object.TreeEntry{Name: dir, Mode: filemode.Dir, Hash: nodesHash})
 	if err != nil {
-		return "", err
+		return plumbing.ZeroHash, err
 	}
 	now := time.Now()
 	sig := object.Signature{Name: p.Name, Email: p.Email, When: now}
@@ -234,25 +281,134 @@ func (p *Publisher) attempt(ctx context.Context, node string, doc []byte) (strin
 	}
 	obj := s.NewEncodedObject()
 	if err := c.Encode(obj); err != nil {
-		return "", fmt.Errorf("encode status commit: %w", err)
+		return plumbing.ZeroHash, fmt.Errorf("encode status commit: %w", err)
 	}
 	h, err := s.SetEncodedObject(obj)
 	if err != nil {
-		return "", fmt.Errorf("store status commit: %w", err)
+		return plumbing.ZeroHash, fmt.Errorf("store status commit: %w", err)
 	}
-	local := target
-	if err := s.SetReference(plumbing.NewHashReference(local, h)); err != nil {
-		return "", fmt.Errorf("set status ref: %w", err)
+	if err := s.SetReference(plumbing.NewHashReference(target, h)); err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("set status ref: %w", err)
 	}
+	// Not forced: the server takes the push only if target is still
+	// where the fetch (or the last push) left it, and go-git refuses
+	// before sending anything if the listing shows it moved.
 	err = repo.PushContext(ctx, &git.PushOptions{
 		RemoteName: "origin",
-		RefSpecs:   []config.RefSpec{config.RefSpec(local + ":" + local)},
+		RefSpecs:   []config.RefSpec{config.RefSpec(target + ":" + target)},
 		Auth:       p.Auth,
 	})
 	if err != nil {
-		return "", gitsource.RedactError(p.URL, fmt.Errorf("push status: %w", err))
+		return plumbing.ZeroHash, gitsource.RedactError(p.URL, fmt.Errorf("push status: %w", err))
 	}
-	return h.String(), nil
+	return h, nil
+}
+
+// lastPush is the commit a publisher pushed last (or found already there)
+// on a node's ref, kept in a memory repository of its own with its tree,
+// so that the next document can be committed on top of it without a
+// fetch.
+type lastPush struct {
+	url    string
+	target plumbing.ReferenceName
+	repo   *git.Repository
+	tip    *object.Commit
+}
+
+// remembered returns the last push to target at the publisher's URL, or
+// nil.
+func (p *Publisher) remembered(target plumbing.ReferenceName) *lastPush {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.last == nil || p.last.url != p.URL || p.last.target != target {
+		return nil
+	}
+	return p.last
+}
+
+// remember keeps commit h of src (and its tree) as the last push to target;
+// if it cannot, nothing is remembered and the next publish fetches.
+func (p *Publisher) remember(src *git.Repository, h plumbing.Hash, target plumbing.ReferenceName) {
+	last, err := carry(src.Storer, h, p.URL)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.last = nil
+	if err != nil {
+		p.logger().Debug("status: cannot remember the last push; the next publish fetches first", "err", err)
+		return
+	}
+	last.target = target
+	p.last = last
+}
+
+// forget drops the remembered push: the next attempt fetches.
+func (p *Publisher) forget() {
+	p.mu.Lock()
+	p.last = nil
+	p.mu.Unlock()
+}
+
+func (p *Publisher) logger() *slog.Logger {
+	if p.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return p.Log
+}
+
+// carry copies commit h and every object of its tree from src into a new
+// memory repository whose origin is url: only what building on h needs,
+// so that what a publisher remembers does not grow with each publish.
+func carry(src storer.EncodedObjectStorer, h plumbing.Hash, url string) (*lastPush, error) {
+	repo, err := git.Init(memory.NewStorage(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("remember status commit: %w", err)
+	}
+	if _, err := repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{url}}); err != nil {
+		return nil, fmt.Errorf("remember status commit: %w", err)
+	}
+	put := func(t plumbing.ObjectType, h plumbing.Hash) error {
+		o, err := src.EncodedObject(t, h)
+		if err != nil {
+			return fmt.Errorf("remember status commit: %w", err)
+		}
+		if _, err := repo.Storer.SetEncodedObject(o); err != nil {
+			return fmt.Errorf("remember status commit: %w", err)
+		}
+		return nil
+	}
+	var putTree func(h plumbing.Hash) error
+	putTree = func(h plumbing.Hash) error {
+		if err := put(plumbing.TreeObject, h); err != nil {
+			return err
+		}
+		t, err := object.GetTree(src, h)
+		if err != nil {
+			return fmt.Errorf("remember status commit: %w", err)
+		}
+		for _, e := range t.Entries {
+			switch {
+			case e.Mode == filemode.Dir:
+				err = putTree(e.Hash)
+			case e.Mode.IsFile():
+				err = put(plumbing.BlobObject, e.Hash)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := put(plumbing.CommitObject, h); err != nil {
+		return nil, err
+	}
+	c, err := object.GetCommit(repo.Storer, h)
+	if err != nil {
+		return nil, fmt.Errorf("remember status commit: %w", err)
+	}
+	if err := putTree(c.TreeHash); err != nil {
+		return nil, err
+	}
+	return &lastPush{url: url, repo: repo, tip: c}, nil
 }
 
 // fetchRef fetches ref from url, shallow, into a memory repository. The

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -375,4 +376,154 @@ func BenchmarkReadFleet_Refs1000(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(srv.Stats().BytesSent)/float64(b.N), "server-bytes/read")
+}
+
+// TestPublisher_RefsPushOnLast: in the refs layout a publisher pushes on
+// top of the commit it pushed last, without fetching (two requests: the
+// push's listing and the push); when the ref moved, was rewound or went
+// behind its back, the push is refused and it fetches, so the ref still
+// holds one document, the newest, and keeps its history.
+func TestPublisher_RefsPushOnLast(t *testing.T) {
+	srv := gittest.NewServer(t)
+	srv.NewRepo("status.git")
+	url := srv.URL("status.git")
+	ctx := context.Background()
+	ref := "refs/fsgit/status/db1"
+	w := gittest.NewWork(t, url)
+	tipOf := func() string {
+		t.Helper()
+		w.Git("fetch", "--quiet", "origin", "+"+ref+":refs/check")
+		return w.Git("rev-parse", "refs/check")
+	}
+	landed := func(rev string) {
+		t.Helper()
+		nodes, _, err := ReadFleet(ctx, url, "", nil)
+		if err != nil || len(nodes) != 1 || nodes[0].Node != "db1" || nodes[0].AppliedRevision != rev {
+			t.Fatalf("fleet = %+v, %v; want db1 at %s alone", nodes, err, rev)
+		}
+		if got := w.Git("ls-tree", "-r", "--name-only", tipOf()); got != "nodes/db1.json" {
+			t.Fatalf("db1's tree: %q", got)
+		}
+	}
+	p := &Publisher{URL: url, Layout: LayoutRefs}
+	publish := func(pub *Publisher, rev string) gittest.Stats {
+		t.Helper()
+		srv.ResetStats()
+		if err := pub.Publish(ctx, &Node{Node: "db1", AppliedRevision: rev}); err != nil {
+			t.Fatal(err)
+		}
+		return srv.Stats()
+	}
+
+	// Nothing remembered: fetch (listing, listing of the branch) and push.
+	if st := publish(p, "r1"); st.ReceivePacks != 1 || st.Requests < 3 {
+		t.Fatalf("first publish: %+v", st)
+	}
+	first := tipOf()
+	// Remembered: the push alone.
+	if st := publish(p, "r2"); st.Requests != 2 || st.ReceivePacks != 1 || st.UploadPacks != 0 {
+		t.Fatalf("publish on the last push: %+v, want 2 requests, 1 push, no fetch", st)
+	}
+	landed("r2")
+	if got := w.Git("rev-parse", tipOf()+"^"); got != first {
+		t.Fatalf("r2's parent %s, want r1's %s", got, first)
+	}
+
+	// Another writer moved the ref: p's push is refused, p fetches and
+	// builds on the other's commit.
+	if st := publish(&Publisher{URL: url, Layout: LayoutRefs}, "other"); st.ReceivePacks != 1 {
+		t.Fatalf("other writer: %+v", st)
+	}
+	other := tipOf()
+	if st := publish(p, "r3"); st.ReceivePacks != 1 || st.UploadPacks != 1 {
+		t.Fatalf("publish after the ref moved: %+v, want a fetch and one push", st)
+	}
+	landed("r3")
+	if got := w.Git("rev-parse", tipOf()+"^"); got != other {
+		t.Fatalf("r3's parent %s, want the other writer's %s", got, other)
+	}
+	if got := w.Git("rev-list", "--count", tipOf()); got != "4" {
+		t.Fatalf("db1's ref has %s commits, want 4", got)
+	}
+	// Back on the fast path.
+	if st := publish(p, "r4"); st.Requests != 2 || st.ReceivePacks != 1 {
+		t.Fatalf("publish after the fallback: %+v, want 2 requests", st)
+	}
+	landed("r4")
+
+	// Rewound behind its back (to r1): the history from r1 on is kept.
+	w.Git("push", "--quiet", "--force", "origin", first+":"+ref)
+	if st := publish(p, "r5"); st.ReceivePacks != 1 || st.UploadPacks != 1 {
+		t.Fatalf("publish after a rewind: %+v, want a fetch and one push", st)
+	}
+	landed("r5")
+	if got := w.Git("rev-parse", tipOf()+"^"); got != first {
+		t.Fatalf("r5's parent %s, want r1's %s", got, first)
+	}
+
+	// Deleted behind its back: the document lands again.
+	w.Git("push", "--quiet", "origin", ":"+ref)
+	if st := publish(p, "r6"); st.ReceivePacks != 1 {
+		t.Fatalf("publish after the ref went: %+v, want one push", st)
+	}
+	landed("r6")
+
+	// The same document as the last push: nothing pushed.
+	if st := publish(p, "r6"); st.ReceivePacks != 0 {
+		t.Fatalf("the same document again: %+v, want no push", st)
+	}
+	landed("r6")
+}
+
+// BenchmarkPublisher_RefsRepublish: one node publishes a new document in
+// the refs layout, as after every change of outcome. "fetch-first" is a
+// publisher that remembers nothing (an agent's first publish after it
+// starts, and every publish before publishers remembered their last push):
+// it fetches its ref, then pushes. "push-on-last" is one that pushed last
+// time and pushes on that commit without fetching. It reports requests
+// per publish and the CPU time (user and system) the server's git
+// processes (git http-backend and what it starts) and this process (the
+// publisher and the Go HTTP server) spent per publish.
+func BenchmarkPublisher_RefsRepublish(b *testing.B) {
+	for _, mode := range []string{"fetch-first", "push-on-last"} {
+		b.Run(mode, func(b *testing.B) {
+			srv := gittest.NewServer(b)
+			srv.NewRepo("status.git")
+			url := srv.URL("status.git")
+			ctx := context.Background()
+			p := &Publisher{URL: url, Layout: LayoutRefs}
+			if err := p.Publish(ctx, &Node{Node: "db1", AppliedRevision: "r0"}); err != nil {
+				b.Fatal(err)
+			}
+			srv.ResetStats()
+			self0, kids0 := cpuTimes()
+			i := 0
+			for b.Loop() {
+				i++
+				if mode == "fetch-first" {
+					p = &Publisher{URL: url, Layout: LayoutRefs}
+				}
+				if err := p.Publish(ctx, &Node{Node: "db1", AppliedRevision: strconv.Itoa(i)}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			self1, kids1 := cpuTimes()
+			st := srv.Stats()
+			if st.ReceivePacks != int64(i) {
+				b.Fatalf("%d pushes for %d publishes", st.ReceivePacks, i)
+			}
+			b.ReportMetric(float64(st.Requests)/float64(i), "requests/op")
+			b.ReportMetric(float64(kids1-kids0)/float64(time.Millisecond)/float64(i), "git-cpu-ms/op")
+			b.ReportMetric(float64(self1-self0)/float64(time.Millisecond)/float64(i), "go-cpu-ms/op")
+		})
+	}
+}
+
+// cpuTimes returns the CPU time (user and system) of this process and of
+// its children waited for.
+func cpuTimes() (self, children time.Duration) {
+	var s, c syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &s)
+	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &c)
+	return time.Duration(s.Utime.Nano() + s.Stime.Nano()), time.Duration(c.Utime.Nano() + c.Stime.Nano())
 }
