@@ -1,7 +1,6 @@
 package state
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -81,30 +80,10 @@ func checkFile(path string) error {
 	if fi, err = f.Stat(); err != nil {
 		return fmt.Errorf("check state %s: %w", path, err)
 	}
-	if err := checkMeta(pagesOf(f, fi.Size(), m), fi.Size(), m); err != nil {
+	if err := checkMeta(f, fi.Size(), m); err != nil {
 		return &CorruptError{Path: path, Op: "check", Err: err}
 	}
 	return nil
-}
-
-// maxReadWhole bounds the state file checkFile reads in one piece.
-const maxReadWhole = 64 << 20
-
-// pagesOf returns what checkMeta reads the pages through: the pages in use
-// read in one piece, when they are few enough (a state file is small), so
-// that the walk costs one read rather than two per page; else the file.
-// A read that fails or falls short leaves the file, whose reads then say
-// what is wrong.
-func pagesOf(f *os.File, size int64, m *boltMeta) io.ReaderAt {
-	n := min(int64(m.hwm)*int64(m.pageSize), size)
-	if m.hwm > maxReadWhole || n <= 0 || n > maxReadWhole {
-		return f
-	}
-	buf := make([]byte, n)
-	if _, err := f.ReadAt(buf, 0); err != nil {
-		return f
-	}
-	return bytes.NewReader(buf)
 }
 
 // readMetas returns the meta bbolt would use: of the two meta pages, the

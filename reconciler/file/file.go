@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/fsgit/fsgit/internal/rootfs"
@@ -55,7 +56,7 @@ type fileSpec struct {
 }
 
 // placeholderRE matches a secret placeholder in file content.
-var placeholderRE = regexp.MustCompile(`\{\{secret:([A-Za-z_][A-Za-z0-9_]*)\}\}`)
+var placeholderRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\{\{secret:([A-Za-z_][A-Za-z0-9_]*)\}\}`) })
 
 // Kind returns "file".
 func (*File) Kind() string { return "file" }
@@ -75,7 +76,7 @@ func (*File) Check(r *reconciler.Resource, s *fileSpec) error {
 		return fmt.Errorf("validate %s: secrets given without content", r.ID)
 	}
 	if s.Content != nil && strings.Contains(*s.Content, "{{secret:") {
-		for _, m := range placeholderRE.FindAllStringSubmatch(*s.Content, -1) {
+		for _, m := range placeholderRE().FindAllStringSubmatch(*s.Content, -1) {
 			if _, ok := s.Secrets[m[1]]; !ok {
 				return fmt.Errorf("validate %s: content uses {{secret:%s}}, which secrets does not declare", r.ID, m[1])
 			}
@@ -329,7 +330,7 @@ func render(ctx context.Context, env *reconciler.Env, s *fileSpec) ([]byte, erro
 	if env.Secrets == nil {
 		return nil, fmt.Errorf("render content: no secret provider for %s", secretNames(s))
 	}
-	idx := placeholderRE.FindAllStringSubmatchIndex(content, -1)
+	idx := placeholderRE().FindAllStringSubmatchIndex(content, -1)
 	values := map[string][]byte{}
 	var out bytes.Buffer
 	last := 0
