@@ -66,7 +66,6 @@ changes found), 4 failures, 6 changes and failures, 1 the run could not start.`,
   fsgit apply --once --node online-1 -o json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			batchGC()
 			return runApply(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), f)
 		},
 	}
