@@ -30,6 +30,7 @@ package rootfs
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -366,6 +367,58 @@ func (f *FS) OpenFile(name string, flag int, perm fs.FileMode) (*os.File, error)
 		})
 	}
 	return in(f, "open", name, flag&os.O_CREATE != 0, openFile)
+}
+
+// ReadNoFollow reads the file name, its last element not followed,
+// through buf into w, and stops at the first read that returns less than
+// buf holds: the end of a regular file, which Linux reads in full up to
+// its end. Sized one byte beyond the size lstat gave, buf makes a file of
+// that size cost one open, one read and one close, on a descriptor of its
+// own (no *os.File, whose making costs an fcntl and a finalizer). A read
+// cut short for another reason would end the content early: a caller
+// comparing digests then sees a difference, never a match.
+func (f *FS) ReadNoFollow(name string, buf []byte, w io.Writer) error {
+	if len(buf) == 0 {
+		return &fs.PathError{Op: "read", Path: name, Err: errors.New("no buffer")}
+	}
+	if f.dir == "" || !directOpen {
+		fh, err := f.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		if err != nil {
+			return err
+		}
+		defer fh.Close()
+		return readShort(name, buf, w, fh.Read)
+	}
+	_, err := readIn(f, "open", name, false, func(r *os.Root, rel string) (struct{}, error) {
+		fh, err := r.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		if err != nil {
+			return struct{}{}, err
+		}
+		defer fh.Close()
+		return struct{}{}, readShort(name, buf, w, fh.Read)
+	}, func(d *kept, base string) (struct{}, error) {
+		return struct{}{}, readNoFollow(d.file, base, buf, w)
+	})
+	return err
+}
+
+// readShort reads through buf into w until a read returns less than buf
+// holds.
+func readShort(name string, buf []byte, w io.Writer, read func([]byte) (int, error)) error {
+	for {
+		n, err := read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if errors.Is(err, io.EOF) || (err == nil && n < len(buf)) {
+			return nil
+		}
+		if err != nil {
+			return &fs.PathError{Op: "read", Path: name, Err: err}
+		}
+	}
 }
 
 // OpenDir opens the directory name as an [os.Root] of its own, for work in
