@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"maps"
 	"slices"
 	"unicode/utf8"
 )
@@ -41,21 +42,24 @@ func NewMemory() *Memory {
 // resources and observed fields themselves are shared: they are never
 // modified in place.
 func (m *Memory) Clone() *Memory {
-	c := NewMemory()
 	if m == nil {
-		return c
+		return NewMemory()
 	}
-	for id, r := range m.Inventory {
-		c.Inventory[id] = r
+	return &Memory{
+		Inventory: cloneMap(m.Inventory),
+		Observed:  cloneMap(m.Observed),
+		Refresh:   cloneMap(m.Refresh),
+		Applied:   slices.Clone(m.Applied),
 	}
-	for id, o := range m.Observed {
-		c.Observed[id] = o
+}
+
+// cloneMap copies m whole (maps.Clone copies its table, rather than
+// inserting every entry again); a nil map becomes an empty one.
+func cloneMap[K comparable, V any](m map[K]V) map[K]V {
+	if m == nil {
+		return map[K]V{}
 	}
-	for id, by := range m.Refresh {
-		c.Refresh[id] = by
-	}
-	c.Applied = slices.Clone(m.Applied)
-	return c
+	return maps.Clone(m)
 }
 
 // ObservedState is a resource's normalized, secret-free observed summary

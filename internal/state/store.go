@@ -661,7 +661,11 @@ func (s *Store) Path() string { return s.path }
 func (s *Store) Memory() (*reconciler.Memory, error) {
 	var m *reconciler.Memory
 	err := s.access("read", false, func(tx *bolt.Tx) error {
-		m = reconciler.NewMemory()
+		m = &reconciler.Memory{
+			Inventory: make(map[reconciler.ID]reconciler.Resource, keyCount(tx.Bucket(bucketInventory))),
+			Observed:  make(map[reconciler.ID]reconciler.ObservedState, keyCount(tx.Bucket(bucketObserved))),
+			Refresh:   map[reconciler.ID][]reconciler.ID{},
+		}
 		if b := tx.Bucket(bucketInventory); b != nil {
 			err := b.ForEach(func(k, v []byte) error {
 				var r reconciler.Resource
@@ -712,6 +716,20 @@ func (s *Store) Memory() (*reconciler.Memory, error) {
 		return nil, fmt.Errorf("read state %s: %w", s.path, err)
 	}
 	return m, nil
+}
+
+// keyCount counts a bucket's keys, walking its leaves without reading a
+// value: the maps Memory fills are made at their size, not grown a
+// thousand entries at a time.
+func keyCount(b *bolt.Bucket) int {
+	n := 0
+	if b != nil {
+		c := b.Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			n++
+		}
+	}
+	return n
 }
 
 // Meta is what the meta bucket says.
