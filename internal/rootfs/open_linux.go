@@ -56,7 +56,7 @@ func containsSlash(s string) bool {
 
 // readNoFollow opens base in dir as openNoFollow does, reads it with
 // readShort on the raw descriptor and closes it.
-func readNoFollow(dir *os.File, base string, buf []byte, w io.Writer) error {
+func readNoFollow(dir *os.File, base string, size int64, buf []byte, w io.Writer) error {
 	if base == "" || base == "." || base == ".." || containsSlash(base) {
 		return &fs.PathError{Op: "openat", Path: base, Err: syscall.EINVAL}
 	}
@@ -80,7 +80,7 @@ func readNoFollow(dir *os.File, base string, buf []byte, w io.Writer) error {
 		return &fs.PathError{Op: "openat", Path: base, Err: operr}
 	}
 	defer syscall.Close(fd)
-	return readShort(base, buf, w, func(p []byte) (int, error) {
+	return readShort(base, size, buf, w, func(p []byte) (int, error) {
 		for {
 			n, err := syscall.Read(fd, p)
 			if errors.Is(err, syscall.EINTR) {

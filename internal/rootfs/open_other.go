@@ -13,4 +13,4 @@ const directOpen = false
 
 func openNoFollow(*os.File, string, int) (*os.File, error) { return nil, errors.ErrUnsupported }
 
-func readNoFollow(*os.File, string, []byte, io.Writer) error { return errors.ErrUnsupported }
+func readNoFollow(*os.File, string, int64, []byte, io.Writer) error { return errors.ErrUnsupported }

@@ -245,7 +245,7 @@ func TestFS_ReadNoFollow(t *testing.T) {
 			}
 			for _, bufSize := range []int{1, 16, size + 1, size + 512} {
 				var got bytes.Buffer
-				if err := fsys.ReadNoFollow(prefix+p, make([]byte, bufSize), &got); err != nil {
+				if err := fsys.ReadNoFollow(prefix+p, int64(size), make([]byte, bufSize), &got); err != nil {
 					t.Fatalf("%s: size %d, buffer %d: %v", name, size, bufSize, err)
 				}
 				if !bytes.Equal(got.Bytes(), want) {
@@ -257,14 +257,36 @@ func TestFS_ReadNoFollow(t *testing.T) {
 			t.Fatal(err)
 		}
 		var got bytes.Buffer
-		if err := fsys.ReadNoFollow(prefix+"/srv/link-"+name, make([]byte, 64), &got); err == nil || got.Len() != 0 {
+		if err := fsys.ReadNoFollow(prefix+"/srv/link-"+name, 0, make([]byte, 64), &got); err == nil || got.Len() != 0 {
 			t.Fatalf("%s: a symlink as the last element was followed: %v, %d bytes", name, err, got.Len())
 		}
 	}
 	f := New(root)
 	defer f.Close()
 	var got bytes.Buffer
-	if err := f.ReadNoFollow("/etc/keep.conf", make([]byte, 64), &got); !errors.Is(err, ErrEscapes) || got.Len() != 0 {
+	if err := f.ReadNoFollow("/etc/keep.conf", 5, make([]byte, 64), &got); !errors.Is(err, ErrEscapes) || got.Len() != 0 {
 		t.Fatalf("read through a symlink out of the root: %v, %q", err, got.String())
+	}
+}
+
+// TestReadShort_InterruptedReads: reads that come up short before the size
+// lstat gave are followed by more, so the whole content is read; once the
+// size is read, a short read ends it.
+func TestReadShort_InterruptedReads(t *testing.T) {
+	want := bytes.Repeat([]byte("x"), 1000)
+	for _, chunk := range []int{1, 7, 512, 999} {
+		src := bytes.NewReader(want)
+		reads := 0
+		var got bytes.Buffer
+		err := readShort("f", int64(len(want)), make([]byte, len(want)+1), &got, func(p []byte) (int, error) {
+			reads++
+			return src.Read(p[:min(len(p), chunk)])
+		})
+		if err != nil || !bytes.Equal(got.Bytes(), want) {
+			t.Fatalf("chunks of %d: %v, read %d bytes of %d", chunk, err, got.Len(), len(want))
+		}
+		if wantReads := (len(want) + chunk - 1) / chunk; reads != wantReads {
+			t.Fatalf("chunks of %d: %d reads, want %d (no read past the size)", chunk, reads, wantReads)
+		}
 	}
 }

@@ -407,7 +407,7 @@ func digest(b []byte) []byte {
 func hashFile(fsys *rootfs.FS, name string, size int64) ([]byte, error) {
 	h := sha256.New()
 	buf := make([]byte, min(max(size+1, 512), 256<<10))
-	if err := fsys.ReadNoFollow(name, buf, h); err != nil {
+	if err := fsys.ReadNoFollow(name, size, buf, h); err != nil {
 		return nil, fmt.Errorf("hash %s: %w", fsys.HostPath(name), err)
 	}
 	return h.Sum(nil), nil
