@@ -46,22 +46,21 @@ func (m *Memory) Clone() *Memory {
 	if m == nil {
 		return NewMemory()
 	}
-	c := &Memory{
-		Inventory: maps.Clone(m.Inventory),
-		Observed:  maps.Clone(m.Observed),
-		Refresh:   maps.Clone(m.Refresh),
+	return &Memory{
+		Inventory: cloneMap(m.Inventory),
+		Observed:  cloneMap(m.Observed),
+		Refresh:   cloneMap(m.Refresh),
 		Applied:   slices.Clone(m.Applied),
 	}
-	if c.Inventory == nil {
-		c.Inventory = map[ID]Resource{}
+}
+
+// cloneMap copies m whole (maps.Clone copies its table, rather than
+// inserting every entry again); a nil map becomes an empty one.
+func cloneMap[K comparable, V any](m map[K]V) map[K]V {
+	if m == nil {
+		return map[K]V{}
 	}
-	if c.Observed == nil {
-		c.Observed = map[ID]ObservedState{}
-	}
-	if c.Refresh == nil {
-		c.Refresh = map[ID][]ID{}
-	}
-	return c
+	return maps.Clone(m)
 }
 
 // ObservedState is a resource's normalized, secret-free observed summary

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"cuelang.org/go/cue"
 	cueerrors "cuelang.org/go/cue/errors"
@@ -189,7 +190,7 @@ func (s *Site) problemsFromError(err error, node string, res reconciler.ID, with
 		msg := fmt.Sprintf(format, args...)
 		// Some errors (a failed import) wrap their cause: keep it.
 		if full := e.Error(); strings.Contains(full, msg+": ") {
-			msg = posInMsg.ReplaceAllString(full[strings.Index(full, msg+": "):], "")
+			msg = posInMsg().ReplaceAllString(full[strings.Index(full, msg+": "):], "")
 		}
 		// A load error's path is the package ("module/pkg@v0"), not a field.
 		if len(path) == 1 && strings.Contains(path[0], "@") {
@@ -396,7 +397,7 @@ func pickConflict(s *Site, g []cueErr) cueErr {
 			continue
 		}
 		score := 2 * siteCount(ce)
-		if strings.Contains(ce.msg, "mismatched types") && typeOperand.MatchString(ce.msg) {
+		if strings.Contains(ce.msg, "mismatched types") && typeOperand().MatchString(ce.msg) {
 			score++
 		}
 		if score > bestScore {
@@ -407,14 +408,18 @@ func pickConflict(s *Site, g []cueErr) cueErr {
 }
 
 // maxRunes matches a violated strings.MaxRunes(N) and captures N.
-var maxRunes = regexp.MustCompile(`\(does not satisfy strings\.MaxRunes\(([0-9]+)\)\)$`)
+var maxRunes = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`\(does not satisfy strings\.MaxRunes\(([0-9]+)\)\)$`)
+})
 
 // posInMsg matches a position that a wrapped error repeats in its text.
-var posInMsg = regexp.MustCompile(`\S+\.cue:\d+:\d+: `)
+var posInMsg = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\S+\.cue:\d+:\d+: `) })
 
 // typeOperand matches a conflict whose second operand is a type, as in
 // `conflicting values "3306" and int`.
-var typeOperand = regexp.MustCompile(` and (int|string|bool|number|float|bytes|struct|list|null)( |$)`)
+var typeOperand = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(` and (int|string|bool|number|float|bytes|struct|list|null)( |$)`)
+})
 
 // problemFrom renders one flattened error.
 func (s *Site) problemFrom(ce cueErr, node string, res reconciler.ID) Problem {
@@ -456,7 +461,7 @@ func (s *Site) problemFrom(ce cueErr, node string, res reconciler.ID) Problem {
 	} else if v, ok := invalidValue(ce.msg); ok {
 		if sp, ok := s.docs.lookup(ce.pos); ok {
 			msg = fmt.Sprintf("%s is not a valid %s: %s", v, sp.label, sp.doc)
-			if m := maxRunes.FindStringSubmatch(ce.msg); m != nil {
+			if m := maxRunes().FindStringSubmatch(ce.msg); m != nil {
 				// A length limit's doc says whose limit it is.
 				msg = fmt.Sprintf("%s is longer than %s characters, %s", v, m[1], sp.doc)
 			}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/fsgit/fsgit/reconciler"
 )
@@ -302,10 +303,10 @@ func (c *checker) consumers() []consumer {
 }
 
 // jdbcURL matches a MariaDB or MySQL JDBC URL.
-var jdbcURL = regexp.MustCompile(`jdbc:(mariadb|mysql)://[^\s]+`)
+var jdbcURL = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`jdbc:(mariadb|mysql)://[^\s]+`) })
 
 // secretPlaceholder matches a file's {{secret:KEY}}.
-var secretPlaceholder = regexp.MustCompile(`^\{\{secret:([A-Za-z_][A-Za-z0-9_]*)\}\}$`)
+var secretPlaceholder = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\{\{secret:([A-Za-z_][A-Za-z0-9_]*)\}\}$`) })
 
 // jdbcConsumers reads the JDBC catalogs of a properties file (Spark's
 // spark-defaults.conf): a KEY.uri with a MariaDB JDBC URL, KEY.jdbc.user
@@ -317,7 +318,7 @@ func jdbcConsumers(c *checker, n *Node, r *reconciler.Resource) []consumer {
 			Secret string `json:"secret"`
 		} `json:"secrets"`
 	}
-	if json.Unmarshal(r.Spec, &spec) != nil || !jdbcURL.MatchString(spec.Content) {
+	if json.Unmarshal(r.Spec, &spec) != nil || !jdbcURL().MatchString(spec.Content) {
 		return nil
 	}
 	props := map[string]string{}
@@ -338,7 +339,7 @@ func jdbcConsumers(c *checker, n *Node, r *reconciler.Resource) []consumer {
 	}
 	var out []consumer
 	for _, k := range keys {
-		if !strings.HasSuffix(k, ".uri") || !jdbcURL.MatchString(props[k]) {
+		if !strings.HasSuffix(k, ".uri") || !jdbcURL().MatchString(props[k]) {
 			continue
 		}
 		prefix := strings.TrimSuffix(k, ".uri")
@@ -356,7 +357,7 @@ func jdbcConsumers(c *checker, n *Node, r *reconciler.Resource) []consumer {
 			database: strings.Trim(u.Path, "/"),
 			user:     props[prefix+".jdbc.user"],
 		}
-		if m := secretPlaceholder.FindStringSubmatch(props[prefix+".jdbc.password"]); m != nil {
+		if m := secretPlaceholder().FindStringSubmatch(props[prefix+".jdbc.password"]); m != nil {
 			co.secret = spec.Secrets[m[1]].Secret
 		}
 		id := r.ID

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/fsgit/fsgit/reconciler"
 )
@@ -27,7 +28,9 @@ type claim struct {
 
 // execPort matches the port options of a unit's ExecStart: --port N,
 // --port=N, a Java/Hive property *.port=N, --web.listen-address=[H]:N.
-var execPort = regexp.MustCompile(`(?:--port[= ]|\.port=|--web\.listen-address=[^\s:]*:|--listen-address=[^\s:]*:)([0-9]{1,5})\b`)
+var execPort = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?:--port[= ]|\.port=|--web\.listen-address=[^\s:]*:|--listen-address=[^\s:]*:)([0-9]{1,5})\b`)
+})
 
 // claims lists the ports a node's resources listen on: MariaDB's port,
 // the ports its services' units pass on their command line, and the host
@@ -54,7 +57,7 @@ func claims(n *Node) []claim {
 				if !strings.HasPrefix(strings.TrimSpace(line), "ExecStart=") {
 					continue
 				}
-				for _, m := range execPort.FindAllStringSubmatch(line, -1) {
+				for _, m := range execPort().FindAllStringSubmatch(line, -1) {
 					p, _ := strconv.Atoi(m[1])
 					out = append(out, claim{id: r.ID, what: "the service of " + r.ID.Name(), port: p, proto: "tcp", field: []string{"content"}})
 				}
@@ -229,7 +232,9 @@ func (c *checker) weaviate() {
 // inferenceImage matches the image of a module's inference container
 // (semitechnologies/transformers-inference, contextionary, ...), by the
 // last segment of its repository.
-var inferenceImage = regexp.MustCompile(`(^|/)[a-z0-9._-]*(inference|contextionary)[a-z0-9._-]*(:|@|$)`)
+var inferenceImage = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(^|/)[a-z0-9._-]*(inference|contextionary)[a-z0-9._-]*(:|@|$)`)
+})
 
 // unusedVectorizers reports inference containers that no Weaviate module
 // calls: a container declared for a module that is not enabled, or whose
@@ -237,7 +242,7 @@ var inferenceImage = regexp.MustCompile(`(^|/)[a-z0-9._-]*(inference|contextiona
 func (c *checker) unusedVectorizers() {
 	c.each("docker.container", func(n *Node, r *reconciler.Resource) {
 		var ct container
-		if json.Unmarshal(r.Spec, &ct) != nil || ct.Ensure == "absent" || !inferenceImage.MatchString(ct.Image) || c.used[n.Name+"\x00"+string(r.ID)] {
+		if json.Unmarshal(r.Spec, &ct) != nil || ct.Ensure == "absent" || !inferenceImage().MatchString(ct.Image) || c.used[n.Name+"\x00"+string(r.ID)] {
 			return
 		}
 		side := Side{Node: n.Name, Resource: r.ID, at: func() string { return c.best(n.Where.Resource(r.ID, "image"), n.Where.Resource(r.ID)) }}

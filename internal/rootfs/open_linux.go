@@ -4,6 +4,7 @@ package rootfs
 
 import (
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"syscall"
@@ -51,4 +52,44 @@ func containsSlash(s string) bool {
 		}
 	}
 	return false
+}
+
+// readNoFollow opens base in dir as openNoFollow does, reads it with
+// readShort on the raw descriptor and closes it.
+func readNoFollow(dir *os.File, base string, size int64, buf []byte, w io.Writer) error {
+	if base == "" || base == "." || base == ".." || containsSlash(base) {
+		return &fs.PathError{Op: "openat", Path: base, Err: syscall.EINVAL}
+	}
+	rc, err := dir.SyscallConn()
+	if err != nil {
+		return err
+	}
+	fd := -1
+	var operr error
+	if err := rc.Control(func(dfd uintptr) {
+		for {
+			fd, operr = syscall.Openat(int(dfd), base, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+			if !errors.Is(operr, syscall.EINTR) {
+				return
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	if operr != nil {
+		return &fs.PathError{Op: "openat", Path: base, Err: operr}
+	}
+	defer syscall.Close(fd)
+	return readShort(base, size, buf, w, func(p []byte) (int, error) {
+		for {
+			n, err := syscall.Read(fd, p)
+			if errors.Is(err, syscall.EINTR) {
+				continue
+			}
+			if n < 0 {
+				n = 0
+			}
+			return n, err
+		}
+	})
 }

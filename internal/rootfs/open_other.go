@@ -4,6 +4,7 @@ package rootfs
 
 import (
 	"errors"
+	"io"
 	"os"
 )
 
@@ -11,3 +12,5 @@ import (
 const directOpen = false
 
 func openNoFollow(*os.File, string, int) (*os.File, error) { return nil, errors.ErrUnsupported }
+
+func readNoFollow(*os.File, string, int64, []byte, io.Writer) error { return errors.ErrUnsupported }

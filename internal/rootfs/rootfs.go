@@ -30,6 +30,7 @@ package rootfs
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -366,6 +367,62 @@ func (f *FS) OpenFile(name string, flag int, perm fs.FileMode) (*os.File, error)
 		})
 	}
 	return in(f, "open", name, flag&os.O_CREATE != 0, openFile)
+}
+
+// ReadNoFollow reads the file name, its last element not followed,
+// through buf into w, on a descriptor of its own (no *os.File, whose
+// making costs an fcntl and a finalizer). size is the size lstat gave: a
+// read that returns less than buf holds, once size bytes or more are
+// read, is taken for the end of the file, so that with buf a byte larger
+// than size a file of that size costs one open, one read and one close.
+// A shorter read before that, or a full one, is followed by another, up
+// to a read that returns nothing. Should the file grow meanwhile and a
+// read come up short, the content read ends early: a caller comparing
+// digests then sees a difference, never a match.
+func (f *FS) ReadNoFollow(name string, size int64, buf []byte, w io.Writer) error {
+	if len(buf) == 0 {
+		return &fs.PathError{Op: "read", Path: name, Err: errors.New("no buffer")}
+	}
+	if f.dir == "" || !directOpen {
+		fh, err := f.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		if err != nil {
+			return err
+		}
+		defer fh.Close()
+		return readShort(name, size, buf, w, fh.Read)
+	}
+	_, err := readIn(f, "open", name, false, func(r *os.Root, rel string) (struct{}, error) {
+		fh, err := r.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		if err != nil {
+			return struct{}{}, err
+		}
+		defer fh.Close()
+		return struct{}{}, readShort(name, size, buf, w, fh.Read)
+	}, func(d *kept, base string) (struct{}, error) {
+		return struct{}{}, readNoFollow(d.file, base, size, buf, w)
+	})
+	return err
+}
+
+// readShort reads through buf into w until a read returns nothing, or
+// returns less than buf holds once size bytes or more are read.
+func readShort(name string, size int64, buf []byte, w io.Writer, read func([]byte) (int, error)) error {
+	var total int64
+	for {
+		n, err := read(buf)
+		if n > 0 {
+			total += int64(n)
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if errors.Is(err, io.EOF) || (err == nil && (n == 0 || (n < len(buf) && total >= size))) {
+			return nil
+		}
+		if err != nil {
+			return &fs.PathError{Op: "read", Path: name, Err: err}
+		}
+	}
 }
 
 // OpenDir opens the directory name as an [os.Root] of its own, for work in

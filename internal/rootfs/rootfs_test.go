@@ -1,6 +1,7 @@
 package rootfs
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"os"
@@ -219,5 +220,73 @@ func TestFS_Host(t *testing.T) {
 	fi, err := os.Stat(name)
 	if err != nil || fi.Mode()&fs.ModeSticky == 0 || fi.Mode().Perm() != 0o750 {
 		t.Errorf("mode %v, %v; want sticky 0750", fi.Mode(), err)
+	}
+}
+
+// TestFS_ReadNoFollow reads files of every size relative to the buffer,
+// in the root and on the host, whole; a symlink as the last element is
+// refused, and one that leads out of the root too.
+func TestFS_ReadNoFollow(t *testing.T) {
+	root, _ := plant(t)
+	if err := os.MkdirAll(filepath.Join(root, "srv"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, fsys := range map[string]*FS{"root": New(root), "host": New("")} {
+		defer fsys.Close()
+		prefix := ""
+		if name == "host" {
+			prefix = root
+		}
+		for _, size := range []int{0, 1, 15, 16, 17, 100, 4096} {
+			want := bytes.Repeat([]byte("0123456789abcdef"), size/16+1)[:size]
+			p := "/srv/f.conf"
+			if err := os.WriteFile(filepath.Join(root, p), want, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			for _, bufSize := range []int{1, 16, size + 1, size + 512} {
+				var got bytes.Buffer
+				if err := fsys.ReadNoFollow(prefix+p, int64(size), make([]byte, bufSize), &got); err != nil {
+					t.Fatalf("%s: size %d, buffer %d: %v", name, size, bufSize, err)
+				}
+				if !bytes.Equal(got.Bytes(), want) {
+					t.Fatalf("%s: size %d, buffer %d: read %d bytes, want %d", name, size, bufSize, got.Len(), size)
+				}
+			}
+		}
+		if err := os.Symlink("f.conf", filepath.Join(root, "srv", "link-"+name)); err != nil {
+			t.Fatal(err)
+		}
+		var got bytes.Buffer
+		if err := fsys.ReadNoFollow(prefix+"/srv/link-"+name, 0, make([]byte, 64), &got); err == nil || got.Len() != 0 {
+			t.Fatalf("%s: a symlink as the last element was followed: %v, %d bytes", name, err, got.Len())
+		}
+	}
+	f := New(root)
+	defer f.Close()
+	var got bytes.Buffer
+	if err := f.ReadNoFollow("/etc/keep.conf", 5, make([]byte, 64), &got); !errors.Is(err, ErrEscapes) || got.Len() != 0 {
+		t.Fatalf("read through a symlink out of the root: %v, %q", err, got.String())
+	}
+}
+
+// TestReadShort_InterruptedReads: reads that come up short before the size
+// lstat gave are followed by more, so the whole content is read; once the
+// size is read, a short read ends it.
+func TestReadShort_InterruptedReads(t *testing.T) {
+	want := bytes.Repeat([]byte("x"), 1000)
+	for _, chunk := range []int{1, 7, 512, 999} {
+		src := bytes.NewReader(want)
+		reads := 0
+		var got bytes.Buffer
+		err := readShort("f", int64(len(want)), make([]byte, len(want)+1), &got, func(p []byte) (int, error) {
+			reads++
+			return src.Read(p[:min(len(p), chunk)])
+		})
+		if err != nil || !bytes.Equal(got.Bytes(), want) {
+			t.Fatalf("chunks of %d: %v, read %d bytes of %d", chunk, err, got.Len(), len(want))
+		}
+		if wantReads := (len(want) + chunk - 1) / chunk; reads != wantReads {
+			t.Fatalf("chunks of %d: %d reads, want %d (no read past the size)", chunk, reads, wantReads)
+		}
 	}
 }

@@ -363,6 +363,61 @@ func TestInventoryCopy_RoundTrip(t *testing.T) {
 	}
 }
 
+// TestInventoryCopy_DamagedIsRewritten: a copy that differs from what the
+// state holds, in its content or its tail, is rewritten by the next
+// Record of an unchanged state; an intact one is left as it is.
+func TestInventoryCopy_DamagedIsRewritten(t *testing.T) {
+	path := realState(t, t.TempDir())
+	good, err := os.ReadFile(InventoryPath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(good, []byte("conf.d/07.conf"))
+	if i < 0 {
+		t.Fatal("the copy does not name conf.d/07.conf")
+	}
+	for name, damage := range map[string]func([]byte) []byte{
+		"content":   func(b []byte) []byte { b[i+7] = '9'; return b },
+		"truncated": func(b []byte) []byte { return b[:len(b)-20] },
+		"no time":   func(b []byte) []byte { return bytes.Replace(b, []byte(`"written":"`), []byte(`"written":"x`), 1) },
+		"trailing":  func(b []byte) []byte { return append(b, "{}\n"...) },
+		"intact":    func(b []byte) []byte { return b },
+	} {
+		t.Run(name, func(t *testing.T) {
+			bad := damage(bytes.Clone(good))
+			if err := os.WriteFile(InventoryPath(path), bad, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s, err := Open(path, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if _, err := s.Record(realReport("rev12", 200)); err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(InventoryPath(path))
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case name == "intact" && !bytes.Equal(got, good):
+				t.Fatal("an intact copy was rewritten")
+			case name != "intact" && bytes.Equal(got, bad):
+				t.Fatal("a damaged copy was left as it was")
+			}
+			c, err := ReadInventory(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := c.Inventory["file:/etc/fsgit/conf.d/07.conf"]; !ok || len(c.Inventory) != 40 {
+				t.Fatalf("the copy holds %d resources, without conf.d/07.conf: %v", len(c.Inventory), ok)
+			}
+			good = got
+		})
+	}
+}
+
 // TestOpen_CheckFailsWhileLocked: the check reads without the lock, so a
 // file that fails it while another fsgit holds the lock (it may be in the
 // middle of a commit) is reported as locked, and never moved aside.

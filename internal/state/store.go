@@ -157,7 +157,8 @@ type Store struct {
 	db         *bolt.DB
 	recoveries []Recovery
 
-	// copyMu guards copyKey, the inventory copy last written or read.
+	// copyMu guards copyKey, the inventory copy last written or found on
+	// disk (nil: not known; the next Record compares with the file).
 	copyMu  sync.Mutex
 	copyKey []byte
 
@@ -244,7 +245,6 @@ func Open(path string, opts Options) (*Store, error) {
 		}
 		s.db = nil
 	}
-	s.loadCopyKey()
 	s.remember()
 	s.recoveries = recovered
 	for _, r := range recovered {
@@ -661,7 +661,11 @@ func (s *Store) Path() string { return s.path }
 func (s *Store) Memory() (*reconciler.Memory, error) {
 	var m *reconciler.Memory
 	err := s.access("read", false, func(tx *bolt.Tx) error {
-		m = reconciler.NewMemory()
+		m = &reconciler.Memory{
+			Inventory: make(map[reconciler.ID]reconciler.Resource, keyCount(tx.Bucket(bucketInventory))),
+			Observed:  make(map[reconciler.ID]reconciler.ObservedState, keyCount(tx.Bucket(bucketObserved))),
+			Refresh:   map[reconciler.ID][]reconciler.ID{},
+		}
 		if b := tx.Bucket(bucketInventory); b != nil {
 			err := b.ForEach(func(k, v []byte) error {
 				var r reconciler.Resource
@@ -712,6 +716,20 @@ func (s *Store) Memory() (*reconciler.Memory, error) {
 		return nil, fmt.Errorf("read state %s: %w", s.path, err)
 	}
 	return m, nil
+}
+
+// keyCount counts a bucket's keys, walking its leaves without reading a
+// value: the maps Memory fills are made at their size, not grown a
+// thousand entries at a time.
+func keyCount(b *bolt.Bucket) int {
+	n := 0
+	if b != nil {
+		c := b.Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			n++
+		}
+	}
+	return n
 }
 
 // Meta is what the meta bucket says.
@@ -934,7 +952,7 @@ func (s *Store) History(n int) ([]Run, error) {
 func IsNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
 
 // copyKeyOf is what identifies a copy's content: the copy without its
-// write time.
+// write time, encoded as writeInventory encodes it.
 func copyKeyOf(c *InventoryCopy) []byte {
 	k := *c
 	k.Format, k.Written = inventoryFormat, time.Time{}
@@ -942,24 +960,41 @@ func copyKeyOf(c *InventoryCopy) []byte {
 	return b
 }
 
-// loadCopyKey reads the inventory copy on disk, so that the first Record
-// rewrites it only if it changed.
-func (s *Store) loadCopyKey() {
-	c, err := ReadInventory(s.path)
-	s.copyMu.Lock()
-	defer s.copyMu.Unlock()
-	s.copyKey = nil
-	if err == nil {
-		s.copyKey = copyKeyOf(c)
+// writtenField is the key of the copy's last field, its write time: the
+// encoding of a copy is its key up to this field, then its own time.
+const writtenField = `"written":`
+
+// sameCopy reports whether data, an inventory copy's file, holds the
+// content whose key is key: the same bytes up to the write time (the
+// copy's last field, after everything it keeps), then a write time, the
+// closing brace and the newline writeInventory ends it with. It costs a
+// comparison, not a decoding: the file is the canonical encoding of the
+// content or it is not.
+func sameCopy(data, key []byte) bool {
+	i := bytes.LastIndex(key, []byte(writtenField))
+	if i < 0 || len(data) < i || !bytes.Equal(data[:i], key[:i]) {
+		return false
 	}
+	var tail struct {
+		Written time.Time `json:"written"`
+	}
+	rest, ok := bytes.CutSuffix(data[i:], []byte("\n"))
+	return ok && json.Unmarshal(append([]byte("{"), rest...), &tail) == nil && !tail.Written.IsZero()
 }
 
 // syncCopy rewrites the inventory copy when its content changed, or when
-// it could not be written last time.
+// it could not be written last time. The first time, it compares with the
+// file on disk (an open does not read it: a quiet run then costs one read
+// of the file and no write).
 func (s *Store) syncCopy(c *InventoryCopy) error {
 	key := copyKeyOf(c)
 	s.copyMu.Lock()
 	defer s.copyMu.Unlock()
+	if s.copyKey == nil {
+		if data, err := os.ReadFile(InventoryPath(s.path)); err == nil && sameCopy(data, key) {
+			s.copyKey = key
+		}
+	}
 	if bytes.Equal(key, s.copyKey) {
 		return nil
 	}

@@ -7,17 +7,18 @@ import (
 	"net"
 	"regexp"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 )
 
-var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]{0,63}$`)
+var identRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]{0,63}$`) })
 
 // runOnline upserts the feature's latest value as the application user and
 // reads it back.
 func runOnline(ctx context.Context, on Online, opts Options) ([]string, error) {
-	if !identRE.MatchString(on.Table) || !identRE.MatchString(on.Database) {
+	if !identRE().MatchString(on.Table) || !identRE().MatchString(on.Database) {
 		return nil, fmt.Errorf("database %q or table %q is not an identifier", on.Database, on.Table)
 	}
 	pw, err := opts.Secrets.Resolve(ctx, on.Password)

@@ -12,13 +12,14 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/google/uuid"
 
 	"github.com/fsgit/fsgit/reconciler"
 )
 
-var classRE = regexp.MustCompile(`^[A-Z][_0-9A-Za-z]*$`)
+var classRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Z][_0-9A-Za-z]*$`) })
 
 // vectorClient talks to Weaviate's REST and GraphQL API.
 type vectorClient struct {
@@ -94,7 +95,7 @@ func objectID(f Feature) string {
 // module, and reads its vector back. It returns the object's ID.
 func (v *vectorClient) write(ctx context.Context, f Feature) (string, []string, error) {
 	c := v.cfg
-	if !classRE.MatchString(c.Class) {
+	if !classRE().MatchString(c.Class) {
 		return "", nil, fmt.Errorf("class %q is not a Weaviate class name", c.Class)
 	}
 	if c.Vectorizer == "" || c.Vectorizer == "none" {
@@ -169,7 +170,7 @@ func head(v []float32, n int) string {
 // object written by the previous step.
 func (v *vectorClient) search(ctx context.Context, query string, limit int, ours string) ([]string, error) {
 	c := v.cfg
-	if !classRE.MatchString(c.Class) {
+	if !classRE().MatchString(c.Class) {
 		return nil, fmt.Errorf("class %q is not a Weaviate class name", c.Class)
 	}
 	concept, err := json.Marshal(query)

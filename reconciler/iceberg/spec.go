@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/fsgit/fsgit/reconciler"
 )
@@ -44,7 +45,7 @@ type DBSpec struct {
 }
 
 var (
-	sqlIdentRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]{0,63}$`)
+	sqlIdentRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]{0,63}$`) })
 	s3RE       = regexp.MustCompile(`^s3a?://[a-z0-9][a-z0-9.-]*(/\S*)?$`)
 )
 
@@ -105,7 +106,7 @@ func CheckLocations(root string, props map[string]string) error {
 // and the warehouse, which must stay inside the root. The database's
 // user, password, socket and port are the schema's (#IcebergCatalog).
 func (c *CatalogSpec) Validate() error {
-	if !sqlIdentRE.MatchString(c.Name) {
+	if !sqlIdentRE().MatchString(c.Name) {
 		return fmt.Errorf("catalog name %q is not an identifier", c.Name)
 	}
 	if err := ValidateLocation("catalog warehouse", c.Warehouse); err != nil {
@@ -114,7 +115,7 @@ func (c *CatalogSpec) Validate() error {
 	if _, err := url.Parse(c.Warehouse); err != nil {
 		return fmt.Errorf("catalog warehouse %q: %w", c.Warehouse, err)
 	}
-	if !sqlIdentRE.MatchString(c.DB.Database) {
+	if !sqlIdentRE().MatchString(c.DB.Database) {
 		return fmt.Errorf("catalog db.database %q is not an identifier", c.DB.Database)
 	}
 	return nil
@@ -208,7 +209,7 @@ func validateNamespace(ns []string) error {
 		return errors.New("namespace is empty")
 	}
 	for _, l := range ns {
-		if !sqlIdentRE.MatchString(l) {
+		if !sqlIdentRE().MatchString(l) {
 			return fmt.Errorf("namespace level %q is not an identifier", l)
 		}
 	}
@@ -267,7 +268,7 @@ func (*Table) Check(r *reconciler.Resource, s *TableSpec) error {
 	if err := validateNamespace(s.Namespace); err != nil {
 		return fmt.Errorf("validate %s: %w", r.ID, err)
 	}
-	if !sqlIdentRE.MatchString(s.Name) {
+	if !sqlIdentRE().MatchString(s.Name) {
 		return fmt.Errorf("validate %s: table name %q is not an identifier", r.ID, s.Name)
 	}
 	if r.Name() != s.FullName() {

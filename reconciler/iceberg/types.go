@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // ptype is an Iceberg primitive type as declared in a spec, read without
@@ -22,10 +23,12 @@ type ptype struct {
 func (t ptype) String() string { return t.str }
 
 var (
-	fixedRE     = regexp.MustCompile(`^fixed\[(\d+)\]$`)
-	decimalRE   = regexp.MustCompile(`^decimal\(\s*(\d+)\s*,\s*(\d+)\s*\)$`)
-	geometryRE  = regexp.MustCompile(`(?i)^geometry\s*(?:\(\s*([^),]+?)\s*\))?$`)
-	geographyRE = regexp.MustCompile(`(?i)^geography\s*(?:\(\s*([^\s,)]+)\s*(?:,\s*(\w+)\s*)?\))?$`)
+	fixedRE     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^fixed\[(\d+)\]$`) })
+	decimalRE   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^decimal\(\s*(\d+)\s*,\s*(\d+)\s*\)$`) })
+	geometryRE  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)^geometry\s*(?:\(\s*([^),]+?)\s*\))?$`) })
+	geographyRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`(?i)^geography\s*(?:\(\s*([^\s,)]+)\s*(?:,\s*(\w+)\s*)?\))?$`)
+	})
 )
 
 // parseType reads an Iceberg primitive type name ("long", "decimal(10,2)",
@@ -40,7 +43,7 @@ func parseType(s string) (ptype, error) {
 	}
 	switch {
 	case strings.HasPrefix(s, "fixed"):
-		m := fixedRE.FindStringSubmatch(s)
+		m := fixedRE().FindStringSubmatch(s)
 		if m == nil {
 			return ptype{}, fmt.Errorf("type %q: invalid type string", s)
 		}
@@ -50,7 +53,7 @@ func parseType(s string) (ptype, error) {
 		}
 		return ptype{base: "fixed", length: n, str: fmt.Sprintf("fixed[%d]", n)}, nil
 	case strings.HasPrefix(s, "decimal"):
-		m := decimalRE.FindStringSubmatch(s)
+		m := decimalRE().FindStringSubmatch(s)
 		if m == nil {
 			return ptype{}, fmt.Errorf("type %q: invalid type string", s)
 		}
@@ -66,9 +69,9 @@ func parseType(s string) (ptype, error) {
 			return ptype{}, fmt.Errorf("type %q: invalid scale %d: must be in 0..%d", s, sc, p)
 		}
 		return ptype{base: "decimal", prec: p, scale: sc, str: fmt.Sprintf("decimal(%d, %d)", p, sc)}, nil
-	case geometryRE.MatchString(s):
+	case geometryRE().MatchString(s):
 		return ptype{base: "geometry", str: s}, nil
-	case geographyRE.MatchString(s):
+	case geographyRE().MatchString(s):
 		return ptype{base: "geography", str: s}, nil
 	}
 	return ptype{}, fmt.Errorf("type %q: unrecognized field type", s)

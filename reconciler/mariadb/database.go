@@ -59,7 +59,7 @@ func (s *DatabaseSpec) check(r *reconciler.Resource) error {
 		return err
 	}
 	for _, v := range []string{s.Charset, s.Collation} {
-		if v != "" && !charsetRE.MatchString(v) {
+		if v != "" && !charsetRE().MatchString(v) {
 			return fmt.Errorf("charset or collation %q is not a valid name", v)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -13,14 +14,14 @@ import (
 var (
 	// identRE is #MariaDBName: database and table names. Letters of any
 	// script are accepted, as MariaDB accepts them (fëature_ß, 特征库).
-	identRE = regexp.MustCompile(`^[\p{L}_][\p{L}\p{M}\p{N}_$]*$`)
+	identRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[\p{L}_][\p{L}\p{M}\p{N}_$]*$`) })
 	// userRE is a MariaDB user name as the schema accepts it.
-	userRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+	userRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.-]+$`) })
 	// hostRE is a host part: a name, an address (v4, v6), a netmask, or a
 	// pattern with % and _.
-	hostRE = regexp.MustCompile(`^[A-Za-z0-9_.%:/-]+$`)
+	hostRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.%:/-]+$`) })
 	// charsetRE covers character set and collation names.
-	charsetRE = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
+	charsetRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9_]{1,64}$`) })
 )
 
 // MariaDB's limits, in characters (schema/types.cue has the same).
@@ -43,8 +44,8 @@ func checkIdent(field, v string) error {
 			return fmt.Errorf("%s %q has the character %U, beyond U+FFFF, which MariaDB refuses in a name", field, v, r)
 		}
 	}
-	if !utf8.ValidString(v) || !identRE.MatchString(v) {
-		return fmt.Errorf("%s %q is not a valid name: a letter or _, then letters, digits, _ or $ (%s)", field, v, identRE)
+	if !utf8.ValidString(v) || !identRE().MatchString(v) {
+		return fmt.Errorf("%s %q is not a valid name: a letter or _, then letters, digits, _ or $ (%s)", field, v, identRE())
 	}
 	return nil
 }
@@ -53,8 +54,8 @@ func checkUser(v string) error {
 	if n := len(v); n > maxUserLen {
 		return fmt.Errorf("user %q is longer than %d characters, MariaDB's limit for user names (it has %d)", v, maxUserLen, n)
 	}
-	if !userRE.MatchString(v) {
-		return fmt.Errorf("user %q is not a valid user name: ASCII letters, digits, _, . and - (%s)", v, userRE)
+	if !userRE().MatchString(v) {
+		return fmt.Errorf("user %q is not a valid user name: ASCII letters, digits, _, . and - (%s)", v, userRE())
 	}
 	return nil
 }
@@ -63,8 +64,8 @@ func checkHost(v string) error {
 	if n := len(v); n > maxHostLen {
 		return fmt.Errorf("host %q is longer than %d characters, MariaDB's limit for hosts (it has %d)", v, maxHostLen, n)
 	}
-	if !hostRE.MatchString(v) {
-		return fmt.Errorf("host %q is not a valid host or pattern (%s)", v, hostRE)
+	if !hostRE().MatchString(v) {
+		return fmt.Errorf("host %q is not a valid host or pattern (%s)", v, hostRE())
 	}
 	return nil
 }
@@ -148,10 +149,10 @@ func parseDBPattern(p string) (name string, wildcard bool) {
 // like (hex with a '*', or base64): it is inlined as a string literal
 // because USING takes no placeholder, so it must hold no quote or
 // backslash.
-var authLiteralRE = regexp.MustCompile(`^[A-Za-z0-9*+/=]*$`)
+var authLiteralRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9*+/=]*$`) })
 
 func authLiteral(s string) (string, error) {
-	if !authLiteralRE.MatchString(s) {
+	if !authLiteralRE().MatchString(s) {
 		return "", fmt.Errorf("authentication string has unexpected characters")
 	}
 	return "'" + s + "'", nil

@@ -49,7 +49,7 @@ const dpkgFormat = "${Package}\t${Architecture}\t${Status}\t${Version}\n"
 
 // versionRE matches a Debian version, [epoch:]upstream[-revision]: an
 // ensure that pins one.
-var versionRE = regexp.MustCompile(`^([0-9]+:)?[0-9][A-Za-z0-9.+~:-]*$`)
+var versionRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([0-9]+:)?[0-9][A-Za-z0-9.+~:-]*$`) })
 
 // Spec is the package resource's spec, as written in CUE.
 type Spec struct {
@@ -213,7 +213,7 @@ func (k *Kind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Reso
 	}
 
 	switch {
-	case !e.present() && (s.Ensure == ensureInstalled || versionRE.MatchString(s.Ensure)):
+	case !e.present() && (s.Ensure == ensureInstalled || versionRE().MatchString(s.Ensure)):
 		p.Action = reconciler.ActionCreate
 	case s.Ensure == ensureAbsent || s.Ensure == ensurePurged:
 		p.Action = reconciler.ActionDelete
@@ -356,7 +356,7 @@ func (k *Kind) Preview(old, new *reconciler.Resource) (reconciler.Class, string)
 		return reconciler.Destructive, "purge package"
 	case s.Ensure == ensureAbsent && was != ensureAbsent:
 		return reconciler.Disruptive, "remove package"
-	case versionRE.MatchString(s.Ensure) && was != s.Ensure && was != "":
+	case versionRE().MatchString(s.Ensure) && was != s.Ensure && was != "":
 		return reconciler.Disruptive, "install version " + s.Ensure
 	case old == nil || was != s.Ensure:
 		return reconciler.Safe, "install package"
