@@ -150,6 +150,11 @@ type nodeInfo struct {
 	name  string
 	value cue.Value // nodes.<name>
 	role  string
+	// key is the node's group key (groups.go), once found (keyDone);
+	// keyOK is false when it has none.
+	key     string
+	keyOK   bool
+	keyDone bool
 }
 
 // fileOrigin says where a file of the load tree came from, which decides

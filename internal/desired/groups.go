@@ -64,6 +64,16 @@ type groupPart struct {
 // value of the node but its identity. ok is false when a value cannot be
 // exported: the node is evaluated on its own then.
 func (s *Site) groupKey(n *nodeInfo) (string, bool) {
+	if !n.keyDone {
+		n.key, n.keyOK = s.computeGroupKey(n)
+		n.keyDone = true
+	}
+	return n.key, n.keyOK
+}
+
+// computeGroupKey is groupKey, the first time it is asked for n (vet asks
+// for every node's key, plan for every node's again, through InputKey).
+func (s *Site) computeGroupKey(n *nodeInfo) (string, bool) {
 	if s.roles[n.role] == nil {
 		return "", false
 	}
