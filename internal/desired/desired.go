@@ -267,8 +267,9 @@ func (s *Site) evaluate(files map[string][]byte) error {
 	if len(probs) > 0 {
 		return &InvalidError{Problems: probs}
 	}
+	builtinTopo := builtinTopology(files, s.files)
 	var pruned map[string]*prunedNode
-	if s.src.Node != "" && !s.whole && prunable(insts[1].ImportPaths, files, s.files) {
+	if s.src.Node != "" && !s.whole && builtinTopo && importsNoSite(insts[1].ImportPaths) {
 		pruned = prune(insts[0].Files, s.src.Node, siteImports(insts[0]))
 	}
 	s.ctx = cuecontext.New()
@@ -297,7 +298,7 @@ func (s *Site) evaluate(files map[string][]byte) error {
 	if builtinFile(files, s.files, "profile/catalog.cue") {
 		s.profileDefs = vals[1].LookupPath(cue.MakePath(cue.Def("Profiles")))
 	}
-	s.topo.builtin = siteErr == nil && builtinTopology(files, s.files)
+	s.topo.builtin = siteErr == nil && builtinTopo
 	if pruned != nil {
 		if err := s.checkPruned(pruned); err != nil {
 			return err

@@ -60,17 +60,16 @@ type nodeEntry struct {
 	field *ast.Field
 }
 
-// prunable reports whether the site's profiles allow taking nodes out:
-// they are the built-in ones that define #Topology, and import nothing
-// but the standard library and the schema (so nothing of theirs can read
-// a site).
-func prunable(profiles []string, files map[string][]byte, origins map[string]fileOrigin) bool {
-	for _, p := range profiles {
+// importsNoSite reports whether the profiles import nothing but the
+// standard library and the schema, so that nothing of theirs can read a
+// site. (Taking nodes out also needs the built-in #Topology.)
+func importsNoSite(profileImports []string) bool {
+	for _, p := range profileImports {
 		if p != schema.ImportPath && strings.Contains(strings.SplitN(p, "/", 2)[0], ".") {
 			return false
 		}
 	}
-	return builtinTopology(files, origins)
+	return true
 }
 
 // prune takes out of files the entries of the nodes other than keep that
@@ -335,33 +334,14 @@ func (s *Site) checkPruned(pruned map[string]*prunedNode) error {
 	if r := s.roles[n.role]; r != nil && slices.Contains(r.profiles, builtinPart) {
 		return errWholeSite
 	}
-	icebergRole := func(role string) bool {
-		r := s.roles[role]
-		return r != nil && slices.Contains(r.profiles, "iceberg_catalog_db")
-	}
-	fqdn := cue.MakePath(cue.Str("fqdn"))
-	var hosts []string
-	for _, name := range s.order {
-		k := s.nodes[name]
-		if !icebergRole(k.role) {
-			continue
-		}
-		h, err := k.value.LookupPath(fqdn).String()
-		if err != nil {
-			return errWholeSite
-		}
-		hosts = append(hosts, h)
+	hosts, ok := s.icebergHosts()
+	if !ok {
+		return errWholeSite
 	}
 	var first *prunedNode
 	for _, p := range pruned {
-		if !icebergRole(p.role) {
-			continue
-		}
-		h := p.fqdn
-		if h == "" {
-			h = p.name
-		}
-		if first == nil || h < firstHost(first) {
+		// The first by host, then by name: the same node every time.
+		if s.icebergRole(p.role) && (first == nil || p.host() < first.host() || p.host() == first.host() && p.name < first.name) {
 			first = p
 		}
 	}
@@ -369,7 +349,7 @@ func (s *Site) checkPruned(pruned map[string]*prunedNode) error {
 	if len(hosts) > 0 {
 		host = slices.Min(hosts)
 	}
-	if first != nil && (host == "" || firstHost(first) < host) {
+	if first != nil && (host == "" || first.host() < host) {
 		// The host is a node taken out: evaluate it, as the whole site
 		// would, to be sure of its fqdn.
 		nodes := s.site.LookupPath(cue.MakePath(cue.Str("nodes")))
@@ -378,8 +358,8 @@ func (s *Site) checkPruned(pruned map[string]*prunedNode) error {
 			nodes = nodes.FillPath(at, s.ctx.BuildExpr(e))
 		}
 		v := nodes.LookupPath(at)
-		h, err := v.LookupPath(fqdn).String()
-		if err != nil || v.Validate() != nil || h != firstHost(first) {
+		h, err := v.LookupPath(cue.MakePath(cue.Str("fqdn"))).String()
+		if err != nil || v.Validate() != nil || h != first.host() {
 			return errWholeSite
 		}
 		host = h
@@ -389,8 +369,8 @@ func (s *Site) checkPruned(pruned map[string]*prunedNode) error {
 	return nil
 }
 
-// firstHost is a node's fqdn as its entries give it.
-func firstHost(p *prunedNode) string {
+// host is the node's fqdn as its entries give it (its name by default).
+func (p *prunedNode) host() string {
 	if p.fqdn != "" {
 		return p.fqdn
 	}

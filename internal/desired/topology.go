@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"io/fs"
 	"slices"
-	"sort"
 
 	"cuelang.org/go/cue"
 
@@ -140,27 +139,40 @@ func (s *Site) icebergCatalogHost() string {
 		return t.iceberg
 	}
 	t.icebergDone = true
-	var hosts []string
+	hosts, ok := s.icebergHosts()
+	if !ok {
+		// An fqdn not concrete: only #Topology can say.
+		if s.evalTopology() == nil {
+			t.iceberg, _ = s.topo.out["icebergCatalogHost"].(string)
+		}
+		return t.iceberg
+	}
+	if len(hosts) > 0 {
+		t.iceberg = slices.Min(hosts)
+	}
+	return t.iceberg
+}
+
+// icebergHosts are the fqdns of the site's nodes (those evaluated) whose
+// role lists iceberg_catalog_db; ok is false when one is not concrete.
+func (s *Site) icebergHosts() (hosts []string, ok bool) {
 	fqdn := cue.MakePath(cue.Str("fqdn"))
 	for _, name := range s.order {
 		n := s.nodes[name]
-		r := s.roles[n.role]
-		if r == nil || !slices.Contains(r.profiles, "iceberg_catalog_db") {
+		if !s.icebergRole(n.role) {
 			continue
 		}
 		h, err := n.value.LookupPath(fqdn).String()
 		if err != nil {
-			// Not concrete: only #Topology can say.
-			if s.evalTopology() == nil {
-				t.iceberg, _ = s.topo.out["icebergCatalogHost"].(string)
-			}
-			return t.iceberg
+			return nil, false
 		}
 		hosts = append(hosts, h)
 	}
-	if len(hosts) > 0 {
-		sort.Strings(hosts)
-		t.iceberg = hosts[0]
-	}
-	return t.iceberg
+	return hosts, true
+}
+
+// icebergRole reports whether role lists the iceberg_catalog_db profile.
+func (s *Site) icebergRole(role string) bool {
+	r := s.roles[role]
+	return r != nil && slices.Contains(r.profiles, "iceberg_catalog_db")
 }
