@@ -22,6 +22,11 @@ type part struct {
 	name  string    // "profile base", "role feature_store_online", "node online-1"
 	value cue.Value // struct keyed by resource ID
 	own   bool      // the node's own resources
+	// alone: evaluated for this node alone within its group (a profile
+	// that reads the node's name). Its value is dropped once the catalog
+	// is assembled, so that a fleet's per-node evaluations are not all
+	// kept: a position in it is found in the node's own evaluation.
+	alone bool
 }
 
 // Catalog returns the node's catalog: every resource of its profiles, role

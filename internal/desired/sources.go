@@ -56,10 +56,13 @@ func (src *Sources) resource(id reconciler.ID, field []string) string {
 	if !ok {
 		return ""
 	}
-	if pt.own && src.group != nil {
+	if (pt.own || pt.alone) && src.group != nil {
 		if alone := src.alone(); alone != nil {
 			return alone.resource(id, field)
 		}
+	}
+	if !pt.value.Exists() {
+		return ""
 	}
 	v := pt.value.LookupPath(cue.MakePath(cue.Str(string(id))))
 	base := s.pos(v)

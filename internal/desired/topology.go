@@ -85,11 +85,38 @@ func (s *Site) evalTopology() error {
 		return t.err
 	}
 	t.done = true
+	if t.builtin {
+		if out, ok := s.builtinOut(); ok {
+			t.out = out
+			return nil
+		}
+	}
 	out := t.def.FillPath(cue.ParsePath("site"), s.site).LookupPath(cue.ParsePath("out"))
 	if err := out.Decode(&t.out); err != nil {
 		t.err = &InvalidError{Problems: s.problemsFromError(err, "", "")}
 	}
 	return t.err
+}
+
+// builtinOut is the built-in #Topology's out, computed in Go
+// (icebergHosts, scrapeTargets); ok is false when only the CUE can say.
+func (s *Site) builtinOut() (map[string]any, bool) {
+	hosts, ok := s.icebergHosts()
+	if !ok {
+		return nil, false
+	}
+	part, found, ok := s.scrapeTargets()
+	if !ok {
+		return nil, false
+	}
+	out := map[string]any{}
+	if len(hosts) > 0 {
+		out["icebergCatalogHost"] = slices.Min(hosts)
+	}
+	if found {
+		out["profiles"] = map[string]any{builtinPart: part}
+	}
+	return out, true
 }
 
 // topologyFor is the site's topology as one node's catalog sees it: the
