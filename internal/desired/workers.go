@@ -42,12 +42,19 @@ func (r *NodeResult) Valid() bool {
 // is a *BudgetError; when ctx ends, the nodes not evaluated yet are
 // returned with Evaluated false.
 func (s *Site) EvaluateNodes(ctx context.Context, nodes []string) ([]NodeResult, error) {
+	return s.EvaluateNodesIn(ctx, nodes, 0)
+}
+
+// EvaluateNodesIn is EvaluateNodes with at most workers workers (0: up to
+// GOMAXPROCS). One worker evaluates on the site itself, building no copy:
+// for a caller that evaluates two sites at once (fsgit plan).
+func (s *Site) EvaluateNodesIn(ctx context.Context, nodes []string, workers int) ([]NodeResult, error) {
 	var out []NodeResult
 	var mu sync.Mutex // out, between the evaluation and a caller that gave up
 	err := s.budget.run(ctx, func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		res := s.evaluateNodes(ctx, nodes)
+		res := s.evaluateNodes(ctx, nodes, workers)
 		mu.Lock()
 		out = res
 		mu.Unlock()
@@ -58,7 +65,7 @@ func (s *Site) EvaluateNodes(ctx context.Context, nodes []string) ([]NodeResult,
 }
 
 // evaluateNodes is EvaluateNodes' evaluation; s.mu is held.
-func (s *Site) evaluateNodes(ctx context.Context, nodes []string) []NodeResult {
+func (s *Site) evaluateNodes(ctx context.Context, nodes []string, maxWorkers int) []NodeResult {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -66,9 +73,15 @@ func (s *Site) evaluateNodes(ctx context.Context, nodes []string) []NodeResult {
 	for i, n := range nodes {
 		out[i].Node = n
 	}
-	keys := s.groupKeys(nodes)
 	workers := min(runtime.GOMAXPROCS(0), len(nodes)/minNodesPerWorker)
+	if maxWorkers > 0 {
+		workers = min(workers, maxWorkers)
+	}
 	order := s.workOrder(nodes)
+	// The group keys are found (on s) while the other workers build their
+	// copies; they wait for them. keys is written before ready is closed.
+	var keys []string
+	ready := make(chan struct{})
 	var next atomic.Int64
 	work := func(site *Site) {
 		for ctx.Err() == nil {
@@ -91,6 +104,7 @@ func (s *Site) evaluateNodes(ctx context.Context, nodes []string) []NodeResult {
 		}
 	}
 	var wg sync.WaitGroup
+	topo := s.topoSnapshot()
 	for range workers - 1 {
 		wg.Add(1)
 		go func() {
@@ -99,11 +113,15 @@ func (s *Site) evaluateNodes(ctx context.Context, nodes []string) []NodeResult {
 			// The copy is built from the files the site was built
 			// from, which evaluated: should it fail anyway, the other
 			// workers do its share.
-			if c, err := s.copySite(); err == nil {
+			c, err := s.copySite(topo)
+			<-ready
+			if err == nil {
 				work(c)
 			}
 		}()
 	}
+	keys = s.groupKeys(nodes)
+	close(ready)
 	work(s)
 	wg.Wait()
 	return out
@@ -126,9 +144,17 @@ func (s *Site) workOrder(nodes []string) []int {
 	return append(first, rest...)
 }
 
+// topoSnapshot is what the site's topology has computed so far, for
+// copySite: taken before the workers start, since a worker evaluating on
+// the site may compute the rest while a copy is being built.
+func (s *Site) topoSnapshot() topology {
+	return topology{done: s.topo.done, out: s.topo.out, err: s.topo.err, icebergDone: s.topo.icebergDone, iceberg: s.topo.iceberg}
+}
+
 // copySite builds the site again, from the same files, in a CUE context of
-// its own. Its catalogs and positions are the same as the site's.
-func (s *Site) copySite() (*Site, error) {
+// its own, with what topo (topoSnapshot) had computed. Its catalogs and
+// positions are the same as the site's.
+func (s *Site) copySite(topo topology) (*Site, error) {
 	c := &Site{
 		src:      s.src,
 		revision: s.revision,
@@ -149,11 +175,11 @@ func (s *Site) copySite() (*Site, error) {
 	// (It is not computed for the copies up front: only the nodes of the
 	// roles that need it do, and one worker evaluating it while the
 	// others go on costs less than all of them waiting for it.)
-	if s.topo.done && s.topo.err == nil {
-		c.topo.done, c.topo.out = true, s.topo.out
+	if topo.done && topo.err == nil {
+		c.topo.done, c.topo.out = true, topo.out
 	}
-	if s.topo.icebergDone {
-		c.topo.icebergDone, c.topo.iceberg = true, s.topo.iceberg
+	if topo.icebergDone {
+		c.topo.icebergDone, c.topo.iceberg = true, topo.iceberg
 	}
 	return c, nil
 }

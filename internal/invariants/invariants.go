@@ -12,7 +12,9 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
+	"github.com/fsgit/fsgit/internal/crash"
 	"github.com/fsgit/fsgit/reconciler"
 )
 
@@ -183,11 +185,26 @@ type Result struct {
 // Check runs every check over the nodes.
 func Check(in Input) Result {
 	c := newChecker(in)
-	c.mariadbEndpoints()
-	c.catalogs()
-	c.ports()
-	c.weaviate()
-	c.secrets()
+	// The checks are independent: each runs on its own fork of the
+	// checker, at once, and their findings are taken in this order, as
+	// if they had run one after the other.
+	checks := []func(*checker){(*checker).mariadbEndpoints, (*checker).catalogs, (*checker).ports, (*checker).weaviate, (*checker).secrets}
+	outs := make([][]Finding, len(checks))
+	var wg sync.WaitGroup
+	for i, check := range checks {
+		wg.Add(1)
+		go func() {
+			defer crash.Exit()
+			defer wg.Done()
+			f := c.fork()
+			check(f)
+			outs[i] = f.out
+		}()
+	}
+	wg.Wait()
+	for _, o := range outs {
+		c.out = append(c.out, o...)
+	}
 
 	var res Result
 	used := make([]bool, len(in.Config.Waive))
@@ -235,6 +252,36 @@ type checker struct {
 	out   []Finding
 	// used are the containers a Weaviate module calls, by node and ID.
 	used map[string]bool
+	// servers and containers are each node's, decoded once (a node that
+	// serves many is asked for them by each).
+	servers    map[string][]mysqld
+	containers map[string][]container
+}
+
+// fork is a checker for one check: the same input, its own findings and
+// memos, so that checks can run at once.
+func (c *checker) fork() *checker {
+	return &checker{in: c.in, nodes: c.nodes, order: c.order, used: map[string]bool{}, servers: map[string][]mysqld{}, containers: map[string][]container{}}
+}
+
+// serversOf is servers(n), once per node.
+func (c *checker) serversOf(n *Node) []mysqld {
+	if m, ok := c.servers[n.Name]; ok {
+		return m
+	}
+	m := servers(n)
+	c.servers[n.Name] = m
+	return m
+}
+
+// containersOf is containers(n), once per node.
+func (c *checker) containersOf(n *Node) []container {
+	if cts, ok := c.containers[n.Name]; ok {
+		return cts
+	}
+	cts := containers(n)
+	c.containers[n.Name] = cts
+	return cts
 }
 
 func newChecker(in Input) *checker {

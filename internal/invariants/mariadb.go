@@ -112,7 +112,7 @@ type target struct {
 // messages. ok is false when a finding was added.
 func (c *checker) findServer(from string, side Side, what string, ref serverRef) (target, bool) {
 	if ref.Host == "" {
-		for _, m := range servers(c.nodes[from]) {
+		for _, m := range c.serversOf(c.nodes[from]) {
 			if m.socket == ref.Socket {
 				return target{node: from, server: &m}, true
 			}
@@ -120,7 +120,7 @@ func (c *checker) findServer(from string, side Side, what string, ref serverRef)
 		if _, ext := c.in.Config.External[ref.Socket]; ext {
 			return target{external: true}, true
 		}
-		srv := servers(c.nodes[from])
+		srv := c.serversOf(c.nodes[from])
 		if len(srv) == 0 {
 			c.add(CheckEndpoint, side, c.nodeSide(from), "%s connects to the MariaDB socket %s, but node %s declares no MariaDB server (no file with a [mysqld] section; %s): declare one, or mark %s external in invariants.external", what, ref.Socket, from, where(c.nodeSide(from)), ref.Socket)
 			return target{}, false
@@ -137,7 +137,7 @@ func (c *checker) findServer(from string, side Side, what string, ref serverRef)
 	if r.external {
 		return target{external: true}, true
 	}
-	srv := servers(c.nodes[r.node])
+	srv := c.serversOf(c.nodes[r.node])
 	if len(srv) == 0 {
 		c.add(CheckEndpoint, side, c.nodeSide(r.node), "%s connects to %s:%d, which is node %s, but node %s declares no MariaDB server (no file with a [mysqld] section; %s)", what, ref.Host, ref.Port, r.node, r.node, where(c.nodeSide(r.node)))
 		return target{}, false

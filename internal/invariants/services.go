@@ -194,7 +194,7 @@ func (ct *container) networks() []string {
 func (c *checker) weaviate() {
 	for _, name := range c.order {
 		n := c.nodes[name]
-		cts := containers(n)
+		cts := c.containersOf(n)
 		for _, w := range cts {
 			mods, ok := w.modules()
 			if !ok {
@@ -247,7 +247,7 @@ func (c *checker) unusedVectorizers() {
 		}
 		side := Side{Node: n.Name, Resource: r.ID, at: func() string { return c.best(n.Where.Resource(r.ID, "image"), n.Where.Resource(r.ID)) }}
 		other := c.nodeSide(n.Name)
-		for _, w := range containers(n) {
+		for _, w := range c.containersOf(n) {
 			if _, ok := w.modules(); ok {
 				other = Side{Node: n.Name, Resource: w.id, Pos: c.best(n.Where.Resource(w.id, "env", "ENABLE_MODULES"), n.pos())}
 				break
@@ -292,7 +292,7 @@ func (c *checker) inference(n *Node, w container, cts []container, mod, key, raw
 		if p := u.Port(); p != "" {
 			port, _ = strconv.Atoi(p)
 		}
-		for _, ct := range containers(c.nodes[r.node]) {
+		for _, ct := range c.containersOf(c.nodes[r.node]) {
 			for _, p := range ct.Ports {
 				if p.Host == port {
 					c.used[r.node+"\x00"+string(ct.id)] = true
@@ -361,7 +361,7 @@ func (c *checker) classes() {
 				}
 			}
 		}
-		for _, ct := range containers(n) {
+		for _, ct := range c.containersOf(n) {
 			named := ct.id.Name() == u.Hostname()
 			for _, nw := range ct.Networks {
 				named = named || slices.Contains(nw.Aliases, u.Hostname())
@@ -384,7 +384,7 @@ func (c *checker) classes() {
 			port, _ = strconv.Atoi(p)
 		}
 		tn := c.nodes[rs.node]
-		for _, ct := range containers(tn) {
+		for _, ct := range c.containersOf(tn) {
 			published := false
 			for _, p := range ct.Ports {
 				published = published || p.Host == port

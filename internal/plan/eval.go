@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/fsgit/fsgit/internal/crash"
 	"github.com/fsgit/fsgit/internal/desired"
 	"github.com/fsgit/fsgit/reconciler"
 )
@@ -31,6 +32,10 @@ type Sides struct {
 // (nil when the base has no site) only the planned nodes (only, or every
 // node) whose inputs differ from the head's. A planned head node that does
 // not validate is an error (*desired.InvalidError).
+//
+// The two sites are worked on at once, each in its own CUE contexts: the
+// input keys of both, then the head's nodes (its workers) beside the
+// base's (one worker, on the base site itself).
 func Evaluate(ctx context.Context, base, head *desired.Site, only []string) (*Sides, error) {
 	want := map[string]bool{}
 	for _, n := range only {
@@ -38,7 +43,52 @@ func Evaluate(ctx context.Context, base, head *desired.Site, only []string) (*Si
 	}
 	planned := func(n string) bool { return len(want) == 0 || want[n] }
 
+	// The nodes to evaluate at base: those whose inputs differ, or that
+	// are not at head (a node removed), or whose key is in doubt.
+	var atBase []string
+	if base != nil {
+		var baseNodes []string
+		for _, n := range base.Nodes() {
+			if planned(n) {
+				baseNodes = append(baseNodes, n)
+			}
+		}
+		baseKeys := make([]string, len(baseNodes))
+		done := make(chan struct{})
+		go func() {
+			defer crash.Exit()
+			defer close(done)
+			for i, n := range baseNodes {
+				if k, ok := base.InputKey(n); ok {
+					baseKeys[i] = k
+				}
+			}
+		}()
+		headKeys := make([]string, len(baseNodes))
+		for i, n := range baseNodes {
+			if k, ok := head.InputKey(n); ok {
+				headKeys[i] = k
+			}
+		}
+		<-done
+		for i, n := range baseNodes {
+			if baseKeys[i] == "" || baseKeys[i] != headKeys[i] {
+				atBase = append(atBase, n)
+			}
+		}
+	}
+	var baseRes []desired.NodeResult
+	var baseErr error
+	baseDone := make(chan struct{})
+	go func() {
+		defer crash.Exit()
+		defer close(baseDone)
+		if len(atBase) > 0 {
+			baseRes, baseErr = base.EvaluateNodesIn(ctx, atBase, 1)
+		}
+	}()
 	res, err := head.EvaluateNodes(ctx, head.Nodes())
+	<-baseDone
 	if err != nil {
 		return nil, err
 	}
@@ -69,28 +119,41 @@ func Evaluate(ctx context.Context, base, head *desired.Site, only []string) (*Si
 	if base == nil {
 		return s, nil
 	}
-
+	if baseErr != nil {
+		return nil, baseErr
+	}
+	s.BaseEvaluated = atBase
+	evaluated := map[string]bool{}
+	for _, n := range atBase {
+		evaluated[n] = true
+	}
+	// The others have the same inputs at both revisions: their head
+	// catalog is their base catalog.
+	var late []string
 	for _, n := range base.Nodes() {
-		if !planned(n) {
+		if !planned(n) || evaluated[n] {
 			continue
 		}
-		if hc := s.Head[n]; hc != nil {
-			hk, hok := head.InputKey(n)
-			bk, bok := base.InputKey(n)
-			if hok && bok && hk == bk {
-				c := *hc
-				c.Revision = base.Revision()
-				s.Base[n] = &c
-				continue
-			}
+		hc := s.Head[n]
+		if hc == nil {
+			// No catalog at head to take (not valid there, without
+			// an error to report): evaluated at base after all.
+			late = append(late, n)
+			continue
 		}
-		s.BaseEvaluated = append(s.BaseEvaluated, n)
+		c := *hc
+		c.Revision = base.Revision()
+		s.Base[n] = &c
 	}
-	res, err = base.EvaluateNodes(ctx, s.BaseEvaluated)
-	if err != nil {
-		return nil, err
+	if len(late) > 0 {
+		more, err := base.EvaluateNodes(ctx, late)
+		if err != nil {
+			return nil, err
+		}
+		baseRes = append(baseRes, more...)
+		s.BaseEvaluated = append(s.BaseEvaluated, late...)
 	}
-	for _, r := range res {
+	for _, r := range baseRes {
 		if !r.Evaluated {
 			return nil, fmt.Errorf("evaluate %s at base: %w", r.Node, ctx.Err())
 		}
