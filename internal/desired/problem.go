@@ -38,6 +38,9 @@ type Problem struct {
 	incomplete bool
 }
 
+// maxNamesShown is how many node names a problem of several nodes shows.
+const maxNamesShown = 5
+
 // String renders the problem on one line:
 // "file:line:col: node N: resource R: message".
 func (p Problem) String() string {
@@ -51,7 +54,14 @@ func (p Problem) String() string {
 	}
 	switch {
 	case strings.Contains(p.Node, ", "):
-		fmt.Fprintf(&b, "nodes %s: ", p.Node)
+		// A fleet's worth of names would make a line no one reads: the
+		// first few, and how many in all (Node keeps them all).
+		names := strings.Split(p.Node, ", ")
+		if len(names) > maxNamesShown {
+			fmt.Fprintf(&b, "nodes %s and %d more (%d in all): ", strings.Join(names[:maxNamesShown], ", "), len(names)-maxNamesShown, len(names))
+		} else {
+			fmt.Fprintf(&b, "nodes %s: ", p.Node)
+		}
 	case p.Node != "":
 		fmt.Fprintf(&b, "node %s: ", p.Node)
 	}
