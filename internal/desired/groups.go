@@ -101,14 +101,32 @@ func (s *Site) computeGroupKey(n *nodeInfo) (string, bool) {
 // minGroup-1 others, "" for the others.
 func (s *Site) groupKeys(nodes []string) []string {
 	keys := make([]string, len(nodes))
-	count := map[string]int{}
 	for i, name := range nodes {
-		n := s.nodes[name]
-		if n == nil || s.hasLoadProblem(n) {
-			continue
-		}
-		if k, ok := s.groupKey(n); ok {
-			keys[i] = k
+		keys[i] = s.nodeKey(name)
+	}
+	return filterKeys(keys)
+}
+
+// nodeKey is the group key of node, "" when it has none (unknown, a
+// load-time problem, a value that cannot be exported).
+func (s *Site) nodeKey(node string) string {
+	n := s.nodes[node]
+	if n == nil || s.hasLoadProblem(n) {
+		return ""
+	}
+	k, ok := s.groupKey(n)
+	if !ok {
+		return ""
+	}
+	return k
+}
+
+// filterKeys blanks, in place, the keys fewer than minGroup nodes share,
+// and returns keys.
+func filterKeys(keys []string) []string {
+	count := map[string]int{}
+	for _, k := range keys {
+		if k != "" {
 			count[k]++
 		}
 	}

@@ -78,10 +78,36 @@ func (s *Site) evaluateNodes(ctx context.Context, nodes []string, maxWorkers int
 		workers = min(workers, maxWorkers)
 	}
 	order := s.workOrder(nodes)
-	// The group keys are found (on s) while the other workers build their
-	// copies; they wait for them. keys is written before ready is closed.
+	// The group keys are found by every worker, each on its own site (a
+	// copy's nodes give the same keys), while the others are still
+	// building their copies; they all wait for the last one, and the keys
+	// are then filtered once (groupKeys). A key s already has (plan asked
+	// for the input keys first) is taken from s: each node's is read by
+	// one worker only, and s's were written before the workers started.
+	raw := make([]string, len(nodes))
+	var nextKey atomic.Int64
+	var found sync.WaitGroup
+	found.Add(workers)
+	var filter sync.Once
 	var keys []string
-	ready := make(chan struct{})
+	findKeys := func(site *Site) {
+		for {
+			j := int(nextKey.Add(1)) - 1
+			if j >= len(nodes) {
+				break
+			}
+			if n := s.nodes[nodes[j]]; n != nil && n.keyDone {
+				if n.keyOK && !s.hasLoadProblem(n) {
+					raw[j] = n.key
+				}
+				continue
+			}
+			raw[j] = site.nodeKey(nodes[j])
+		}
+		found.Done()
+		found.Wait()
+		filter.Do(func() { keys = filterKeys(raw) })
+	}
 	var next atomic.Int64
 	work := func(site *Site) {
 		for ctx.Err() == nil {
@@ -112,16 +138,20 @@ func (s *Site) evaluateNodes(ctx context.Context, nodes []string, maxWorkers int
 			defer wg.Done()
 			// The copy is built from the files the site was built
 			// from, which evaluated: should it fail anyway, the other
-			// workers do its share.
+			// workers find its keys and do its share.
 			c, err := s.copySite(topo)
-			<-ready
-			if err == nil {
-				work(c)
+			if err != nil {
+				found.Done()
+				return
 			}
+			findKeys(c)
+			work(c)
 		}()
 	}
-	keys = s.groupKeys(nodes)
-	close(ready)
+	if workers < 1 {
+		found.Add(1 - workers)
+	}
+	findKeys(s)
 	work(s)
 	wg.Wait()
 	return out
