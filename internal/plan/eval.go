@@ -35,7 +35,7 @@ type Sides struct {
 //
 // The two sites are worked on at once, each in its own CUE contexts: the
 // input keys of both, then the head's nodes (its workers) beside the
-// base's (one worker, on the base site itself).
+// base's (one worker, on the base site itself, unless most nodes changed).
 func Evaluate(ctx context.Context, base, head *desired.Site, only []string) (*Sides, error) {
 	want := map[string]bool{}
 	for _, n := range only {
@@ -84,7 +84,14 @@ func Evaluate(ctx context.Context, base, head *desired.Site, only []string) (*Si
 		defer crash.Exit()
 		defer close(baseDone)
 		if len(atBase) > 0 {
-			baseRes, baseErr = base.EvaluateNodesIn(ctx, atBase, 1)
+			// A few nodes: one worker, on the base site itself. Many
+			// (a change every node sees): workers of their own, or
+			// the base would be left alone on one core at the end.
+			workers := 1
+			if 2*len(atBase) > len(head.Nodes()) {
+				workers = 0
+			}
+			baseRes, baseErr = base.EvaluateNodesIn(ctx, atBase, workers)
 		}
 	}()
 	res, err := head.EvaluateNodes(ctx, head.Nodes())
