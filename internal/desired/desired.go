@@ -34,6 +34,7 @@ import (
 	"sync"
 
 	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/ast"
 	"cuelang.org/go/cue/build"
 	"cuelang.org/go/cue/cuecontext"
 	cueerrors "cuelang.org/go/cue/errors"
@@ -83,6 +84,11 @@ type Site struct {
 	keyParts map[string]string
 	// groups are the evaluations nodes share (groups.go), by group key.
 	groups map[string]*group
+	// siteAST are the site package's files, as evaluated; srcKeys their
+	// nodes' source keys (sourcekey.go), once found (srcKeysDone).
+	siteAST     []*ast.File
+	srcKeys     map[string]string
+	srcKeysDone bool
 
 	ctx     *cue.Context
 	site    cue.Value // the site package
@@ -272,6 +278,7 @@ func (s *Site) evaluate(files map[string][]byte) error {
 	if s.src.Node != "" && !s.whole && builtinTopo && importsNoSite(insts[1].ImportPaths) {
 		pruned = prune(insts[0].Files, s.src.Node, siteImports(insts[0]))
 	}
+	s.siteAST = insts[0].Files
 	s.ctx = cuecontext.New()
 	vals, err := s.ctx.BuildInstances([]*build.Instance{insts[0], insts[1]})
 	if err != nil {
@@ -330,6 +337,7 @@ func (s *Site) reset() {
 	s.topo = topology{}
 	s.name, s.profiles, s.roles, s.nodes, s.order = "", nil, nil, nil, nil
 	s.siteProblems, s.pruned = nil, 0
+	s.siteAST, s.srcKeys, s.srcKeysDone = nil, nil, false
 }
 
 // LoadDir loads the site in a directory. The repository root is the

@@ -78,6 +78,12 @@ func (s *Site) computeGroupKey(n *nodeInfo) (string, bool) {
 		return "", false
 	}
 	h := sha256.New()
+	if txt, ok := s.sourceKey(n.name); ok {
+		// The node's entries say it (sourcekey.go); "source" keeps
+		// these keys apart from those found from values.
+		fmt.Fprintf(h, "source\x00role\x00%s\x00%s", n.role, txt)
+		return hex.EncodeToString(h.Sum(nil)), true
+	}
 	fmt.Fprintf(h, "role\x00%s\x00", n.role)
 	// Optional fields too: a constraint the site puts on its node is an
 	// input even when it sets no value.
