@@ -265,23 +265,19 @@ func (c *checker) fork() *checker {
 }
 
 // serversOf is servers(n), once per node.
-func (c *checker) serversOf(n *Node) []mysqld {
-	if m, ok := c.servers[n.Name]; ok {
-		return m
-	}
-	m := servers(n)
-	c.servers[n.Name] = m
-	return m
-}
+func (c *checker) serversOf(n *Node) []mysqld { return once(c.servers, n, servers) }
 
 // containersOf is containers(n), once per node.
-func (c *checker) containersOf(n *Node) []container {
-	if cts, ok := c.containers[n.Name]; ok {
-		return cts
+func (c *checker) containersOf(n *Node) []container { return once(c.containers, n, containers) }
+
+// once is f(n), found the first time and kept in memo by node name.
+func once[T any](memo map[string]T, n *Node, f func(*Node) T) T {
+	if v, ok := memo[n.Name]; ok {
+		return v
 	}
-	cts := containers(n)
-	c.containers[n.Name] = cts
-	return cts
+	v := f(n)
+	memo[n.Name] = v
+	return v
 }
 
 func newChecker(in Input) *checker {
