@@ -275,8 +275,8 @@ func decodePart(v cue.Value) ([]reconciler.Resource, error) {
 			}
 			switch name := fn.name; name {
 			case "require", "notify":
-				var ids []reconciler.ID
-				if err := f.Decode(&ids); err != nil {
+				ids, err := decodeIDs(f)
+				if err != nil {
 					return nil, fmt.Errorf("decode %s %s: %w", id, name, err)
 				}
 				if name == "require" {
@@ -306,6 +306,25 @@ func decodePart(v cue.Value) ([]reconciler.Resource, error) {
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// decodeIDs decodes a list of IDs (require, notify) as Decode into
+// []reconciler.ID would (an empty list is an empty slice, not nil), with
+// one list iterator instead of Decode's reflection.
+func decodeIDs(v cue.Value) ([]reconciler.ID, error) {
+	it, err := v.List()
+	if err != nil {
+		return nil, err
+	}
+	ids := []reconciler.ID{}
+	for it.Next() {
+		s, err := it.Value().String()
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, reconciler.ID(s))
+	}
+	return ids, nil
 }
 
 // kindFields holds, by kind, the fields a resource of the kind can have,
