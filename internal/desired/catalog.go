@@ -149,7 +149,9 @@ func (d *decodedPart) decode(s *Site, node string) []Problem {
 	if err := d.value.Validate(cue.Concrete(true)); err != nil {
 		return s.problemsFromError(err, node, "", d.value)
 	}
-	res, err := decodePart(d.value)
+	// The built-in #Catalog (profileDefs) types every part by
+	// schema.#Resources.
+	res, err := decodePart(d.value, s.profileDefs.Exists())
 	if err != nil {
 		return []Problem{{Pos: s.pos(d.value), Node: node, Msg: fmt.Sprintf("%s: %v", d.name, err)}}
 	}
@@ -247,11 +249,15 @@ func dedupe(probs []Problem) []Problem {
 // the spec as canonical JSON (see specJSON), read straight from the CUE
 // value.
 //
-// A resource's fields are looked up by name (kindFields) rather than
-// listed: listing a struct's fields (cue.Value.Fields) sorts them
+// When typed, the part's resources are typed by schema.#Resources (as
+// every part of the built-in #Catalog is): each is closed by its kind's
+// definition, and its fields are looked up by name (kindFields) rather
+// than listed. Listing a struct's fields (cue.Value.Fields) sorts them
 // topologically, which cost 40 % of a catalog of 1,000 files, and their
-// order does not matter here (the spec's keys are sorted).
-func decodePart(v cue.Value) ([]reconciler.Resource, error) {
+// order does not matter here (the spec's keys are sorted). A part of a
+// site's own #Catalog may hold resources of one kind with different
+// fields: their fields are listed.
+func decodePart(v cue.Value, typed bool) ([]reconciler.Resource, error) {
 	it, err := v.Fields()
 	if err != nil {
 		return nil, fmt.Errorf("decode resources: %w", err)
@@ -261,23 +267,13 @@ func decodePart(v cue.Value) ([]reconciler.Resource, error) {
 	for it.Next() {
 		id := reconciler.ID(it.Selector().Unquoted())
 		r := reconciler.Resource{ID: id, Mode: reconciler.ModeEnforce}
-		rv := it.Value()
-		names, err := known.of(id.Kind(), rv)
-		if err != nil {
-			return nil, fmt.Errorf("decode %s: %w", id, err)
-		}
 		spec := map[string]any{}
-		for _, fn := range names {
-			f := rv.LookupPath(fn.path)
-			if !f.Exists() {
-				// An optional field the resource does not set.
-				continue
-			}
-			switch name := fn.name; name {
+		field := func(name string, f cue.Value) error {
+			switch name {
 			case "require", "notify":
 				ids, err := decodeIDs(f)
 				if err != nil {
-					return nil, fmt.Errorf("decode %s %s: %w", id, name, err)
+					return fmt.Errorf("decode %s %s: %w", id, name, err)
 				}
 				if name == "require" {
 					r.Require = ids
@@ -287,16 +283,48 @@ func decodePart(v cue.Value) ([]reconciler.Resource, error) {
 			case "drift":
 				mode, err := f.String()
 				if err != nil {
-					return nil, fmt.Errorf("decode %s drift: %w", id, err)
+					return fmt.Errorf("decode %s drift: %w", id, err)
 				}
 				r.Mode = reconciler.Mode(mode)
 			case "allowDestroy":
-				if r.AllowDestroy, err = f.Bool(); err != nil {
-					return nil, fmt.Errorf("decode %s allowDestroy: %w", id, err)
+				b, err := f.Bool()
+				if err != nil {
+					return fmt.Errorf("decode %s allowDestroy: %w", id, err)
 				}
+				r.AllowDestroy = b
 			default:
-				if spec[name], err = jsonValue(f); err != nil {
-					return nil, fmt.Errorf("encode %s spec: %w", id, err)
+				x, err := jsonValue(f)
+				if err != nil {
+					return fmt.Errorf("encode %s spec: %w", id, err)
+				}
+				spec[name] = x
+			}
+			return nil
+		}
+		rv := it.Value()
+		if typed {
+			names, err := known.of(id.Kind(), rv)
+			if err != nil {
+				return nil, fmt.Errorf("decode %s: %w", id, err)
+			}
+			for _, fn := range names {
+				f := rv.LookupPath(fn.path)
+				if !f.Exists() {
+					// An optional field the resource does not set.
+					continue
+				}
+				if err := field(fn.name, f); err != nil {
+					return nil, err
+				}
+			}
+		} else {
+			fields, err := rv.Fields()
+			if err != nil {
+				return nil, fmt.Errorf("decode %s: %w", id, err)
+			}
+			for fields.Next() {
+				if err := field(fields.Selector().Unquoted(), fields.Value()); err != nil {
+					return nil, err
 				}
 			}
 		}
@@ -328,11 +356,12 @@ func decodeIDs(v cue.Value) ([]reconciler.ID, error) {
 }
 
 // kindFields holds, by kind, the fields a resource of the kind can have,
-// as its first resource in a part lists them with its optional fields
-// (cue.Optional): every field the kind's definition declares. The
-// definition is closed, so a resource has no other regular field; a field
-// that only a comprehension of the definition declares would escape this
-// (TestKindDefs_NoConditionalFields keeps the schema free of them).
+// as its first resource in a part typed by schema.#Resources lists them
+// with its optional fields (cue.Optional): every field the kind's
+// definition declares. The definition is closed, so a resource has no
+// other regular field; a field that only a comprehension of the
+// definition declares, or a definition left open, would escape this
+// (TestKindDefs_NoConditionalFields keeps the schema free of both).
 type kindFields map[string][]fieldName
 
 // fieldName is a field's name and its path, made once.

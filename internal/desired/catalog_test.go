@@ -98,9 +98,16 @@ nodes: "online-1": resources: "file:/etc/fsgit-test": {
 					continue
 				}
 				seen[pt.name] = true
-				got, err := decodePart(pt.value)
+				got, err := decodePart(pt.value, true)
 				if err != nil {
 					t.Fatal(err)
+				}
+				listed, err := decodePart(pt.value, false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if a, b := mustJSON(t, got), mustJSON(t, listed); !bytes.Equal(a, b) {
+					t.Errorf("node %s %s: fields looked up by name and listed decode differently:\n%s\n%s", node, pt.name, a, b)
 				}
 				want := decodePartViaJSON(t, pt.value)
 				if len(got) != len(want) {
@@ -130,6 +137,15 @@ nodes: "online-1": resources: "file:/etc/fsgit-test": {
 			t.Errorf("no resource of kind %s compared", kind)
 		}
 	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // TestDecodePart_OptionalFieldsPerResource: decodePart learns a kind's
@@ -166,7 +182,7 @@ nodes: "online-1": resources: {
 // ones are all there can be. A comprehension at the top of a definition
 // may only constrain fields the definition declares anyway (the content
 // size check of #File), and a definition has no pattern of field names
-// at its top.
+// and no "..." at its top.
 func TestKindDefs_NoConditionalFields(t *testing.T) {
 	files := map[string][]byte{"cue.mod/module.cue": schema.ModuleFile()}
 	defs := map[string]*ast.StructLit{}
@@ -271,11 +287,62 @@ func TestKindDefs_NoConditionalFields(t *testing.T) {
 				if _, ok := d.Expr.(*ast.Ident); !ok {
 					t.Errorf("kind %s: %s embeds something other than a definition", kind, name)
 				}
+			case *ast.Ellipsis:
+				t.Errorf("kind %s: %s is left open (...)", kind, name)
 			}
 		}
 		n++
 	}
 	if n < 10 {
 		t.Errorf("only %d kinds checked", n)
+	}
+}
+
+// TestDecodePart_SiteCatalogListsFields: a site's own #Catalog may leave a
+// part untyped, so that two resources of one kind have different fields;
+// each keeps its own (decodePart lists them instead of looking them up by
+// the first resource's names).
+func TestDecodePart_SiteCatalogListsFields(t *testing.T) {
+	extra := map[string]string{"sites/example/extra.cue": `package example
+
+nodes: "online-1": resources: {
+	"file:/etc/fsgit-a": {path: "/etc/fsgit-a", mode: "0644"}
+	"file:/etc/fsgit-b": {path: "/etc/fsgit-b", content: "b\n", owner: "root"}
+}
+`}
+	for _, name := range schema.ProfileFiles() {
+		b, err := fs.ReadFile(schema.Files(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := string(b)
+		if name == "profile/catalog.cue" {
+			const typed = "nodeResources: schema.#Resources & node.resources"
+			if !strings.Contains(src, typed) {
+				t.Fatalf("%s no longer says %q", name, typed)
+			}
+			src = strings.Replace(src, typed, "nodeResources: node.resources", 1)
+		}
+		extra["schema/"+name] = src
+	}
+	s, err := Load(context.Background(), Source{FS: exampleFS(t, extra), SiteDir: "sites/example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.profileDefs.Exists() {
+		t.Fatal("a site's own catalog.cue is taken for the built-in one")
+	}
+	c := catalog(t, s, "online-1")
+	for id, want := range map[reconciler.ID]string{
+		"file:/etc/fsgit-a": `{"mode":"0644","path":"/etc/fsgit-a"}`,
+		"file:/etc/fsgit-b": `{"content":"b\n","owner":"root","path":"/etc/fsgit-b"}`,
+	} {
+		r := c.Lookup(id)
+		if r == nil {
+			t.Fatalf("%s not in the catalog", id)
+		}
+		if got := string(r.Spec); got != want {
+			t.Errorf("%s: spec %s, want %s", id, got, want)
+		}
 	}
 }
