@@ -66,7 +66,7 @@ func Replace(d Dirs, name string, o Options, write func(w io.Writer) error) erro
 // match, say) the temporary file is removed and base is untouched. A
 // symlink at base is replaced, not followed.
 func ReplaceIn(dir *os.Root, base string, o Options, write func(w io.Writer) error) error {
-	tmp, err := writeTemp(dir, base, o, write, true)
+	tmp, err := writeTemp(dir, nil, base, o, write, true)
 	if err != nil {
 		return err
 	}
@@ -79,18 +79,17 @@ func ReplaceIn(dir *os.Root, base string, o Options, write func(w io.Writer) err
 
 // writeTemp writes what write produces to base's temporary file in dir,
 // gives it its owner and mode, fsyncs it when sync is set, closes it and
-// returns its name. On error the temporary file is removed.
-func writeTemp(dir *os.Root, base string, o Options, write func(w io.Writer) error, sync bool) (_ string, err error) {
+// returns its name. On error the temporary file is removed. dirFile, when
+// not nil, is dir itself opened as a file, on which the temporary file is
+// created directly (createTemp).
+func writeTemp(dir *os.Root, dirFile *os.File, base string, o Options, write func(w io.Writer) error, sync bool) (_ string, err error) {
 	if err := checkBase(base); err != nil {
 		return "", err
 	}
 	tmp := TempName(base)
-	if err := dir.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("remove stale temporary file: %w", err)
-	}
-	f, err := dir.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	f, err := createTemp(dir, dirFile, tmp)
 	if err != nil {
-		return "", fmt.Errorf("create temporary file: %w", err)
+		return "", err
 	}
 	defer func() {
 		if err != nil {
@@ -118,6 +117,37 @@ func writeTemp(dir *os.Root, base string, o Options, write func(w io.Writer) err
 		return "", fmt.Errorf("close temporary file: %w", err)
 	}
 	return tmp, nil
+}
+
+// createTemp creates the temporary file tmp in dir: a new file (O_EXCL),
+// never reached through a symlink (O_NOFOLLOW). Whatever a crash left
+// under that name is removed and the creation tried once more. Creating
+// first spares the two failing unlinks (file, then directory) that
+// removing first costs when, as almost always, nothing is there.
+func createTemp(dir *os.Root, dirFile *os.File, tmp string) (*os.File, error) {
+	f, err := openTemp(dir, dirFile, tmp)
+	if errors.Is(err, fs.ErrExist) {
+		if err := dir.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("remove stale temporary file: %w", err)
+		}
+		f, err = openTemp(dir, dirFile, tmp)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create temporary file: %w", err)
+	}
+	return f, nil
+}
+
+// openTemp creates tmp, one name of dir, for writing: through dir, or,
+// when dirFile is set, on its descriptor (openTempAt).
+func openTemp(dir *os.Root, dirFile *os.File, tmp string) (*os.File, error) {
+	const flag = os.O_WRONLY | os.O_CREATE | os.O_EXCL | syscall.O_NOFOLLOW | syscall.O_CLOEXEC
+	if dirFile != nil {
+		if f, err := openTempAt(dirFile, tmp, flag); !errors.Is(err, errors.ErrUnsupported) {
+			return f, err
+		}
+	}
+	return dir.OpenFile(tmp, flag, 0o600)
 }
 
 // WriteFile replaces the file name (through d) with data; see [Replace].

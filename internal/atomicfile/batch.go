@@ -38,8 +38,11 @@ type Batch struct {
 	mu   sync.Mutex
 	// dirs are the directories open for staged entries, by name; each is
 	// opened once however many entries it holds.
-	dirs    map[string]*os.Root
-	pending []*staged
+	dirs map[string]*os.Root
+	// dirFiles are the same directories opened as files (nil where that
+	// failed), on which temporary files are created (openTempAt).
+	dirFiles map[string]*os.File
+	pending  []*staged
 	// byTemp finds the entry already staged under a directory's temporary
 	// name, which a second Replace of the same target takes over.
 	byTemp map[string]*staged
@@ -58,7 +61,7 @@ type staged struct {
 
 // NewBatch returns an empty batch.
 func NewBatch() *Batch {
-	return &Batch{dirs: map[string]*os.Root{}, byTemp: map[string]*staged{}, owners: map[string]int{}}
+	return &Batch{dirs: map[string]*os.Root{}, dirFiles: map[string]*os.File{}, byTemp: map[string]*staged{}, owners: map[string]int{}}
 }
 
 // Replace stages the replacement of the file name (an absolute path,
@@ -70,12 +73,12 @@ func (b *Batch) Replace(owner string, d Dirs, name string, o Options, write func
 	b.gate.RLock()
 	defer b.gate.RUnlock()
 	dirName := filepath.Dir(name)
-	dir, err := b.openDir(d, dirName)
+	dir, dirFile, err := b.openDir(d, dirName)
 	if err != nil {
 		return fmt.Errorf("open the directory of %s: %w", name, err)
 	}
 	base := filepath.Base(name)
-	tmp, err := writeTemp(dir, base, o, write, false)
+	tmp, err := writeTemp(dir, dirFile, base, o, write, false)
 	if err != nil {
 		return err
 	}
@@ -95,19 +98,24 @@ func (b *Batch) Replace(owner string, d Dirs, name string, o Options, write func
 	return nil
 }
 
-// openDir returns the open directory name, opening it on first use.
-func (b *Batch) openDir(d Dirs, name string) (*os.Root, error) {
+// openDir returns the open directory name, and the same directory opened
+// as a file (nil if that failed: temporary files are then created through
+// the directory), opening them on first use.
+func (b *Batch) openDir(d Dirs, name string) (*os.Root, *os.File, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if dir, ok := b.dirs[name]; ok {
-		return dir, nil
+		return dir, b.dirFiles[name], nil
 	}
 	dir, err := d.OpenDir(name)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	b.dirs[name] = dir
-	return dir, nil
+	if f, err := dir.Open("."); err == nil {
+		b.dirFiles[name] = f
+	}
+	return dir, b.dirFiles[name], nil
 }
 
 // Pending reports whether owner has replacements waiting for a commit.
@@ -134,12 +142,15 @@ func (b *Batch) Commit() map[string]error {
 	b.gate.Lock()
 	defer b.gate.Unlock()
 	b.mu.Lock()
-	pending, dirs := b.pending, b.dirs
-	b.pending, b.dirs, b.byTemp, b.owners = nil, map[string]*os.Root{}, map[string]*staged{}, map[string]int{}
+	pending, dirs, dirFiles := b.pending, b.dirs, b.dirFiles
+	b.pending, b.dirs, b.dirFiles, b.byTemp, b.owners = nil, map[string]*os.Root{}, map[string]*os.File{}, map[string]*staged{}, map[string]int{}
 	b.mu.Unlock()
 	defer func() {
 		for _, d := range dirs {
 			_ = d.Close()
+		}
+		for _, f := range dirFiles {
+			_ = f.Close()
 		}
 	}()
 	errs := map[string]error{}

@@ -159,3 +159,45 @@ func TestBatch_CommitDuringReplace(t *testing.T) {
 		}
 	}
 }
+
+// TestBatch_StaleTemporaries: what a crash left under a target's temporary
+// name (a symlink out of the directory, a regular file, an empty
+// directory) is replaced, never followed, and the target gets the new
+// content.
+func TestBatch_StaleTemporaries(t *testing.T) {
+	dir, outside := t.TempDir(), t.TempDir()
+	victim := filepath.Join(outside, "victim")
+	if err := os.WriteFile(victim, []byte("host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, filepath.Join(dir, TempName("a.conf"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, TempName("b.conf")), []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, TempName("c.conf")), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b := NewBatch()
+	for _, base := range []string{"a.conf", "b.conf", "c.conf"} {
+		if err := b.Replace(base, hostDirs{}, filepath.Join(dir, base), Options{UID: -1, GID: -1, Mode: 0o600}, func(w io.Writer) error {
+			_, err := io.WriteString(w, "new "+base)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if errs := b.Commit(); errs != nil {
+		t.Fatalf("commit: %v", errs)
+	}
+	for _, base := range []string{"a.conf", "b.conf", "c.conf"} {
+		if got := read(t, filepath.Join(dir, base)); got != "new "+base {
+			t.Errorf("%s holds %q", base, got)
+		}
+	}
+	if got := read(t, victim); got != "host\n" {
+		t.Errorf("the stale temporary's symlink was followed: %q", got)
+	}
+	onlyTarget(t, dir, "a.conf", "b.conf", "c.conf")
+}

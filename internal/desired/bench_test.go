@@ -112,3 +112,53 @@ func BenchmarkRender_Example(b *testing.B) { benchRender(b, nil, "offline-1") }
 // BenchmarkRender_1000Nodes is the same on 1,000 nodes: within 1.5x of
 // the example's (issue 14).
 func BenchmarkRender_1000Nodes(b *testing.B) { benchRender(b, fleetFS(b, 1000), "node-501") }
+
+// filesSiteFS is the site scripts/bench-vs-puppet.sh generates: one node
+// that declares a directory and n files in it, each with content and a
+// mode.
+func filesSiteFS(n int) map[string][]byte {
+	var b strings.Builder
+	b.WriteString(`package bench
+
+import "github.com/fsgit/fsgit/schema"
+
+schema.#Site
+
+schemaVersion: schema.#Version
+name:          "bench"
+roles: bench: profiles: []
+nodes: bench: role: "bench"
+nodes: bench: resources: {
+	"directory:/bench/files": {mode: "0755"}
+`)
+	modes := []string{"0644", "0640", "0600"}
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, "\t\"file:/bench/files/f%04d.conf\": {\n\t\trequire: [\"directory:/bench/files\"]\n\t\tmode:    %q\n\t\tcontent: \"# managed by the fsgit benchmark\\nid = %d\\nname = feature-store-%04d\\nbuffer_pool_size = %dM\\nlisten = 127.0.0.1:%d\\n\"\n\t}\n",
+			i, modes[i%3], i, i, 128+i%64, 20000+i)
+	}
+	b.WriteString("}\n")
+	return map[string][]byte{"sites/bench/site.cue": []byte(b.String())}
+}
+
+// BenchmarkRender_1000Files is one node's load and catalog on the site of
+// scripts/bench-vs-puppet.sh: a node that declares 1,000 files itself, as
+// fsgit apply's first run evaluates it.
+func BenchmarkRender_1000Files(b *testing.B) { benchRenderFiles(b, 1000) }
+
+// BenchmarkRender_0Files is BenchmarkRender_1000Files without the files:
+// the fixed cost of the site.
+func BenchmarkRender_0Files(b *testing.B) { benchRenderFiles(b, 0) }
+
+func benchRenderFiles(b *testing.B, n int) {
+	fsys := newMemFS(filesSiteFS(n))
+	b.ReportAllocs()
+	for b.Loop() {
+		s, err := Load(context.Background(), Source{FS: fsys, SiteDir: "sites/bench", Node: "bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Catalog("bench"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
