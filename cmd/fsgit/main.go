@@ -53,19 +53,6 @@ func guarded(stderr io.Writer, f func() int) (code int) {
 	return f()
 }
 
-// batchGC lets the garbage collector run less often in a command that
-// evaluates a whole site and exits (vet): the heap may grow to five times
-// the live data (GOGC=400) instead of twice, which costs about 12 % less
-// CPU there. Not for plan, whose heap holds two sites: there the bigger
-// heap cost more in page faults than the collections it saved (1,000
-// nodes: 4.5 s with GOGC=400, 3.6 s without, on this kind of machine,
-// where a page fault costs ~50 µs). GOGC in the environment wins.
-func batchGC() {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
-	}
-}
-
 func runCommand(args []string) int {
 	root := newRootCmd()
 	root.SetArgs(args)
