@@ -710,7 +710,7 @@ func (s *Store) Memory() (*reconciler.Memory, error) {
 		if b := tx.Bucket(bucketObserved); b != nil {
 			err := b.ForEach(func(k, v []byte) error {
 				var o reconciler.ObservedState
-				if err := json.Unmarshal(v, &o); err != nil {
+				if err := decodeObserved(v, &o); err != nil {
 					return corruptf(s.path, "read", "decode observed state of %s: %w", k, err)
 				}
 				m.Observed[reconciler.ID(k)] = o
