@@ -689,7 +689,7 @@ func (s *Store) Memory() (*reconciler.Memory, error) {
 		if b := tx.Bucket(bucketInventory); b != nil {
 			err := b.ForEach(func(k, v []byte) error {
 				var r reconciler.Resource
-				if err := json.Unmarshal(v, &r); err != nil {
+				if err := decodeResource(v, &r); err != nil {
 					return corruptf(s.path, "read", "decode inventory entry %s: %w", k, err)
 				}
 				if r.ID != reconciler.ID(k) {
