@@ -95,8 +95,11 @@ func plainString(b []byte) (s string, rest []byte, ok bool) {
 // state file holds json.Marshal's encoding of each resource: its fields in
 // order (id, then require, notify, mode and allowDestroy when set), plain
 // strings, and last the spec, an object. That form is read here without
-// reflection, the spec checked with json.Valid and copied; anything else
+// reflection, the spec checked with json.Valid; anything else
 // goes to json.Unmarshal. FuzzDecodeResource holds the two equal.
+//
+// The spec is b's own bytes, not a copy: b must not change after (the
+// store decodes its own copy of each entry, which it keeps as it is).
 func decodeResource(b []byte, r *reconciler.Resource) error {
 	if fastResource(b, r) {
 		return nil
@@ -147,7 +150,9 @@ func fastResource(b []byte, r *reconciler.Resource) bool {
 	if !ok || len(spec) < 2 || spec[0] != '{' || spec[len(spec)-1] != '}' || !json.Valid(spec) {
 		return false
 	}
-	out.Spec = bytes.Clone(spec)
+	// Capped at its length: an append to the spec copies it rather than
+	// write over b's closing brace.
+	out.Spec = spec[:len(spec):len(spec)]
 	*r = out
 	return true
 }

@@ -688,18 +688,19 @@ func (s *Store) Memory() (*reconciler.Memory, error) {
 		}
 		if b := tx.Bucket(bucketInventory); b != nil {
 			err := b.ForEach(func(k, v []byte) error {
+				// One copy of the entry, out of the transaction: the
+				// resource's spec and the memo share it.
+				own := bytes.Clone(v)
 				var r reconciler.Resource
-				if err := decodeResource(v, &r); err != nil {
+				if err := decodeResource(own, &r); err != nil {
 					return corruptf(s.path, "read", "decode inventory entry %s: %w", k, err)
 				}
 				if r.ID != reconciler.ID(k) {
 					return corruptf(s.path, "read", "inventory entry %s holds resource %s", k, r.ID)
 				}
-				// Unmarshal copies the bytes: nothing of v outlives the
-				// transaction.
 				m.Inventory[reconciler.ID(k)] = r
 				if mm != nil {
-					mm.inv[r.ID] = memoEntry[reconciler.Resource]{val: r, enc: bytes.Clone(v)}
+					mm.inv[r.ID] = memoEntry[reconciler.Resource]{val: r, enc: own}
 				}
 				return nil
 			})
