@@ -23,7 +23,9 @@ import (
 // older file than the one on disk. Only Record and the creation of a file
 // write these two buckets. A record made while the file changed outside
 // the store (Store.changedOutside) does not use the memo: it compares
-// every entry with the file, as without one, and so corrects a hand edit.
+// every entry with the file, as without one, and so corrects a hand edit;
+// Recheck, which takes such a file as the store's own once it checked it,
+// drops the memo.
 type memo struct {
 	db  *bolt.DB
 	inv map[reconciler.ID]memoEntry[reconciler.Resource]

@@ -256,3 +256,33 @@ func BenchmarkStore_OpenMemoryRecordQuiet(b *testing.B) {
 		_ = s.Close()
 	}
 }
+
+// TestStore_RecordAfterRecheck: a change found by Recheck (which then
+// takes the file as checked) is not what the memo says: the next record
+// compares every entry and puts back the one changed.
+func TestStore_RecordAfterRecheck(t *testing.T) {
+	s := openTemp(t, Options{})
+	rep := report("rev1", "file:/a", "file:/b")
+	if _, err := s.Record(rep); err != nil {
+		t.Fatal(err)
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketObserved).Put([]byte("file:/b"), []byte(`{"hash":"edited"}`))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.stampMu.Lock()
+	s.stamp = stamp{}
+	s.stampMu.Unlock()
+	if changed, err := s.Recheck(); !changed || err != nil {
+		t.Fatalf("Recheck: changed %v, %v", changed, err)
+	}
+	w, err := s.Record(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Resources != 1 {
+		t.Fatalf("wrote %d resource entries after the recheck, want 1 (the edited one put back)", w.Resources)
+	}
+}
