@@ -85,8 +85,15 @@ func (c *Cache) read(key string) (*reconciler.Catalog, string) {
 		(ok && int(st.Uid) != os.Geteuid()) {
 		return nil, fmt.Sprintf("not trusted (mode %s, not a private file of this user)", fi.Mode())
 	}
+	// Read at the size the stat gave (and on, should the file have grown):
+	// no buffer grown and copied as a json.Decoder grows its own.
+	var buf bytes.Buffer
+	buf.Grow(int(fi.Size()) + bytes.MinRead)
+	if _, err := buf.ReadFrom(fh); err != nil {
+		return nil, fmt.Sprintf("unreadable: %v", err)
+	}
 	var cf CacheFile
-	if err := json.NewDecoder(fh).Decode(&cf); err != nil {
+	if err := json.Unmarshal(buf.Bytes(), &cf); err != nil {
 		return nil, fmt.Sprintf("unreadable: %v", err)
 	}
 	switch build, ok := BuildIdentity(); {

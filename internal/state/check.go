@@ -166,18 +166,18 @@ func checkMeta(f io.ReaderAt, size int64, m *boltMeta) error {
 	if err := checkPage(f, ps, m.hwm, m.root, "root", branchPageFlag|leafPageFlag, nil); err != nil {
 		return err
 	}
-	w := &pageWalk{f: f, ps: ps, hwm: m.hwm, seen: map[uint64]bool{}}
+	w := &pageWalk{f: f, ps: ps, hwm: m.hwm, seen: make([]bool, m.hwm)}
 	if err := w.page(m.root, 0); err != nil {
 		return err
 	}
 	if m.freelist == pgidNoFreelist {
 		return nil
 	}
-	if w.seen[m.freelist] {
-		return fmt.Errorf("freelist page %d is also a data page", m.freelist)
-	}
 	if m.freelist < 2 || m.freelist >= m.hwm {
 		return fmt.Errorf("freelist page %d is outside pages 2 to %d", m.freelist, m.hwm-1)
+	}
+	if w.seen[m.freelist] {
+		return fmt.Errorf("freelist page %d is also a data page", m.freelist)
 	}
 	return checkPage(f, ps, m.hwm, m.freelist, "freelist", freelistPageFlag, func(hdr []byte, overflow uint64) error {
 		// A freelist page lists page ids after its header; a count of
@@ -260,10 +260,14 @@ const (
 // (no cycle for bbolt's cursors to loop in), the right type, every key and
 // value inside its page.
 type pageWalk struct {
-	f    io.ReaderAt
-	ps   uint64
-	hwm  uint64
-	seen map[uint64]bool
+	f   io.ReaderAt
+	ps  uint64
+	hwm uint64
+	// seen marks the pages reached, by id (below hwm).
+	seen []bool
+	// bufs holds a buffer per depth, reused from page to page: a page's
+	// buffer is in use only while the pages below it are read.
+	bufs [][]byte
 }
 
 // page checks page id, reached at depth, and the pages below it.
@@ -290,7 +294,14 @@ func (w *pageWalk) page(id uint64, depth int) error {
 		}
 		w.seen[i] = true
 	}
-	buf := make([]byte, (overflow+1)*w.ps)
+	for len(w.bufs) <= depth {
+		w.bufs = append(w.bufs, nil)
+	}
+	n := (overflow + 1) * w.ps
+	if uint64(cap(w.bufs[depth])) < n {
+		w.bufs[depth] = make([]byte, n)
+	}
+	buf := w.bufs[depth][:n]
 	if _, err := w.f.ReadAt(buf, int64(id*w.ps)); err != nil {
 		return fmt.Errorf("page %d: %w", id, err)
 	}

@@ -89,9 +89,9 @@ func (c *InventoryCopy) Memory() *reconciler.Memory {
 // writeInventory replaces the inventory copy atomically: a temporary
 // file beside it, synced, renamed over it, the directory synced. A failed
 // write leaves the old copy and no temporary file.
-func writeInventory(statePath string, c *InventoryCopy) error {
+func writeInventory(statePath string, c *InventoryCopy, inv map[reconciler.ID]memoEntry[reconciler.Resource]) error {
 	c.Format = inventoryFormat
-	b, err := json.Marshal(c)
+	b, err := c.encode(inv)
 	if err != nil {
 		return fmt.Errorf("encode inventory copy: %w", err)
 	}
@@ -100,6 +100,74 @@ func writeInventory(statePath string, c *InventoryCopy) error {
 		return fmt.Errorf("write inventory copy: %w", err)
 	}
 	return nil
+}
+
+// encode returns json.Marshal(c), the same bytes, made from the
+// inventory's encodings in inv when it holds every one of them (the
+// memo a record leaves): the inventory is then not encoded a second
+// time. TestInventoryCopyEncode holds the two equal.
+func (c *InventoryCopy) encode(inv map[reconciler.ID]memoEntry[reconciler.Resource]) ([]byte, error) {
+	if len(c.Inventory) == 0 || len(inv) != len(c.Inventory) {
+		return json.Marshal(c)
+	}
+	ids := make([]string, 0, len(c.Inventory))
+	size := 0
+	for id := range c.Inventory {
+		e, ok := inv[id]
+		if !ok {
+			return json.Marshal(c)
+		}
+		ids = append(ids, string(id))
+		size += len(id) + len(e.enc) + 4
+	}
+	slices.Sort(ids)
+	// The fields before the inventory and those after it, in the order
+	// InventoryCopy declares them.
+	head, err := json.Marshal(struct {
+		Format          int    `json:"format"`
+		Site            string `json:"site,omitempty"`
+		Node            string `json:"node,omitempty"`
+		DesiredRevision string `json:"desiredRevision,omitempty"`
+		AppliedRevision string `json:"appliedRevision,omitempty"`
+	}{c.Format, c.Site, c.Node, c.DesiredRevision, c.AppliedRevision})
+	if err != nil {
+		return nil, err
+	}
+	tail, err := json.Marshal(struct {
+		Refresh map[reconciler.ID][]reconciler.ID `json:"refresh,omitempty"`
+		Applied []reconciler.AppliedCatalog       `json:"applied,omitempty"`
+		Written time.Time                         `json:"written"`
+	}{c.Refresh, c.Applied, c.Written})
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, len(head)+len(tail)+size+16)
+	b = append(b, head[:len(head)-1]...)
+	b = append(b, `,"inventory":{`...)
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendKey(b, id)
+		b = append(b, ':')
+		b = append(b, inv[reconciler.ID(id)].enc...)
+	}
+	b = append(b, '}', ',')
+	return append(b, tail[1:]...), nil
+}
+
+// appendKey appends s as encoding/json writes a map key: as is between
+// quotes when it holds nothing to escape, through json.Marshal otherwise.
+func appendKey(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // writeAtomic writes data to path through a temporary file in the same

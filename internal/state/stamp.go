@@ -62,6 +62,9 @@ func (s *Store) Recheck() (bool, error) {
 	if !s.changedOutside() {
 		return false, nil
 	}
+	// What changed outside is not what the memo says: the next record
+	// compares every entry with the file.
+	s.setMemo(nil)
 	s.mu.RLock()
 	db := s.db
 	s.mu.RUnlock()

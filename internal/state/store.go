@@ -166,6 +166,12 @@ type Store struct {
 	// last opened, wrote, checked or replaced it (see Recheck).
 	stampMu sync.Mutex
 	stamp   stamp
+
+	// recordMu is held by Memory and Record across their transaction and
+	// the update of memo, which memoMu guards (see memo).
+	recordMu sync.Mutex
+	memoMu   sync.Mutex
+	memo     *memo
 }
 
 // Open opens the state file at path, creating it (and its directory, mode
@@ -660,24 +666,42 @@ func (s *Store) Path() string { return s.path }
 // [reconciler.RunOptions.Prior].
 func (s *Store) Memory() (*reconciler.Memory, error) {
 	var m *reconciler.Memory
+	var mm *memo
+	s.recordMu.Lock()
+	defer s.recordMu.Unlock()
 	err := s.access("read", false, func(tx *bolt.Tx) error {
+		nInv, nObs := keyCount(tx.Bucket(bucketInventory)), keyCount(tx.Bucket(bucketObserved))
 		m = &reconciler.Memory{
-			Inventory: make(map[reconciler.ID]reconciler.Resource, keyCount(tx.Bucket(bucketInventory))),
-			Observed:  make(map[reconciler.ID]reconciler.ObservedState, keyCount(tx.Bucket(bucketObserved))),
+			Inventory: make(map[reconciler.ID]reconciler.Resource, nInv),
+			Observed:  make(map[reconciler.ID]reconciler.ObservedState, nObs),
 			Refresh:   map[reconciler.ID][]reconciler.ID{},
+		}
+		mm = nil
+		if !s.readOnly {
+			// What Record will compare with: the bytes, copied out of
+			// the transaction, in one block.
+			mm = &memo{
+				db:  tx.DB(),
+				inv: make(map[reconciler.ID]memoEntry[reconciler.Resource], nInv),
+				obs: make(map[reconciler.ID]memoEntry[reconciler.ObservedState], nObs),
+			}
 		}
 		if b := tx.Bucket(bucketInventory); b != nil {
 			err := b.ForEach(func(k, v []byte) error {
+				// One copy of the entry, out of the transaction: the
+				// resource's spec and the memo share it.
+				own := bytes.Clone(v)
 				var r reconciler.Resource
-				if err := json.Unmarshal(v, &r); err != nil {
+				if err := decodeResource(own, &r); err != nil {
 					return corruptf(s.path, "read", "decode inventory entry %s: %w", k, err)
 				}
 				if r.ID != reconciler.ID(k) {
 					return corruptf(s.path, "read", "inventory entry %s holds resource %s", k, r.ID)
 				}
-				// Unmarshal copies the bytes: nothing of v outlives the
-				// transaction.
 				m.Inventory[reconciler.ID(k)] = r
+				if mm != nil {
+					mm.inv[r.ID] = memoEntry[reconciler.Resource]{val: r, enc: own}
+				}
 				return nil
 			})
 			if err != nil {
@@ -687,10 +711,13 @@ func (s *Store) Memory() (*reconciler.Memory, error) {
 		if b := tx.Bucket(bucketObserved); b != nil {
 			err := b.ForEach(func(k, v []byte) error {
 				var o reconciler.ObservedState
-				if err := json.Unmarshal(v, &o); err != nil {
+				if err := decodeObserved(v, &o); err != nil {
 					return corruptf(s.path, "read", "decode observed state of %s: %w", k, err)
 				}
 				m.Observed[reconciler.ID(k)] = o
+				if mm != nil {
+					mm.obs[reconciler.ID(k)] = memoEntry[reconciler.ObservedState]{val: o, enc: bytes.Clone(v)}
+				}
 				return nil
 			})
 			if err != nil {
@@ -713,7 +740,11 @@ func (s *Store) Memory() (*reconciler.Memory, error) {
 		return readApplied(tx, m)
 	})
 	if err != nil {
+		s.setMemo(nil)
 		return nil, fmt.Errorf("read state %s: %w", s.path, err)
+	}
+	if mm != nil {
+		s.setMemo(mm)
 	}
 	return m, nil
 }
@@ -788,8 +819,17 @@ func (s *Store) RecordAs(rep *reconciler.Report, trigger, note string) (Writes, 
 	}
 	run := newRun(rep, trigger, note)
 	var cp *InventoryCopy
+	s.recordMu.Lock()
+	defer s.recordMu.Unlock()
+	// A file changed outside the store is compared entry by entry.
+	useMemo := !s.changedOutside()
+	var next *memo
 	err := s.access("record", true, func(tx *bolt.Tx) error {
-		w, cp = Writes{}, nil
+		w, cp, next = Writes{}, nil, nil
+		var known *memo
+		if useMemo {
+			known = s.memoFor(tx.DB())
+		}
 		meta, inv, obs, runs := tx.Bucket(bucketMeta), tx.Bucket(bucketInventory), tx.Bucket(bucketObserved), tx.Bucket(bucketRuns)
 		put := func(b *bolt.Bucket, k, v []byte, n *int) error {
 			if bytes.Equal(b.Get(k), v) {
@@ -819,10 +859,17 @@ func (s *Store) RecordAs(rep *reconciler.Report, trigger, note string) (Writes, 
 			}
 		}
 		if rep.Next != nil {
-			if err := syncBucket(inv, rep.Next.Inventory, &w.Resources); err != nil {
+			next = &memo{db: tx.DB()}
+			var knownInv map[reconciler.ID]memoEntry[reconciler.Resource]
+			var knownObs map[reconciler.ID]memoEntry[reconciler.ObservedState]
+			if known != nil {
+				knownInv, knownObs = known.inv, known.obs
+			}
+			var err error
+			if next.inv, err = syncKnown(inv, rep.Next.Inventory, knownInv, sameResource, &w.Resources); err != nil {
 				return fmt.Errorf("write inventory: %w", err)
 			}
-			if err := syncBucket(obs, rep.Next.Observed, &w.Resources); err != nil {
+			if next.obs, err = syncKnown(obs, rep.Next.Observed, knownObs, sameObserved, &w.Resources); err != nil {
 				return fmt.Errorf("write observed states: %w", err)
 			}
 			if err := syncBucket(tx.Bucket(bucketRefresh), rep.Next.Refresh, &w.Resources); err != nil {
@@ -842,10 +889,14 @@ func (s *Store) RecordAs(rep *reconciler.Report, trigger, note string) (Writes, 
 		return s.appendRun(runs, run, &w.History)
 	})
 	if err != nil {
+		s.setMemo(nil)
 		return Writes{}, fmt.Errorf("record run in %s: %w", s.path, err)
 	}
+	if next != nil {
+		s.setMemo(next)
+	}
 	if cp != nil {
-		if err := s.syncCopy(cp); err != nil {
+		if err := s.syncCopy(cp, next.inv); err != nil {
 			return w, fmt.Errorf("record run in %s: the run is in the state file, but %w", s.path, err)
 		}
 	}
@@ -885,6 +936,49 @@ func syncBucket[V any](b *bolt.Bucket, want map[reconciler.ID]V, n *int) error {
 		}
 	}
 	return nil
+}
+
+// syncKnown makes the bucket hold exactly want, as syncBucket does, and
+// returns the bucket's entries as a memo. An entry the memo known holds
+// with the same value is neither encoded nor read: the file holds the
+// memo's bytes for it.
+func syncKnown[V any](b *bolt.Bucket, want map[reconciler.ID]V, known map[reconciler.ID]memoEntry[V], same func(a, b V) bool, n *int) (map[reconciler.ID]memoEntry[V], error) {
+	var stale [][]byte
+	err := b.ForEach(func(k, _ []byte) error {
+		if _, ok := want[reconciler.ID(k)]; !ok {
+			stale = append(stale, append([]byte(nil), k...))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range stale {
+		*n++
+		if err := b.Delete(k); err != nil {
+			return nil, err
+		}
+	}
+	out := make(map[reconciler.ID]memoEntry[V], len(want))
+	for id, v := range want {
+		if e, ok := known[id]; ok && same(e.val, v) {
+			out[id] = memoEntry[V]{val: v, enc: e.enc}
+			continue
+		}
+		enc, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s: %w", id, err)
+		}
+		out[id] = memoEntry[V]{val: v, enc: enc}
+		if bytes.Equal(b.Get([]byte(id)), enc) {
+			continue
+		}
+		*n++
+		if err := b.Put([]byte(id), enc); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // appendRun adds a run to the history and drops the oldest past the bound.
@@ -953,10 +1047,10 @@ func IsNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
 
 // copyKeyOf is what identifies a copy's content: the copy without its
 // write time, encoded as writeInventory encodes it.
-func copyKeyOf(c *InventoryCopy) []byte {
+func copyKeyOf(c *InventoryCopy, inv map[reconciler.ID]memoEntry[reconciler.Resource]) []byte {
 	k := *c
 	k.Format, k.Written = inventoryFormat, time.Time{}
-	b, _ := json.Marshal(&k)
+	b, _ := k.encode(inv)
 	return b
 }
 
@@ -986,8 +1080,8 @@ func sameCopy(data, key []byte) bool {
 // it could not be written last time. The first time, it compares with the
 // file on disk (an open does not read it: a quiet run then costs one read
 // of the file and no write).
-func (s *Store) syncCopy(c *InventoryCopy) error {
-	key := copyKeyOf(c)
+func (s *Store) syncCopy(c *InventoryCopy, inv map[reconciler.ID]memoEntry[reconciler.Resource]) error {
+	key := copyKeyOf(c, inv)
 	s.copyMu.Lock()
 	defer s.copyMu.Unlock()
 	if s.copyKey == nil {
@@ -1000,7 +1094,7 @@ func (s *Store) syncCopy(c *InventoryCopy) error {
 	}
 	c.Written = time.Now().UTC()
 	s.copyKey = nil
-	if err := writeInventory(s.path, c); err != nil {
+	if err := writeInventory(s.path, c, inv); err != nil {
 		return err
 	}
 	s.copyKey = key
