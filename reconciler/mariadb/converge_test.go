@@ -253,7 +253,7 @@ func TestPrivilegeLists(t *testing.T) {
 	}
 	for _, lv := range []struct{ db, table string }{{"*", "*"}, {"privlists", "*"}, {"privlists", "t"}} {
 		mustExec(t, root, "GRANT ALL PRIVILEGES ON "+level(lv.db, lv.table)+" TO privlists@localhost")
-		all, err := c.privileges(t.Context(), nil)
+		all, err := c.privileges(t.Context(), nil, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -269,7 +269,7 @@ func TestPrivilegeLists(t *testing.T) {
 			continue
 		}
 		mustExec(t, root, "GRANT "+alias+" ON *.* TO privlists@localhost")
-		all, err := c.privileges(t.Context(), nil)
+		all, err := c.privileges(t.Context(), nil, "")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -135,7 +135,7 @@ func (k *GrantKind) plan(ctx context.Context, env *reconciler.Env, r *reconciler
 	if err != nil {
 		return nil, err
 	}
-	all, err := c.privileges(ctx, env)
+	all, err := c.privileges(ctx, env, s.Server.bookkeeping())
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", r.ID, err)
 	}

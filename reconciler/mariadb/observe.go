@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/fsgit/fsgit/reconciler"
 	"github.com/go-sql-driver/mysql"
@@ -190,22 +191,101 @@ type grantState struct {
 // accounts) and the client decodes row by row; mysql.db costs a fraction
 // of both. The string literals are plain ASCII in single quotes, which no
 // sql_mode changes.
-const (
-	privilegesQuery = `SELECT GRANTEE, '*', '*', PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.USER_PRIVILEGES
+const privilegesQuery = `SELECT GRANTEE, '*', '*', PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.USER_PRIVILEGES
 UNION ALL SELECT GRANTEE, TABLE_SCHEMA, TABLE_NAME, PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.TABLE_PRIVILEGES`
-	databasePrivilegesQuery = "SELECT * FROM mysql.db"
-)
 
-func (c *conn) privileges(ctx context.Context, env *reconciler.Env) (map[grantKey]*grantState, error) {
+// mysql.db is read in one of two ways. databasePrivilegesQuery reads it
+// whole and finds the privilege columns by name, which any server version
+// can answer. The driver, though, allocates for every column of every row
+// (22 columns, a row per account and database), so a quiet run first asks
+// compactDBQuery: the privilege columns of MariaDB 10.11's mysql.db
+// (dbColumns) concatenated into one string of Y and N, and one more row
+// (User NULL, which no account row has) holding the table's actual column
+// list. Only when that list is dbColumns, in order, are the rows read as
+// such; a server whose mysql.db differs (another version) is read again
+// with databasePrivilegesQuery, and one that lacks a column fails the
+// compact query and is read so too. Either way one statement per run on
+// the server this package is tested against.
+const databasePrivilegesQuery = "SELECT * FROM mysql.db"
+
+// dbColumns are the columns of MariaDB 10.11's mysql.db, in order.
+var dbColumns = []string{
+	"Host", "Db", "User", "Select_priv", "Insert_priv", "Update_priv",
+	"Delete_priv", "Create_priv", "Drop_priv", "Grant_priv", "References_priv",
+	"Index_priv", "Alter_priv", "Create_tmp_table_priv", "Lock_tables_priv",
+	"Create_view_priv", "Show_view_priv", "Create_routine_priv",
+	"Alter_routine_priv", "Execute_priv", "Event_priv", "Trigger_priv",
+	"Delete_history_priv",
+}
+
+// compactDB is compactDBQuery and how to read its rows: the privilege
+// of each character of the Y/N string (a bit, 0 for Grant_priv), and the
+// position of Grant_priv.
+type compactDB struct {
+	query   string
+	columns string // dbColumns joined with commas, as the check row has them
+	bits    []uint64
+	grant   int
+}
+
+// compactDBQuery builds the compact read of mysql.db from dbColumns. The
+// names are fsgit's constants, quoted with backticks all the same.
+var compactDBQuery = sync.OnceValue(func() *compactDB {
+	q := &compactDB{columns: strings.Join(dbColumns, ","), grant: -1}
+	var privCols []string
+	for _, col := range dbColumns[3:] {
+		if col == "Grant_priv" {
+			q.grant = len(privCols)
+			q.bits = append(q.bits, 0)
+		} else {
+			b, ok := privBit(columnPrivilege(col))
+			if !ok {
+				panic("mariadb: dbColumns: no privilege bit for " + col)
+			}
+			q.bits = append(q.bits, b)
+		}
+		privCols = append(privCols, quoteIdent(col))
+	}
+	q.query = "SELECT User, Host, Db, CONCAT(" + strings.Join(privCols, ", ") + ") FROM mysql.db" +
+		" UNION ALL SELECT NULL, NULL, NULL, GROUP_CONCAT(COLUMN_NAME ORDER BY ORDINAL_POSITION SEPARATOR ',')" +
+		" FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'mysql' AND TABLE_NAME = 'db'"
+	return q
+})
+
+// privileges reads what every account holds at every level. The two
+// statements run at once, each on a pooled connection of its own, and a
+// grant's plan (history names its bookkeeping database, "" for none)
+// reads the declared grants alongside, into the run's cache. They are
+// separate statements, as they were one after the other: none is a
+// snapshot of the others, and a change made by hand while they run may
+// show in one and not in another. That is no worse than reading them in
+// turn, and it is what a plan may rely on: a quiet run only observes, and
+// an apply's statements are made from the plan and re-checked by the
+// verify that follows (a fresh read). A failed read fails the whole
+// observation: no plan is made from part of it.
+func (c *conn) privileges(ctx context.Context, env *reconciler.Env, history string) (map[grantKey]*grantState, error) {
 	return once(env, c.cacheKeys.privileges, func() (map[grantKey]*grantState, error) {
+		var wg sync.WaitGroup
+		if history != "" && env != nil && env.Cache != nil {
+			// Its result and error are the run's cached ones: the plan
+			// asks for them next.
+			wg.Go(func() { _, _ = c.history(ctx, env, history) })
+		}
 		g := newGrantStates(int(c.sizes.privileges.Load()))
+		global := newGrantStates(int(c.sizes.globalPrivileges.Load()))
+		var errGlobal error
+		wg.Go(func() {
+			var in interner
+			errGlobal = c.readPrivileges(ctx, global, &in)
+		})
 		var in interner
-		if err := c.readPrivileges(ctx, g, &in); err != nil {
+		errDB := c.readDatabasePrivileges(ctx, g, &in)
+		wg.Wait()
+		if err := errors.Join(errGlobal, errDB); err != nil {
 			return nil, err
 		}
-		if err := c.readDatabasePrivileges(ctx, g, &in); err != nil {
-			return nil, err
-		}
+		c.sizes.globalPrivileges.Store(int64(len(global.m)))
+		g.merge(global)
 		c.sizes.privileges.Store(int64(len(g.m)))
 		return g.m, nil
 	})
@@ -267,9 +347,21 @@ func (g *grantStates) state(k grantKey) *grantState {
 	return st
 }
 
+// merge adds what o holds to g.
+func (g *grantStates) merge(o *grantStates) {
+	for k, st := range o.m {
+		if cur := g.m[k]; cur != nil {
+			cur.Privs = cur.Privs.union(st.Privs)
+			cur.GrantOption = cur.GrantOption || st.GrantOption
+			continue
+		}
+		g.m[k] = st
+	}
+}
+
 // readPrivileges adds the global and table-level privileges to out.
 func (c *conn) readPrivileges(ctx context.Context, out *grantStates, in *interner) error {
-	rows, err := c.db.QueryContext(ctx, privilegesQuery)
+	rows, err := c.db.QueryContext(ctx, c.queries.privileges)
 	if err != nil {
 		return c.wrap("read privileges", err)
 	}
@@ -298,13 +390,80 @@ func (c *conn) readPrivileges(ctx context.Context, out *grantStates, in *interne
 }
 
 // readDatabasePrivileges adds the database-level privileges, from
-// mysql.db, to out. Its privilege columns are found by name (Select_priv
-// is SELECT, Create_tmp_table_priv CREATE TEMPORARY TABLES, Grant_priv the
-// grant option), so that a server version with more of them is read
-// whole; TestPrivilegesAsInformationSchema checks the result
-// against information_schema.SCHEMA_PRIVILEGES.
+// mysql.db, to out: compactly when the server's mysql.db is the one fsgit
+// knows (see compactDBQuery), else whole.
 func (c *conn) readDatabasePrivileges(ctx context.Context, out *grantStates, in *interner) error {
-	rows, err := c.db.QueryContext(ctx, databasePrivilegesQuery)
+	if c.queries.compactDB {
+		ok, err := c.readDatabasePrivilegesCompact(ctx, out, in)
+		if err != nil || ok {
+			return err
+		}
+		// Another mysql.db: what was read is dropped.
+		clear(out.m)
+		out.slab = out.slab[:0]
+	}
+	return c.readDatabasePrivilegesWhole(ctx, out, in)
+}
+
+// readDatabasePrivilegesCompact reads mysql.db with compactDBQuery. It
+// reports false, with nothing to trust in out, when the server's mysql.db
+// is not dbColumns (it lacks one: the statement fails with
+// ER_BAD_FIELD_ERROR; or it has others, or another order: the check row
+// says so).
+func (c *conn) readDatabasePrivilegesCompact(ctx context.Context, out *grantStates, in *interner) (bool, error) {
+	q := compactDBQuery()
+	rows, err := c.db.QueryContext(ctx, q.query)
+	if err != nil {
+		var me *mysql.MySQLError
+		if errors.As(err, &me) && me.Number == 1054 { // unknown column
+			return false, nil
+		}
+		return false, c.wrap("read database privileges", err)
+	}
+	defer rows.Close()
+	var user, host, db, privs sql.RawBytes
+	checked := false
+	for rows.Next() {
+		if err := rows.Scan(&user, &host, &db, &privs); err != nil {
+			return false, c.wrap("read database privileges", err)
+		}
+		if user == nil {
+			if checked || string(privs) != q.columns {
+				return false, nil
+			}
+			checked = true
+			continue
+		}
+		if len(privs) != len(q.bits) {
+			return false, nil // an empty enum value: the columns do not line up
+		}
+		k := grantKey{User: in.str(user), Host: in.lower(host), Table: "*"}
+		k.Database, k.Wildcard = parseDBPattern(in.str(db))
+		st := out.state(k)
+		for i, yn := range privs {
+			switch {
+			case yn != 'Y':
+			case i == q.grant:
+				st.GrantOption = true
+			default:
+				st.Privs.bits |= q.bits[i]
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return false, c.wrap("read database privileges", err)
+	}
+	return checked, nil
+}
+
+// readDatabasePrivilegesWhole adds the database-level privileges, from
+// every column of mysql.db, to out. Its privilege columns are found by
+// name (Select_priv is SELECT, Create_tmp_table_priv CREATE TEMPORARY
+// TABLES, Grant_priv the grant option), so that a server version with
+// more of them is read whole; TestPrivilegesAsInformationSchema checks
+// the result against information_schema.SCHEMA_PRIVILEGES.
+func (c *conn) readDatabasePrivilegesWhole(ctx context.Context, out *grantStates, in *interner) error {
+	rows, err := c.db.QueryContext(ctx, c.queries.wholeDB)
 	if err != nil {
 		return c.wrap("read database privileges", err)
 	}

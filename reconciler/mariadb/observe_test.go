@@ -1,8 +1,6 @@
 package mariadb
 
 import (
-	"fmt"
-	"slices"
 	"strings"
 	"testing"
 
@@ -52,7 +50,7 @@ func TestPrivilegesAsInformationSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := c.privileges(t.Context(), nil)
+	got, err := c.privileges(t.Context(), nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,16 +84,7 @@ func TestPrivilegesAsInformationSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	show := func(m map[grantKey]*grantState) string {
-		var lines []string
-		for key, st := range m {
-			lines = append(lines, fmt.Sprintf("%s@%s %s.%s wildcard=%v: %s grant=%v",
-				key.User, key.Host, key.Database, key.Table, key.Wildcard, strings.Join(st.Privs.list(), ","), st.GrantOption))
-		}
-		slices.Sort(lines)
-		return strings.Join(lines, "\n")
-	}
-	if g, w := show(got), show(wantStates.m); g != w {
+	if g, w := showGrants(got), showGrants(wantStates.m); g != w {
 		t.Fatalf("fsgit reads:\n%s\n\ninformation_schema reports:\n%s", g, w)
 	}
 	// The cases above are all there (a reading that dropped them on both

@@ -157,7 +157,7 @@ func (k *SecurityKind) Plan(ctx context.Context, env *reconciler.Env, r *reconci
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", r.ID, err)
 		}
-		privs, err := c.privileges(ctx, env)
+		privs, err := c.privileges(ctx, env, "")
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", r.ID, err)
 		}

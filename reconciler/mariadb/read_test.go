@@ -1,0 +1,193 @@
+package mariadb
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/fsgit/fsgit/internal/mariadbtest"
+	"github.com/fsgit/fsgit/reconciler"
+)
+
+// showGrants renders what a read found, a sorted line per level, for
+// comparing two reads.
+func showGrants(m map[grantKey]*grantState) string {
+	var lines []string
+	for key, st := range m {
+		lines = append(lines, fmt.Sprintf("%s@%s %s.%s wildcard=%v: %s grant=%v",
+			key.User, key.Host, key.Database, key.Table, key.Wildcard, strings.Join(st.Privs.list(), ","), st.GrantOption))
+	}
+	slices.Sort(lines)
+	return strings.Join(lines, "\n")
+}
+
+// readDB reads mysql.db through c both ways: compactly (ok false when the
+// compact read does not trust the server's mysql.db) and whole.
+func readDB(t *testing.T, c *conn) (compact map[grantKey]*grantState, ok bool, whole map[grantKey]*grantState) {
+	t.Helper()
+	cg, wg := newGrantStates(0), newGrantStates(0)
+	var in interner
+	ok, err := c.readDatabasePrivilegesCompact(t.Context(), cg, &in)
+	if err != nil {
+		t.Fatalf("compact read: %v", err)
+	}
+	if err := c.readDatabasePrivilegesWhole(t.Context(), wg, &in); err != nil {
+		t.Fatalf("whole read: %v", err)
+	}
+	return cg.m, ok, wg.m
+}
+
+// TestDatabasePrivileges_CompactAsWhole: on the MariaDB fsgit is tested
+// against, mysql.db is read compactly (one Y/N string a row), and that
+// reading is the whole one's: every privilege column, the grant option,
+// escaped and wildcard names, hosts in capitals.
+func TestDatabasePrivileges_CompactAsWhole(t *testing.T) {
+	root := srv.RootDB(t)
+	clean(t, root, "rc_u@localhost", "rc_v@%")
+	t.Cleanup(func() { clean(t, root, "rc_u@localhost", "rc_v@%") })
+	mustExec(t, root, "CREATE USER rc_u@LocalHost")
+	mustExec(t, root, "CREATE USER rc_v@'%'")
+	for _, q := range []string{
+		"GRANT SELECT, INSERT ON `rc\\_a\\_b`.* TO rc_u@localhost",
+		"GRANT ALL PRIVILEGES ON `rc_a%`.* TO rc_u@localhost WITH GRANT OPTION",
+		"GRANT USAGE ON `rc\\_other`.* TO rc_v@'%' WITH GRANT OPTION",
+		"GRANT SHOW VIEW, CREATE TEMPORARY TABLES, DELETE HISTORY, LOCK TABLES, EXECUTE, EVENT ON `rc\\_a\\_b`.* TO rc_v@'%'",
+	} {
+		mustExec(t, root, q)
+	}
+	c := rootConn(t, srv)
+	compact, ok, whole := readDB(t, c)
+	if !ok {
+		t.Fatalf("the compact read does not take this server's mysql.db (columns %s)", compactDBQuery().columns)
+	}
+	if g, w := showGrants(compact), showGrants(whole); g != w {
+		t.Fatalf("compact read:\n%s\n\nwhole read:\n%s", g, w)
+	}
+	st := compact[grantKey{User: "rc_u", Host: "localhost", Database: "rc_a%", Table: "*", Wildcard: true}]
+	if st == nil || !st.GrantOption || !st.Privs.isAll("rc_a%", "*") {
+		t.Fatalf("ALL PRIVILEGES WITH GRANT OPTION on the pattern rc_a%%: %+v", st)
+	}
+}
+
+// TestDatabasePrivileges_OtherServerVersion: a mysql.db with a column
+// fsgit's compact read does not know (a newer server's privilege), or
+// without one it knows (an older server), is read whole: nothing is
+// missed and nothing misread.
+func TestDatabasePrivileges_OtherServerVersion(t *testing.T) {
+	s := mariadbtest.Start(t)
+	root := s.RootDB(t)
+	mustExec(t, root, "CREATE USER ov_u@localhost")
+	mustExec(t, root, "GRANT SELECT, DELETE HISTORY ON `ov\\_db`.* TO ov_u@localhost")
+	c := rootConn(t, s)
+	key := grantKey{User: "ov_u", Host: "localhost", Database: "ov_db", Table: "*"}
+
+	// Newer: MariaDB 11.3's SHOW CREATE ROUTINE, held.
+	mustExec(t, root, "ALTER TABLE mysql.db ADD COLUMN Show_create_routine_priv ENUM('N','Y') CHARACTER SET utf8mb3 NOT NULL DEFAULT 'N'")
+	mustExec(t, root, "UPDATE mysql.db SET Show_create_routine_priv = 'Y' WHERE User = 'ov_u'")
+	if _, ok, _ := readDB(t, c); ok {
+		t.Fatal("compact read trusted a mysql.db with another column")
+	}
+	got, err := c.privileges(t.Context(), nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := got[key]; st == nil || st.Privs.String() != "[SELECT DELETE HISTORY SHOW CREATE ROUTINE]" {
+		t.Fatalf("newer mysql.db: %+v", st)
+	}
+
+	// Older: no Delete_history_priv (MariaDB before 10.3.4).
+	mustExec(t, root, "ALTER TABLE mysql.db DROP COLUMN Show_create_routine_priv, DROP COLUMN Delete_history_priv")
+	if _, ok, _ := readDB(t, c); ok {
+		t.Fatal("compact read trusted a mysql.db without Delete_history_priv")
+	}
+	got, err = c.privileges(t.Context(), nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := got[key]; st == nil || st.Privs.String() != "[SELECT]" {
+		t.Fatalf("older mysql.db: %+v", st)
+	}
+}
+
+// rootConn returns a pool to s as root, closed with the test.
+func rootConn(t *testing.T, s *mariadbtest.Server) *conn {
+	t.Helper()
+	k := New()
+	t.Cleanup(func() { _ = k.Close() })
+	c, err := k.pools.get(Server{Socket: s.Socket(), Port: 3306, AdminUser: "root"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// failAfter900 is an expression that is 'NO' for the first 899 rows of
+// mysql.seq_1_to_1000 and then fails (ER_SUBQUERY_NO_1_ROW): a read that
+// has decoded rows when the server reports an error.
+const failAfter900 = "IF(seq < 900, 'NO', (SELECT 'YES' UNION ALL SELECT 'NO'))"
+
+// TestPrivileges_ReadFailsMidway: the privilege reads run at once; when
+// one of them fails after rows came in, the grant's plan fails (its
+// result names the resource) saying which read and why, and nothing is planned from what was
+// read: no statement runs, even where what was read alone would plan one
+// (here, the grants the account holds are in none of the reads that
+// succeed, or come after the failure).
+func TestPrivileges_ReadFailsMidway(t *testing.T) {
+	root := srv.RootDB(t)
+	for _, tc := range []struct {
+		name, read string
+		// break_ makes the read fail.
+		break_ func(t *testing.T, c *conn, spec map[string]any)
+	}{
+		{"global and table privileges", "read privileges", func(t *testing.T, c *conn, _ map[string]any) {
+			c.queries.privileges = "SELECT CONCAT('''rf', seq, '''@''h'''), '*', '*', 'SELECT', " + failAfter900 + " FROM mysql.seq_1_to_1000"
+		}},
+		{"database privileges", "read database privileges", func(t *testing.T, c *conn, _ map[string]any) {
+			c.queries.compactDB = false
+			c.queries.wholeDB = "SELECT CONCAT('rf', seq) AS User, 'h' AS Host, 'rf_db' AS Db, 'Y' AS Select_priv, " + failAfter900 + " AS Grant_priv FROM mysql.seq_1_to_1000"
+		}},
+		{"declared grants", "read declared grants", func(t *testing.T, c *conn, spec map[string]any) {
+			clean(t, root, "rf_books")
+			t.Cleanup(func() { clean(t, root, "rf_books") })
+			mustExec(t, root, "CREATE DATABASE rf_books")
+			mustExec(t, root, "CREATE VIEW rf_books.declared_grants AS SELECT CONCAT('rf', seq) AS `user`, 'h' AS `host`, 'rf_db' AS `db`, '*' AS `tbl`, "+
+				failAfter900+" AS `privileges`, 0 AS `grant_option` FROM rf_books.seq_1_to_1000")
+			spec["server"].(map[string]any)["bookkeepingDatabase"] = "rf_books"
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clean(t, root, "rf_u@localhost")
+			t.Cleanup(func() { clean(t, root, "rf_u@localhost") })
+			mustExec(t, root, "CREATE USER rf_u@localhost")
+			// Held, not declared: a plan made without this read would
+			// revoke or grant something.
+			mustExec(t, root, "GRANT INSERT ON `rf\\_db`.* TO rf_u@localhost")
+			mustExec(t, root, "GRANT SELECT ON *.* TO rf_u@localhost")
+
+			h := newHarness(t, srv)
+			spec := map[string]any{"user": "rf_u", "host": "localhost", "database": "rf_db", "privileges": []string{"SELECT"}}
+			schemaDefaults("mariadb.grant:x", spec)
+			spec["server"] = map[string]any{"socket": srv.Socket(), "port": 3306, "adminUser": "root"}
+			c, err := h.kinds.pools.get(Server{Socket: srv.Socket(), Port: 3306, AdminUser: "root"}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.break_(t, c, spec)
+			id := "mariadb.grant:rf_u@localhost/rf_db.*"
+			g := h.res(id, spec, allowDestroy)
+
+			var rep *reconciler.Report
+			quietly(t, root, func() { rep = h.run(g) })
+			if len(rep.Results) != 1 || rep.Results[0].ID != reconciler.ID(id) || rep.Results[0].Outcome != reconciler.Failed {
+				t.Fatalf("want the grant failed:\n%s", outcomes(rep))
+			}
+			msg := rep.Results[0].Error
+			for _, want := range []string{tc.read + ": ", "Error 1242"} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("error %q does not say %q", msg, want)
+				}
+			}
+		})
+	}
+}
