@@ -21,12 +21,14 @@ import (
 //
 //	accounts    SELECT User, Host, Priv FROM mysql.global_priv
 //	privileges  one UNION ALL over information_schema.USER_PRIVILEGES
-//	            and TABLE_PRIVILEGES, and SELECT * FROM mysql.db
-//	history     SELECT ... FROM fsgit.declared_grants
+//	            and TABLE_PRIVILEGES, and one read of mysql.db (see
+//	            compactDBQuery), at once on two pooled connections
 //	schemata    SELECT ... FROM information_schema.SCHEMATA
 //
-// and, per migration resource, one read of information_schema.TABLES for
-// its database and one of its fsgit_schema_migrations table.
+// the declared grants (SELECT ... FROM fsgit.declared_grants) when a grant
+// has changes to class, and, per migration resource, one read of
+// information_schema.TABLES for its database and one of its
+// fsgit_schema_migrations table.
 const (
 	cacheAccounts   = "mariadb/accounts "
 	cachePrivileges = "mariadb/privileges "
@@ -44,8 +46,8 @@ func (c *conn) forget(env *reconciler.Env) {
 	for _, k := range []string{c.cacheKeys.accounts, c.cacheKeys.privileges, c.cacheKeys.schemata} {
 		env.Cache.Forget(k)
 	}
-	c.historyDBs.Range(func(db, _ any) bool {
-		env.Cache.Forget(cacheHistory + c.key + " " + db.(string))
+	c.historyDBs.Range(func(_, key any) bool {
+		env.Cache.Forget(key.(string))
 		return true
 	})
 }
@@ -253,27 +255,20 @@ var compactDBQuery = sync.OnceValue(func() *compactDB {
 })
 
 // privileges reads what every account holds at every level. The two
-// statements run at once, each on a pooled connection of its own, and a
-// grant's plan (history names its bookkeeping database, "" for none)
-// reads the declared grants alongside, into the run's cache. They are
-// separate statements, as they were one after the other: none is a
-// snapshot of the others, and a change made by hand while they run may
-// show in one and not in another. That is no worse than reading them in
-// turn, and it is what a plan may rely on: a quiet run only observes, and
-// an apply's statements are made from the plan and re-checked by the
-// verify that follows (a fresh read). A failed read fails the whole
-// observation: no plan is made from part of it.
-func (c *conn) privileges(ctx context.Context, env *reconciler.Env, history string) (map[grantKey]*grantState, error) {
-	return once(env, c.cacheKeys.privileges, func() (map[grantKey]*grantState, error) {
-		var wg sync.WaitGroup
-		if history != "" && env != nil && env.Cache != nil {
-			// Its result and error are the run's cached ones: the plan
-			// asks for them next.
-			wg.Go(func() { _, _ = c.history(ctx, env, history) })
-		}
+// statements run at once, each on a pooled connection of its own. They
+// are separate statements, as they were when they ran one after the
+// other: neither is a snapshot of the other, and a change made by hand
+// while they run may show in one and not in the other. That is all a plan
+// relies on: a quiet run only observes, and an apply's statements, made
+// from its plan, are checked by the verify that follows (a fresh read). A
+// failed read fails the whole observation: no plan is made from part of
+// it.
+func (c *conn) privileges(ctx context.Context, env *reconciler.Env) (*grantStates, error) {
+	return once(env, c.cacheKeys.privileges, func() (*grantStates, error) {
 		g := newGrantStates(int(c.sizes.privileges.Load()))
 		global := newGrantStates(int(c.sizes.globalPrivileges.Load()))
 		var errGlobal error
+		var wg sync.WaitGroup
 		wg.Go(func() {
 			var in interner
 			errGlobal = c.readPrivileges(ctx, global, &in)
@@ -287,24 +282,34 @@ func (c *conn) privileges(ctx context.Context, env *reconciler.Env, history stri
 		c.sizes.globalPrivileges.Store(int64(len(global.m)))
 		g.merge(global)
 		c.sizes.privileges.Store(int64(len(g.m)))
-		return g.m, nil
+		return g, nil
 	})
 }
 
 // interner hands out one string per distinct byte content, so that the
 // thousands of rows of a read share their user, host, database and
 // privilege names instead of allocating each.
-type interner map[string]string
+type interner struct {
+	s map[string]string
+	// db memoizes parseDBPattern by the pattern as stored.
+	db map[string]dbPattern
+}
+
+// dbPattern is what parseDBPattern makes of a pattern.
+type dbPattern struct {
+	name     string
+	wildcard bool
+}
 
 func (in *interner) str(b []byte) string {
-	if s, ok := (*in)[string(b)]; ok {
+	if s, ok := in.s[string(b)]; ok {
 		return s
 	}
-	if *in == nil {
-		*in = interner{}
+	if in.s == nil {
+		in.s = map[string]string{}
 	}
 	s := string(b)
-	(*in)[s] = s
+	in.s[s] = s
 	return s
 }
 
@@ -318,10 +323,27 @@ func (in *interner) lower(b []byte) string {
 	return in.str(b)
 }
 
+// dbPattern is parseDBPattern of b, computed once per distinct pattern.
+func (in *interner) dbPattern(b []byte) (name string, wildcard bool) {
+	if d, ok := in.db[string(b)]; ok {
+		return d.name, d.wildcard
+	}
+	if in.db == nil {
+		in.db = map[string]dbPattern{}
+	}
+	p := in.str(b)
+	name, wildcard = parseDBPattern(p)
+	in.db[p] = dbPattern{name, wildcard}
+	return name, wildcard
+}
+
 // grantStates collects what accounts hold, level by level, as a read
 // finds it.
 type grantStates struct {
 	m map[grantKey]*grantState
+	// wildcards counts the keys of m that are Wildcard: a plan need not
+	// look for one when there are none.
+	wildcards int
 	// slab holds the states, allocated many at a time: a read makes
 	// thousands.
 	slab []grantState
@@ -343,6 +365,9 @@ func (g *grantStates) state(k grantKey) *grantState {
 		g.slab = g.slab[:len(g.slab)+1]
 		st = &g.slab[len(g.slab)-1]
 		g.m[k] = st
+		if k.Wildcard {
+			g.wildcards++
+		}
 	}
 	return st
 }
@@ -356,6 +381,9 @@ func (g *grantStates) merge(o *grantStates) {
 			continue
 		}
 		g.m[k] = st
+		if k.Wildcard {
+			g.wildcards++
+		}
 	}
 }
 
@@ -400,7 +428,7 @@ func (c *conn) readDatabasePrivileges(ctx context.Context, out *grantStates, in 
 		}
 		// Another mysql.db: what was read is dropped.
 		clear(out.m)
-		out.slab = out.slab[:0]
+		out.slab, out.wildcards = out.slab[:0], 0
 	}
 	return c.readDatabasePrivilegesWhole(ctx, out, in)
 }
@@ -438,7 +466,7 @@ func (c *conn) readDatabasePrivilegesCompact(ctx context.Context, out *grantStat
 			return false, nil // an empty enum value: the columns do not line up
 		}
 		k := grantKey{User: in.str(user), Host: in.lower(host), Table: "*"}
-		k.Database, k.Wildcard = parseDBPattern(in.str(db))
+		k.Database, k.Wildcard = in.dbPattern(db)
 		st := out.state(k)
 		for i, yn := range privs {
 			switch {
@@ -505,7 +533,7 @@ func (c *conn) readDatabasePrivilegesWhole(ctx context.Context, out *grantStates
 		k := grantKey{User: in.str(vals[user]), Host: in.lower(vals[host]), Table: "*"}
 		// mysql.db.Db is the grant's pattern: feature\_store\_online for
 		// the database feature_store_online alone.
-		k.Database, k.Wildcard = parseDBPattern(in.str(vals[db]))
+		k.Database, k.Wildcard = in.dbPattern(vals[db])
 		st := out.state(k)
 		for i, p := range privs {
 			if p == "" || string(vals[i]) != "Y" {
@@ -590,8 +618,11 @@ type history struct {
 }
 
 func (c *conn) history(ctx context.Context, env *reconciler.Env, db string) (*history, error) {
-	c.historyDBs.Store(db, true)
-	return once(env, cacheHistory+c.key+" "+db, func() (*history, error) {
+	key, ok := c.historyDBs.Load(db)
+	if !ok {
+		key, _ = c.historyDBs.LoadOrStore(db, cacheHistory+c.key+" "+db)
+	}
+	return once(env, key.(string), func() (*history, error) {
 		h := &history{db: db, m: make(map[grantKey]grantState, c.sizes.history.Load())}
 		rows, err := c.db.QueryContext(ctx, "SELECT `user`, `host`, `db`, `tbl`, `privileges`, `grant_option` FROM "+quoteIdent(db)+"."+quoteIdent(historyTable))
 		if err != nil {

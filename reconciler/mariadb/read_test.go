@@ -88,11 +88,11 @@ func TestDatabasePrivileges_OtherServerVersion(t *testing.T) {
 	if _, ok, _ := readDB(t, c); ok {
 		t.Fatal("compact read trusted a mysql.db with another column")
 	}
-	got, err := c.privileges(t.Context(), nil, "")
+	got, err := c.privileges(t.Context(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := got[key]; st == nil || st.Privs.String() != "[SELECT DELETE HISTORY SHOW CREATE ROUTINE]" {
+	if st := got.m[key]; st == nil || st.Privs.String() != "[SELECT DELETE HISTORY SHOW CREATE ROUTINE]" {
 		t.Fatalf("newer mysql.db: %+v", st)
 	}
 
@@ -101,11 +101,11 @@ func TestDatabasePrivileges_OtherServerVersion(t *testing.T) {
 	if _, ok, _ := readDB(t, c); ok {
 		t.Fatal("compact read trusted a mysql.db without Delete_history_priv")
 	}
-	got, err = c.privileges(t.Context(), nil, "")
+	got, err = c.privileges(t.Context(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := got[key]; st == nil || st.Privs.String() != "[SELECT]" {
+	if st := got.m[key]; st == nil || st.Privs.String() != "[SELECT]" {
 		t.Fatalf("older mysql.db: %+v", st)
 	}
 }
@@ -190,4 +190,29 @@ func TestPrivileges_ReadFailsMidway(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestGrant_QuietPlanReadsNoHistory: the declared grants only class
+// revokes, so a grant that holds what it declares is planned without
+// them; one that changes reads them (and fails when they cannot be read,
+// as TestPrivileges_ReadFailsMidway shows).
+func TestGrant_QuietPlanReadsNoHistory(t *testing.T) {
+	root := srv.RootDB(t)
+	clean(t, root, "rq_u@localhost", "rq_books")
+	t.Cleanup(func() { clean(t, root, "rq_u@localhost", "rq_books") })
+	mustExec(t, root, "CREATE USER rq_u@localhost")
+	mustExec(t, root, "GRANT SELECT ON `rq\\_db`.* TO rq_u@localhost")
+	mustExec(t, root, "CREATE DATABASE rq_books")
+	mustExec(t, root, "CREATE VIEW rq_books.declared_grants AS SELECT CONCAT('rq', seq) AS `user`, 'h' AS `host`, 'rq_db' AS `db`, '*' AS `tbl`, "+
+		failAfter900+" AS `privileges`, 0 AS `grant_option` FROM rq_books.seq_1_to_1000")
+
+	h := newHarness(t, srv)
+	grant := func(privs ...string) reconciler.Resource {
+		return h.res("mariadb.grant:rq_u@localhost/rq_db.*", map[string]any{
+			"user": "rq_u", "host": "localhost", "database": "rq_db", "privileges": privs,
+			"server": map[string]any{"socket": srv.Socket(), "bookkeepingDatabase": "rq_books"},
+		})
+	}
+	quietly(t, root, func() { allOutcome(t, h.run(grant("SELECT")), reconciler.Unchanged) })
+	quietly(t, root, func() { allOutcome(t, h.run(grant("SELECT", "INSERT")), reconciler.Failed) })
 }

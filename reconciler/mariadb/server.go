@@ -159,7 +159,7 @@ type conn struct {
 	// new connection and needs the admin password.
 	secrets atomic.Pointer[resolverBox]
 	// historyDBs are the bookkeeping databases read through this pool,
-	// whose cached reads an apply forgets.
+	// whose cached reads an apply forgets, each with its cache key.
 	historyDBs sync.Map
 	// sizes are how many entries the last server-wide reads found: the
 	// next read sizes its map so at once.
