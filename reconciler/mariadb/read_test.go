@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/fsgit/fsgit/internal/mariadbtest"
 	"github.com/fsgit/fsgit/reconciler"
@@ -215,4 +216,26 @@ func TestGrant_QuietPlanReadsNoHistory(t *testing.T) {
 	}
 	quietly(t, root, func() { allOutcome(t, h.run(grant("SELECT")), reconciler.Unchanged) })
 	quietly(t, root, func() { allOutcome(t, h.run(grant("SELECT", "INSERT")), reconciler.Failed) })
+}
+
+// TestNameChecks_AsTheRegexps: the checks that spare the regexps accept
+// exactly what identRE, userRE and hostRE accept.
+func TestNameChecks_AsTheRegexps(t *testing.T) {
+	names := []string{"", "a", "A", "_", "$", "1", "a1", "1a", "a$", "$a", "a-b", "a.b", "a b", "a%", "%", "a_b",
+		"fëature_ß", "特征库", "é", "ß1", "a\u0301", "\u0301a", "a\x00", "\xff", "a\xffb", "10.0.0.%", "::1", "10.0.0.0/255.255.255.0",
+		"bench1000_u999", "feature_store_online", "Z9", "z$9_", "a:b", "a/b", "a'b", "a`b", "a\\b", "١٢٣", "a١٢٣"}
+	for c := 0; c < 256; c++ {
+		names = append(names, string(rune(c)), "a"+string([]byte{byte(c)}), "a"+string(rune(c)))
+	}
+	for _, n := range names {
+		if got, want := identOK(n), utf8.ValidString(n) && identRE().MatchString(n); got != want {
+			t.Errorf("identOK(%q) = %v, identRE says %v", n, got, want)
+		}
+		if got, want := asciiOK(n, userByte), userRE().MatchString(n); got != want {
+			t.Errorf("user %q: %v, userRE says %v", n, got, want)
+		}
+		if got, want := asciiOK(n, hostByte), hostRE().MatchString(n); got != want {
+			t.Errorf("host %q: %v, hostRE says %v", n, got, want)
+		}
+	}
 }
