@@ -233,8 +233,9 @@ func (p *pools) open(spec Server, id serverID, env *reconciler.Env) (*conn, erro
 			return nil, fmt.Errorf("configure connection to %s: %w", key, err)
 		}
 		c.db = sql.OpenDB(connector)
-		// A run reads with up to three statements at once (see
-		// privileges); they stay open between runs.
+		// A run reads privileges with two statements at once (see
+		// privileges) beside the plans and applies of other resources:
+		// every connection it opened stays open for the next run.
 		c.db.SetMaxOpenConns(4)
 		c.db.SetMaxIdleConns(4)
 		c.db.SetConnMaxIdleTime(10 * time.Minute)
