@@ -42,14 +42,17 @@ func readDB(t *testing.T, c *conn) (compact map[grantKey]*grantState, ok bool, w
 // TestDatabasePrivileges_CompactAsWhole: on the MariaDB fsgit is tested
 // against, mysql.db is read compactly (one Y/N string a row), and that
 // reading is the whole one's: every privilege column, the grant option,
-// escaped and wildcard names, hosts in capitals.
+// escaped and wildcard names, hosts in capitals, an anonymous account.
 func TestDatabasePrivileges_CompactAsWhole(t *testing.T) {
 	root := srv.RootDB(t)
-	clean(t, root, "rc_u@localhost", "rc_v@%")
-	t.Cleanup(func() { clean(t, root, "rc_u@localhost", "rc_v@%") })
+	clean(t, root, "rc_u@localhost", "rc_v@%", "@rc.example")
+	t.Cleanup(func() { clean(t, root, "rc_u@localhost", "rc_v@%", "@rc.example") })
 	mustExec(t, root, "CREATE USER rc_u@LocalHost")
 	mustExec(t, root, "CREATE USER rc_v@'%'")
+	// An anonymous account: its empty User is not the check row's NULL.
+	mustExec(t, root, "CREATE USER ''@'rc.example'")
 	for _, q := range []string{
+		"GRANT SELECT ON `rc\\_anon`.* TO ''@'rc.example'",
 		"GRANT SELECT, INSERT ON `rc\\_a\\_b`.* TO rc_u@localhost",
 		"GRANT ALL PRIVILEGES ON `rc_a%`.* TO rc_u@localhost WITH GRANT OPTION",
 		"GRANT USAGE ON `rc\\_other`.* TO rc_v@'%' WITH GRANT OPTION",
@@ -64,6 +67,9 @@ func TestDatabasePrivileges_CompactAsWhole(t *testing.T) {
 	}
 	if g, w := showGrants(compact), showGrants(whole); g != w {
 		t.Fatalf("compact read:\n%s\n\nwhole read:\n%s", g, w)
+	}
+	if st := compact[grantKey{User: "", Host: "rc.example", Database: "rc_anon", Table: "*"}]; st == nil || st.Privs.String() != "[SELECT]" {
+		t.Fatalf("anonymous account's grant: %+v", st)
 	}
 	st := compact[grantKey{User: "rc_u", Host: "localhost", Database: "rc_a%", Table: "*", Wildcard: true}]
 	if st == nil || !st.GrantOption || !st.Privs.isAll("rc_a%", "*") {
