@@ -257,7 +257,7 @@ func TestPrivilegeLists(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := all[grantKey{User: "privlists", Host: "localhost", Database: lv.db, Table: lv.table}]
+		got := all.m[grantKey{User: "privlists", Host: "localhost", Database: lv.db, Table: lv.table}]
 		want := levelPrivileges(lv.db, lv.table)
 		if got == nil || got.Privs.len() != len(want) || !got.Privs.isAll(lv.db, lv.table) {
 			t.Errorf("level %s.%s: server has %v, fsgit's list is %v", lv.db, lv.table, got, want)
@@ -273,7 +273,7 @@ func TestPrivilegeLists(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := all[grantKey{User: "privlists", Host: "localhost", Database: "*", Table: "*"}]; got == nil || !got.Privs.has(name) || got.Privs.len() != 1 {
+		if got := all.m[grantKey{User: "privlists", Host: "localhost", Database: "*", Table: "*"}]; got == nil || !got.Privs.has(name) || got.Privs.len() != 1 {
 			t.Errorf("alias %s: server has %v, want %s", alias, got, name)
 		}
 		mustExec(t, root, "REVOKE ALL PRIVILEGES ON *.* FROM privlists@localhost")

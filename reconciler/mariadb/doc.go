@@ -19,11 +19,12 @@
 // Observation is batched per server and run (see observe.go): one read of
 // mysql.global_priv for all accounts, one UNION over information_schema's
 // global and table privilege views and one of mysql.db (database-level
-// privileges, a row per account and database) for all grants, one of
-// information_schema.SCHEMATA, one of fsgit's declared-grants table; per
-// migration resource, two reads. A quiet run over users with 4 grants each
-// sends 4 queries (over connections kept from the last run) and writes
-// nothing; the number does not grow with the number of users
+// privileges, a row per account and database) for all grants, the two at
+// once, one of information_schema.SCHEMATA, and one of fsgit's
+// declared-grants table when a grant has changes (it only classes
+// revokes); per migration resource, two reads. A quiet run over users with
+// 4 grants each sends 3 queries (over connections kept from the last run)
+// and writes nothing; the number does not grow with the number of users
 // (BenchmarkNoopRun_50Users4Grants, which also reports the CPU a run
 // costs fsgit and the server).
 //

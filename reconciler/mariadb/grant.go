@@ -139,16 +139,11 @@ func (k *GrantKind) plan(ctx context.Context, env *reconciler.Env, r *reconciler
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", r.ID, err)
 	}
-	hist, err := c.history(ctx, env, s.Server.bookkeeping())
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", r.ID, err)
-	}
 	key := s.key()
 	var got grantState
-	if g := all[key]; g != nil {
+	if g := all.m[key]; g != nil {
 		got = *g
 	}
-	declared := hist.m[key]
 	// A database-level grant written without escaping (as fsgit did
 	// before, or by hand) is a pattern: `feature_store_online`.* also
 	// opens featureXstoreXonline. What it holds is revoked, classed as
@@ -163,16 +158,28 @@ func (k *GrantKind) plan(ctx context.Context, env *reconciler.Env, r *reconciler
 		p.Observed["wildcardPrivileges"] = wild.Privs.display(s.Database, s.Table)
 	}
 	add := want.minus(got.Privs)
+	held := got.Privs.minus(want) // held and not wanted: revoked
+	addOpt := wantOpt && !got.GrantOption
+	dropOpt := !wantOpt && got.GrantOption
+	if len(add) == 0 && len(held) == 0 && !addOpt && !dropOpt && wild == nil {
+		return p, nil
+	}
+	// Something changes. What the CUE declared on this grant before
+	// classes the revokes and is recorded by the apply; a quiet run does
+	// not need it and does not read it.
+	hist, err := c.history(ctx, env, s.Server.bookkeeping())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", r.ID, err)
+	}
+	declared := hist.m[key]
 	var revokeSafe, revokeHand []string
-	for _, x := range got.Privs.minus(want) {
+	for _, x := range held {
 		if declared.Privs.has(x) {
 			revokeSafe = append(revokeSafe, x)
 		} else {
 			revokeHand = append(revokeHand, x)
 		}
 	}
-	addOpt := wantOpt && !got.GrantOption
-	dropOpt := !wantOpt && got.GrantOption
 	if len(add) > 0 {
 		after := strings.Join(add, ", ")
 		if s.all && len(add) == len(levelPrivileges(s.Database, s.Table)) {
@@ -283,13 +290,13 @@ func (k *GrantKind) plan(ctx context.Context, env *reconciler.Env, r *reconciler
 // that the unescaped database name makes (feature_store_online, where _
 // matches any character), or nil when it holds nothing there or the name
 // has no wildcard character.
-func (s *GrantSpec) wildcard(all map[grantKey]*grantState) *grantState {
-	if s.Database == "*" || s.Table != "*" || !strings.ContainsAny(s.Database, "_%") {
+func (s *GrantSpec) wildcard(all *grantStates) *grantState {
+	if all.wildcards == 0 || s.Database == "*" || s.Table != "*" || !strings.ContainsAny(s.Database, "_%") {
 		return nil
 	}
 	k := s.key()
 	k.Wildcard = true
-	g := all[k]
+	g := all.m[k]
 	if g == nil || (g.Privs.len() == 0 && !g.GrantOption) {
 		return nil
 	}

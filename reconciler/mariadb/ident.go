@@ -44,7 +44,7 @@ func checkIdent(field, v string) error {
 			return fmt.Errorf("%s %q has the character %U, beyond U+FFFF, which MariaDB refuses in a name", field, v, r)
 		}
 	}
-	if !utf8.ValidString(v) || !identRE().MatchString(v) {
+	if !identOK(v) {
 		return fmt.Errorf("%s %q is not a valid name: a letter or _, then letters, digits, _ or $ (%s)", field, v, identRE())
 	}
 	return nil
@@ -54,7 +54,7 @@ func checkUser(v string) error {
 	if n := len(v); n > maxUserLen {
 		return fmt.Errorf("user %q is longer than %d characters, MariaDB's limit for user names (it has %d)", v, maxUserLen, n)
 	}
-	if !userRE().MatchString(v) {
+	if !asciiOK(v, userByte) {
 		return fmt.Errorf("user %q is not a valid user name: ASCII letters, digits, _, . and - (%s)", v, userRE())
 	}
 	return nil
@@ -64,10 +64,47 @@ func checkHost(v string) error {
 	if n := len(v); n > maxHostLen {
 		return fmt.Errorf("host %q is longer than %d characters, MariaDB's limit for hosts (it has %d)", v, maxHostLen, n)
 	}
-	if !hostRE().MatchString(v) {
+	if !asciiOK(v, hostByte) {
 		return fmt.Errorf("host %q is not a valid host or pattern (%s)", v, hostRE())
 	}
 	return nil
+}
+
+// identOK reports whether v matches identRE, without the regexp for an
+// ASCII name (every name a catalog of thousands of grants is likely to
+// have): the only ASCII letters are A-Z and a-z, the only ASCII digits 0-9,
+// and no ASCII character is a mark.
+func identOK(v string) bool {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c >= utf8.RuneSelf:
+			return utf8.ValidString(v) && identRE().MatchString(v)
+		case 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || c == '_':
+		case i > 0 && ('0' <= c && c <= '9' || c == '$'):
+		default:
+			return false
+		}
+	}
+	return v != ""
+}
+
+// userByte and hostByte are the bytes userRE and hostRE accept.
+func userByte(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-'
+}
+
+func hostByte(c byte) bool { return userByte(c) || c == '%' || c == ':' || c == '/' }
+
+// asciiOK reports whether v is one or more bytes that ok accepts: userRE
+// or hostRE, without the regexp.
+func asciiOK(v string, ok func(byte) bool) bool {
+	for i := 0; i < len(v); i++ {
+		if !ok(v[i]) {
+			return false
+		}
+	}
+	return v != ""
 }
 
 // quoteIdent quotes a name with backticks, doubling any backtick inside, as

@@ -1,8 +1,6 @@
 package mariadb
 
 import (
-	"fmt"
-	"slices"
 	"strings"
 	"testing"
 
@@ -86,16 +84,7 @@ func TestPrivilegesAsInformationSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	show := func(m map[grantKey]*grantState) string {
-		var lines []string
-		for key, st := range m {
-			lines = append(lines, fmt.Sprintf("%s@%s %s.%s wildcard=%v: %s grant=%v",
-				key.User, key.Host, key.Database, key.Table, key.Wildcard, strings.Join(st.Privs.list(), ","), st.GrantOption))
-		}
-		slices.Sort(lines)
-		return strings.Join(lines, "\n")
-	}
-	if g, w := show(got), show(wantStates.m); g != w {
+	if g, w := showGrants(got.m), showGrants(wantStates.m); g != w {
 		t.Fatalf("fsgit reads:\n%s\n\ninformation_schema reports:\n%s", g, w)
 	}
 	// The cases above are all there (a reading that dropped them on both
@@ -109,16 +98,16 @@ func TestPrivilegesAsInformationSchema(t *testing.T) {
 		{User: "pv_v", Host: "%", Database: "*", Table: "*"}:                             "PROCESS",
 		{User: "pv_role", Host: "", Database: "pv_a_b", Table: "*"}:                      "EXECUTE,CREATE ROUTINE,ALTER ROUTINE,EVENT,TRIGGER",
 	} {
-		st := got[key]
+		st := got.m[key]
 		if st == nil {
-			t.Errorf("%+v: not read; read %d levels", key, len(got))
+			t.Errorf("%+v: not read; read %d levels", key, len(got.m))
 			continue
 		}
 		if l := strings.Join(st.Privs.list(), ","); l != wantPrivs {
 			t.Errorf("%+v: %s, want %s", key, l, wantPrivs)
 		}
 	}
-	if st := got[grantKey{User: "pv_v", Host: "%", Database: "pv_other", Table: "*"}]; st == nil || !st.GrantOption {
+	if st := got.m[grantKey{User: "pv_v", Host: "%", Database: "pv_other", Table: "*"}]; st == nil || !st.GrantOption {
 		t.Errorf("grant option alone on pv_other: %+v", st)
 	}
 }

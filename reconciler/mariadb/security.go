@@ -167,7 +167,7 @@ func (k *SecurityKind) Plan(ctx context.Context, env *reconciler.Env, r *reconci
 			change("database test", "present", "absent", securityStep{stmt: "DROP DATABASE " + quoteIdent(testDatabase)})
 		}
 		var gks []grantKey
-		for gk, st := range privs {
+		for gk, st := range privs.m {
 			public := (gk.User == publicRole && gk.Host == "") || gk.User == ""
 			onTest := gk.Table == "*" && ((gk.Database == testDatabase && !gk.Wildcard) || (gk.Database == testPattern && gk.Wildcard))
 			if public && onTest && (st.Privs.len() > 0 || st.GrantOption) {
@@ -203,7 +203,7 @@ func (k *SecurityKind) Plan(ctx context.Context, env *reconciler.Env, r *reconci
 					{stmt: "FLUSH PRIVILEGES"},
 				}
 			}
-			change("grant to everyone ("+who+") on "+pattern+".*", strings.Join(grantList(privs[gk]), ", "), "revoked", st...)
+			change("grant to everyone ("+who+") on "+pattern+".*", strings.Join(grantList(privs.m[gk]), ", "), "revoked", st...)
 		}
 		p.Observed["testGrants"] = listOrNone(held)
 	}

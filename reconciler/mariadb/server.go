@@ -159,11 +159,17 @@ type conn struct {
 	// new connection and needs the admin password.
 	secrets atomic.Pointer[resolverBox]
 	// historyDBs are the bookkeeping databases read through this pool,
-	// whose cached reads an apply forgets.
+	// whose cached reads an apply forgets, each with its cache key.
 	historyDBs sync.Map
 	// sizes are how many entries the last server-wide reads found: the
 	// next read sizes its map so at once.
-	sizes struct{ accounts, privileges, history atomic.Int64 }
+	sizes struct{ accounts, privileges, globalPrivileges, history atomic.Int64 }
+	// queries are the privilege reads (see privilegesQuery and
+	// compactDBQuery): constants but for tests, which make one fail.
+	queries struct {
+		privileges, wholeDB string
+		compactDB           bool
+	}
 }
 
 // resolverBox holds a run's resolver, and the run's cache, which tells
@@ -209,6 +215,7 @@ func (p *pools) open(spec Server, id serverID, env *reconciler.Env) (*conn, erro
 		key := spec.key()
 		c = &conn{key: key, spec: spec, log: driverLogger{discard}}
 		c.cacheKeys.accounts, c.cacheKeys.privileges, c.cacheKeys.schemata = cacheAccounts+key, cachePrivileges+key, cacheSchemata+key
+		c.queries.privileges, c.queries.wholeDB, c.queries.compactDB = privilegesQuery, databasePrivilegesQuery, true
 		if env != nil && env.Log != nil {
 			c.log = driverLogger{env.Log.With("mariadb", key)}
 		}
@@ -226,8 +233,11 @@ func (p *pools) open(spec Server, id serverID, env *reconciler.Env) (*conn, erro
 			return nil, fmt.Errorf("configure connection to %s: %w", key, err)
 		}
 		c.db = sql.OpenDB(connector)
+		// A run reads privileges with two statements at once (see
+		// privileges) beside the plans and applies of other resources:
+		// every connection it opened stays open for the next run.
 		c.db.SetMaxOpenConns(4)
-		c.db.SetMaxIdleConns(2)
+		c.db.SetMaxIdleConns(4)
 		c.db.SetConnMaxIdleTime(10 * time.Minute)
 		if p.m == nil {
 			p.m, p.byID = map[string]*conn{}, map[serverID]*conn{}
