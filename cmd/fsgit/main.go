@@ -53,6 +53,20 @@ func guarded(stderr io.Writer, f func() int) (code int) {
 	return f()
 }
 
+// evalGC sets the garbage collector for a command that evaluates a whole
+// site and exits (vet, plan): the heap may grow to three times the live
+// data (GOGC=200) instead of twice. At 1,000 nodes that spares more
+// collections than the page faults of the bigger heap cost on this kind
+// of machine, where a fault costs ~10-50 µs (vet 1.67-1.71 s against
+// 1.73-1.83 s, plan 1.91-2.03 s against 1.99-2.15 s, interleaved on a quiet
+// machine); GOGC=300 and 400 cost more than they spare. GOGC in the
+// environment wins.
+func evalGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(200)
+	}
+}
+
 func runCommand(args []string) int {
 	root := newRootCmd()
 	root.SetArgs(args)

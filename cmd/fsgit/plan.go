@@ -62,6 +62,7 @@ check across nodes that breaks at head, with its sentence).`,
   fsgit plan --base main --node online-1 -o json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			evalGC()
 			return runPlan(cmd.Context(), cmd.OutOrStdout(), f)
 		},
 	}

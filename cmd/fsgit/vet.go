@@ -36,6 +36,7 @@ sites/), else the one site of the repository around it.`,
   fsgit vet --site sites/prod`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			evalGC()
 			siteDir, err := resolveSite(siteDir)
 			if err != nil {
 				return &exitError{code: 1, err: err}
