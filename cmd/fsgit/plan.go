@@ -141,12 +141,23 @@ func runPlan(ctx context.Context, out io.Writer, f *planFlags) error {
 		hs = &headSite{site: headS, cats: sides.HeadAll}
 	}
 
+	// The checks across nodes run beside the diff: both only read the
+	// catalogs.
+	checked := make(chan error, 1)
+	var inv invariants.Result
+	go func() {
+		defer crash.Exit()
+		var err error
+		inv, err = checkHead(hs)
+		checked <- err
+	}()
 	p := plan.Compute(baseCats, headCats, newRegistry())
 	p.Base, p.Head = baseHash, headHash
 	addObserved(repo, f.statusRef, headHash, p)
-	if err := addInvariants(p, hs, f.nodes); err != nil {
+	if err := <-checked; err != nil {
 		return fmt.Errorf("plan: head revision %s: %w", f.head, err)
 	}
+	addInvariants(p, hs, inv, f.nodes)
 
 	switch f.output {
 	case outJSON:
@@ -246,22 +257,30 @@ type headSite struct {
 	cats []desired.NodeCatalog
 }
 
-// addInvariants runs the checks across nodes on the head revision and
-// records what fails, or is waived, on every node involved (of the planned
-// ones, when --node names some).
-func addInvariants(p *plan.Plan, head *headSite, only []string) error {
+// checkHead runs the checks across nodes on the head revision (nothing
+// when head is nil: a node left out of the plan does not validate).
+func checkHead(head *headSite) (invariants.Result, error) {
 	if head == nil {
-		return nil
+		return invariants.Result{}, nil
 	}
 	in, err := invariants.FromSite(head.site, head.cats)
 	if err != nil {
-		return err
+		return invariants.Result{}, err
+	}
+	return invariants.Check(in), nil
+}
+
+// addInvariants records what the checks across nodes found failing, or
+// waived, on every node involved (of the planned ones, when --node names
+// some).
+func addInvariants(p *plan.Plan, head *headSite, res invariants.Result, only []string) {
+	if head == nil {
+		return
 	}
 	roles := map[string]string{}
 	for _, nc := range head.cats {
 		roles[nc.Catalog.Node] = nc.Catalog.Role
 	}
-	res := invariants.Check(in)
 	for _, f := range append(res.Findings, res.Waived...) {
 		if len(only) > 0 && !slices.Contains(only, f.Side.Node) && !slices.Contains(only, f.Other.Node) {
 			continue
@@ -269,7 +288,6 @@ func addInvariants(p *plan.Plan, head *headSite, only []string) error {
 		p.AddInvariant(f.Check, []plan.Ref{{Node: f.Side.Node, Resource: f.Side.Resource}, {Node: f.Other.Node, Resource: f.Other.Resource}},
 			f.Causes, invariantMessage(f), f.Waived, roles)
 	}
-	return nil
 }
 
 // invariantMessage is a finding's sentence with its first position.
