@@ -20,8 +20,20 @@ const directOpen = true
 // the same moment. The file is made with os.NewFile, which leaves a
 // blocking descriptor off the poller at the cost of one fcntl.
 func openNoFollow(dir *os.File, base string, flag int) (*os.File, error) {
-	if base == "" || base == "." || base == ".." || containsSlash(base) {
-		return nil, &fs.PathError{Op: "openat", Path: base, Err: syscall.EINVAL}
+	return OpenAt(dir, base, flag|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+}
+
+// OpenAt opens name, one name without a slash (not "." or ".."), in the
+// directory dir with openat(2) on dir's descriptor, with flag and perm as
+// given (the caller adds O_NOFOLLOW and O_CLOEXEC where it wants them),
+// retrying on EINTR. The file is made with os.NewFile: a blocking
+// descriptor, off the poller that os.Open's files go through (an
+// epoll_ctl that fails for a regular file, and its fcntl calls), at the
+// cost of one fcntl. Where there is no openat it returns
+// errors.ErrUnsupported.
+func OpenAt(dir *os.File, name string, flag int, perm uint32) (*os.File, error) {
+	if name == "" || name == "." || name == ".." || containsSlash(name) {
+		return nil, &fs.PathError{Op: "openat", Path: name, Err: syscall.EINVAL}
 	}
 	rc, err := dir.SyscallConn()
 	if err != nil {
@@ -31,7 +43,7 @@ func openNoFollow(dir *os.File, base string, flag int) (*os.File, error) {
 	var operr error
 	if err := rc.Control(func(dfd uintptr) {
 		for {
-			fd, operr = syscall.Openat(int(dfd), base, flag|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+			fd, operr = syscall.Openat(int(dfd), name, flag, perm)
 			if !errors.Is(operr, syscall.EINTR) {
 				return
 			}
@@ -40,9 +52,9 @@ func openNoFollow(dir *os.File, base string, flag int) (*os.File, error) {
 		return nil, err
 	}
 	if operr != nil {
-		return nil, &fs.PathError{Op: "openat", Path: base, Err: operr}
+		return nil, &fs.PathError{Op: "openat", Path: name, Err: operr}
 	}
-	return os.NewFile(uintptr(fd), base), nil
+	return os.NewFile(uintptr(fd), name), nil
 }
 
 func containsSlash(s string) bool {

@@ -13,4 +13,7 @@ const directOpen = false
 
 func openNoFollow(*os.File, string, int) (*os.File, error) { return nil, errors.ErrUnsupported }
 
+// OpenAt opens a name in a directory with openat(2): not available here.
+func OpenAt(*os.File, string, int, uint32) (*os.File, error) { return nil, errors.ErrUnsupported }
+
 func readNoFollow(*os.File, string, int64, []byte, io.Writer) error { return errors.ErrUnsupported }

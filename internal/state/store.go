@@ -906,21 +906,8 @@ func (s *Store) RecordAs(rep *reconciler.Report, trigger, note string) (Writes, 
 // syncBucket makes the bucket hold exactly want, JSON-encoded, writing only
 // the keys whose value differs.
 func syncBucket[V any](b *bolt.Bucket, want map[reconciler.ID]V, n *int) error {
-	var stale [][]byte
-	err := b.ForEach(func(k, _ []byte) error {
-		if _, ok := want[reconciler.ID(k)]; !ok {
-			stale = append(stale, append([]byte(nil), k...))
-		}
-		return nil
-	})
-	if err != nil {
+	if err := deleteStale(b, want, n); err != nil {
 		return err
-	}
-	for _, k := range stale {
-		*n++
-		if err := b.Delete(k); err != nil {
-			return err
-		}
 	}
 	for id, v := range want {
 		enc, err := json.Marshal(v)
@@ -938,11 +925,9 @@ func syncBucket[V any](b *bolt.Bucket, want map[reconciler.ID]V, n *int) error {
 	return nil
 }
 
-// syncKnown makes the bucket hold exactly want, as syncBucket does, and
-// returns the bucket's entries as a memo. An entry the memo known holds
-// with the same value is neither encoded nor read: the file holds the
-// memo's bytes for it.
-func syncKnown[V any](b *bolt.Bucket, want map[reconciler.ID]V, known map[reconciler.ID]memoEntry[V], same func(a, b V) bool, n *int) (map[reconciler.ID]memoEntry[V], error) {
+// deleteStale deletes the bucket's keys that want does not have, counting
+// each in n.
+func deleteStale[V any](b *bolt.Bucket, want map[reconciler.ID]V, n *int) error {
 	var stale [][]byte
 	err := b.ForEach(func(k, _ []byte) error {
 		if _, ok := want[reconciler.ID(k)]; !ok {
@@ -951,13 +936,24 @@ func syncKnown[V any](b *bolt.Bucket, want map[reconciler.ID]V, known map[reconc
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, k := range stale {
 		*n++
 		if err := b.Delete(k); err != nil {
-			return nil, err
+			return err
 		}
+	}
+	return nil
+}
+
+// syncKnown makes the bucket hold exactly want, as syncBucket does, and
+// returns the bucket's entries as a memo. An entry the memo known holds
+// with the same value is neither encoded nor read: the file holds the
+// memo's bytes for it.
+func syncKnown[V any](b *bolt.Bucket, want map[reconciler.ID]V, known map[reconciler.ID]memoEntry[V], same func(a, b V) bool, n *int) (map[reconciler.ID]memoEntry[V], error) {
+	if err := deleteStale(b, want, n); err != nil {
+		return nil, err
 	}
 	out := make(map[reconciler.ID]memoEntry[V], len(want))
 	for id, v := range want {

@@ -1,0 +1,17 @@
+package atomicfile
+
+import (
+	"os"
+
+	"github.com/fsgit/fsgit/internal/rootfs"
+)
+
+// openTempAt creates tmp, one name without a slash, with flag (which has
+// O_CREAT, O_EXCL and O_NOFOLLOW) and mode 0600 on the descriptor of the
+// directory dir: as the directory's os.Root would, for one name, minus the
+// poller registration os.Root's files go through (rootfs.OpenAt).
+// errors.ErrUnsupported where there is no openat: the caller then goes
+// through the os.Root.
+func openTempAt(dir *os.File, tmp string, flag int) (*os.File, error) {
+	return rootfs.OpenAt(dir, tmp, flag, 0o600)
+}
