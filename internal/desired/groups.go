@@ -103,16 +103,6 @@ func (s *Site) computeGroupKey(n *nodeInfo) (string, bool) {
 	return hex.EncodeToString(h.Sum(nil)), true
 }
 
-// groupKeys are the group keys of nodes that share one with at least
-// minGroup-1 others, "" for the others.
-func (s *Site) groupKeys(nodes []string) []string {
-	keys := make([]string, len(nodes))
-	for i, name := range nodes {
-		keys[i] = s.nodeKey(name)
-	}
-	return filterKeys(keys)
-}
-
 // nodeKey is the group key of node, "" when it has none (unknown, a
 // load-time problem, a value that cannot be exported).
 func (s *Site) nodeKey(node string) string {
@@ -125,6 +115,16 @@ func (s *Site) nodeKey(node string) string {
 		return ""
 	}
 	return k
+}
+
+// knownKey is nodeKey when the node's key was already found; ok is false
+// when it was not.
+func (s *Site) knownKey(node string) (key string, ok bool) {
+	n := s.nodes[node]
+	if n == nil || !n.keyDone {
+		return "", false
+	}
+	return s.nodeKey(node), true
 }
 
 // filterKeys blanks, in place, the keys fewer than minGroup nodes share,

@@ -231,3 +231,13 @@ func TestGroups_Differ(t *testing.T) {
 		}
 	}
 }
+
+// groupKeys are the group keys of nodes that share one with at least
+// minGroup-1 others, "" for the others.
+func (s *Site) groupKeys(nodes []string) []string {
+	keys := make([]string, len(nodes))
+	for i, name := range nodes {
+		keys[i] = s.nodeKey(name)
+	}
+	return filterKeys(keys)
+}

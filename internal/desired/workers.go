@@ -73,7 +73,7 @@ func (s *Site) evaluateNodes(ctx context.Context, nodes []string, maxWorkers int
 	for i, n := range nodes {
 		out[i].Node = n
 	}
-	workers := min(runtime.GOMAXPROCS(0), len(nodes)/minNodesPerWorker)
+	workers := max(1, min(runtime.GOMAXPROCS(0), len(nodes)/minNodesPerWorker))
 	if maxWorkers > 0 {
 		workers = min(workers, maxWorkers)
 	}
@@ -81,9 +81,10 @@ func (s *Site) evaluateNodes(ctx context.Context, nodes []string, maxWorkers int
 	// The group keys are found by every worker, each on its own site (a
 	// copy's nodes give the same keys), while the others are still
 	// building their copies; they all wait for the last one, and the keys
-	// are then filtered once (groupKeys). A key s already has (plan asked
-	// for the input keys first) is taken from s: each node's is read by
-	// one worker only, and s's were written before the workers started.
+	// are then filtered once (filterKeys). A key s already has (plan asked
+	// for the input keys first) is taken from s (knownKey): each node's is
+	// read by one worker only, and s's were written before the workers
+	// started.
 	raw := make([]string, len(nodes))
 	var nextKey atomic.Int64
 	var found sync.WaitGroup
@@ -96,13 +97,11 @@ func (s *Site) evaluateNodes(ctx context.Context, nodes []string, maxWorkers int
 			if j >= len(nodes) {
 				break
 			}
-			if n := s.nodes[nodes[j]]; n != nil && n.keyDone {
-				if n.keyOK && !s.hasLoadProblem(n) {
-					raw[j] = n.key
-				}
-				continue
+			k, ok := s.knownKey(nodes[j])
+			if !ok {
+				k = site.nodeKey(nodes[j])
 			}
-			raw[j] = site.nodeKey(nodes[j])
+			raw[j] = k
 		}
 		found.Done()
 		found.Wait()
@@ -147,9 +146,6 @@ func (s *Site) evaluateNodes(ctx context.Context, nodes []string, maxWorkers int
 			findKeys(c)
 			work(c)
 		}()
-	}
-	if workers < 1 {
-		found.Add(1 - workers)
 	}
 	findKeys(s)
 	work(s)
