@@ -89,6 +89,9 @@ type Site struct {
 	siteAST     []*ast.File
 	srcKeys     map[string]string
 	srcKeysDone bool
+	// standIn is the random token of the stand-ins for a node's name and
+	// fqdn (template.go), made the first time.
+	standIn string
 
 	ctx     *cue.Context
 	site    cue.Value // the site package

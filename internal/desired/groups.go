@@ -16,10 +16,13 @@ import (
 // with the name and fqdn left open: a part (a profile's resources, the
 // role's, the node's) that comes out concrete and valid does not depend on
 // them, since unification only adds to it; giving a name can make it
-// neither different nor, for what the catalog holds, invalid. Those parts
-// are decoded once and shared. The profiles that read the name or fqdn
-// (weaviate_node's CLUSTER_HOSTNAME) are evaluated per node, alone, through
-// #Catalog's skip. Any doubt (the group's data is not valid, a shared
+// neither different nor, for what the catalog holds, invalid. A test of
+// whether the name unifies with something (`!= _|_`) is the exception:
+// a part is shared only if the catalog evaluated with stand-ins for the
+// name and fqdn (template.go) has the same. Those parts are decoded once
+// and shared. The profiles that read the name or fqdn (weaviate_node's
+// CLUSTER_HOSTNAME) are evaluated per node, alone, through #Catalog's
+// skip, or once for the group when they only copy them (template.go). Any doubt (the group's data is not valid, a shared
 // part is not concrete, a per-node part has a problem) falls back to evaluating the
 // node on its own, so that what vet reports is what one node's evaluation
 // reports.
@@ -48,6 +51,9 @@ type group struct {
 	// #Data cannot refer to the node.
 	direct bool
 	topo   map[string]any // the role's topology, for direct
+	// templates are the per-node profiles evaluated once for the group
+	// (template.go), by profile; nil for a profile that cannot be.
+	templates map[string]*template
 }
 
 // groupPart is a part of the group's catalog: shared (decoded once) or
@@ -182,6 +188,21 @@ func (s *Site) evalGroup(n *nodeInfo) *group {
 	if g.data.Validate() != nil {
 		return g
 	}
+	// The same catalog for a node named by the stand-ins (template.go): a
+	// part that unification with the name makes concrete is shared only
+	// if the stand-ins give it too. A profile that tests whether the name
+	// unifies with a literal (`(node.name & "x") != _|_`) answers yes for
+	// string, no for a stand-in, and is evaluated per node.
+	name, fqdn := s.standIns()
+	named := map[string]any{"name": name, "fqdn": fqdn}
+	for f, v := range open {
+		named[f] = v
+	}
+	cs := s.catalog.FillPath(cue.Path{}, s.catalogInput(n, named, topo, nil))
+	str := s.ctx.CompileString("string")
+	agree := func(d *decodedPart, at cue.Path) bool {
+		return sameBut(d.value, cs.LookupPath(at), str, name, fqdn)
+	}
 	// A #Catalog of a site's own profiles may not have skip: its per-node
 	// profiles cannot be evaluated alone.
 	canSkip := s.catalog.LookupPath(cue.ParsePath("skip")).Exists()
@@ -191,8 +212,9 @@ func (s *Site) evalGroup(n *nodeInfo) *group {
 		if !s.profiles[p] {
 			continue
 		}
-		d := &decodedPart{part: part{name: "profile " + p, value: c.LookupPath(cue.MakePath(cue.Str("profiles"), cue.Str(p)))}}
-		if concrete(d.value) && d.decode(s, "") == nil {
+		at := cue.MakePath(cue.Str("profiles"), cue.Str(p))
+		d := &decodedPart{part: part{name: "profile " + p, value: c.LookupPath(at)}}
+		if concrete(d.value) && agree(d, at) && d.decode(s, "") == nil {
 			g.parts = append(g.parts, groupPart{profile: p, shared: d})
 			g.skip[p] = true
 			shared++
@@ -205,8 +227,9 @@ func (s *Site) evalGroup(n *nodeInfo) *group {
 		g.perNode = true
 	}
 	for _, own := range []string{"role", "node"} {
-		d := &decodedPart{part: part{value: c.LookupPath(cue.MakePath(cue.Str(own + "Resources"))), own: own == "node"}}
-		if !concrete(d.value) || d.decode(s, "") != nil {
+		at := cue.MakePath(cue.Str(own + "Resources"))
+		d := &decodedPart{part: part{value: c.LookupPath(at), own: own == "node"}}
+		if !concrete(d.value) || !agree(d, at) || d.decode(s, "") != nil {
 			return g
 		}
 		g.parts = append(g.parts, groupPart{own: own, shared: d})
@@ -221,11 +244,22 @@ func (s *Site) evalGroup(n *nodeInfo) *group {
 // profileAlone evaluates profile p's resources for node n of group g as
 // the built-in #Catalog does: #Profiles[p] & {data: data, node: ctx}.
 func (s *Site) profileAlone(g *group, n *nodeInfo, p string) (cue.Value, bool) {
-	fqdn, err := n.value.LookupPath(cue.MakePath(cue.Str("fqdn"))).String()
+	fqdn, err := nodeFQDN(n)
 	if err != nil {
 		return cue.Value{}, false
 	}
-	role := s.roles[n.role]
+	return s.profileFor(g, s.roles[n.role], p, n.name, fqdn), true
+}
+
+// nodeFQDN is n's fqdn, as the site gives it (its name by default).
+func nodeFQDN(n *nodeInfo) (string, error) {
+	return n.value.LookupPath(cue.MakePath(cue.Str("fqdn"))).String()
+}
+
+// profileFor evaluates profile p's resources for a node of group g, of
+// role, whose name and fqdn are the values given: the node's own, or the
+// stand-ins of a template (template.go).
+func (s *Site) profileFor(g *group, role *roleInfo, p string, name, fqdn any) cue.Value {
 	// #Catalog's ctx.topology: the topology's parts for the role's
 	// profiles (out.profiles), or {}.
 	var topo any = map[string]any{}
@@ -234,7 +268,7 @@ func (s *Site) profileAlone(g *group, n *nodeInfo, p string) (cue.Value, bool) {
 	}
 	ctx := map[string]any{
 		"site":     s.name,
-		"name":     n.name,
+		"name":     name,
 		"fqdn":     fqdn,
 		"role":     role.name,
 		"profiles": role.profiles,
@@ -242,7 +276,7 @@ func (s *Site) profileAlone(g *group, n *nodeInfo, p string) (cue.Value, bool) {
 	}
 	def := s.profileDefs.LookupPath(cue.MakePath(cue.Str(p)))
 	v := def.FillPath(cue.Path{}, map[string]any{"data": g.data, "node": ctx})
-	return v.LookupPath(cue.MakePath(cue.Str("resources"))), true
+	return v.LookupPath(cue.MakePath(cue.Str("resources")))
 }
 
 // groupCatalog is catalogFor for a node of a group: the shared parts as
@@ -269,6 +303,14 @@ func (s *Site) groupCatalog(node, key string) (cat *reconciler.Catalog, src *Sou
 	for _, gp := range g.parts {
 		switch {
 		case gp.shared == nil:
+			if t := s.templateFor(g, role, gp.profile); t != nil {
+				d, ok := t.forNode(n)
+				if !ok {
+					return nil, nil, nil, false
+				}
+				parts = append(parts, d)
+				continue
+			}
 			d := decodedPart{part: part{name: "profile " + gp.profile, alone: true}}
 			if g.direct {
 				v, ok := s.profileAlone(g, n, gp.profile)

@@ -51,7 +51,7 @@ nodes: {
 	"node-028": resources: "file:/etc/bad": {content: "x\n", require: ["file:/nope"]}
 }
 
-roles: probe: profiles: ["base", "namecond", "usesname", "hiddencheck", "plain"]
+roles: probe: profiles: ["base", "namecond", "usesname", "hiddencheck", "plain", "copies", "hostcheck", "unifytest", "bothnames"]
 
 // A monitoring role with a profile that reads the name and the topology:
 // evaluated per node, it must see the topology as #Catalog gives it.
@@ -105,6 +105,45 @@ roles: probemon: {
 #Profiles: hiddencheck: #Profile & {
 	node: _
 	resources: "file:/etc/hc": {content: "x\n", _c: node.name & !="probe-4"}
+}
+
+// copies puts the name and fqdn, whole, in fields that take any string:
+// one evaluation serves the group (template.go).
+#Profiles: copies: #Profile & {
+	node: _
+	resources: "docker.container:copies": {
+		image: "example/copies:1"
+		user:  node.name
+		env: {HOST: node.fqdn, NAME: node.name, FIXED: "x"}
+		command: [node.fqdn, "--flag"]
+	}
+}
+
+// hostcheck copies the fqdn into a field that its kind constrains.
+#Profiles: hostcheck: #Profile & {
+	node: _
+	resources: "docker.container:hostcheck": {image: "example/hc:1", hostname: node.fqdn}
+}
+
+// unifytest asks whether the name unifies with a literal: a test the
+// name decides, which neither string nor a stand-in answers as probe-3's
+// name does.
+#Profiles: unifytest: #Profile & {
+	node: _
+	resources: {
+		if (node.name & "probe-3") != _|_ {
+			"file:/etc/unify-probe-3": content: "x\n"
+		}
+		"file:/etc/unify": content: "u\n"
+	}
+}
+
+// bothnames puts the name and the fqdn in one field: valid only on a node
+// whose fqdn is its name.
+#Profiles: bothnames: #Profile & {
+	node: _
+	resources: "file:/etc/both": content: node.name
+	resources: "file:/etc/both": content: node.fqdn
 }
 
 // plain does not read the node at all.
@@ -201,6 +240,15 @@ func sameAsAlone(t *testing.T, extra map[string]string, minShared int) {
 	if c := byNode["pm-2"].Catalog; c == nil || c.Lookup("file:/etc/topo-pm-2") == nil || !strings.Contains(string(c.Lookup("file:/etc/topo-pm-2").Spec), "prometheus_server: 1") {
 		t.Errorf("pm-2: no topology in its per-node profile: %v", byNode["pm-2"].Problems)
 	}
+	if c := byNode["probe-3"].Catalog; c == nil || c.Lookup("file:/etc/unify-probe-3") == nil {
+		t.Errorf("probe-3 lost the resource its name unifies into: %v", byNode["probe-3"].Problems)
+	}
+	if c := byNode["probe-1"].Catalog; c == nil || c.Lookup("file:/etc/unify-probe-3") != nil {
+		t.Errorf("probe-1 has probe-3's resource: %v", byNode["probe-1"].Problems)
+	}
+	if c := byNode["probe-1"].Catalog; c == nil || !strings.Contains(string(c.Lookup("docker.container:copies").Spec), `"HOST":"probe-1"`) {
+		t.Errorf("probe-1: its fqdn is not in the copies container: %v", byNode["probe-1"].Problems)
+	}
 	if c := byNode["node-006"].Catalog; c == nil || c.Lookup("file:/etc/node-006") == nil {
 		t.Error("node-006 lost its own resource")
 	}
@@ -240,4 +288,46 @@ func (s *Site) groupKeys(nodes []string) []string {
 		keys[i] = s.nodeKey(name)
 	}
 	return filterKeys(keys)
+}
+
+// TestTemplates checks which per-node profiles are evaluated once for
+// their group (template.go) and which per node: a template must be made
+// where the profile copies the name or fqdn whole, and refused wherever a
+// node's own evaluation could differ from the template's.
+func TestTemplates(t *testing.T) {
+	s := loadExample(t, groupsFS(t, 30))
+	group := func(role string) *group {
+		t.Helper()
+		for _, name := range s.Nodes() {
+			if n := s.nodes[name]; n.role == role {
+				if k := s.nodeKey(name); k != "" {
+					g := s.groupFor(k, n)
+					if !g.ok || !g.direct {
+						t.Fatalf("%s: the group of %s is not usable with per-node profiles", role, name)
+					}
+					return g
+				}
+			}
+		}
+		t.Fatalf("no group of role %s", role)
+		return nil
+	}
+	for _, c := range []struct {
+		role, profile string
+		template      bool
+	}{
+		{"feature_store_vector", "weaviate_node", true},
+		{"probe", "copies", true},
+		{"probe", "hostcheck", false},   // the kind constrains the field
+		{"probe", "unifytest", false},   // the name decides a test
+		{"probe", "bothnames", false},   // two copies in one field
+		{"probe", "usesname", false},    // the name in an ID, interpolated
+		{"probe", "namecond", false},    // the name compared
+		{"probe", "hiddencheck", false}, // the name constrained, hidden
+	} {
+		g := group(c.role)
+		if got := s.templateFor(g, s.roles[c.role], c.profile) != nil; got != c.template {
+			t.Errorf("%s: template made: %v, want %v", c.profile, got, c.template)
+		}
+	}
 }
