@@ -38,7 +38,7 @@ func TestStatus_FromState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep := &reconciler.Report{Site: "example", Node: "online-1", Revision: "0123456789abcdef0123", Started: time.Now().Add(-time.Minute),
+	rep := &reconciler.Report{Site: "example", Node: "online-1", Role: "feature_store_online", Revision: "0123456789abcdef0123", Started: time.Now().Add(-time.Minute),
 		Results: []reconciler.Result{
 			{ID: "file:/etc/a", Outcome: reconciler.Unchanged},
 			{ID: "mariadb.user:x@localhost", Outcome: reconciler.Failed, Error: "access denied"},
@@ -55,7 +55,7 @@ func TestStatus_FromState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"online-1", "not running: read from " + path, "converged        no",
+	for _, want := range []string{"online-1 (role feature_store_online, site example)", "not running: read from " + path, "converged        no",
 		"mariadb.user:x@localhost: access denied", "desired          0123456789ab"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -67,7 +67,7 @@ func TestStatus_FromState(t *testing.T) {
 		t.Fatal(err)
 	}
 	var n status.Node
-	if err := json.Unmarshal([]byte(out), &n); err != nil || n.Node != "online-1" || len(n.Failed) != 1 {
+	if err := json.Unmarshal([]byte(out), &n); err != nil || n.Node != "online-1" || n.Role != "feature_store_online" || len(n.Failed) != 1 {
 		t.Fatalf("json = %+v %v\n%s", n, err, out)
 	}
 

@@ -38,6 +38,7 @@ func StatusFromState(path string, timeout time.Duration) (*status.Node, error) {
 	n := &status.Node{
 		Node:            meta.Node,
 		Site:            meta.Site,
+		Role:            meta.Role,
 		AppliedRevision: meta.AppliedRevision,
 		DesiredRevision: meta.DesiredRevision,
 	}

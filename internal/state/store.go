@@ -81,6 +81,7 @@ var (
 	keyVersion         = []byte("version")
 	keySite            = []byte("site")
 	keyNode            = []byte("node")
+	keyRole            = []byte("role")
 	keyDesiredRevision = []byte("desired_revision")
 	keyAppliedRevision = []byte("applied_revision")
 )
@@ -765,14 +766,16 @@ func keyCount(b *bolt.Bucket) int {
 
 // Meta is what the meta bucket says.
 type Meta struct {
-	SchemaVersion   int    `json:"schemaVersion"`
-	Site            string `json:"site,omitempty"`
-	Node            string `json:"node,omitempty"`
+	SchemaVersion int    `json:"schemaVersion"`
+	Site          string `json:"site,omitempty"`
+	Node          string `json:"node,omitempty"`
+	// Role is the node's role in the last run that named one.
+	Role            string `json:"role,omitempty"`
 	DesiredRevision string `json:"desiredRevision,omitempty"`
 	AppliedRevision string `json:"appliedRevision,omitempty"`
 }
 
-// Meta returns the schema version, the node and the revisions.
+// Meta returns the schema version, the node, its role and the revisions.
 func (s *Store) Meta() (Meta, error) {
 	var m Meta
 	err := s.access("read", false, func(tx *bolt.Tx) error {
@@ -784,6 +787,7 @@ func (s *Store) Meta() (Meta, error) {
 		m.SchemaVersion, _ = strconv.Atoi(string(b.Get(keyVersion)))
 		m.Site = string(b.Get(keySite))
 		m.Node = string(b.Get(keyNode))
+		m.Role = string(b.Get(keyRole))
 		m.DesiredRevision = string(b.Get(keyDesiredRevision))
 		m.AppliedRevision = string(b.Get(keyAppliedRevision))
 		return nil
@@ -845,6 +849,11 @@ func (s *Store) RecordAs(rep *reconciler.Report, trigger, note string) (Writes, 
 		}
 		if rep.Node != "" {
 			if err := put(meta, keyNode, []byte(rep.Node), &w.Meta); err != nil {
+				return err
+			}
+		}
+		if rep.Role != "" {
+			if err := put(meta, keyRole, []byte(rep.Role), &w.Meta); err != nil {
 				return err
 			}
 		}

@@ -29,7 +29,7 @@ func openTemp(t testing.TB, opts Options) *Store {
 // report builds a report whose memory holds the given resources, each
 // observed with one field.
 func report(rev string, ids ...string) *reconciler.Report {
-	rep := &reconciler.Report{Site: "example", Node: "db1", Revision: rev, Started: time.Unix(1700000000, 0)}
+	rep := &reconciler.Report{Site: "example", Node: "db1", Role: "online", Revision: rev, Started: time.Unix(1700000000, 0)}
 	rep.Next = reconciler.NewMemory()
 	for _, id := range ids {
 		r := reconciler.Resource{ID: reconciler.ID(id), Spec: json.RawMessage(`{"content":"x"}`)}
@@ -69,7 +69,7 @@ func TestStore_RecordAndMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Meta{SchemaVersion: SchemaVersion, Site: "example", Node: "db1", DesiredRevision: "rev1", AppliedRevision: "rev1"}
+	want := Meta{SchemaVersion: SchemaVersion, Site: "example", Node: "db1", Role: "online", DesiredRevision: "rev1", AppliedRevision: "rev1"}
 	if meta != want {
 		t.Fatalf("meta %+v, want %+v", meta, want)
 	}
@@ -117,7 +117,7 @@ func TestStore_NoopRecordsHistoryOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w != (Writes{Meta: 2, History: 1}) { // site and node, then the history entry
+	if w != (Writes{Meta: 3, History: 1}) { // site, node and role, then the history entry
 		t.Fatalf("noop record wrote %+v", w)
 	}
 	if meta, _ := s.Meta(); meta.DesiredRevision != "" || meta.AppliedRevision != "" {
