@@ -138,7 +138,7 @@ func (k *GrantKind) plan(ctx context.Context, env *reconciler.Env, r *reconciler
 	}
 	key := s.key()
 	who := accountKey{s.User, s.Host}
-	all, err := c.accountPrivileges(ctx, env, who)
+	all, err := c.accountPrivileges(ctx, env, who, s.Database != "*" && s.Table == "*")
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", r.ID, err)
 	}

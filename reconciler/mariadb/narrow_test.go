@@ -118,6 +118,21 @@ func TestNarrowRead_AsWhole(t *testing.T) {
 			if g, w := showGrants(grants.m), showGrants(levelsOf(allGrants.m, a)); g != w {
 				t.Errorf("privileges read alone:\n%s\n\nin the whole read:\n%s", g, w)
 			}
+			for _, dbLevel := range []bool{true, false} {
+				part, err := c.readAccountGrants(ctx, a, dbLevel)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := map[grantKey]*grantState{}
+				for k, st := range levelsOf(allGrants.m, a) {
+					if (k.Database != "*" && k.Table == "*") == dbLevel {
+						want[k] = st
+					}
+				}
+				if g, w := showGrants(part.m), showGrants(want); g != w {
+					t.Errorf("privileges read alone, database levels %v:\n%s\n\nin the whole read:\n%s", dbLevel, g, w)
+				}
+			}
 			if n := len(levelsOf(grants.m, a)); n != len(grants.m) {
 				t.Errorf("privileges: the read of %s alone holds %d levels of others", a, len(grants.m)-n)
 			}
@@ -219,8 +234,10 @@ func grantSpecOf(t *testing.T, r *reconciler.Resource) *GrantSpec {
 // read, do not.
 func TestRun_PlansSeeTheRunsApplies(t *testing.T) {
 	root := srv.RootDB(t)
-	clean(t, root, "rs_a@%", "rs_b@%")
-	t.Cleanup(func() { clean(t, root, "rs_a@%", "rs_b@%") })
+	clean(t, root, "rs_a@%", "rs_b@%", "rs_db1")
+	t.Cleanup(func() { clean(t, root, "rs_a@%", "rs_b@%", "rs_db1") })
+	mustExec(t, root, "CREATE DATABASE rs_db1")
+	mustExec(t, root, "CREATE TABLE rs_db1.t (a INT)")
 	mustExec(t, root, "CREATE USER rs_b@'%' IDENTIFIED BY 'pw-b'")
 	h := newHarness(t, srv)
 	h.secrets["mariadb/rs_a"], h.secrets["mariadb/rs_b"] = "pw-a", "pw-b"
@@ -298,6 +315,17 @@ func TestRun_PlansSeeTheRunsApplies(t *testing.T) {
 	p = planGrant(env, grant("rs_a", "rs_db2", "SELECT"))
 	if len(p.Changes) != 1 || p.Changes[0].Field != "revoke" || p.Changes[0].Before != "INSERT" {
 		t.Fatalf("narrowing rs_a's second grant: %+v", p.Changes)
+	}
+	// A global grant and a table grant: read from other statements than
+	// a database's.
+	for _, g := range []reconciler.Resource{
+		grant("rs_a", "*", "PROCESS"),
+		h.res("mariadb.grant:rs_a@%/rs_db1.t", map[string]any{"user": "rs_a", "host": "%", "database": "rs_db1", "table": "t", "privileges": []string{"UPDATE"}}),
+	} {
+		apply(planGrant(env, g))
+		if p := planGrant(env, g); p.HasChanges() {
+			t.Fatalf("%s planned after its apply: %+v", g.ID, p.Changes)
+		}
 	}
 	// rs_b was not touched: planned from the run's reads, with no query.
 	if n := questions(func() {

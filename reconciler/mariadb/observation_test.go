@@ -38,7 +38,7 @@ func TestObservation_NeverStaleAfterMark(t *testing.T) {
 	}
 	o := newObservation()
 	get := func(acct *accountKey) map[accountKey]int64 {
-		v, err := o.get(t.Context(), pieceAccounts, acct,
+		v, err := o.get(t.Context(), pieceAccounts, pieceAccounts, acct,
 			func(ctx context.Context) (any, error) { return read(ctx, nil) },
 			func(ctx context.Context) (any, error) { return read(ctx, acct) })
 		if err != nil {

@@ -169,10 +169,12 @@ func (o *observation) reset() {
 // get returns piece: as the whole read has it when acct is nil (read
 // again if any account was marked since it started), else what holds
 // for *acct, from a read made since its last mark (the whole read, or
-// one of its rows alone, made with narrow).
-func (o *observation) get(ctx context.Context, piece string, acct *accountKey, whole, narrow func(context.Context) (any, error)) (any, error) {
+// one of its rows alone, made with narrow and kept as narrowPiece: a
+// piece may be read for one account in parts, each a narrowPiece of its
+// own).
+func (o *observation) get(ctx context.Context, piece, narrowPiece string, acct *accountKey, whole, narrow func(context.Context) (any, error)) (any, error) {
 	o.mu.Lock()
-	r, f := o.pick(piece, acct, whole, narrow)
+	r, f := o.pick(piece, narrowPiece, acct, whole, narrow)
 	o.mu.Unlock()
 	if f != nil {
 		r.v, r.err = f(ctx)
@@ -182,8 +184,8 @@ func (o *observation) get(ctx context.Context, piece string, acct *accountKey, w
 			if o.whole[piece] == r {
 				delete(o.whole, piece)
 			}
-			if acct != nil && o.narrow[narrowKey{piece, *acct}] == r {
-				delete(o.narrow, narrowKey{piece, *acct})
+			if acct != nil && o.narrow[narrowKey{narrowPiece, *acct}] == r {
+				delete(o.narrow, narrowKey{narrowPiece, *acct})
 			}
 			o.mu.Unlock()
 		}
@@ -200,7 +202,7 @@ func (o *observation) get(ctx context.Context, piece string, acct *accountKey, w
 
 // pick finds the read to use, or starts one and returns the function that
 // makes it. o.mu is held.
-func (o *observation) pick(piece string, acct *accountKey, whole, narrow func(context.Context) (any, error)) (*obsRead, func(context.Context) (any, error)) {
+func (o *observation) pick(piece, narrowPiece string, acct *accountKey, whole, narrow func(context.Context) (any, error)) (*obsRead, func(context.Context) (any, error)) {
 	start := func() *obsRead { return &obsRead{seq: o.seq, done: make(chan struct{})} }
 	w := o.whole[piece]
 	if acct == nil {
@@ -212,7 +214,7 @@ func (o *observation) pick(piece string, acct *accountKey, whole, narrow func(co
 		return w, whole
 	}
 	last := o.marks[*acct]
-	k := narrowKey{piece, *acct}
+	k := narrowKey{narrowPiece, *acct}
 	if n := o.narrow[k]; n != nil && n.seq >= last {
 		return n, nil
 	}
@@ -233,12 +235,17 @@ func (o *observation) pick(piece string, acct *accountKey, whole, narrow func(co
 
 // observe returns piece for acct (every account when nil): through the
 // run's observation, or, in a verify or without a run cache, read directly
-// (for acct alone when there is one).
-func observe[T any](ctx context.Context, c *conn, env *reconciler.Env, piece string, acct *accountKey, read func(context.Context, *accountKey) (T, error)) (T, error) {
+// (for acct alone when there is one). read reads acct's rows alone, or
+// every account's when acct is nil; narrowPiece names what it reads of
+// one account ("" for piece).
+func observe[T any](ctx context.Context, c *conn, env *reconciler.Env, piece, narrowPiece string, acct *accountKey, read func(context.Context, *accountKey) (T, error)) (T, error) {
 	if env == nil || env.Cache == nil || (env.Verify && acct != nil) {
 		return read(ctx, acct)
 	}
-	v, err := c.observation(env).get(ctx, piece, acct,
+	if narrowPiece == "" {
+		narrowPiece = piece
+	}
+	v, err := c.observation(env).get(ctx, piece, narrowPiece, acct,
 		func(ctx context.Context) (any, error) { return read(ctx, nil) },
 		func(ctx context.Context) (any, error) { return read(ctx, acct) })
 	if err != nil {
@@ -309,14 +316,14 @@ type globalPriv struct {
 
 // accounts returns every account of the server, as the run observes it.
 func (c *conn) accounts(ctx context.Context, env *reconciler.Env) (map[accountKey]accountState, error) {
-	return observe(ctx, c, env, pieceAccounts, nil, c.readAccounts)
+	return observe(ctx, c, env, pieceAccounts, "", nil, c.readAccounts)
 }
 
 // account returns the accounts, a's state among them when it exists: the
 // run's read of every account, or of a alone (see observation). Only a's
 // entry may be looked at.
 func (c *conn) account(ctx context.Context, env *reconciler.Env, a accountKey) (map[accountKey]accountState, error) {
-	return observe(ctx, c, env, pieceAccounts, &a, c.readAccounts)
+	return observe(ctx, c, env, pieceAccounts, "", &a, c.readAccounts)
 }
 
 // accountsQuery reads mysql.global_priv: whole, or, with accountsOfUser,
@@ -490,29 +497,62 @@ var compactDBQuery = sync.OnceValue(func() *compactDB {
 // failed read fails the whole observation: no plan is made from part of
 // it.
 func (c *conn) privileges(ctx context.Context, env *reconciler.Env) (*grantStates, error) {
-	return observe(ctx, c, env, piecePrivileges, nil, c.readGrants)
+	return observe(ctx, c, env, piecePrivileges, "", nil, c.readGrants)
 }
 
 // accountPrivileges returns what accounts hold, a's levels among them:
 // the run's read of every account, or of a alone (see observation). Only
-// a's levels may be looked at.
-func (c *conn) accountPrivileges(ctx context.Context, env *reconciler.Env, a accountKey) (*grantStates, error) {
-	return observe(ctx, c, env, piecePrivileges, &a, c.readGrants)
+// a's levels may be looked at, and only its database levels (mysql.db)
+// when dbLevel is set, or only its global and table levels when not: a
+// read of a alone reads those (see readAccountGrants).
+func (c *conn) accountPrivileges(ctx context.Context, env *reconciler.Env, a accountKey, dbLevel bool) (*grantStates, error) {
+	narrowPiece := piecePrivileges + " global and table"
+	if dbLevel {
+		narrowPiece = piecePrivileges + " database"
+	}
+	return observe(ctx, c, env, piecePrivileges, narrowPiece, &a, func(ctx context.Context, acct *accountKey) (*grantStates, error) {
+		if acct == nil {
+			return c.readGrants(ctx, nil)
+		}
+		return c.readAccountGrants(ctx, *acct, dbLevel)
+	})
+}
+
+// readAccountGrants reads what acct holds at the database levels (with
+// databasePrivilegesOfQuery, an index of mysql.db) when dbLevel is set,
+// or at the global and table levels (privilegesOfQuery) when not. The
+// latter costs the server a pass over every account (information_schema
+// is filled whole, then filtered); a database-level grant, the common
+// kind, does not need it.
+func (c *conn) readAccountGrants(ctx context.Context, acct accountKey, dbLevel bool) (*grantStates, error) {
+	g := newGrantStates(4)
+	var in interner
+	if dbLevel {
+		if err := c.readDatabasePrivilegesWhole(ctx, &acct, g, &in); err != nil {
+			return nil, err
+		}
+		return g, nil
+	}
+	if err := c.readPrivileges(ctx, &acct, g, &in); err != nil {
+		return nil, err
+	}
+	return g, nil
 }
 
 // readGrants reads what every account holds (see privileges), or acct
-// alone when it is not nil: then with privilegesOfQuery and
-// databasePrivilegesOfQuery, one after the other.
+// alone when it is not nil: then at every level, with readAccountGrants
+// twice.
 func (c *conn) readGrants(ctx context.Context, acct *accountKey) (*grantStates, error) {
 	if acct != nil {
-		g := newGrantStates(8)
-		var in interner
-		if err := c.readPrivileges(ctx, acct, g, &in); err != nil {
+		g, err := c.readAccountGrants(ctx, *acct, false)
+		if err != nil {
 			return nil, err
 		}
-		if err := c.readDatabasePrivilegesWhole(ctx, acct, g, &in); err != nil {
+		d, err := c.readAccountGrants(ctx, *acct, true)
+		if err != nil {
 			return nil, err
 		}
+		g.merge(d)
 		return g, nil
 	}
 	g := newGrantStates(int(c.sizes.privileges.Load()))
@@ -908,7 +948,7 @@ type history struct {
 // a's among them: the run's read of every grant, or of a's alone (see
 // observation). Only a's entries may be looked at.
 func (c *conn) history(ctx context.Context, env *reconciler.Env, db string, a accountKey) (*history, error) {
-	return observe(ctx, c, env, pieceHistory+db, &a, func(ctx context.Context, acct *accountKey) (*history, error) {
+	return observe(ctx, c, env, pieceHistory+db, "", &a, func(ctx context.Context, acct *accountKey) (*history, error) {
 		return c.readHistory(ctx, db, acct)
 	})
 }
