@@ -327,6 +327,11 @@ func TestRun_PlansSeeTheRunsApplies(t *testing.T) {
 			t.Fatalf("%s planned after its apply: %+v", g.ID, p.Changes)
 		}
 	}
+	// Right after the table grant's read of rs_a (global and table
+	// levels), its database levels are read for themselves.
+	if p := planGrant(env, grant("rs_a", "rs_db1", "SELECT")); p.HasChanges() {
+		t.Fatalf("rs_a's first grant after the table grant's read: %+v", p.Changes)
+	}
 	// rs_b was not touched: planned from the run's reads, with no query.
 	if n := questions(func() {
 		if p := planUser(env, user("rs_b")); p.HasChanges() {
