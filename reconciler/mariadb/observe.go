@@ -137,6 +137,7 @@ type obsRead struct {
 	err  error
 }
 
+// newObservation returns an observation with nothing read.
 func newObservation() *observation {
 	return &observation{marks: map[accountKey]uint64{}, whole: map[string]*obsRead{}, narrow: map[narrowKey]*obsRead{}}
 }
@@ -177,19 +178,19 @@ func (o *observation) get(ctx context.Context, piece, narrowPiece string, acct *
 	r, f := o.pick(piece, narrowPiece, acct, whole, narrow)
 	o.mu.Unlock()
 	if f != nil {
+		// A failed read is kept, as the run's cache keeps one: with the
+		// server down, the run's plans fail at once rather than each
+		// waiting for a connection of its own. One that panics (the
+		// engine contains the panic) fails for the plans waiting too.
+		finished := false
+		defer func() {
+			if !finished {
+				r.err = fmt.Errorf("read %s: panicked", piece)
+			}
+			close(r.done)
+		}()
 		r.v, r.err = f(ctx)
-		if r.err != nil {
-			// A failed read is not kept: a later plan tries again.
-			o.mu.Lock()
-			if o.whole[piece] == r {
-				delete(o.whole, piece)
-			}
-			if acct != nil && o.narrow[narrowKey{narrowPiece, *acct}] == r {
-				delete(o.narrow, narrowKey{narrowPiece, *acct})
-			}
-			o.mu.Unlock()
-		}
-		close(r.done)
+		finished = true
 		return r.v, r.err
 	}
 	select {
