@@ -51,8 +51,9 @@ type Config struct {
 //  3. in detect mode, or in noop, changes are reported as drifted;
 //  4. a destructive change on a resource that does not allow destroy is
 //     held: the resource is reported as pending-destroy and nothing runs;
-//  5. otherwise the plan's Apply runs, and a fresh Plan checks that the
-//     resource converged (its observed state is what the node remembers);
+//  5. otherwise the plan's Apply runs, and a fresh Plan (with
+//     [Env.Verify] set) checks that the resource converged (its observed
+//     state is what the node remembers);
 //  6. if a resource it notifies changed (or was refreshed), the resource
 //     is refreshed once, after its own apply; in noop it is reported as
 //     what would be refreshed.

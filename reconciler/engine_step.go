@@ -168,7 +168,7 @@ const reasonDetect = "drift is detect on this resource: reported, not corrected"
 
 // verify plans the resource again after its apply, with a fresh cache (the
 // run's holds what was observed before the apply; only its stable values
-// are shared), to learn the observed state to remember and to notice an
+// are shared) and Env.Verify set, to learn the observed state to remember and to notice an
 // apply that did not converge.
 func (r *run) verify(ctx context.Context, limit time.Duration, k Kind, res *Resource, o *outcome) {
 	cache := newVerifyCache(r.cache)
@@ -178,6 +178,7 @@ func (r *run) verify(ctx context.Context, limit time.Duration, k Kind, res *Reso
 		}
 	}()
 	env := r.env(res.ID, cache)
+	env.Verify = true
 	plan, err := contain(r.steps, ctx, limit, "verify", func(ctx context.Context) (*Plan, error) { return r.p.plan(ctx, k, env, res) })
 	switch {
 	case err != nil:

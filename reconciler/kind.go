@@ -206,6 +206,15 @@ type Env struct {
 	Log *slog.Logger
 	// Cache memoizes per-run, per-kind batched observations.
 	Cache *Cache
+	// Verify is true when the engine plans a resource again right after
+	// applying it, to learn its observed state and check that it
+	// converged. Cache is then a fresh cache (only [Cache.Stable] values
+	// are the run's), so a kind that observes through it reads afresh; a
+	// kind whose batched reads cover far more than one resource (every
+	// account of a server) may read what this resource covers alone
+	// instead. Either way the plan must not come from anything observed
+	// before the apply.
+	Verify bool
 	// OnProgress, when set, receives every update of the long steps
 	// (downloads, package installs, image pulls, migrations) that kinds
 	// report through [Env.StartProgress].

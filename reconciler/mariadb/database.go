@@ -117,7 +117,7 @@ func (k *DatabaseKind) Plan(ctx context.Context, env *reconciler.Env, r *reconci
 		p.Observed["charset"], p.Observed["collation"] = got.Charset, got.Collation
 	}
 	if s.Ensure.Absent() {
-		return dropPlan(c, env, r, "database", "DROP DATABASE "+quoteIdent(s.Name), exists, p), nil
+		return dropPlan(c, func() { c.forget(env) }, r, "database", "DROP DATABASE "+quoteIdent(s.Name), exists, p), nil
 	}
 	if !exists {
 		p.Action = reconciler.ActionCreate
@@ -175,5 +175,5 @@ func (k *DatabaseKind) PlanDelete(ctx context.Context, env *reconciler.Env, r *r
 		return nil, fmt.Errorf("%s: %w", r.ID, err)
 	}
 	_, exists := all[s.Name]
-	return dropPlan(c, env, r, "database", "DROP DATABASE "+quoteIdent(s.Name), exists, &reconciler.Plan{Observed: map[string]string{"exists": fmt.Sprint(exists)}}), nil
+	return dropPlan(c, func() { c.forget(env) }, r, "database", "DROP DATABASE "+quoteIdent(s.Name), exists, &reconciler.Plan{Observed: map[string]string{"exists": fmt.Sprint(exists)}}), nil
 }

@@ -116,7 +116,8 @@ func (s *GrantSpec) key() grantKey {
 }
 
 // Plan observes the account's privileges at this level (one pass over all
-// grants, shared by the run) and diffs them as sets.
+// grants, shared by the run, or over this account's, see observation) and
+// diffs them as sets.
 func (k *GrantKind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *GrantSpec) (*reconciler.Plan, error) {
 	if s.Ensure.Absent() {
 		return k.plan(ctx, env, r, s, privSet{}, false)
@@ -135,11 +136,12 @@ func (k *GrantKind) plan(ctx context.Context, env *reconciler.Env, r *reconciler
 	if err != nil {
 		return nil, err
 	}
-	all, err := c.privileges(ctx, env)
+	key := s.key()
+	who := accountKey{s.User, s.Host}
+	all, err := c.accountPrivileges(ctx, env, who, s.Database != "*" && s.Table == "*")
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", r.ID, err)
 	}
-	key := s.key()
 	var got grantState
 	if g := all.m[key]; g != nil {
 		got = *g
@@ -167,7 +169,7 @@ func (k *GrantKind) plan(ctx context.Context, env *reconciler.Env, r *reconciler
 	// Something changes. What the CUE declared on this grant before
 	// classes the revokes and is recorded by the apply; a quiet run does
 	// not need it and does not read it.
-	hist, err := c.history(ctx, env, s.Server.bookkeeping())
+	hist, err := c.history(ctx, env, s.Server.bookkeeping(), who)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", r.ID, err)
 	}
@@ -272,13 +274,19 @@ func (k *GrantKind) plan(ctx context.Context, env *reconciler.Env, r *reconciler
 	newDeclared := declared.Privs.union(want)
 	recordHistory := newDeclared.len() != declared.Privs.len() || (wantOpt && !declared.GrantOption)
 	p.Apply = func(ctx context.Context) error {
-		defer c.forget(env)
+		// The statements change this account alone (and the declared
+		// grants, which are kept by account).
+		defer c.forgetAccount(env, who)
 		for _, st := range stmts {
 			if err := c.exec(ctx, r.ID, st); err != nil {
 				return err
 			}
 		}
 		if recordHistory {
+			if !hist.exists {
+				// recordDeclared creates the bookkeeping database.
+				defer c.forgetSchemata(env)
+			}
 			return c.recordDeclared(ctx, r.ID, hist, key, newDeclared, declared.GrantOption || wantOpt)
 		}
 		return nil

@@ -55,8 +55,9 @@ func verb(stmt string) string {
 
 // dropPlan plans stmt (DROP DATABASE, DROP USER) for the object what
 // ("database", "user") when it exists: destructive, and refused at apply
-// time unless the resource allows destroy.
-func dropPlan(c *conn, env *reconciler.Env, r *reconciler.Resource, what, stmt string, exists bool, p *reconciler.Plan) *reconciler.Plan {
+// time unless the resource allows destroy. forget drops what the apply
+// makes stale in the run's observation.
+func dropPlan(c *conn, forget func(), r *reconciler.Resource, what, stmt string, exists bool, p *reconciler.Plan) *reconciler.Plan {
 	if !exists {
 		return p
 	}
@@ -66,7 +67,7 @@ func dropPlan(c *conn, env *reconciler.Env, r *reconciler.Resource, what, stmt s
 		if !r.AllowDestroy {
 			return fmt.Errorf("%s: drop %s: destroy not allowed on this resource", r.ID, what)
 		}
-		defer c.forget(env)
+		defer forget()
 		return c.exec(ctx, r.ID, stmt)
 	}
 	return p

@@ -351,6 +351,8 @@ func (k *MigrationKind) Plan(ctx context.Context, env *reconciler.Env, r *reconc
 	booked := st.booked
 	p.Apply = func(ctx context.Context) error {
 		defer c.forgetMigrations(env, s.Database)
+		// A script may change accounts and databases too.
+		defer c.forget(env)
 		progress := env.StartProgress(r.ID, "migrations of "+s.Database)
 		defer progress.Finish()
 		return c.runMigrations(ctx, r.ID, s.Database, run, recorded, booked, progress)

@@ -29,48 +29,233 @@ import (
 // has changes to class, and, per migration resource, one read of
 // information_schema.TABLES for its database and one of its
 // fsgit_schema_migrations table.
+//
+// The reads of accounts, privileges and declared grants are kept in the
+// run's observation of the server (see observation), which an apply of a
+// user or grant does not drop: it marks the one account it changed, whose
+// rows alone a later plan reads again (see accountsQuery).
 const (
-	cacheAccounts   = "mariadb/accounts "
-	cachePrivileges = "mariadb/privileges "
-	cacheHistory    = "mariadb/history "
-	cacheSchemata   = "mariadb/schemata "
-	cacheMigrations = "mariadb/migrations "
+	cacheObservation = "mariadb/observation "
+	cacheSchemata    = "mariadb/schemata "
+	cacheMigrations  = "mariadb/migrations "
 )
 
-// forget drops every cached observation of this server after an apply, so
-// that a resource planned later in the run sees what the apply did.
-//
-// This makes a first run quadratic in the number of accounts: after each
-// apply the next plan reads every account's rows again, and the engine
-// verifies each applied resource with a fresh cache, which reads them all
-// once more to look at one account (measured: 125, 250, 500 users with 4
-// grants each take 1.2, 5.5, 23 s of CPU). The fix, not done: an apply of
-// a user or grant marks its account stale in the run's observation instead
-// of dropping it, and a plan of that account reads its rows alone (User and
-// Host in the WHERE of each read); what other accounts hold stays the run's
-// read, which only this run's applies change as far as the run knows (the
-// assumption the shared read makes already). Security applies (many
-// accounts) and migrations (any SQL) still drop everything. A verify needs
-// the same narrow read, and a way to know it is one: the engine would have
-// to say so (a field of Env), since its fresh cache is what makes it a
-// verify.
+// The pieces of an observation: what one statement (or, for privileges,
+// two at once) reads, whole or for one account.
+const (
+	pieceAccounts   = "accounts"
+	piecePrivileges = "privileges"
+	pieceHistory    = "history " // + the bookkeeping database
+)
+
+// forget drops every cached observation of this server after an apply
+// that may change any account or database (a security resource's, which
+// drops accounts and revokes across them, or a database's), so that a
+// resource planned later in the run sees what the apply did. An apply of a
+// user or grant calls forgetAccount instead, and a migration's
+// forgetMigrations and forget (its SQL may do anything).
 func (c *conn) forget(env *reconciler.Env) {
 	if env == nil || env.Cache == nil {
 		return
 	}
-	for _, k := range []string{c.cacheKeys.accounts, c.cacheKeys.privileges, c.cacheKeys.schemata} {
-		env.Cache.Forget(k)
+	c.observation(env).reset()
+	env.Cache.Forget(c.cacheKeys.schemata)
+}
+
+// forgetAccount marks the account a stale in the run's observation after
+// an apply of a user or grant changed it (or may have: it is called
+// whether the apply succeeded or not). The plans that follow read that
+// account's rows again, and that account's alone: what other accounts hold
+// stays as the run read it, which only this run's applies change as far
+// as the run knows (the assumption that sharing one read makes already).
+// Without it, every apply would drop the whole read, and a first run that
+// creates N accounts would read N accounts N times, and its verifies as
+// many again: BenchmarkFirstRun_Users4Grants, 125, 250, 500 users with 4
+// grants each, took 1.0, 3.0, 10.2 s of fsgit's CPU so, and takes 0.42,
+// 0.86, 1.88 s (the server's: 1.5, 3.3, 9.0 s, now 0.60, 1.27, 2.94 s).
+func (c *conn) forgetAccount(env *reconciler.Env, a accountKey) {
+	if env == nil || env.Cache == nil {
+		return
 	}
-	c.historyDBs.Range(func(_, key any) bool {
-		env.Cache.Forget(key.(string))
-		return true
-	})
+	c.observation(env).mark(a)
+}
+
+// forgetSchemata drops the run's read of the server's databases (after a
+// grant's apply created the bookkeeping database).
+func (c *conn) forgetSchemata(env *reconciler.Env) {
+	if env != nil && env.Cache != nil {
+		env.Cache.Forget(c.cacheKeys.schemata)
+	}
 }
 
 func (c *conn) forgetMigrations(env *reconciler.Env, database string) {
 	if env != nil && env.Cache != nil {
 		env.Cache.Forget(cacheMigrations + c.key + " " + database)
 	}
+}
+
+// observation is what one run has read of one server's accounts,
+// privileges and declared grants: each piece read whole at most once per
+// reset, and, for an account an apply of the run changed since that read,
+// read again for that account alone.
+//
+// Every read and every mark takes a number from seq: a read started at n
+// saw every apply whose mark is at most n (a mark is made after its
+// apply's statements ran), and may or may not have seen one marked later.
+// A plan of account a therefore uses the latest read of a alone, or else
+// the whole read, when it started at or after a's last mark, and reads a
+// alone otherwise; a plan that needs every account (a security resource)
+// reads everything again when any account was marked since the whole read
+// started. Applies of resources that run at once are not ordered with
+// each other's plans (as before: the engine orders only dependencies), but
+// a plan never uses a read that started before an apply that finished,
+// and marked its account, before the plan began.
+//
+// It is safe for concurrent use. A read in progress is shared: a plan
+// that needs it waits for it (or for its own context).
+type observation struct {
+	mu  sync.Mutex
+	seq uint64
+	// marks holds the seq of each marked account's last mark.
+	marks map[accountKey]uint64
+	// whole holds the latest whole read of each piece, narrow the latest
+	// read of one account's rows.
+	whole  map[string]*obsRead
+	narrow map[narrowKey]*obsRead
+}
+
+// narrowKey names a piece read for one account.
+type narrowKey struct {
+	piece string
+	acct  accountKey
+}
+
+// obsRead is one read, in progress until done is closed; v and err are
+// set before.
+type obsRead struct {
+	seq  uint64
+	done chan struct{}
+	v    any
+	err  error
+}
+
+// newObservation returns an observation with nothing read.
+func newObservation() *observation {
+	return &observation{marks: map[accountKey]uint64{}, whole: map[string]*obsRead{}, narrow: map[narrowKey]*obsRead{}}
+}
+
+// observation returns the run's observation of this server.
+func (c *conn) observation(env *reconciler.Env) *observation {
+	v, _ := env.Cache.Once(c.cacheKeys.observation, func() (any, error) { return newObservation(), nil })
+	return v.(*observation)
+}
+
+// mark records that a's rows changed.
+func (o *observation) mark(a accountKey) {
+	o.mu.Lock()
+	o.seq++
+	o.marks[a] = o.seq
+	o.mu.Unlock()
+}
+
+// reset drops every read: the next plan reads again whatever it needs.
+// A read in progress finishes for the plans already waiting for it.
+func (o *observation) reset() {
+	o.mu.Lock()
+	o.seq++
+	clear(o.marks)
+	clear(o.whole)
+	clear(o.narrow)
+	o.mu.Unlock()
+}
+
+// get returns piece: as the whole read has it when acct is nil (read
+// again if any account was marked since it started), else what holds
+// for *acct, from a read made since its last mark (the whole read, or
+// one of its rows alone, made with narrow and kept as narrowPiece: a
+// piece may be read for one account in parts, each a narrowPiece of its
+// own).
+func (o *observation) get(ctx context.Context, piece, narrowPiece string, acct *accountKey, whole, narrow func(context.Context) (any, error)) (any, error) {
+	o.mu.Lock()
+	r, f := o.pick(piece, narrowPiece, acct, whole, narrow)
+	o.mu.Unlock()
+	if f != nil {
+		// A failed read is kept, as the run's cache keeps one: with the
+		// server down, the run's plans fail at once rather than each
+		// waiting for a connection of its own. One that panics (the
+		// engine contains the panic) fails for the plans waiting too.
+		finished := false
+		defer func() {
+			if !finished {
+				r.err = fmt.Errorf("read %s: panicked", piece)
+			}
+			close(r.done)
+		}()
+		r.v, r.err = f(ctx)
+		finished = true
+		return r.v, r.err
+	}
+	select {
+	case <-r.done:
+		return r.v, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// pick finds the read to use, or starts one and returns the function that
+// makes it. o.mu is held.
+func (o *observation) pick(piece, narrowPiece string, acct *accountKey, whole, narrow func(context.Context) (any, error)) (*obsRead, func(context.Context) (any, error)) {
+	start := func() *obsRead { return &obsRead{seq: o.seq, done: make(chan struct{})} }
+	w := o.whole[piece]
+	if acct == nil {
+		if w != nil && w.seq >= o.seq {
+			return w, nil
+		}
+		w = start()
+		o.whole[piece] = w
+		return w, whole
+	}
+	last := o.marks[*acct]
+	k := narrowKey{narrowPiece, *acct}
+	if n := o.narrow[k]; n != nil && n.seq >= last {
+		return n, nil
+	}
+	switch {
+	case w == nil:
+		// Nothing read yet: the whole read serves this account and
+		// every other.
+		w = start()
+		o.whole[piece] = w
+		return w, whole
+	case w.seq >= last:
+		return w, nil
+	}
+	n := start()
+	o.narrow[k] = n
+	return n, narrow
+}
+
+// observe returns piece for acct (every account when nil): through the
+// run's observation, or, in a verify or without a run cache, read directly
+// (for acct alone when there is one). read reads acct's rows alone, or
+// every account's when acct is nil; narrowPiece names what it reads of
+// one account ("" for piece).
+func observe[T any](ctx context.Context, c *conn, env *reconciler.Env, piece, narrowPiece string, acct *accountKey, read func(context.Context, *accountKey) (T, error)) (T, error) {
+	if env == nil || env.Cache == nil || (env.Verify && acct != nil) {
+		return read(ctx, acct)
+	}
+	if narrowPiece == "" {
+		narrowPiece = piece
+	}
+	v, err := c.observation(env).get(ctx, piece, narrowPiece, acct,
+		func(ctx context.Context) (any, error) { return read(ctx, nil) },
+		func(ctx context.Context) (any, error) { return read(ctx, acct) })
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return v.(T), nil
 }
 
 // once runs f through the run's cache, or directly when there is none.
@@ -132,53 +317,89 @@ type globalPriv struct {
 	MaxUserConnections int64         `json:"max_user_connections"`
 }
 
+// accounts returns every account of the server, as the run observes it.
 func (c *conn) accounts(ctx context.Context, env *reconciler.Env) (map[accountKey]accountState, error) {
-	return once(env, c.cacheKeys.accounts, func() (map[accountKey]accountState, error) {
-		rows, err := c.db.QueryContext(ctx, "SELECT User, Host, Priv FROM mysql.global_priv")
-		if err != nil {
+	return observe(ctx, c, env, pieceAccounts, "", nil, c.readAccounts)
+}
+
+// account returns the accounts, a's state among them when it exists: the
+// run's read of every account, or of a alone (see observation). Only a's
+// entry may be looked at.
+func (c *conn) account(ctx context.Context, env *reconciler.Env, a accountKey) (map[accountKey]accountState, error) {
+	return observe(ctx, c, env, pieceAccounts, "", &a, c.readAccounts)
+}
+
+// accountsQuery reads mysql.global_priv: whole, or, with accountsOfUser,
+// one user's rows (the rows of acct are then kept, and the others
+// dropped). A user's rows are found by User alone, and their hosts
+// compared as the whole read compares them, lower-cased: a host stored in
+// capitals by hand is the same account. The primary key is (Host, User),
+// so the server scans the table for it, a cost per row far below what the
+// whole read costs fsgit (decoding every row).
+const (
+	accountsQuery  = "SELECT User, Host, Priv FROM mysql.global_priv"
+	accountsOfUser = " WHERE User = ?"
+)
+
+// readAccounts reads every account, or acct's alone when it is not nil.
+func (c *conn) readAccounts(ctx context.Context, acct *accountKey) (map[accountKey]accountState, error) {
+	q, args := accountsQuery, []any(nil)
+	if acct != nil {
+		q, args = q+accountsOfUser, []any{acct.User}
+	}
+	rows, err := c.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, c.wrap("read accounts", err)
+	}
+	defer rows.Close()
+	n := 1
+	if acct == nil {
+		n = int(c.sizes.accounts.Load())
+	}
+	out := make(map[accountKey]accountState, n)
+	for rows.Next() {
+		var user, host, priv string
+		if err := rows.Scan(&user, &host, &priv); err != nil {
 			return nil, c.wrap("read accounts", err)
 		}
-		defer rows.Close()
-		out := make(map[accountKey]accountState, c.sizes.accounts.Load())
-		for rows.Next() {
-			var user, host, priv string
-			if err := rows.Scan(&user, &host, &priv); err != nil {
-				return nil, c.wrap("read accounts", err)
-			}
-			var gp globalPriv
-			if err := json.Unmarshal([]byte(priv), &gp); err != nil {
-				return nil, fmt.Errorf("read accounts: decode privileges of %s@%s: %w", user, host, err)
-			}
-			methods := []authMethod{{gp.Plugin, gp.Auth}}
-			if len(gp.AuthOr) > 0 {
-				methods = methods[:0]
-				for _, e := range gp.AuthOr {
-					if e.Plugin == "" {
-						e.Plugin, e.Auth = gp.Plugin, gp.Auth
-					}
-					methods = append(methods, authMethod{e.Plugin, e.Auth})
+		if acct != nil && (user != acct.User || strings.ToLower(host) != acct.Host) {
+			continue
+		}
+		var gp globalPriv
+		if err := json.Unmarshal([]byte(priv), &gp); err != nil {
+			return nil, fmt.Errorf("read accounts: decode privileges of %s@%s: %w", user, host, err)
+		}
+		methods := []authMethod{{gp.Plugin, gp.Auth}}
+		if len(gp.AuthOr) > 0 {
+			methods = methods[:0]
+			for _, e := range gp.AuthOr {
+				if e.Plugin == "" {
+					e.Plugin, e.Auth = gp.Plugin, gp.Auth
 				}
-			}
-			out[accountKey{user, strings.ToLower(host)}] = accountState{
-				Plugin:  gp.Plugin,
-				Auth:    gp.Auth,
-				AuthOr:  len(gp.AuthOr) > 0,
-				Methods: methods,
-				Role:    gp.IsRole,
-				Limits: Limits{
-					MaxQueriesPerHour:     gp.MaxQuestions,
-					MaxUpdatesPerHour:     gp.MaxUpdates,
-					MaxConnectionsPerHour: gp.MaxConnections,
-					MaxUserConnections:    gp.MaxUserConnections,
-				},
+				methods = append(methods, authMethod{e.Plugin, e.Auth})
 			}
 		}
-		if err := rows.Err(); err != nil {
-			return nil, c.wrap("read accounts", err)
+		out[accountKey{user, strings.ToLower(host)}] = accountState{
+			Plugin:  gp.Plugin,
+			Auth:    gp.Auth,
+			AuthOr:  len(gp.AuthOr) > 0,
+			Methods: methods,
+			Role:    gp.IsRole,
+			Limits: Limits{
+				MaxQueriesPerHour:     gp.MaxQuestions,
+				MaxUpdatesPerHour:     gp.MaxUpdates,
+				MaxConnectionsPerHour: gp.MaxConnections,
+				MaxUserConnections:    gp.MaxUserConnections,
+			},
 		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, c.wrap("read accounts", err)
+	}
+	if acct == nil {
 		c.sizes.accounts.Store(int64(len(out)))
-		return out, nil
-	})
+	}
+	return out, nil
 }
 
 // grantKey names a privilege level of an account: Database "*" is global,
@@ -279,26 +500,103 @@ var compactDBQuery = sync.OnceValue(func() *compactDB {
 // failed read fails the whole observation: no plan is made from part of
 // it.
 func (c *conn) privileges(ctx context.Context, env *reconciler.Env) (*grantStates, error) {
-	return once(env, c.cacheKeys.privileges, func() (*grantStates, error) {
-		g := newGrantStates(int(c.sizes.privileges.Load()))
-		global := newGrantStates(int(c.sizes.globalPrivileges.Load()))
-		var errGlobal error
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			var in interner
-			errGlobal = c.readPrivileges(ctx, global, &in)
-		})
-		var in interner
-		errDB := c.readDatabasePrivileges(ctx, g, &in)
-		wg.Wait()
-		if err := errors.Join(errGlobal, errDB); err != nil {
+	return observe(ctx, c, env, piecePrivileges, "", nil, c.readGrants)
+}
+
+// accountPrivileges returns what accounts hold, a's levels among them:
+// the run's read of every account, or of a alone (see observation). Only
+// a's levels may be looked at, and only its database levels (mysql.db)
+// when dbLevel is set, or only its global and table levels when not: a
+// read of a alone reads those (see readAccountGrants).
+func (c *conn) accountPrivileges(ctx context.Context, env *reconciler.Env, a accountKey, dbLevel bool) (*grantStates, error) {
+	narrowPiece := piecePrivileges + " global and table"
+	if dbLevel {
+		narrowPiece = piecePrivileges + " database"
+	}
+	return observe(ctx, c, env, piecePrivileges, narrowPiece, &a, func(ctx context.Context, acct *accountKey) (*grantStates, error) {
+		if acct == nil {
+			return c.readGrants(ctx, nil)
+		}
+		return c.readAccountGrants(ctx, *acct, dbLevel)
+	})
+}
+
+// readAccountGrants reads what acct holds at the database levels (with
+// databasePrivilegesOfQuery, an index of mysql.db) when dbLevel is set,
+// or at the global and table levels (privilegesOfQuery) when not. The
+// latter costs the server a pass over every account (information_schema
+// is filled whole, then filtered); a database-level grant, the common
+// kind, does not need it.
+func (c *conn) readAccountGrants(ctx context.Context, acct accountKey, dbLevel bool) (*grantStates, error) {
+	g := newGrantStates(4)
+	var in interner
+	if dbLevel {
+		if err := c.readDatabasePrivilegesWhole(ctx, &acct, g, &in); err != nil {
 			return nil, err
 		}
-		c.sizes.globalPrivileges.Store(int64(len(global.m)))
-		g.merge(global)
-		c.sizes.privileges.Store(int64(len(g.m)))
 		return g, nil
+	}
+	if err := c.readPrivileges(ctx, &acct, g, &in); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// readGrants reads what every account holds (see privileges), or acct
+// alone when it is not nil: then at every level, with readAccountGrants
+// twice.
+func (c *conn) readGrants(ctx context.Context, acct *accountKey) (*grantStates, error) {
+	if acct != nil {
+		g, err := c.readAccountGrants(ctx, *acct, false)
+		if err != nil {
+			return nil, err
+		}
+		d, err := c.readAccountGrants(ctx, *acct, true)
+		if err != nil {
+			return nil, err
+		}
+		g.merge(d)
+		return g, nil
+	}
+	g := newGrantStates(int(c.sizes.privileges.Load()))
+	global := newGrantStates(int(c.sizes.globalPrivileges.Load()))
+	var errGlobal error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		var in interner
+		errGlobal = c.readPrivileges(ctx, nil, global, &in)
 	})
+	var in interner
+	errDB := c.readDatabasePrivileges(ctx, g, &in)
+	wg.Wait()
+	if err := errors.Join(errGlobal, errDB); err != nil {
+		return nil, err
+	}
+	c.sizes.globalPrivileges.Store(int64(len(global.m)))
+	g.merge(global)
+	c.sizes.privileges.Store(int64(len(g.m)))
+	return g, nil
+}
+
+// privilegesOfQuery is privilegesQuery for one account, its grantee
+// ('user'@'host') given twice. information_schema compares GRANTEE without
+// case (utf8mb3_general_ci): the rows are filtered again as the whole read
+// keys them (user exact, host lower-cased). databasePrivilegesOfQuery
+// reads one user's rows of mysql.db (an index of the table's), filtered so
+// too; whole rows, as they are few.
+const (
+	privilegesOfQuery = `SELECT GRANTEE, '*', '*', PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = ?
+UNION ALL SELECT GRANTEE, TABLE_SCHEMA, TABLE_NAME, PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.TABLE_PRIVILEGES WHERE GRANTEE = ?`
+	databasePrivilegesOfQuery = "SELECT * FROM mysql.db WHERE User = ?"
+)
+
+// grantee is a's GRANTEE as information_schema writes it.
+func (a accountKey) grantee() string { return "'" + a.User + "'@'" + a.Host + "'" }
+
+// holds reports whether a row of user and host (as stored) is acct's, as
+// the whole read keys it; every row is when acct is nil.
+func holds(acct *accountKey, user, host string) bool {
+	return acct == nil || (user == acct.User && strings.ToLower(host) == acct.Host)
 }
 
 // interner hands out one string per distinct byte content, so that the
@@ -402,9 +700,15 @@ func (g *grantStates) merge(o *grantStates) {
 	}
 }
 
-// readPrivileges adds the global and table-level privileges to out.
-func (c *conn) readPrivileges(ctx context.Context, out *grantStates, in *interner) error {
-	rows, err := c.db.QueryContext(ctx, c.queries.privileges)
+// readPrivileges adds the global and table-level privileges to out: every
+// account's, or acct's alone when it is not nil.
+func (c *conn) readPrivileges(ctx context.Context, acct *accountKey, out *grantStates, in *interner) error {
+	q, args := c.queries.privileges, []any(nil)
+	if acct != nil {
+		g := acct.grantee()
+		q, args = privilegesOfQuery, []any{g, g}
+	}
+	rows, err := c.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return c.wrap("read privileges", err)
 	}
@@ -417,6 +721,9 @@ func (c *conn) readPrivileges(ctx context.Context, out *grantStates, in *interne
 		user, host, ok := parseGrantee(grantee)
 		if !ok {
 			continue // not an account fsgit could manage
+		}
+		if acct != nil && !holds(acct, string(user), string(host)) {
+			continue
 		}
 		st := out.state(grantKey{User: in.str(user), Host: in.lower(host), Database: in.str(db), Table: in.str(table)})
 		if string(priv) != "USAGE" {
@@ -445,7 +752,7 @@ func (c *conn) readDatabasePrivileges(ctx context.Context, out *grantStates, in 
 		clear(out.m)
 		out.slab, out.wildcards = out.slab[:0], 0
 	}
-	return c.readDatabasePrivilegesWhole(ctx, out, in)
+	return c.readDatabasePrivilegesWhole(ctx, nil, out, in)
 }
 
 // readDatabasePrivilegesCompact reads mysql.db with compactDBQuery. It
@@ -504,9 +811,14 @@ func (c *conn) readDatabasePrivilegesCompact(ctx context.Context, out *grantStat
 // name (Select_priv is SELECT, Create_tmp_table_priv CREATE TEMPORARY
 // TABLES, Grant_priv the grant option), so that a server version with
 // more of them is read whole; TestPrivilegesAsInformationSchema checks
-// the result against information_schema.SCHEMA_PRIVILEGES.
-func (c *conn) readDatabasePrivilegesWhole(ctx context.Context, out *grantStates, in *interner) error {
-	rows, err := c.db.QueryContext(ctx, c.queries.wholeDB)
+// the result against information_schema.SCHEMA_PRIVILEGES. With acct not
+// nil it reads acct's rows alone.
+func (c *conn) readDatabasePrivilegesWhole(ctx context.Context, acct *accountKey, out *grantStates, in *interner) error {
+	q, args := c.queries.wholeDB, []any(nil)
+	if acct != nil {
+		q, args = databasePrivilegesOfQuery, []any{acct.User}
+	}
+	rows, err := c.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return c.wrap("read database privileges", err)
 	}
@@ -544,6 +856,9 @@ func (c *conn) readDatabasePrivilegesWhole(ctx context.Context, out *grantStates
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return c.wrap("read database privileges", err)
+		}
+		if acct != nil && !holds(acct, string(vals[user]), string(vals[host])) {
+			continue
 		}
 		k := grantKey{User: in.str(vals[user]), Host: in.lower(vals[host]), Table: "*"}
 		// mysql.db.Db is the grant's pattern: feature\_store\_online for
@@ -632,45 +947,63 @@ type history struct {
 	m      map[grantKey]grantState
 }
 
-func (c *conn) history(ctx context.Context, env *reconciler.Env, db string) (*history, error) {
-	key, ok := c.historyDBs.Load(db)
-	if !ok {
-		key, _ = c.historyDBs.LoadOrStore(db, cacheHistory+c.key+" "+db)
-	}
-	return once(env, key.(string), func() (*history, error) {
-		h := &history{db: db, m: make(map[grantKey]grantState, c.sizes.history.Load())}
-		rows, err := c.db.QueryContext(ctx, "SELECT `user`, `host`, `db`, `tbl`, `privileges`, `grant_option` FROM "+quoteIdent(db)+"."+quoteIdent(historyTable))
-		if err != nil {
-			var me *mysql.MySQLError
-			if errors.As(err, &me) && (me.Number == 1146 || me.Number == 1049) { // no such table, no such database
-				return h, nil
-			}
-			return nil, c.wrap("read declared grants", err)
-		}
-		defer rows.Close()
-		h.exists = true
-		var in interner
-		var user, host, database, table, privs sql.RawBytes
-		for rows.Next() {
-			var opt bool
-			if err := rows.Scan(&user, &host, &database, &table, &privs, &opt); err != nil {
-				return nil, c.wrap("read declared grants", err)
-			}
-			k := grantKey{User: in.str(user), Host: in.str(host), Database: in.str(database), Table: in.str(table)}
-			st := grantState{GrantOption: opt}
-			for p := range bytes.SplitSeq(privs, []byte(",")) {
-				if len(p) > 0 {
-					st.Privs.addBytes(p, &in)
-				}
-			}
-			h.m[k] = st
-		}
-		if err := rows.Err(); err != nil {
-			return nil, c.wrap("read declared grants", err)
-		}
-		c.sizes.history.Store(int64(len(h.m)))
-		return h, nil
+// history returns the declared grants of the bookkeeping database db,
+// a's among them: the run's read of every grant, or of a's alone (see
+// observation). Only a's entries may be looked at.
+func (c *conn) history(ctx context.Context, env *reconciler.Env, db string, a accountKey) (*history, error) {
+	return observe(ctx, c, env, pieceHistory+db, "", &a, func(ctx context.Context, acct *accountKey) (*history, error) {
+		return c.readHistory(ctx, db, acct)
 	})
+}
+
+// readHistory reads the declared grants of db: all, or acct's alone when
+// it is not nil (the table's key begins with user and host, which it
+// holds as fsgit wrote them, lower case).
+func (c *conn) readHistory(ctx context.Context, db string, acct *accountKey) (*history, error) {
+	n := 4
+	q, args := "SELECT `user`, `host`, `db`, `tbl`, `privileges`, `grant_option` FROM "+quoteIdent(db)+"."+quoteIdent(historyTable), []any(nil)
+	if acct == nil {
+		n = int(c.sizes.history.Load())
+	} else {
+		q, args = q+" WHERE `user` = ? AND `host` = ?", []any{acct.User, acct.Host}
+	}
+	h := &history{db: db, m: make(map[grantKey]grantState, n)}
+	rows, err := c.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		var me *mysql.MySQLError
+		if errors.As(err, &me) && (me.Number == 1146 || me.Number == 1049) { // no such table, no such database
+			return h, nil
+		}
+		return nil, c.wrap("read declared grants", err)
+	}
+	defer rows.Close()
+	h.exists = true
+	var in interner
+	var user, host, database, table, privs sql.RawBytes
+	for rows.Next() {
+		var opt bool
+		if err := rows.Scan(&user, &host, &database, &table, &privs, &opt); err != nil {
+			return nil, c.wrap("read declared grants", err)
+		}
+		if acct != nil && (string(user) != acct.User || string(host) != acct.Host) {
+			continue // PAD SPACE: 'u ' = 'u'
+		}
+		k := grantKey{User: in.str(user), Host: in.str(host), Database: in.str(database), Table: in.str(table)}
+		st := grantState{GrantOption: opt}
+		for p := range bytes.SplitSeq(privs, []byte(",")) {
+			if len(p) > 0 {
+				st.Privs.addBytes(p, &in)
+			}
+		}
+		h.m[k] = st
+	}
+	if err := rows.Err(); err != nil {
+		return nil, c.wrap("read declared grants", err)
+	}
+	if acct == nil {
+		c.sizes.history.Store(int64(len(h.m)))
+	}
+	return h, nil
 }
 
 // schema is one row of information_schema.SCHEMATA.

@@ -33,7 +33,7 @@ func readDB(t *testing.T, c *conn) (compact map[grantKey]*grantState, ok bool, w
 	if err != nil {
 		t.Fatalf("compact read: %v", err)
 	}
-	if err := c.readDatabasePrivilegesWhole(t.Context(), wg, &in); err != nil {
+	if err := c.readDatabasePrivilegesWhole(t.Context(), nil, wg, &in); err != nil {
 		t.Fatalf("whole read: %v", err)
 	}
 	return cg.m, ok, wg.m

@@ -103,7 +103,7 @@ func TestGrant_WildcardFromBeforeIsRevoked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hist, err := c.history(t.Context(), nil, defaultBookkeeping)
+	hist, err := c.readHistory(t.Context(), defaultBookkeeping, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

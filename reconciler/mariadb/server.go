@@ -150,17 +150,14 @@ func (s Server) id() serverID {
 type conn struct {
 	key  string
 	spec Server
-	// cacheKeys are the run-cache keys of the server-wide reads, built
-	// once rather than by every plan.
-	cacheKeys struct{ accounts, privileges, schemata string }
+	// cacheKeys are the run-cache keys of the server-wide reads (see
+	// observation), built once rather than by every plan.
+	cacheKeys struct{ observation, schemata string }
 	db        *sql.DB
 	log       driverLogger
 	// secrets is the resolver of the latest run, used when the pool opens a
 	// new connection and needs the admin password.
 	secrets atomic.Pointer[resolverBox]
-	// historyDBs are the bookkeeping databases read through this pool,
-	// whose cached reads an apply forgets, each with its cache key.
-	historyDBs sync.Map
 	// sizes are how many entries the last server-wide reads found: the
 	// next read sizes its map so at once.
 	sizes struct{ accounts, privileges, globalPrivileges, history atomic.Int64 }
@@ -214,7 +211,7 @@ func (p *pools) open(spec Server, id serverID, env *reconciler.Env) (*conn, erro
 	if c == nil {
 		key := spec.key()
 		c = &conn{key: key, spec: spec, log: driverLogger{discard}}
-		c.cacheKeys.accounts, c.cacheKeys.privileges, c.cacheKeys.schemata = cacheAccounts+key, cachePrivileges+key, cacheSchemata+key
+		c.cacheKeys.observation, c.cacheKeys.schemata = cacheObservation+key, cacheSchemata+key
 		c.queries.privileges, c.queries.wholeDB, c.queries.compactDB = privilegesQuery, databasePrivilegesQuery, true
 		if env != nil && env.Log != nil {
 			c.log = driverLogger{env.Log.With("mariadb", key)}

@@ -166,19 +166,20 @@ func identified(plugin, auth string) (string, error) {
 	return " IDENTIFIED VIA " + plugin + " USING " + lit, nil
 }
 
-// Plan observes the account (one mysql.global_priv read shared by the run)
-// and diffs plugin, password (by locally computed hash) and limits.
+// Plan observes the account (one mysql.global_priv read shared by the run,
+// or of this account's rows, see observation) and diffs plugin, password (by locally computed hash) and limits.
 func (k *UserKind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.Resource, s *UserSpec) (*reconciler.Plan, error) {
 	c, err := k.k.pools.get(s.Server, env)
 	if err != nil {
 		return nil, err
 	}
-	accts, err := c.accounts(ctx, env)
+	key := accountKey{s.User, s.Host}
+	accts, err := c.account(ctx, env, key)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", r.ID, err)
 	}
 	acct := account(s.User, s.Host)
-	got, exists := accts[accountKey{s.User, s.Host}]
+	got, exists := accts[key]
 	p := &reconciler.Plan{Observed: make(map[string]string, 7)}
 	p.Observed["exists"] = strconv.FormatBool(exists)
 	if exists {
@@ -188,7 +189,7 @@ func (k *UserKind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.
 		}
 	}
 	if s.Ensure.Absent() {
-		return dropPlan(c, env, r, "user", "DROP USER "+acct, exists, p), nil
+		return dropPlan(c, func() { c.forgetAccount(env, key) }, r, "user", "DROP USER "+acct, exists, p), nil
 	}
 	auth, known, err := desiredAuth(ctx, env, s)
 	if err != nil {
@@ -228,7 +229,7 @@ func (k *UserKind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.
 			if err != nil {
 				return fmt.Errorf("%s: %w", r.ID, err)
 			}
-			defer c.forget(env)
+			defer c.forgetAccount(env, key)
 			return redact(c.exec(ctx, r.ID, "CREATE USER "+acct+id+s.Limits.with()), a)
 		}
 		return p, nil
@@ -266,7 +267,7 @@ func (k *UserKind) Plan(ctx context.Context, env *reconciler.Env, r *reconciler.
 		stmts = append(stmts, "ALTER USER "+acct+s.Limits.with())
 	}
 	p.Apply = func(ctx context.Context) error {
-		defer c.forget(env)
+		defer c.forgetAccount(env, key)
 		if authChanged {
 			a, err := resolve(ctx)
 			if err != nil {
@@ -297,12 +298,13 @@ func (k *UserKind) PlanDelete(ctx context.Context, env *reconciler.Env, r *recon
 	if err != nil {
 		return nil, err
 	}
-	accts, err := c.accounts(ctx, env)
+	key := accountKey{s.User, s.Host}
+	accts, err := c.account(ctx, env, key)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", r.ID, err)
 	}
-	_, exists := accts[accountKey{s.User, s.Host}]
-	return dropPlan(c, env, r, "user", "DROP USER "+account(s.User, s.Host), exists, &reconciler.Plan{Observed: map[string]string{"exists": strconv.FormatBool(exists)}}), nil
+	_, exists := accts[key]
+	return dropPlan(c, func() { c.forgetAccount(env, key) }, r, "user", "DROP USER "+account(s.User, s.Host), exists, &reconciler.Plan{Observed: map[string]string{"exists": strconv.FormatBool(exists)}}), nil
 }
 
 // sameAccount reports whether name is user@host (host compared without
