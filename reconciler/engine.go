@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fsgit/fsgit/internal/atomicfile"
+	"github.com/fsgit/fsgit/internal/crash"
 	"github.com/fsgit/fsgit/internal/jsondoc"
 )
 
@@ -200,9 +201,30 @@ type prepared struct {
 // or with an invalid spec does not stop the catalog: it fails in every run,
 // and its dependents are skipped (see [Prepared.Invalid]).
 func (e *Engine) Prepare(cat *Catalog) (*Prepared, error) {
+	return e.PrepareBeside(cat, nil)
+}
+
+// PrepareBeside is Prepare, with beside (when not nil) run on a goroutine
+// of its own while the specs are checked: once the catalog's edges are
+// found sound, that is once Prepare cannot fail any more. It returns
+// after beside did. A catalog refused for its edges returns without
+// beside having run: the work beside does (opening the node's state)
+// happens only for a catalog that will run, as it would after Prepare.
+// A panic in beside ends the process as one in Prepare would (exit code
+// 1 and a crash file: internal/crash).
+func (e *Engine) PrepareBeside(cat *Catalog, beside func()) (*Prepared, error) {
 	g, errs := BuildGraph(cat)
 	if len(errs) > 0 {
 		return nil, &CatalogError{Errs: errs}
+	}
+	if beside != nil {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			defer crash.Exit()
+			beside()
+		}()
+		defer func() { <-done }()
 	}
 	p := &Prepared{
 		Catalog: cat,

@@ -205,6 +205,32 @@ func TestEngine_Containment(t *testing.T) {
 	}
 }
 
+// TestEngine_PrepareBeside: beside runs, and has run when PrepareBeside
+// returns, for a catalog that prepares (the same Prepared as Prepare's);
+// for a catalog refused for its edges it never runs.
+func TestEngine_PrepareBeside(t *testing.T) {
+	h := newHarness(t)
+	e := h.engine(Config{})
+	good := catalog(res("tfile:/a", spec{"content": "a"}), res("tfile:/b", spec{"content": "b"}, requires("tfile:/a")))
+	ran := false
+	p, err := e.PrepareBeside(good, func() { ran = true })
+	if err != nil || !ran {
+		t.Fatalf("err %v, beside ran %v; want no error and beside run", err, ran)
+	}
+	want, err := e.Prepare(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(p.Graph.Order, want.Graph.Order) || !reflect.DeepEqual(p.at, want.at) {
+		t.Fatalf("PrepareBeside prepared %v, Prepare %v", p.Graph.Order, want.Graph.Order)
+	}
+	cycle := catalog(res("tbad:a", nil, requires("tbad:b")), res("tbad:b", nil, requires("tbad:a")))
+	ran = false
+	if _, err := e.PrepareBeside(cycle, func() { ran = true }); err == nil || ran {
+		t.Fatalf("err %v, beside ran %v; want a CatalogError and beside not run", err, ran)
+	}
+}
+
 func TestEngine_GraphErrorsNeverReachTheEngine(t *testing.T) {
 	cases := []struct {
 		name string

@@ -65,38 +65,61 @@ func plainFileName(s string) bool {
 	return true
 }
 
-// read returns the cached catalog if the file holds one for key, this
-// node and this build; otherwise nil and why not. A file that anyone but
-// its owner (this user) could have written is not trusted.
-func (c *Cache) read(key string) (*reconciler.Catalog, string) {
+// fetched is a cache file read and decoded, not yet checked: the file's
+// content (nil, and why, when it could not be read or is not trusted)
+// and the running build's identity.
+type fetched struct {
+	cf      *CacheFile
+	why     string
+	build   string
+	buildOK bool
+}
+
+// fetch reads and decodes the cache file, which needs neither the site's
+// key nor anything else of the pass: SiteCatalog.Load fetches it while
+// the site's key is computed, then checks it (fetched.check). A file
+// that anyone but its owner (this user) could have written is not
+// trusted.
+func (c *Cache) fetch() fetched {
 	fh, err := c.File.FS.Open(c.File.Name)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, "no cache file"
+		return fetched{why: "no cache file"}
 	}
 	if err != nil {
-		return nil, err.Error()
+		return fetched{why: err.Error()}
 	}
 	defer fh.Close()
 	fi, err := fh.Stat()
 	if err != nil {
-		return nil, err.Error()
+		return fetched{why: err.Error()}
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); !fi.Mode().IsRegular() || fi.Mode().Perm()&0o022 != 0 ||
 		(ok && int(st.Uid) != os.Geteuid()) {
-		return nil, fmt.Sprintf("not trusted (mode %s, not a private file of this user)", fi.Mode())
+		return fetched{why: fmt.Sprintf("not trusted (mode %s, not a private file of this user)", fi.Mode())}
 	}
 	// Read at the size the stat gave (and on, should the file have grown):
 	// no buffer grown and copied as a json.Decoder grows its own.
 	var buf bytes.Buffer
 	buf.Grow(int(fi.Size()) + bytes.MinRead)
 	if _, err := buf.ReadFrom(fh); err != nil {
-		return nil, fmt.Sprintf("unreadable: %v", err)
+		return fetched{why: fmt.Sprintf("unreadable: %v", err)}
 	}
 	var cf CacheFile
 	if err := json.Unmarshal(buf.Bytes(), &cf); err != nil {
-		return nil, fmt.Sprintf("unreadable: %v", err)
+		return fetched{why: fmt.Sprintf("unreadable: %v", err)}
 	}
-	switch build, ok := BuildIdentity(); {
+	build, ok := BuildIdentity()
+	return fetched{cf: &cf, build: build, buildOK: ok}
+}
+
+// check returns the fetched catalog if it is node's, for key and this
+// build; otherwise nil and why not.
+func (f fetched) check(node, key string) (*reconciler.Catalog, string) {
+	if f.cf == nil {
+		return nil, f.why
+	}
+	cf, build, ok := f.cf, f.build, f.buildOK
+	switch {
 	case cf.Format != CacheFormat:
 		return nil, fmt.Sprintf("format %d, want %d", cf.Format, CacheFormat)
 	case !ok:
@@ -105,7 +128,7 @@ func (c *Cache) read(key string) (*reconciler.Catalog, string) {
 		return nil, "compiled by another fsgit build"
 	case cf.Key != key:
 		return nil, "the site changed"
-	case cf.Node != c.Node || cf.Catalog == nil || cf.Catalog.Node != c.Node:
+	case cf.Node != node || cf.Catalog == nil || cf.Catalog.Node != node:
 		return nil, "not this node's catalog"
 	}
 	return cf.Catalog, ""

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/fsgit/fsgit/internal/crash"
 	"github.com/fsgit/fsgit/internal/desired"
 	"github.com/fsgit/fsgit/reconciler"
 )
@@ -30,10 +31,10 @@ func (s *SiteCatalog) Load(ctx context.Context) (*reconciler.Catalog, error) {
 	start := time.Now()
 	if s.Cache == nil {
 		s.Log.Info("catalog cache not used", "node", s.Node, "reason", "--no-cache")
-	} else if key, err := desired.KeyDir(s.Dir); err != nil {
+	} else if key, f, err := s.keyAndCache(); err != nil {
 		// LoadDir fails alike and says it better.
 		s.Log.Info("catalog cache not used", "node", s.Node, "reason", err)
-	} else if cat, why := s.Cache.read(key); cat != nil {
+	} else if cat, why := f.check(s.Node, key); cat != nil {
 		s.Log.Info("catalog from cache", "node", s.Node, "file", s.Cache.File.String(), "key", key,
 			"resources", len(cat.Resources), "took", time.Since(start).Round(time.Microsecond))
 		return cat, nil
@@ -56,6 +57,19 @@ func (s *SiteCatalog) Load(ctx context.Context) (*reconciler.Catalog, error) {
 		"resources", len(cat.Resources), "took", time.Since(start).Round(time.Microsecond))
 	s.fresh, s.cat = site.Key(), cat
 	return cat, nil
+}
+
+// keyAndCache returns the site's content key and the cache file, read
+// and decoded on another goroutine while the key is computed: neither
+// needs the other until they are compared.
+func (s *SiteCatalog) keyAndCache() (string, fetched, error) {
+	ch := make(chan fetched, 1)
+	go func() {
+		defer crash.Exit()
+		ch <- s.Cache.fetch()
+	}()
+	key, err := desired.KeyDir(s.Dir)
+	return key, <-ch, err
 }
 
 // Keep writes an evaluated catalog to the cache (best effort: a warning

@@ -1,6 +1,7 @@
 // Package pass is one reconcile pass of a node, the same for fsgit apply
 // --once, fsgit run and the agent: its steps run in order (load the
-// catalog, prepare it, open the node's memory, run the engine), and the
+// catalog, prepare it, open the node's memory, run the engine; the memory
+// opens beside the preparation once the catalog is known to run), and the
 // record and the status are written in a defer, in the manner of Flux's
 // reconcilers, so that every way out of the pass reports how it ended.
 //
@@ -31,7 +32,11 @@ type Pass struct {
 	// Prepared is a catalog prepared already: the agent prepares a commit
 	// when it accepts it.
 	Prepared *reconciler.Prepared
-	// State opens the node's memory (step 3): the run's prior.
+	// State opens the node's memory (step 3): the run's prior. When the
+	// pass prepares the catalog itself, State runs on a goroutine of its
+	// own beside the specs' checks, once the catalog's edges are found
+	// sound (reconciler.Engine.PrepareBeside): it still runs only for a
+	// catalog that prepares, and the pass goes on once both are done.
 	State func() (*reconciler.Memory, error)
 	// Options are the engine's run options; the steps fill in Secrets
 	// and Prior when they have them.
@@ -80,6 +85,10 @@ func (p *Pass) Run(ctx context.Context) (res *Result) {
 	}()
 	opts := p.Options
 	var cat *reconciler.Catalog
+	// stateDone says that the state step ran already, beside Prepare, and
+	// stateErr is how it ended.
+	var stateDone bool
+	var stateErr error
 	steps := []struct {
 		name string
 		do   func() error
@@ -97,16 +106,27 @@ func (p *Pass) Run(ctx context.Context) (res *Result) {
 			return err
 		}},
 		{"prepare", func() (err error) {
-			if res.Prepared == nil {
-				res.Prepared, err = p.Engine.Prepare(cat)
+			if res.Prepared != nil || p.State == nil {
+				if res.Prepared == nil {
+					res.Prepared, err = p.Engine.Prepare(cat)
+				}
+				return err
 			}
+			// The state opens beside the specs' checks, once the catalog
+			// is known to run: as it would after them.
+			opened := false
+			res.Prepared, err = p.Engine.PrepareBeside(cat, func() {
+				opened = true
+				opts.Prior, stateErr = p.State()
+			})
+			stateDone = opened
 			return err
 		}},
 		{"state", func() (err error) {
-			if p.State != nil {
-				opts.Prior, err = p.State()
+			if p.State != nil && !stateDone {
+				opts.Prior, stateErr = p.State()
 			}
-			return err
+			return stateErr
 		}},
 		{"run", func() (err error) {
 			runCtx := ctx

@@ -35,6 +35,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -1063,21 +1064,35 @@ func copyKeyOf(c *InventoryCopy, inv map[reconciler.ID]memoEntry[reconciler.Reso
 // encoding of a copy is its key up to this field, then its own time.
 const writtenField = `"written":`
 
-// sameCopy reports whether data, an inventory copy's file, holds the
+// sameCopy reports whether r, an inventory copy's file, holds the
 // content whose key is key: the same bytes up to the write time (the
 // copy's last field, after everything it keeps), then a write time, the
 // closing brace and the newline writeInventory ends it with. It costs a
 // comparison, not a decoding: the file is the canonical encoding of the
-// content or it is not.
-func sameCopy(data, key []byte) bool {
+// content or it is not. The file is compared as it is read, through a
+// buffer of at most 32 KiB, not read whole first: of a quiet run's fresh
+// memory, a copy of a thousand resources is a third of a megabyte.
+func sameCopy(r io.Reader, key []byte) bool {
 	i := bytes.LastIndex(key, []byte(writtenField))
-	if i < 0 || len(data) < i || !bytes.Equal(data[:i], key[:i]) {
+	if i < 0 {
+		return false
+	}
+	buf := make([]byte, min(i, 32<<10))
+	for off := 0; off < i; {
+		n, err := io.ReadFull(r, buf[:min(len(buf), i-off)])
+		if err != nil || !bytes.Equal(buf[:n], key[off:off+n]) {
+			return false
+		}
+		off += n
+	}
+	data, err := io.ReadAll(r)
+	if err != nil {
 		return false
 	}
 	var tail struct {
 		Written time.Time `json:"written"`
 	}
-	rest, ok := bytes.CutSuffix(data[i:], []byte("\n"))
+	rest, ok := bytes.CutSuffix(data, []byte("\n"))
 	return ok && json.Unmarshal(append([]byte("{"), rest...), &tail) == nil && !tail.Written.IsZero()
 }
 
@@ -1090,8 +1105,11 @@ func (s *Store) syncCopy(c *InventoryCopy, inv map[reconciler.ID]memoEntry[recon
 	s.copyMu.Lock()
 	defer s.copyMu.Unlock()
 	if s.copyKey == nil {
-		if data, err := os.ReadFile(InventoryPath(s.path)); err == nil && sameCopy(data, key) {
-			s.copyKey = key
+		if f, err := os.Open(InventoryPath(s.path)); err == nil {
+			if sameCopy(f, key) {
+				s.copyKey = key
+			}
+			f.Close()
 		}
 	}
 	if bytes.Equal(key, s.copyKey) {

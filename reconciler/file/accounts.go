@@ -136,8 +136,13 @@ func (a *accounts) gid(name string) (int, error) {
 }
 
 func (a *accounts) resolve(name, what string, t *idTable, memo map[string]int, lookup func(string) (string, error)) (int, error) {
-	if id, err := strconv.Atoi(name); err == nil && id >= 0 {
-		return id, nil
+	// Only a name that starts as a number can be one (strconv.Atoi takes a
+	// sign, then digits): a quiet run resolves every file's owner and
+	// group, and a failed Atoi allocates its error.
+	if name != "" && (name[0] >= '0' && name[0] <= '9' || name[0] == '+' || name[0] == '-') {
+		if id, err := strconv.Atoi(name); err == nil && id >= 0 {
+			return id, nil
+		}
 	}
 	if t != nil {
 		id, ok := t.byName[name]

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"regexp"
@@ -20,7 +21,12 @@ import (
 
 // File is the "file" kind: a regular file with optional content (with
 // secret placeholders), owner, group and mode.
-type File struct{}
+type File struct {
+	// hashers holds *hasher values: a quiet run hashes every managed
+	// file, and reusing the read buffer and the digest spares an
+	// allocation of each per file.
+	hashers sync.Pool
+}
 
 var (
 	_ reconciler.KindOf[fileSpec]         = (*File)(nil)
@@ -229,7 +235,7 @@ func (k *File) plan(ctx context.Context, env *reconciler.Env, r *reconciler.Reso
 	}
 	rewrite := false
 	if s.Content != nil {
-		sum, err := hashFile(fsys, path, fi.Size())
+		sum, err := k.hashFile(fsys, path, fi.Size())
 		if err != nil {
 			return nil, fmt.Errorf("plan %s: %w", r.ID, err)
 		}
@@ -279,7 +285,7 @@ func (k *File) planAbsent(ctx context.Context, env *reconciler.Env, r *reconcile
 		// Deleting loses nothing only when the content is ours and intact.
 		switch {
 		case s.ContentSHA256 != "":
-			sum, err := hashFile(env.FS(), path, fi.Size())
+			sum, err := k.hashFile(env.FS(), path, fi.Size())
 			if err != nil {
 				return nil, fmt.Errorf("plan %s: %w", r.ID, err)
 			}
@@ -292,7 +298,7 @@ func (k *File) planAbsent(ctx context.Context, env *reconciler.Env, r *reconcile
 			if err != nil {
 				return nil, fmt.Errorf("plan %s: %w", r.ID, err)
 			}
-			sum, err := hashFile(env.FS(), path, fi.Size())
+			sum, err := k.hashFile(env.FS(), path, fi.Size())
 			if err != nil {
 				return nil, fmt.Errorf("plan %s: %w", r.ID, err)
 			}
@@ -399,16 +405,45 @@ func digest(b []byte) []byte {
 	return sum[:]
 }
 
+// hasher is a read buffer and a digest that hashFile reuses.
+type hasher struct {
+	buf []byte
+	h   hash.Hash
+}
+
+// maxKeptBuffer is the largest read buffer kept for reuse: a buffer for
+// a file bigger than that is left to the collector.
+const maxKeptBuffer = 64 << 10
+
 // hashFile returns the sha256 of the regular file name. It reads into a
 // buffer one byte larger than the size lstat gave (up to 256 KiB at a
 // time): configuration files are small, and a quiet run of a thousand of
 // them costs one open, one read and one close each (see
-// rootfs.FS.ReadNoFollow).
-func hashFile(fsys *rootfs.FS, name string, size int64) ([]byte, error) {
-	h := sha256.New()
-	buf := make([]byte, min(max(size+1, 512), 256<<10))
-	if err := fsys.ReadNoFollow(name, size, buf, h); err != nil {
+// rootfs.FS.ReadNoFollow). The buffer and the digest are taken from
+// k.hashers and given back: only the bytes a read returned reach the
+// digest (readShort hashes buf[:n]), so what an earlier file left in the
+// buffer never counts in another's.
+func (k *File) hashFile(fsys *rootfs.FS, name string, size int64) ([]byte, error) {
+	hs, _ := k.hashers.Get().(*hasher)
+	if hs == nil {
+		hs = &hasher{h: sha256.New()}
+	}
+	n := int(min(max(size+1, 512), 256<<10))
+	if cap(hs.buf) < n {
+		hs.buf = make([]byte, n)
+	}
+	hs.h.Reset()
+	err := fsys.ReadNoFollow(name, size, hs.buf[:n], hs.h)
+	var sum []byte
+	if err == nil {
+		sum = hs.h.Sum(nil)
+	}
+	if cap(hs.buf) > maxKeptBuffer {
+		hs.buf = nil
+	}
+	k.hashers.Put(hs)
+	if err != nil {
 		return nil, fmt.Errorf("hash %s: %w", fsys.HostPath(name), err)
 	}
-	return h.Sum(nil), nil
+	return sum, nil
 }
