@@ -301,6 +301,9 @@ func (s *Site) evaluate(files map[string][]byte) error {
 	if s.src.Node != "" && !s.whole && builtinTopo && importsNoSite(insts[1].ImportPaths) && !readsNodes(siteImports(insts[0])) {
 		s.startSplit(insts[0].Files, builtinFile(files, s.files, "profile/catalog.cue"))
 	}
+	if s.cut != nil && !s.cutKept {
+		return errNotKept
+	}
 	s.siteAST = insts[0].Files
 	s.ctx = cuecontext.New()
 	vals, err := s.ctx.BuildInstances([]*build.Instance{insts[0], insts[1]})
