@@ -3,6 +3,7 @@ package desired
 import (
 	"errors"
 	"fmt"
+	"runtime"
 
 	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/ast"
@@ -131,7 +132,8 @@ func (s *Site) startSplit(files []*ast.File, builtinCatalog bool) {
 		}
 		return
 	}
-	if s.splitMin <= 0 || !builtinCatalog {
+	if s.splitMin <= 0 || !builtinCatalog || runtime.GOMAXPROCS(0) < 2 {
+		// With one processor, a second share is only more work.
 		return
 	}
 	lit, fields := splitResources(files, s.src.Node)
