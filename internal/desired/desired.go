@@ -295,10 +295,12 @@ func (s *Site) evaluate(files map[string][]byte) error {
 	}
 	builtinTopo := builtinTopology(files, s.files)
 	var pruned map[string]*prunedNode
-	if s.src.Node != "" && !s.whole && builtinTopo && importsNoSite(insts[1].ImportPaths) {
-		pruned = prune(insts[0].Files, s.src.Node, siteImports(insts[0]))
-	}
-	if s.src.Node != "" && !s.whole && builtinTopo && importsNoSite(insts[1].ImportPaths) && !readsNodes(siteImports(insts[0])) {
+	// Neither a prune nor a split when a file of the site, or of a
+	// package it imports, reads nodes. (The second share of a split
+	// evaluates the files the first found so: it need not look again.)
+	if s.src.Node != "" && !s.whole && builtinTopo && importsNoSite(insts[1].ImportPaths) &&
+		(s.cut != nil || !readsNodes(insts[0].Files) && !readsNodes(siteImports(insts[0]))) {
+		pruned = prune(insts[0].Files, s.src.Node)
 		s.startSplit(insts[0].Files, builtinFile(files, s.files, "profile/catalog.cue"))
 	}
 	if s.cut != nil && !s.cutKept {

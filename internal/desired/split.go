@@ -62,10 +62,11 @@ type splitJob struct {
 
 // splitResources returns the fields of node's resources struct, when the
 // site's files make a split sound (see above): nil otherwise. files are
-// the site package's files.
+// the site package's files, none of which reads nodes (the caller checks
+// it).
 func splitResources(files []*ast.File, node string) (lit *ast.StructLit, fields []*ast.Field) {
 	entries := plainNodeEntries(files)
-	if entries == nil || readsNodes(files) {
+	if entries == nil {
 		return nil, nil
 	}
 	for _, e := range entries[node] {
