@@ -36,34 +36,20 @@ type part struct {
 // The evaluation runs under the site's time budget (Limits.EvalTimeout):
 // past it, the error is a *BudgetError.
 func (s *Site) Catalog(node string) (*reconciler.Catalog, error) {
-	cat, _, err := s.catalogSources(node, false)
+	cat, _, err := s.CatalogSources(node)
 	return cat, err
 }
 
 // CatalogSources is Catalog that also says where the catalog's values come
 // from, for checks across nodes (internal/invariants).
 func (s *Site) CatalogSources(node string) (*reconciler.Catalog, *Sources, error) {
-	return s.catalogSources(node, true)
-}
-
-// catalogSources is Catalog, and CatalogSources with sources. Sources are
-// always those of a whole evaluation (split.go).
-func (s *Site) catalogSources(node string, sources bool) (*reconciler.Catalog, *Sources, error) {
 	var cat *reconciler.Catalog
 	var src *Sources
 	var probs []Problem
 	if err := s.budget.run(context.Background(), func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if sources {
-			if probs = s.unsplit(); probs != nil {
-				return
-			}
-		}
 		cat, src, probs = s.catalogFor(node)
-		if !sources {
-			src = nil
-		}
 	}); err != nil {
 		return nil, nil, err
 	}
@@ -81,37 +67,16 @@ func (s *Site) catalogSources(node string, sources bool) (*reconciler.Catalog, *
 
 // catalogFor computes the node's catalog, where its resources come from,
 // and every problem with it. Warnings do not prevent a catalog; any other
-// problem does. A site loaded with its node's resources split (split.go)
-// merges the other evaluation's share here, or evaluates the whole site
-// again when it cannot.
+// problem does.
 func (s *Site) catalogFor(node string) (*reconciler.Catalog, *Sources, []Problem) {
-	if s.split != nil && node != s.src.Node {
-		if probs := s.unsplit(); probs != nil {
-			return nil, nil, probs
-		}
-	}
-	n, data, parts, probs, ok := s.catalogParts(node, false)
-	if s.split != nil {
-		return s.mergeSplit(node, n, data, parts, probs, ok)
-	}
-	if !ok {
-		return nil, nil, probs
-	}
-	return s.assemble(n, data, parts, probs)
-}
-
-// catalogParts evaluates the node's catalog and decodes its parts (the
-// profiles', the role's, the node's; with ownOnly, the node's alone, no
-// profile evaluated). ok is false when there is no catalog to assemble
-// (an unknown node or role, a topology that fails): probs say why.
-func (s *Site) catalogParts(node string, ownOnly bool) (n *nodeInfo, data cue.Value, parts []decodedPart, probs []Problem, ok bool) {
-	n = s.nodes[node]
+	n := s.nodes[node]
 	if n == nil {
-		return nil, data, nil, []Problem{{Msg: fmt.Sprintf("node %q is not in site %s (nodes: %s)", node, s.name, strings.Join(s.order, ", "))}}, false
+		return nil, nil, []Problem{{Msg: fmt.Sprintf("node %q is not in site %s (nodes: %s)", node, s.name, strings.Join(s.order, ", "))}}
 	}
 	// Problems found at load time that concern this node, its role or the
 	// whole site make the catalog invalid; the catalog is still evaluated
 	// (when the role exists) to find the others.
+	var probs []Problem
 	for _, sp := range s.siteProblems {
 		if sp.concerns(n) {
 			probs = append(probs, sp.Problem)
@@ -119,51 +84,44 @@ func (s *Site) catalogParts(node string, ownOnly bool) (n *nodeInfo, data cue.Va
 	}
 	role := s.roles[n.role]
 	if role == nil {
-		return n, data, nil, probs, false
+		return nil, nil, probs
 	}
 
 	topo, err := s.topologyFor(role.profiles)
 	if err != nil {
 		var inv *InvalidError
 		if errors.As(err, &inv) {
-			return n, data, nil, append(probs, inv.Problems...), false
+			return nil, nil, append(probs, inv.Problems...)
 		}
-		return n, data, nil, append(probs, Problem{Node: node, Msg: err.Error()}), false
-	}
-	var skip map[string]any
-	if ownOnly {
-		skip = map[string]any{}
-		for _, p := range role.profiles {
-			skip[p] = true
-		}
+		return nil, nil, append(probs, Problem{Node: node, Msg: err.Error()})
 	}
 	// One fill with everything: each FillPath evaluates the result, so
 	// filling field by field would evaluate the catalog once per field.
-	c := s.catalog.FillPath(cue.Path{}, s.catalogInput(n, n.value, topo, skip))
+	c := s.catalog.FillPath(cue.Path{}, s.catalogInput(n, n.value, topo, nil))
 	// Invalid data would fail every profile that reads it, each with the
 	// same message: report it once, and check only the resources the role
 	// and the node declare themselves.
-	data = c.LookupPath(cue.ParsePath("data"))
+	data := c.LookupPath(cue.ParsePath("data"))
 	dataErr := data.Validate()
 	if dataErr != nil {
 		probs = append(probs, s.problemsFromError(dataErr, node, "", data)...)
 	}
 
-	parts = make([]decodedPart, 0, len(role.profiles)+3)
-	if !ownOnly {
-		for _, p := range role.profiles {
-			if !s.profiles[p] || dataErr != nil {
-				continue
-			}
-			parts = append(parts, decodedPart{part: part{name: "profile " + p, value: c.LookupPath(cue.MakePath(cue.Str("profiles"), cue.Str(p)))}})
+	parts := make([]decodedPart, 0, len(role.profiles)+2)
+	for _, p := range role.profiles {
+		if !s.profiles[p] || dataErr != nil {
+			continue
 		}
-		parts = append(parts, decodedPart{part: part{name: "role " + role.name, value: c.LookupPath(cue.ParsePath("roleResources"))}})
+		parts = append(parts, decodedPart{part: part{name: "profile " + p, value: c.LookupPath(cue.MakePath(cue.Str("profiles"), cue.Str(p)))}})
 	}
-	parts = append(parts, decodedPart{part: part{name: "node " + node, value: c.LookupPath(cue.ParsePath("nodeResources")), own: true}})
+	parts = append(parts,
+		decodedPart{part: part{name: "role " + role.name, value: c.LookupPath(cue.ParsePath("roleResources"))}},
+		decodedPart{part: part{name: "node " + node, value: c.LookupPath(cue.ParsePath("nodeResources")), own: true}},
+	)
 	for i := range parts {
 		probs = append(probs, parts[i].decode(s, node)...)
 	}
-	return n, data, parts, probs, true
+	return s.assemble(n, data, parts, probs)
 }
 
 // catalogInput is what catalogFor fills into #Catalog for node n: the

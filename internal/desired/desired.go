@@ -64,10 +64,6 @@ type Source struct {
 	// other nodes' entries are left out of the evaluation where they cannot
 	// change its catalog (prune.go), and the Site serves that node only.
 	Node string
-
-	// splitMin, when set, replaces defaultSplitMin (split.go); below 0,
-	// the node's resources are never split. For tests.
-	splitMin int
 }
 
 // Site is a loaded, evaluated site. Its methods are safe for concurrent
@@ -118,16 +114,6 @@ type Site struct {
 	// loaded for Source.Node); whole makes evaluate leave none out.
 	pruned int
 	whole  bool
-
-	// splitMin is the fewest resources of its own the node of a site
-	// loaded for one node must declare for their evaluation to be split
-	// in two (split.go); 0: never. split is the second share, while the
-	// site holds the first; cut, on the second share's own site, says
-	// what it keeps, and cutKept that it was kept.
-	splitMin int
-	split    *splitJob
-	cut      *splitJob
-	cutKept  bool
 
 	// problems found while loading that do not stop evaluation: an unknown
 	// role or profile, an invalid value in the site's own structure. Vet
@@ -249,12 +235,6 @@ func Load(ctx context.Context, src Source) (*Site, error) {
 	}
 
 	s.budget = &budget{left: lim.EvalTimeout, total: lim.EvalTimeout, display: displayName(src, siteDir)}
-	if src.Node != "" {
-		s.splitMin = defaultSplitMin
-		if src.splitMin != 0 {
-			s.splitMin = max(src.splitMin, 0)
-		}
-	}
 	var evalErr error
 	if err := s.budget.run(ctx, func() {
 		evalErr = s.evaluate(files)
@@ -295,16 +275,8 @@ func (s *Site) evaluate(files map[string][]byte) error {
 	}
 	builtinTopo := builtinTopology(files, s.files)
 	var pruned map[string]*prunedNode
-	// Neither a prune nor a split when a file of the site, or of a
-	// package it imports, reads nodes. (The second share of a split
-	// evaluates the files the first found so: it need not look again.)
-	if s.src.Node != "" && !s.whole && builtinTopo && importsNoSite(insts[1].ImportPaths) &&
-		(s.cut != nil || !readsNodes(insts[0].Files) && !readsNodes(siteImports(insts[0]))) {
-		pruned = prune(insts[0].Files, s.src.Node)
-		s.startSplit(insts[0].Files, builtinFile(files, s.files, "profile/catalog.cue"))
-	}
-	if s.cut != nil && !s.cutKept {
-		return errNotKept
+	if s.src.Node != "" && !s.whole && builtinTopo && importsNoSite(insts[1].ImportPaths) {
+		pruned = prune(insts[0].Files, s.src.Node, siteImports(insts[0]))
 	}
 	s.siteAST = insts[0].Files
 	s.ctx = cuecontext.New()
@@ -365,7 +337,6 @@ func (s *Site) reset() {
 	s.topo = topology{}
 	s.name, s.profiles, s.roles, s.nodes, s.order = "", nil, nil, nil, nil
 	s.siteProblems, s.pruned = nil, 0
-	s.split = nil
 	s.siteAST, s.srcKeys, s.srcKeysDone = nil, nil, false
 }
 

@@ -25,9 +25,6 @@ import (
 func (s *Site) InputKey(node string) (key string, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.unsplit() != nil {
-		return "", false
-	}
 	n := s.nodes[node]
 	if n == nil || s.roles[n.role] == nil {
 		return "", false

@@ -74,10 +74,12 @@ func importsNoSite(profileImports []string) bool {
 
 // prune takes out of files the entries of the nodes other than keep that
 // are plain data, and returns those nodes by name. It returns nil and
-// leaves files alone when keep has no entry of its own (its catalog then
-// needs whatever declares it). The caller has checked that no file of the
-// site, or of a package it imports, reads nodes (readsNodes).
-func prune(files []*ast.File, keep string) map[string]*prunedNode {
+// leaves files alone when a file, or a file of a package the site
+// imports, reads nodes, or when keep has no entry of its own (its catalog then needs whatever declares it).
+func prune(files []*ast.File, keep string, imported []*ast.File) map[string]*prunedNode {
+	if readsNodes(files) || readsNodes(imported) {
+		return nil
+	}
 	byNode := map[string][]nodeEntry{}
 	var order []string
 	for _, f := range files {

@@ -63,25 +63,6 @@ func identityFree(entries []*ast.StructLit) (string, bool) {
 // (identityFree of its entries), or nil when the site's files do not make
 // the nodes' values certain from their entries.
 func sourceKeys(files []*ast.File) map[string]string {
-	entries := plainNodeEntries(files)
-	if entries == nil {
-		return nil
-	}
-	out := make(map[string]string, len(entries))
-	for name, es := range entries {
-		txt, ok := identityFree(es)
-		if !ok {
-			return nil
-		}
-		out[name] = txt
-	}
-	return out
-}
-
-// plainNodeEntries returns, by node, the entries of the site's nodes (the
-// values of `nodes: {name: {...}}` at the top of the files), or nil when
-// the files do not make the nodes' values certain from them (see above).
-func plainNodeEntries(files []*ast.File) map[string][]*ast.StructLit {
 	entries := map[string][]*ast.StructLit{}
 	for _, f := range files {
 		for _, d := range f.Decls {
@@ -100,7 +81,15 @@ func plainNodeEntries(files []*ast.File) map[string][]*ast.StructLit {
 			}
 		}
 	}
-	return entries
+	out := make(map[string]string, len(entries))
+	for name, es := range entries {
+		txt, ok := identityFree(es)
+		if !ok {
+			return nil
+		}
+		out[name] = txt
+	}
+	return out
 }
 
 // topLevelField checks a top-level field of a site file: a `nodes: {...}`

@@ -129,9 +129,6 @@ func (s *Site) InSite(pos string) bool {
 func (s *Site) Pos(path ...string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.unsplit() != nil {
-		return ""
-	}
 	if w := lookup(s.site, path); w.Exists() {
 		return s.pos(w)
 	}
@@ -143,9 +140,6 @@ func (s *Site) Pos(path ...string) string {
 func (s *Site) Decode(v any, path ...string) (found bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if probs := s.unsplit(); probs != nil {
-		return false, &InvalidError{Problems: probs}
-	}
 	w := lookup(s.site, path)
 	if !w.Exists() {
 		return false, nil

@@ -54,14 +54,7 @@ func (s *Site) EvaluateNodesIn(ctx context.Context, nodes []string, workers int)
 	err := s.budget.run(ctx, func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		var res []NodeResult
-		if probs := s.unsplit(); probs != nil {
-			for _, n := range nodes {
-				res = append(res, NodeResult{Node: n, Problems: probs, Evaluated: true})
-			}
-		} else {
-			res = s.evaluateNodes(ctx, nodes, workers)
-		}
+		res := s.evaluateNodes(ctx, nodes, workers)
 		mu.Lock()
 		out = res
 		mu.Unlock()
