@@ -11,6 +11,9 @@ import (
 // heap size it asked for and is marked for huge pages (VmFlags hg in
 // /proc/self/smaps), and GODEBUG disablethp=1 leaves the heap alone.
 func TestHeapHugePages(t *testing.T) {
+	if _, err := os.Stat("/sys/kernel/mm/transparent_hugepage/enabled"); err != nil {
+		t.Skip("the kernel has no transparent huge pages:", err)
+	}
 	lo, hi := heapHugePages()
 	if hi-lo < hugeHeapBytes {
 		t.Fatalf("madvised %#x-%#x, want at least %d bytes", lo, hi, hugeHeapBytes)
