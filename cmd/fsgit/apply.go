@@ -66,6 +66,10 @@ changes found), 4 failures, 6 changes and failures, 1 the run could not start.`,
   fsgit apply --once --node online-1 -o json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// A short-lived process whose heap (CUE's, on a first
+			// run) is mostly fresh pages: huge pages spare most of
+			// their faults. Not for the agent, whose heap lives on.
+			heapHugePages()
 			return runApply(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), f)
 		},
 	}
