@@ -69,7 +69,7 @@ changes found), 4 failures, 6 changes and failures, 1 the run could not start.`,
 			// A short-lived process whose heap (CUE's, on a first
 			// run) is mostly fresh pages: huge pages spare most of
 			// their faults. Not for the agent, whose heap lives on.
-			heapHugePages()
+			heapHugePages(applyHeap)
 			return runApply(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), f)
 		},
 	}

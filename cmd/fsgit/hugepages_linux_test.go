@@ -9,14 +9,18 @@ import (
 
 // TestHeapHugePages: the fresh mapping heapHugePages prepares holds the
 // heap size it asked for and is marked for huge pages (VmFlags hg in
-// /proc/self/smaps), and GODEBUG disablethp=1 leaves the heap alone.
+// /proc/self/smaps), GODEBUG disablethp=1 leaves the heap alone, and so
+// does a size below what is worth it.
 func TestHeapHugePages(t *testing.T) {
-	if _, err := os.Stat("/sys/kernel/mm/transparent_hugepage/enabled"); err != nil {
-		t.Skip("the kernel has no transparent huge pages:", err)
+	if mode, err := os.ReadFile(thpEnabledFile); err != nil || !strings.Contains(string(mode), "[madvise]") {
+		t.Skipf("the kernel does not leave huge pages to the process (%s: %q, %v)", thpEnabledFile, mode, err)
 	}
-	lo, hi := heapHugePages()
-	if hi-lo < hugeHeapBytes {
-		t.Fatalf("madvised %#x-%#x, want at least %d bytes", lo, hi, hugeHeapBytes)
+	if memAvailable()/4 < applyHeap {
+		t.Skipf("only %d bytes available", memAvailable())
+	}
+	lo, hi := heapHugePages(applyHeap)
+	if hi-lo < applyHeap {
+		t.Fatalf("madvised %#x-%#x, want at least %d bytes", lo, hi, applyHeap)
 	}
 	smaps, err := os.ReadFile("/proc/self/smaps")
 	if err != nil {
@@ -44,7 +48,11 @@ func TestHeapHugePages(t *testing.T) {
 	}
 
 	t.Setenv("GODEBUG", "disablethp=1")
-	if lo, hi := heapHugePages(); lo != hi {
+	if lo, hi := heapHugePages(applyHeap); lo != hi {
 		t.Errorf("with disablethp=1, madvised %#x-%#x", lo, hi)
+	}
+	t.Setenv("GODEBUG", "")
+	if lo, hi := heapHugePages(minHugeHeap - 1); lo != hi {
+		t.Errorf("below %d bytes, madvised %#x-%#x", minHugeHeap, lo, hi)
 	}
 }

@@ -61,10 +61,15 @@ func guarded(stderr io.Writer, f func() int) (code int) {
 // 1.73-1.83 s, plan 1.91-2.03 s against 1.99-2.15 s, interleaved on a quiet
 // machine); GOGC=300 and 400 cost more than they spare. GOGC in the
 // environment wins.
+//
+// It also backs the heap with huge pages where the kernel leaves that to
+// the process (heapHugePages): at 1,000 nodes vet touches ~50,000 fresh
+// 4 KiB pages otherwise.
 func evalGC() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(200)
 	}
+	heapHugePages(evalHeap)
 }
 
 func runCommand(args []string) int {
