@@ -49,7 +49,8 @@ const (
 // kernel gives huge pages to every process already (always) or to none
 // (never), not with strict overcommit (vm.overcommit_memory 2, where
 // reserving the size could fail the allocation), not beyond a quarter of
-// the memory available, and not with GODEBUG disablethp=1. Anything
+// the memory available, not when the heap already has that much idle
+// memory, and not with GODEBUG disablethp=1. Anything
 // unexpected (no such mapping, madvise refused) leaves the heap as it
 // was. The agent does not call it: its heap lives on, and the pages it
 // frees would split the huge ones. It returns the madvised range ([0, 0)
@@ -68,6 +69,15 @@ func heapHugePages(size int) (lo, hi uintptr) {
 		size = avail / 4
 	}
 	if size < minHugeHeap {
+		return 0, 0
+	}
+	// The allocation must come from a fresh mapping, which the runtime
+	// does not touch: with that much idle heap already (a second call in
+	// one process: tests run vet and apply in-process) it would come
+	// from there, and be zeroed, touching every page (1.8 s for 1 GB).
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	if ms.HeapIdle >= uint64(size) {
 		return 0, 0
 	}
 	b := make([]byte, size)

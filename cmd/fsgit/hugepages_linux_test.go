@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -9,14 +10,35 @@ import (
 
 // TestHeapHugePages: the fresh mapping heapHugePages prepares holds the
 // heap size it asked for and is marked for huge pages (VmFlags hg in
-// /proc/self/smaps), GODEBUG disablethp=1 leaves the heap alone, and so
-// does a size below what is worth it.
+// /proc/self/smaps); a second call, whose allocation the idle heap would
+// serve (and zero, touching every page), does nothing; GODEBUG
+// disablethp=1 leaves the heap alone, and so does a size below what is
+// worth it. It runs in a child process, whose heap is fresh as a
+// command's is (other tests of this package run commands in-process).
 func TestHeapHugePages(t *testing.T) {
 	if mode, err := os.ReadFile(thpEnabledFile); err != nil || !strings.Contains(string(mode), "[madvise]") {
 		t.Skipf("the kernel does not leave huge pages to the process (%s: %q, %v)", thpEnabledFile, mode, err)
 	}
 	if memAvailable()/4 < applyHeap {
 		t.Skipf("only %d bytes available", memAvailable())
+	}
+	if os.Getenv("FSGIT_TEST_HUGEPAGES_CHILD") == "" {
+		cmd := exec.Command(os.Args[0], "-test.run", "^TestHeapHugePages$", "-test.v")
+		cmd.Env = append(os.Environ(), "FSGIT_TEST_HUGEPAGES_CHILD=1", "GODEBUG=")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestHeapHugePages") {
+			t.Fatalf("the child process: %v\n%s", err, out)
+		}
+		return
+	}
+	t.Setenv("GODEBUG", "disablethp=1")
+	if lo, hi := heapHugePages(applyHeap); lo != hi {
+		t.Errorf("with disablethp=1, madvised %#x-%#x", lo, hi)
+	}
+	t.Setenv("GODEBUG", "")
+
+	if lo, hi := heapHugePages(minHugeHeap - 1); lo != hi {
+		t.Errorf("below %d bytes, madvised %#x-%#x", minHugeHeap, lo, hi)
 	}
 	lo, hi := heapHugePages(applyHeap)
 	if hi-lo < applyHeap {
@@ -47,12 +69,7 @@ func TestHeapHugePages(t *testing.T) {
 		t.Errorf("no mapping at %#x in /proc/self/smaps", lo)
 	}
 
-	t.Setenv("GODEBUG", "disablethp=1")
 	if lo, hi := heapHugePages(applyHeap); lo != hi {
-		t.Errorf("with disablethp=1, madvised %#x-%#x", lo, hi)
-	}
-	t.Setenv("GODEBUG", "")
-	if lo, hi := heapHugePages(minHugeHeap - 1); lo != hi {
-		t.Errorf("below %d bytes, madvised %#x-%#x", minHugeHeap, lo, hi)
+		t.Errorf("a second call, with the first one's heap idle, madvised %#x-%#x", lo, hi)
 	}
 }
