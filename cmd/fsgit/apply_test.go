@@ -502,3 +502,90 @@ func TestApply_NoopReadsCacheWritesNone(t *testing.T) {
 		t.Fatalf("noop wrote in the state directory:\n%v\n%v", before, after)
 	}
 }
+
+// TestApply_HonoursHolds: a hold in the state file (fsgit hold while no
+// agent runs) binds fsgit apply --once as it binds the agent: the held
+// file's drift is reported, not corrected; a node hold holds every
+// resource; an expired hold binds nothing.
+func TestApply_HonoursHolds(t *testing.T) {
+	site := sandboxSite(t, "")
+	root := filepath.Join(t.TempDir(), "root")
+	args := []string{"apply", "--once", "--site", site, "--node", "n1", "--root", root}
+	if code, out, errOut := fsgit(t, args...); code != 2 {
+		t.Fatalf("first apply: exit %d, want 2\n%s%s", code, out, errOut)
+	}
+	setHolds := func(hs ...state.Hold) {
+		t.Helper()
+		st, err := state.Open(filepath.Join(root, "var/lib/fsgit/state.db"), state.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		if err := st.SetHolds(hs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := filepath.Join(root, "etc/app/b.conf")
+	now := time.Now()
+	for _, c := range []struct {
+		name string
+		hold state.Hold
+	}{
+		{"resource", state.Hold{ID: "file:/etc/app/b.conf", By: "ops", Reason: "INC-7", Since: now, Until: now.Add(time.Hour)}},
+		{"node", state.Hold{By: "ops", Reason: "disk swap", Since: now, Until: now.Add(time.Hour)}},
+	} {
+		setHolds(c.hold)
+		if err := os.WriteFile(b, []byte("b=by hand\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, out, errOut := fsgit(t, args...)
+		if got, _ := os.ReadFile(b); string(got) != "b=by hand\n" {
+			t.Fatalf("%s hold: the held file was changed to %q\n%s%s", c.name, got, out, errOut)
+		}
+		if !strings.Contains(out, c.hold.Reason) {
+			t.Errorf("%s hold: the report does not give the hold's reason:\n%s", c.name, out)
+		}
+	}
+	setHolds(state.Hold{ID: "file:/etc/app/b.conf", By: "ops", Reason: "over", Since: now.Add(-2 * time.Hour), Until: now.Add(-time.Hour)})
+	if code, out, errOut := fsgit(t, args...); code != 2 {
+		t.Fatalf("expired hold: exit %d, want 2\n%s%s", code, out, errOut)
+	}
+	if got, _ := os.ReadFile(b); string(got) == "b=by hand\n" {
+		t.Fatal("an expired hold still held the file")
+	}
+}
+
+// TestApply_RefusesWhilePinned: a rollback's pin (fsgit rollback while the
+// agent is stopped, or before it stopped) binds fsgit apply --once: it
+// would undo the rollback, so it refuses and says how to end the pin; a
+// noop run still reports.
+func TestApply_RefusesWhilePinned(t *testing.T) {
+	site := sandboxSite(t, "")
+	root := filepath.Join(t.TempDir(), "root")
+	args := []string{"apply", "--once", "--site", site, "--node", "n1", "--root", root}
+	if code, out, errOut := fsgit(t, args...); code != 2 {
+		t.Fatalf("first apply: exit %d, want 2\n%s%s", code, out, errOut)
+	}
+	st, err := state.Open(filepath.Join(root, "var/lib/fsgit/state.db"), state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetPin(&state.Pin{Revision: "sha256:0123456789ab", By: "ops", Reason: "bad release", Since: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	b := filepath.Join(root, "etc/app/b.conf")
+	if err := os.WriteFile(b, []byte("b=by hand\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := fsgit(t, args...)
+	if code != 1 || !strings.Contains(errOut+out, "pinned to sha256:0123456789ab by ops") || !strings.Contains(errOut+out, "fsgit rollback --release") {
+		t.Fatalf("pinned apply: exit %d, want 1 and the pin\n%s%s", code, out, errOut)
+	}
+	if got, _ := os.ReadFile(b); string(got) != "b=by hand\n" {
+		t.Fatalf("the pinned apply changed a file to %q", got)
+	}
+	if code, out, errOut := fsgit(t, append(args, "--noop")...); code != 2 {
+		t.Fatalf("pinned noop: exit %d, want 2 (drift reported)\n%s%s", code, out, errOut)
+	}
+}

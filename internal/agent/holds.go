@@ -48,16 +48,6 @@ type HoldAnswer struct {
 	Released []state.Hold `json:"released,omitempty"`
 }
 
-// holdSentence says who holds a resource, until when and why: the
-// reason a held resource's result gives.
-func holdSentence(h state.Hold) string {
-	what := "held"
-	if h.ID == "" {
-		what = "node held"
-	}
-	return fmt.Sprintf("%s by %s until %s: %s", what, h.By, h.Until.UTC().Format(time.RFC3339), h.Reason)
-}
-
 // maxHold is the longest hold the catalog in force allows.
 func maxHold(c *reconciler.Catalog) time.Duration {
 	if c != nil && c.MaxHold > 0 {
@@ -216,31 +206,7 @@ func (a *Agent) expireHolds(now time.Time) bool {
 func (a *Agent) heldForRun(cat *reconciler.Catalog) (map[reconciler.ID]string, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if len(a.holds) == 0 {
-		return nil, false
-	}
-	held := map[reconciler.ID]string{}
-	noPrune := false
-	now := time.Now()
-	for _, h := range a.holds {
-		if !h.Active(now) {
-			continue
-		}
-		if h.ID == "" {
-			noPrune = true
-			for _, r := range cat.Resources {
-				if _, ok := held[r.ID]; !ok {
-					held[r.ID] = holdSentence(h)
-				}
-			}
-			continue
-		}
-		held[h.ID] = holdSentence(h)
-		if cat.Lookup(h.ID) == nil {
-			noPrune = true
-		}
-	}
-	return held, noPrune
+	return state.HeldFor(a.holds, cat, time.Now())
 }
 
 // nextHoldEnd is how long until the first hold ends; ok is false with no

@@ -65,6 +65,7 @@ func (l *Local) Run(ctx context.Context) *Result {
 		site.Cache = &Cache{File: File{statePath.FS, CachePath(filepath.Dir(statePath.Name), l.Node)}, Node: l.Node}
 	}
 	var st *state.Store
+	var holds []state.Hold
 	defer func() {
 		if st != nil {
 			st.Close()
@@ -84,7 +85,27 @@ func (l *Local) Run(ctx context.Context) *Result {
 			if err == nil && !l.Noop {
 				site.Keep()
 			}
+			if err == nil && st != nil {
+				// The holds placed with fsgit hold while no agent ran
+				// (or before it stopped) bind this run as the agent's.
+				if holds, err = st.Holds(); err != nil {
+					return nil, fmt.Errorf("read the holds: %w", err)
+				}
+				// A rollback's pin too: applying the site would undo
+				// it. A noop run only reports, so it goes on.
+				pin, err := st.Pin()
+				if err != nil {
+					return nil, fmt.Errorf("read the pin: %w", err)
+				}
+				if pin != nil && !l.Noop {
+					return nil, fmt.Errorf("the node is pinned to %s by %s since %s (%s): fsgit rollback --release ends the pin, then apply",
+						pin.Revision, pin.By, pin.Since.UTC().Format(time.RFC3339), pin.Reason)
+				}
+			}
 			return prior, err
+		},
+		Held: func(cat *reconciler.Catalog) (map[reconciler.ID]string, bool) {
+			return state.HeldFor(holds, cat, time.Now())
 		},
 		Options:   opts,
 		Interrupt: l.Interrupt,

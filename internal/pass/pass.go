@@ -41,6 +41,9 @@ type Pass struct {
 	// Options are the engine's run options; the steps fill in Secrets
 	// and Prior when they have them.
 	Options reconciler.RunOptions
+	// Held, when set, says what the run must not change, after State
+	// (the holds are in the state): it fills Options' Held and NoPrune.
+	Held func(*reconciler.Catalog) (held map[reconciler.ID]string, noPrune bool)
 	// Interrupt, when set, is called on the first SIGINT or SIGTERM during
 	// the run, which then lets the resources in hand finish; a second
 	// signal cancels them.
@@ -129,6 +132,9 @@ func (p *Pass) Run(ctx context.Context) (res *Result) {
 			return stateErr
 		}},
 		{"run", func() (err error) {
+			if p.Held != nil {
+				opts.Held, opts.NoPrune = p.Held(res.Prepared.Catalog)
+			}
 			runCtx := ctx
 			if p.Interrupt != nil {
 				runCtx, opts.Stop, release = Interrupted(ctx, func(os.Signal) { p.Interrupt() })

@@ -35,6 +35,47 @@ type Hold struct {
 // Active reports whether the hold is still in force at now.
 func (h Hold) Active(now time.Time) bool { return now.Before(h.Until) }
 
+// Sentence says who holds a resource, until when and why: the reason a
+// held resource's result gives.
+func (h Hold) Sentence() string {
+	what := "held"
+	if h.ID == "" {
+		what = "node held"
+	}
+	return fmt.Sprintf("%s by %s until %s: %s", what, h.By, h.Until.UTC().Format(time.RFC3339), h.Reason)
+}
+
+// HeldFor is what the holds in force at now hold of cat, for a run
+// (reconciler.RunOptions.Held), by ID with each hold's sentence: a hold
+// of the whole node holds every resource of cat. noPrune is set when a
+// hold is on the whole node or on a resource cat no longer has, so that
+// the run deletes nothing that left the catalog. Every run that applies
+// (the agent's, fsgit apply --once) takes its holds from here.
+func HeldFor(holds []Hold, cat *reconciler.Catalog, now time.Time) (held map[reconciler.ID]string, noPrune bool) {
+	for _, h := range holds {
+		if !h.Active(now) {
+			continue
+		}
+		if held == nil {
+			held = map[reconciler.ID]string{}
+		}
+		if h.ID == "" {
+			noPrune = true
+			for _, r := range cat.Resources {
+				if _, ok := held[r.ID]; !ok {
+					held[r.ID] = h.Sentence()
+				}
+			}
+			continue
+		}
+		held[h.ID] = h.Sentence()
+		if cat.Lookup(h.ID) == nil {
+			noPrune = true
+		}
+	}
+	return held, noPrune
+}
+
 // Holds returns the holds kept, expired ones too.
 func (s *Store) Holds() ([]Hold, error) {
 	var out []Hold
