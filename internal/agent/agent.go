@@ -659,7 +659,6 @@ func (a *Agent) run(ctx context.Context, trigger string, only []reconciler.ID, n
 		a.mu.Unlock()
 	}()
 
-	held, holdNoPrune := a.heldForRun(a.prepared.Catalog)
 	p := pass.Pass{
 		Engine:   a.engine,
 		Prepared: a.prepared,
@@ -673,10 +672,9 @@ func (a *Agent) run(ctx context.Context, trigger string, only []reconciler.ID, n
 			}
 			return a.memory, nil
 		},
+		Held: a.heldForRun,
 		Options: reconciler.RunOptions{
 			Waiting:   a.windowWaiting(time.Now()),
-			Held:      held,
-			NoPrune:   holdNoPrune,
 			Root:      cfg.Root,
 			Secrets:   a.secrets,
 			Only:      only,

@@ -41,8 +41,10 @@ type Pass struct {
 	// Options are the engine's run options; the steps fill in Secrets
 	// and Prior when they have them.
 	Options reconciler.RunOptions
-	// Held, when set, says what the run must not change, after State
-	// (the holds are in the state): it fills Options' Held and NoPrune.
+	// Held, when set, says what the run must not change (fsgit hold),
+	// asked after State, of the prepared catalog: it fills Options' Held
+	// and NoPrune. The agent's holds are in its memory, Local's in the
+	// state file; both expand them with state.HeldFor.
 	Held func(*reconciler.Catalog) (held map[reconciler.ID]string, noPrune bool)
 	// Interrupt, when set, is called on the first SIGINT or SIGTERM during
 	// the run, which then lets the resources in hand finish; a second
