@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"slices"
+	"strings"
 
 	"cuelang.org/go/cue"
 
@@ -101,21 +103,22 @@ func (s *Site) makeTemplate(g *group, role *roleInfo, p string) *template {
 		return nil
 	}
 	for _, r := range d.res {
-		if hasStandIn(r.ID, s.standIn) {
+		if namesStandIn(r, s.standIn) {
 			return nil
-		}
-		for _, e := range append(append([]reconciler.ID(nil), r.Require...), r.Notify...) {
-			if hasStandIn(e, s.standIn) {
-				return nil
-			}
 		}
 	}
 	return &template{part: d, name: specString(name), fqdn: specString(fqdn)}
 }
 
-// hasStandIn reports whether id holds the stand-ins' token.
-func hasStandIn(id reconciler.ID, token string) bool {
-	return bytes.Contains([]byte(id), []byte(token))
+// namesStandIn reports whether r's ID or one of its edges holds the
+// stand-ins' token: forNode replaces it in specs only.
+func namesStandIn(r reconciler.Resource, token string) bool {
+	for _, id := range slices.Concat([]reconciler.ID{r.ID}, r.Require, r.Notify) {
+		if strings.Contains(string(id), token) {
+			return true
+		}
+	}
+	return false
 }
 
 // forNode is the template's part for node n: the stand-ins replaced by
