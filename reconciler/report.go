@@ -21,10 +21,28 @@ type Summary struct {
 	Outcomes map[Outcome]int `json:"outcomes"`
 	// Refreshed counts refreshed resources (in noop: would be).
 	Refreshed int `json:"refreshed"`
-	// Corrective counts resources whose changes correct drift.
+	// Corrective counts resources whose changes corrected drift (in
+	// noop: would): a drift held, detected only, waiting for a window or
+	// pending destroy is not corrected, and is counted as drifted.
 	Corrective int `json:"corrective"`
 	// Changes counts field-level changes applied (in noop: found).
 	Changes int `json:"changes"`
+}
+
+// corrects reports whether res's changes correct drift in this run:
+// applied, or, in noop, to be applied (not held, detected only, waiting
+// or pending destroy).
+func (r *Report) corrects(res *Result) bool {
+	if !res.Corrective {
+		return false
+	}
+	switch res.Outcome {
+	case Created, Changed, Deleted:
+		return true
+	case Drifted:
+		return r.Noop && r.label(res) != "drifted"
+	}
+	return false
 }
 
 // Summary counts the report's results.
@@ -38,7 +56,7 @@ func (r *Report) Summary() Summary {
 		if res.Refreshed {
 			s.Refreshed++
 		}
-		if res.Corrective {
+		if r.corrects(&res) {
 			s.Corrective++
 		}
 		switch res.Outcome {

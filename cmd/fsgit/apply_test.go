@@ -545,6 +545,14 @@ func TestApply_HonoursHolds(t *testing.T) {
 		if !strings.Contains(out, c.hold.Reason) {
 			t.Errorf("%s hold: the report does not give the hold's reason:\n%s", c.name, out)
 		}
+		// Held drift is reported, not counted as corrected.
+		if strings.Contains(out, "drift corrected") {
+			t.Errorf("%s hold: the report says the held drift was corrected:\n%s", c.name, out)
+		}
+		var sum pass.Summary
+		if b, err := os.ReadFile(filepath.Join(root, "var/lib/fsgit/last_run_summary.json")); err != nil || json.Unmarshal(b, &sum) != nil || sum.Resources.Corrective != 0 {
+			t.Errorf("%s hold: summary %+v (%v), want no drift corrected", c.name, sum.Resources, err)
+		}
 	}
 	setHolds(state.Hold{ID: "file:/etc/app/b.conf", By: "ops", Reason: "over", Since: now.Add(-2 * time.Hour), Until: now.Add(-time.Hour)})
 	if code, out, errOut := fsgit(t, args...); code != 2 {
