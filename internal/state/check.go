@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -167,7 +168,7 @@ func checkMeta(f io.ReaderAt, size int64, m *boltMeta) error {
 		return err
 	}
 	w := &pageWalk{f: f, ps: ps, hwm: m.hwm, seen: make([]bool, m.hwm)}
-	if err := w.page(m.root, 0); err != nil {
+	if err := w.page(m.root, 0, keyRange{}); err != nil {
 		return err
 	}
 	if m.freelist == pgidNoFreelist {
@@ -258,7 +259,11 @@ const (
 // with plain reads (never the map), and checks each page's header and
 // elements: page ids below the high water mark and never reached twice
 // (no cycle for bbolt's cursors to loop in), the right type, every key and
-// value inside its page.
+// value inside its page, and the keys in order: strictly ascending within
+// a page, and inside the bounds the branch above gives (bbolt finds,
+// deletes and inserts by binary search, so a key out of order is a key a
+// delete does not find, and a loop that deletes until it is gone never
+// ends).
 type pageWalk struct {
 	f   io.ReaderAt
 	ps  uint64
@@ -270,8 +275,27 @@ type pageWalk struct {
 	bufs [][]byte
 }
 
-// page checks page id, reached at depth, and the pages below it.
-func (w *pageWalk) page(id uint64, depth int) error {
+// keyRange bounds the keys of a page: lo <= key < hi, where a nil lo or hi
+// is no bound.
+type keyRange struct{ lo, hi []byte }
+
+// check says whether key k, the page's i-th, is inside r and after the
+// page's previous key prev.
+func (r keyRange) check(id uint64, i int, k, prev []byte) error {
+	switch {
+	case i > 0 && bytes.Compare(k, prev) <= 0:
+		return fmt.Errorf("page %d: key %d (%x) is not after key %d (%x)", id, i, k, i-1, prev)
+	case r.lo != nil && bytes.Compare(k, r.lo) < 0:
+		return fmt.Errorf("page %d: key %d (%x) is before %x, where the branch above puts this page", id, i, k, r.lo)
+	case r.hi != nil && bytes.Compare(k, r.hi) >= 0:
+		return fmt.Errorf("page %d: key %d (%x) is not before %x, where the branch above ends this page", id, i, k, r.hi)
+	}
+	return nil
+}
+
+// page checks page id, reached at depth with its keys bounded by r, and
+// the pages below it.
+func (w *pageWalk) page(id uint64, depth int, r keyRange) error {
 	switch {
 	case depth > maxTreeDepth:
 		return fmt.Errorf("page %d: the tree is deeper than %d levels", id, maxTreeDepth)
@@ -308,12 +332,14 @@ func (w *pageWalk) page(id uint64, depth int) error {
 	if got := binary.NativeEndian.Uint64(buf); got != id {
 		return fmt.Errorf("page %d says it is page %d", id, got)
 	}
-	return w.elements(id, buf, depth)
+	return w.elements(id, buf, depth, r)
 }
 
 // elements checks the elements of a branch or leaf page held in buf (a
-// page of the file, or an inline bucket's page inside a value).
-func (w *pageWalk) elements(id uint64, buf []byte, depth int) error {
+// page of the file, or an inline bucket's page inside a value), whose keys
+// r bounds. A key is a slice of buf, which stays unchanged while the pages
+// below are read (into the buffers of deeper levels).
+func (w *pageWalk) elements(id uint64, buf []byte, depth int, r keyRange) error {
 	le := binary.NativeEndian
 	flags, count := le.Uint16(buf[8:]), int(le.Uint16(buf[10:]))
 	if flags != branchPageFlag && flags != leafPageFlag {
@@ -325,24 +351,23 @@ func (w *pageWalk) elements(id uint64, buf []byte, depth int) error {
 	if pageHeaderSize+count*elementSize > len(buf) {
 		return fmt.Errorf("page %d: %d elements do not fit in it", id, count)
 	}
+	if flags == branchPageFlag {
+		return w.branch(id, buf, count, depth, r)
+	}
+	var prev []byte
 	for i := range count {
 		off := pageHeaderSize + i*elementSize
 		e := buf[off : off+elementSize]
-		if flags == branchPageFlag {
-			pos, ksize := uint64(le.Uint32(e[0:])), uint64(le.Uint32(e[4:]))
-			if uint64(off)+pos+ksize > uint64(len(buf)) {
-				return fmt.Errorf("page %d: element %d's key is outside the page", id, i)
-			}
-			if err := w.page(le.Uint64(e[8:]), depth+1); err != nil {
-				return err
-			}
-			continue
-		}
 		eflags, pos, ksize, vsize := le.Uint32(e[0:]), uint64(le.Uint32(e[4:])), uint64(le.Uint32(e[8:])), uint64(le.Uint32(e[12:]))
 		start := uint64(off) + pos
 		if start+ksize+vsize > uint64(len(buf)) {
 			return fmt.Errorf("page %d: element %d's key or value is outside the page", id, i)
 		}
+		k := buf[start : start+ksize]
+		if err := r.check(id, i, k, prev); err != nil {
+			return err
+		}
+		prev = k
 		if eflags&bucketLeafFlag == 0 {
 			continue
 		}
@@ -350,8 +375,9 @@ func (w *pageWalk) elements(id uint64, buf []byte, depth int) error {
 		if len(v) < bucketHeader {
 			return fmt.Errorf("page %d: element %d is a bucket of %d bytes", id, i, len(v))
 		}
+		// A nested bucket's keys are a space of their own.
 		if root := le.Uint64(v); root != 0 {
-			if err := w.page(root, depth+1); err != nil {
+			if err := w.page(root, depth+1, keyRange{}); err != nil {
 				return err
 			}
 			continue
@@ -363,7 +389,48 @@ func (w *pageWalk) elements(id uint64, buf []byte, depth int) error {
 		if depth+1 > maxTreeDepth {
 			return fmt.Errorf("page %d: the tree is deeper than %d levels", id, maxTreeDepth)
 		}
-		if err := w.elements(id, inline, depth+1); err != nil {
+		if err := w.elements(id, inline, depth+1, keyRange{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// branch checks the count elements of branch page id, held in buf, and
+// the pages they name. Child i holds the keys from element i's key up to
+// element i+1's; the first child's lower bound is the page's own, since a
+// key below every branch key is inserted into the first child.
+func (w *pageWalk) branch(id uint64, buf []byte, count, depth int, r keyRange) error {
+	le := binary.NativeEndian
+	key := func(i int) []byte {
+		off := pageHeaderSize + i*elementSize
+		pos, ksize := uint64(le.Uint32(buf[off:])), uint64(le.Uint32(buf[off+4:]))
+		if uint64(off)+pos+ksize > uint64(len(buf)) {
+			return nil
+		}
+		return buf[uint64(off)+pos : uint64(off)+pos+ksize]
+	}
+	var prev []byte
+	for i := range count {
+		k := key(i)
+		if k == nil {
+			return fmt.Errorf("page %d: element %d's key is outside the page", id, i)
+		}
+		if err := r.check(id, i, k, prev); err != nil {
+			return err
+		}
+		prev = k
+	}
+	for i := range count {
+		child := keyRange{lo: key(i), hi: r.hi}
+		if i == 0 {
+			child.lo = r.lo
+		}
+		if i+1 < count {
+			child.hi = key(i + 1)
+		}
+		off := pageHeaderSize + i*elementSize
+		if err := w.page(le.Uint64(buf[off+8:]), depth+1, child); err != nil {
 			return err
 		}
 	}

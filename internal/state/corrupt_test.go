@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/fsgit/fsgit/internal/faulttest"
 	"github.com/fsgit/fsgit/reconciler"
+	bolt "go.etcd.io/bbolt"
 )
 
 // realState builds a state file the way a node's would grow: 40
@@ -531,5 +533,191 @@ func TestRecheck(t *testing.T) {
 	}
 	if m, err := s.Memory(); err != nil || len(m.Inventory) != 40 {
 		t.Fatalf("memory after the recovery: %v", err)
+	}
+}
+
+// TestOpen_KeysOutOfOrder swaps the first two keys of each branch and leaf
+// page of a real state file, one page a copy, and uses each copy as a run
+// would. A key out of order is one bbolt's binary search does not find:
+// the history's trim deleted "the first run" until it was gone, and it
+// never went (CI of session 8, after 40 minutes). Each copy must be found
+// corrupt and replaced, in bounded time.
+func TestOpen_KeysOutOfOrder(t *testing.T) {
+	orig := realState(t, t.TempDir())
+	good, err := os.ReadFile(orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := os.ReadFile(InventoryPath(orig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inUse := pagesInUse(t, good)
+	const ps = 4096
+	le := binary.NativeEndian
+	copies := 0
+	for id := 2; id < len(inUse) && (id+1)*ps <= len(good); id++ {
+		if !inUse[id] {
+			continue // a free page: what it holds is never read
+		}
+		b := bytes.Clone(good)
+		page := b[id*ps : (id+1)*ps]
+		flags, count := le.Uint16(page[8:]), int(le.Uint16(page[10:]))
+		if le.Uint64(page) != uint64(id) || (flags != branchPageFlag && flags != leafPageFlag) || count < 2 {
+			continue
+		}
+		key := func(i int) []byte {
+			off := pageHeaderSize + i*elementSize
+			if flags == branchPageFlag {
+				return page[off+int(le.Uint32(page[off:])):][:le.Uint32(page[off+4:])]
+			}
+			return page[off+int(le.Uint32(page[off+4:])):][:le.Uint32(page[off+8:])]
+		}
+		k0, k1 := key(0), key(1)
+		if len(k0) != len(k1) {
+			continue
+		}
+		tmp := bytes.Clone(k0)
+		copy(k0, k1)
+		copy(k1, tmp)
+		copies++
+		dir := t.TempDir()
+		path := filepath.Join(dir, "state.db")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(InventoryPath(path), inv, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var recs []Recovery
+		done := make(chan struct{})
+		go func() {
+			defer close(done) // also when exercise fails the test
+			recs = exercise(t, path)
+		}()
+		select {
+		case <-done:
+			if len(recs) != 1 || !strings.Contains(recs[0].Reason, "is not after key") {
+				t.Errorf("page %d (flags %#x) with its first two keys swapped: recoveries %+v, want one that names the order", id, flags, recs)
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("page %d (flags %#x) with its first two keys swapped: the run has not ended after a minute", id, flags)
+		}
+	}
+	if copies < 3 {
+		t.Fatalf("only %d pages had two keys to swap: the file is not the one expected", copies)
+	}
+}
+
+// pagesInUse returns which pages of the bbolt file b the tree reaches.
+func pagesInUse(t *testing.T, b []byte) []bool {
+	t.Helper()
+	r := bytes.NewReader(b)
+	m, err := readMetas(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &pageWalk{f: r, ps: uint64(m.pageSize), hwm: m.hwm, seen: make([]bool, m.hwm)}
+	if err := w.page(m.root, 0, keyRange{}); err != nil {
+		t.Fatal(err)
+	}
+	return w.seen
+}
+
+// TestCheckFile_ValidUnderChurn writes a bbolt file the way a long-lived
+// node would, and more: keys of every length put and deleted at random in
+// several buckets, so that pages split, merge and are reused. checkFile
+// must find every committed state of it sound: a check that judged a good
+// file corrupt would throw a node's state away.
+func TestCheckFile_ValidUnderChurn(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "churn.db")
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	r := rand.New(rand.NewPCG(3, 4))
+	names := [][]byte{[]byte("a"), []byte("bb"), []byte("runs")}
+	txs := 400
+	if testing.Short() {
+		txs = 100
+	}
+	for tx := range txs {
+		err := db.Update(func(tx *bolt.Tx) error {
+			for range 1 + r.IntN(40) {
+				b, err := tx.CreateBucketIfNotExists(names[r.IntN(len(names))])
+				if err != nil {
+					return err
+				}
+				k := make([]byte, 1+r.IntN(24))
+				for i := range k {
+					k[i] = byte('a' + r.IntN(4))
+				}
+				if r.IntN(3) == 0 {
+					if err := b.Delete(k); err != nil {
+						return err
+					}
+					continue
+				}
+				if err := b.Put(k, bytes.Repeat([]byte{'v'}, r.IntN(900))); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := checkFile(path); err != nil {
+			t.Fatalf("after transaction %d: %v", tx, err)
+		}
+	}
+	fi, _ := os.Stat(path)
+	if fi.Size() < 40*4096 {
+		t.Fatalf("the file has %d bytes: too few pages to exercise branches", fi.Size())
+	}
+}
+
+// TestRecheck_RacyStamp is the failing disk that writes in the same clock
+// tick as the store (the agent's fault test failed so in CI, session 8):
+// the file's stamp after the damage is the one the store remembers as its
+// own. A stamp taken within racyWindow of the file's change time is racy,
+// and Recheck reads such a file through; a settled one costs a stat.
+func TestRecheck_RacyStamp(t *testing.T) {
+	path := realState(t, t.TempDir())
+	var seen []Recovery
+	s, err := Open(path, Options{OnRecover: func(r Recovery) { seen = append(seen, r) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Record(realReport("rev", 1)); err != nil {
+		t.Fatal(err)
+	}
+	faulttest.Scribble(t, path)
+	st := stampOf(path)
+	ctime := time.Unix(st.ctimeSec, st.ctimeNs)
+	if !st.racyAt(ctime.Add(racyWindow/2)) || st.racyAt(ctime.Add(racyWindow)) {
+		t.Fatalf("racyAt: a stamp is racy for %v after its change time, no longer", racyWindow)
+	}
+	// Taken after the damage, settled: the store takes it for its own and
+	// Recheck does not read the file (which is why a racy one must be).
+	s.setStamp(st, false)
+	if changed, err := s.Recheck(); changed || err != nil || len(seen) != 0 {
+		t.Fatalf("a settled stamp: changed %v, %v, recoveries %+v", changed, err, seen)
+	}
+	// Taken after the damage within the window: racy, read through.
+	s.setStamp(st, st.racyAt(ctime.Add(time.Millisecond)))
+	if changed, err := s.Recheck(); !changed || err != nil {
+		t.Fatalf("a racy stamp of a damaged file: changed %v, %v", changed, err)
+	}
+	if len(seen) != 1 || seen[0].Restored != 40 {
+		t.Fatalf("recoveries %+v, want one restoring 40 resources", seen)
+	}
+	// A racy stamp of a sound file: read through, not changed.
+	st = stampOf(path)
+	s.setStamp(st, true)
+	if changed, err := s.Recheck(); changed || err != nil || len(seen) != 1 {
+		t.Fatalf("a racy stamp of a sound file: changed %v, %v, recoveries %+v", changed, err, seen)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"syscall"
+	"time"
 )
 
 // stamp is what the state file's metadata says about its content: a
@@ -14,6 +15,17 @@ type stamp struct {
 	ctimeSec, ctimeNs int64
 	mtimeSec, mtimeNs int64
 }
+
+// racyWindow is how long after a file's change time a stamp of it is
+// racy. The kernel takes file times from its coarse clock, one tick (1 to
+// 10 ms) behind: a write by someone else in the tick of the store's own
+// write, or between that write and the stat that takes its stamp, leaves
+// the stamp the store remembers. The store cannot tell such a stamp from
+// its own, so Recheck reads the file through once more while its stamp is
+// racy (what git does with racily clean index entries). The window is
+// generous: a write after the stat, later than the window past the change
+// time, gets a later change time.
+const racyWindow = 50 * time.Millisecond
 
 // stampOf stats path; a file it cannot stat has the zero stamp, which
 // matches none (no file has inode 0).
@@ -30,13 +42,32 @@ func stampOf(path string) stamp {
 		mtimeSec: st.Mtim.Sec, mtimeNs: st.Mtim.Nsec}
 }
 
+// racyAt says whether the stamp, taken at or after before, is racy: its
+// change time is less than racyWindow before that.
+func (st stamp) racyAt(before time.Time) bool {
+	return before.Sub(time.Unix(st.ctimeSec, st.ctimeNs)) < racyWindow
+}
+
 // remember records the state file's stamp as the store's own: it is
 // called after the store opened, wrote or replaced the file.
 func (s *Store) remember() {
+	before := time.Now()
 	st := stampOf(s.path)
+	s.setStamp(st, st.racyAt(before))
+}
+
+// setStamp records st as the store's own, racy or not.
+func (s *Store) setStamp(st stamp, racy bool) {
 	s.stampMu.Lock()
-	s.stamp = st
+	s.stamp, s.racy = st, racy
 	s.stampMu.Unlock()
+}
+
+// racyStamp says whether the stamp the store remembers is racy.
+func (s *Store) racyStamp() bool {
+	s.stampMu.Lock()
+	defer s.stampMu.Unlock()
+	return s.racy
 }
 
 // changedOutside reports whether the state file changed since this store
@@ -53,13 +84,15 @@ func (s *Store) changedOutside() bool {
 // Recheck reads the state file through again, as Open does (its structure,
 // then every bucket and value), when it changed outside this store since
 // the store last opened, wrote, checked or replaced it (written by
-// something else: a hand edit, a restore, a failing disk); otherwise it
-// costs one stat. A writable store
-// moves a damaged file aside and carries on from the inventory copy, as
-// any access that finds one does (a [Recovery]). It reports whether the
-// file had changed.
+// something else: a hand edit, a restore, a failing disk), or when the
+// stamp it remembers is racy (see racyWindow); otherwise it costs one
+// stat. A writable store moves a damaged file aside and carries on from
+// the inventory copy, as any access that finds one does (a [Recovery]).
+// It reports whether the file had changed: a file read through only for a
+// racy stamp, and found sound, had not, as far as anyone can tell.
 func (s *Store) Recheck() (bool, error) {
-	if !s.changedOutside() {
+	changed := s.changedOutside()
+	if !changed && !s.racyStamp() {
 		return false, nil
 	}
 	// What changed outside is not what the memo says: the next record
@@ -82,5 +115,5 @@ func (s *Store) Recheck() (bool, error) {
 		return true, err
 	}
 	s.remember()
-	return true, nil
+	return changed, nil
 }

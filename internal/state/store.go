@@ -168,6 +168,9 @@ type Store struct {
 	// last opened, wrote, checked or replaced it (see Recheck).
 	stampMu sync.Mutex
 	stamp   stamp
+	// racy says the stamp was taken too soon after the file's change
+	// time to tell the store's own write from another's (racyWindow).
+	racy bool
 
 	// recordMu is held by Memory and Record across their transaction and
 	// the update of memo, which memoMu guards (see memo).
@@ -1007,11 +1010,19 @@ func (s *Store) appendRun(b *bolt.Bucket, run Run, n *int) error {
 	}
 	oldest := seqKey(seq - uint64(s.history) + 1)
 	c := b.Cursor()
-	for k, _ := c.First(); k != nil && bytes.Compare(k, oldest) < 0; k, _ = c.First() {
+	for k, _ := c.First(); k != nil && bytes.Compare(k, oldest) < 0; {
+		k = bytes.Clone(k)
 		if err := c.Delete(); err != nil {
 			return err
 		}
 		*n++
+		// Each pass must remove the first key: checkFile keeps keys in
+		// order, and this keeps a file it missed from looping here.
+		next, _ := c.First()
+		if bytes.Equal(next, k) {
+			return corruptf(s.path, "record", "run %x is still first after it was deleted: the runs are out of order", k)
+		}
+		k = next
 	}
 	return nil
 }
