@@ -108,6 +108,33 @@ func exercise(t *testing.T, path string) []Recovery {
 	return called
 }
 
+// exerciseBounded is exercise, failing the test if it has not returned
+// within a minute (a loop on a damaged file), with the file's content b
+// kept in the system's temporary directory for whoever reads the failure.
+func exerciseBounded(t *testing.T, path string, b []byte) []Recovery {
+	t.Helper()
+	var recs []Recovery
+	done := make(chan struct{})
+	go func() {
+		defer close(done) // also when exercise fails the test
+		recs = exercise(t, path)
+	}()
+	select {
+	case <-done:
+		return recs
+	case <-time.After(time.Minute):
+		name := "(not kept)"
+		kept, err := os.CreateTemp("", "fsgit-state-hang-*.db")
+		if err == nil {
+			name = kept.Name()
+			_, err = kept.Write(b)
+			kept.Close()
+		}
+		t.Fatalf("a run on the damaged file has not ended after a minute; the file is kept in %s (%v)", name, err)
+		return nil
+	}
+}
+
 func sortedIDs[V any](m map[reconciler.ID]V) []reconciler.ID {
 	var ids []reconciler.ID
 	for id := range m {
@@ -160,7 +187,7 @@ func TestOpen_FlippedBytes(t *testing.T) {
 		if err := os.WriteFile(InventoryPath(path), inv, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if recs := exercise(t, path); len(recs) > 0 {
+		if recs := exerciseBounded(t, path, b); len(recs) > 0 {
 			recovered++
 			for _, rec := range recs {
 				op, _, _ := strings.Cut(rec.Reason[strings.Index(rec.Reason, "(")+1:], ")")
@@ -589,19 +616,9 @@ func TestOpen_KeysOutOfOrder(t *testing.T) {
 		if err := os.WriteFile(InventoryPath(path), inv, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		var recs []Recovery
-		done := make(chan struct{})
-		go func() {
-			defer close(done) // also when exercise fails the test
-			recs = exercise(t, path)
-		}()
-		select {
-		case <-done:
-			if len(recs) != 1 || !strings.Contains(recs[0].Reason, "is not after key") {
-				t.Errorf("page %d (flags %#x) with its first two keys swapped: recoveries %+v, want one that names the order", id, flags, recs)
-			}
-		case <-time.After(time.Minute):
-			t.Fatalf("page %d (flags %#x) with its first two keys swapped: the run has not ended after a minute", id, flags)
+		recs := exerciseBounded(t, path, b)
+		if len(recs) != 1 || !strings.Contains(recs[0].Reason, "is not after key") {
+			t.Errorf("page %d (flags %#x) with its first two keys swapped: recoveries %+v, want one that names the order", id, flags, recs)
 		}
 	}
 	if copies < 3 {
