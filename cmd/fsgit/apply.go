@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -68,7 +69,12 @@ changes found), 4 failures, 6 changes and failures, 1 the run could not start.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// A short-lived process whose heap (CUE's, on a first
 			// run) is mostly fresh pages: huge pages spare most of
-			// their faults. Not for the agent, whose heap lives on.
+			// their faults, and the ballast most collections. Not
+			// for the agent, whose heap lives on. The ballast is
+			// allocated first, so that it does not take the huge
+			// pages' memory, which the heap gives back for reuse.
+			ballast := applyGC()
+			defer runtime.KeepAlive(ballast)
 			heapHugePages(applyHeap)
 			return runApply(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), f)
 		},
