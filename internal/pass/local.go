@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/fsgit/fsgit/internal/crash"
 	"github.com/fsgit/fsgit/internal/desired"
 	"github.com/fsgit/fsgit/internal/rootfs"
 	"github.com/fsgit/fsgit/internal/state"
@@ -49,7 +50,8 @@ type Local struct {
 // yet starts from an empty memory) and records nothing; otherwise the run
 // is recorded in the state and the last-run summary, and the catalog is
 // cached once the state is open (its directory exists, and its lock keeps
-// another apply of this node from writing at the same time).
+// another apply of this node from writing at the same time), beside the
+// run: Run returns, and the state's lock is let go, once it is written.
 func (l *Local) Run(ctx context.Context) *Result {
 	root, err := SandboxRoot(l.Root, l.Noop)
 	if err != nil {
@@ -68,7 +70,14 @@ func (l *Local) Run(ctx context.Context) *Result {
 	}
 	var st *state.Store
 	var holds []state.Hold
+	// kept is closed once the evaluated catalog is in the cache (or could
+	// not be put there): the cache is written beside the run, under the
+	// state's lock, which is held until it is.
+	var kept chan struct{}
 	defer func() {
+		if kept != nil {
+			<-kept
+		}
 		if st != nil {
 			st.Close()
 		}
@@ -85,7 +94,12 @@ func (l *Local) Run(ctx context.Context) *Result {
 			var prior *reconciler.Memory
 			st, prior, err = l.openState(statePath)
 			if err == nil && !l.Noop {
-				site.Keep()
+				kept = make(chan struct{})
+				go func() {
+					defer close(kept)
+					defer crash.Exit()
+					site.Keep()
+				}()
 			}
 			if err == nil && st != nil {
 				// The holds placed with fsgit hold while no agent ran
