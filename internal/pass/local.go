@@ -92,7 +92,7 @@ func (l *Local) Run(ctx context.Context) *Result {
 		},
 		State: func() (*reconciler.Memory, error) {
 			var prior *reconciler.Memory
-			st, prior, err = l.openState(statePath)
+			st, prior, err = l.openState(statePath, site.StateReserve())
 			if err == nil && !l.Noop {
 				kept = make(chan struct{})
 				go func() {
@@ -136,12 +136,13 @@ func (l *Local) Run(ctx context.Context) *Result {
 	return p.Run(ctx)
 }
 
-// openState opens the state file and reads the node's memory. A corrupt
-// state file is moved aside and replaced (logged); a noop run leaves it
-// in place and starts from the inventory copy. The store is nil in noop
+// openState opens the state file, with reserve (state.Options.Reserve),
+// and reads the node's memory. A corrupt state file is moved aside and
+// replaced (logged); a noop run leaves it in place and starts from the
+// inventory copy. The store is nil in noop
 // when there is no file to read.
-func (l *Local) openState(path File) (*state.Store, *reconciler.Memory, error) {
-	st, err := state.Open(path.Name, state.Options{ReadOnly: l.Noop, Timeout: l.LockTimeout, FS: path.FS, OnRecover: func(r state.Recovery) {
+func (l *Local) openState(path File, reserve int64) (*state.Store, *reconciler.Memory, error) {
+	st, err := state.Open(path.Name, state.Options{ReadOnly: l.Noop, Timeout: l.LockTimeout, FS: path.FS, Reserve: reserve, OnRecover: func(r state.Recovery) {
 		l.Log.Error("state file corrupt: moved aside; carrying on from observation", "detail", r.String())
 	}})
 	switch {
