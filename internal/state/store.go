@@ -39,6 +39,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -989,7 +990,18 @@ func syncKnown[V any](b *bolt.Bucket, want map[reconciler.ID]V, known map[reconc
 		return nil, err
 	}
 	out := make(map[reconciler.ID]memoEntry[V], len(want))
-	for id, v := range want {
+	// In key order: bbolt keeps a node's entries sorted, and an entry put
+	// before others moves them all (a first record of 1,000 files moved
+	// ~500 entries per put); in order, each put appends. The entries, and
+	// how the commit groups them into pages, are the same either way;
+	// only which page number holds which group may differ.
+	ids := make([]reconciler.ID, 0, len(want))
+	for id := range want {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		v := want[id]
 		if e, ok := known[id]; ok && same(e.val, v) {
 			out[id] = memoEntry[V]{val: v, enc: e.enc}
 			continue
