@@ -142,7 +142,8 @@ func runApply(ctx context.Context, stdout, stderr io.Writer, f applyFlags) error
 		Interrupt: func() {
 			fmt.Fprintln(stderr, "fsgit: stopping after the resources in hand (signal again to cancel them)")
 		},
-		Log: log,
+		Evaluating: evalApplyGC,
+		Log:        log,
 	}
 	res := local.Run(ctx)
 	progress.done()

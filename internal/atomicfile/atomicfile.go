@@ -91,9 +91,13 @@ func writeTemp(dir *os.Root, dirFile *os.File, base string, o Options, write fun
 	if err != nil {
 		return "", err
 	}
+	closed := false
 	defer func() {
-		if err != nil {
-			_ = f.Close()
+		// Also on a panic in write: the descriptor has no finalizer.
+		if err != nil || !closed {
+			if !closed {
+				_ = f.Close()
+			}
 			_ = dir.Remove(tmp)
 		}
 	}()
@@ -105,7 +109,7 @@ func writeTemp(dir *os.Root, dirFile *os.File, base string, o Options, write fun
 			return "", fmt.Errorf("chown temporary file: %w", err)
 		}
 	}
-	if err = fchmod(f, o.Mode); err != nil {
+	if err = f.Fchmod(o.Mode); err != nil {
 		return "", fmt.Errorf("chmod temporary file: %w", err)
 	}
 	if sync {
@@ -113,6 +117,7 @@ func writeTemp(dir *os.Root, dirFile *os.File, base string, o Options, write fun
 			return "", fmt.Errorf("fsync temporary file: %w", err)
 		}
 	}
+	closed = true
 	if err = f.Close(); err != nil {
 		return "", fmt.Errorf("close temporary file: %w", err)
 	}
@@ -124,7 +129,7 @@ func writeTemp(dir *os.Root, dirFile *os.File, base string, o Options, write fun
 // under that name is removed and the creation tried once more. Creating
 // first spares the two failing unlinks (file, then directory) that
 // removing first costs when, as almost always, nothing is there.
-func createTemp(dir *os.Root, dirFile *os.File, tmp string) (*os.File, error) {
+func createTemp(dir *os.Root, dirFile *os.File, tmp string) (tempFile, error) {
 	f, err := openTemp(dir, dirFile, tmp)
 	if errors.Is(err, fs.ErrExist) {
 		if err := dir.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -139,15 +144,24 @@ func createTemp(dir *os.Root, dirFile *os.File, tmp string) (*os.File, error) {
 }
 
 // openTemp creates tmp, one name of dir, for writing: through dir, or,
-// when dirFile is set, on its descriptor (openTempAt).
-func openTemp(dir *os.Root, dirFile *os.File, tmp string) (*os.File, error) {
+// when dirFile is set, on its descriptor (openTempAt), as a bare
+// descriptor (fdTemp).
+func openTemp(dir *os.Root, dirFile *os.File, tmp string) (tempFile, error) {
 	const flag = os.O_WRONLY | os.O_CREATE | os.O_EXCL | syscall.O_NOFOLLOW | syscall.O_CLOEXEC
 	if dirFile != nil {
-		if f, err := openTempAt(dirFile, tmp, flag); !errors.Is(err, errors.ErrUnsupported) {
-			return f, err
+		fd, err := openTempAt(dirFile, tmp, flag)
+		if err == nil {
+			return &fdTemp{fd: fd, name: tmp}, nil
+		}
+		if !errors.Is(err, errors.ErrUnsupported) {
+			return nil, err
 		}
 	}
-	return dir.OpenFile(tmp, flag, 0o600)
+	f, err := dir.OpenFile(tmp, flag, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	return osTemp{f}, nil
 }
 
 // WriteFile replaces the file name (through d) with data; see [Replace].

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/fsgit/fsgit/internal/crash"
 	"github.com/fsgit/fsgit/internal/desired"
 	"github.com/fsgit/fsgit/internal/rootfs"
 	"github.com/fsgit/fsgit/internal/state"
@@ -40,14 +41,17 @@ type Local struct {
 	Options reconciler.RunOptions
 	// Interrupt is Pass.Interrupt.
 	Interrupt func()
-	Log       *slog.Logger
+	// Evaluating is SiteCatalog.Evaluating.
+	Evaluating func() (done func())
+	Log        *slog.Logger
 }
 
 // Run runs the pass. Noop opens the state read-only (a node that has none
 // yet starts from an empty memory) and records nothing; otherwise the run
 // is recorded in the state and the last-run summary, and the catalog is
 // cached once the state is open (its directory exists, and its lock keeps
-// another apply of this node from writing at the same time).
+// another apply of this node from writing at the same time), beside the
+// run: Run returns, and the state's lock is let go, once it is written.
 func (l *Local) Run(ctx context.Context) *Result {
 	root, err := SandboxRoot(l.Root, l.Noop)
 	if err != nil {
@@ -60,13 +64,20 @@ func (l *Local) Run(ctx context.Context) *Result {
 	defer rootFS.Close()
 	statePath := UnderRoot(rootFS, l.StatePath, state.DefaultPath)
 	summaryPath := UnderRoot(rootFS, l.SummaryPath, state.DefaultSummaryPath)
-	site := &SiteCatalog{Dir: l.Site, Node: l.Node, Limits: l.Limits, Log: l.Log}
+	site := &SiteCatalog{Dir: l.Site, Node: l.Node, Limits: l.Limits, Log: l.Log, Evaluating: l.Evaluating}
 	if !l.NoCache {
 		site.Cache = &Cache{File: File{statePath.FS, CachePath(filepath.Dir(statePath.Name), l.Node)}, Node: l.Node}
 	}
 	var st *state.Store
 	var holds []state.Hold
+	// kept is closed once the evaluated catalog is in the cache (or could
+	// not be put there): the cache is written beside the run, under the
+	// state's lock, which is held until it is.
+	var kept chan struct{}
 	defer func() {
+		if kept != nil {
+			<-kept
+		}
 		if st != nil {
 			st.Close()
 		}
@@ -81,9 +92,14 @@ func (l *Local) Run(ctx context.Context) *Result {
 		},
 		State: func() (*reconciler.Memory, error) {
 			var prior *reconciler.Memory
-			st, prior, err = l.openState(statePath)
+			st, prior, err = l.openState(statePath, site.StateReserve())
 			if err == nil && !l.Noop {
-				site.Keep()
+				kept = make(chan struct{})
+				go func() {
+					defer close(kept)
+					defer crash.Exit()
+					site.Keep()
+				}()
 			}
 			if err == nil && st != nil {
 				// The holds placed with fsgit hold while no agent ran
@@ -120,12 +136,13 @@ func (l *Local) Run(ctx context.Context) *Result {
 	return p.Run(ctx)
 }
 
-// openState opens the state file and reads the node's memory. A corrupt
-// state file is moved aside and replaced (logged); a noop run leaves it
-// in place and starts from the inventory copy. The store is nil in noop
+// openState opens the state file, with reserve (state.Options.Reserve),
+// and reads the node's memory. A corrupt state file is moved aside and
+// replaced (logged); a noop run leaves it in place and starts from the
+// inventory copy. The store is nil in noop
 // when there is no file to read.
-func (l *Local) openState(path File) (*state.Store, *reconciler.Memory, error) {
-	st, err := state.Open(path.Name, state.Options{ReadOnly: l.Noop, Timeout: l.LockTimeout, FS: path.FS, OnRecover: func(r state.Recovery) {
+func (l *Local) openState(path File, reserve int64) (*state.Store, *reconciler.Memory, error) {
+	st, err := state.Open(path.Name, state.Options{ReadOnly: l.Noop, Timeout: l.LockTimeout, FS: path.FS, Reserve: reserve, OnRecover: func(r state.Recovery) {
 		l.Log.Error("state file corrupt: moved aside; carrying on from observation", "detail", r.String())
 	}})
 	switch {

@@ -32,12 +32,22 @@ func openNoFollow(dir *os.File, base string, flag int) (*os.File, error) {
 // cost of one fcntl. Where there is no openat it returns
 // errors.ErrUnsupported.
 func OpenAt(dir *os.File, name string, flag int, perm uint32) (*os.File, error) {
+	fd, err := OpenAtFD(dir, name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), name), nil
+}
+
+// OpenAtFD is OpenAt returning the bare descriptor, which the caller
+// closes: no *os.File, and so not its fcntl either.
+func OpenAtFD(dir *os.File, name string, flag int, perm uint32) (int, error) {
 	if name == "" || name == "." || name == ".." || containsSlash(name) {
-		return nil, &fs.PathError{Op: "openat", Path: name, Err: syscall.EINVAL}
+		return -1, &fs.PathError{Op: "openat", Path: name, Err: syscall.EINVAL}
 	}
 	rc, err := dir.SyscallConn()
 	if err != nil {
-		return nil, err
+		return -1, err
 	}
 	fd := -1
 	var operr error
@@ -49,12 +59,12 @@ func OpenAt(dir *os.File, name string, flag int, perm uint32) (*os.File, error) 
 			}
 		}
 	}); err != nil {
-		return nil, err
+		return -1, err
 	}
 	if operr != nil {
-		return nil, &fs.PathError{Op: "openat", Path: name, Err: operr}
+		return -1, &fs.PathError{Op: "openat", Path: name, Err: operr}
 	}
-	return os.NewFile(uintptr(fd), name), nil
+	return fd, nil
 }
 
 func containsSlash(s string) bool {
