@@ -142,8 +142,7 @@ func runApply(ctx context.Context, stdout, stderr io.Writer, f applyFlags) error
 		Interrupt: func() {
 			fmt.Fprintln(stderr, "fsgit: stopping after the resources in hand (signal again to cancel them)")
 		},
-		Evaluating: evalApplyGC,
-		Log:        log,
+		Log: log,
 	}
 	res := local.Run(ctx)
 	progress.done()

@@ -72,28 +72,6 @@ func evalGC() {
 	heapHugePages(evalHeap)
 }
 
-// applyEvalGCPercent is GOGC while fsgit apply evaluates the CUE site.
-const applyEvalGCPercent = 400
-
-// evalApplyGC sets the garbage collector for the CUE evaluation of an
-// apply whose catalog is not in the cache (GOGC=400), and returns what
-// sets it back. The evaluation starts from a heap of ~1 MB (heapHugePages
-// has just collected), so that with GOGC=100 the collector runs ten times
-// on the way to its ~30 MB of live data (at 4, 5, 6, 11, 16, 26, 38, 62
-// MB: a first run of 1,000 files), marking ~90 MB in all; with 400 it
-// runs twice (at ~15 and ~45 MB). A first run's heap then stays within
-// the 64 MB that heapHugePages prepared (peak RSS unchanged, ~88 MB), and
-// the evaluation's peak heap is at most five times its live data instead
-// of twice. Only for the evaluation: the run that follows, and a run from
-// the cache, keep the default. GOGC in the environment wins.
-func evalApplyGC() (restore func()) {
-	if os.Getenv("GOGC") != "" {
-		return func() {}
-	}
-	old := debug.SetGCPercent(applyEvalGCPercent)
-	return func() { debug.SetGCPercent(old) }
-}
-
 func runCommand(args []string) int {
 	root := newRootCmd()
 	root.SetArgs(args)

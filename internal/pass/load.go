@@ -20,11 +20,6 @@ type SiteCatalog struct {
 	// Cache is the node's compiled catalog cache; nil: not used.
 	Cache *Cache
 	Log   *slog.Logger
-	// Evaluating, when set, is called before the CUE site is evaluated
-	// (the catalog was not taken from the cache), and the function it
-	// returns once the evaluation ended: fsgit apply sets its garbage
-	// collector for the evaluation's heap there.
-	Evaluating func() (done func())
 	// fresh is the site's content key when the catalog was evaluated
 	// (what to cache it under), "" when it came from the cache.
 	fresh string
@@ -50,9 +45,6 @@ func (s *SiteCatalog) Load(ctx context.Context) (*reconciler.Catalog, error) {
 		s.Log.Info("catalog cache not used", "node", s.Node, "file", s.Cache.File.String(), "reason", why)
 	}
 
-	if s.Evaluating != nil {
-		defer s.Evaluating()()
-	}
 	site, err := desired.LoadDirNode(ctx, s.Dir, s.Node, s.Limits)
 	if err != nil {
 		return nil, fmt.Errorf("load site %s:\n%w", s.Dir, err)

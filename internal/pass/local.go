@@ -41,9 +41,7 @@ type Local struct {
 	Options reconciler.RunOptions
 	// Interrupt is Pass.Interrupt.
 	Interrupt func()
-	// Evaluating is SiteCatalog.Evaluating.
-	Evaluating func() (done func())
-	Log        *slog.Logger
+	Log       *slog.Logger
 }
 
 // Run runs the pass. Noop opens the state read-only (a node that has none
@@ -64,7 +62,7 @@ func (l *Local) Run(ctx context.Context) *Result {
 	defer rootFS.Close()
 	statePath := UnderRoot(rootFS, l.StatePath, state.DefaultPath)
 	summaryPath := UnderRoot(rootFS, l.SummaryPath, state.DefaultSummaryPath)
-	site := &SiteCatalog{Dir: l.Site, Node: l.Node, Limits: l.Limits, Log: l.Log, Evaluating: l.Evaluating}
+	site := &SiteCatalog{Dir: l.Site, Node: l.Node, Limits: l.Limits, Log: l.Log}
 	if !l.NoCache {
 		site.Cache = &Cache{File: File{statePath.FS, CachePath(filepath.Dir(statePath.Name), l.Node)}, Node: l.Node}
 	}
