@@ -264,6 +264,15 @@ func writeNode(w io.Writer, n *status.Node, noAgent error, statePath string, now
 			row("FROZEN", n.Source.Frozen)
 		}
 	}
+	if st := n.State; st != nil {
+		for i, line := range stateLines(st, now) {
+			k := "state"
+			if i > 0 {
+				k = ""
+			}
+			row(k, line)
+		}
+	}
 	items := func(k string, list []status.Item) {
 		if len(list) == 0 {
 			row(k, "none")
@@ -301,6 +310,37 @@ func writeNode(w io.Writer, n *status.Node, noAgent error, statePath string, now
 		row(k, fmt.Sprintf("%s %s: %s", shortRev(r.Commit), when(r.At, now), firstLine(r.Reason)))
 	}
 	return tw.Flush()
+}
+
+// stateLines says what is wrong with the node's state file, or was: a
+// fault in force (runs are not recorded), and the corrupt files moved
+// aside and replaced since the agent started, with the newest one's why.
+func stateLines(st *status.StateFile, now time.Time) []string {
+	var out []string
+	if st.Error != "" {
+		line := "FAULT: " + st.Error
+		if !st.ErrorSince.IsZero() {
+			line = "FAULT since " + when(st.ErrorSince, now) + ": " + st.Error
+		}
+		out = append(out, line+" (runs go on; they are not recorded)")
+	}
+	if r := st.LastRecovery; r != nil {
+		times := "once"
+		if st.Recoveries > 1 {
+			times = fmt.Sprintf("%d times", st.Recoveries)
+		}
+		line := fmt.Sprintf("found corrupt and replaced %s since the agent started; last %s: %s", times, when(r.At, now), r.Reason)
+		if r.MovedTo != "" {
+			line += "; kept as " + r.MovedTo
+		}
+		if r.InventoryLost != "" {
+			line += "; the inventory copy could not be used (" + r.InventoryLost + "): what the node managed before is not pruned"
+		} else {
+			line += fmt.Sprintf("; %d resources restored from the inventory copy", r.Restored)
+		}
+		out = append(out, line)
+	}
+	return out
 }
 
 // compareTips measures every node's source tip at now (its age, whether

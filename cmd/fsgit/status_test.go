@@ -223,3 +223,37 @@ func TestStatus_NodeTip(t *testing.T) {
 		}
 	}
 }
+
+// TestStatus_NodeState: fsgit status says when the state file is at fault
+// and when a corrupt one was moved aside and replaced (the JSON had it; the
+// text said nothing).
+func TestStatus_NodeState(t *testing.T) {
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	n := &status.Node{Node: "db3", State: &status.StateFile{
+		Error: "open state /var/lib/fsgit/state.db: no space left on device", ErrorSince: now.Add(-time.Minute),
+		Recoveries: 2, LastRecovery: &status.StateRecovery{At: now.Add(-time.Hour), Reason: "state file /var/lib/fsgit/state.db is corrupt (check): page 7 is reached twice",
+			MovedTo: "/var/lib/fsgit/state.db.corrupt-20261207T110000.000000000Z", Restored: 38}}}
+	var b bytes.Buffer
+	if err := writeNode(&b, n, nil, "", now); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"state            FAULT since 2026-12-07 11:59:00 (1m0s ago): open state /var/lib/fsgit/state.db: no space left on device (runs go on; they are not recorded)",
+		"                 found corrupt and replaced 2 times since the agent started; last 2026-12-07 11:00:00 (1h0m0s ago): state file /var/lib/fsgit/state.db is corrupt (check): page 7 is reached twice; kept as /var/lib/fsgit/state.db.corrupt-20261207T110000.000000000Z; 38 resources restored from the inventory copy",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, b.String())
+		}
+	}
+	n.State = &status.StateFile{Recoveries: 1, LastRecovery: &status.StateRecovery{At: now, Reason: "bad", InventoryLost: "no inventory copy"}}
+	b.Reset()
+	if err := writeNode(&b, n, nil, "", now); err != nil {
+		t.Fatal(err)
+	}
+	if want := "found corrupt and replaced once since the agent started; last 2026-12-07 12:00:00 (0s ago): bad; the inventory copy could not be used (no inventory copy): what the node managed before is not pruned"; !strings.Contains(b.String(), want) {
+		t.Errorf("output lacks %q:\n%s", want, b.String())
+	}
+	if strings.Contains(b.String(), "FAULT") {
+		t.Errorf("a fault shown where there is none:\n%s", b.String())
+	}
+}
