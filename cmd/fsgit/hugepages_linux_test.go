@@ -73,3 +73,33 @@ func TestHeapHugePages(t *testing.T) {
 		t.Errorf("a second call, with the first one's heap idle, madvised %#x-%#x", lo, hi)
 	}
 }
+
+// TestStartHeapFirst: fsgit links internal/startheap, which prepares
+// apply's heap, and it initializes before time, os and the modules fsgit
+// uses (GODEBUG=inittrace=1 of this test binary, which has fsgit's
+// imports), as it must to do so before they touch the heap.
+func TestStartHeapFirst(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "GODEBUG=inittrace=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	order := map[string]int{}
+	for i, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) > 2 && f[0] == "init" {
+			if _, seen := order[f[1]]; !seen {
+				order[f[1]] = i
+			}
+		}
+	}
+	self, ok := order["github.com/fsgit/fsgit/internal/startheap"]
+	if !ok {
+		t.Fatalf("internal/startheap does not initialize:\n%s", out)
+	}
+	for _, pkg := range []string{"time", "os", "github.com/spf13/cobra", "cuelang.org/go/cue"} {
+		if i, ok := order[pkg]; !ok || i < self {
+			t.Errorf("%s initialized at line %d (%t), before internal/startheap (%d)", pkg, i, ok, self)
+		}
+	}
+}

@@ -10,7 +10,3 @@ const (
 
 // heapHugePages does nothing outside Linux.
 func heapHugePages(int) (lo, hi uintptr) { return 0, 0 }
-
-// applyGC holds no ballast outside Linux: its gain was measured with the
-// heap on huge pages.
-func applyGC() []byte { return nil }

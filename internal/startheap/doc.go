@@ -1,0 +1,21 @@
+// Package startheap prepares the heap of a short-lived fsgit command
+// before the rest of the program initializes: a collector ballast and a
+// heap backed by transparent huge pages, for `fsgit apply`.
+//
+// A fresh Go process starts with a heap of a few MB and a collection goal
+// of 4 MB; by the time a command's code runs, the runtime and the
+// packages' initialization (cobra, CUE, ...) have touched ~5 MB of heap in
+// 4 KiB pages, one fault each, and a 2 MiB region that already has 4 KiB
+// pages gets no huge page afterwards. Doing the preparation here, in a
+// package that imports only runtime, syscall and unsafe, places it before
+// all of that: the linker orders initialization by import path among the
+// packages whose imports are initialized, and this one is ready right
+// after syscall, so it runs before time, os and every other module's
+// package (GODEBUG=inittrace=1 shows the order; TestInitOrder checks it).
+//
+// The package has no API: cmd/fsgit imports it for its initialization.
+// Its init reads the command from /proc/self/cmdline and acts only when
+// the first argument is exactly "apply", so the agent (whose heap lives
+// on), every other command and test binaries (whose first argument is a
+// -test flag) are untouched.
+package startheap
