@@ -11,14 +11,11 @@ import (
 	"unsafe"
 )
 
-// Heap sizes heapHugePages prepares, by command.
+// Heap sizes heapHugePages prepares.
 const (
-	// applyHeap is more than a first run of 1,000 files uses (~50 MB),
-	// for render, one node's evaluation (apply's heap is prepared by
-	// internal/startheap).
-	applyHeap = 64 << 20
 	// evalHeap is for vet and plan, whose heaps reach 100–500 MB at
-	// 1,000 nodes.
+	// 1,000 nodes. (Apply's and render's heap is prepared before the
+	// packages initialize: internal/startheap.)
 	evalHeap = 1 << 30
 	// minHugeHeap is the least worth preparing.
 	minHugeHeap = 16 << 20
@@ -37,15 +34,16 @@ const (
 // heapHugePages asks the kernel to back the heap fsgit is about to grow
 // with transparent huge pages, where the kernel leaves that to each
 // process (/sys/kernel/mm/transparent_hugepage/enabled: madvise), for a
-// command that lives briefly and builds a large heap (apply, vet, plan,
-// render). Touching a fresh 4 KiB page costs a fault (~11 µs on a small
-// VM: a first run of 1,000 files took ~13,700 of them, most in the heap
-// CUE builds; vet of 1,000 nodes ~50,000); a 2 MiB page costs one fault
-// for 512 of them. The Go runtime does not ask for huge pages for its
-// heap, so this maps the memory first: a large allocation of size bytes,
-// which the runtime takes from a fresh mapping without touching it, is
-// madvised as a whole, and given back to the heap (a collection of a heap
-// that holds little yet, ~1 ms), whose next allocations reuse it.
+// command that lives briefly and builds a large heap (vet, plan; apply's
+// and render's heap is prepared earlier, by internal/startheap).
+// Touching a fresh 4 KiB page costs a fault (~11 µs on a small VM: a
+// first run of 1,000 files took ~13,700 of them, most in the heap CUE
+// builds; vet of 1,000 nodes ~50,000); a 2 MiB page costs one fault for
+// 512 of them. The Go runtime does not ask for huge pages for its heap,
+// so this maps the memory first: a large allocation of size bytes, which
+// the runtime takes from a fresh mapping without touching it, is madvised
+// as a whole, and given back to the heap (a collection of a heap that
+// holds little yet, ~1 ms), whose next allocations reuse it.
 //
 // Best effort, and only where it helps and cannot hurt: not when the
 // kernel gives huge pages to every process already (always) or to none

@@ -16,10 +16,11 @@ import (
 // worth it. It runs in a child process, whose heap is fresh as a
 // command's is (other tests of this package run commands in-process).
 func TestHeapHugePages(t *testing.T) {
+	const testHeap = 64 << 20
 	if mode, err := os.ReadFile(thpEnabledFile); err != nil || !strings.Contains(string(mode), "[madvise]") {
 		t.Skipf("the kernel does not leave huge pages to the process (%s: %q, %v)", thpEnabledFile, mode, err)
 	}
-	if memAvailable()/4 < applyHeap {
+	if memAvailable()/4 < testHeap {
 		t.Skipf("only %d bytes available", memAvailable())
 	}
 	if os.Getenv("FSGIT_TEST_HUGEPAGES_CHILD") == "" {
@@ -32,7 +33,7 @@ func TestHeapHugePages(t *testing.T) {
 		return
 	}
 	t.Setenv("GODEBUG", "disablethp=1")
-	if lo, hi := heapHugePages(applyHeap); lo != hi {
+	if lo, hi := heapHugePages(testHeap); lo != hi {
 		t.Errorf("with disablethp=1, madvised %#x-%#x", lo, hi)
 	}
 	t.Setenv("GODEBUG", "")
@@ -40,9 +41,9 @@ func TestHeapHugePages(t *testing.T) {
 	if lo, hi := heapHugePages(minHugeHeap - 1); lo != hi {
 		t.Errorf("below %d bytes, madvised %#x-%#x", minHugeHeap, lo, hi)
 	}
-	lo, hi := heapHugePages(applyHeap)
-	if hi-lo < applyHeap {
-		t.Fatalf("madvised %#x-%#x, want at least %d bytes", lo, hi, applyHeap)
+	lo, hi := heapHugePages(testHeap)
+	if hi-lo < testHeap {
+		t.Fatalf("madvised %#x-%#x, want at least %d bytes", lo, hi, testHeap)
 	}
 	smaps, err := os.ReadFile("/proc/self/smaps")
 	if err != nil {
@@ -69,7 +70,7 @@ func TestHeapHugePages(t *testing.T) {
 		t.Errorf("no mapping at %#x in /proc/self/smaps", lo)
 	}
 
-	if lo, hi := heapHugePages(applyHeap); lo != hi {
+	if lo, hi := heapHugePages(testHeap); lo != hi {
 		t.Errorf("a second call, with the first one's heap idle, madvised %#x-%#x", lo, hi)
 	}
 }

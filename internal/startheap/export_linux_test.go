@@ -5,9 +5,10 @@ package startheap
 // imports in the test binary, and with them its place in the order of
 // initialization (TestInitOrder).
 
-// Decide is decide.
-func Decide(getenv func(string) (string, bool), thp, overcommit, meminfo []byte) (ballast, huge bool) {
-	return decide(getenv, thp, overcommit, meminfo)
+// Decide is decide, its plan's fields returned.
+func Decide(getenv func(string) (string, bool), thp, overcommit, meminfo []byte) (ballast, huge, prefault bool) {
+	p := decide(getenv, thp, overcommit, meminfo)
+	return p.ballast, p.huge, p.prefault
 }
 
 // Arg is arg.

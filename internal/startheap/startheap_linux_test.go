@@ -28,12 +28,14 @@ func TestMain(m *testing.M) {
 }
 
 // report prints what init did to this process's heap, one "key value"
-// line each: rss, VmRSS after a collection; hg, whether a 32 MB
+// line each: text, the part of the executable's text mapping that is
+// resident; rss, VmRSS after a collection; hg, whether a 32 MB
 // allocation made then lands in a mapping marked for huge pages (the one
 // init madvised and gave back, or a fresh one); heap, the bytes allocated
 // and live after another collection (the ballast's, if held); gcs, the
 // collections while 32 MB of garbage is allocated.
 func report() {
+	fmt.Printf("text %.3f\n", textResident())
 	runtime.GC()
 	fmt.Printf("rss %d\n", vmRSS())
 	probe := make([]byte, 32<<20)
@@ -79,6 +81,41 @@ func hugeFlag(addr uintptr) bool {
 	return false
 }
 
+// textResident is the part of the executable's text (its r-xp mapping)
+// that is resident, from /proc/self/smaps (0 if unknown).
+func textResident() float64 {
+	exe, err := os.Executable()
+	if err != nil {
+		return 0
+	}
+	smaps, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		return 0
+	}
+	in := false
+	size := 0
+	for _, line := range strings.Split(string(smaps), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 6 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":") {
+			in = f[1] == "r-xp" && f[5] == exe
+			continue
+		}
+		if !in || len(f) != 3 || f[2] != "kB" {
+			continue
+		}
+		n, _ := strconv.Atoi(f[1])
+		switch f[0] {
+		case "Size:":
+			size = n
+		case "Rss:":
+			if size > 0 {
+				return float64(n) / float64(size)
+			}
+		}
+	}
+	return 0
+}
+
 // vmRSS is VmRSS of /proc/self/status in bytes (0 if unknown).
 func vmRSS() int {
 	status, _ := os.ReadFile("/proc/self/status")
@@ -97,6 +134,7 @@ func vmRSS() int {
 type childReport struct {
 	hg             bool
 	heap, rss, gcs int
+	text           float64
 }
 
 // runChild runs the test binary with args as its command line (argv[1]
@@ -130,6 +168,8 @@ func runChild(t *testing.T, args []string, env ...string) (childReport, string) 
 			r.rss = n
 		case "gcs":
 			r.gcs = n
+		case "text":
+			r.text, _ = strconv.ParseFloat(v, 64)
 		}
 	}
 	return r, stderr.String()
@@ -143,43 +183,65 @@ func skipUnlessAble(t *testing.T) (madvise bool) {
 	overcommit, _ := startheap.ReadFile(startheap.OvercommitFile, 64)
 	meminfo, _ := startheap.ReadFile(startheap.MeminfoFile, 16<<10)
 	thp, _ := startheap.ReadFile(startheap.ThpEnabledFile, 256)
-	if ballast, _ := startheap.Decide(func(string) (string, bool) { return "", false }, thp, overcommit, meminfo); !ballast {
+	if ballast, _, _ := startheap.Decide(func(string) (string, bool) { return "", false }, thp, overcommit, meminfo); !ballast {
 		t.Skipf("strict overcommit or too little memory (overcommit %q, %d bytes available)", overcommit, startheap.MemAvailable(meminfo))
 	}
 	return bytes.Contains(thp, []byte("[madvise]"))
 }
 
-// TestApply: with `apply` as its first argument, the process holds the
-// ballast through collections (startheap.Size bytes live, not resident), so that
-// 32 MB of garbage is allocated without a collection, and a large
-// allocation lands in the heap init marked for huge pages. Every other
-// command line (TestOthers) gets neither, which is what makes these
-// checks able to fail.
+// TestApply: with apply or render as its first argument, the process
+// holds the ballast through collections (Size bytes live, not resident),
+// so that 32 MB of garbage is allocated without a collection, a large
+// allocation lands in the heap init marked for huge pages, and the
+// executable's text is resident. Every other command line (TestOthers)
+// gets none of it, which is what makes these checks able to fail.
 func TestApply(t *testing.T) {
 	madvise := skipUnlessAble(t)
-	r, _ := runChild(t, []string{"apply", "--once", "--noop"})
-	if r.heap < startheap.Size {
-		t.Errorf("%d bytes live after a collection, want the ballast's %d at least", r.heap, startheap.Size)
-	}
-	if r.rss >= startheap.Size/2 {
-		t.Errorf("%d bytes resident: the ballast is touched", r.rss)
-	}
-	if r.gcs != 0 {
-		t.Errorf("32 MB of garbage took %d collections, want none", r.gcs)
-	}
-	if r.hg != madvise {
-		t.Errorf("the heap marked for huge pages: %t, want %t (the kernel's mode is madvise: %t)", r.hg, madvise, madvise)
+	for _, cmd := range []string{"apply", "render"} {
+		r, _ := runChild(t, []string{cmd, "--once", "--noop"})
+		if r.heap < startheap.Size {
+			t.Errorf("%s: %d bytes live after a collection, want the ballast's %d at least", cmd, r.heap, startheap.Size)
+		}
+		if r.rss >= startheap.Size/2 {
+			t.Errorf("%s: %d bytes resident: the ballast is touched", cmd, r.rss)
+		}
+		if r.gcs != 0 {
+			t.Errorf("%s: 32 MB of garbage took %d collections, want none", cmd, r.gcs)
+		}
+		if r.hg != madvise {
+			t.Errorf("%s: the heap marked for huge pages: %t, want %t (the kernel's mode is madvise: %t)", cmd, r.hg, madvise, madvise)
+		}
+		// MADV_POPULATE_READ is Linux 5.14's.
+		if r.text < 0.99 && kernelAtLeast(5, 14) {
+			t.Errorf("%s: %.0f %% of the executable's text is resident, want all of it", cmd, 100*r.text)
+		}
 	}
 }
 
-// TestOthers: the agent, every other command, a test binary and a command
-// line that only starts with apply are left alone.
+// kernelAtLeast reports whether the kernel's release is major.minor or
+// later.
+func kernelAtLeast(major, minor int) bool {
+	release, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		return false
+	}
+	var ma, mi int
+	if _, err := fmt.Sscanf(string(release), "%d.%d", &ma, &mi); err != nil {
+		return false
+	}
+	return ma > major || ma == major && mi >= minor
+}
+
+// TestOthers: the agent, every other command, a test binary and command
+// lines whose first argument is not exactly apply or render are left
+// alone.
 func TestOthers(t *testing.T) {
 	skipUnlessAble(t)
-	for _, args := range [][]string{nil, {"agent"}, {"version"}, {"render", "--node", "x"}, {"applyx"}, {"-test.run=^$"}, {"", "apply"}} {
+	for _, args := range [][]string{nil, {"agent"}, {"version"}, {"vet"}, {"applyx"}, {"Apply"}, {"-test.run=^$"}, {"", "apply"}, {"--help", "apply"}} {
 		r, _ := runChild(t, args)
-		if r.heap >= startheap.Size || r.gcs == 0 || r.hg {
-			t.Errorf("%q: %d bytes live, %d collections for 32 MB of garbage, huge pages %t; want neither ballast nor huge pages", args, r.heap, r.gcs, r.hg)
+		if r.heap >= startheap.Size || r.gcs == 0 || r.hg || r.text >= 0.99 {
+			t.Errorf("%q: %d bytes live, %d collections for 32 MB of garbage, huge pages %t, %.0f %% of the text resident; want neither ballast nor huge pages nor prefault",
+				args, r.heap, r.gcs, r.hg, 100*r.text)
 		}
 	}
 }
@@ -245,23 +307,23 @@ func TestDecide(t *testing.T) {
 	for _, c := range []struct {
 		env                      []string
 		thp, overcommit, meminfo string
-		ballast, huge            bool
+		ballast, huge, prefault  bool
 	}{
-		{nil, madvise, "0\n", plenty, true, true},
-		{nil, madvise, "1\n", plenty, true, true},
-		{nil, madvise, "2\n", plenty, false, false},
-		{nil, madvise, "", plenty, false, false},
-		{nil, madvise, "0\n", scarce, false, false},
-		{nil, madvise, "0\n", "", false, false},
-		{nil, always, "0\n", plenty, true, false},
-		{nil, never, "0\n", plenty, true, false},
-		{nil, "", "0\n", plenty, true, false},
-		{[]string{"GOGC=100"}, madvise, "0\n", plenty, false, true},
-		{[]string{"GOGC=off"}, madvise, "0\n", plenty, false, true},
-		{[]string{"GOMEMLIMIT=1GiB"}, madvise, "0\n", plenty, false, true},
-		{[]string{"GOGC="}, madvise, "0\n", plenty, true, true},
-		{[]string{"GODEBUG=madvdontneed=1,disablethp=1"}, madvise, "0\n", plenty, true, false},
-		{[]string{"GODEBUG=disablethp=0"}, madvise, "0\n", plenty, true, true},
+		{nil, madvise, "0\n", plenty, true, true, true},
+		{nil, madvise, "1\n", plenty, true, true, true},
+		{nil, madvise, "2\n", plenty, false, false, true},
+		{nil, madvise, "", plenty, false, false, true},
+		{nil, madvise, "0\n", scarce, false, false, false},
+		{nil, madvise, "0\n", "", false, false, false},
+		{nil, always, "0\n", plenty, true, false, true},
+		{nil, never, "0\n", plenty, true, false, true},
+		{nil, "", "0\n", plenty, true, false, true},
+		{[]string{"GOGC=100"}, madvise, "0\n", plenty, false, true, true},
+		{[]string{"GOGC=off"}, madvise, "0\n", plenty, false, true, true},
+		{[]string{"GOMEMLIMIT=1GiB"}, madvise, "0\n", plenty, false, true, true},
+		{[]string{"GOGC="}, madvise, "0\n", plenty, true, true, true},
+		{[]string{"GODEBUG=madvdontneed=1,disablethp=1"}, madvise, "0\n", plenty, true, false, true},
+		{[]string{"GODEBUG=disablethp=0"}, madvise, "0\n", plenty, true, true, true},
 	} {
 		getenv := func(key string) (string, bool) {
 			for _, kv := range c.env {
@@ -271,10 +333,10 @@ func TestDecide(t *testing.T) {
 			}
 			return "", false
 		}
-		ballast, huge := startheap.Decide(getenv, []byte(c.thp), []byte(c.overcommit), []byte(c.meminfo))
-		if ballast != c.ballast || huge != c.huge {
-			t.Errorf("env %q, thp %q, overcommit %q, meminfo %q: ballast %t, huge %t; want %t, %t",
-				c.env, c.thp, c.overcommit, c.meminfo, ballast, huge, c.ballast, c.huge)
+		ballast, huge, prefault := startheap.Decide(getenv, []byte(c.thp), []byte(c.overcommit), []byte(c.meminfo))
+		if ballast != c.ballast || huge != c.huge || prefault != c.prefault {
+			t.Errorf("env %q, thp %q, overcommit %q, meminfo %q: ballast %t, huge %t, prefault %t; want %t, %t, %t",
+				c.env, c.thp, c.overcommit, c.meminfo, ballast, huge, prefault, c.ballast, c.huge, c.prefault)
 		}
 	}
 }
