@@ -104,7 +104,8 @@ func decide(getenv func(string) (string, bool), thp, overcommit, meminfo []byte)
 // else; the runtime's deadlock detection is unaffected (a blocked
 // goroutine neither runs nor counts as running, and apply's main goroutine
 // runs until the process exits). Only for a short-lived command: the
-// goroutine never ends.
+// goroutine never ends. (The experimental goroutine leak profile,
+// GOEXPERIMENT=goroutineleakprofile, would list it as leaked.)
 func hold(b []byte) {
 	never := make(chan struct{})
 	go func() {
@@ -116,8 +117,8 @@ func hold(b []byte) {
 // hugeHeap backs size bytes of fresh heap with huge pages: a large
 // allocation, which the runtime takes from a fresh mapping without
 // touching it, is madvised (MADV_HUGEPAGE) with the whole mapping that
-// holds it and given back to the heap by a collection (~0.1 ms at this
-// point, with next to nothing live), whose next allocations reuse it. A
+// holds it and given back to the heap by a collection (of a heap with
+// next to nothing live), whose next allocations reuse it. A
 // touched 4 KiB page costs a fault (~11 µs on a small VM); a 2 MiB page
 // costs one fault for 512 of them. Anything unexpected (no such mapping,
 // madvise refused) leaves the heap as it was. It returns the madvised
