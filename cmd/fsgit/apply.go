@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -67,15 +66,9 @@ changes found), 4 failures, 6 changes and failures, 1 the run could not start.`,
   fsgit apply --once --node online-1 -o json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			// A short-lived process whose heap (CUE's, on a first
-			// run) is mostly fresh pages: huge pages spare most of
-			// their faults, and the ballast most collections. Not
-			// for the agent, whose heap lives on. The ballast is
-			// allocated first, so that it does not take the huge
-			// pages' memory, which the heap gives back for reuse.
-			ballast := applyGC()
-			defer runtime.KeepAlive(ballast)
-			heapHugePages(applyHeap)
+			// The heap's huge pages and the collector's ballast
+			// were prepared before the packages initialized, from
+			// the command line (internal/startheap).
 			return runApply(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), f)
 		},
 	}

@@ -11,12 +11,11 @@ import (
 	"unsafe"
 )
 
-// Heap sizes heapHugePages prepares, by command.
+// Heap sizes heapHugePages prepares.
 const (
-	// applyHeap is more than a first run of 1,000 files uses (~50 MB).
-	applyHeap = 64 << 20
 	// evalHeap is for vet and plan, whose heaps reach 100–500 MB at
-	// 1,000 nodes.
+	// 1,000 nodes. (Apply's and render's heap is prepared before the
+	// packages initialize: internal/startheap.)
 	evalHeap = 1 << 30
 	// minHugeHeap is the least worth preparing.
 	minHugeHeap = 16 << 20
@@ -35,15 +34,16 @@ const (
 // heapHugePages asks the kernel to back the heap fsgit is about to grow
 // with transparent huge pages, where the kernel leaves that to each
 // process (/sys/kernel/mm/transparent_hugepage/enabled: madvise), for a
-// command that lives briefly and builds a large heap (apply, vet, plan,
-// render). Touching a fresh 4 KiB page costs a fault (~11 µs on a small
-// VM: a first run of 1,000 files took ~13,700 of them, most in the heap
-// CUE builds; vet of 1,000 nodes ~50,000); a 2 MiB page costs one fault
-// for 512 of them. The Go runtime does not ask for huge pages for its
-// heap, so this maps the memory first: a large allocation of size bytes,
-// which the runtime takes from a fresh mapping without touching it, is
-// madvised as a whole, and given back to the heap (a collection of a heap
-// that holds little yet, ~1 ms), whose next allocations reuse it.
+// command that lives briefly and builds a large heap (vet, plan; apply's
+// and render's heap is prepared earlier, by internal/startheap).
+// Touching a fresh 4 KiB page costs a fault (~11 µs on a small VM: a
+// first run of 1,000 files took ~13,700 of them, most in the heap CUE
+// builds; vet of 1,000 nodes ~50,000); a 2 MiB page costs one fault for
+// 512 of them. The Go runtime does not ask for huge pages for its heap,
+// so this maps the memory first: a large allocation of size bytes, which
+// the runtime takes from a fresh mapping without touching it, is madvised
+// as a whole, and given back to the heap (a collection of a heap that
+// holds little yet, ~1 ms), whose next allocations reuse it.
 //
 // Best effort, and only where it helps and cannot hurt: not when the
 // kernel gives huge pages to every process already (always) or to none
@@ -138,58 +138,4 @@ func mappingOf(addr uintptr) (lo, hi uintptr) {
 		}
 	}
 	return 0, 0
-}
-
-// applyBallast is the size of the ballast applyGC holds: apply's heap
-// huge pages (applyHeap), so that the first collection comes when the
-// allocations have about filled them.
-const applyBallast = applyHeap
-
-// applyGC sets the garbage collector for apply, a short-lived command, and
-// returns a ballast the command must keep reachable while it runs
-// (runtime.KeepAlive after its work): an allocation of applyBallast bytes
-// that nothing reads or writes. The collector paces itself by the heap it
-// finds live, and the ballast counts in it, so the first collection waits
-// until the heap has grown by about the ballast's size, not by the 4 MB a
-// fresh process starts with, and later ones come when it has grown by its
-// live size plus the ballast. The ballast costs no memory: the runtime
-// takes an allocation that large from a fresh mapping and does not touch
-// it, and neither does anything else.
-//
-// With the heap on huge pages (heapHugePages) the collections, not page
-// faults, were the larger cost: a first run of 1,000 files collected 13
-// times, a no-op from the cached catalog 5 times. With the ballast, in
-// interleaved runs against the build before it (three rounds of 25-41
-// runs, load 3-9, docs/scale.md): task-clock of a first run −16 %, of a
-// no-op −8 to −12 %. GOGC=off with a memory
-// limit (debug.SetMemoryLimit) gained as much, but it has no proportional
-// fallback: a site whose live heap nears the limit would collect over and
-// over (the runtime lets that take half of the CPU), where the ballast
-// only adds its size to each goal.
-//
-// GOGC or GOMEMLIMIT in the environment wins (a ballast would count in
-// GOMEMLIMIT's budget). As with heapHugePages, there is no ballast under
-// strict overcommit (vm.overcommit_memory 2: the allocation is committed
-// memory there, and failing it is fatal), nor when a quarter of the memory
-// available is less than its size (the heap may grow by that much more
-// before its first collection), nor when the heap has that much idle
-// memory already (a second command in one process: tests run apply
-// in-process), which the runtime would hand out, zeroing, and so touching,
-// every page. Outside Linux there is none.
-func applyGC() []byte {
-	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
-		return nil
-	}
-	if o, err := os.ReadFile(overcommitFile); err != nil || strings.TrimSpace(string(o)) == "2" {
-		return nil
-	}
-	if memAvailable()/4 < applyBallast {
-		return nil
-	}
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	if ms.HeapIdle >= applyBallast {
-		return nil
-	}
-	return make([]byte, applyBallast)
 }

@@ -16,10 +16,11 @@ import (
 // worth it. It runs in a child process, whose heap is fresh as a
 // command's is (other tests of this package run commands in-process).
 func TestHeapHugePages(t *testing.T) {
+	const testHeap = 64 << 20
 	if mode, err := os.ReadFile(thpEnabledFile); err != nil || !strings.Contains(string(mode), "[madvise]") {
 		t.Skipf("the kernel does not leave huge pages to the process (%s: %q, %v)", thpEnabledFile, mode, err)
 	}
-	if memAvailable()/4 < applyHeap {
+	if memAvailable()/4 < testHeap {
 		t.Skipf("only %d bytes available", memAvailable())
 	}
 	if os.Getenv("FSGIT_TEST_HUGEPAGES_CHILD") == "" {
@@ -32,7 +33,7 @@ func TestHeapHugePages(t *testing.T) {
 		return
 	}
 	t.Setenv("GODEBUG", "disablethp=1")
-	if lo, hi := heapHugePages(applyHeap); lo != hi {
+	if lo, hi := heapHugePages(testHeap); lo != hi {
 		t.Errorf("with disablethp=1, madvised %#x-%#x", lo, hi)
 	}
 	t.Setenv("GODEBUG", "")
@@ -40,9 +41,9 @@ func TestHeapHugePages(t *testing.T) {
 	if lo, hi := heapHugePages(minHugeHeap - 1); lo != hi {
 		t.Errorf("below %d bytes, madvised %#x-%#x", minHugeHeap, lo, hi)
 	}
-	lo, hi := heapHugePages(applyHeap)
-	if hi-lo < applyHeap {
-		t.Fatalf("madvised %#x-%#x, want at least %d bytes", lo, hi, applyHeap)
+	lo, hi := heapHugePages(testHeap)
+	if hi-lo < testHeap {
+		t.Fatalf("madvised %#x-%#x, want at least %d bytes", lo, hi, testHeap)
 	}
 	smaps, err := os.ReadFile("/proc/self/smaps")
 	if err != nil {
@@ -69,7 +70,37 @@ func TestHeapHugePages(t *testing.T) {
 		t.Errorf("no mapping at %#x in /proc/self/smaps", lo)
 	}
 
-	if lo, hi := heapHugePages(applyHeap); lo != hi {
+	if lo, hi := heapHugePages(testHeap); lo != hi {
 		t.Errorf("a second call, with the first one's heap idle, madvised %#x-%#x", lo, hi)
+	}
+}
+
+// TestStartHeapFirst: fsgit links internal/startheap, which prepares
+// apply's heap, and it initializes before time, os and the modules fsgit
+// uses (GODEBUG=inittrace=1 of this test binary, which has fsgit's
+// imports), as it must to do so before they touch the heap.
+func TestStartHeapFirst(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "GODEBUG=inittrace=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	order := map[string]int{}
+	for i, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) > 2 && f[0] == "init" {
+			if _, seen := order[f[1]]; !seen {
+				order[f[1]] = i
+			}
+		}
+	}
+	self, ok := order["github.com/fsgit/fsgit/internal/startheap"]
+	if !ok {
+		t.Fatalf("internal/startheap does not initialize:\n%s", out)
+	}
+	for _, pkg := range []string{"time", "os", "github.com/spf13/cobra", "cuelang.org/go/cue"} {
+		if i, ok := order[pkg]; !ok || i < self {
+			t.Errorf("%s initialized at line %d (%t), before internal/startheap (%d)", pkg, i, ok, self)
+		}
 	}
 }

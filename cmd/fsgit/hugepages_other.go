@@ -2,15 +2,8 @@
 
 package main
 
-// Heap sizes heapHugePages would prepare, by command.
-const (
-	applyHeap = 64 << 20
-	evalHeap  = 1 << 30
-)
+// evalHeap is the heap size heapHugePages would prepare for vet and plan.
+const evalHeap = 1 << 30
 
 // heapHugePages does nothing outside Linux.
 func heapHugePages(int) (lo, hi uintptr) { return 0, 0 }
-
-// applyGC holds no ballast outside Linux: its gain was measured with the
-// heap on huge pages.
-func applyGC() []byte { return nil }

@@ -13,6 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fsgit/fsgit/internal/crash"
+	// Prepares apply's heap before the other packages initialize.
+	_ "github.com/fsgit/fsgit/internal/startheap"
 )
 
 // exitError carries a process exit code out of a subcommand. Subcommands

@@ -37,8 +37,8 @@ only as references ({"secret": "name"}); their values are never read.`,
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
-			// One node's evaluation, as apply's first run.
-			heapHugePages(applyHeap)
+			// One node's evaluation, as apply's first run: its
+			// heap was prepared as apply's (internal/startheap).
 			site, err := desired.LoadDirNode(cmd.Context(), siteDir, node, lim)
 			if err != nil {
 				return invalid(cmd, err)
