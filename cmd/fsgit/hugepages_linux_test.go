@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/fsgit/fsgit/internal/startheap"
 )
 
 // TestHeapHugePages: the fresh mapping heapHugePages prepares holds the
@@ -17,11 +19,12 @@ import (
 // command's is (other tests of this package run commands in-process).
 func TestHeapHugePages(t *testing.T) {
 	const testHeap = 64 << 20
+	const thpEnabledFile = "/sys/kernel/mm/transparent_hugepage/enabled"
 	if mode, err := os.ReadFile(thpEnabledFile); err != nil || !strings.Contains(string(mode), "[madvise]") {
 		t.Skipf("the kernel does not leave huge pages to the process (%s: %q, %v)", thpEnabledFile, mode, err)
 	}
-	if memAvailable()/4 < testHeap {
-		t.Skipf("only %d bytes available", memAvailable())
+	if avail := memAvailableBytes(t); avail/4 < testHeap {
+		t.Skipf("only %d bytes available", avail)
 	}
 	if os.Getenv("FSGIT_TEST_HUGEPAGES_CHILD") == "" {
 		cmd := exec.Command(os.Args[0], "-test.run", "^TestHeapHugePages$", "-test.v")
@@ -38,8 +41,8 @@ func TestHeapHugePages(t *testing.T) {
 	}
 	t.Setenv("GODEBUG", "")
 
-	if lo, hi := heapHugePages(minHugeHeap - 1); lo != hi {
-		t.Errorf("below %d bytes, madvised %#x-%#x", minHugeHeap, lo, hi)
+	if lo, hi := heapHugePages(startheap.MinHugePages - 1); lo != hi {
+		t.Errorf("below %d bytes, madvised %#x-%#x", startheap.MinHugePages, lo, hi)
 	}
 	lo, hi := heapHugePages(testHeap)
 	if hi-lo < testHeap {
@@ -103,4 +106,24 @@ func TestStartHeapFirst(t *testing.T) {
 			t.Errorf("%s initialized at line %d (%t), before internal/startheap (%d)", pkg, i, ok, self)
 		}
 	}
+}
+
+// memAvailableBytes is MemAvailable of /proc/meminfo in bytes.
+func memAvailableBytes(t *testing.T) int {
+	t.Helper()
+	info, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		t.Skipf("no /proc/meminfo: %v", err)
+	}
+	for _, line := range strings.Split(string(info), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+			if f := strings.Fields(rest); len(f) == 2 && f[1] == "kB" {
+				if kb, err := strconv.Atoi(f[0]); err == nil {
+					return kb << 10
+				}
+			}
+		}
+	}
+	t.Skip("no MemAvailable in /proc/meminfo")
+	return 0
 }

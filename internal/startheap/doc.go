@@ -14,8 +14,9 @@
 // after syscall, so it runs before time, os and every other module's
 // package (GODEBUG=inittrace=1 shows the order; TestInitOrder checks it).
 //
-// The package has no API: cmd/fsgit imports it for its initialization.
-// Its init reads the command from /proc/self/cmdline and acts only when
+// cmd/fsgit imports it for its initialization, and for [HugePages],
+// which vet and plan call once they know how large a heap they build. Its
+// init reads the command from /proc/self/cmdline and acts only when
 // the first argument is exactly "apply" or "render", so the agent (whose
 // heap lives on), every other command and test binaries (whose first
 // argument is a -test flag) are untouched. The whole init takes ~5 ms of

@@ -505,20 +505,28 @@ func TestOpen_RemovesStaleHalfBuiltFiles(t *testing.T) {
 	}
 }
 
+// recordedState opens a real state file and records a run in it; the
+// recoveries of the store it returns are appended to *seen.
+func recordedState(t *testing.T) (path string, s *Store, seen *[]Recovery) {
+	t.Helper()
+	path = realState(t, t.TempDir())
+	seen = new([]Recovery)
+	s, err := Open(path, Options{OnRecover: func(r Recovery) { *seen = append(*seen, r) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if _, err := s.Record(realReport("rev", 1)); err != nil {
+		t.Fatal(err)
+	}
+	return path, s, seen
+}
+
 // TestRecheck: the store's own writes are not changes from outside; a
 // file damaged under an open store is, and Recheck reads it through,
 // finds the damage and recovers, without any other access.
 func TestRecheck(t *testing.T) {
-	path := realState(t, t.TempDir())
-	var seen []Recovery
-	s, err := Open(path, Options{OnRecover: func(r Recovery) { seen = append(seen, r) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if _, err := s.Record(realReport("rev", 1)); err != nil {
-		t.Fatal(err)
-	}
+	path, s, seen := recordedState(t)
 	if changed, err := s.Recheck(); changed || err != nil {
 		t.Fatalf("after the store's own write: changed %v, %v", changed, err)
 	}
@@ -527,8 +535,8 @@ func TestRecheck(t *testing.T) {
 	if err := os.Chmod(path, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if changed, err := s.Recheck(); !changed || err != nil || len(seen) != 0 {
-		t.Fatalf("after a chmod: changed %v, %v, recoveries %+v", changed, err, seen)
+	if changed, err := s.Recheck(); !changed || err != nil || len(*seen) != 0 {
+		t.Fatalf("after a chmod: changed %v, %v, recoveries %+v", changed, err, *seen)
 	}
 	if changed, _ := s.Recheck(); changed {
 		t.Fatal("checked once, still changed")
@@ -552,8 +560,8 @@ func TestRecheck(t *testing.T) {
 	if changed, err := s.Recheck(); !changed || err != nil {
 		t.Fatalf("recheck of a damaged file: changed %v, %v", changed, err)
 	}
-	if len(seen) != 1 || seen[0].Restored != 40 {
-		t.Fatalf("recoveries %+v, want one restoring 40 resources", seen)
+	if len(*seen) != 1 || (*seen)[0].Restored != 40 {
+		t.Fatalf("recoveries %+v, want one restoring 40 resources", *seen)
 	}
 	if s.changedOutside() {
 		t.Fatal("the replaced file is seen as changed from outside")
@@ -701,16 +709,7 @@ func TestCheckFile_ValidUnderChurn(t *testing.T) {
 // own. A stamp taken within racyWindow of the file's change time is racy,
 // and Recheck reads such a file through; a settled one costs a stat.
 func TestRecheck_RacyStamp(t *testing.T) {
-	path := realState(t, t.TempDir())
-	var seen []Recovery
-	s, err := Open(path, Options{OnRecover: func(r Recovery) { seen = append(seen, r) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if _, err := s.Record(realReport("rev", 1)); err != nil {
-		t.Fatal(err)
-	}
+	path, s, seen := recordedState(t)
 	faulttest.Scribble(t, path)
 	st := stampOf(path)
 	ctime := time.Unix(st.ctimeSec, st.ctimeNs)
@@ -720,21 +719,21 @@ func TestRecheck_RacyStamp(t *testing.T) {
 	// Taken after the damage, settled: the store takes it for its own and
 	// Recheck does not read the file (which is why a racy one must be).
 	s.setStamp(st, false)
-	if changed, err := s.Recheck(); changed || err != nil || len(seen) != 0 {
-		t.Fatalf("a settled stamp: changed %v, %v, recoveries %+v", changed, err, seen)
+	if changed, err := s.Recheck(); changed || err != nil || len(*seen) != 0 {
+		t.Fatalf("a settled stamp: changed %v, %v, recoveries %+v", changed, err, *seen)
 	}
 	// Taken after the damage within the window: racy, read through.
 	s.setStamp(st, st.racyAt(ctime.Add(time.Millisecond)))
 	if changed, err := s.Recheck(); !changed || err != nil {
 		t.Fatalf("a racy stamp of a damaged file: changed %v, %v", changed, err)
 	}
-	if len(seen) != 1 || seen[0].Restored != 40 {
-		t.Fatalf("recoveries %+v, want one restoring 40 resources", seen)
+	if len(*seen) != 1 || (*seen)[0].Restored != 40 {
+		t.Fatalf("recoveries %+v, want one restoring 40 resources", *seen)
 	}
 	// A racy stamp of a sound file: read through, not changed.
 	st = stampOf(path)
 	s.setStamp(st, true)
-	if changed, err := s.Recheck(); changed || err != nil || len(seen) != 1 {
-		t.Fatalf("a racy stamp of a sound file: changed %v, %v, recoveries %+v", changed, err, seen)
+	if changed, err := s.Recheck(); changed || err != nil || len(*seen) != 1 {
+		t.Fatalf("a racy stamp of a sound file: changed %v, %v, recoveries %+v", changed, err, *seen)
 	}
 }

@@ -1,0 +1,9 @@
+//go:build !linux
+
+package startheap
+
+// MinHugePages is the least heap worth preparing with HugePages.
+const MinHugePages = 16 << 20
+
+// HugePages does nothing outside Linux.
+func HugePages(int) (lo, hi uintptr) { return 0, 0 }
