@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/user"
 	"text/tabwriter"
@@ -22,6 +23,8 @@ import (
 
 type holdFlags struct {
 	config string
+	socket string
+	state  string
 	node   string
 	all    bool
 	dur    time.Duration
@@ -42,7 +45,10 @@ operations.maxHold (24h when the site does not say). It ends by itself at its ti
 or by fsgit release. Who placed it, why, since and until are kept in the state file
 and shown by fsgit status, in the status document, in metrics and in fsgit plan.
 
-It asks the running agent over its socket; with no agent it writes the state file.`,
+It asks the running agent over its socket; with no agent it writes the state file.
+The socket, the state file and this node's name come from the agent's configuration
+when there is one; --socket and --state name them where there is none (a node run by
+fsgit apply --once from a timer), the host name is then this node's.`,
 		Example: `  # keep MariaDB from restarting during a backup
   fsgit hold service:mariadb --for 2h --reason "nightly backup, INC-42"
   # the whole node
@@ -53,7 +59,7 @@ It asks the running agent over its socket; with no agent it writes the state fil
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVarP(&f.config, "config", "c", agent.DefaultConfigFile, "the agent's configuration file")
+	placeFlags(cmd, &f)
 	thisNodeFlag(cmd, &f.node, "hold the whole node (this node's name)")
 	fl.DurationVar(&f.dur, "for", 0, "how long the hold lasts (required)")
 	fl.StringVar(&f.reason, "reason", "", "why (required; shown to everyone)")
@@ -80,12 +86,54 @@ what was held at once.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVarP(&f.config, "config", "c", agent.DefaultConfigFile, "the agent's configuration file")
+	placeFlags(cmd, &f)
 	thisNodeFlag(cmd, &f.node, "end the hold on the whole node (this node's name)")
 	fl.BoolVar(&f.all, "all", false, "end every hold")
 	addOutputFlag(cmd, &f.output, outText)
 	return cmd
 }
+
+// placeFlags adds the flags that say where hold and release act.
+func placeFlags(cmd *cobra.Command, f *holdFlags) {
+	fl := cmd.Flags()
+	fl.StringVarP(&f.config, "config", "c", agent.DefaultConfigFile, "the agent's configuration file")
+	fl.StringVar(&f.socket, "socket", "", "the agent's socket (default: from the configuration)")
+	fl.StringVar(&f.state, "state", "", "the state file written when no agent runs (default: from the configuration)")
+}
+
+// place is where hold and release act: the agent's socket, the state file
+// written when no agent answers, and this node's name.
+type place struct {
+	socket, state, node string
+}
+
+// placeOf resolves where a command acts on this node (status, hold,
+// release): from the agent's configuration file when there is one, else
+// the defaults (the socket and state file the agent's schema defaults
+// to, the host name); --socket and --state win over both. A configuration
+// file that exists but cannot be read is an error.
+func placeOf(config, socket, statePath string) (place, error) {
+	p := place{socket: defaultSocket, state: state.DefaultPath}
+	p.node, _ = os.Hostname()
+	cfg, err := agent.LoadConfig(schema.Files(), config)
+	switch {
+	case err == nil:
+		p = place{socket: cfg.Socket, state: cfg.StateFile, node: thisNode(cfg)}
+	case !errors.Is(err, fs.ErrNotExist):
+		return place{}, err
+	}
+	if socket != "" {
+		p.socket = socket
+	}
+	if statePath != "" {
+		p.state = statePath
+	}
+	return p, nil
+}
+
+// defaultSocket is the agent's socket when its configuration does not
+// say (schema/agent.cue).
+const defaultSocket = "/run/fsgit/fsgit.sock"
 
 // operator names who runs the command: the user sudo was run by, else
 // the user.
@@ -111,21 +159,21 @@ func runHold(ctx context.Context, w io.Writer, f holdFlags, args []string) error
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	cfg, err := agent.LoadConfig(schema.Files(), f.config)
+	at, err := placeOf(f.config, f.socket, f.state)
 	if err != nil {
 		return couldNotRun(err)
 	}
-	node, err := isThisNode(cfg, f.node)
+	node, err := isThisNode(at.node, f.node)
 	if err != nil {
 		return couldNotRun(err)
 	}
 	req := agent.HoldRequest{IDs: ids(args), Node: node, For: jsondoc.Seconds(f.dur), Reason: f.reason, By: operator()}
 	var ans agent.HoldAnswer
-	err = agent.NewClient(cfg.Socket).Post(ctx, agent.HoldPath, req, &ans)
+	err = agent.NewClient(at.socket).Post(ctx, agent.HoldPath, req, &ans)
 	switch {
 	case err == nil:
 	case errors.Is(err, agent.ErrBadAnswer):
-		return couldNotRun(fmt.Errorf("the agent on %s refused: %w", cfg.Socket, err))
+		return couldNotRun(fmt.Errorf("the agent on %s refused: %w", at.socket, err))
 	default:
 		// No agent: check as it would without a catalog, and write the
 		// state; the agent cuts the hold to the site's maximum.
@@ -133,7 +181,7 @@ func runHold(ctx context.Context, w io.Writer, f holdFlags, args []string) error
 		if herr != nil {
 			return couldNotRun(herr)
 		}
-		if ans.Holds, err = editHolds(cfg.StateFile, func(hs []state.Hold) ([]state.Hold, []state.Hold) {
+		if ans.Holds, err = editHolds(at.state, func(hs []state.Hold) ([]state.Hold, []state.Hold) {
 			return agent.MergeHolds(hs, add), nil
 		}); err != nil {
 			return couldNotRun(err)
@@ -149,24 +197,24 @@ func runRelease(ctx context.Context, w io.Writer, f holdFlags, args []string) er
 	if (len(args) > 0) == (f.node != "" || f.all) || (f.node != "" && f.all) {
 		return couldNotRun(errors.New("release resources by ID, --node or --all: one of them"))
 	}
-	cfg, err := agent.LoadConfig(schema.Files(), f.config)
+	at, err := placeOf(f.config, f.socket, f.state)
 	if err != nil {
 		return couldNotRun(err)
 	}
-	node, err := isThisNode(cfg, f.node)
+	node, err := isThisNode(at.node, f.node)
 	if err != nil {
 		return couldNotRun(err)
 	}
 	req := agent.ReleaseRequest{IDs: ids(args), Node: node, All: f.all, By: operator()}
 	var ans agent.HoldAnswer
-	err = agent.NewClient(cfg.Socket).Post(ctx, agent.ReleasePath, req, &ans)
+	err = agent.NewClient(at.socket).Post(ctx, agent.ReleasePath, req, &ans)
 	switch {
 	case err == nil:
 	case errors.Is(err, agent.ErrBadAnswer):
-		return couldNotRun(fmt.Errorf("the agent on %s refused: %w", cfg.Socket, err))
+		return couldNotRun(fmt.Errorf("the agent on %s refused: %w", at.socket, err))
 	default:
 		var released []state.Hold
-		if ans.Holds, err = editHolds(cfg.StateFile, func(hs []state.Hold) ([]state.Hold, []state.Hold) {
+		if ans.Holds, err = editHolds(at.state, func(hs []state.Hold) ([]state.Hold, []state.Hold) {
 			kept, rel := agent.ReleaseHolds(hs, req)
 			released = rel
 			return kept, rel
@@ -187,11 +235,11 @@ func thisNodeFlag(cmd *cobra.Command, p *string, usage string) {
 	cmd.Flags().StringVar(p, "node", "", usage)
 	_ = cmd.RegisterFlagCompletionFunc("node", func(cmd *cobra.Command, _ []string, _ string) ([]string, cobra.ShellCompDirective) {
 		cfgFile, _ := cmd.Flags().GetString("config")
-		cfg, err := agent.LoadConfig(schema.Files(), cfgFile)
-		if err != nil {
+		at, err := placeOf(cfgFile, "", "")
+		if err != nil || at.node == "" {
 			return nil, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveError
 		}
-		return []string{thisNode(cfg)}, cobra.ShellCompDirectiveNoFileComp
+		return []string{at.node}, cobra.ShellCompDirectiveNoFileComp
 	})
 }
 
@@ -205,13 +253,13 @@ func thisNode(cfg *agent.Config) string {
 	return h
 }
 
-// isThisNode says whether --node was given, and refuses another node's
-// name: holds are placed on the node they run on.
-func isThisNode(cfg *agent.Config, name string) (bool, error) {
+// isThisNode says whether --node was given, and refuses a name other than
+// this node's (this): holds are placed on the node they run on.
+func isThisNode(this, name string) (bool, error) {
 	if name == "" {
 		return false, nil
 	}
-	if this := thisNode(cfg); name != this {
+	if name != this {
 		return false, fmt.Errorf("--node %s: this is node %s; hold and release act on the node they run on (run it on %s)", name, this, name)
 	}
 	return true, nil

@@ -16,7 +16,6 @@ import (
 
 	"github.com/fsgit/fsgit/internal/agent"
 	"github.com/fsgit/fsgit/internal/gitsource"
-	"github.com/fsgit/fsgit/internal/state"
 	"github.com/fsgit/fsgit/internal/status"
 	"github.com/fsgit/fsgit/reconciler"
 	"github.com/fsgit/fsgit/schema"
@@ -82,28 +81,23 @@ func runStatus(ctx context.Context, w io.Writer, f statusFlags) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	cfg, err := agent.LoadConfig(schema.Files(), f.config)
-	if err != nil {
-		// Without a configuration, the flags (or the defaults) must do.
-		if !errors.Is(err, fs.ErrNotExist) {
-			return couldNotRun(err)
-		}
-		cfg = nil
-	}
 	if f.fleet {
+		cfg, err := agent.LoadConfig(schema.Files(), f.config)
+		if err != nil {
+			// Without a configuration, the flags must do.
+			if !errors.Is(err, fs.ErrNotExist) {
+				return couldNotRun(err)
+			}
+			cfg = nil
+		}
 		return fleetStatus(ctx, w, f, cfg)
 	}
-	sock, statePath := "/run/fsgit/fsgit.sock", state.DefaultPath
-	if cfg != nil {
-		sock, statePath = cfg.Socket, cfg.StateFile
+	at, err := placeOf(f.config, f.socket, f.state)
+	if err != nil {
+		return couldNotRun(err)
 	}
-	if f.socket != "" {
-		sock = f.socket
-	}
-	if f.state != "" {
-		statePath = f.state
-	}
-	n, noAgent, err := nodeStatus(ctx, sock, statePath)
+	statePath := at.state
+	n, noAgent, err := nodeStatus(ctx, at.socket, statePath)
 	if err != nil {
 		return couldNotRun(err)
 	}
