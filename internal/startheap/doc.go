@@ -8,7 +8,8 @@
 // packages' initialization (cobra, CUE, ...) have touched ~5 MB of heap in
 // 4 KiB pages, one fault each, and a 2 MiB region that already has 4 KiB
 // pages gets no huge page afterwards. Doing the preparation here, in a
-// package that imports only runtime, syscall and unsafe, places it before
+// package that imports only runtime, syscall, unsafe and strconv (none of
+// which initializes late), places it before
 // all of that: the linker orders initialization by import path among the
 // packages whose imports are initialized, and this one is ready right
 // after syscall, so it runs before time, os and every other module's

@@ -4,6 +4,7 @@ package startheap
 
 import (
 	"runtime"
+	"strconv"
 	"syscall"
 	"unsafe"
 )
@@ -237,12 +238,12 @@ func parseMapping(line []byte) (mapping, bool) {
 	dev, rest, _ := cut(rest, ' ')
 	ino, _, _ := cut(rest, ' ')
 	start, end, _ := cut(rng, '-')
-	lo, ok1 := parseHex(start)
-	hi, ok2 := parseHex(end)
-	if !ok1 || !ok2 || len(perm) != 4 || len(dev) == 0 || len(ino) == 0 {
+	lo, err1 := strconv.ParseUint(string(start), 16, 64)
+	hi, err2 := strconv.ParseUint(string(end), 16, 64)
+	if err1 != nil || err2 != nil || len(perm) != 4 || len(dev) == 0 || len(ino) == 0 {
 		return mapping{}, false
 	}
-	return mapping{lo: lo, hi: hi, perm: string(perm), file: string(dev) + " " + string(ino)}, true
+	return mapping{lo: uintptr(lo), hi: uintptr(hi), perm: string(perm), file: string(dev) + " " + string(ino)}, true
 }
 
 // mappingOf returns the read-write private mapping of this process that
@@ -277,11 +278,11 @@ func memAvailable(meminfo []byte) int {
 		if string(trimSpace(unit)) != "kB" {
 			return 0
 		}
-		kb, ok := parseDec(num)
-		if !ok {
+		kb, err := strconv.ParseUint(string(num), 10, 40)
+		if err != nil {
 			return 0
 		}
-		return kb << 10
+		return int(kb) << 10
 	}
 	return 0
 }
@@ -331,6 +332,11 @@ func arg(cmdline []byte, i int) string {
 	return string(a)
 }
 
+// The byte helpers below are not bytes' and strings': those import
+// unicode, whose own initialization comes after os and time, and would
+// hold this package's back until then (TestInitOrder fails). strconv
+// imports nothing that initializes late.
+
 // cut slices b around the first sep.
 func cut(b []byte, sep byte) (before, after []byte, found bool) {
 	for i, c := range b {
@@ -367,39 +373,4 @@ func contains(s, sub string) bool {
 		}
 	}
 	return false
-}
-
-// parseHex parses a non-empty lowercase hexadecimal number that fits a
-// uintptr.
-func parseHex(b []byte) (uintptr, bool) {
-	if len(b) == 0 || len(b) > 2*int(unsafe.Sizeof(uintptr(0))) {
-		return 0, false
-	}
-	var v uintptr
-	for _, c := range b {
-		switch {
-		case '0' <= c && c <= '9':
-			v = v<<4 | uintptr(c-'0')
-		case 'a' <= c && c <= 'f':
-			v = v<<4 | uintptr(c-'a'+10)
-		default:
-			return 0, false
-		}
-	}
-	return v, true
-}
-
-// parseDec parses a non-empty decimal number of at most 15 digits.
-func parseDec(b []byte) (int, bool) {
-	if len(b) == 0 || len(b) > 15 {
-		return 0, false
-	}
-	v := 0
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		v = v*10 + int(c-'0')
-	}
-	return v, true
 }
