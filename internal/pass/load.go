@@ -20,12 +20,11 @@ type SiteCatalog struct {
 	// Cache is the node's compiled catalog cache; nil: not used.
 	Cache *Cache
 	Log   *slog.Logger
+	// cat is the catalog Load returned, from the cache or evaluated.
+	cat *reconciler.Catalog
 	// fresh is the site's content key when the catalog was evaluated
 	// (what to cache it under), "" when it came from the cache.
 	fresh string
-	cat   *reconciler.Catalog
-	// loaded is the catalog Load returned, from the cache or evaluated.
-	loaded *reconciler.Catalog
 }
 
 // Load returns the node's catalog.
@@ -39,7 +38,7 @@ func (s *SiteCatalog) Load(ctx context.Context) (*reconciler.Catalog, error) {
 	} else if cat, why := f.check(s.Node, key); cat != nil {
 		s.Log.Info("catalog from cache", "node", s.Node, "file", s.Cache.File.String(), "key", key,
 			"resources", len(cat.Resources), "took", time.Since(start).Round(time.Microsecond))
-		s.loaded = cat
+		s.cat = cat
 		return cat, nil
 	} else {
 		s.Log.Info("catalog cache not used", "node", s.Node, "file", s.Cache.File.String(), "reason", why)
@@ -58,7 +57,7 @@ func (s *SiteCatalog) Load(ctx context.Context) (*reconciler.Catalog, error) {
 	}
 	s.Log.Info("catalog evaluated", "node", s.Node, "key", site.Key(),
 		"resources", len(cat.Resources), "took", time.Since(start).Round(time.Microsecond))
-	s.fresh, s.cat, s.loaded = site.Key(), cat, cat
+	s.fresh, s.cat = site.Key(), cat
 	return cat, nil
 }
 
@@ -69,11 +68,11 @@ func (s *SiteCatalog) Load(ctx context.Context) (*reconciler.Catalog, error) {
 // first run of 1,000 files: 340 KB of them, a 1.36 MB file). 0 before
 // Load.
 func (s *SiteCatalog) StateReserve() int64 {
-	if s.loaded == nil {
+	if s.cat == nil {
 		return 0
 	}
 	var n int64
-	for _, r := range s.loaded.Resources {
+	for _, r := range s.cat.Resources {
 		n += int64(len(r.ID) + len(r.Spec))
 	}
 	return 4 * n

@@ -37,6 +37,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -995,12 +996,7 @@ func syncKnown[V any](b *bolt.Bucket, want map[reconciler.ID]V, known map[reconc
 	// ~500 entries per put); in order, each put appends. The entries, and
 	// how the commit groups them into pages, are the same either way;
 	// only which page number holds which group may differ.
-	ids := make([]reconciler.ID, 0, len(want))
-	for id := range want {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
+	for _, id := range slices.Sorted(maps.Keys(want)) {
 		v := want[id]
 		if e, ok := known[id]; ok && same(e.val, v) {
 			out[id] = memoEntry[V]{val: v, enc: e.enc}
