@@ -93,13 +93,15 @@ func writeTemp(dir *os.Root, dirFile *os.File, base string, o Options, write fun
 	}
 	closed := false
 	defer func() {
-		// Also on a panic in write: the descriptor has no finalizer.
-		if err != nil || !closed {
-			if !closed {
-				_ = f.Close()
-			}
-			_ = dir.Remove(tmp)
+		if closed && err == nil {
+			return
 		}
+		// On an error, and on a panic in write: the descriptor has no
+		// finalizer to close it.
+		if !closed {
+			_ = f.Close()
+		}
+		_ = dir.Remove(tmp)
 	}()
 	if err = write(f); err != nil {
 		return "", err

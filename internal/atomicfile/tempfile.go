@@ -74,7 +74,12 @@ func (f *fdTemp) Chown(uid, gid int) error {
 }
 
 // Fchmod implements tempFile.
-func (f *fdTemp) Fchmod(mode uint32) error { return syscall.Fchmod(f.fd, mode) }
+func (f *fdTemp) Fchmod(mode uint32) error {
+	if err := ignoringEINTR(func() error { return syscall.Fchmod(f.fd, mode) }); err != nil {
+		return &fs.PathError{Op: "chmod", Path: f.name, Err: err}
+	}
+	return nil
+}
 
 // Sync implements tempFile.
 func (f *fdTemp) Sync() error {
