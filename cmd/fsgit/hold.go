@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/user"
 	"text/tabwriter"
@@ -18,7 +17,6 @@ import (
 	"github.com/fsgit/fsgit/internal/state"
 	"github.com/fsgit/fsgit/internal/status"
 	"github.com/fsgit/fsgit/reconciler"
-	"github.com/fsgit/fsgit/schema"
 )
 
 type holdFlags struct {
@@ -100,40 +98,6 @@ func placeFlags(cmd *cobra.Command, f *holdFlags) {
 	fl.StringVar(&f.socket, "socket", "", "the agent's socket (default: from the configuration)")
 	fl.StringVar(&f.state, "state", "", "the state file written when no agent runs (default: from the configuration)")
 }
-
-// place is where hold and release act: the agent's socket, the state file
-// written when no agent answers, and this node's name.
-type place struct {
-	socket, state, node string
-}
-
-// placeOf resolves where a command acts on this node (status, hold,
-// release): from the agent's configuration file when there is one, else
-// the defaults (the socket and state file the agent's schema defaults
-// to, the host name); --socket and --state win over both. A configuration
-// file that exists but cannot be read is an error.
-func placeOf(config, socket, statePath string) (place, error) {
-	p := place{socket: defaultSocket, state: state.DefaultPath}
-	p.node, _ = os.Hostname()
-	cfg, err := agent.LoadConfig(schema.Files(), config)
-	switch {
-	case err == nil:
-		p = place{socket: cfg.Socket, state: cfg.StateFile, node: thisNode(cfg)}
-	case !errors.Is(err, fs.ErrNotExist):
-		return place{}, err
-	}
-	if socket != "" {
-		p.socket = socket
-	}
-	if statePath != "" {
-		p.state = statePath
-	}
-	return p, nil
-}
-
-// defaultSocket is the agent's socket when its configuration does not
-// say (schema/agent.cue).
-const defaultSocket = "/run/fsgit/fsgit.sock"
 
 // operator names who runs the command: the user sudo was run by, else
 // the user.
