@@ -17,17 +17,7 @@ func TestOpenTemp_BareDescriptor(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("openat on a kept descriptor is Linux's")
 	}
-	dir := t.TempDir()
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
-	dirFile, err := root.Open(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dirFile.Close()
+	dir, root, dirFile := tempRoot(t)
 	f, err := openTemp(root, dirFile, ".a.tmp")
 	if err != nil {
 		t.Fatal(err)
@@ -74,17 +64,7 @@ func TestOpenTemp_BareDescriptor(t *testing.T) {
 // TestRenameIn_OverDirectory checks that renaming a temporary file over a
 // directory fails and leaves both, on the descriptor as through the root.
 func TestRenameIn_OverDirectory(t *testing.T) {
-	dir := t.TempDir()
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
-	dirFile, err := root.Open(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dirFile.Close()
+	dir, root, dirFile := tempRoot(t)
 	for _, df := range []*os.File{dirFile, nil} {
 		if err := os.WriteFile(filepath.Join(dir, ".t"), []byte("x"), 0o600); err != nil {
 			t.Fatal(err)
@@ -123,4 +103,21 @@ func TestRenameIn_OverDirectory(t *testing.T) {
 	if got := read(t, filepath.Join(dir, "f")); got != "new" {
 		t.Fatalf("f holds %q", got)
 	}
+}
+
+// tempRoot makes a temporary directory and opens it as an os.Root and as
+// a file (the descriptor a batch keeps), both closed at the test's end.
+func tempRoot(t *testing.T) (dir string, root *os.Root, dirFile *os.File) {
+	t.Helper()
+	dir = t.TempDir()
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Close() })
+	if dirFile, err = root.Open("."); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dirFile.Close() })
+	return dir, root, dirFile
 }

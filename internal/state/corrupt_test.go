@@ -66,6 +66,21 @@ func realReport(rev string, run int) *reconciler.Report {
 	return rep
 }
 
+// realStateBytes returns the bytes of a real state file (realState) and
+// of its inventory copy.
+func realStateBytes(t *testing.T) (state, inv []byte) {
+	t.Helper()
+	orig := realState(t, t.TempDir())
+	state, err := os.ReadFile(orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inv, err = os.ReadFile(InventoryPath(orig)); err != nil {
+		t.Fatal(err)
+	}
+	return state, inv
+}
+
 // exercise does what a run does with a state file (open, read the memory,
 // the meta and the history, record a run, close) and checks that it all
 // works, whatever the file held: a corrupt file is replaced. It returns
@@ -161,15 +176,7 @@ func TestOpen_FlippedBytes(t *testing.T) {
 	if testing.Short() {
 		runs = 300
 	}
-	orig := realState(t, t.TempDir())
-	good, err := os.ReadFile(orig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inv, err := os.ReadFile(InventoryPath(orig))
-	if err != nil {
-		t.Fatal(err)
-	}
+	good, inv := realStateBytes(t)
 	r := rand.New(rand.NewPCG(12, 22))
 	recovered, byOp := 0, map[string]int{}
 	base := memTempDir(t)
@@ -578,15 +585,7 @@ func TestRecheck(t *testing.T) {
 // never went (CI of session 8, after 40 minutes). Each copy must be found
 // corrupt and replaced, in bounded time.
 func TestOpen_KeysOutOfOrder(t *testing.T) {
-	orig := realState(t, t.TempDir())
-	good, err := os.ReadFile(orig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inv, err := os.ReadFile(InventoryPath(orig))
-	if err != nil {
-		t.Fatal(err)
-	}
+	good, inv := realStateBytes(t)
 	inUse := pagesInUse(t, good)
 	const ps = 4096
 	le := binary.NativeEndian
