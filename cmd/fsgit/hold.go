@@ -145,7 +145,7 @@ func runHold(ctx context.Context, w io.Writer, f holdFlags, args []string) error
 		if herr != nil {
 			return couldNotRun(herr)
 		}
-		if ans.Holds, err = editHolds(at.state, func(hs []state.Hold) ([]state.Hold, []state.Hold) {
+		if ans.Holds, err = editHolds(at.state, f.state != "", func(hs []state.Hold) ([]state.Hold, []state.Hold) {
 			return agent.MergeHolds(hs, add), nil
 		}); err != nil {
 			return couldNotRun(err)
@@ -178,7 +178,7 @@ func runRelease(ctx context.Context, w io.Writer, f holdFlags, args []string) er
 		return couldNotRun(fmt.Errorf("the agent on %s refused: %w", at.socket, err))
 	default:
 		var released []state.Hold
-		if ans.Holds, err = editHolds(at.state, func(hs []state.Hold) ([]state.Hold, []state.Hold) {
+		if ans.Holds, err = editHolds(at.state, f.state != "", func(hs []state.Hold) ([]state.Hold, []state.Hold) {
 			kept, rel := agent.ReleaseHolds(hs, req)
 			released = rel
 			return kept, rel
@@ -230,7 +230,14 @@ func isThisNode(this, name string) (bool, error) {
 }
 
 // editHolds changes the holds in the state file, for when no agent runs.
-func editHolds(path string, edit func([]state.Hold) (kept, released []state.Hold)) ([]state.Hold, error) {
+// A file named by hand (named: --state) must be there: a wrong path is
+// not a file to create, where no run would read the hold.
+func editHolds(path string, named bool, edit func([]state.Hold) (kept, released []state.Hold)) ([]state.Hold, error) {
+	if named {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("--state: %w", err)
+		}
+	}
 	st, err := state.Open(path, state.Options{Timeout: 2 * time.Second})
 	if err != nil {
 		return nil, err
