@@ -6,8 +6,8 @@ package startheap
 // initialization (TestInitOrder).
 
 // Decide is decide, its plan's fields returned.
-func Decide(getenv func(string) (string, bool), thp, overcommit, meminfo []byte) (ballast, huge, prefault bool) {
-	p := decide(getenv, thp, overcommit, meminfo)
+func Decide(getenv func(string) (string, bool), thp, overcommit, meminfo, reporting []byte) (ballast, huge, prefault bool) {
+	p := decide(getenv, thp, overcommit, meminfo, reporting)
 	return p.ballast, p.huge, p.prefault
 }
 
@@ -28,4 +28,11 @@ const (
 	ThpEnabledFile = thpEnabledFile
 	OvercommitFile = overcommitFile
 	MeminfoFile    = meminfoFile
+	ReportingFile  = reportingFile
 )
+
+// HugeHeap is hugeHeap.
+func HugeHeap(size int) (lo, hi uintptr) { return hugeHeap(size) }
+
+// ReportsFreePages is reportsFreePages.
+func ReportsFreePages(order []byte) bool { return reportsFreePages(order) }

@@ -177,16 +177,22 @@ func runChild(t *testing.T, args []string, env ...string) (childReport, string) 
 
 // skipUnlessAble skips a test of init's effects where decide would do
 // nothing on this machine: strict overcommit or too little memory; and
-// returns whether the kernel leaves huge pages to the process.
-func skipUnlessAble(t *testing.T) (madvise bool) {
+// returns whether decide gives this machine huge pages (the kernel leaves
+// them to the process and reports no free memory to a hypervisor).
+func skipUnlessAble(t *testing.T) (huge bool) {
 	t.Helper()
 	overcommit, _ := startheap.ReadFile(startheap.OvercommitFile, 64)
 	meminfo, _ := startheap.ReadFile(startheap.MeminfoFile, 16<<10)
 	thp, _ := startheap.ReadFile(startheap.ThpEnabledFile, 256)
-	if ballast, _, _ := startheap.Decide(func(string) (string, bool) { return "", false }, thp, overcommit, meminfo); !ballast {
+	reporting, _ := startheap.ReadFile(startheap.ReportingFile, 64)
+	ballast, huge, _ := startheap.Decide(func(string) (string, bool) { return "", false }, thp, overcommit, meminfo, reporting)
+	if !ballast {
 		t.Skipf("strict overcommit or too little memory (overcommit %q, %d bytes available)", overcommit, startheap.MemAvailable(meminfo))
 	}
-	return bytes.Contains(thp, []byte("[madvise]"))
+	if huge != (bytes.Contains(thp, []byte("[madvise]")) && !startheap.ReportsFreePages(reporting)) {
+		t.Fatalf("decide gives huge pages %t with the kernel's mode %q and free page reporting %q", huge, thp, reporting)
+	}
+	return huge
 }
 
 // TestApply: with apply or render as its first argument, the process
@@ -196,7 +202,7 @@ func skipUnlessAble(t *testing.T) (madvise bool) {
 // executable's text is resident. Every other command line (TestOthers)
 // gets none of it, which is what makes these checks able to fail.
 func TestApply(t *testing.T) {
-	madvise := skipUnlessAble(t)
+	huge := skipUnlessAble(t)
 	for _, cmd := range []string{"apply", "render"} {
 		r, _ := runChild(t, []string{cmd, "--once", "--noop"})
 		if r.heap < startheap.Size {
@@ -208,8 +214,8 @@ func TestApply(t *testing.T) {
 		if r.gcs != 0 {
 			t.Errorf("%s: 32 MB of garbage took %d collections, want none", cmd, r.gcs)
 		}
-		if r.hg != madvise {
-			t.Errorf("%s: the heap marked for huge pages: %t, want %t (the kernel's mode is madvise: %t)", cmd, r.hg, madvise, madvise)
+		if r.hg != huge {
+			t.Errorf("%s: the heap marked for huge pages: %t, want %t", cmd, r.hg, huge)
 		}
 		// MADV_POPULATE_READ is Linux 5.14's.
 		if r.text < 0.99 && kernelAtLeast(5, 14) {
@@ -249,14 +255,14 @@ func TestOthers(t *testing.T) {
 // TestOptOuts: GOGC or GOMEMLIMIT set means no ballast (the huge pages
 // still), GODEBUG disablethp=1 no huge pages (the ballast still).
 func TestOptOuts(t *testing.T) {
-	madvise := skipUnlessAble(t)
+	huge := skipUnlessAble(t)
 	for _, env := range []string{"GOGC=100", "GOMEMLIMIT=1GiB"} {
 		r, _ := runChild(t, []string{"apply"}, env)
 		if r.heap >= startheap.Size || r.gcs == 0 {
 			t.Errorf("%s: %d bytes live, %d collections for 32 MB of garbage; want no ballast", env, r.heap, r.gcs)
 		}
-		if r.hg != madvise {
-			t.Errorf("%s: the heap marked for huge pages: %t, want %t", env, r.hg, madvise)
+		if r.hg != huge {
+			t.Errorf("%s: the heap marked for huge pages: %t, want %t", env, r.hg, huge)
 		}
 	}
 	r, _ := runChild(t, []string{"apply"}, "GODEBUG=disablethp=1")
@@ -305,25 +311,34 @@ func TestDecide(t *testing.T) {
 		scarce  = "MemTotal:       24000000 kB\nMemAvailable:     200000 kB\n"
 	)
 	for _, c := range []struct {
-		env                      []string
-		thp, overcommit, meminfo string
-		ballast, huge, prefault  bool
+		env                                 []string
+		thp, overcommit, meminfo, reporting string
+		ballast, huge, prefault             bool
 	}{
-		{nil, madvise, "0\n", plenty, true, true, true},
-		{nil, madvise, "1\n", plenty, true, true, true},
-		{nil, madvise, "2\n", plenty, false, false, true},
-		{nil, madvise, "", plenty, false, false, true},
-		{nil, madvise, "0\n", scarce, false, false, false},
-		{nil, madvise, "0\n", "", false, false, false},
-		{nil, always, "0\n", plenty, true, false, true},
-		{nil, never, "0\n", plenty, true, false, true},
-		{nil, "", "0\n", plenty, true, false, true},
-		{[]string{"GOGC=100"}, madvise, "0\n", plenty, false, true, true},
-		{[]string{"GOGC=off"}, madvise, "0\n", plenty, false, true, true},
-		{[]string{"GOMEMLIMIT=1GiB"}, madvise, "0\n", plenty, false, true, true},
-		{[]string{"GOGC="}, madvise, "0\n", plenty, true, true, true},
-		{[]string{"GODEBUG=madvdontneed=1,disablethp=1"}, madvise, "0\n", plenty, true, false, true},
-		{[]string{"GODEBUG=disablethp=0"}, madvise, "0\n", plenty, true, true, true},
+		{nil, madvise, "0\n", plenty, "", true, true, true},
+		{nil, madvise, "1\n", plenty, "", true, true, true},
+		{nil, madvise, "2\n", plenty, "", false, false, true},
+		{nil, madvise, "", plenty, "", false, false, true},
+		{nil, madvise, "0\n", scarce, "", false, false, false},
+		{nil, madvise, "0\n", "", "", false, false, false},
+		{nil, always, "0\n", plenty, "", true, false, true},
+		{nil, never, "0\n", plenty, "", true, false, true},
+		{nil, "", "0\n", plenty, "", true, false, true},
+		{[]string{"GOGC=100"}, madvise, "0\n", plenty, "", false, true, true},
+		{[]string{"GOGC=off"}, madvise, "0\n", plenty, "", false, true, true},
+		{[]string{"GOMEMLIMIT=1GiB"}, madvise, "0\n", plenty, "", false, true, true},
+		{[]string{"GOGC="}, madvise, "0\n", plenty, "", true, true, true},
+		{[]string{"GODEBUG=madvdontneed=1,disablethp=1"}, madvise, "0\n", plenty, "", true, false, true},
+		{[]string{"GODEBUG=disablethp=0"}, madvise, "0\n", plenty, "", true, true, true},
+		// Free page reporting: at order 9 (2 MiB) or any other, none
+		// while no device registered (-1 unsigned), unreadable.
+		{nil, madvise, "0\n", plenty, "9\n", true, false, true},
+		{nil, madvise, "0\n", plenty, "0\n", true, false, true},
+		{nil, madvise, "0\n", plenty, "10\n", true, false, true},
+		{nil, madvise, "0\n", plenty, "4294967295\n", true, true, true},
+		{nil, madvise, "0\n", plenty, "-1\n", true, true, true},
+		{nil, madvise, "0\n", plenty, "x\n", true, true, true},
+		{[]string{"GOGC=100"}, madvise, "0\n", plenty, "9\n", false, false, true},
 	} {
 		getenv := func(key string) (string, bool) {
 			for _, kv := range c.env {
@@ -333,10 +348,10 @@ func TestDecide(t *testing.T) {
 			}
 			return "", false
 		}
-		ballast, huge, prefault := startheap.Decide(getenv, []byte(c.thp), []byte(c.overcommit), []byte(c.meminfo))
+		ballast, huge, prefault := startheap.Decide(getenv, []byte(c.thp), []byte(c.overcommit), []byte(c.meminfo), []byte(c.reporting))
 		if ballast != c.ballast || huge != c.huge || prefault != c.prefault {
-			t.Errorf("env %q, thp %q, overcommit %q, meminfo %q: ballast %t, huge %t, prefault %t; want %t, %t, %t",
-				c.env, c.thp, c.overcommit, c.meminfo, ballast, huge, prefault, c.ballast, c.huge, c.prefault)
+			t.Errorf("env %q, thp %q, overcommit %q, meminfo %q, reporting %q: ballast %t, huge %t, prefault %t; want %t, %t, %t",
+				c.env, c.thp, c.overcommit, c.meminfo, c.reporting, ballast, huge, prefault, c.ballast, c.huge, c.prefault)
 		}
 	}
 }
@@ -378,4 +393,57 @@ func TestMappingOf(t *testing.T) {
 	if lo, hi := startheap.MappingOf(1); lo != hi {
 		t.Errorf("startheap.MappingOf(1) = %#x-%#x, want none", lo, hi)
 	}
+}
+
+// TestHugeHeap: hugeHeap marks a fresh mapping that holds the size asked
+// for, and a large allocation made afterwards lands in it. It runs where
+// decide would not use it (free page reporting), so that the mechanism is
+// tested on every machine whose kernel leaves huge pages to the process.
+func TestHugeHeap(t *testing.T) {
+	thp, _ := startheap.ReadFile(startheap.ThpEnabledFile, 256)
+	if !bytes.Contains(thp, []byte("[madvise]")) {
+		t.Skipf("the kernel does not leave huge pages to the process: %q", thp)
+	}
+	if avail := startheap.MemAvailable(mustRead(t, startheap.MeminfoFile)); avail/4 < startheap.Size {
+		t.Skipf("only %d bytes available", avail)
+	}
+	lo, hi := startheap.HugeHeap(startheap.Size)
+	if hi-lo < startheap.Size {
+		t.Fatalf("madvised %#x-%#x, want at least %d bytes", lo, hi, startheap.Size)
+	}
+	if !hugeFlag(lo) {
+		t.Errorf("the mapping at %#x is not marked for huge pages", lo)
+	}
+	probe := make([]byte, 32<<20)
+	if p := uintptr(unsafe.Pointer(unsafe.SliceData(probe))); p < lo || p >= hi {
+		t.Errorf("a 32 MB allocation at %#x, outside the madvised %#x-%#x", p, lo, hi)
+	}
+	runtime.KeepAlive(probe)
+}
+
+// TestReportsFreePages: this kernel's free page reporting file, when it
+// has one, reads as a number decide understands: the order of the blocks
+// reported, or -1 as an unsigned number.
+func TestReportsFreePages(t *testing.T) {
+	b, err := os.ReadFile(startheap.ReportingFile)
+	if err != nil {
+		t.Skipf("no free page reporting here: %v", err)
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)
+	if err != nil {
+		t.Fatalf("%s: %q is not an unsigned number: %v", startheap.ReportingFile, b, err)
+	}
+	if want := n < 64; startheap.ReportsFreePages(b) != want {
+		t.Errorf("%s: %q: reports free pages %t, want %t", startheap.ReportingFile, b, !want, want)
+	}
+	t.Logf("%s: %s", startheap.ReportingFile, strings.TrimSpace(string(b)))
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
