@@ -37,6 +37,11 @@ var specCases = []specCase{
 	{"truncated", `{"value":"x"`, valueSpec{}, "unexpected EOF"},
 	{"syntax error", `{"value":}`, valueSpec{}, "invalid character '}' looking for beginning of value"},
 	{"syntax error after white space", "\n\n  {\"value\" \"x\"}", valueSpec{}, "invalid character '\"' after object key"},
+	// Longer than a read of the decoder's: the rest is read, or left.
+	{"long white space after", `{"value":"w"}` + strings.Repeat(" \n", 1500), valueSpec{Value: "w"}, ""},
+	{"long value", `{"value":"` + strings.Repeat("v", 5000) + `"}`, valueSpec{Value: strings.Repeat("v", 5000)}, ""},
+	{"long data after", `{"value":"w"}` + strings.Repeat(" ", 3000) + "x", valueSpec{}, "data after the JSON value, at offset 3013"},
+	{"over the pooled size", `{"value":"` + strings.Repeat("v", maxPooledSpec) + `"}`, valueSpec{Value: strings.Repeat("v", maxPooledSpec)}, ""},
 }
 
 // checkSpecCase checks what decoding c's spec gave.
@@ -196,4 +201,24 @@ func TestTyped_DecodeConcurrently(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestSpecDecoders_KeepsNoLargeBuffer checks that a decoder that read a
+// spec over maxPooledSpec does not go back to the pool, nor one that
+// failed.
+func TestSpecDecoders_KeepsNoLargeBuffer(t *testing.T) {
+	var p specDecoders
+	var s valueSpec
+	if err := p.decode([]byte(`{"value":"`+strings.Repeat("v", maxPooledSpec)+`"}`), &s); err != nil {
+		t.Fatal(err)
+	}
+	if d := p.pool.Get(); d != nil {
+		t.Error("a decoder that read a spec over maxPooledSpec went back to the pool")
+	}
+	if err := p.decode([]byte(`{"value":1}`), &s); err == nil {
+		t.Fatal("type error accepted")
+	}
+	if d := p.pool.Get(); d != nil {
+		t.Error("a decoder that failed went back to the pool")
+	}
 }
