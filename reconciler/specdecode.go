@@ -9,14 +9,13 @@ import (
 )
 
 // specDecoder decodes specs one after another with one json.Decoder, the
-// only encoding/json API that refuses unknown fields. A decoder is a
-// stream reader: a new one per spec costs the Decoder, a reader, a read
-// buffer of at least 512 bytes and its scanners' stacks, 962 of the
-// 1567 bytes and 7 of the 18 allocations of a file spec's decode
-// (BenchmarkDecodeSpec), and every byte is a page fault in a no-op run,
-// which never collects garbage. Reused,
-// it feeds each spec to the same stream; decode checks where the value
-// ended (InputOffset) so that each spec is exactly one value.
+// only encoding/json API that refuses unknown fields. A new decoder per
+// spec costs the Decoder, a reader, a read buffer of at least 512 bytes
+// and its scanners' stacks: 962 of the 1567 bytes and 7 of the 18
+// allocations of a file spec's decode (BenchmarkDecodeSpec), and every
+// byte is a page fault in a no-op run, which never collects garbage.
+// Reused, it reads the specs as one stream; decode checks where each
+// value ended (InputOffset), so that each spec is exactly one value.
 type specDecoder struct {
 	dec *json.Decoder
 	src specSource
