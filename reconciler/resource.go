@@ -1,7 +1,6 @@
 package reconciler
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -77,11 +76,17 @@ func (r *Resource) Name() string { return r.ID.Name() }
 
 // DecodeSpec decodes the resource's spec into v, refusing fields that v does
 // not declare, so that a field the schema knows but the Go side does not is
-// an error rather than silently dropped.
+// an error rather than silently dropped. The spec is one JSON value: data
+// after it other than white space is an error (a json.Decoder alone would
+// ignore it).
 func (r *Resource) DecodeSpec(v any) error {
-	dec := json.NewDecoder(bytes.NewReader(r.Spec))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	_, err := newSpecDecoder().decode(r.Spec, v)
+	return r.specError(err)
+}
+
+// specError wraps an error decoding r's spec.
+func (r *Resource) specError(err error) error {
+	if err != nil {
 		return fmt.Errorf("decode spec of %s: %w", r.ID, err)
 	}
 	return nil
