@@ -141,11 +141,18 @@ func (c *Catalog) Lookup(id ID) *Resource {
 // json.Unmarshal then reads (to the same value, where this reads it).
 //
 // The spec is b's own bytes, not a copy, checked as json.Valid checks
-// (jsondoc.CutValue): b must not change after.
-func CutResource(b []byte) (r Resource, rest []byte, ok bool) {
+// (jsondoc.CutValue): b must not change after. like, if not nil, is a
+// resource read before, the previous one of a catalog: a require or
+// notify entry equal to its entry at the same place is its string, not a
+// copy (the files of a directory all require it: 1,000 of the 3,155
+// allocations of reading the cache of 1,000 files).
+func CutResource(b []byte, like *Resource) (r Resource, rest []byte, ok bool) {
 	rest, ok = bytes.CutPrefix(b, []byte(`{"id":`))
 	if !ok {
 		return Resource{}, nil, false
+	}
+	if like == nil {
+		like = &Resource{}
 	}
 	var out Resource
 	id, rest, ok := jsondoc.PlainString(rest)
@@ -154,12 +161,12 @@ func CutResource(b []byte) (r Resource, rest []byte, ok bool) {
 	}
 	out.ID = ID(id)
 	if rest, ok = bytes.CutPrefix(rest, []byte(`,"require":`)); ok {
-		if out.Require, rest, ok = jsondoc.PlainStrings[ID](rest); !ok {
+		if out.Require, rest, ok = jsondoc.PlainStrings(rest, like.Require); !ok {
 			return Resource{}, nil, false
 		}
 	}
 	if rest, ok = bytes.CutPrefix(rest, []byte(`,"notify":`)); ok {
-		if out.Notify, rest, ok = jsondoc.PlainStrings[ID](rest); !ok {
+		if out.Notify, rest, ok = jsondoc.PlainStrings(rest, like.Notify); !ok {
 			return Resource{}, nil, false
 		}
 	}

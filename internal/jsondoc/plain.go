@@ -48,8 +48,9 @@ func PlainStringBytes(b []byte) (raw, rest []byte, ok bool) {
 
 // PlainStrings reads a JSON array of plain strings ([PlainString]) at the
 // start of b; an empty array is an empty slice, not nil, as
-// json.Unmarshal has it.
-func PlainStrings[S ~string](b []byte) (list []S, rest []byte, ok bool) {
+// json.Unmarshal has it. A string equal to like's at the same place is
+// like's, not a copy.
+func PlainStrings[S ~string](b []byte, like []S) (list []S, rest []byte, ok bool) {
 	rest, ok = bytes.CutPrefix(b, []byte("["))
 	if !ok {
 		return nil, nil, false
@@ -58,11 +59,15 @@ func PlainStrings[S ~string](b []byte) (list []S, rest []byte, ok bool) {
 		return []S{}, rest, true
 	}
 	for {
-		var s string
-		if s, rest, ok = PlainString(rest); !ok {
+		var raw []byte
+		if raw, rest, ok = PlainStringBytes(rest); !ok {
 			return nil, nil, false
 		}
-		list = append(list, S(s))
+		if i := len(list); i < len(like) && string(like[i]) == string(raw) {
+			list = append(list, like[i])
+		} else {
+			list = append(list, S(raw))
+		}
 		if rest, ok = bytes.CutPrefix(rest, []byte(",")); !ok {
 			break
 		}

@@ -89,7 +89,7 @@ func decodeResource(b []byte, r *reconciler.Resource) error {
 // fastResource decodes b into r if b has the plain form, and reports
 // whether it had.
 func fastResource(b []byte, r *reconciler.Resource) bool {
-	out, rest, ok := reconciler.CutResource(b)
+	out, rest, ok := reconciler.CutResource(b, nil)
 	if !ok || len(rest) != 0 {
 		return false
 	}
