@@ -16,8 +16,10 @@ import (
 // FuzzDecodeCacheFile holds the two equal.
 //
 // A no-op apply reads the cache file on every run: through json.Unmarshal,
-// the cache of 1,000 files (330 KB) took 5,178 allocations, 1.06 MB of
-// fresh memory, and 7.6 % of the run's CPU.
+// fetching the cache of 1,000 files (330 KB) took 3.5 ms, 5,215
+// allocations and 1.07 MB of fresh memory (7.6 % of the run's CPU); read
+// here, 0.6 ms, 2,193 allocations and 0.51 MB, most of it the file's
+// bytes (BenchmarkCacheFetch).
 //
 // The resources' specs are b's own bytes, not copies: b must not change
 // after.
@@ -40,14 +42,11 @@ func fastCacheFile(b []byte, cf *CacheFile) bool {
 	if out.Format, rest, ok = plainInt(rest); !ok {
 		return false
 	}
-	for _, f := range []struct {
+	for _, f := range [...]struct {
 		key string
 		to  *string
 	}{{`,"key":`, &out.Key}, {`,"build":`, &out.Build}, {`,"node":`, &out.Node}} {
-		if rest, ok = bytes.CutPrefix(rest, []byte(f.key)); !ok {
-			return false
-		}
-		if *f.to, rest, ok = jsondoc.PlainString(rest); !ok {
+		if rest, ok = plainField(rest, f.key, f.to); !ok {
 			return false
 		}
 	}
@@ -74,14 +73,11 @@ func plainCatalog(b []byte) (*reconciler.Catalog, []byte, bool) {
 	var c reconciler.Catalog
 	rest := b
 	var ok bool
-	for _, f := range []struct {
+	for _, f := range [...]struct {
 		key string
 		to  *string
 	}{{`{"site":`, &c.Site}, {`,"node":`, &c.Node}, {`,"role":`, &c.Role}} {
-		if rest, ok = bytes.CutPrefix(rest, []byte(f.key)); !ok {
-			return nil, nil, false
-		}
-		if *f.to, rest, ok = jsondoc.PlainString(rest); !ok {
+		if rest, ok = plainField(rest, f.key, f.to); !ok {
 			return nil, nil, false
 		}
 	}
@@ -189,16 +185,10 @@ func plainWindow(b []byte) (reconciler.Window, []byte, bool) {
 			return w, nil, false
 		}
 	}
-	if rest, ok = bytes.CutPrefix(rest, []byte(`"start":`)); !ok {
+	if rest, ok = plainField(rest, `"start":`, &w.Start); !ok {
 		return w, nil, false
 	}
-	if w.Start, rest, ok = jsondoc.PlainString(rest); !ok {
-		return w, nil, false
-	}
-	if rest, ok = bytes.CutPrefix(rest, []byte(`,"end":`)); !ok {
-		return w, nil, false
-	}
-	if w.End, rest, ok = jsondoc.PlainString(rest); !ok {
+	if rest, ok = plainField(rest, `,"end":`, &w.End); !ok {
 		return w, nil, false
 	}
 	if rest, ok = bytes.CutPrefix(rest, []byte(`,"timezone":`)); ok {
@@ -210,6 +200,17 @@ func plainWindow(b []byte) (reconciler.Window, []byte, bool) {
 		return w, nil, false
 	}
 	return w, rest, true
+}
+
+// plainField reads key (with what comes before it, in the form) and the
+// plain string that follows it, into to.
+func plainField(b []byte, key string, to *string) ([]byte, bool) {
+	rest, ok := bytes.CutPrefix(b, []byte(key))
+	if !ok {
+		return nil, false
+	}
+	*to, rest, ok = jsondoc.PlainString(rest)
+	return rest, ok
 }
 
 // plainInt reads a JSON integer that fits an int at the start of b.
