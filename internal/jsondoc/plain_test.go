@@ -15,14 +15,15 @@ var valueSeeds = []string{
 	`"\x"`, `"\u12"`, `"\u12G4"`, `"abc`, `"abcdefghijklmnopq\"rstuvwxyz"`,
 	`0`, `-`, `-0.`, `01`, `1.5E+10`, `1e`, `1.e5`, `.5`, `tru`, `nul`, `falsey`,
 	`{"a":1,}`, `[1,]`, `{"a" 1}`, `{1:2}`, `[1 2]`, `{"a":1}}`, `{"a":1} `, ` {}`,
-	strings.Repeat("[", 300) + strings.Repeat("]", 300),
+	strings.Repeat("[", 300) + strings.Repeat("]", 300), " \t\r\n{}\n", "\n", "",
 	"{\"a\":\"\u2028\"}", `{"a":"<&>"}`,
 }
 
 // checkValue: CutValue takes a prefix of b that json.Valid accepts, and
 // takes all of b whenever json.Valid accepts b (but for white space
-// around it and nesting deeper than maxPlainDepth). A string it takes
-// whole, PlainString takes as json.Unmarshal reads it, or leaves.
+// around it and nesting deeper than maxPlainDepth); Valid is json.Valid.
+// A string it takes whole, PlainString takes as json.Unmarshal reads it,
+// or leaves.
 func checkValue(t *testing.T, b []byte) {
 	t.Helper()
 	v, rest, ok := CutValue(b)
@@ -33,6 +34,9 @@ func checkValue(t *testing.T, b []byte) {
 	deep := bytes.Count(b, []byte("["))+bytes.Count(b, []byte("{")) > maxPlainDepth
 	if json.Valid(b) && !whole && !deep && len(bytes.TrimLeft(b, " \t\r\n")) == len(b) && len(bytes.TrimRight(b, " \t\r\n")) == len(b) {
 		t.Fatalf("%q: valid, but CutValue gives ok=%v, leaving %q", b, ok, rest)
+	}
+	if Valid(b) != json.Valid(b) {
+		t.Fatalf("%q: Valid says %v, json.Valid the opposite", b, Valid(b))
 	}
 	if s, rest, ok := PlainString(b); ok {
 		var want string
