@@ -136,3 +136,76 @@ func (c *Catalog) Lookup(id ID) *Resource {
 	}
 	return nil
 }
+
+// CutResource reads a resource at the start of b in the form json.Marshal
+// writes it (with or without HTML escapes): its fields in order (id, then
+// require, notify, mode and allowDestroy when set, and last the spec, an
+// object), no white space between them, and plain strings
+// ([jsondoc.PlainString]). It returns the resource and what follows; ok
+// is false, and r zero, when b does not start with that form, which
+// json.Unmarshal then reads (to the same value, where this reads it).
+//
+// The spec is b's own bytes, not a copy, checked as json.Valid checks
+// (jsondoc.CutValue): b must not change after. like, if not nil, is a
+// resource read before, the previous one of a catalog: a require or
+// notify entry equal to its entry at the same place is its string, not a
+// copy (the files of a directory all require it: 1,000 of the 3,155
+// allocations of reading the cache of 1,000 files).
+func CutResource(b []byte, like *Resource) (r Resource, rest []byte, ok bool) {
+	rest, ok = bytes.CutPrefix(b, []byte(`{"id":`))
+	if !ok {
+		return Resource{}, nil, false
+	}
+	if like == nil {
+		like = &Resource{}
+	}
+	var out Resource
+	id, rest, ok := jsondoc.PlainString(rest)
+	if !ok {
+		return Resource{}, nil, false
+	}
+	out.ID = ID(id)
+	if rest, ok = bytes.CutPrefix(rest, []byte(`,"require":`)); ok {
+		if out.Require, rest, ok = jsondoc.PlainStrings(rest, like.Require); !ok {
+			return Resource{}, nil, false
+		}
+	}
+	if rest, ok = bytes.CutPrefix(rest, []byte(`,"notify":`)); ok {
+		if out.Notify, rest, ok = jsondoc.PlainStrings(rest, like.Notify); !ok {
+			return Resource{}, nil, false
+		}
+	}
+	if rest, ok = bytes.CutPrefix(rest, []byte(`,"mode":`)); ok {
+		var mode []byte
+		if mode, rest, ok = jsondoc.PlainStringBytes(rest); !ok {
+			return Resource{}, nil, false
+		}
+		// The two modes without a copy each: a catalog names one for
+		// every resource.
+		switch string(mode) {
+		case string(ModeEnforce):
+			out.Mode = ModeEnforce
+		case string(ModeDetect):
+			out.Mode = ModeDetect
+		default:
+			out.Mode = Mode(mode)
+		}
+	}
+	if rest, ok = bytes.CutPrefix(rest, []byte(`,"allowDestroy":true`)); ok {
+		out.AllowDestroy = true
+	}
+	if rest, ok = bytes.CutPrefix(rest, []byte(`,"spec":`)); !ok || len(rest) == 0 || rest[0] != '{' {
+		return Resource{}, nil, false
+	}
+	var spec []byte
+	if spec, rest, ok = jsondoc.CutValue(rest); !ok {
+		return Resource{}, nil, false
+	}
+	if rest, ok = bytes.CutPrefix(rest, []byte("}")); !ok {
+		return Resource{}, nil, false
+	}
+	// Capped at its length: an append to the spec copies it rather than
+	// write over what follows in b.
+	out.Spec = spec[:len(spec):len(spec)]
+	return out, rest, true
+}

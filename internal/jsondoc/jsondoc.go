@@ -3,7 +3,9 @@
 // plans, caches, the agent's API): a duration is a number of seconds
 // ([Seconds]), a time is RFC 3339, and a field that is unset (a zero time or
 // duration) is left out (`omitzero`). [Check] finds a document type that
-// breaks them, so that a test can hold every document to them.
+// breaks them, so that a test can hold every document to them. The
+// plain-form readers ([PlainString], [CutValue]) read back, without
+// reflection, the documents read on every run.
 package jsondoc
 
 import (

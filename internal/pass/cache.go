@@ -105,7 +105,7 @@ func (c *Cache) fetch() fetched {
 		return fetched{why: fmt.Sprintf("unreadable: %v", err)}
 	}
 	var cf CacheFile
-	if err := json.Unmarshal(buf.Bytes(), &cf); err != nil {
+	if err := decodeCacheFile(buf.Bytes(), &cf); err != nil {
 		return fetched{why: fmt.Sprintf("unreadable: %v", err)}
 	}
 	build, ok := BuildIdentity()
