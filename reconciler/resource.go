@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"sort"
