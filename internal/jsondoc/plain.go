@@ -34,7 +34,7 @@ func PlainStringBytes(b []byte) (raw, rest []byte, ok bool) {
 	// check of each byte and utf8.Valid took 38 ns.
 	var high byte
 	i := 1
-	for ; i < len(b) && !stringStop[b[i]]; i++ {
+	for ; i < len(b) && stringStops[b[i]] != '1'; i++ {
 		high |= b[i]
 	}
 	if i >= len(b) || b[i] != '"' {
@@ -202,22 +202,20 @@ func scanArray(b []byte, i, depth int) (int, bool) {
 	}
 }
 
-// stringStop marks the bytes that end a run of a string's plain bytes:
-// the quote, the backslash and the control characters. A table, read
-// only: with three comparisons instead, an ID of 28 bytes took 25 ns, not
-// 15.
-var stringStop = func() (t [256]bool) {
-	for c := range 0x20 {
-		t[c] = true
-	}
-	t['"'], t['\\'] = true, true
-	return t
-}()
+// stringStops marks with '1' the bytes that end a run of a string's
+// plain bytes: the control characters, the quote and the backslash. A
+// table (a constant: read only by construction), indexed by the byte:
+// with three comparisons instead, an ID of 28 bytes took 25 ns, not 15.
+const stringStops = "11111111111111111111111111111111" + // 0x00-0x1f
+	"0010000000000000000000000000000000000000000000000000000000001000" + // 0x20-0x5f: '"' (0x22), '\\' (0x5c)
+	"0000000000000000000000000000000000000000000000000000000000000000" + // 0x60-0x9f
+	"0000000000000000000000000000000000000000000000000000000000000000" + // 0xa0-0xdf
+	"00000000000000000000000000000000" // 0xe0-0xff
 
 func scanString(b []byte, i int) (int, bool) {
 	i++ // the opening quote
 	for {
-		for i < len(b) && !stringStop[b[i]] {
+		for i < len(b) && stringStops[b[i]] != '1' {
 			i++
 		}
 		if i >= len(b) {

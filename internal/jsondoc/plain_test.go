@@ -66,3 +66,17 @@ func FuzzCutValue(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) { checkValue(t, b) })
 }
+
+// TestStringStops: the table marks exactly the control characters, the
+// quote and the backslash, for all 256 bytes.
+func TestStringStops(t *testing.T) {
+	if len(stringStops) != 256 {
+		t.Fatalf("stringStops has %d entries, want 256", len(stringStops))
+	}
+	for c := 0; c < 256; c++ {
+		want := c < 0x20 || c == '"' || c == '\\'
+		if got := stringStops[c] == '1'; got != want {
+			t.Errorf("byte %#x: stop %t, want %t", c, got, want)
+		}
+	}
+}
