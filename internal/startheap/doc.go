@@ -1,7 +1,9 @@
 // Package startheap prepares a short-lived fsgit command (apply, render)
 // before the rest of the program initializes: a collector ballast, a heap
-// backed by transparent huge pages, and the executable's read-only pages
-// mapped in at once.
+// backed by transparent huge pages (not where the kernel reports free
+// memory to a hypervisor, which takes back exactly the 2 MiB blocks huge
+// pages are made of), and the executable's read-only pages mapped in at
+// once.
 //
 // A fresh Go process starts with a heap of a few MB and a collection goal
 // of 4 MB; by the time a command's code runs, the runtime and the
