@@ -159,18 +159,11 @@ func scanObject(b []byte, i, depth int) (int, bool) {
 		if i, ok = scanValue(b, skipSpace(b, i+1), depth); !ok {
 			return 0, false
 		}
-		i = skipSpace(b, i)
-		if i >= len(b) {
-			return 0, false
+		next, done, ok := nextElement(b, i, '}')
+		if !ok || done {
+			return next, ok
 		}
-		switch b[i] {
-		case ',':
-			i = skipSpace(b, i+1)
-		case '}':
-			return i + 1, true
-		default:
-			return 0, false
-		}
+		i = next
 	}
 }
 
@@ -187,19 +180,29 @@ func scanArray(b []byte, i, depth int) (int, bool) {
 		if i, ok = scanValue(b, i, depth); !ok {
 			return 0, false
 		}
-		i = skipSpace(b, i)
-		if i >= len(b) {
-			return 0, false
+		next, done, ok := nextElement(b, i, ']')
+		if !ok || done {
+			return next, ok
 		}
-		switch b[i] {
-		case ',':
-			i = skipSpace(b, i+1)
-		case ']':
-			return i + 1, true
-		default:
-			return 0, false
-		}
+		i = next
 	}
+}
+
+// nextElement reads what follows an element of an object or an array,
+// from i: a comma (not done; next is where the next element starts) or
+// the closing byte (done; next is past it). Anything else is not ok.
+func nextElement(b []byte, i int, closing byte) (next int, done, ok bool) {
+	i = skipSpace(b, i)
+	if i >= len(b) {
+		return 0, false, false
+	}
+	switch b[i] {
+	case ',':
+		return skipSpace(b, i+1), false, true
+	case closing:
+		return i + 1, true, true
+	}
+	return 0, false, false
 }
 
 // stringStops marks with '1' the bytes that end a run of a string's
