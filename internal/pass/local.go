@@ -136,7 +136,10 @@ func (l *Local) Run(ctx context.Context) *Result {
 			// hold, or the other way round, as it could before; the next
 			// run observes the node and writes both again.
 			summarized := make(chan error, 1)
-			go func() { summarized <- WriteSummary(summaryPath, rep) }()
+			go func() {
+				defer crash.Exit()
+				summarized <- WriteSummary(summaryPath, rep)
+			}()
 			_, err := st.Record(rep)
 			return errors.Join(err, <-summarized)
 		},
