@@ -127,21 +127,8 @@ func (l *Local) Run(ctx context.Context) *Result {
 			if l.Noop {
 				return nil
 			}
-			// The summary is written beside the state's record, not after
-			// it: each waits on its own syncs (the record's commit two
-			// fdatasyncs, the summary's file and directory two fsyncs,
-			// 1-2 ms each here), which are the larger part of a no-op's
-			// record. Both only read rep. Should the process die between
-			// the two, the summary may tell of a run the state does not
-			// hold, or the other way round, as it could before; the next
-			// run observes the node and writes both again.
-			summarized := make(chan error, 1)
-			go func() {
-				defer crash.Exit()
-				summarized <- WriteSummary(summaryPath, rep)
-			}()
 			_, err := st.Record(rep)
-			return errors.Join(err, <-summarized)
+			return errors.Join(err, WriteSummary(summaryPath, rep))
 		},
 	}
 	return p.Run(ctx)
