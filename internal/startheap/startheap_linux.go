@@ -202,8 +202,8 @@ func HugePages(size int) (lo, hi uintptr) {
 // guest's next touch of one makes the host fault in all of it again. On
 // a 2-core VM with reporting at order 9, touching 64 MB of fresh memory
 // took 28 ms in 4 KiB pages every time, and in huge pages either 8-12 ms
-// (memory the host still held) or 186-202 ms (0.34 GB/s: memory it had
-// taken back), about half of the runs each; a no-op apply of 1,000 files
+// (memory the host still held) or 170-202 ms (0.33-0.40 GB/s: memory it
+// had taken back), in 6 and 7 runs of 13; a no-op apply of 1,000 files
 // with a few seconds' pause before each run took 75 ms with huge pages
 // and 43 ms without, a first run 408 ms and 233 ms.
 func reportsFreePages(order []byte) bool {
