@@ -422,21 +422,31 @@ func TestHugeHeap(t *testing.T) {
 }
 
 // TestReportsFreePages: this kernel's free page reporting file, when it
-// has one, reads as a number decide understands: the order of the blocks
-// reported, or -1 as an unsigned number.
+// has one, reads as the kernel writes it (an order of pages, or -1 as an
+// unsigned number while no device reports), and FreePageReporting, which
+// reads it, says reporting is on exactly for an order.
 func TestReportsFreePages(t *testing.T) {
 	b, err := os.ReadFile(startheap.ReportingFile)
 	if err != nil {
 		t.Skipf("no free page reporting here: %v", err)
 	}
-	n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)
-	if err != nil {
+	text := strings.TrimSpace(string(b))
+	t.Logf("%s: %s", startheap.ReportingFile, text)
+	n, err := strconv.ParseUint(text, 10, 32)
+	switch {
+	case err != nil:
 		t.Fatalf("%s: %q is not an unsigned number: %v", startheap.ReportingFile, b, err)
+	case n == 1<<32-1:
+		if startheap.FreePageReporting() {
+			t.Errorf("no reporting device (order %d), yet FreePageReporting says reporting is on", n)
+		}
+	case n > 20:
+		t.Fatalf("%s: order %d is not a page order (MAX_PAGE_ORDER is 10 on x86-64)", startheap.ReportingFile, n)
+	default:
+		if !startheap.FreePageReporting() {
+			t.Errorf("reporting at order %d, yet FreePageReporting says it is off", n)
+		}
 	}
-	if want := n < 64; startheap.ReportsFreePages(b) != want {
-		t.Errorf("%s: %q: reports free pages %t, want %t", startheap.ReportingFile, b, !want, want)
-	}
-	t.Logf("%s: %s", startheap.ReportingFile, strings.TrimSpace(string(b)))
 }
 
 func mustRead(t *testing.T, path string) []byte {
