@@ -292,7 +292,8 @@ func writeNode(w io.Writer, n *status.Node, noAgent error, statePath string, now
 	if fromAgent {
 		items("drift", n.Drifted)
 	} else if r := n.LastRun; r != nil {
-		row("drift", fmt.Sprintf("%d resources (names are known to the running agent)", r.Counts[reconciler.Drifted]))
+		drifted := r.Counts[reconciler.Drifted]
+		row("drift", fmt.Sprintf("%d %s (names are known to the running agent)", drifted, plural(drifted, "resource", "resources")))
 	}
 	items("failures", n.Failed)
 	items("pending destroy", n.PendingDestroy)
