@@ -9,9 +9,8 @@ TESTFLAGS ?= -count=1 -timeout 40m
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-build: ## build bin/fsgit and its Iceberg helper bin/fsgit-iceberg
-	$(GO) build -o $(BIN) ./cmd/fsgit
-	$(GO) build -o $(dir $(BIN))fsgit-iceberg ./cmd/fsgit-iceberg
+build: ## build bin/fsgit (the front for cached runs), bin/fsgit-core (the full fsgit) and bin/fsgit-iceberg
+	GO=$(GO) scripts/build.sh $(dir $(BIN))
 
 test: ## run every test (needs the dependencies that scripts/setup.sh installs)
 	$(GO) test $(TESTFLAGS) $(PKGS)

@@ -34,7 +34,10 @@
 #   -k        keep the work directory
 #   -p        Puppet only (no fsgit build)
 #   -g        fsgit only
-# Environment: FSGIT=path to a built fsgit (default: built from this tree),
+# Environment: FSGIT=path to a built fsgit (default: built from this tree
+# by scripts/build.sh, as it is installed: the fsgit users run is the front
+# for cached runs, which hands what it does not run itself to fsgit-core
+# beside it),
 # FSGIT_APPLY_ARGS=extra arguments for fsgit apply.
 set -euo pipefail
 
@@ -83,9 +86,9 @@ ensure_fsgit() {
 		[ -x "$FSGIT" ] || die "FSGIT=$FSGIT is not executable"
 		return
 	fi
-	note "building fsgit"
-	(cd "$REPO" && go build -o "$WORK/fsgit" ./cmd/fsgit) || die "go build failed"
-	FSGIT=$WORK/fsgit
+	note "building fsgit (scripts/build.sh: the front for cached runs and fsgit-core)"
+	"$REPO/scripts/build.sh" "$WORK/bin" >&2 || die "the build failed"
+	FSGIT=$WORK/bin/fsgit
 }
 
 # --- the catalog, twice ---------------------------------------------------

@@ -114,8 +114,9 @@ git_port() { docker port "$P-git" 8080/tcp | head -n1 | sed 's/.*://'; }
 build() {
 	log "building fsgit (static, for the nodes)"
 	mkdir -p "$DIR/dist"
-	CGO_ENABLED=0 go build -trimpath -o "$DIR/dist/fsgit" ./cmd/fsgit
-	CGO_ENABLED=0 go build -trimpath -o "$DIR/dist/fsgit-iceberg" ./cmd/fsgit-iceberg
+	# fsgit (the front for cached runs), fsgit-core and fsgit-iceberg, as
+	# they are installed.
+	CGO_ENABLED=0 GOFLAGS=-trimpath scripts/build.sh "$DIR/dist"
 	CGO_ENABLED=0 go build -trimpath -o "$DIR/dist/gitserver" ./test/e2e/gitserver
 	cp systemd/fsgit.service "$DIR/dist/"
 	log "building the images that are missing (cached by content)"
@@ -272,7 +273,7 @@ install_fsgit() {
 	local n="$1" c
 	c=$(node_ctr "$n")
 	docker exec -i "$c" sh -eu -c '
-		install -m 0755 /opt/fsgit-dist/fsgit /opt/fsgit-dist/fsgit-iceberg /usr/local/bin/
+		install -m 0755 /opt/fsgit-dist/fsgit /opt/fsgit-dist/fsgit-core /opt/fsgit-dist/fsgit-iceberg /usr/local/bin/
 		install -m 0644 /opt/fsgit-dist/fsgit.service /etc/systemd/system/fsgit.service
 		install -d -m 0755 /etc/fsgit
 		install -d -m 0700 /etc/fsgit/secrets

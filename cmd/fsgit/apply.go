@@ -100,6 +100,9 @@ func runApply(ctx context.Context, stdout, stderr io.Writer, f applyFlags) error
 	if !f.once {
 		return couldNotRun(errors.New("apply runs once and needs --once; the daemon is fsgit agent"))
 	}
+	if err := handOff(f); err != nil {
+		return couldNotRun(err)
+	}
 	site, err := resolveSite(f.site)
 	if err != nil {
 		return couldNotRun(err)
@@ -129,7 +132,7 @@ func runApply(ctx context.Context, stdout, stderr io.Writer, f applyFlags) error
 		Site: site, Node: f.node, Noop: f.noop, Root: f.root,
 		StatePath: f.statePath, SummaryPath: f.summaryPath,
 		SecretsDir: f.secretsDir, AgeIdentity: f.ageIdentity,
-		NoCache: f.noCache, Limits: f.limits, LockTimeout: f.lockTimeout,
+		NoCache: f.noCache, Compiler: siteCompiler(f.limits, reg), LockTimeout: f.lockTimeout,
 		Engine:  reconciler.NewEngine(reconciler.Config{Registry: reg, Log: log, Parallel: f.parallel, Timeout: f.timeout}),
 		Options: reconciler.RunOptions{Progress: progress.update, NoPrune: f.noPrune},
 		Interrupt: func() {
@@ -140,7 +143,7 @@ func runApply(ctx context.Context, stdout, stderr io.Writer, f applyFlags) error
 	res := local.Run(ctx)
 	progress.done()
 	if res.Err != nil {
-		return couldNotRun(res.Err)
+		return couldNotRun(handOffLacking(res.Err))
 	}
 	rep := res.Report
 	if err := writeReport(stdout, f.output, f.verbose, rep); err != nil {

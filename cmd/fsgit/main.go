@@ -10,8 +10,6 @@ import (
 	"os"
 	"runtime/debug"
 
-	"github.com/spf13/cobra"
-
 	"github.com/fsgit/fsgit/internal/crash"
 	// Prepares apply's heap before the other packages initialize.
 	_ "github.com/fsgit/fsgit/internal/startheap"
@@ -75,6 +73,9 @@ func evalGC() {
 }
 
 func runCommand(args []string) int {
+	if code, done := beforeCommand(args); done {
+		return code
+	}
 	root := newRootCmd()
 	root.SetArgs(args)
 	err := root.Execute()
@@ -90,35 +91,4 @@ func runCommand(args []string) int {
 	}
 	fmt.Fprintln(os.Stderr, "fsgit:", err)
 	return 1
-}
-
-func newRootCmd() *cobra.Command {
-	root := &cobra.Command{
-		Use:           "fsgit",
-		Short:         "GitOps reconciler for a hybrid ML feature store",
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		Version:       buildVersion().line(),
-	}
-	root.SetVersionTemplate("{{.Version}}\n")
-	root.AddCommand(
-		newVersionCmd(),
-		newInitCmd(),
-		newApplyCmd(),
-		newPlanCmd(),
-		newVetCmd(),
-		newRenderCmd(),
-		newVerifyCmd(),
-		newAgentCmd(),
-		newStatusCmd(),
-		newServeCmd(),
-		newRunCmd(),
-		newHistoryCmd(),
-		newDiffCmd(),
-		newHoldCmd(),
-		newReleaseCmd(),
-		newRollbackCmd(),
-		// Each subcommand lives in its own file and is added here.
-	)
-	return root
 }

@@ -1,6 +1,9 @@
+//go:build !lean
+
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -10,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fsgit/fsgit/internal/desired"
+	"github.com/fsgit/fsgit/internal/pass"
 )
 
 // versionInfo is what fsgit version prints: the binary's module version,
@@ -75,6 +79,7 @@ func (v versionInfo) writeText(w io.Writer) error {
 
 func newVersionCmd() *cobra.Command {
 	var output string
+	var identity bool
 	cmd := &cobra.Command{
 		Use:   "version [-o text|json|yaml]",
 		Short: "Print fsgit's version, the schema version it speaks, its Go version and VCS revision",
@@ -86,6 +91,17 @@ line.`,
   fsgit version -o json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if identity {
+				// What the front for cached runs is stamped with
+				// (scripts/build.sh): the build whose cached catalogs
+				// it may run.
+				id, ok := pass.BuildIdentity()
+				if !ok {
+					return couldNotRun(errors.New("this fsgit build cannot be identified"))
+				}
+				_, err := fmt.Fprintln(cmd.OutOrStdout(), id)
+				return err
+			}
 			v := buildVersion()
 			if structured(output) {
 				return writeOut(cmd.OutOrStdout(), output, v)
@@ -94,5 +110,7 @@ line.`,
 		},
 	}
 	addOutputFlag(cmd, &output, outText)
+	cmd.Flags().BoolVar(&identity, "build-identity", false, "print the identity the compiled catalog cache is keyed by")
+	_ = cmd.Flags().MarkHidden("build-identity")
 	return cmd
 }

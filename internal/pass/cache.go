@@ -27,6 +27,19 @@ const CacheFormat = 1
 type Cache struct {
 	File File
 	Node string
+	// Build, when set, identifies the build whose catalogs this program
+	// accepts and writes, in place of [BuildIdentity]: fsgit's front for
+	// cached runs accepts those of the full fsgit it was built with, and
+	// writes none. ok false: none is accepted.
+	Build func() (id string, ok bool)
+}
+
+// build is c.Build, or BuildIdentity when it is not set.
+func (c *Cache) build() (string, bool) {
+	if c.Build != nil {
+		return c.Build()
+	}
+	return BuildIdentity()
 }
 
 // CacheFile is the cache file's content.
@@ -108,7 +121,7 @@ func (c *Cache) fetch() fetched {
 	if err := decodeCacheFile(buf.Bytes(), &cf); err != nil {
 		return fetched{why: fmt.Sprintf("unreadable: %v", err)}
 	}
-	build, ok := BuildIdentity()
+	build, ok := c.build()
 	return fetched{cf: &cf, build: build, buildOK: ok}
 }
 
@@ -137,7 +150,7 @@ func (f fetched) check(node, key string) (*reconciler.Catalog, string) {
 // write caches the catalog under key, atomically, readable by the owner
 // only. It does nothing when the build cannot be identified.
 func (c *Cache) write(key string, cat *reconciler.Catalog) error {
-	build, ok := BuildIdentity()
+	build, ok := c.build()
 	if !ok {
 		return errors.New("this fsgit build cannot be identified")
 	}

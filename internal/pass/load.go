@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/fsgit/fsgit/internal/crash"
-	"github.com/fsgit/fsgit/internal/desired"
 	"github.com/fsgit/fsgit/reconciler"
 )
 
@@ -16,7 +15,8 @@ import (
 // fsgit build, evaluated from the CUE site otherwise.
 type SiteCatalog struct {
 	Dir, Node string
-	Limits    desired.Limits
+	// Compiler computes the site's key and evaluates it.
+	Compiler Compiler
 	// Cache is the node's compiled catalog cache; nil: not used.
 	Cache *Cache
 	Log   *slog.Logger
@@ -27,39 +27,130 @@ type SiteCatalog struct {
 	fresh string
 }
 
-// Load returns the node's catalog.
+// Compiler is how a node's catalog comes from a site directory when the
+// cache does not hold it. fsgit evaluates the CUE site (package desired);
+// its front for cached runs, which links no CUE, hands the whole command
+// to the full fsgit instead (cmd/fsgit, build tag lean).
+type Compiler struct {
+	// Key returns the content key of the site in dir without evaluating
+	// it (desired.KeyDir, sitefiles.KeyDir): what the cache is keyed by.
+	Key func(dir string) (string, error)
+	// Evaluate compiles node's catalog from the site in dir, and returns
+	// it with the site's content key to cache it under.
+	Evaluate func(ctx context.Context, dir, node string) (cat *reconciler.Catalog, key string, err error)
+	// Build, when set, identifies the build whose cached catalogs are
+	// accepted (Cache.Build); nil: this program's ([BuildIdentity]).
+	Build func() (id string, ok bool)
+	// Has, when set, says whether this program has a kind. A cached
+	// catalog with a kind it lacks is evaluated instead, as on a miss; a
+	// node's memory with one (a resource to prune, one kept for rollback)
+	// ends the pass at its state step with a [*LackingKindError]. Nil:
+	// every kind is there.
+	Has func(kind string) bool
+}
+
+// LackingKindError says that the node's catalog or memory has a resource
+// of a kind this program lacks (Compiler.Has).
+type LackingKindError struct {
+	// ID is the first such resource found.
+	ID reconciler.ID
+}
+
+// Error names the resource and its kind.
+func (e *LackingKindError) Error() string {
+	return fmt.Sprintf("this program has no kind %q (resource %s)", e.ID.Kind(), e.ID)
+}
+
+// lacking returns the first of ids whose kind has lacks, or "".
+func lacking(has func(string) bool, ids func(yield func(reconciler.ID) bool)) reconciler.ID {
+	for id := range ids {
+		if !has(id.Kind()) {
+			return id
+		}
+	}
+	return ""
+}
+
+// catalogLacks returns the first resource of cat whose kind c lacks, or "".
+func (c Compiler) catalogLacks(cat *reconciler.Catalog) reconciler.ID {
+	if c.Has == nil {
+		return ""
+	}
+	return lacking(c.Has, func(yield func(reconciler.ID) bool) {
+		for i := range cat.Resources {
+			if !yield(cat.Resources[i].ID) {
+				return
+			}
+		}
+	})
+}
+
+// memoryLacks returns the first resource of m (its inventory, observed
+// states, owed refreshes and applied catalogs) whose kind c lacks, or "".
+func (c Compiler) memoryLacks(m *reconciler.Memory) reconciler.ID {
+	if c.Has == nil || m == nil {
+		return ""
+	}
+	return lacking(c.Has, func(yield func(reconciler.ID) bool) {
+		for id := range m.Inventory {
+			if !yield(id) {
+				return
+			}
+		}
+		for id := range m.Observed {
+			if !yield(id) {
+				return
+			}
+		}
+		for id := range m.Refresh {
+			if !yield(id) {
+				return
+			}
+		}
+		for _, a := range m.Applied {
+			for _, id := range a.Resources {
+				if !yield(id) {
+					return
+				}
+			}
+		}
+	})
+}
+
+// Load returns the node's catalog. Nothing is logged about a miss until
+// the evaluation has returned: the front for cached runs hands the
+// command over in Evaluate, and the program it hands it to logs the miss
+// itself.
 func (s *SiteCatalog) Load(ctx context.Context) (*reconciler.Catalog, error) {
 	start := time.Now()
+	var miss []any
 	if s.Cache == nil {
-		s.Log.Info("catalog cache not used", "node", s.Node, "reason", "--no-cache")
+		miss = []any{"node", s.Node, "reason", "--no-cache"}
 	} else if key, f, err := s.keyAndCache(); err != nil {
-		// LoadDir fails alike and says it better.
-		s.Log.Info("catalog cache not used", "node", s.Node, "reason", err)
-	} else if cat, why := f.check(s.Node, key); cat != nil {
+		// The evaluation fails alike and says it better.
+		miss = []any{"node", s.Node, "reason", err}
+	} else if cat, why := f.check(s.Node, key); cat == nil {
+		miss = []any{"node", s.Node, "file", s.Cache.File.String(), "reason", why}
+	} else if id := s.Compiler.catalogLacks(cat); id != "" {
+		miss = []any{"node", s.Node, "file", s.Cache.File.String(), "reason", (&LackingKindError{ID: id}).Error()}
+	} else {
 		s.Log.Info("catalog from cache", "node", s.Node, "file", s.Cache.File.String(), "key", key,
 			"resources", len(cat.Resources), "took", time.Since(start).Round(time.Microsecond))
 		s.cat = cat
 		return cat, nil
-	} else {
-		s.Log.Info("catalog cache not used", "node", s.Node, "file", s.Cache.File.String(), "reason", why)
 	}
 
-	site, err := desired.LoadDirNode(ctx, s.Dir, s.Node, s.Limits)
+	cat, key, err := s.Compiler.Evaluate(ctx, s.Dir, s.Node)
+	s.Log.Info("catalog cache not used", miss...)
 	if err != nil {
-		return nil, fmt.Errorf("load site %s:\n%w", s.Dir, err)
+		return nil, err
 	}
-	cat, err := site.Catalog(s.Node)
-	if err != nil {
-		return nil, fmt.Errorf("build the catalog of node %s:\n%w", s.Node, err)
-	}
-	if cat.Revision == "" {
-		cat.Revision = site.Revision()
-	}
-	s.Log.Info("catalog evaluated", "node", s.Node, "key", site.Key(),
+	s.Log.Info("catalog evaluated", "node", s.Node, "key", key,
 		"resources", len(cat.Resources), "took", time.Since(start).Round(time.Microsecond))
-	s.fresh, s.cat = site.Key(), cat
+	s.fresh, s.cat = key, cat
 	return cat, nil
 }
+
 
 // StateReserve is what the state file of a node running the loaded
 // catalog is expected to need (state.Options.Reserve): four times the
@@ -87,7 +178,7 @@ func (s *SiteCatalog) keyAndCache() (string, fetched, error) {
 		defer crash.Exit()
 		ch <- s.Cache.fetch()
 	}()
-	key, err := desired.KeyDir(s.Dir)
+	key, err := s.Compiler.Key(s.Dir)
 	return key, <-ch, err
 }
 

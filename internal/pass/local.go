@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/fsgit/fsgit/internal/crash"
-	"github.com/fsgit/fsgit/internal/desired"
 	"github.com/fsgit/fsgit/internal/rootfs"
 	"github.com/fsgit/fsgit/internal/state"
 	"github.com/fsgit/fsgit/reconciler"
@@ -32,7 +31,9 @@ type Local struct {
 	SecretsDir, AgeIdentity string
 	// NoCache neither reads nor writes the compiled catalog cache.
 	NoCache bool
-	Limits  desired.Limits
+	// Compiler computes the site's key and evaluates the site (see
+	// [Compiler]).
+	Compiler Compiler
 	// LockTimeout bounds the wait for the state file's lock.
 	LockTimeout time.Duration
 	// Engine runs the catalog; Options are its run options (Root,
@@ -62,9 +63,9 @@ func (l *Local) Run(ctx context.Context) *Result {
 	defer rootFS.Close()
 	statePath := UnderRoot(rootFS, l.StatePath, state.DefaultPath)
 	summaryPath := UnderRoot(rootFS, l.SummaryPath, state.DefaultSummaryPath)
-	site := &SiteCatalog{Dir: l.Site, Node: l.Node, Limits: l.Limits, Log: l.Log}
+	site := &SiteCatalog{Dir: l.Site, Node: l.Node, Compiler: l.Compiler, Log: l.Log}
 	if !l.NoCache {
-		site.Cache = &Cache{File: File{statePath.FS, CachePath(filepath.Dir(statePath.Name), l.Node)}, Node: l.Node}
+		site.Cache = &Cache{File: File{statePath.FS, CachePath(filepath.Dir(statePath.Name), l.Node)}, Node: l.Node, Build: l.Compiler.Build}
 	}
 	var st *state.Store
 	var holds []state.Hold
@@ -91,6 +92,9 @@ func (l *Local) Run(ctx context.Context) *Result {
 		State: func() (*reconciler.Memory, error) {
 			var prior *reconciler.Memory
 			st, prior, err = l.openState(statePath, site.StateReserve())
+			if id := l.Compiler.memoryLacks(prior); err == nil && id != "" {
+				return nil, &LackingKindError{ID: id}
+			}
 			if err == nil && !l.Noop {
 				kept = make(chan struct{})
 				go func() {
