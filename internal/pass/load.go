@@ -151,7 +151,6 @@ func (s *SiteCatalog) Load(ctx context.Context) (*reconciler.Catalog, error) {
 	return cat, nil
 }
 
-
 // StateReserve is what the state file of a node running the loaded
 // catalog is expected to need (state.Options.Reserve): four times the
 // catalog's IDs and specs, which its inventory holds once and its
