@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/fsgit/fsgit/internal/sitefiles"
 )
 
 // fleetFS is sites/example with its three nodes replaced by n nodes, a
@@ -150,7 +152,7 @@ func BenchmarkRender_1000Files(b *testing.B) { benchRenderFiles(b, 1000) }
 func BenchmarkRender_0Files(b *testing.B) { benchRenderFiles(b, 0) }
 
 func benchRenderFiles(b *testing.B, n int) {
-	fsys := newMemFS(filesSiteFS(n))
+	fsys := sitefiles.NewMemFS(filesSiteFS(n))
 	b.ReportAllocs()
 	for b.Loop() {
 		s, err := Load(context.Background(), Source{FS: fsys, SiteDir: "sites/bench", Node: "bench"})

@@ -14,6 +14,7 @@ import (
 	"cuelang.org/go/cue/load"
 	"cuelang.org/go/cue/parser"
 
+	"github.com/fsgit/fsgit/internal/sitefiles"
 	"github.com/fsgit/fsgit/reconciler"
 	"github.com/fsgit/fsgit/schema"
 )
@@ -233,7 +234,7 @@ func TestKindDefs_NoConditionalFields(t *testing.T) {
 			}
 		}
 	}
-	insts := load.Instances([]string{schema.ImportPath}, &load.Config{FS: newMemFS(files), Dir: "/", ModuleRoot: "/", Env: []string{"CUE_REGISTRY=none"}})
+	insts := load.Instances([]string{schema.ImportPath}, &load.Config{FS: sitefiles.NewMemFS(files), Dir: "/", ModuleRoot: "/", Env: []string{"CUE_REGISTRY=none"}})
 	if err := insts[0].Err; err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,8 @@
 // has them, from the binary otherwise. Nothing is read from the host
 // filesystem beyond what the [Source] provides, and no CUE registry is ever
 // contacted.
+// Which files of the tree are read, and the site's content key ([Key]), are
+// decided by package sitefiles, which does not link CUE.
 //
 // One node's catalog is computed by filling the node's name into the
 // profile package's #Catalog definition, so that its cost does not grow with
@@ -21,14 +23,8 @@ package desired
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -40,31 +36,12 @@ import (
 	cueerrors "cuelang.org/go/cue/errors"
 	"cuelang.org/go/cue/load"
 
+	"github.com/fsgit/fsgit/internal/sitefiles"
 	"github.com/fsgit/fsgit/schema"
 )
 
-// Source is where a site is loaded from.
-type Source struct {
-	// FS is the repository tree's root: it has sites/, maybe cue.mod/ and
-	// schema/profile/.
-	FS fs.FS
-	// SiteDir is the site's directory within FS, e.g. "sites/example".
-	SiteDir string
-	// Revision identifies the tree (a commit hash). When empty, Load sets
-	// it to "sha256:<hex>" of the site's files.
-	Revision string
-	// Display, when set, maps a slash path within FS to the name printed
-	// in positions. By default positions name files by their path within
-	// FS.
-	Display func(name string) string
-	// Limits bound what evaluating the site may cost; zero fields take
-	// their defaults.
-	Limits Limits
-	// Node, when set, is the one node the caller needs a catalog of: the
-	// other nodes' entries are left out of the evaluation where they cannot
-	// change its catalog (prune.go), and the Site serves that node only.
-	Node string
-}
+// Source is where a site is loaded from (see [sitefiles.Source]).
+type Source = sitefiles.Source
 
 // Site is a loaded, evaluated site. Its methods are safe for concurrent
 // use; CUE evaluation is serialized.
@@ -72,8 +49,8 @@ type Site struct {
 	mu       sync.Mutex
 	src      Source
 	revision string
-	key      string                // contentKey of every file the site was evaluated from
-	files    map[string]fileOrigin // memFS path -> where it came from
+	key      string                // sitefiles.ContentKey of every file the site was evaluated from
+	files    map[string]fileOrigin // load tree path -> where it came from
 	display  func(string) string
 	shown    map[string]fileOrigin // displayed file name -> where it came from
 
@@ -166,15 +143,15 @@ type nodeInfo struct {
 	keyDone bool
 }
 
-// fileOrigin says where a file of the load tree came from, which decides
-// how positions in it are shown and which position of an error is the most
-// useful one (the site's, then a profile's, then the schema's).
-type fileOrigin int
+// fileOrigin says where a file of the load tree came from (see
+// [sitefiles.Origin]).
+type fileOrigin = sitefiles.Origin
 
+// The origins of a file of the load tree.
 const (
-	originSite fileOrigin = iota
-	originProfile
-	originSchema
+	originSite    = sitefiles.OriginSite
+	originProfile = sitefiles.OriginProfile
+	originSchema  = sitefiles.OriginSchema
 )
 
 // InvalidError is returned when a site, or one node's catalog, is invalid:
@@ -201,21 +178,22 @@ func Load(ctx context.Context, src Source) (*Site, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("load site: %w", err)
 	}
-	siteDir, err := cleanSiteDir(src.SiteDir)
+	siteDir, err := sitefiles.CleanSiteDir(src.SiteDir)
 	if err != nil {
 		return nil, fmt.Errorf("load site: %w", err)
 	}
 	src.SiteDir = siteDir
-	lim := src.Limits.withDefaults()
+	lim := src.Limits.WithDefaults()
 	big := map[string]int64{}
-	files, origins, tree, repoHash, err := collect(src.FS, siteDir, lim.MaxFileBytes, big)
+	t, err := sitefiles.Collect(src.FS, siteDir, lim.MaxFileBytes, big)
 	if err != nil {
 		return nil, fmt.Errorf("load site %s: %w", siteDir, err)
 	}
+	files, origins, tree, repoHash := t.Files, t.Origins, t.Repo, t.RepoHash
 	if err := checkTree(src, files, tree, big, lim); err != nil {
 		return nil, err
 	}
-	s := &Site{src: src, files: origins, srcFiles: files, revision: src.Revision, key: contentKey(siteDir, files)}
+	s := &Site{src: src, files: origins, srcFiles: files, revision: src.Revision, key: sitefiles.ContentKey(siteDir, files)}
 	s.docs.src = map[string][]byte{}
 	for name, o := range origins {
 		if o != originSite {
@@ -258,7 +236,7 @@ func Load(ctx context.Context, src Source) (*Site, error) {
 // evaluate is Load's CUE part: it loads and evaluates the files.
 func (s *Site) evaluate(files map[string][]byte) error {
 	siteDir := s.src.SiteDir
-	mfs := newMemFS(files)
+	mfs := sitefiles.NewMemFS(files)
 	cfg := &load.Config{
 		FS:         mfs,
 		Dir:        "/",
@@ -361,232 +339,12 @@ func LoadDirLimits(ctx context.Context, siteDir string, lim Limits) (*Site, erro
 // LoadDirNode is LoadDirLimits for one node's catalog (Source.Node): the
 // Site serves that node only. An empty node loads every node.
 func LoadDirNode(ctx context.Context, siteDir, node string, lim Limits) (*Site, error) {
-	src, err := dirSource(siteDir)
+	src, err := sitefiles.DirSource(siteDir)
 	if err != nil {
 		return nil, err
 	}
 	src.Limits, src.Node = lim, node
 	return Load(ctx, src)
-}
-
-// dirSource returns the Source of the site in a directory, as LoadDir
-// loads it (and KeyDir keys it): the repository around it when there is
-// one, the directory alone otherwise.
-func dirSource(siteDir string) (Source, error) {
-	abs, err := filepath.Abs(siteDir)
-	if err != nil {
-		return Source{}, fmt.Errorf("load site %s: %w", siteDir, err)
-	}
-	if err := checkSiteDir(siteDir, abs); err != nil {
-		return Source{}, err
-	}
-	cwd, _ := os.Getwd()
-	rel := func(p string) string {
-		if cwd == "" {
-			return p
-		}
-		if r, err := filepath.Rel(cwd, p); err == nil {
-			return filepath.ToSlash(r)
-		}
-		return p
-	}
-	root := findModuleRoot(abs)
-	if root == "" {
-		// No repository around the site: load its directory alone, as
-		// sites/<name> of a repository that has nothing else.
-		inner := "sites/" + filepath.Base(abs)
-		return Source{
-			FS:      dirAsSite(abs, inner),
-			SiteDir: inner,
-			Display: func(name string) string {
-				return path.Join(rel(abs), strings.TrimPrefix(strings.TrimPrefix(name, inner), "/"))
-			},
-		}, nil
-	}
-	r, err := filepath.Rel(root, abs)
-	if err != nil {
-		return Source{}, fmt.Errorf("load site %s: %w", siteDir, err)
-	}
-	return Source{
-		FS:      os.DirFS(root),
-		SiteDir: filepath.ToSlash(r),
-		Display: func(name string) string { return path.Join(rel(root), name) },
-	}, nil
-}
-
-// cleanSiteDir returns the site directory as a clean slash path, or an
-// error if it is not a directory of the repository outside schema/ and
-// cue.mod/.
-func cleanSiteDir(dir string) (string, error) {
-	siteDir := path.Clean(filepath.ToSlash(dir))
-	if !fs.ValidPath(siteDir) || siteDir == "." || isUnder(siteDir, "schema") || isUnder(siteDir, "cue.mod") {
-		return "", fmt.Errorf("site directory %q must be a directory of the repository outside schema/ and cue.mod/", dir)
-	}
-	return siteDir, nil
-}
-
-func findModuleRoot(dir string) string {
-	for {
-		if fi, err := os.Stat(filepath.Join(dir, "cue.mod")); err == nil && fi.IsDir() {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
-}
-
-// dirAsSite returns dir's tree as if it sat under inner (a slash path),
-// as a site of a repository that has nothing else. Files are read when
-// the loader reads them, so that a file too big is refused before it is
-// read.
-func dirAsSite(dir, inner string) fs.FS {
-	return &innerFS{inner: inner, dir: os.DirFS(dir)}
-}
-
-// innerFS shows the tree of dir under the directory inner, and nothing
-// else.
-type innerFS struct {
-	inner string
-	dir   fs.FS
-}
-
-// Open implements fs.FS.
-func (f *innerFS) Open(name string) (fs.File, error) {
-	if !fs.ValidPath(name) {
-		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
-	}
-	if name == f.inner {
-		return f.dir.Open(".")
-	}
-	if rest, ok := strings.CutPrefix(name, f.inner+"/"); ok {
-		return f.dir.Open(rest)
-	}
-	if isUnder(f.inner, name) {
-		// An ancestor of inner: it holds the next directory down.
-		child, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(f.inner, name), "/"), "/")
-		if name == "." {
-			child, _, _ = strings.Cut(f.inner, "/")
-		}
-		return &memDir{info: memInfo{name: path.Base(name), dir: true}, entries: []fs.DirEntry{fs.FileInfoToDirEntry(memInfo{name: child, dir: true})}}, nil
-	}
-	return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
-}
-
-// collect builds the load tree: the embedded module file and schema, the
-// profiles (the tree's, or the embedded ones), and the tree's .cue files
-// under the site directory's top-level directory (so that a site may import
-// a package shared by sites) and in the site directory's ancestors (CUE
-// reads a package's files from its parents too). It returns the files, the
-// origin of each, and the hash of the files that came from the tree. A
-// file bigger than maxFile (when not negative) is not read: it is listed
-// in big with its size when big is not nil (whether it matters depends on
-// whether the site reads it), and is an error otherwise.
-func collect(fsys fs.FS, siteDir string, maxFile int64, big map[string]int64) (files map[string][]byte, origins map[string]fileOrigin, tree map[string]bool, hash string, err error) {
-	files = map[string][]byte{"cue.mod/module.cue": schema.ModuleFile()}
-	origins = map[string]fileOrigin{"cue.mod/module.cue": originSchema}
-	tree = map[string]bool{}
-	for _, name := range schema.SchemaFiles() {
-		b, err := fs.ReadFile(schema.Files(), name)
-		if err != nil {
-			return nil, nil, nil, "", fmt.Errorf("read embedded schema: %w", err)
-		}
-		files["schema/"+name] = b
-		origins["schema/"+name] = originSchema
-	}
-	var fromTree []string
-	add := func(name string) error {
-		if _, dup := files[name]; dup {
-			return nil
-		}
-		if err := checkSize(fsys, name, maxFile); err != nil {
-			var tb *tooBigError
-			if errors.As(err, &tb) && big != nil {
-				big[name] = tb.size
-				return nil
-			}
-			return err
-		}
-		b, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return err
-		}
-		files[name] = b
-		fromTree = append(fromTree, name)
-		return nil
-	}
-	walk := func(top string, origin fileOrigin) (bool, error) {
-		found := false
-		err := fs.WalkDir(fsys, top, func(name string, d fs.DirEntry, err error) error {
-			if err != nil {
-				if name == top && errors.Is(err, fs.ErrNotExist) {
-					return fs.SkipAll
-				}
-				return err
-			}
-			base := d.Name()
-			if d.IsDir() {
-				if name != top && (strings.HasPrefix(base, ".") || base == "cue.mod" || base == "node_modules") {
-					return fs.SkipDir
-				}
-				return nil
-			}
-			if !strings.HasSuffix(base, ".cue") || strings.HasPrefix(base, ".") {
-				return nil
-			}
-			found = true
-			origins[name] = origin
-			return add(name)
-		})
-		return found, err
-	}
-
-	if ok, err := walk("schema/profile", originProfile); err != nil {
-		return nil, nil, nil, "", fmt.Errorf("read profiles: %w", err)
-	} else if !ok {
-		for _, name := range schema.ProfileFiles() {
-			b, err := fs.ReadFile(schema.Files(), name)
-			if err != nil {
-				return nil, nil, nil, "", fmt.Errorf("read embedded profiles: %w", err)
-			}
-			files["schema/"+name] = b
-			origins["schema/"+name] = originProfile
-		}
-	}
-	top, _, _ := strings.Cut(siteDir, "/")
-	if _, err := fs.Stat(fsys, siteDir); err != nil {
-		return nil, nil, nil, "", fmt.Errorf("site directory: %w", err)
-	}
-	if _, err := walk(top, originSite); err != nil {
-		return nil, nil, nil, "", fmt.Errorf("read site files: %w", err)
-	}
-	// Files directly in the repository root belong to the root package,
-	// which a site in sites/x shares only if it has the same package name.
-	entries, err := fs.ReadDir(fsys, ".")
-	if err != nil {
-		return nil, nil, nil, "", fmt.Errorf("read repository root: %w", err)
-	}
-	for _, e := range entries {
-		if !e.IsDir() && strings.HasSuffix(e.Name(), ".cue") && !strings.HasPrefix(e.Name(), ".") {
-			origins[e.Name()] = originSite
-			if err := add(e.Name()); err != nil {
-				return nil, nil, nil, "", fmt.Errorf("read %s: %w", e.Name(), err)
-			}
-		}
-	}
-
-	sort.Strings(fromTree)
-	h := sha256.New()
-	for _, name := range fromTree {
-		fmt.Fprintf(h, "%s\x00%d\x00", name, len(files[name]))
-		h.Write(files[name])
-	}
-	for _, name := range fromTree {
-		tree[name] = true
-	}
-	return files, origins, tree, hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // checkVersion refuses a site written for another schema version.

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fsgit/fsgit/internal/sitefiles"
 	"github.com/fsgit/fsgit/reconciler"
 	"github.com/fsgit/fsgit/schema"
 )
@@ -45,7 +46,7 @@ func exampleFS(tb testing.TB, extra map[string]string) fs.FS {
 	for name, content := range extra {
 		files[name] = []byte(content)
 	}
-	return newMemFS(files)
+	return sitefiles.NewMemFS(files)
 }
 
 func loadExample(tb testing.TB, extra map[string]string) *Site {
@@ -407,7 +408,7 @@ name:          "s"
 roles: r: profiles: ["motd"]
 nodes: n: {role: "r", data: motd: text: "hello\n"}
 `)
-	s, err := Load(context.Background(), Source{FS: newMemFS(files), SiteDir: "sites/s"})
+	s, err := Load(context.Background(), Source{FS: sitefiles.NewMemFS(files), SiteDir: "sites/s"})
 	if err != nil {
 		t.Fatal(err)
 	}

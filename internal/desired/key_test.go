@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsgit/fsgit/internal/sitefiles"
 	"github.com/fsgit/fsgit/schema"
 )
 
@@ -164,21 +165,76 @@ func TestKey_ProfilesFromBinaryWhenTreeHasNone(t *testing.T) {
 	site := []byte("package s\n")
 	a := map[string][]byte{"sites/s/site.cue": site}
 	b := map[string][]byte{"sites/s/site.cue": site, "schema/profile/base.cue": []byte("package profile\n")}
-	ka, err := Key(Source{FS: newMemFS(a), SiteDir: "sites/s"})
+	ka, err := Key(Source{FS: sitefiles.NewMemFS(a), SiteDir: "sites/s"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	kb, err := Key(Source{FS: newMemFS(b), SiteDir: "sites/s", Revision: "abc"})
+	kb, err := Key(Source{FS: sitefiles.NewMemFS(b), SiteDir: "sites/s", Revision: "abc"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if ka == kb {
 		t.Error("replacing the profiles kept the key")
 	}
-	if kc, _ := Key(Source{FS: newMemFS(a), SiteDir: "sites/s", Revision: "abc"}); kc != ka {
+	if kc, _ := Key(Source{FS: sitefiles.NewMemFS(a), SiteDir: "sites/s", Revision: "abc"}); kc != ka {
 		t.Error("the revision changed the key")
 	}
-	if _, err := Key(Source{FS: newMemFS(a), SiteDir: "schema"}); err == nil {
+	if _, err := Key(Source{FS: sitefiles.NewMemFS(a), SiteDir: "schema"}); err == nil {
 		t.Error("keyed schema/ as a site")
+	}
+}
+
+// TestSitefilesKey_MatchesLoad: package sitefiles, which computes keys
+// without linking CUE, finds the key Load's site has, for a site of a
+// repository, a lone directory and an in-memory tree.
+func TestSitefilesKey_MatchesLoad(t *testing.T) {
+	lone := filepath.Join(t.TempDir(), "web")
+	site := []byte(`package web
+
+import "github.com/fsgit/fsgit/schema"
+
+schema.#Site
+schemaVersion: "v1"
+name:          "web"
+roles: r: profiles: []
+nodes: n: role: "r"
+`)
+	if err := os.Mkdir(lone, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(lone, "site.cue"), site, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]string{}
+	for _, dir := range []string{filepath.Join(keyRepo(t), "sites/s"), lone} {
+		s, err := LoadDir(context.Background(), dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := sitefiles.KeyDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != s.Key() || len(got) != len("sha256:")+64 {
+			t.Errorf("%s: sitefiles.KeyDir = %q, LoadDir's Key = %q", dir, got, s.Key())
+		}
+		keys[got] = dir
+	}
+	src := Source{FS: sitefiles.NewMemFS(map[string][]byte{"sites/web/site.cue": site}), SiteDir: "sites/web", Node: "n"}
+	s, err := Load(context.Background(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := sitefiles.Key(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != s.Key() {
+		t.Errorf("in memory: sitefiles.Key = %q, Load's Key = %q", got, s.Key())
+	}
+	// A lone directory loads as sites/<name> of a tree with nothing else:
+	// the same site as the tree in memory.
+	if keys[got] != lone {
+		t.Errorf("the in-memory sites/web has key %s, not the lone directory's (keys: %v)", got, keys)
 	}
 }

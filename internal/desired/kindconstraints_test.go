@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/fsgit/fsgit/internal/sitefiles"
 )
 
 // TestVet_KindConstraints feeds one bad value per constraint of a kind to
@@ -113,7 +115,7 @@ nodes: n: {
 }
 `, resources)
 	files := map[string][]byte{"sites/s/site.cue": []byte(src)}
-	s, err := Load(context.Background(), Source{FS: newMemFS(files), SiteDir: "sites/s"})
+	s, err := Load(context.Background(), Source{FS: sitefiles.NewMemFS(files), SiteDir: "sites/s"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"cuelang.org/go/cue/cuecontext"
 	"cuelang.org/go/cue/load"
 
+	"github.com/fsgit/fsgit/internal/sitefiles"
 	"github.com/fsgit/fsgit/schema"
 )
 
@@ -27,7 +28,7 @@ func KindFields() (map[string][]string, error) {
 		}
 		files["schema/"+name] = b
 	}
-	cfg := &load.Config{FS: newMemFS(files), Dir: "/", ModuleRoot: "/", Env: []string{"CUE_REGISTRY=none"}}
+	cfg := &load.Config{FS: sitefiles.NewMemFS(files), Dir: "/", ModuleRoot: "/", Env: []string{"CUE_REGISTRY=none"}}
 	insts := load.Instances([]string{schema.ImportPath}, cfg)
 	if err := insts[0].Err; err != nil {
 		return nil, fmt.Errorf("load schema: %w", err)

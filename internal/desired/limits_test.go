@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fsgit/fsgit/internal/sitefiles"
 )
 
 // TestCheckDepth counts levels as documented: a label of a chain and each
@@ -125,7 +127,7 @@ name:          "deep"
 roles: db: profiles: ["base"]
 nodes: "n1": role: "db"
 nodes: "n1": data: ` + strings.Repeat("a: ", 100_000) + "1\n"
-	fsys := newMemFS(map[string][]byte{"sites/deep/site.cue": []byte(src)})
+	fsys := sitefiles.NewMemFS(map[string][]byte{"sites/deep/site.cue": []byte(src)})
 	start := time.Now()
 	_, err := Load(t.Context(), Source{FS: fsys, SiteDir: "sites/deep"})
 	t.Logf("100,000 levels (%d bytes): refused in %s", len(src), time.Since(start))
@@ -155,7 +157,7 @@ nodes: "n1": role: "db"
 _l: [for i, _ in [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] {i}]
 nodes: "n1": data: _y: [for a in _l for b in _l for c in _l {a + b + c}]
 `
-	fsys := newMemFS(map[string][]byte{"sites/slow/site.cue": []byte(src)})
+	fsys := sitefiles.NewMemFS(map[string][]byte{"sites/slow/site.cue": []byte(src)})
 	start := time.Now()
 	_, err := Load(t.Context(), Source{FS: fsys, SiteDir: "sites/slow", Limits: Limits{EvalTimeout: 100 * time.Millisecond}})
 	took := time.Since(start)
@@ -180,7 +182,7 @@ nodes: "n1": data: _y: [for a in _l for b in _l for c in _l {a + b + c}]
 // of range, vet says where.
 func TestCatalog_KeepCatalogs(t *testing.T) {
 	site := func(extra string) Source {
-		return Source{FS: newMemFS(map[string][]byte{"sites/k/site.cue": []byte(`package k
+		return Source{FS: sitefiles.NewMemFS(map[string][]byte{"sites/k/site.cue": []byte(`package k
 
 import "github.com/fsgit/fsgit/schema"
 

@@ -1,11 +1,7 @@
 package desired
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -720,32 +716,7 @@ func (s *Site) roleProblems() []Problem {
 	return out
 }
 
-// checkSiteDir refuses a site directory that is missing, not a directory
-// or holds no .cue file, naming it as the user gave it (dir; abs is where
-// it resolves).
-func checkSiteDir(dir, abs string) error {
-	fi, err := os.Stat(abs)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return missingSiteError{dir: dir}
-	case err != nil:
-		return fmt.Errorf("site %s: %w", dir, err)
-	case !fi.IsDir():
-		return fmt.Errorf("site %s is not a directory: --site names the directory of a site's .cue files", dir)
-	}
-	if m, err := filepath.Glob(filepath.Join(abs, "*.cue")); err == nil && len(m) == 0 {
-		return fmt.Errorf("site %s has no .cue files: a site is a directory of CUE files (fsgit init makes one)", dir)
-	}
-	return nil
+// isUnder reports whether name is dir or inside it (slash paths).
+func isUnder(name, dir string) bool {
+	return dir == "." || name == dir || strings.HasPrefix(name, dir+"/")
 }
-
-// missingSiteError is a site directory that does not exist; it is an
-// fs.ErrNotExist.
-type missingSiteError struct{ dir string }
-
-func (e missingSiteError) Error() string {
-	return fmt.Sprintf("site %s: no such directory (--site names the directory of a site's .cue files; fsgit init makes one)", e.dir)
-}
-
-// Is makes the error an fs.ErrNotExist.
-func (e missingSiteError) Is(target error) bool { return target == fs.ErrNotExist }

@@ -1,4 +1,4 @@
-package desired
+package sitefiles
 
 import (
 	"bytes"
@@ -6,21 +6,22 @@ import (
 	"io/fs"
 	"path"
 	"sort"
-	"strings"
 	"time"
 )
 
-// memFS is the read-only, in-memory file tree that a site is loaded from:
-// the embedded schema, the module file and the site's files, under
-// slash-separated paths relative to the repository root. Directories are
-// implied by the files. Nothing on the host filesystem can join it.
-type memFS struct {
+// MemFS is the read-only, in-memory file tree that a site is loaded from:
+// the embedded schema, the module file and the site's files ([Tree.Files]),
+// under slash-separated paths relative to the repository root. Directories
+// are implied by the files. Nothing on the host filesystem can join it.
+type MemFS struct {
 	files map[string][]byte
 	dirs  map[string][]string // dir -> sorted child names
 }
 
-func newMemFS(files map[string][]byte) *memFS {
-	m := &memFS{files: files, dirs: map[string][]string{".": nil}}
+// NewMemFS returns the tree of files, keyed by slash path. The map is
+// not copied: it must not change while the tree is in use.
+func NewMemFS(files map[string][]byte) *MemFS {
+	m := &MemFS{files: files, dirs: map[string][]string{".": nil}}
 	seen := map[string]bool{}
 	for name := range files {
 		for p := name; p != "."; {
@@ -40,7 +41,7 @@ func newMemFS(files map[string][]byte) *memFS {
 }
 
 // Open implements fs.FS.
-func (m *memFS) Open(name string) (fs.File, error) {
+func (m *MemFS) Open(name string) (fs.File, error) {
 	if !fs.ValidPath(name) {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
 	}
@@ -116,9 +117,4 @@ func (d *memDir) ReadDir(n int) ([]fs.DirEntry, error) {
 	}
 	d.off += n
 	return rest[:n], nil
-}
-
-// isUnder reports whether name is dir or inside it (slash paths).
-func isUnder(name, dir string) bool {
-	return dir == "." || name == dir || strings.HasPrefix(name, dir+"/")
 }
