@@ -24,6 +24,7 @@ e2e: ## the end-to-end test: sites/example on three systemd nodes from bare Debi
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags lean ./cmd/fsgit
 
 vet-sites: build ## fsgit vet on every site under sites/
 	@for s in sites/*/; do echo "vet $$s"; ./$(BIN) vet --site $$s || exit 1; done

@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/fsgit/fsgit/internal/desired"
+	"github.com/fsgit/fsgit/internal/sitefiles"
 	"github.com/fsgit/fsgit/internal/pass"
 	"github.com/fsgit/fsgit/internal/secrets"
 	"github.com/fsgit/fsgit/internal/state"
@@ -36,7 +36,7 @@ type applyFlags struct {
 	verbose     bool
 	noPrune     bool
 	noCache     bool
-	limits      desired.Limits
+	limits      sitefiles.Limits
 }
 
 func newApplyCmd() *cobra.Command {

@@ -1,3 +1,5 @@
+//go:build !lean
+
 package main
 
 // The fault-injection suite (issue 22): fsgit's files on real file systems

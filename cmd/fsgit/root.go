@@ -10,6 +10,7 @@ import (
 
 	"github.com/fsgit/fsgit/internal/desired"
 	"github.com/fsgit/fsgit/internal/pass"
+	"github.com/fsgit/fsgit/internal/sitefiles"
 	"github.com/fsgit/fsgit/reconciler"
 )
 
@@ -34,7 +35,7 @@ func toYAML(js []byte) ([]byte, error) { return desired.YAML(js) }
 
 // siteCompiler evaluates the CUE site for apply, within lim, on a cache
 // miss.
-func siteCompiler(lim desired.Limits, _ *reconciler.Registry) pass.Compiler {
+func siteCompiler(lim sitefiles.Limits, _ *reconciler.Registry) pass.Compiler {
 	return pass.Compiler{
 		Key: desired.KeyDir,
 		Evaluate: func(ctx context.Context, dir, node string) (*reconciler.Catalog, string, error) {
