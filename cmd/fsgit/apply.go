@@ -11,9 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/fsgit/fsgit/internal/sitefiles"
 	"github.com/fsgit/fsgit/internal/pass"
 	"github.com/fsgit/fsgit/internal/secrets"
+	"github.com/fsgit/fsgit/internal/sitefiles"
 	"github.com/fsgit/fsgit/internal/state"
 	"github.com/fsgit/fsgit/reconciler"
 )
