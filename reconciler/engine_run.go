@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fsgit/fsgit/internal/atomicfile"
+	"github.com/fsgit/fsgit/internal/crash"
 )
 
 // run is the state of one Engine.Run. The scheduling goroutine owns every
@@ -60,6 +61,9 @@ type outcome struct {
 	// after, when set, verifies and refreshes a resource whose apply
 	// staged file writes, once they are committed.
 	after func(ctx context.Context)
+	// lostWorker: the outcome was sent in place of a worker abandoned to
+	// a plan step that outlived its limit (planOnWorker).
+	lostWorker bool
 }
 
 type inventoryAction int
@@ -151,8 +155,14 @@ func (r *run) schedule(ctx context.Context, sel []bool) {
 			if workers < running {
 				workers++
 				go func() {
+					defer crash.Exit()
 					for t := range tasks {
-						results <- r.handle(ctx, t.pos, t.in)
+						o := r.handle(ctx, t.pos, t.in, results)
+						if o == nil {
+							// Abandoned: its outcome was sent for it.
+							return
+						}
+						results <- o
 					}
 				}()
 			}
@@ -184,6 +194,11 @@ func (r *run) schedule(ctx context.Context, sel []bool) {
 			o = <-results
 		}
 		running--
+		if o.lostWorker {
+			// Its worker is abandoned to a step that outlived its limit:
+			// the next resource to start starts another.
+			workers--
+		}
 		if o.after != nil {
 			r.staged = append(r.staged, o)
 			continue

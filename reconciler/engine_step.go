@@ -9,12 +9,18 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fsgit/fsgit/internal/crash"
 	"github.com/fsgit/fsgit/internal/jsondoc"
 )
 
 // handle runs the resource at position i through plan, apply, verify and
 // refresh, and returns its outcome. It runs on a worker goroutine.
-func (r *run) handle(ctx context.Context, i int, in input) (o *outcome) {
+//
+// It returns nil when the worker is abandoned: the plan step, which runs
+// on the worker itself (planOnWorker), outlived its time limit or the
+// run, and its outcome was sent to results in the worker's place. The
+// worker must then leave: the scheduler starts another in its place.
+func (r *run) handle(ctx context.Context, i int, in input, results chan<- *outcome) (o *outcome) {
 	start := time.Now()
 	id := r.p.Graph.Order[i]
 	// The kinds' steps run contained; a panic in the engine's own handling
@@ -25,12 +31,22 @@ func (r *run) handle(ctx context.Context, i int, in input) (o *outcome) {
 			r.e.log.Error("engine panicked handling a resource", "id", string(id), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			o = &outcome{res: Result{ID: id, Outcome: Failed, Error: fmt.Sprintf("fsgit panicked handling it: %v", p)}, pos: i, blocked: true, cause: id}
 		}
-		o.res.Duration = jsondoc.Seconds(time.Since(start))
+		if o != nil {
+			o.res.Duration = jsondoc.Seconds(time.Since(start))
+		}
 	}()
-	return r.step(ctx, i, in)
+	escape := func(o *outcome) {
+		o.res.Duration = jsondoc.Seconds(time.Since(start))
+		o.lostWorker = true
+		results <- o
+	}
+	return r.step(ctx, i, in, escape)
 }
 
-func (r *run) step(ctx context.Context, i int, in input) *outcome {
+// step is handle's work. escape sends the outcome of a resource whose
+// plan step outlived its limit, in place of the abandoned worker; step
+// then returns nil.
+func (r *run) step(ctx context.Context, i int, in input, escape func(*outcome)) *outcome {
 	at := &r.p.at[i]
 	res := at.res
 	id := res.ID
@@ -58,20 +74,30 @@ func (r *run) step(ctx context.Context, i int, in input) *outcome {
 	defer cancel()
 	env := r.env(id, r.cache)
 
-	plan, err := contain(r.steps, rctx, limit, "plan", func(ctx context.Context) (*Plan, error) { return r.p.planAt(ctx, i, env) })
-	switch {
-	case IsSkip(err):
-		o.res.Outcome, o.res.Reason = Skipped, skipReason(err)
-		return o
-	case err != nil && r.opts.Noop && len(in.pendingDeps) > 0:
-		// A dependency would change first (a package not yet installed):
-		// this resource cannot be observed honestly before that.
-		o.res.Outcome = Skipped
-		o.res.Reason = fmt.Sprintf("cannot be observed before %s is applied: %v", joinIDs(in.pendingDeps), err)
-		o.pending = true
-		return o
-	case err != nil:
+	// planFailed is the outcome of a plan step that failed.
+	planFailed := func(err error) *outcome {
+		switch {
+		case IsSkip(err):
+			o.res.Outcome, o.res.Reason = Skipped, skipReason(err)
+			return o
+		case r.opts.Noop && len(in.pendingDeps) > 0:
+			// A dependency would change first (a package not yet
+			// installed): this resource cannot be observed honestly
+			// before that.
+			o.res.Outcome = Skipped
+			o.res.Reason = fmt.Sprintf("cannot be observed before %s is applied: %v", joinIDs(in.pendingDeps), err)
+			o.pending = true
+			return o
+		}
 		return fail(err)
+	}
+	plan, err, abandoned := planOnWorker(rctx, limit, func(ctx context.Context) (*Plan, error) { return r.p.planAt(ctx, i, env) },
+		func(err error) { escape(planFailed(err)) })
+	switch {
+	case abandoned:
+		return nil
+	case err != nil:
+		return planFailed(err)
 	}
 	if plan == nil {
 		plan = &Plan{}
@@ -332,6 +358,52 @@ func (r *run) commit(ctx context.Context) []*outcome {
 	return staged
 }
 
+// planOnWorker runs a resource's plan step, f, on the calling goroutine
+// (the run's worker), where contain runs a step on another: the plan is
+// the step every resource takes in every run, and a no-op of 1,000 files
+// spent ~2 ms of its ~35 on handing each to a kept goroutine and back
+// (docs/scale.md, session 11). A panic becomes a *PanicError, as in
+// contain.
+//
+// The protection contain gives, that a step which ignores its context
+// cannot hold the run past its time limit, is kept the other way round:
+// should ctx end (the limit, or the run cancelled) while f runs, escape
+// runs at once on a goroutine of its own with the step's error and sends
+// the resource's outcome in the worker's place. The worker is abandoned:
+// when f returns at last, planOnWorker drops its result and returns
+// abandoned true, and the worker leaves. Exactly one of the two goes on
+// (context.AfterFunc's stop decides).
+func planOnWorker(ctx context.Context, limit time.Duration, f func(context.Context) (*Plan, error), escape func(error)) (plan *Plan, err error, abandoned bool) {
+	stop := context.AfterFunc(ctx, func() {
+		defer crash.Exit()
+		escape(stepError("plan", ctx, limit, ctx.Err()))
+	})
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				plan, err = nil, &PanicError{Step: "plan", Value: p, Stack: debug.Stack()}
+			}
+		}()
+		plan, err = f(ctx)
+	}()
+	if !stop() {
+		return nil, nil, true
+	}
+	return plan, stepError("plan", ctx, limit, err), false
+}
+
+// stepError says, of a step's error when the step's context ended by its
+// deadline, that the step timed out after limit; any other error is
+// returned as it is.
+func stepError(step string, ctx context.Context, limit time.Duration, err error) error {
+	if err != nil && ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		if cause := context.Cause(ctx); errors.Is(cause, context.DeadlineExceeded) {
+			return fmt.Errorf("%s %w after %s: %w", step, ErrTimeout, limit, err)
+		}
+	}
+	return err
+}
+
 // contain runs one step of a resource on a goroutine of its own (one of
 // sp's), so that a step that ignores its context cannot hold the run past
 // its time limit, and turns a panic into an error. The goroutine of a step
@@ -362,12 +434,7 @@ func contain[T any](sp *steppers, ctx context.Context, limit time.Duration, step
 			out.err = ctx.Err()
 		}
 	}
-	if out.err != nil && ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		if cause := context.Cause(ctx); errors.Is(cause, context.DeadlineExceeded) {
-			out.err = fmt.Errorf("%s %w after %s: %w", step, ErrTimeout, limit, out.err)
-		}
-	}
-	return out.v, out.err
+	return out.v, stepError(step, ctx, limit, out.err)
 }
 
 // PanicError is the error of a resource whose kind panicked. The run goes
