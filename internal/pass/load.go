@@ -169,16 +169,28 @@ func (s *SiteCatalog) StateReserve() int64 {
 }
 
 // keyAndCache returns the site's content key and the cache file, read
-// and decoded on another goroutine while the key is computed: neither
-// needs the other until they are compared.
+// and decoded while the key is computed on another goroutine: neither
+// needs the other until they are compared. Without a cached catalog (no
+// file, one not trusted or unreadable) it returns at once, without the
+// key, which nothing then needs: a node's first run, and the front for
+// cached runs handing it over, do not wait for it.
 func (s *SiteCatalog) keyAndCache() (string, fetched, error) {
-	ch := make(chan fetched, 1)
+	type keyed struct {
+		key string
+		err error
+	}
+	ch := make(chan keyed, 1)
 	go func() {
 		defer crash.Exit()
-		ch <- s.Cache.fetch()
+		key, err := s.Compiler.Key(s.Dir)
+		ch <- keyed{key, err}
 	}()
-	key, err := s.Compiler.Key(s.Dir)
-	return key, <-ch, err
+	f := s.Cache.fetch()
+	if f.cf == nil {
+		return "", f, nil
+	}
+	k := <-ch
+	return k.key, f, k.err
 }
 
 // Keep writes an evaluated catalog to the cache (best effort: a warning
