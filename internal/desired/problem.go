@@ -12,6 +12,7 @@ import (
 	"cuelang.org/go/cue/literal"
 	"cuelang.org/go/cue/token"
 
+	"github.com/fsgit/fsgit/internal/sitefiles"
 	"github.com/fsgit/fsgit/reconciler"
 )
 
@@ -111,7 +112,7 @@ func (s *Site) firstSitePos(v cue.Value) string {
 	}
 	var names []string
 	for name, o := range s.files {
-		if o == originSite && isUnder(name, s.src.SiteDir) {
+		if o == originSite && sitefiles.IsUnder(name, s.src.SiteDir) {
 			names = append(names, name)
 		}
 	}
@@ -714,9 +715,4 @@ func (s *Site) roleProblems() []Problem {
 		}
 	}
 	return out
-}
-
-// isUnder reports whether name is dir or inside it (slash paths).
-func isUnder(name, dir string) bool {
-	return dir == "." || name == dir || strings.HasPrefix(name, dir+"/")
 }

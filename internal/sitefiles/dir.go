@@ -129,7 +129,7 @@ func (f *innerFS) Open(name string) (fs.File, error) {
 	if rest, ok := strings.CutPrefix(name, f.inner+"/"); ok {
 		return f.dir.Open(rest)
 	}
-	if isUnder(f.inner, name) {
+	if IsUnder(f.inner, name) {
 		// An ancestor of inner: it holds the next directory down.
 		child, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(f.inner, name), "/"), "/")
 		if name == "." {

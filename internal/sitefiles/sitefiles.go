@@ -87,7 +87,7 @@ type Tree struct {
 // cue.mod/.
 func CleanSiteDir(dir string) (string, error) {
 	siteDir := path.Clean(filepath.ToSlash(dir))
-	if !fs.ValidPath(siteDir) || siteDir == "." || isUnder(siteDir, "schema") || isUnder(siteDir, "cue.mod") {
+	if !fs.ValidPath(siteDir) || siteDir == "." || IsUnder(siteDir, "schema") || IsUnder(siteDir, "cue.mod") {
 		return "", fmt.Errorf("site directory %q must be a directory of the repository outside schema/ and cue.mod/", dir)
 	}
 	return siteDir, nil
@@ -207,7 +207,8 @@ func Collect(fsys fs.FS, siteDir string, maxFile int64, big map[string]int64) (*
 	return &Tree{Files: files, Origins: origins, Repo: tree, RepoHash: hex.EncodeToString(h.Sum(nil))}, nil
 }
 
-// isUnder reports whether name is dir or inside it (slash paths).
-func isUnder(name, dir string) bool {
+// IsUnder reports whether name is dir or inside it (slash paths; "."
+// holds everything).
+func IsUnder(name, dir string) bool {
 	return dir == "." || name == dir || strings.HasPrefix(name, dir+"/")
 }
