@@ -217,8 +217,8 @@ first_runs() {
 		# Each first run flushes only what it wrote itself: fsgit's
 		# commit syncs the file system (syncfs), which would otherwise
 		# also write out what the runs before it left unwritten (Puppet
-		# syncs nothing; 3,000 small files left dirty made a first run
-		# ~60 ms slower here). Untimed, and alike for both tools.
+		# syncs nothing; with 3,000 small files left dirty, 3 first runs
+		# of 4 were 67-115 ms slower here). Untimed, alike for both.
 		sync
 		timed "$tool.first" "${!cmd}"
 		[ "$LAST_RC" = 2 ] || die "$tool first run changed nothing (exit $LAST_RC): $(head -c 2000 "$WORK/out.last")"
