@@ -61,11 +61,16 @@ func (e *LackingKindError) Error() string {
 	return fmt.Sprintf("this program has no kind %q (resource %s)", e.ID.Kind(), e.ID)
 }
 
-// lacking returns the first of ids whose kind has lacks, or "".
+// lacking returns the first of ids whose kind has lacks, or "". Runs of
+// one kind (a thousand files) ask has once.
 func lacking(has func(string) bool, ids func(yield func(reconciler.ID) bool)) reconciler.ID {
+	known := ""
 	for id := range ids {
-		if !has(id.Kind()) {
-			return id
+		if kind := id.Kind(); kind != known {
+			if !has(kind) {
+				return id
+			}
+			known = kind
 		}
 	}
 	return ""
