@@ -121,6 +121,42 @@ func (op *containerOp) start(ctx context.Context, id string) error {
 	return op.waitHealthy(ctx, id, c.Config.Healthcheck)
 }
 
+// unpauseWait bounds how long unpause waits for the daemon to record a
+// container as no longer paused.
+const unpauseWait = 10 * time.Second
+
+// unpause resumes a paused container and returns once the daemon says it
+// is no longer paused. The daemon's unpause returns when containerd has
+// resumed the container's processes (daemon/unpause.go: Resume, nothing
+// more); the container's Paused flag is cleared when containerd's
+// "resumed" event comes back. An inspect just after the answer may still
+// say paused, and so would the engine's verify of the apply: CI saw
+// TestContainer_Drift's plan right after the correction still have
+// "state" once, under the load of the whole test suite (24 runs alone did
+// not show it).
+func (op *containerOp) unpause(ctx context.Context, id string) error {
+	s := op.s
+	if err := op.cl.ContainerUnpause(ctx, id); err != nil {
+		return fmt.Errorf("unpausing container %s: %w", s.Name, daemonErr(s.DockerHost, err))
+	}
+	ctx, cancel := context.WithTimeout(ctx, unpauseWait)
+	defer cancel()
+	for wait := time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
+		c, err := op.cl.ContainerInspect(ctx, id)
+		if err != nil {
+			return fmt.Errorf("inspecting unpaused container %s: %w", s.Name, daemonErr(s.DockerHost, err))
+		}
+		if !c.State.Paused {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("container %s: the daemon still says paused after the unpause: %w", s.Name, ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+}
+
 // waitHealthy waits until Docker reports the container healthy, for at
 // most as long as its health check may take to pass.
 func (op *containerOp) waitHealthy(ctx context.Context, id string, h *container.HealthConfig) error {

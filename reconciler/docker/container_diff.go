@@ -372,12 +372,7 @@ func (op *containerOp) inPlaceChanges(cur *container.InspectResponse) ([]reconci
 	switch {
 	case s.Ensure == "running" && cur.State.Paused:
 		changes = append(changes, reconciler.Change{Field: "state", Before: "paused", After: "running", Class: reconciler.Safe})
-		steps = append(steps, func(ctx context.Context) error {
-			if err := op.cl.ContainerUnpause(ctx, cur.ID); err != nil {
-				return fmt.Errorf("unpausing container %s: %w", s.Name, daemonErr(s.DockerHost, err))
-			}
-			return nil
-		})
+		steps = append(steps, func(ctx context.Context) error { return op.unpause(ctx, cur.ID) })
 	case s.Ensure == "running" && !cur.State.Running && !cur.State.Restarting:
 		changes = append(changes, reconciler.Change{Field: "state", Before: cur.State.Status, After: "running", Class: reconciler.Safe})
 		steps = append(steps, func(ctx context.Context) error { return op.start(ctx, cur.ID) })
